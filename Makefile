@@ -1,0 +1,41 @@
+# edudesk: `make run` starts the embedded default; `make test` installs what the tests need and runs them all.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
+
+.PHONY: run test venv test-deps lint unit pg bench migrations clean
+
+$(BIN)/edudesk: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(BIN)/edudesk
+
+venv: $(BIN)/edudesk
+
+run: venv
+	$(BIN)/edudesk db migrate
+	$(BIN)/edudesk run
+
+test-deps:
+	bash scripts/install-test-deps.sh
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy core mailer bot main.py
+
+# The whole suite on SQLite, then the database tests again on the PostgreSQL server of this machine kind.
+test: venv test-deps lint
+	$(BIN)/pytest -q
+	EDUDESK_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -q -m db
+
+bench: venv
+	$(BIN)/python bench/intake.py
+
+# Write a new migration after changing core/models.py.
+migrations: venv
+	$(BIN)/tortoise -c core.db.MIGRATIONS_CONFIG makemigrations
+
+clean:
+	rm -rf $(VENV) data

@@ -1,0 +1,1 @@
+"""People in chat: cards and chat adapters."""

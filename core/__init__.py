@@ -1,0 +1,1 @@
+"""edudesk core: the domain, no network code."""

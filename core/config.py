@@ -1,0 +1,243 @@
+"""config.toml -> frozen typed settings that mirror its sections; secrets come from the environment."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class GeneralSettings:
+    language: str = "vi"
+    data_dir: str = "data"
+    timezone: str = "Asia/Ho_Chi_Minh"
+    log_level: str = "INFO"
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = "sqlite://{data_dir}/edudesk.sqlite3"
+    url_env: str = "EDUDESK_DATABASE_URL"
+
+
+@dataclass(frozen=True)
+class InstitutionSettings:
+    name: str = "Trường Đại học Bách khoa Hà Nội"
+    short_name: str = "ĐHBK Hà Nội"
+    domains: tuple[str, ...] = ("hust.edu.vn", "sis.hust.edu.vn")
+    office_address: str = "office-bknic@hust.edu.vn"
+
+
+@dataclass(frozen=True)
+class NamingSettings:
+    rule: str = "{given}.{family}{middle}"
+    collision: str = "number_suffix"
+    suffix_start: int = 2
+    staff_domain: str = "hust.edu.vn"
+    student_domain: str = "sis.hust.edu.vn"
+
+
+@dataclass(frozen=True)
+class SmtpdSettings:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 2525
+    max_message_size: int = 25 * 1024 * 1024
+    recipients: tuple[str, ...] = ()
+    max_backlog: int = 200
+
+
+@dataclass(frozen=True)
+class ImapSettings:
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 993
+    ssl: bool = True
+    starttls: bool = False
+    username: str = ""
+    password_env: str = "EDUDESK_IMAP_PASSWORD"
+    mailbox: str = "INBOX"
+    processed_mailbox: str = ""
+    idle: bool = True
+    idle_timeout: int = 300
+    poll_interval: int = 60
+    backlog_since: str = "new"
+    backoff_initial: float = 1.0
+    backoff_max: float = 300.0
+    alert_after_failures: int = 3
+
+
+@dataclass(frozen=True)
+class OutgoingSettings:
+    transport: str = "maildir"
+    maildir: str = "{data_dir}/outbox"
+    from_address: str = "office-bknic@hust.edu.vn"
+    from_name: str = "Văn phòng Trung tâm Mạng Thông tin"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_username: str = ""
+    smtp_password_env: str = "EDUDESK_SMTP_PASSWORD"
+    auto_reply_limit: int = 3
+    auto_reply_window_minutes: int = 10
+
+
+@dataclass(frozen=True)
+class IntakeSettings:
+    parse_timeout_seconds: float = 20.0
+    parser_processes: int = 2
+    parser_memory_mb: int = 1024
+    max_attachment_bytes: int = 20 * 1024 * 1024
+    max_uncompressed_bytes: int = 50 * 1024 * 1024
+    max_compression_ratio: int = 100
+    max_rows: int = 5000
+    personal_senders_for_new_accounts: bool = True
+    flag_failed_authentication: bool = True
+
+
+@dataclass(frozen=True)
+class SlaSettings:
+    check_hours: float = 24.0
+    provision_hours: float = 24.0
+    notify_hours: float = 24.0
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    concurrency: int = 4
+    max_attempts: int = 8
+    backoff_initial_seconds: float = 5.0
+    backoff_max_seconds: float = 3600.0
+    poll_interval_seconds: float = 1.0
+    lease_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(frozen=True)
+class TelegramSettings:
+    enabled: bool = False
+    token_env: str = "EDUDESK_TELEGRAM_TOKEN"
+    api_server: str = ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All settings; `path` is the config file they came from (None: built-in defaults)."""
+
+    general: GeneralSettings = field(default_factory=GeneralSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    institution: InstitutionSettings = field(default_factory=InstitutionSettings)
+    naming: NamingSettings = field(default_factory=NamingSettings)
+    smtpd: SmtpdSettings = field(default_factory=SmtpdSettings)
+    imap: ImapSettings = field(default_factory=ImapSettings)
+    outgoing: OutgoingSettings = field(default_factory=OutgoingSettings)
+    intake: IntakeSettings = field(default_factory=IntakeSettings)
+    sla: SlaSettings = field(default_factory=SlaSettings)
+    jobs: JobSettings = field(default_factory=JobSettings)
+    web: WebSettings = field(default_factory=WebSettings)
+    telegram: TelegramSettings = field(default_factory=TelegramSettings)
+    base_dir: str = "."
+
+    @property
+    def data_dir(self) -> Path:
+        """Absolute data directory (relative paths are taken from the config file's folder)."""
+        return (Path(self.base_dir) / self.general.data_dir).resolve()
+
+    def path(self, template: str) -> Path:
+        """Expand `{data_dir}` in a configured path."""
+        return Path(template.format(data_dir=self.data_dir))
+
+    @property
+    def database_url(self) -> str:
+        """The database URL: the environment variable named in config wins over the file."""
+        url = os.environ.get(self.database.url_env) or self.database.url
+        return url.format(data_dir=self.data_dir)
+
+    def secret(self, env_name: str) -> str:
+        """Read a secret from the environment variable named in config ("" when unset)."""
+        return os.environ.get(env_name, "") if env_name else ""
+
+    def domain_for(self, population: str) -> str:
+        """Mail domain for a population ("staff" or "student")."""
+        return self.naming.staff_domain if population == "staff" else self.naming.student_domain
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: cần một danh sách", code="config_type")
+        return tuple(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: cần true/false", code="config_type")
+        return value
+    if tp is float:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{where}: cần một số", code="config_type")
+        return float(value)
+    if tp is int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"{where}: cần một số nguyên", code="config_type")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: cần một chuỗi", code="config_type")
+        return value
+    if isinstance(tp, types.UnionType):
+        return value
+    return value
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"{where}: khoá không hợp lệ {sorted(unknown)}", code="config_unknown")
+    values = {}
+    for name, value in data.items():
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}.{name}: cần một bảng", code="config_type")
+            values[name] = _build(tp, value, f"{where}.{name}")  # type: ignore[arg-type]
+        else:
+            values[name] = _coerce(tp, value, f"{where}.{name}")
+    return cls(**values)
+
+
+def load_settings(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+    """Parse config.toml (or defaults when `path` is None) and apply nested `overrides`."""
+    data: dict[str, Any] = {}
+    base_dir = Path.cwd()
+    if path is not None:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"Không tìm thấy tệp cấu hình {p}", code="config_missing") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"Tệp cấu hình {p} sai cú pháp: {exc}", code="config_syntax") from None
+        base_dir = p.resolve().parent
+    for section, values in (overrides or {}).items():
+        if isinstance(values, dict):
+            data.setdefault(section, {}).update(values)
+        else:
+            data[section] = values
+    data.setdefault("base_dir", str(base_dir))
+    return _build(Settings, data, "config")  # type: ignore[no-any-return]

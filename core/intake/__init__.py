@@ -1,0 +1,1 @@
+"""Intake filters: small named checks run in order on every IncomingMail."""

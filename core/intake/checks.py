@@ -1,0 +1,125 @@
+"""Check each person of a request: registry, existing account, open duplicates, sender policy, address."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.config import Settings
+from core.domain import ExtractedRequest, IncomingMail, Kind, Person, Problem, Severity
+from core.intake.sender import auth_failed, is_institutional, parse_authentication_results, spoof_suspected
+from core.models import Account, RegistryEntry, RequestPerson
+from core.naming import local_part, propose_addresses
+from core.registry import compare, lookup
+from core.workflow import OPEN_STATES
+
+NEW_KINDS = (Kind.NEW_ACCOUNT, Kind.BULK_NEW_ACCOUNTS)
+SENSITIVE_KINDS = (Kind.PASSWORD_RESET, Kind.DELETE_ACCOUNTS)
+
+
+@dataclass
+class Checked:
+    """A request after its checks: persons with proposed addresses, findings, flags."""
+
+    persons: list[Person]
+    person_problems: list[list[Problem]]
+    problems: list[Problem] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    auth_results: dict[str, str] = field(default_factory=dict)
+
+
+def sender_findings(mail: IncomingMail, kind: Kind, settings: Settings) -> tuple[list[Problem], list[str], dict]:
+    """Sender policy: outside senders for resets/deletions, failed SPF/DKIM/DMARC, spoof signs."""
+    domains = settings.institution.domains
+    results = parse_authentication_results(mail.header("authentication-results"))
+    problems: list[Problem] = []
+    flags: list[str] = []
+    inside = is_institutional(mail.from_addr, domains)
+    if not inside and (kind in SENSITIVE_KINDS or
+                       (kind in NEW_KINDS and not settings.intake.personal_senders_for_new_accounts)):
+        flags.append("external_sender")
+        problems.append(Problem("sender", "external_sender",
+                                f"Yêu cầu được gửi từ địa chỉ ngoài trường ({mail.from_addr}); "
+                                "cần xác minh người gửi trước khi xử lý.", Severity.WARNING))
+    if settings.intake.flag_failed_authentication and auth_failed(results) and kind in SENSITIVE_KINDS:
+        flags.append("auth_failed")
+        problems.append(Problem("sender", "auth_failed",
+                                "Thư không qua kiểm tra xác thực (SPF/DKIM/DMARC): có thể bị giả mạo người gửi.",
+                                Severity.ERROR))
+    if spoof_suspected(mail, domains):
+        flags.append("spoof_suspected")
+        problems.append(Problem("sender", "spoof_suspected",
+                                "Người gửi có dấu hiệu giả mạo địa chỉ của trường.", Severity.ERROR))
+    return problems, flags, results
+
+
+async def _accounts_of(ids: list[str], entries: dict[str, RegistryEntry]) -> dict[str, str]:
+    found = {pid: e.email for pid, e in entries.items() if e.email}
+    if ids:
+        for acc in await Account.filter(person_id__in=ids, state__not="deleted").only("person_id", "address"):
+            found.setdefault(acc.person_id, acc.address)
+    return found
+
+
+async def _open_duplicates(ids: list[str], kind: Kind, exclude_request: int | None) -> dict[str, int]:
+    if not ids:
+        return {}
+    rows = await RequestPerson.filter(
+        person_id__in=ids, request__state__in=[s.value for s in OPEN_STATES], request__kind=kind.value
+    ).exclude(request_id=exclude_request or 0).only("person_id", "request_id")
+    return {r.person_id: r.request_id for r in rows}  # type: ignore[attr-defined]
+
+
+async def _taken_addresses(bases: set[str], domain: str, exclude_request: int | None) -> set[str]:
+    """Addresses in use that could collide with these local parts: accounts, registry, open proposals."""
+    taken: set[str] = set()
+    states = [s.value for s in OPEN_STATES]
+    for base in bases:
+        prefix = base
+        taken.update(str(a).lower() for a in await Account.filter(address__startswith=prefix).values_list(
+            "address", flat=True))
+        taken.update(str(a).lower() for a in await RegistryEntry.filter(email__startswith=prefix).values_list(
+            "email", flat=True))
+        taken.update(str(a).lower() for a in await RequestPerson.filter(
+            proposed_address__startswith=prefix, request__state__in=states
+        ).exclude(request_id=exclude_request or 0).values_list("proposed_address", flat=True))
+    return {a for a in taken if a.endswith("@" + domain)}
+
+
+async def check_request(extracted: ExtractedRequest, mail: IncomingMail, settings: Settings,
+                        *, exclude_request: int | None = None) -> Checked:
+    """Run every check on an extracted request; findings are attached per person (row) and request."""
+    population = extracted.population
+    persons = list(extracted.persons)
+    per_person: list[list[Problem]] = [[] for _ in persons]
+    for p in extracted.problems:
+        (per_person[p.row] if p.row is not None and 0 <= p.row < len(persons) else []).append(p)
+    problems = [p for p in extracted.problems if p.row is None or not 0 <= p.row < len(persons)]
+    ids = [p.person_id for p in persons if p.person_id]
+    entries = await lookup(population, ids)
+    accounts = await _accounts_of(ids, entries)
+    duplicates = await _open_duplicates(ids, extracted.kind, exclude_request)
+    for row, person in enumerate(persons):
+        found = per_person[row]
+        found.extend(compare(person, entries.get(person.person_id), row, population))
+        account = accounts.get(person.person_id)
+        if account and extracted.kind in NEW_KINDS:
+            found.append(Problem("account", "has_account", f"Người này đã có tài khoản {account}.",
+                                 Severity.ERROR, row))
+        elif not account and person.person_id and extracted.kind in SENSITIVE_KINDS:
+            found.append(Problem("account", "no_account", "Không tìm thấy tài khoản hiện có của người này.",
+                                 Severity.WARNING, row))
+        if person.person_id in duplicates:
+            found.append(Problem("request", "duplicate_request",
+                                 f"Đã có yêu cầu YC-{duplicates[person.person_id]} đang xử lý cho người này.",
+                                 Severity.WARNING, row))
+    if extracted.kind in NEW_KINDS and persons:
+        domain = settings.domain_for(population.value)
+        bases = {local_part(p, settings.naming.rule) for p in persons} - {""}
+        taken = await _taken_addresses(bases, domain, exclude_request)
+        addresses = propose_addresses(persons, population.value, settings.naming, taken)
+        persons = [p.with_(proposed_address=a) for p, a in zip(persons, addresses, strict=True)]
+    elif extracted.kind in SENSITIVE_KINDS:
+        persons = [p.with_(proposed_address=accounts.get(p.person_id, "")) for p in persons]
+    sender_problems, flags, results = sender_findings(mail, extracted.kind, settings)
+    return Checked(persons, per_person, problems + sender_problems, flags, results)
+

@@ -1,0 +1,130 @@
+"""The intake ledger: store each raw mail durably, once, with the job that processes it."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from core.jobs import JobQueue
+from core.models import AuditEvent, ChannelHealth, ImapCheckpoint, InboundMail
+from core.ports import Clock, StoreResult
+
+log = logging.getLogger(__name__)
+
+_MSGID = re.compile(r"<([^<>\s]+)>|(\S+@\S+)")
+_HEADER_LIMIT = 256 * 1024  # Message-ID is in the header block; never scan a 30 MB body for it
+
+
+def message_id_of(raw: bytes) -> str:
+    """The Message-ID of a raw mail without brackets ("" when missing), read from the headers only."""
+    head = raw[:_HEADER_LIMIT]
+    end = head.find(b"\r\n\r\n")
+    if end < 0:
+        end = head.find(b"\n\n")
+    headers = BytesHeaderParser(policy=compat32).parsebytes(head[: end if end >= 0 else None])
+    value = str(headers.get("Message-ID", "") or "").strip()
+    match = _MSGID.search(value)
+    return (match.group(1) or match.group(2)).strip()[:900] if match else ""
+
+
+def dedupe_key(raw: bytes, message_id: str) -> tuple[str, str]:
+    """(dedupe key, content hash): keyed on Message-ID, else on the content hash."""
+    digest = hashlib.sha256(raw).hexdigest()
+    return (f"mid:{message_id}" if message_id else f"sha256:{digest}"), digest
+
+
+class MailLedger:
+    """The `IntakeSink` both channels feed: `store` commits the raw mail and its job before returning."""
+
+    def __init__(self, queue: JobQueue, clock: Clock, *, alert_after_failures: int = 3) -> None:
+        self.queue = queue
+        self.clock = clock
+        self.alert_after_failures = alert_after_failures
+
+    async def store(
+        self,
+        raw: bytes,
+        *,
+        source: str,
+        source_key: str | None = None,
+        envelope_from: str = "",
+        envelope_to: tuple[str, ...] = (),
+        oversize: int | None = None,
+    ) -> StoreResult:
+        """Store a raw mail unless the ledger has it (same source key, Message-ID or content)."""
+        message_id = message_id_of(raw)
+        key, digest = dedupe_key(raw, message_id)
+        existing = await self._find(key, source_key)
+        if existing is not None:
+            return StoreResult(existing, True)
+        now = self.clock.now()
+        try:
+            async with in_transaction() as conn:
+                mail = await InboundMail.create(
+                    dedupe_key=key,
+                    message_id=message_id,
+                    content_hash=digest,
+                    source=source,
+                    source_key=source_key,
+                    envelope_from=envelope_from[:320],
+                    envelope_to=list(envelope_to)[:50],
+                    size=oversize or len(raw),
+                    oversize=oversize,
+                    content=raw,
+                    received_at=now,
+                    using_db=conn,
+                )
+                await self.queue.enqueue("process_mail", f"process_mail:{mail.id}", {"mail_id": mail.id},
+                                         connection=conn)
+        except IntegrityError:
+            # Another channel stored the same mail between our check and our insert.
+            existing = await self._find(key, source_key)
+            if existing is None:
+                raise
+            return StoreResult(existing, True)
+        self.queue.wake()
+        return StoreResult(mail.id, False)
+
+    async def _find(self, key: str, source_key: str | None) -> int | None:
+        row = await InboundMail.filter(dedupe_key=key).only("id").first()
+        if row is None and source_key:
+            row = await InboundMail.filter(source_key=source_key).only("id").first()
+        return row.id if row else None
+
+    async def load_checkpoint(self, key: str) -> tuple[int, int] | None:
+        """(uidvalidity, last_uid) for an IMAP mailbox, or None the first time."""
+        row = await ImapCheckpoint.get_or_none(key=key)
+        return (row.uidvalidity, row.last_uid) if row else None
+
+    async def save_checkpoint(self, key: str, uidvalidity: int, last_uid: int) -> None:
+        """Remember how far an IMAP mailbox has been stored."""
+        now = self.clock.now()
+        updated = await ImapCheckpoint.filter(key=key).update(
+            uidvalidity=uidvalidity, last_uid=last_uid, updated_at=now
+        )
+        if not updated:
+            await ImapCheckpoint.create(key=key, uidvalidity=uidvalidity, last_uid=last_uid, updated_at=now)
+
+    async def report_health(self, channel: str, ok: bool, detail: str = "") -> None:
+        """Record a channel's health; after N failures in a row staff are alerted (audit + log)."""
+        now = self.clock.now()
+        row, _ = await ChannelHealth.get_or_create(channel=channel)
+        if ok:
+            if not row.ok:
+                await AuditEvent.create(at=now, actor="system", action="channel_recovered",
+                                        detail={"channel": channel, "after_failures": row.failures})
+            row.ok, row.failures, row.alerted, row.last_ok_at = True, 0, False, now
+        else:
+            row.ok, row.failures, row.detail, row.last_error_at = False, row.failures + 1, detail[:2000], now
+            if row.failures >= self.alert_after_failures and not row.alerted:
+                row.alerted = True
+                log.error("channel %s keeps failing (%s times): %s", channel, row.failures, detail)
+                await AuditEvent.create(at=now, actor="system", action="channel_failing",
+                                        detail={"channel": channel, "failures": row.failures, "error": detail[:500]})
+        await row.save()

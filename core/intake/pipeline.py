@@ -1,0 +1,238 @@
+"""The `process_mail` job: from a stored raw mail to a checked request, an attached reply, or a
+quarantined/ignored mail — each with an audit entry and, where a person wrote, an answer."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
+
+from core.config import Settings
+from core.domain import ExtractedRequest, IncomingMail, Kind, Severity
+from core.intake.checks import Checked, check_request
+from core.intake.loops import may_auto_reply
+from core.intake.threading import request_number_from_subject, thread_keys
+from core.jobs import JobQueue
+from core.mailqueue import queue_mail
+from core.models import AuditEvent, InboundMail, OutgoingMail, Request, RequestPerson
+from core.ports import AnalysisTimeout, Clock, MailAnalyser
+from core.workflow import Event, State, deadline_for, transition
+
+log = logging.getLogger(__name__)
+
+
+async def find_thread(mail: IncomingMail) -> Request | None:
+    """The request a reply belongs to: by In-Reply-To/References, else by the number in the subject."""
+    keys = [k for k in thread_keys(mail) if k]
+    if keys:
+        out = await OutgoingMail.filter(message_id__in=keys, request_id__not_isnull=True).first()
+        if out is not None:
+            return await Request.get_or_none(id=out.request_id)
+        inbound = await InboundMail.filter(message_id__in=keys, request_id__not_isnull=True).first()
+        if inbound is not None:
+            return await Request.get_or_none(id=inbound.request_id)  # type: ignore[attr-defined]
+    number = request_number_from_subject(mail.subject)
+    if number is not None:
+        request = await Request.get_or_none(id=number)
+        # A bare number in a subject is easy to guess: only the requester threads by it.
+        if request is not None and request.sender == mail.from_addr:
+            return request
+    return None
+
+
+class IntakePipeline:
+    """Runs the intake filters in order for one stored mail; safe to run twice for the same mail."""
+
+    def __init__(self, settings: Settings, clock: Clock, queue: JobQueue, analyser: MailAnalyser,
+                 headers_only: Any) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.queue = queue
+        self.analyser = analyser
+        self.headers_only = headers_only  # raw -> IncomingMail from the header block alone
+
+    async def process(self, mail_id: int) -> None:
+        """Process one stored mail (idempotent: a mail already processed is left alone)."""
+        row = await InboundMail.get_or_none(id=mail_id)
+        if row is None or row.state != "pending":
+            return
+        raw = bytes(row.content)
+        if row.oversize:
+            limit_mb = self.settings.smtpd.max_message_size // 2**20
+            await self._quarantine(row, self.headers_only(raw), "too_large", "too_large",
+                                   {"limit_mb": limit_mb, "size": row.oversize})
+            return
+        try:
+            analysis = await self.analyser.analyse(raw)
+        except AnalysisTimeout as exc:
+            await self._quarantine(row, self.headers_only(raw), "timeout", "unreadable", {"error": str(exc)})
+            return
+        mail = analysis.mail
+        if analysis.automatic is not None:
+            await self._finish(row, "ignored", analysis.automatic.value, mail, detail={
+                "from": mail.from_addr, "subject": mail.subject[:200]})
+            return
+        request = await self._find_thread(mail)
+        if request is not None:
+            await self._attach_reply(row, mail, request, analysis.extracted)
+            return
+        assert analysis.extracted is not None
+        await self._create_request(row, mail, analysis.extracted)
+
+    async def _finish(self, row: InboundMail, state: str, outcome: str, mail: IncomingMail | None,
+                      conn: BaseDBAsyncClient | None = None, request_id: int | None = None,
+                      detail: dict[str, Any] | None = None) -> None:
+        async def write(c: BaseDBAsyncClient) -> None:
+            await InboundMail.filter(id=row.id).using_db(c).update(state=state, outcome=outcome,
+                                                                   request_id=request_id)
+            await AuditEvent.create(at=self.clock.now(), actor="system", action=f"mail_{outcome}",
+                                    request_id=request_id, mail_id=row.id, detail=detail or {}, using_db=c)
+        if conn is not None:
+            await write(conn)
+        else:
+            async with in_transaction() as c:
+                await write(c)
+
+    async def _quarantine(self, row: InboundMail, mail: IncomingMail, outcome: str, template: str,
+                          detail: dict[str, Any]) -> None:
+        """Park a mail we cannot read and tell the sender (unless it is automatic)."""
+        async with in_transaction() as conn:
+            await self._finish(row, "quarantined", outcome, mail, conn,
+                               detail={**detail, "from": mail.from_addr, "subject": mail.subject[:200]})
+            if mail.from_addr and may_auto_reply(mail):
+                await queue_mail(conn, self.queue, self.clock, self.settings, key=f"{outcome}:{row.id}",
+                                 template=template, recipient=self._reply_address(mail),
+                                 context={**self._base_context(mail), **detail, "original_subject": mail.subject},
+                                 in_reply_to=mail.message_id, references=mail.references)
+        self.queue.wake()
+
+    async def _find_thread(self, mail: IncomingMail) -> Request | None:
+        return await find_thread(mail)
+
+    async def _attach_reply(self, row: InboundMail, mail: IncomingMail, request: Request,
+                            extracted: ExtractedRequest | None) -> None:
+        """A reply joins its request; it re-opens a request waiting for information."""
+        now = self.clock.now()
+        decision = transition(State(request.state), Event.REPLY)
+        checked = None
+        if extracted is not None and extracted.persons:
+            # The reply carries a corrected form: check it again and replace the people.
+            extracted = ExtractedRequest(Kind(request.kind), extracted.population, extracted.persons,
+                                         extracted.source, extracted.problems, extracted.unit)
+            checked = await check_request(extracted, mail, self.settings, exclude_request=request.id)
+        async with in_transaction() as conn:
+            changes: dict[str, Any] = {"state": decision.state.value, "updated_at": now}
+            if decision.state.value != request.state:
+                changes["deadline"] = deadline_for(decision.state, now, self.settings.sla)
+            if checked is not None:
+                await RequestPerson.filter(request_id=request.id).using_db(conn).delete()
+                await self._save_persons(conn, request.id, checked)
+                changes["problems"] = [p.to_json() for p in checked.problems]
+            await Request.filter(id=request.id).using_db(conn).update(**changes)
+            await self._finish(row, "processed", "reply", mail, conn, request.id, detail={
+                "from": mail.from_addr, "state": decision.state.value, "updated_form": checked is not None})
+        self.queue.wake()
+
+    async def _save_persons(self, conn: BaseDBAsyncClient, request_id: int, checked: Checked) -> None:
+        await RequestPerson.bulk_create([
+            RequestPerson(request_id=request_id, row=i, person_id=p.person_id, full_name=p.full_name,
+                          proposed_address=p.proposed_address, data=p.to_json(),
+                          problems=[x.to_json() for x in checked.person_problems[i]])
+            for i, p in enumerate(checked.persons)
+        ], batch_size=500, using_db=conn)
+
+    async def _create_request(self, row: InboundMail, mail: IncomingMail, extracted: ExtractedRequest) -> None:
+        """A new request with its findings, deadline, audit entry and acknowledgement, in one transaction."""
+        checked = await check_request(extracted, mail, self.settings)
+        now = self.clock.now()
+        received_at = row.received_at
+        async with in_transaction() as conn:
+            request = await Request.create(
+                kind=extracted.kind.value, population=extracted.population.value, state=State.RECEIVED.value,
+                sender=mail.from_addr, sender_name=mail.from_name, subject=mail.subject[:900],
+                message_id=mail.message_id, unit=extracted.unit, source=extracted.source,
+                problems=[p.to_json() for p in checked.problems], flags=checked.flags,
+                auth_results=checked.auth_results, lang=self.settings.general.language,
+                received_at=received_at, deadline=deadline_for(State.RECEIVED, received_at, self.settings.sla),
+                updated_at=now, using_db=conn,
+            )
+            await self._save_persons(conn, request.id, checked)
+            await self._finish(row, "processed", "request_created", mail, conn, request.id, detail={
+                "kind": request.kind, "population": request.population, "persons": len(checked.persons),
+                "problems": _count_problems(checked), "flags": checked.flags, "from": mail.from_addr})
+            if mail.from_addr and may_auto_reply(mail):
+                no_form = not checked.persons
+                await queue_mail(
+                    conn, self.queue, self.clock, self.settings, key=f"ack:{request.id}",
+                    template="unreadable" if no_form else "received", recipient=self._reply_address(mail),
+                    context=self._request_context(request, mail, checked),
+                    request_id=request.id, in_reply_to=mail.message_id, references=mail.references,
+                )
+        self.queue.wake()
+
+    def _reply_address(self, mail: IncomingMail) -> str:
+        return mail.from_addr
+
+    def _base_context(self, mail: IncomingMail) -> dict[str, Any]:
+        inst = self.settings.institution
+        return {"requester_name": mail.from_name, "institution_name": inst.name,
+                "office_name": self.settings.outgoing.from_name, "office_address": inst.office_address,
+                "lang": self.settings.general.language}
+
+    def _request_context(self, request: Request, mail: IncomingMail, checked: Checked) -> dict[str, Any]:
+        deadline: datetime | None = request.deadline
+        return {
+            **self._base_context(mail),
+            "number": request.id, "kind": request.kind,
+            "deadline": deadline.isoformat() if deadline else None,
+            "persons": [{"full_name": p.full_name, "student_id": p.student_id, "staff_id": p.staff_id,
+                         "proposed_address": p.proposed_address,
+                         "problems": [x.to_json() for x in checked.person_problems[i]
+                                      if x.severity is not Severity.INFO]}
+                        for i, p in enumerate(checked.persons)],
+            "problems": [p.to_json() for p in checked.problems],
+            # The attachment we could not open, named in the "unreadable" answer.
+            "filename": next((a.filename for a in mail.attachments for p in checked.problems
+                              if p.field == "attachment" and a.filename and a.filename in p.message), ""),
+        }
+
+
+def _count_problems(checked: Checked) -> int:
+    return len(checked.problems) + sum(len(p) for p in checked.person_problems)
+
+
+async def reprocess_mail(pipeline: IntakePipeline, mail_id: int) -> str:
+    """Run a kept raw mail through intake again: a mail with a request has that request re-checked
+    (never a second request); a quarantined or ignored mail is processed as if new."""
+    from core.errors import NotFound
+
+    row = await InboundMail.get_or_none(id=mail_id)
+    if row is None:
+        raise NotFound(f"Không có thư số {mail_id}.")
+    now = pipeline.clock.now()
+    if row.request_id is None:  # type: ignore[attr-defined]
+        await InboundMail.filter(id=mail_id).update(state="pending", outcome="")
+        await AuditEvent.create(at=now, actor="cli", action="mail_reprocess", mail_id=mail_id,
+                                detail={"previous": row.outcome})
+        await pipeline.process(mail_id)
+        row = await InboundMail.get(id=mail_id)
+        return row.outcome
+    request = await Request.get(id=row.request_id)  # type: ignore[attr-defined]
+    analysis = await pipeline.analyser.analyse(bytes(row.content))
+    if analysis.extracted is None or not analysis.extracted.persons:
+        return "unchanged"
+    extracted = analysis.extracted
+    extracted = ExtractedRequest(Kind(request.kind), extracted.population, extracted.persons,
+                                 extracted.source, extracted.problems, extracted.unit)
+    checked = await check_request(extracted, analysis.mail, pipeline.settings, exclude_request=request.id)
+    async with in_transaction() as conn:
+        await RequestPerson.filter(request_id=request.id).using_db(conn).delete()
+        await pipeline._save_persons(conn, request.id, checked)
+        await Request.filter(id=request.id).using_db(conn).update(
+            problems=[p.to_json() for p in checked.problems], flags=checked.flags, updated_at=now)
+        await AuditEvent.create(at=now, actor="cli", action="request_rechecked", request_id=request.id,
+                                mail_id=mail_id, detail={"problems": _count_problems(checked)}, using_db=conn)
+    return "rechecked"

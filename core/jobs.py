@@ -1,0 +1,178 @@
+"""Durable jobs (transactional outbox): enqueue with the state change, claim, run, retry, dead-letter."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
+
+from core.config import JobSettings
+from core.models import AuditEvent, Job
+from core.ports import Clock
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Job], Awaitable[None]]
+
+
+class PermanentJobError(Exception):
+    """A job that can never succeed (bad payload, refused for good): park it at once."""
+
+
+class JobQueue:
+    """Enqueue and claim jobs; the same class serves SQLite (one worker) and PostgreSQL (SKIP LOCKED)."""
+
+    def __init__(self, clock: Clock, settings: JobSettings) -> None:
+        self.clock = clock
+        self.settings = settings
+        self._wake = asyncio.Event()
+
+    async def enqueue(
+        self,
+        kind: str,
+        key: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        connection: BaseDBAsyncClient | None = None,
+        run_after: datetime | None = None,
+    ) -> None:
+        """Add a job unless one with this idempotency key exists; call inside the caller's transaction."""
+        now = self.clock.now()
+        job = Job(kind=kind, key=key, payload=payload or {}, run_after=run_after or now, created_at=now)
+        await Job.bulk_create([job], ignore_conflicts=True, using_db=connection)
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Tell the worker new jobs are there (after a commit)."""
+        self._wake.set()
+
+    async def wait(self, timeout: float) -> None:
+        """Sleep until woken or `timeout` seconds pass."""
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        except TimeoutError:
+            pass
+        self._wake.clear()
+
+    async def claim(self, limit: int) -> list[Job]:
+        """Lease up to `limit` due jobs (pending, or running with an expired lease after a crash)."""
+        now = self.clock.now()
+        lease = now + timedelta(seconds=self.settings.lease_seconds)
+        due = Q(state="pending", run_after__lte=now) | Q(state="running", locked_until__lt=now)
+        async with in_transaction() as conn:
+            rows = (
+                await Job.filter(due)
+                .order_by("id")
+                .limit(limit)
+                .select_for_update(skip_locked=True)
+                .using_db(conn)
+            )
+            claimed = []
+            for job in rows:
+                # Conditional update: exactly one claimer wins even without row locks (SQLite).
+                won = await Job.filter(id=job.id, state=job.state, attempts=job.attempts).using_db(
+                    conn
+                ).update(state="running", locked_until=lease, attempts=job.attempts + 1)
+                if won:
+                    job.state, job.locked_until, job.attempts = "running", lease, job.attempts + 1
+                    claimed.append(job)
+        return claimed
+
+    async def complete(self, job: Job) -> None:
+        """Mark a job done."""
+        await Job.filter(id=job.id).update(state="done", finished_at=self.clock.now(), locked_until=None)
+
+    async def fail(self, job: Job, error: str, *, permanent: bool = False) -> None:
+        """Schedule a retry with exponential backoff, or park the job as dead when out of attempts."""
+        now = self.clock.now()
+        if permanent or job.attempts >= self.settings.max_attempts:
+            async with in_transaction() as conn:
+                await Job.filter(id=job.id).using_db(conn).update(
+                    state="dead", last_error=error[:4000], finished_at=now, locked_until=None
+                )
+                await AuditEvent.create(
+                    at=now,
+                    actor="system",
+                    action="job_dead",
+                    request_id=job.payload.get("request_id"),
+                    mail_id=job.payload.get("mail_id"),
+                    detail={"job": job.id, "kind": job.kind, "error": error[:500]},
+                    using_db=conn,
+                )
+            log.error("job %s (%s) is dead after %s attempts: %s", job.id, job.kind, job.attempts, error)
+            return
+        delay = min(
+            self.settings.backoff_max_seconds,
+            self.settings.backoff_initial_seconds * 2 ** (job.attempts - 1),
+        )
+        delay *= random.uniform(0.8, 1.2)  # jitter so replicas do not retry in lockstep
+        await Job.filter(id=job.id).update(
+            state="pending",
+            run_after=now + timedelta(seconds=delay),
+            last_error=error[:4000],
+            locked_until=None,
+        )
+        log.warning("job %s (%s) failed, retry in %.0f s: %s", job.id, job.kind, delay, error)
+
+
+class JobWorker:
+    """Runs claimed jobs with bounded concurrency; one per process."""
+
+    def __init__(self, queue: JobQueue, handlers: dict[str, Handler]) -> None:
+        self.queue = queue
+        self.handlers = handlers
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Ask the worker to finish the jobs in hand and return."""
+        self._stopping.set()
+        self.queue.wake()
+
+    async def run_one(self, job: Job) -> None:
+        """Run one claimed job and record the outcome; never raises."""
+        handler = self.handlers.get(job.kind)
+        if handler is None:
+            await self.queue.fail(job, f"no handler for job kind {job.kind!r}", permanent=True)
+            return
+        try:
+            await handler(job)
+        except PermanentJobError as exc:
+            await self.queue.fail(job, str(exc), permanent=True)
+        except Exception as exc:  # noqa: BLE001 - a job's failure must never stop the worker
+            log.exception("job %s (%s) raised", job.id, job.kind)
+            await self.queue.fail(job, f"{type(exc).__name__}: {exc}")
+        else:
+            await self.queue.complete(job)
+
+    async def drain(self) -> int:
+        """Run every due job until none is left (for the CLI and tests); returns how many ran."""
+        count = 0
+        while jobs := await self.queue.claim(self.queue.settings.concurrency):
+            async with asyncio.TaskGroup() as tg:
+                for job in jobs:
+                    tg.create_task(self.run_one(job))
+            count += len(jobs)
+        return count
+
+    async def run(self) -> None:
+        """Claim and run jobs until stopped, keeping up to `concurrency` in flight."""
+        limit = self.queue.settings.concurrency
+        running: set[asyncio.Task[None]] = set()
+        async with asyncio.TaskGroup() as tg:
+            while not self._stopping.is_set():
+                free = limit - len(running)
+                jobs = await self.queue.claim(free) if free > 0 else []
+                for job in jobs:
+                    task = tg.create_task(self.run_one(job))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+                    task.add_done_callback(lambda _t: self.queue.wake())
+                if not jobs or free <= len(jobs):
+                    await self.queue.wait(self.queue.settings.poll_interval_seconds)

@@ -1,0 +1,51 @@
+"""Queue a mail to a requester as a durable job, in the caller's transaction (never doubled)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from core.config import Settings
+from core.jobs import JobQueue
+from core.models import OutgoingMail
+from core.ports import Clock
+
+
+def outgoing_message_id(key: str, settings: Settings) -> str:
+    """The fixed Message-ID of one outgoing mail, so a retry re-sends the same message."""
+    domain = settings.outgoing.from_address.rpartition("@")[2] or "edudesk.invalid"
+    safe = "".join(c if c.isalnum() or c in ".-_" else "-" for c in key)
+    return f"edudesk.{safe}@{domain}"
+
+
+async def queue_mail(
+    conn: BaseDBAsyncClient,
+    queue: JobQueue,
+    clock: Clock,
+    settings: Settings,
+    *,
+    key: str,
+    template: str,
+    recipient: str,
+    context: dict[str, Any],
+    request_id: int | None = None,
+    in_reply_to: str = "",
+    references: tuple[str, ...] = (),
+    automatic: bool = True,
+) -> None:
+    """Record the mail and enqueue its `send_mail` job; a second call with the same key does nothing."""
+    if await OutgoingMail.filter(key=key).using_db(conn).exists():
+        return
+    message_id = outgoing_message_id(key, settings)
+    mail = await OutgoingMail.create(
+        key=key, request_id=request_id, template=template, recipient=recipient, message_id=message_id,
+        automatic=automatic, created_at=clock.now(), using_db=conn,
+    )
+    await queue.enqueue(
+        "send_mail",
+        f"send_mail:{mail.id}",
+        {"outgoing_id": mail.id, "request_id": request_id, "context": context,
+         "in_reply_to": in_reply_to, "references": list(references)},
+        connection=conn,
+    )

@@ -1,0 +1,136 @@
+"""The core's ports: small protocols the adapters in mailer/, bot/ and core/provisioning implement."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from core.domain import ExtractedRequest, IncomingMail, Kind
+
+
+class Clock(Protocol):
+    """Where the core gets the time from; tests move a `FakeClock` instead of sleeping."""
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware (UTC)."""
+        ...
+
+
+class SystemClock:
+    """The real clock."""
+
+    def now(self) -> datetime:
+        """The current time in UTC."""
+        return datetime.now(UTC)
+
+
+class FakeClock:
+    """A clock that only moves when told to (for deadline tests)."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        """The frozen time."""
+        return self._now
+
+    def advance(self, delta: timedelta) -> None:
+        """Move the clock forward."""
+        self._now += delta
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """A rendered mail ready to hand to a transport; `message_id` makes re-sends recognisable."""
+
+    message_id: str
+    sender: str
+    to: tuple[str, ...]
+    subject: str
+    text: str
+    html: str = ""
+    in_reply_to: str = ""
+    references: tuple[str, ...] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class MailSender(Protocol):
+    """Delivers outgoing mail (SMTP relay in production, a maildir sink in the embedded default)."""
+
+    async def send(self, message: OutgoingMessage) -> None:
+        """Deliver one message; re-sending the same `message_id` must not deliver twice where the
+        transport can tell (the maildir sink can; an SMTP relay is at-least-once)."""
+        ...
+
+
+class ChatPort(Protocol):
+    """Posts and edits cards in staff chats (Telegram, Zalo, web console)."""
+
+    async def post_card(self, chat: str, text: str) -> str:
+        """Post a card; returns the platform's message reference."""
+        ...
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    """What the intake ledger did with a raw mail: its id, and whether it had it already."""
+
+    mail_id: int
+    duplicate: bool
+
+
+class IntakeSink(Protocol):
+    """What an intake channel (SMTP listener, IMAP watcher) hands mail to: the `receive_mail` service.
+
+    `store` commits the raw message durably (and the job that processes it) before it returns; only
+    then may the channel acknowledge (SMTP 250, IMAP flag/move).
+    """
+
+    async def store(
+        self,
+        raw: bytes,
+        *,
+        source: str,
+        source_key: str | None = None,
+        envelope_from: str = "",
+        envelope_to: tuple[str, ...] = (),
+        oversize: int | None = None,
+    ) -> StoreResult:
+        """Store a raw mail (idempotent on source_key, Message-ID or content hash). With `oversize`
+        set, `raw` holds only the headers of a mail of that many bytes that was not fetched."""
+        ...
+
+    async def load_checkpoint(self, key: str) -> tuple[int, int] | None:
+        """(uidvalidity, last_uid) remembered for an IMAP mailbox, or None the first time."""
+        ...
+
+    async def save_checkpoint(self, key: str, uidvalidity: int, last_uid: int) -> None:
+        """Remember how far an IMAP mailbox has been stored."""
+        ...
+
+    async def report_health(self, channel: str, ok: bool, detail: str = "") -> None:
+        """Record a channel's health; repeated failures are reported to staff, never silent."""
+        ...
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What the analyser read from a raw mail: the parsed mail, whether it is automatic, the form."""
+
+    mail: IncomingMail
+    automatic: Kind | None
+    extracted: ExtractedRequest | None  # None for automatic mail (not worth reading)
+
+
+class AnalysisTimeout(Exception):
+    """The analyser gave up on a mail after the per-message time limit (it is quarantined)."""
+
+
+class MailAnalyser(Protocol):
+    """Parses and reads a raw mail in isolation (a process pool with a time and memory limit)."""
+
+    async def analyse(self, raw: bytes) -> Analysis:
+        """Parse, classify and extract; raises AnalysisTimeout when the mail takes too long."""
+        ...

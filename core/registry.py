@@ -1,0 +1,126 @@
+"""The staff/student registry: import from the school's .xlsx/.csv export, and match people against it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tortoise.transactions import in_transaction
+
+from core.config import Settings
+from core.domain import Attachment, Person, Population, Problem, Severity
+from core.errors import EdudeskError
+from core.forms import read_attachment
+from core.forms.records import build_persons
+from core.intake.sender import is_institutional
+from core.models import RegistryEntry
+from core.ports import Clock
+from core.text import clean, fold, same_but_diacritics
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """How an import went."""
+
+    created: int
+    updated: int
+    skipped: int
+    problems: tuple[Problem, ...]
+
+
+def read_registry_file(path: Path, population: Population, settings: Settings) -> tuple[list[Person], list[Problem]]:
+    """Read people from a registry export (.xlsx or .csv with the usual Vietnamese column names)."""
+    if path.suffix.lower() not in (".xlsx", ".csv"):
+        raise EdudeskError(f"Chỉ nhận tệp .xlsx hoặc .csv, không nhận '{path.name}'.", code="bad_file")
+    intake = settings.intake
+    # A registry is larger than any mailed list: lift the row cap, keep the zip-bomb guards.
+    limits = type(intake)(**{**intake.__dict__, "max_rows": 1_000_000,
+                             "max_attachment_bytes": max(intake.max_attachment_bytes, 200 * 2**20)})
+    result, problems = read_attachment(Attachment(path.name, "", path.read_bytes()), limits)
+    if result is None:
+        raise EdudeskError(
+            "; ".join(p.message for p in problems) or f"Không đọc được tệp {path.name}.", code="bad_file"
+        )
+    persons, found, _ = build_persons(
+        result.records, staff=population is Population.STAFF, individual=False, delete=False, repair=result.legacy
+    )
+    return persons, problems + found
+
+
+async def import_registry(path: Path, population: Population, settings: Settings, clock: Clock) -> ImportResult:
+    """Insert or update registry entries from a file (keyed on population + ID)."""
+    persons, problems = read_registry_file(path, population, settings)
+    now = clock.now()
+    created = updated = skipped = 0
+    existing = {e.person_id: e for e in await RegistryEntry.filter(population=population.value)}
+    new_rows: list[RegistryEntry] = []
+    async with in_transaction() as conn:
+        for person in persons:
+            if not person.person_id or not person.full_name:
+                skipped += 1
+                continue
+            email = person.personal_email if is_institutional(person.personal_email,
+                                                              settings.institution.domains) else ""
+            values = dict(
+                full_name=person.full_name, name_key=fold(person.full_name), date_of_birth=person.date_of_birth,
+                unit=person.unit, class_name=person.class_name, cohort=person.cohort, email=email,
+                mobile=person.mobile, imported_at=now,
+            )
+            entry = existing.get(person.person_id)
+            if entry is None:
+                new_rows.append(RegistryEntry(population=population.value, person_id=person.person_id, **values))
+                existing[person.person_id] = new_rows[-1]
+                created += 1
+            elif entry.id is not None:
+                await RegistryEntry.filter(id=entry.id).using_db(conn).update(**values)
+                updated += 1
+        await RegistryEntry.bulk_create(new_rows, batch_size=500, using_db=conn)
+    return ImportResult(created, updated, skipped, tuple(problems))
+
+
+def _field(code: str, field: str, row: int, message: str, severity: Severity = Severity.ERROR) -> Problem:
+    return Problem(field=field, code=code, message=message, severity=severity, row=row)
+
+
+def compare(person: Person, entry: RegistryEntry | None, row: int, population: Population) -> list[Problem]:
+    """Findings for one person against their registry entry (diacritics-only differences warn)."""
+    pid = person.person_id
+    id_label = "Mã số sinh viên" if population is Population.STUDENT else "Mã cán bộ"
+    if not pid:
+        return []  # the form reader already reported the missing ID
+    if entry is None:
+        return [_field("not_in_registry", "student_id" if population is Population.STUDENT else "staff_id", row,
+                       f"{id_label} {pid} không có trong danh sách của trường.")]
+    found: list[Problem] = []
+    if person.full_name and fold(person.full_name) != fold(entry.full_name):
+        found.append(_field("name_mismatch", "full_name", row,
+                            f"Họ và tên không khớp với hồ sơ: hồ sơ ghi «{entry.full_name}»."))
+    elif person.full_name and same_but_diacritics(person.full_name, entry.full_name):
+        found.append(_field("name_diacritics", "full_name", row,
+                            f"Họ và tên chỉ khác dấu so với hồ sơ («{entry.full_name}»).", Severity.WARNING))
+    if person.date_of_birth and entry.date_of_birth and person.date_of_birth != entry.date_of_birth:
+        found.append(_field("dob_mismatch", "date_of_birth", row,
+                            f"Ngày sinh không khớp với hồ sơ: hồ sơ ghi {entry.date_of_birth:%d/%m/%Y}."))
+    if person.class_name and entry.class_name and fold(person.class_name) != fold(entry.class_name):
+        found.append(_field("class_mismatch", "class", row,
+                            f"Lớp không khớp với hồ sơ: hồ sơ ghi «{entry.class_name}».", Severity.WARNING))
+    if person.unit and entry.unit and not _unit_agrees(person.unit, entry.unit):
+        found.append(_field("unit_mismatch", "unit", row,
+                            f"Đơn vị không khớp với hồ sơ: hồ sơ ghi «{entry.unit}».", Severity.WARNING))
+    return found
+
+
+def _unit_agrees(written: str, registered: str) -> bool:
+    # Units are written loosely ("Viện CNTT&TT" vs "Viện Công nghệ Thông tin và Truyền thông"): accept
+    # either one containing the other once folded.
+    a, b = fold(written), fold(registered)
+    return a == b or a in b or b in a
+
+
+async def lookup(population: Population, person_ids: list[str]) -> dict[str, RegistryEntry]:
+    """Registry entries for some IDs, in one query."""
+    ids = sorted({clean(p) for p in person_ids if p})
+    if not ids:
+        return {}
+    rows = await RegistryEntry.filter(population=population.value, person_id__in=ids)
+    return {r.person_id: r for r in rows}

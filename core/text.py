@@ -1,0 +1,43 @@
+"""Vietnamese text: NFC normalisation, diacritics folding, whitespace cleanup."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_SPACES = re.compile(r"\s+")
+_D_MAP = str.maketrans({"đ": "d", "Đ": "D"})
+
+
+def nfc(text: str) -> str:
+    """Normalise to NFC (NFD input from macOS mailers and windows-1258 decodes to combining marks)."""
+    return unicodedata.normalize("NFC", text)
+
+
+def clean(text: str | None) -> str:
+    """NFC, non-breaking and repeated spaces collapsed, ends stripped."""
+    if not text:
+        return ""
+    return _SPACES.sub(" ", nfc(str(text)).replace("\u00a0", " ")).strip()
+
+
+def strip_diacritics(text: str) -> str:
+    """Drop Vietnamese marks: NFD, remove combining marks, then map đ/Đ (they do not decompose)."""
+    decomposed = unicodedata.normalize("NFD", text)
+    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return unicodedata.normalize("NFC", bare.translate(_D_MAP))
+
+
+def fold(text: str | None) -> str:
+    """Comparison key: cleaned, no diacritics, lower case (so "Nguyễn  Văn An" == "nguyen van an")."""
+    return strip_diacritics(clean(text)).casefold()
+
+
+def same_but_diacritics(a: str | None, b: str | None) -> bool:
+    """True when two texts differ only in diacritics (or case/spacing), not when they are equal."""
+    return clean(a).casefold() != clean(b).casefold() and fold(a) == fold(b)
+
+
+def title_name(text: str) -> str:
+    """Vietnamese name in title case word by word ("NGUYỄN văn an" -> "Nguyễn Văn An")."""
+    return " ".join(w[:1].upper() + w[1:].lower() for w in clean(text).split(" ") if w)

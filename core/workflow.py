@@ -1,0 +1,79 @@
+"""The request state machine and SLA deadlines: pure functions, no I/O (services persist the result)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from core.config import SlaSettings
+from core.errors import InvalidTransition
+
+
+class State(str, enum.Enum):
+    """Where a request is: each step has its own owner and a 24-hour limit."""
+
+    RECEIVED = "received"  # office checks it
+    NEED_INFO = "need_info"  # waiting for the requester's reply
+    APPROVED = "approved"  # technical staff provision
+    REJECTED = "rejected"
+    DONE = "done"
+
+
+class Event(str, enum.Enum):
+    """What can happen to a request."""
+
+    REPLY = "reply"  # the requester answered
+    ASK_INFO = "ask_info"
+    APPROVE = "approve"
+    REJECT = "reject"
+    PROVISIONED = "provisioned"
+
+
+@dataclass(frozen=True)
+class Effect:
+    """A side effect the service must enqueue as a job in the same transaction."""
+
+    kind: str  # "mail" | "card"
+    template: str = ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of a transition: the new state and what must happen because of it."""
+
+    state: State
+    effects: tuple[Effect, ...] = ()
+
+
+_TABLE: dict[tuple[State, Event], Decision] = {
+    (State.RECEIVED, Event.ASK_INFO): Decision(State.NEED_INFO, (Effect("mail", "need_info"), Effect("card"))),
+    (State.RECEIVED, Event.APPROVE): Decision(State.APPROVED, (Effect("card"),)),
+    (State.RECEIVED, Event.REJECT): Decision(State.REJECTED, (Effect("mail", "rejected"), Effect("card"))),
+    (State.RECEIVED, Event.REPLY): Decision(State.RECEIVED, (Effect("card"),)),
+    (State.NEED_INFO, Event.REPLY): Decision(State.RECEIVED, (Effect("card"),)),
+    (State.NEED_INFO, Event.REJECT): Decision(State.REJECTED, (Effect("mail", "rejected"), Effect("card"))),
+    (State.APPROVED, Event.PROVISIONED): Decision(State.DONE, (Effect("mail", "done"), Effect("card"))),
+    (State.APPROVED, Event.REPLY): Decision(State.APPROVED, (Effect("card"),)),
+    # A reply to a closed request re-opens it for the office: the requester may be contesting it.
+    (State.REJECTED, Event.REPLY): Decision(State.RECEIVED, (Effect("card"),)),
+    (State.DONE, Event.REPLY): Decision(State.DONE, (Effect("card"),)),
+}
+
+OPEN_STATES = (State.RECEIVED, State.NEED_INFO, State.APPROVED)
+
+
+def transition(state: State, event: Event) -> Decision:
+    """Apply an event; raises InvalidTransition with a Vietnamese message when not allowed."""
+    decision = _TABLE.get((state, event))
+    if decision is None:
+        raise InvalidTransition(
+            f"Không thể thực hiện '{event.value}' khi yêu cầu đang ở trạng thái '{state.value}'."
+        )
+    return decision
+
+
+def deadline_for(state: State, since: datetime, sla: SlaSettings) -> datetime | None:
+    """When the step that `state` starts must be finished (None: nobody on our side owes a step)."""
+    hours = {State.RECEIVED: sla.check_hours, State.APPROVED: sla.provision_hours}.get(state)
+    return since + timedelta(hours=hours) if hours is not None else None

@@ -1,0 +1,157 @@
+"""Parse and read mails in a pool of worker processes, so a hanging parser or an exploding
+attachment costs one mail (quarantined after a time limit) and never the service."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures as cf
+import logging
+import multiprocessing
+import resource
+from dataclasses import replace
+
+from core.config import Settings
+from core.domain import Attachment, IncomingMail
+from core.forms import extract_request
+from core.intake.loops import classify_automatic
+from core.ports import Analysis, AnalysisTimeout
+from mailer.parse import parse_mail
+
+log = logging.getLogger(__name__)
+
+_settings: Settings | None = None
+
+
+def _init_worker(settings: Settings) -> None:
+    """Runs once in each worker: remember settings and cap memory so a bomb kills only the worker."""
+    global _settings
+    _settings = settings
+    limit = settings.intake.parser_memory_mb * 1024 * 1024
+    if limit > 0:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def analyse_raw(raw: bytes, settings: Settings) -> Analysis:
+    """Parse, classify, extract (pure CPU work; attachment payloads are dropped from the result)."""
+    mail = parse_mail(raw)
+    own = (settings.outgoing.from_address.lower(), settings.institution.office_address.lower())
+    automatic = classify_automatic(mail, own)
+    extracted = None
+    if automatic is None:
+        extracted = extract_request(
+            mail,
+            settings.intake,
+            settings.institution.domains,
+            student_domains=(settings.naming.student_domain,),
+        )
+    # The raw mail stays in the ledger; sending 30 MB back over the pipe buys nothing.
+    slim = tuple(Attachment(a.filename, a.content_type, b"") for a in mail.attachments)
+    return Analysis(replace(mail, attachments=slim), automatic, extracted)
+
+
+def _ready() -> bool:
+    """A warm-up call: the worker has started and imported the parsers."""
+    import time
+
+    time.sleep(0.02)  # long enough for the pool to hand the next warm-up to another worker
+    return True
+
+
+def _run(raw: bytes) -> Analysis:
+    assert _settings is not None
+    return analyse_raw(raw, _settings)
+
+
+class ProcessMailAnalyser:
+    """The `MailAnalyser` of the service: N spawned processes, a time limit per mail."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.timeout = settings.intake.parse_timeout_seconds
+        self._pool: cf.ProcessPoolExecutor | None = None
+        self._lock = asyncio.Lock()
+        # One mail per worker at a time, so the time limit counts the mail's own work, never a queue.
+        self._slots = asyncio.Semaphore(max(1, settings.intake.parser_processes))
+
+    def _new_pool(self) -> cf.ProcessPoolExecutor:
+        return cf.ProcessPoolExecutor(
+            max_workers=max(1, self.settings.intake.parser_processes),
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(self.settings,),
+        )
+
+    def _kill_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            proc.kill()  # a hung parser does not stop on request
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _ensure_pool(self) -> cf.ProcessPoolExecutor:
+        """A started pool: spawning takes seconds, which must not count against a mail's time limit."""
+        async with self._lock:
+            if self._pool is None:
+                pool = self._new_pool()
+                loop = asyncio.get_running_loop()
+                n = max(1, self.settings.intake.parser_processes)
+                await asyncio.gather(*(loop.run_in_executor(pool, _ready) for _ in range(n)))
+                self._pool = pool
+            return self._pool
+
+    async def start(self) -> None:
+        """Start the worker processes ahead of the first mail."""
+        await self._ensure_pool()
+
+    async def analyse(self, raw: bytes) -> Analysis:
+        """Analyse one mail in the pool; AnalysisTimeout after the limit (the pool is then renewed)."""
+        for attempt in (1, 2):
+            pool = None
+            try:
+                async with self._slots:
+                    pool = await self._ensure_pool()
+                    future = asyncio.get_running_loop().run_in_executor(pool, _run, raw)
+                    return await asyncio.wait_for(future, self.timeout)
+            except TimeoutError:
+                async with self._lock:
+                    if self._pool is pool:
+                        self._kill_pool()
+                raise AnalysisTimeout(f"analysis took longer than {self.timeout:.0f} s") from None
+            except (cf.process.BrokenProcessPool, RuntimeError):
+                # Another mail's worker died (memory cap, kill after a timeout): try once on a new pool.
+                async with self._lock:
+                    if self._pool is pool:
+                        self._kill_pool()
+                if attempt == 2:
+                    raise AnalysisTimeout("the analysing process died (memory limit)") from None
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """Stop the worker processes."""
+        self._kill_pool()
+
+
+class InlineMailAnalyser:
+    """Analyses in the calling process (the `mail inspect` dry run and unit tests)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def analyse(self, raw: bytes) -> Analysis:
+        """Analyse one mail in-process."""
+        return analyse_raw(raw, self.settings)
+
+    async def start(self) -> None:
+        """Nothing to start."""
+
+    def close(self) -> None:
+        """Nothing to stop."""
+
+
+def headers_only(raw: bytes) -> IncomingMail:
+    """Parse just the header block (for mails too large or too slow to analyse whole)."""
+    end = raw.find(b"\r\n\r\n")
+    end = raw.find(b"\n\n") if end < 0 else end
+    head = raw[: end if end >= 0 else 256 * 1024][: 256 * 1024]
+    return parse_mail(head + b"\r\n\r\n")

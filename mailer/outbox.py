@@ -1,0 +1,255 @@
+"""Outgoing mail transports behind the core's `MailSender`: a local maildir sink and an SMTP relay."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import logging
+import os
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import formatdate, parseaddr
+from pathlib import Path
+
+from core.config import Settings
+from core.errors import ConfigError, EdudeskError
+from core.ports import MailSender, OutgoingMessage
+from mailer.render import build_message, message_id_for, render_mail
+
+__all__ = [
+    "MailSendError",
+    "MaildirMailSender",
+    "SmtpMailSender",
+    "build_message",
+    "make_mail_sender",
+    "message_id_for",
+    "render_mail",
+    "to_mime",
+]
+
+log = logging.getLogger(__name__)
+
+# Headers to_mime() builds itself from the message's fields; a stray copy in `headers` must not
+# produce a second From or Message-ID.
+_STRUCTURAL = {"from", "to", "subject", "message-id", "in-reply-to", "references", "mime-version"}
+_STRUCTURAL |= {"content-type", "content-transfer-encoding"}
+
+
+class MailSendError(EdudeskError):
+    """A mail could not be handed to the transport; `permanent` says whether retrying can help."""
+
+    code = "mail_send"
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+def _email_message(msg: OutgoingMessage) -> EmailMessage:
+    mail = EmailMessage(policy=SMTP)
+    mail["From"] = msg.sender  # the policy RFC 2047-encodes a Vietnamese display name
+    mail["To"] = ", ".join(msg.to)
+    mail["Subject"] = msg.subject
+    mail["Message-ID"] = msg.message_id
+    if msg.in_reply_to:
+        mail["In-Reply-To"] = msg.in_reply_to
+    if msg.references:
+        mail["References"] = " ".join(msg.references)
+    for name, value in msg.headers.items():
+        if name.lower() in _STRUCTURAL:
+            continue
+        del mail[name]
+        mail[name] = value
+    if "Date" not in mail:
+        mail["Date"] = formatdate(usegmt=True)
+    # Quoted-printable keeps the Vietnamese text 7-bit clean for relays without 8BITMIME.
+    mail.set_content(msg.text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    if msg.html:
+        mail.add_alternative(msg.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    return mail
+
+
+def to_mime(msg: OutgoingMessage) -> bytes:
+    """Serialise a message as MIME bytes (CRLF, utf-8, multipart/alternative when there is HTML)."""
+    return _email_message(msg).as_bytes(policy=SMTP)
+
+
+def _bare_address(sender: str) -> str:
+    return parseaddr(sender)[1] or sender
+
+
+class MaildirMailSender:
+    """Delivers into a local Maildir; the same Message-ID is stored once however often it is sent."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def file_name(self, message_id: str) -> str:
+        """The file name a Message-ID is stored under (a hash, so retries land on the same name)."""
+        digest = hashlib.sha256(message_id.strip().encode("utf-8")).hexdigest()[:40]
+        return f"edudesk.{digest}"
+
+    async def send(self, message: OutgoingMessage) -> None:
+        """Store the message in new/ unless a message with its Message-ID is already there."""
+        # Maildir files use the local line ending; mail clients and Dovecot expect LF on Unix.
+        data = _email_message(message).as_bytes(policy=SMTP.clone(linesep="\n"))
+        try:
+            await asyncio.to_thread(self._deliver, self.file_name(message.message_id), data)
+        except OSError as exc:
+            raise MailSendError(f"Không ghi được thư vào thư mục {self.path}: {exc}") from exc
+
+    def _delivered(self, name: str) -> bool:
+        # A mail client moves read mail to cur/ and appends ":2,<flags>" to the name.
+        if (self.path / "new" / name).exists():
+            return True
+        return any((self.path / "cur").glob(f"{name}:*")) or (self.path / "cur" / name).exists()
+
+    def _deliver(self, name: str, data: bytes) -> None:
+        for sub in ("tmp", "new", "cur"):
+            (self.path / sub).mkdir(parents=True, exist_ok=True)
+        if self._delivered(name):
+            log.info("maildir: %s already delivered, not storing it twice", name)
+            return
+        tmp = self.path / "tmp" / f"{name}.{os.getpid()}.{os.urandom(4).hex()}"
+        try:
+            with open(tmp, "xb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                # link() refuses to replace an existing name: of two concurrent sends, one wins.
+                os.link(tmp, self.path / "new" / name)
+            except FileExistsError:
+                log.info("maildir: %s delivered concurrently, not storing it twice", name)
+                return
+            except OSError:
+                # Some filesystems (FAT, certain network shares) have no hard links.
+                os.replace(tmp, self.path / "new" / name)
+            _fsync_dir(self.path / "new")
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    # The rename/link is only durable once the directory entry itself is on disk.
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class SmtpMailSender:
+    """Delivers through an SMTP relay (smtplib in a worker thread); at-least-once, the job retries."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int = 25,
+        *,
+        starttls: bool = False,
+        username: str = "",
+        password: str = "",
+        timeout: float = 30.0,
+        tls_context: ssl.SSLContext | None = None,
+        envelope_from: str = "",
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.starttls = starttls
+        self.username = username
+        self.password = password
+        self.timeout = timeout
+        self.tls_context = tls_context
+        self.envelope_from = envelope_from
+
+    async def send(self, message: OutgoingMessage) -> None:
+        """Hand one message to the relay; raises MailSendError (with `permanent`) when it refuses."""
+        data = to_mime(message)
+        sender = self.envelope_from or _bare_address(message.sender)
+        recipients = [_bare_address(r) for r in message.to]
+        await asyncio.to_thread(self._send_sync, sender, recipients, data)
+
+    def _send_sync(self, sender: str, recipients: list[str], data: bytes) -> None:
+        where = f"{self.host}:{self.port}"
+        try:
+            with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+                smtp.ehlo()
+                if self.starttls:
+                    smtp.starttls(context=self.tls_context or ssl.create_default_context())
+                    smtp.ehlo()
+                if self.username:
+                    _login(smtp, self.username, self.password)
+                refused = smtp.sendmail(sender, recipients, data)
+        except smtplib.SMTPNotSupportedError as exc:
+            # STARTTLS or AUTH configured but not offered: a configuration problem, not a passing one.
+            raise MailSendError(f"Máy chủ SMTP {where} không hỗ trợ: {exc}", permanent=True) from exc
+        except smtplib.SMTPAuthenticationError as exc:
+            msg = f"Máy chủ SMTP {where} từ chối đăng nhập: {_reply(exc)}"
+            raise MailSendError(msg, permanent=True) from exc
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise MailSendError(
+                f"Máy chủ SMTP {where} từ chối người nhận: {_refused(exc.recipients)}",
+                permanent=_all_permanent(exc.recipients),
+            ) from exc
+        except smtplib.SMTPResponseException as exc:
+            raise MailSendError(
+                f"Máy chủ SMTP {where} từ chối thư: {_reply(exc)}", permanent=500 <= exc.smtp_code < 600
+            ) from exc
+        except (smtplib.SMTPException, OSError) as exc:  # includes timeouts and TLS errors
+            raise MailSendError(f"Không kết nối được máy chủ SMTP {where}: {exc}") from exc
+        if refused:
+            # The others already have the mail, so a retry would double it for them: report, don't retry.
+            raise MailSendError(
+                f"Máy chủ SMTP {where} từ chối một số người nhận: {_refused(refused)}", permanent=True
+            )
+
+
+def _login(smtp: smtplib.SMTP, username: str, password: str) -> None:
+    if (username + password).isascii():
+        smtp.login(username, password)
+        return
+    # smtplib encodes credentials as ASCII; AUTH PLAIN is defined over UTF-8 (RFC 4616), so a
+    # Vietnamese password is sent that way rather than failing with UnicodeEncodeError.
+    if "plain" not in smtp.esmtp_features.get("auth", "").lower().split():
+        raise smtplib.SMTPNotSupportedError("AUTH PLAIN (cần cho mật khẩu có ký tự ngoài ASCII)")
+    token = base64.b64encode(f"\0{username}\0{password}".encode()).decode("ascii")
+    code, resp = smtp.docmd("AUTH", f"PLAIN {token}")
+    if code != 235:
+        raise smtplib.SMTPAuthenticationError(code, resp)
+
+
+def _reply(exc: smtplib.SMTPResponseException) -> str:
+    text = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else exc.smtp_error
+    return f"{exc.smtp_code} {text}"
+
+
+def _refused(recipients: dict[str, tuple[int, bytes]]) -> str:
+    parts = (f"{rcpt} ({code} {msg.decode('utf-8', 'replace')})" for rcpt, (code, msg) in recipients.items())
+    return "; ".join(parts)
+
+
+def _all_permanent(recipients: dict[str, tuple[int, bytes]]) -> bool:
+    return all(500 <= code < 600 for code, _ in recipients.values())
+
+
+def make_mail_sender(settings: Settings) -> MailSender:
+    """Pick the outgoing transport from `[outgoing] transport`: "maildir" (default) or "smtp"."""
+    out = settings.outgoing
+    if out.transport == "maildir":
+        return MaildirMailSender(settings.path(out.maildir))
+    if out.transport == "smtp":
+        return SmtpMailSender(
+            out.smtp_host,
+            out.smtp_port,
+            starttls=out.smtp_starttls,
+            username=out.smtp_username,
+            password=settings.secret(out.smtp_password_env),
+        )
+    raise ConfigError(
+        f'outgoing.transport = "{out.transport}" không hợp lệ (chọn "maildir" hoặc "smtp")',
+        code="config_value",
+    )

@@ -1,0 +1,175 @@
+"""Outgoing mail text: jinja2 templates in templates/email/ -> subject, plain text and HTML, then headers."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from email.headerregistry import Address
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+
+from core.ports import OutgoingMessage
+
+TEMPLATES = ("received", "need_info", "rejected", "done", "too_large", "unreadable")
+LANGUAGES = ("vi", "en")
+DISPLAY_TIMEZONE = "Asia/Ho_Chi_Minh"
+
+# Written into every outgoing mail: they tell other robots (vacation replies, Exchange out-of-office,
+# our own intake) not to answer, which is what keeps two helpdesks from mailing each other forever.
+LOOP_HEADERS: Mapping[str, str] = {"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All"}
+REQUEST_HEADER = "X-Edudesk-Request"
+
+KIND_LABELS: Mapping[str, Mapping[str, str]] = {
+    "vi": {
+        "new_account": "cấp tài khoản thư điện tử",
+        "password_reset": "cấp lại mật khẩu tài khoản thư điện tử",
+        "bulk_new_accounts": "cấp tài khoản thư điện tử theo danh sách",
+        "delete_accounts": "xóa tài khoản thư điện tử",
+        "unknown": "hỗ trợ",
+    },
+    "en": {
+        "new_account": "a new e-mail account",
+        "password_reset": "an e-mail password reset",
+        "bulk_new_accounts": "e-mail accounts for a list of people",
+        "delete_accounts": "deleting e-mail accounts",
+        "unknown": "support",
+    },
+}
+
+# Only these may be left out by the caller; everything else a template names must be passed, and
+# StrictUndefined turns a missing or misspelt variable into an error instead of an empty gap.
+_OPTIONAL: Mapping[str, Any] = {"problems": (), "password": "", "link_valid_hours": 72}
+_MAX_REFERENCES = 20
+_BLANK_RUNS = re.compile(r"\n{3,}")
+_KEY_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@functools.cache
+def _environment(templates_dir: Path) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2", "html"), default=False),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["vn_time"] = _vn_time
+    return env
+
+
+@jinja2.pass_context
+def _vn_time(ctx: jinja2.runtime.Context, value: datetime | str) -> str:
+    """Format a datetime for a Vietnamese reader: "HH:MM dd/mm/YYYY" in the office's time zone."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)  # job payloads are JSON, so dates arrive as ISO text
+    if value.tzinfo is None:
+        # SQLite drivers can hand back naive datetimes; the database stores UTC.
+        value = value.replace(tzinfo=UTC)
+    tz = ZoneInfo(ctx.get("display_timezone") or DISPLAY_TIMEZONE)
+    return value.astimezone(tz).strftime("%H:%M %d/%m/%Y")
+
+
+def render_mail(
+    template: str,
+    lang: str,
+    context: Mapping[str, Any],
+    *,
+    templates_dir: Path,
+    display_timezone: str = DISPLAY_TIMEZONE,
+) -> tuple[str, str, str]:
+    """Render templates/email/<template>.<lang>.{txt,html}.j2 into (subject, text, html)."""
+    if template not in TEMPLATES:
+        raise ValueError(f"unknown mail template {template!r}")
+    lang = lang if lang in LANGUAGES else LANGUAGES[0]
+    env = _environment(Path(templates_dir).resolve())
+    values: dict[str, Any] = {**_OPTIONAL, **context, "lang": lang, "display_timezone": display_timezone}
+    if "kind" in values:
+        # A core `Kind` enum compares equal to its value, but str() of it does not give the value.
+        values["kind"] = kind = str(getattr(values["kind"], "value", values["kind"]))
+        values.setdefault("kind_label", KIND_LABELS[lang].get(kind, KIND_LABELS[lang]["unknown"]))
+
+    text_template = env.get_template(f"{template}.{lang}.txt.j2")
+    subject_block = text_template.blocks.get("subject")
+    if subject_block is None:
+        raise ValueError(f"{template}.{lang}.txt.j2 has no subject block")
+    subject = " ".join("".join(subject_block(text_template.new_context(values))).split())
+    values["subject"] = subject
+    text = _tidy(text_template.render(values))
+    html = env.get_template(f"{template}.{lang}.html.j2").render(values)
+    return subject, text, html
+
+
+def _tidy(text: str) -> str:
+    # Templates stay readable with blank lines around blocks; the reader gets at most one blank line.
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    return _BLANK_RUNS.sub("\n\n", "\n".join(lines)) + "\n"
+
+
+def _trim_references(refs: list[str]) -> list[str]:
+    # Long threads would grow the header without bound; keep the thread root and the newest ids.
+    if len(refs) <= _MAX_REFERENCES:
+        return refs
+    return refs[:1] + refs[-(_MAX_REFERENCES - 1) :]
+
+
+def message_id_for(key: str, domain: str) -> str:
+    """A deterministic Message-ID for an idempotency key, so a retried send carries the same id."""
+    return f"<edudesk.{_KEY_CHARS.sub('-', key).strip('-')}@{domain}>"
+
+
+def build_message(
+    template: str,
+    *,
+    lang: str,
+    context: Mapping[str, Any],
+    templates_dir: Path,
+    sender: str,
+    sender_name: str = "",
+    to: str | Sequence[str],
+    message_id: str | None = None,
+    in_reply_to: str = "",
+    references: Sequence[str] = (),
+    date: datetime | None = None,
+    display_timezone: str = DISPLAY_TIMEZONE,
+) -> OutgoingMessage:
+    """Render a template and wrap it with threading, loop-prevention and request headers."""
+    subject, text, html = render_mail(
+        template, lang, context, templates_dir=templates_dir, display_timezone=display_timezone
+    )
+    recipients = (to,) if isinstance(to, str) else tuple(to)
+    if not recipients:
+        raise ValueError("an outgoing mail needs at least one recipient")
+    domain = sender.rpartition("@")[2] or "edudesk.invalid"
+    # References = the parent's References plus the parent itself (RFC 5322 3.6.4), so mail clients
+    # and our own intake thread the answer under the requester's mail.
+    refs = [r for r in references if r]
+    if in_reply_to and in_reply_to not in refs:
+        refs.append(in_reply_to)
+    number = context.get("number")
+    headers = {
+        **LOOP_HEADERS,
+        # Present even without a request number: intake recognises our own mail by this header.
+        REQUEST_HEADER: str(number) if number not in (None, "") else "none",
+        "Content-Language": lang if lang in LANGUAGES else LANGUAGES[0],
+    }
+    if date is not None:
+        headers["Date"] = format_datetime(date if date.tzinfo else date.replace(tzinfo=UTC))
+    return OutgoingMessage(
+        message_id=message_id or make_msgid(domain=domain),
+        # Kept readable here; to_mime() RFC 2047-encodes the Vietnamese display name on the wire.
+        sender=str(Address(display_name=sender_name, addr_spec=sender)) if sender_name else sender,
+        to=recipients,
+        subject=subject,
+        text=text,
+        html=html,
+        in_reply_to=in_reply_to,
+        references=tuple(_trim_references(refs)),
+        headers=headers,
+    )

@@ -1,0 +1,260 @@
+"""The composition root and the `edudesk` command line: reads config, builds adapters, runs them."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from core.config import Settings, load_settings
+from core.db import close_database, migrate_database, open_database
+from core.domain import Population
+from core.errors import EdudeskError
+from core.intake.ledger import MailLedger
+from core.intake.pipeline import IntakePipeline
+from core.jobs import JobQueue, JobWorker
+from core.ports import Clock, MailSender, SystemClock
+from core.supervisor import Supervisor
+from mailer.analyse import InlineMailAnalyser, ProcessMailAnalyser, headers_only
+from mailer.delivery import MailDelivery
+from mailer.imap import ImapIntake
+from mailer.outbox import make_mail_sender
+from mailer.smtpd import SmtpIntake
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+log = logging.getLogger("edudesk")
+
+
+class App:
+    """Everything wired together for one process."""
+
+    def __init__(self, settings: Settings, *, clock: Clock | None = None, inline_analysis: bool = False,
+                 mail_sender: MailSender | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.queue = JobQueue(self.clock, settings.jobs)
+        self.ledger = MailLedger(self.queue, self.clock, alert_after_failures=settings.imap.alert_after_failures)
+        self.analyser = InlineMailAnalyser(settings) if inline_analysis else ProcessMailAnalyser(settings)
+        self.pipeline = IntakePipeline(settings, self.clock, self.queue, self.analyser, headers_only)
+        self.delivery = MailDelivery(settings, self.clock, mail_sender or make_mail_sender(settings),
+                                     TEMPLATES / "email")
+        self.worker = JobWorker(self.queue, {"process_mail": self._process_mail, "send_mail": self.delivery})
+        self.smtp = SmtpIntake(self.ledger, settings.smtpd) if settings.smtpd.enabled else None
+        self._db: Any = None
+
+    async def _process_mail(self, job: Any) -> None:
+        await self.pipeline.process(int(job.payload["mail_id"]))
+
+    async def open(self) -> None:
+        """Migrate and open the database."""
+        self._db = await open_database(self.settings)
+
+    async def close(self) -> None:
+        """Release processes and connections."""
+        self.analyser.close()
+        await close_database(self._db)
+
+    def supervisor(self) -> Supervisor:
+        """All long-running parts under one supervisor."""
+        sup = Supervisor()
+        sup.add("jobs", self.worker.run)
+        if self.smtp is not None:
+            sup.add("smtp", self.smtp.run)
+        if self.settings.imap.enabled:
+            imap = ImapIntake(self.settings.imap, self.settings.secret(self.settings.imap.password_env),
+                              self.ledger, max_message_size=self.settings.smtpd.max_message_size)
+            sup.add("imap", imap.run)
+        return sup
+
+
+def _print(data: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+    else:
+        print(data)
+
+
+async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    """Start edudesk and run until interrupted."""
+    app = App(settings)
+    await app.open()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await app.analyser.start()
+        if app.smtp is not None:
+            await app.smtp.start()
+            print(f"edudesk: SMTP listener on {settings.smtpd.host}:{app.smtp.port}", flush=True)
+        print(f"edudesk: database {settings.database_url.split('@')[-1]}", flush=True)
+        print(f"edudesk: outgoing mail -> {settings.outgoing.transport}", flush=True)
+        async with asyncio.TaskGroup() as tg:
+            main = tg.create_task(app.supervisor().run())
+            await stop.wait()
+            app.worker.stop()
+            main.cancel()
+    except* asyncio.CancelledError:
+        pass
+    finally:
+        await app.close()
+    return 0
+
+
+async def cmd_db_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    """Apply schema migrations."""
+    await migrate_database(settings)
+    print("edudesk: database is up to date")
+    return 0
+
+
+async def cmd_registry_import(settings: Settings, args: argparse.Namespace) -> int:
+    """Import the staff or student registry."""
+    from core.registry import import_registry
+
+    await open_database(settings)
+    try:
+        result = await import_registry(Path(args.file), Population(args.population), settings, SystemClock())
+    finally:
+        await close_database()
+    print(f"Đã nhập: {result.created} mới, {result.updated} cập nhật, {result.skipped} bỏ qua.")
+    for p in result.problems[:50]:
+        print(f"  - dòng {(p.row or 0) + 1}: {p.message}")
+    return 0
+
+
+async def cmd_mail_inspect(settings: Settings, args: argparse.Namespace) -> int:
+    """Dry run: what edudesk reads from a mail (kind, population, people, problems); stores nothing."""
+    from core.inspect import inspect_mail
+
+    raw = Path(args.file).read_bytes()
+    analysis = await InlineMailAnalyser(settings).analyse(raw)
+    use_db = settings.database_url.startswith("postgres") or Path(
+        settings.database_url.removeprefix("sqlite://")).exists()
+    if use_db:
+        await open_database(settings, migrate_first=False)
+    try:
+        report = await inspect_mail(analysis, settings, use_db=use_db)
+    finally:
+        if use_db:
+            await close_database()
+    if args.json:
+        _print(report, True)
+    else:
+        print(f"Loại: {report['kind']}   Đối tượng: {report['population']}   Nguồn: {report['source']}")
+        for i, person in enumerate(report["persons"], 1):
+            ident = person["student_id"] or person["staff_id"]
+            print(f"{i}. {person['full_name']} ({ident}) -> {person['proposed_address'] or '-'}")
+        for p in report["problems"]:
+            where = f"dòng {p['row'] + 1}: " if p.get("row") is not None else ""
+            print(f"  ! {where}{p['message']} [{p['code']}]")
+    return 0
+
+
+async def cmd_mail_reprocess(settings: Settings, args: argparse.Namespace) -> int:
+    """Re-run intake on a stored mail."""
+    from core.intake.pipeline import reprocess_mail
+
+    app = App(settings, inline_analysis=True)
+    await app.open()
+    try:
+        outcome = await reprocess_mail(app.pipeline, args.number)
+        await app.worker.drain()
+    finally:
+        await app.close()
+    print(f"edudesk: thư {args.number}: {outcome}")
+    return 0
+
+
+async def cmd_requests_list(settings: Settings, args: argparse.Namespace) -> int:
+    """List requests."""
+    from core.queries import list_requests
+
+    await open_database(settings)
+    try:
+        rows = await list_requests(args.state)
+    finally:
+        await close_database()
+    if args.json:
+        _print(rows, True)
+        return 0
+    print(f"{'Số':>6}  {'Loại':<18} {'Đối tượng':<9} {'Trạng thái':<10} {'Người':>5} {'Lỗi':>4}  Hạn xử lý")
+    for r in rows:
+        print(f"YC-{r['number']:<3}  {r['kind']:<18} {r['population']:<9} {r['state']:<10} {r['people']:>5} "
+              f"{r['problems']:>4}  {r['deadline'] or '-'}")
+    return 0
+
+
+async def cmd_requests_show(settings: Settings, args: argparse.Namespace) -> int:
+    """Show one request."""
+    from core.queries import show_request
+
+    await open_database(settings)
+    try:
+        data = await show_request(args.number)
+    finally:
+        await close_database()
+    _print(data if args.json else json.dumps(data, ensure_ascii=False, indent=2), args.json)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = argparse.ArgumentParser(prog="edudesk", description="edudesk — bàn trợ giúp CNTT cho nhà trường")
+    parser.add_argument("--config", default=None, help="config.toml (default: ./config.toml if present)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="start the service").set_defaults(func=cmd_run)
+    db = sub.add_parser("db", help="database").add_subparsers(dest="db_command", required=True)
+    db.add_parser("migrate", help="apply schema migrations").set_defaults(func=cmd_db_migrate)
+    reg = sub.add_parser("registry", help="staff/student registry").add_subparsers(dest="reg_command",
+                                                                                  required=True)
+    imp = reg.add_parser("import", help="import an .xlsx or .csv registry export")
+    imp.add_argument("file")
+    imp.add_argument("--population", choices=["staff", "student"], required=True)
+    imp.set_defaults(func=cmd_registry_import)
+    mail = sub.add_parser("mail", help="mail intake").add_subparsers(dest="mail_command", required=True)
+    ins = mail.add_parser("inspect", help="show what edudesk reads from a mail, storing nothing")
+    ins.add_argument("file")
+    ins.add_argument("--json", action="store_true")
+    ins.set_defaults(func=cmd_mail_inspect)
+    rep = mail.add_parser("reprocess", help="run a stored mail through intake again")
+    rep.add_argument("number", type=int)
+    rep.set_defaults(func=cmd_mail_reprocess)
+    req = sub.add_parser("requests", help="requests").add_subparsers(dest="req_command", required=True)
+    lst = req.add_parser("list", help="list requests")
+    lst.add_argument("--state", default=None)
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(func=cmd_requests_list)
+    show = req.add_parser("show", help="one request with its audit trail")
+    show.add_argument("number", type=int)
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_requests_show)
+    return parser
+
+
+def load(config: str | None) -> Settings:
+    """Settings from --config, ./config.toml, or the built-in defaults."""
+    if config:
+        return load_settings(config)
+    return load_settings("config.toml") if Path("config.toml").exists() else load_settings(None)
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """Entry point of the `edudesk` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load(args.config)
+        logging.basicConfig(level=settings.general.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        return int(asyncio.run(args.func(settings, args)) or 0)
+    except EdudeskError as exc:
+        print(f"edudesk: {exc.message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

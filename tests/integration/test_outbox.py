@@ -1,0 +1,134 @@
+"""The two outgoing transports against real storage and a real SMTP server, and the factory."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+
+import pytest
+
+from core.config import OutgoingSettings, Settings
+from core.errors import ConfigError
+from core.ports import OutgoingMessage
+from mailer.outbox import MaildirMailSender, MailSendError, SmtpMailSender, make_mail_sender
+from tests.servers.smtp_sink import SmtpSink, free_port
+from tests.servers.smtp_sink import smtp_sink_fixture as smtp_sink_fixture  # noqa: F401 - the fixture
+from tests.unit.test_render import OFFICE, OFFICE_NAME, build
+
+REQUESTER = "hoa.nguyenthi@hust.edu.vn"
+
+
+def message(**changes: object) -> OutgoingMessage:
+    return replace(build(), **changes)  # type: ignore[arg-type]
+
+
+def stored(maildir: Path) -> list[Path]:
+    return sorted((maildir / "new").iterdir()) + sorted((maildir / "cur").iterdir())
+
+
+async def test_maildir_stores_a_resent_message_id_once(tmp_path: Path) -> None:
+    sender = MaildirMailSender(tmp_path / "outbox")
+    await sender.send(message())
+    await sender.send(message())
+    files = stored(tmp_path / "outbox")
+    assert len(files) == 1
+    assert files[0].name == sender.file_name(message().message_id)
+    assert list((tmp_path / "outbox" / "tmp").iterdir()) == []
+    parsed = BytesParser(policy=policy.default).parsebytes(files[0].read_bytes())
+    assert str(parsed["Subject"]).startswith("[YC-12] Đã tiếp nhận")
+    assert b"\r\n" not in files[0].read_bytes()  # maildir files use LF
+
+
+async def test_maildir_concurrent_sends_of_one_message_id_store_one_file(tmp_path: Path) -> None:
+    sender = MaildirMailSender(tmp_path / "outbox")
+    await asyncio.gather(*(sender.send(message()) for _ in range(8)))
+    assert len(stored(tmp_path / "outbox")) == 1
+
+
+async def test_maildir_does_not_redeliver_after_a_client_has_read_the_mail(tmp_path: Path) -> None:
+    sender = MaildirMailSender(tmp_path / "outbox")
+    await sender.send(message())
+    (first,) = stored(tmp_path / "outbox")
+    first.rename(tmp_path / "outbox" / "cur" / f"{first.name}:2,S")
+    await sender.send(message())
+    assert [p.name for p in stored(tmp_path / "outbox")] == [f"{first.name}:2,S"]
+
+
+async def test_maildir_keeps_different_message_ids_apart(tmp_path: Path) -> None:
+    sender = MaildirMailSender(tmp_path / "outbox")
+    await sender.send(message())
+    await sender.send(message(message_id="<edudesk.mail-done-12@hust.edu.vn>"))
+    assert len(stored(tmp_path / "outbox")) == 2
+
+
+async def test_smtp_delivers_over_a_real_socket_with_the_vietnamese_subject(smtp_sink: SmtpSink) -> None:
+    await SmtpMailSender(smtp_sink.host, smtp_sink.port, timeout=5).send(message())
+    mail = await smtp_sink.wait_for(lambda m: REQUESTER in m.rcpt_tos)
+    assert mail.mail_from == OFFICE  # the envelope carries the bare address, not the display name
+    assert mail.subject == "[YC-12] Đã tiếp nhận yêu cầu cấp tài khoản thư điện tử"
+    assert mail.message["From"].addresses[0].display_name == OFFICE_NAME
+    assert mail.message["Auto-Submitted"] == "auto-generated"
+    assert mail.message["X-Auto-Response-Suppress"] == "All"
+    assert mail.message["X-Edudesk-Request"] == "12"
+    body = mail.message.get_body(preferencelist=("plain",))
+    assert body is not None and "Kính gửi Anh/Chị Nguyễn Thị Hoà," in body.get_content()
+
+
+async def test_smtp_logs_in_when_credentials_are_configured() -> None:
+    with SmtpSink(credentials=("edudesk", "mật-khẩu")) as sink:
+        await SmtpMailSender(sink.host, sink.port, username="edudesk", password="mật-khẩu").send(message())
+        await sink.wait_for()
+        with pytest.raises(MailSendError) as err:
+            await SmtpMailSender(sink.host, sink.port, username="edudesk", password="sai").send(message())
+    assert err.value.permanent
+
+
+async def test_smtp_refused_recipient_is_a_permanent_error() -> None:
+    with SmtpSink(refuse={REQUESTER}) as sink:
+        with pytest.raises(MailSendError) as err:
+            await SmtpMailSender(sink.host, sink.port).send(message())
+    assert err.value.permanent
+    assert REQUESTER in err.value.message
+
+
+async def test_smtp_unreachable_relay_is_a_temporary_error() -> None:
+    with pytest.raises(MailSendError) as err:
+        await SmtpMailSender("127.0.0.1", free_port(), timeout=2).send(message())
+    assert not err.value.permanent
+
+
+def test_sync_wait_times_out_with_what_arrived(smtp_sink: SmtpSink) -> None:
+    with pytest.raises(TimeoutError, match="no matching mail"):
+        smtp_sink.wait_for_sync(timeout=0.1)
+
+
+def test_factory_picks_the_maildir_sink_by_default(tmp_path: Path) -> None:
+    sender = make_mail_sender(Settings(base_dir=str(tmp_path)))
+    assert isinstance(sender, MaildirMailSender)
+    assert sender.path == tmp_path / "data" / "outbox"
+
+
+def test_factory_builds_the_smtp_relay_with_the_password_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("EDUDESK_TEST_SMTP_PW", "bí-mật")
+    outgoing = OutgoingSettings(
+        transport="smtp",
+        smtp_host="relay.hust.edu.vn",
+        smtp_port=587,
+        smtp_starttls=True,
+        smtp_username="edudesk",
+        smtp_password_env="EDUDESK_TEST_SMTP_PW",
+    )
+    sender = make_mail_sender(Settings(outgoing=outgoing))
+    assert isinstance(sender, SmtpMailSender)
+    assert (sender.host, sender.port, sender.starttls) == ("relay.hust.edu.vn", 587, True)
+    assert (sender.username, sender.password) == ("edudesk", "bí-mật")
+
+
+def test_factory_refuses_an_unknown_transport() -> None:
+    with pytest.raises(ConfigError):
+        make_mail_sender(Settings(outgoing=OutgoingSettings(transport="sendmail")))
