@@ -117,7 +117,7 @@ class JobSettings:
     backoff_initial_seconds: float = 5.0
     backoff_max_seconds: float = 3600.0
     poll_interval_seconds: float = 1.0
-    lease_seconds: float = 300.0
+    lease_seconds: float = 60.0
 
 
 @dataclass(frozen=True)

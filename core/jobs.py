@@ -85,6 +85,12 @@ class JobQueue:
                     claimed.append(job)
         return claimed
 
+    async def renew(self, job_ids: list[int]) -> None:
+        """Extend the lease of jobs still running here, so that only a dead worker's jobs are taken over."""
+        if job_ids:
+            lease = self.clock.now() + timedelta(seconds=self.settings.lease_seconds)
+            await Job.filter(id__in=job_ids, state="running").update(locked_until=lease)
+
     async def complete(self, job: Job) -> None:
         """Mark a job done."""
         await Job.filter(id=job.id).update(state="done", finished_at=self.clock.now(), locked_until=None)
@@ -164,15 +170,27 @@ class JobWorker:
     async def run(self) -> None:
         """Claim and run jobs until stopped, keeping up to `concurrency` in flight."""
         limit = self.queue.settings.concurrency
-        running: set[asyncio.Task[None]] = set()
+        running: dict[asyncio.Task[None], int] = {}
         async with asyncio.TaskGroup() as tg:
+            heartbeat = tg.create_task(self._heartbeat(running))
             while not self._stopping.is_set():
                 free = limit - len(running)
                 jobs = await self.queue.claim(free) if free > 0 else []
                 for job in jobs:
                     task = tg.create_task(self.run_one(job))
-                    running.add(task)
-                    task.add_done_callback(running.discard)
+                    running[task] = job.id
+                    task.add_done_callback(lambda t: running.pop(t, None))
                     task.add_done_callback(lambda _t: self.queue.wake())
                 if not jobs or free <= len(jobs):
                     await self.queue.wait(self.queue.settings.poll_interval_seconds)
+            heartbeat.cancel()
+
+    async def _heartbeat(self, running: dict[asyncio.Task[None], int]) -> None:
+        """Renew the leases of the jobs in hand every third of a lease."""
+        interval = max(0.05, self.queue.settings.lease_seconds / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.queue.renew(list(running.values()))
+            except Exception:  # noqa: BLE001 - a missed renewal only risks a takeover; try again next time
+                log.exception("could not renew job leases")

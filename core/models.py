@@ -159,7 +159,7 @@ class OutgoingMail(Model):
     recipient = fields.CharField(max_length=320, db_index=True)
     message_id = fields.CharField(max_length=300)
     automatic = fields.BooleanField(default=True)
-    state = fields.CharField(max_length=16, default="pending")  # pending | sent | suppressed | dead
+    state = fields.CharField(max_length=16, default="pending")  # pending|sending (slot taken)|sent|suppressed|dead
     detail = fields.TextField(default="")
     created_at = fields.DatetimeField(db_index=True)
     sent_at = fields.DatetimeField(null=True)

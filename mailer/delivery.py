@@ -6,7 +6,10 @@ import logging
 from datetime import timedelta
 from pathlib import Path
 
+from tortoise.transactions import in_transaction
+
 from core.config import Settings
+from core.db import dialect
 from core.jobs import PermanentJobError
 from core.models import AuditEvent, Job, OutgoingMail
 from core.ports import Clock, MailSender
@@ -29,26 +32,41 @@ class MailDelivery:
         self.sender = sender
         self.templates_dir = templates_dir
 
-    async def _over_cap(self, mail: OutgoingMail) -> bool:
+    async def _reserve(self, mail: OutgoingMail) -> bool:
+        """Take one of the recipient's automatic-mail slots, or suppress the mail; atomic across workers.
+
+        The count and the reservation happen in one transaction, serialised per recipient (a PostgreSQL
+        advisory lock; SQLite runs one transaction at a time), so parallel jobs cannot all see a free slot.
+        """
         out = self.settings.outgoing
-        since = self.clock.now() - timedelta(minutes=out.auto_reply_window_minutes)
-        sent = await OutgoingMail.filter(recipient=mail.recipient, automatic=True, state="sent",
-                                         sent_at__gte=since).count()
-        return sent >= out.auto_reply_limit
+        now = self.clock.now()
+        since = now - timedelta(minutes=out.auto_reply_window_minutes)
+        async with in_transaction() as conn:
+            if dialect() == "postgres":
+                await conn.execute_query("SELECT pg_advisory_xact_lock(hashtext($1))", [mail.recipient])
+            used = await OutgoingMail.filter(recipient=mail.recipient, automatic=True, state__in=["sent", "sending"],
+                                             sent_at__gte=since).using_db(conn).count()
+            if used >= out.auto_reply_limit:
+                await OutgoingMail.filter(id=mail.id).using_db(conn).update(state="suppressed", detail="rate cap")
+                await AuditEvent.create(at=now, actor="system", action="auto_reply_suppressed",
+                                        request_id=mail.request_id, detail={"template": mail.template,
+                                                                            "recipient": mail.recipient},
+                                        using_db=conn)
+                return False
+            await OutgoingMail.filter(id=mail.id, state="pending").using_db(conn).update(state="sending", sent_at=now)
+        return True
 
     async def __call__(self, job: Job) -> None:
         """Send one queued mail (done once: a sent mail is never sent again by a re-run job)."""
         mail = await OutgoingMail.get_or_none(id=job.payload.get("outgoing_id"))
         if mail is None:
             raise PermanentJobError("outgoing mail row is gone")
-        if mail.state != "pending":
+        # "sending" is a slot taken by an attempt that crashed or failed before the relay said yes:
+        # it is sent again under the same Message-ID, without taking a second slot.
+        if mail.state not in ("pending", "sending"):
             return
         now = self.clock.now()
-        if mail.automatic and await self._over_cap(mail):
-            await OutgoingMail.filter(id=mail.id).update(state="suppressed", detail="rate cap")
-            await AuditEvent.create(at=now, actor="system", action="auto_reply_suppressed",
-                                    request_id=mail.request_id, detail={"template": mail.template,
-                                                                        "recipient": mail.recipient})
+        if mail.automatic and mail.state == "pending" and not await self._reserve(mail):
             log.warning("automatic mail to %s suppressed by the rate cap", mail.recipient)
             return
         context = dict(job.payload.get("context") or {})
@@ -67,7 +85,7 @@ class MailDelivery:
                 await OutgoingMail.filter(id=mail.id).update(state="dead", detail=exc.message[:2000])
                 raise PermanentJobError(exc.message) from exc
             raise
-        await OutgoingMail.filter(id=mail.id).update(state="sent", sent_at=now)
+        await OutgoingMail.filter(id=mail.id).update(state="sent", sent_at=mail.sent_at or now)
         await AuditEvent.create(at=now, actor="system", action="mail_sent", request_id=mail.request_id,
                                 detail={"template": mail.template, "recipient": mail.recipient,
                                         "message_id": mail.message_id})
