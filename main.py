@@ -250,6 +250,9 @@ def cli(argv: list[str] | None = None) -> int:
     try:
         settings = load(args.config)
         logging.basicConfig(level=settings.general.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        if settings.general.log_level != "DEBUG":
+            # aiosmtpd logs every SMTP command line at INFO: noise, and a tenth of the listener's CPU.
+            logging.getLogger("mail.log").setLevel(logging.WARNING)
         return int(asyncio.run(args.func(settings, args)) or 0)
     except EdudeskError as exc:
         print(f"edudesk: {exc.message}", file=sys.stderr)

@@ -52,7 +52,8 @@ class SmtpdSettings:
     port: int = 2525
     max_message_size: int = 25 * 1024 * 1024
     recipients: tuple[str, ...] = ()
-    max_backlog: int = 200
+    max_backlog: int = 20
+    backlog_wait_seconds: float = 120.0
 
 
 @dataclass(frozen=True)

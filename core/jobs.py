@@ -20,6 +20,7 @@ from core.ports import Clock
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Job], Awaitable[None]]
+URGENT_KINDS = ("process_mail",)
 
 
 class PermanentJobError(Exception):
@@ -67,13 +68,10 @@ class JobQueue:
         lease = now + timedelta(seconds=self.settings.lease_seconds)
         due = Q(state="pending", run_after__lte=now) | Q(state="running", locked_until__lt=now)
         async with in_transaction() as conn:
-            rows = (
-                await Job.filter(due)
-                .order_by("id")
-                .limit(limit)
-                .select_for_update(skip_locked=True)
-                .using_db(conn)
-            )
+            # Mail waiting to become a request goes first: in a burst, the acknowledgements can wait.
+            rows = await self._due(conn, due & Q(kind__in=URGENT_KINDS), limit)
+            if len(rows) < limit:
+                rows += await self._due(conn, due & ~Q(kind__in=URGENT_KINDS), limit - len(rows))
             claimed = []
             for job in rows:
                 # Conditional update: exactly one claimer wins even without row locks (SQLite).
@@ -84,6 +82,11 @@ class JobQueue:
                     job.state, job.locked_until, job.attempts = "running", lease, job.attempts + 1
                     claimed.append(job)
         return claimed
+
+    @staticmethod
+    async def _due(conn: BaseDBAsyncClient, where: Q, limit: int) -> list[Job]:
+        return list(await Job.filter(where).order_by("id").limit(limit).select_for_update(skip_locked=True)
+                    .using_db(conn))
 
     async def renew(self, job_ids: list[int]) -> None:
         """Extend the lease of jobs still running here, so that only a dead worker's jobs are taken over."""

@@ -102,6 +102,10 @@ class IntakeSink(Protocol):
         set, `raw` holds only the headers of a mail of that many bytes that was not fetched."""
         ...
 
+    async def backlog(self) -> int:
+        """How many stored mails wait to be processed (the listener slows senders down past a limit)."""
+        ...
+
     async def load_checkpoint(self, key: str) -> tuple[int, int] | None:
         """(uidvalidity, last_uid) remembered for an IMAP mailbox, or None the first time."""
         ...

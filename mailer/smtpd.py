@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -12,6 +13,7 @@ from core.config import SmtpdSettings
 from core.ports import IntakeSink
 
 log = logging.getLogger(__name__)
+BACKLOG_RECHECK = 0.1  # seconds
 
 
 class SmtpIntakeHandler:
@@ -19,7 +21,45 @@ class SmtpIntakeHandler:
 
     def __init__(self, sink: IntakeSink, settings: SmtpdSettings) -> None:
         self.sink = sink
+        self.settings = settings
         self.recipients = {r.lower() for r in settings.recipients}
+        self._backlog = 0
+        self._backlog_at = float("-inf")
+
+    async def _current_backlog(self) -> int:
+        # One count per tenth of a second, however many sessions ask.
+        now = time.monotonic()
+        if now - self._backlog_at >= BACKLOG_RECHECK:
+            self._backlog_at = now
+            self._backlog = await self.sink.backlog()
+        return self._backlog
+
+    async def _room(self) -> bool:
+        """Wait while the backlog is over the limit; False when it stays over for too long."""
+        limit = self.settings.max_backlog
+        if limit <= 0:
+            return True
+        deadline = time.monotonic() + self.settings.backlog_wait_seconds
+        while await self._current_backlog() >= limit:
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(BACKLOG_RECHECK)
+        self._backlog += 1  # count this sender in until the next look, so a crowd is not all let in
+        return True
+
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          mail_options: list[str]) -> str:
+        """Flow control before the body is sent: hold the sender while too much mail waits unprocessed.
+
+        A held sender loses nothing: past `backlog_wait_seconds` it gets 451 and its server retries.
+        """
+        if not await self._room():
+            log.warning("SMTP: backlog over %s for %.0f s, asking %s to retry later", self.settings.max_backlog,
+                        self.settings.backlog_wait_seconds, address)
+            return "451 4.3.2 Too much mail waiting to be processed, please retry later"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:

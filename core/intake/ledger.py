@@ -12,7 +12,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from core.jobs import JobQueue
-from core.models import AuditEvent, ChannelHealth, ImapCheckpoint, InboundMail
+from core.models import AuditEvent, ChannelHealth, ImapCheckpoint, InboundMail, Job
 from core.ports import Clock, StoreResult
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,10 @@ class MailLedger:
             return StoreResult(existing, True)
         self.queue.wake()
         return StoreResult(mail.id, False)
+
+    async def backlog(self) -> int:
+        """Stored mails not yet processed (in this process and any other sharing the database)."""
+        return await Job.filter(kind="process_mail", state__in=["pending", "running"]).count()
 
     async def _find(self, key: str, source_key: str | None) -> int | None:
         row = await InboundMail.filter(dedupe_key=key).only("id").first()

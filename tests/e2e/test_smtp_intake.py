@@ -256,3 +256,33 @@ async def test_mail_that_takes_too_long_is_quarantined_and_does_not_block_the_ne
         app.worker.stop()
         await asyncio.wait_for(task, 10)
 
+
+
+async def test_backlog_over_the_limit_holds_then_defers_senders_and_loses_nothing(
+        app_factory: Any, settings_factory: Any, smtp_sink: SmtpSink) -> None:
+    settings = settings_factory(smtpd={"max_backlog": 2, "backlog_wait_seconds": 1.0},
+                                outgoing={"transport": "smtp", "smtp_host": "127.0.0.1",
+                                          "smtp_port": smtp_sink.port})
+    app = await app_factory(settings, inline_analysis=True)
+    assert app.smtp is not None
+    await app.smtp.start()
+    port = app.smtp.port
+    # No worker yet: stored mail waits unprocessed, as it does when processing falls behind.
+    for i in range(2):
+        await asyncio.to_thread(send, port, student_form_mail(sid=f"2020{i:04d}", message_id=f"<bp-{i}@gmail.com>"))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(smtplib.SMTPSenderRefused) as deferred:
+        await asyncio.to_thread(send, port, student_form_mail(sid="20200002", message_id="<bp-2@gmail.com>"))
+    assert deferred.value.smtp_code == 451  # temporary: the sender's server keeps the mail and retries
+    assert loop.time() - started >= 0.9  # held first, not refused at once
+    assert await InboundMail.all().count() == 2
+
+    # A held sender is let in as soon as the backlog drains.
+    task = loop.create_task(app.worker.run())  # noqa: TID251 - test harness
+    try:
+        await asyncio.to_thread(send, port, student_form_mail(sid="20200002", message_id="<bp-2@gmail.com>"))
+        await wait_until(lambda: _count_is(Request.all(), 3))
+    finally:
+        app.worker.stop()
+        await asyncio.wait_for(task, 10)
