@@ -69,7 +69,7 @@ class ImapSettings:
     processed_mailbox: str = ""
     idle: bool = True
     idle_timeout: int = 300
-    poll_interval: int = 60
+    poll_interval: float = 60.0
     backlog_since: str = "new"
     backoff_initial: float = 1.0
     backoff_max: float = 300.0

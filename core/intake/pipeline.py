@@ -3,6 +3,7 @@ quarantined/ignored mail — each with an audit entry and, where a person wrote,
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 from typing import Any
@@ -53,6 +54,10 @@ class IntakePipeline:
         self.queue = queue
         self.analyser = analyser
         self.headers_only = headers_only  # raw -> IncomingMail from the header block alone
+        # Checking (free addresses, open duplicates) and saving the request are one step: two mails
+        # processed at once must not both be offered an.nguyenvan, nor both miss each other as duplicates.
+        # One process decides at a time; several replicas on PostgreSQL need a database lock here too.
+        self._deciding = asyncio.Lock()
 
     async def process(self, mail_id: int) -> None:
         """Process one stored mail (idempotent: a mail already processed is left alone)."""
@@ -115,6 +120,12 @@ class IntakePipeline:
     async def _attach_reply(self, row: InboundMail, mail: IncomingMail, request: Request,
                             extracted: ExtractedRequest | None) -> None:
         """A reply joins its request; it re-opens a request waiting for information."""
+        async with self._deciding:
+            await self._update_from_reply(row, mail, request, extracted)
+        self.queue.wake()
+
+    async def _update_from_reply(self, row: InboundMail, mail: IncomingMail, request: Request,
+                                 extracted: ExtractedRequest | None) -> None:
         now = self.clock.now()
         decision = transition(State(request.state), Event.REPLY)
         checked = None
@@ -134,7 +145,6 @@ class IntakePipeline:
             await Request.filter(id=request.id).using_db(conn).update(**changes)
             await self._finish(row, "processed", "reply", mail, conn, request.id, detail={
                 "from": mail.from_addr, "state": decision.state.value, "updated_form": checked is not None})
-        self.queue.wake()
 
     async def _save_persons(self, conn: BaseDBAsyncClient, request_id: int, checked: Checked) -> None:
         await RequestPerson.bulk_create([
@@ -146,6 +156,11 @@ class IntakePipeline:
 
     async def _create_request(self, row: InboundMail, mail: IncomingMail, extracted: ExtractedRequest) -> None:
         """A new request with its findings, deadline, audit entry and acknowledgement, in one transaction."""
+        async with self._deciding:
+            await self._check_and_create(row, mail, extracted)
+        self.queue.wake()
+
+    async def _check_and_create(self, row: InboundMail, mail: IncomingMail, extracted: ExtractedRequest) -> None:
         checked = await check_request(extracted, mail, self.settings)
         now = self.clock.now()
         received_at = row.received_at
@@ -171,7 +186,6 @@ class IntakePipeline:
                     context=self._request_context(request, mail, checked),
                     request_id=request.id, in_reply_to=mail.message_id, references=mail.references,
                 )
-        self.queue.wake()
 
     def _reply_address(self, mail: IncomingMail) -> str:
         return mail.from_addr
