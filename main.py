@@ -38,7 +38,7 @@ class App:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.queue = JobQueue(self.clock, settings.jobs)
-        self.ledger = MailLedger(self.queue, self.clock, alert_after_failures=settings.imap.alert_after_failures)
+        self.ledger = MailLedger(self.queue, self.clock, settings)
         self.analyser = InlineMailAnalyser(settings) if inline_analysis else ProcessMailAnalyser(settings)
         self.pipeline = IntakePipeline(settings, self.clock, self.queue, self.analyser, headers_only)
         self.delivery = MailDelivery(settings, self.clock, mail_sender or make_mail_sender(settings),

@@ -89,6 +89,7 @@ class OutgoingSettings:
     smtp_password_env: str = "EDUDESK_SMTP_PASSWORD"
     auto_reply_limit: int = 3
     auto_reply_window_minutes: int = 10
+    alerts_to: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

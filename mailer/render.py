@@ -16,7 +16,7 @@ import jinja2
 
 from core.ports import OutgoingMessage
 
-TEMPLATES = ("received", "need_info", "rejected", "done", "too_large", "unreadable")
+TEMPLATES = ("received", "need_info", "rejected", "done", "too_large", "unreadable", "channel_failing")
 LANGUAGES = ("vi", "en")
 DISPLAY_TIMEZONE = "Asia/Ho_Chi_Minh"
 

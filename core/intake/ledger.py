@@ -8,16 +8,20 @@ import re
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from core.config import Settings
 from core.jobs import JobQueue
+from core.mailqueue import queue_mail
 from core.models import AuditEvent, ChannelHealth, ImapCheckpoint, InboundMail, Job
 from core.ports import Clock, StoreResult
 
 log = logging.getLogger(__name__)
 
 _MSGID = re.compile(r"<([^<>\s]+)>|(\S+@\S+)")
+CHANNEL_LABELS = {"imap": "IMAP", "smtp": "SMTP"}
 _HEADER_LIMIT = 256 * 1024  # Message-ID is in the header block; never scan a 30 MB body for it
 
 
@@ -42,10 +46,11 @@ def dedupe_key(raw: bytes, message_id: str) -> tuple[str, str]:
 class MailLedger:
     """The `IntakeSink` both channels feed: `store` commits the raw mail and its job before returning."""
 
-    def __init__(self, queue: JobQueue, clock: Clock, *, alert_after_failures: int = 3) -> None:
+    def __init__(self, queue: JobQueue, clock: Clock, settings: Settings) -> None:
         self.queue = queue
         self.clock = clock
-        self.alert_after_failures = alert_after_failures
+        self.settings = settings
+        self.alert_after_failures = settings.imap.alert_after_failures
 
     async def store(
         self,
@@ -129,6 +134,25 @@ class MailLedger:
             if row.failures >= self.alert_after_failures and not row.alerted:
                 row.alerted = True
                 log.error("channel %s keeps failing (%s times): %s", channel, row.failures, detail)
-                await AuditEvent.create(at=now, actor="system", action="channel_failing",
-                                        detail={"channel": channel, "failures": row.failures, "error": detail[:500]})
+                async with in_transaction() as conn:
+                    await AuditEvent.create(at=now, actor="system", action="channel_failing", using_db=conn,
+                                            detail={"channel": channel, "failures": row.failures,
+                                                    "error": detail[:500]})
+                    await self._alert_staff(conn, channel, row.failures, detail)
+                    await row.save(using_db=conn)
+                self.queue.wake()
+                return
         await row.save()
+
+    async def _alert_staff(self, conn: BaseDBAsyncClient, channel: str, failures: int, detail: str) -> None:
+        """Tell the technical staff by mail (queued with the audit entry, so it is sent once)."""
+        out, inst = self.settings.outgoing, self.settings.institution
+        stamp = int(self.clock.now().timestamp())
+        for recipient in out.alerts_to or (inst.office_address,):
+            await queue_mail(conn, self.queue, self.clock, self.settings,
+                             key=f"channel_failing:{channel}:{stamp}:{recipient}", template="channel_failing",
+                             recipient=recipient, context={
+                                 "requester_name": "", "institution_name": inst.name, "office_name": out.from_name,
+                                 "office_address": inst.office_address, "lang": self.settings.general.language,
+                                 "channel_label": CHANNEL_LABELS.get(channel, channel), "failures": failures,
+                                 "error": detail[:500]})

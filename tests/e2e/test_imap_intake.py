@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from core.domain import Population
-from core.models import AuditEvent, InboundMail, Request, RequestPerson
+from core.models import AuditEvent, ChannelHealth, InboundMail, Request, RequestPerson
 from core.registry import import_registry
 from mailer.imap import DONE_KEYWORD
 from tests.conftest import wait_until
 from tests.mails import registry_xlsx, student_form_mail
 from tests.servers.dovecot import DEFAULT_PASSWORD, DEFAULT_USER, DovecotServer
-from tests.servers.smtp_sink import SmtpSink
+from tests.servers.smtp_sink import SmtpSink, free_port
 
 pytestmark = pytest.mark.db
 
@@ -80,3 +80,32 @@ async def test_mail_in_the_imap_mailbox_becomes_a_checked_request_and_is_acknowl
 
 async def _requests(n: int) -> bool:
     return bool(await Request.all().count() == n)
+
+
+async def test_a_mailbox_that_keeps_failing_is_reported_to_staff_by_mail_once(
+        app_factory: Any, settings_factory: Any, smtp_sink: SmtpSink) -> None:
+    settings = settings_factory(
+        imap={"enabled": True, "host": "127.0.0.1", "port": free_port(), "ssl": False, "username": DEFAULT_USER,
+              "backlog_since": "all", "backoff_initial": 0.05, "backoff_max": 0.1, "alert_after_failures": 3},
+        smtpd={"enabled": False},
+        outgoing={"transport": "smtp", "smtp_host": "127.0.0.1", "smtp_port": smtp_sink.port,
+                  "alerts_to": ["kythuat@hust.edu.vn"]},
+    )
+    app = await app_factory(settings, inline_analysis=True)
+    task = asyncio.get_running_loop().create_task(app.supervisor().run())  # noqa: TID251 - test harness
+    try:
+        alert = await smtp_sink.wait_for(lambda m: "kythuat@hust.edu.vn" in m.rcpt_tos, timeout=30)
+        await wait_until(lambda: _failures_at_least(6), timeout=30)  # it keeps retrying after the alert
+    finally:
+        app.worker.stop()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert "Kênh nhận thư IMAP đang lỗi" in alert.subject
+    assert "không có thư nào bị mất" in alert.message.get_body(("plain",)).get_content()
+    assert len(smtp_sink.received()) == 1  # one alert per outage, not one per failed attempt
+    assert await AuditEvent.filter(action="channel_failing").count() == 1
+
+
+async def _failures_at_least(n: int) -> bool:
+    row = await ChannelHealth.get_or_none(channel="imap")
+    return row is not None and row.failures >= n

@@ -66,8 +66,11 @@ def render(template: str, lang: str = "vi", **changes: Any) -> tuple[str, str, s
     return render_mail(template, lang, context(**changes), templates_dir=TEMPLATES_DIR)
 
 
+REQUEST_TEMPLATES = [t for t in TEMPLATES if t != "channel_failing"]  # the staff alert belongs to no request
+
+
 @pytest.mark.parametrize("lang", LANGUAGES)
-@pytest.mark.parametrize("template", TEMPLATES)
+@pytest.mark.parametrize("template", REQUEST_TEMPLATES)
 def test_every_template_renders_with_the_request_token_greeting_and_signature(
     template: str, lang: str
 ) -> None:
@@ -81,6 +84,19 @@ def test_every_template_renders_with_the_request_token_greeting_and_signature(
     assert html.lstrip().startswith("<!DOCTYPE html>")
     assert f'<html lang="{lang}">' in html
     assert "{{" not in text and "{%" not in text
+
+
+@pytest.mark.parametrize(("lang", "start", "words"), [
+    ("vi", "[Cảnh báo] Kênh nhận thư IMAP đang lỗi (4 lần liên tiếp)", "không có thư nào bị mất"),
+    ("en", "[Alert] The IMAP mail intake is failing (4 times in a row)", "no mail is lost"),
+])
+def test_channel_alert_names_the_channel_the_failures_and_the_error(lang: str, start: str, words: str) -> None:
+    subject, text, html = render("channel_failing", lang, number=None, requester_name="", channel_label="IMAP",
+                                 failures=4, error="[AUTHENTICATIONFAILED] Authentication failed.")
+    assert subject == start
+    for body in (text, html):
+        assert "[AUTHENTICATIONFAILED] Authentication failed." in body
+        assert words in body
 
 
 def test_vietnamese_is_the_default_and_unknown_languages_fall_back_to_it() -> None:
