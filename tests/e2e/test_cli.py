@@ -1,0 +1,110 @@
+"""The `edudesk` command line as staff run it, in a real subprocess on a real config and database."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.mails import registry_xlsx, student_form_mail
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures" / "mail"
+PERSON_KEYS = {"full_name", "family_name", "middle_name", "given_name", "student_id", "staff_id", "date_of_birth",
+               "unit", "class", "cohort", "mobile", "personal_email", "proposed_address"}
+
+
+def edudesk(config: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the command line as a user would, from the checkout."""
+    done = subprocess.run([sys.executable, "-c", "import sys, main; sys.exit(main.cli())", "--config", str(config),
+                           *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    if ok:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(f'[general]\ndata_dir = "{tmp_path / "data"}"\n[intake]\nparser_processes = 1\n',
+                    encoding="utf-8")
+    return path
+
+
+def test_mail_inspect_json_has_the_stable_names_and_stores_nothing(config: Path, tmp_path: Path) -> None:
+    eml = tmp_path / "form.eml"
+    eml.write_bytes(student_form_mail())
+    report = json.loads(edudesk(config, "mail", "inspect", str(eml), "--json").stdout)
+    assert (report["kind"], report["population"]) == ("new_account", "student")
+    [person] = report["persons"]
+    assert PERSON_KEYS <= set(person)
+    assert person["full_name"] == "Nguyễn Văn An"
+    assert (person["family_name"], person["middle_name"], person["given_name"]) == ("Nguyễn", "Văn", "An")
+    assert person["date_of_birth"] == "2003-03-05"  # 05/03/2003 is 5 March
+    assert person["mobile"] == "+84912345678"
+    assert person["proposed_address"] == "an.nguyenvan@sis.hust.edu.vn"
+    assert all({"field", "code", "message"} <= set(p) for p in report["problems"])
+    assert not (tmp_path / "data" / "edudesk.sqlite3").exists()  # a dry run
+
+
+@pytest.mark.parametrize(("fixture", "kind"), [
+    ("gmail_vacation_reply.eml", "auto_reply"),
+    ("dsn_bounce_multipart_report.eml", "bounce"),
+    ("windows1258_body_password_reset.eml", "password_reset"),
+])
+def test_mail_inspect_names_the_kind_of_mails_from_the_wild(config: Path, fixture: str, kind: str) -> None:
+    report = json.loads(edudesk(config, "mail", "inspect", str(FIXTURES / fixture), "--json").stdout)
+    assert report["kind"] == kind
+
+
+def test_registry_import_then_requests_list_show_and_reprocess(config: Path, tmp_path: Path) -> None:
+    edudesk(config, "db", "migrate")
+    xlsx = registry_xlsx(tmp_path / "sv.xlsx", [("20201234", "Nguyễn Văn An", "05/03/2003", "CNTT-01 K65", "")])
+    out = edudesk(config, "registry", "import", str(xlsx), "--population", "student").stdout
+    assert "1 mới" in out
+    eml = tmp_path / "form.eml"
+    eml.write_bytes(student_form_mail(message_id="<cli-1@gmail.com>"))
+    # Store it the way the listener does, then let reprocess run intake on it.
+    stored = subprocess.run([sys.executable, "-c", STORE, str(config), str(eml)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert stored.returncode == 0, stored.stderr
+    out = edudesk(config, "mail", "reprocess", stored.stdout.strip()).stdout
+    assert out.strip().endswith("request_created"), out
+
+    rows = json.loads(edudesk(config, "requests", "list", "--json").stdout)
+    assert [(r["number"], r["kind"], r["population"], r["state"], r["people"]) for r in rows] == [
+        (1, "new_account", "student", "received", 1)]
+    assert {"number", "kind", "population", "state", "people", "problems", "received_at", "deadline"} <= set(rows[0])
+    assert json.loads(edudesk(config, "requests", "list", "--state", "rejected", "--json").stdout) == []
+    shown = json.loads(edudesk(config, "requests", "show", "1", "--json").stdout)
+    assert shown["number"] == 1
+    assert shown["persons"][0]["proposed_address"] == "an.nguyenvan@sis.hust.edu.vn"
+    assert [m["message_id"] for m in shown["mails"]] == ["cli-1@gmail.com"]
+    assert "mail_request_created" in [a["action"] for a in shown["audit"]]
+    missing = edudesk(config, "requests", "show", "99", ok=False)
+    assert missing.returncode == 2 and "YC-99" in missing.stderr
+
+
+STORE = """
+import asyncio, sys
+from pathlib import Path
+from core.config import load_settings
+from core.db import open_database, close_database
+from core.intake.ledger import MailLedger
+from core.jobs import JobQueue
+from core.ports import SystemClock
+
+async def main():
+    settings = load_settings(sys.argv[1])
+    db = await open_database(settings)
+    clock = SystemClock()
+    result = await MailLedger(JobQueue(clock, settings.jobs), clock, settings).store(
+        Path(sys.argv[2]).read_bytes(), source="cli")
+    await close_database(db)
+    print(result.mail_id)
+
+asyncio.run(main())
+"""
