@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import random
 import signal
@@ -25,6 +26,11 @@ from tests.servers.smtp_sink import SmtpSink, free_port
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 EDUDESK = [sys.executable, "-c", "import sys, main; sys.exit(main.cli())"]
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _die_with_parent() -> None:
+    # A test run that is itself killed must not leave a service holding its ports and database.
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class Service:
@@ -70,7 +76,8 @@ backoff_max_seconds = 0.2
         """Start the service and wait until its SMTP listener answers."""
         out = self.log.open("ab")
         self.proc = subprocess.Popen([*EDUDESK, "--config", str(self.config), "run"], cwd=ROOT, stdout=out,
-                                     stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                     stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                     preexec_fn=_die_with_parent)
         for _ in range(300):
             try:
                 with smtplib.SMTP("127.0.0.1", self.smtp_port, timeout=2) as client:
