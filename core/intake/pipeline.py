@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +14,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from core.config import Settings
+from core.db import dialect
 from core.domain import ExtractedRequest, IncomingMail, Kind, Severity
 from core.intake.checks import Checked, check_request
 from core.intake.loops import may_auto_reply
@@ -23,6 +26,7 @@ from core.ports import AnalysisTimeout, Clock, MailAnalyser
 from core.workflow import Event, State, deadline_for, transition
 
 log = logging.getLogger(__name__)
+DECISION_LOCK = 0x6564756465736B  # "edudesk": the PostgreSQL advisory lock key of request decisions
 
 
 async def find_thread(mail: IncomingMail) -> Request | None:
@@ -54,9 +58,6 @@ class IntakePipeline:
         self.queue = queue
         self.analyser = analyser
         self.headers_only = headers_only  # raw -> IncomingMail from the header block alone
-        # Checking (free addresses, open duplicates) and saving the request are one step: two mails
-        # processed at once must not both be offered an.nguyenvan, nor both miss each other as duplicates.
-        # One process decides at a time; several replicas on PostgreSQL need a database lock here too.
         self._deciding = asyncio.Lock()
 
     async def process(self, mail_id: int) -> None:
@@ -117,10 +118,26 @@ class IntakePipeline:
     async def _find_thread(self, mail: IncomingMail) -> Request | None:
         return await find_thread(mail)
 
+    @asynccontextmanager
+    async def _decision(self) -> AsyncIterator[None]:
+        """Checking (free addresses, open duplicates) and saving a request are one step.
+
+        Two mails processed at once must not both be offered an.nguyenvan, nor miss each other as
+        duplicates: one decision at a time in this process, and on PostgreSQL across replicas too, through
+        an advisory lock held by a transaction that the check and the save run inside.
+        """
+        async with self._deciding:
+            if dialect() != "postgres":
+                yield  # SQLite: one process writes; the in-process lock is the whole story
+                return
+            async with in_transaction() as conn:
+                await conn.execute_query("SELECT pg_advisory_xact_lock($1)", [DECISION_LOCK])
+                yield
+
     async def _attach_reply(self, row: InboundMail, mail: IncomingMail, request: Request,
                             extracted: ExtractedRequest | None) -> None:
         """A reply joins its request; it re-opens a request waiting for information."""
-        async with self._deciding:
+        async with self._decision():
             await self._update_from_reply(row, mail, request, extracted)
         self.queue.wake()
 
@@ -156,7 +173,7 @@ class IntakePipeline:
 
     async def _create_request(self, row: InboundMail, mail: IncomingMail, extracted: ExtractedRequest) -> None:
         """A new request with its findings, deadline, audit entry and acknowledgement, in one transaction."""
-        async with self._deciding:
+        async with self._decision():
             await self._check_and_create(row, mail, extracted)
         self.queue.wake()
 
