@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -79,6 +81,10 @@ def test_registry_import_then_requests_list_show_and_reprocess(config: Path, tmp
         (1, "new_account", "student", "received", 1)]
     assert {"number", "kind", "population", "state", "people", "problems", "received_at", "deadline"} <= set(rows[0])
     assert json.loads(edudesk(config, "requests", "list", "--state", "rejected", "--json").stdout) == []
+    table = edudesk(config, "requests", "list").stdout
+    # Staff read the deadline in Vietnam's time and day-first, 24 h after the mail came in.
+    deadline = datetime.fromisoformat(rows[0]["deadline"]).astimezone(ZoneInfo("Asia/Ho_Chi_Minh"))
+    assert "YC-1" in table and deadline.strftime("%H:%M %d/%m/%Y") in table
     shown = json.loads(edudesk(config, "requests", "show", "1", "--json").stdout)
     assert shown["number"] == 1
     assert shown["persons"][0]["proposed_address"] == "an.nguyenvan@sis.hust.edu.vn"
