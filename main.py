@@ -8,10 +8,8 @@ import json
 import logging
 import signal
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from core.config import Settings, load_settings
 from core.db import close_database, migrate_database, open_database
@@ -22,6 +20,7 @@ from core.intake.pipeline import IntakePipeline
 from core.jobs import JobQueue, JobWorker
 from core.ports import Clock, MailSender, SystemClock
 from core.supervisor import Supervisor
+from core.text import local_time
 from mailer.analyse import InlineMailAnalyser, ProcessMailAnalyser, headers_only
 from mailer.delivery import MailDelivery
 from mailer.imap import ImapIntake
@@ -186,10 +185,8 @@ async def cmd_requests_list(settings: Settings, args: argparse.Namespace) -> int
         _print(rows, True)
         return 0
     print(f"{'Số':>6}  {'Loại':<18} {'Đối tượng':<9} {'Trạng thái':<10} {'Người':>5} {'Lỗi':>4}  Hạn xử lý")
-    zone = ZoneInfo(settings.general.timezone)
     for r in rows:
-        deadline = datetime.fromisoformat(r["deadline"]).astimezone(zone).strftime("%H:%M %d/%m/%Y") \
-            if r["deadline"] else "-"
+        deadline = local_time(r["deadline"], settings.general.timezone) if r["deadline"] else "-"
         print(f"YC-{r['number']:<3}  {r['kind']:<18} {r['population']:<9} {r['state']:<10} {r['people']:>5} "
               f"{r['problems']:>4}  {deadline}")
     return 0

@@ -51,6 +51,16 @@ def dialect() -> str:
     return str(get_connection("default").capabilities.dialect)
 
 
+async def lock_for_transaction(conn: BaseDBAsyncClient, name: str) -> None:
+    """Serialise transactions that take the same named lock until they end, across processes.
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite: nothing to do, its writes already run one
+    transaction at a time (tortoise keeps one connection per process, and edudesk one writing process).
+    """
+    if dialect() == "postgres":
+        await conn.execute_query("SELECT pg_advisory_xact_lock(hashtext($1))", [name])
+
+
 async def migrate_database(settings: Settings) -> None:
     """Apply pending schema migrations (tortoise-orm's own migration engine)."""
     from tortoise.migrations.api import migrate

@@ -19,6 +19,14 @@ def outgoing_message_id(key: str, settings: Settings) -> str:
     return f"edudesk.{safe}@{domain}"
 
 
+def mail_context(settings: Settings, requester_name: str = "") -> dict[str, Any]:
+    """What every mail template names: the greeting, the institution and the office that signs."""
+    inst = settings.institution
+    return {"requester_name": requester_name, "institution_name": inst.name,
+            "office_name": settings.outgoing.from_name, "office_address": inst.office_address,
+            "lang": settings.general.language}
+
+
 async def queue_mail(
     conn: BaseDBAsyncClient,
     queue: JobQueue,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 _SPACES = re.compile(r"\s+")
 _D_MAP = str.maketrans({"đ": "d", "Đ": "D"})
@@ -41,3 +43,12 @@ def same_but_diacritics(a: str | None, b: str | None) -> bool:
 def title_name(text: str) -> str:
     """Vietnamese name in title case word by word ("NGUYỄN văn an" -> "Nguyễn Văn An")."""
     return " ".join(w[:1].upper() + w[1:].lower() for w in clean(text).split(" ") if w)
+
+
+def local_time(value: datetime | str, timezone: str) -> str:
+    """A moment as a Vietnamese reader writes it: "HH:MM dd/mm/YYYY" in the office's time zone."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)  # job payloads and JSON carry dates as ISO text
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)  # SQLite drivers can hand back naive datetimes; stored as UTC
+    return value.astimezone(ZoneInfo(timezone)).strftime("%H:%M %d/%m/%Y")

@@ -9,7 +9,7 @@ from pathlib import Path
 from tortoise.transactions import in_transaction
 
 from core.config import Settings
-from core.db import dialect
+from core.db import lock_for_transaction
 from core.jobs import PermanentJobError
 from core.models import AuditEvent, Job, OutgoingMail
 from core.ports import Clock, MailSender
@@ -42,8 +42,7 @@ class MailDelivery:
         now = self.clock.now()
         since = now - timedelta(minutes=out.auto_reply_window_minutes)
         async with in_transaction() as conn:
-            if dialect() == "postgres":
-                await conn.execute_query("SELECT pg_advisory_xact_lock(hashtext($1))", [mail.recipient])
+            await lock_for_transaction(conn, f"edudesk:auto_reply:{mail.recipient}")
             used = await OutgoingMail.filter(recipient=mail.recipient, automatic=True, state__in=["sent", "sending"],
                                              sent_at__gte=since).using_db(conn).count()
             if used >= out.auto_reply_limit:

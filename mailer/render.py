@@ -10,11 +10,11 @@ from email.headerregistry import Address
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import jinja2
 
 from core.ports import OutgoingMessage
+from core.text import local_time
 
 TEMPLATES = ("received", "need_info", "rejected", "done", "too_large", "unreadable", "channel_failing")
 LANGUAGES = ("vi", "en")
@@ -66,14 +66,8 @@ def _environment(templates_dir: Path) -> jinja2.Environment:
 
 @jinja2.pass_context
 def _vn_time(ctx: jinja2.runtime.Context, value: datetime | str) -> str:
-    """Format a datetime for a Vietnamese reader: "HH:MM dd/mm/YYYY" in the office's time zone."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)  # job payloads are JSON, so dates arrive as ISO text
-    if value.tzinfo is None:
-        # SQLite drivers can hand back naive datetimes; the database stores UTC.
-        value = value.replace(tzinfo=UTC)
-    tz = ZoneInfo(ctx.get("display_timezone") or DISPLAY_TIMEZONE)
-    return value.astimezone(tz).strftime("%H:%M %d/%m/%Y")
+    """The `vn_time` filter: `core.text.local_time` in the display time zone of the mail."""
+    return local_time(value, ctx.get("display_timezone") or DISPLAY_TIMEZONE)
 
 
 def render_mail(

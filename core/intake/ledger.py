@@ -14,7 +14,7 @@ from tortoise.transactions import in_transaction
 
 from core.config import Settings
 from core.jobs import JobQueue
-from core.mailqueue import queue_mail
+from core.mailqueue import mail_context, queue_mail
 from core.models import AuditEvent, ChannelHealth, ImapCheckpoint, InboundMail, Job
 from core.ports import Clock, StoreResult
 
@@ -146,13 +146,10 @@ class MailLedger:
 
     async def _alert_staff(self, conn: BaseDBAsyncClient, channel: str, failures: int, detail: str) -> None:
         """Tell the technical staff by mail (queued with the audit entry, so it is sent once)."""
-        out, inst = self.settings.outgoing, self.settings.institution
         stamp = int(self.clock.now().timestamp())
-        for recipient in out.alerts_to or (inst.office_address,):
-            await queue_mail(conn, self.queue, self.clock, self.settings,
-                             key=f"channel_failing:{channel}:{stamp}:{recipient}", template="channel_failing",
-                             recipient=recipient, context={
-                                 "requester_name": "", "institution_name": inst.name, "office_name": out.from_name,
-                                 "office_address": inst.office_address, "lang": self.settings.general.language,
-                                 "channel_label": CHANNEL_LABELS.get(channel, channel), "failures": failures,
-                                 "error": detail[:500]})
+        context = {**mail_context(self.settings), "channel_label": CHANNEL_LABELS.get(channel, channel),
+                   "failures": failures, "error": detail[:500]}
+        for recipient in self.settings.outgoing.alerts_to or (self.settings.institution.office_address,):
+            await queue_mail(conn, self.queue, self.clock, self.settings, template="channel_failing",
+                             key=f"channel_failing:{channel}:{stamp}:{recipient}", recipient=recipient,
+                             context=context)

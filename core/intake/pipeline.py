@@ -14,19 +14,19 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from core.config import Settings
-from core.db import dialect
+from core.db import dialect, lock_for_transaction
 from core.domain import ExtractedRequest, IncomingMail, Kind, Severity
 from core.intake.checks import Checked, check_request
 from core.intake.loops import may_auto_reply
 from core.intake.threading import request_number_from_subject, thread_keys
 from core.jobs import JobQueue
-from core.mailqueue import queue_mail
+from core.mailqueue import mail_context, queue_mail
 from core.models import AuditEvent, InboundMail, OutgoingMail, Request, RequestPerson
 from core.ports import AnalysisTimeout, Clock, MailAnalyser
 from core.workflow import Event, State, deadline_for, transition
 
 log = logging.getLogger(__name__)
-DECISION_LOCK = 0x6564756465736B  # "edudesk": the PostgreSQL advisory lock key of request decisions
+DECISION_LOCK = "edudesk:decision"  # the advisory lock of request decisions (PostgreSQL)
 
 
 async def find_thread(mail: IncomingMail) -> Request | None:
@@ -131,7 +131,7 @@ class IntakePipeline:
                 yield  # SQLite: one process writes; the in-process lock is the whole story
                 return
             async with in_transaction() as conn:
-                await conn.execute_query("SELECT pg_advisory_xact_lock($1)", [DECISION_LOCK])
+                await lock_for_transaction(conn, DECISION_LOCK)
                 yield
 
     async def _attach_reply(self, row: InboundMail, mail: IncomingMail, request: Request,
@@ -208,10 +208,7 @@ class IntakePipeline:
         return mail.from_addr
 
     def _base_context(self, mail: IncomingMail) -> dict[str, Any]:
-        inst = self.settings.institution
-        return {"requester_name": mail.from_name, "institution_name": inst.name,
-                "office_name": self.settings.outgoing.from_name, "office_address": inst.office_address,
-                "lang": self.settings.general.language}
+        return mail_context(self.settings, mail.from_name)
 
     def _request_context(self, request: Request, mail: IncomingMail, checked: Checked) -> dict[str, Any]:
         deadline: datetime | None = request.deadline
