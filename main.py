@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bot.hub import ChatHub
+from bot.web import WebConsole
 from core.config import Settings, load_settings
 from core.db import close_database, migrate_database, open_database
 from core.domain import Population
@@ -18,7 +20,11 @@ from core.errors import EdudeskError
 from core.intake.ledger import MailLedger
 from core.intake.pipeline import IntakePipeline
 from core.jobs import JobQueue, JobWorker
-from core.ports import Clock, MailSender, SystemClock
+from core.ports import Clock, MailSender, Provisioner, SystemClock
+from core.provisioning import make_provisioner
+from core.provisioning.job import ProvisionJob
+from core.secrets import load_secret_box
+from core.services import RequestService
 from core.supervisor import Supervisor
 from core.text import local_time
 from mailer.analyse import InlineMailAnalyser, ProcessMailAnalyser, headers_only
@@ -35,17 +41,26 @@ class App:
     """Everything wired together for one process."""
 
     def __init__(self, settings: Settings, *, clock: Clock | None = None, inline_analysis: bool = False,
-                 mail_sender: MailSender | None = None) -> None:
+                 mail_sender: MailSender | None = None, provisioner: Provisioner | None = None) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.queue = JobQueue(self.clock, settings.jobs)
         self.ledger = MailLedger(self.queue, self.clock, settings)
         self.analyser = InlineMailAnalyser(settings) if inline_analysis else ProcessMailAnalyser(settings)
         self.pipeline = IntakePipeline(settings, self.clock, self.queue, self.analyser, headers_only)
+        self.box = load_secret_box(settings)
         self.delivery = MailDelivery(settings, self.clock, mail_sender or make_mail_sender(settings),
-                                     TEMPLATES / "email")
-        self.worker = JobWorker(self.queue, {"process_mail": self._process_mail, "send_mail": self.delivery})
+                                     TEMPLATES / "email", self.box)
+        self.services = RequestService(settings, self.clock, self.queue)
+        self.provisioner = provisioner or make_provisioner(settings, self.clock)
+        self.provisioning = ProvisionJob(settings, self.clock, self.queue, self.provisioner, self.box)
+        self.chats = ChatHub(settings, self.clock)
+        self.worker = JobWorker(self.queue, {
+            "process_mail": self._process_mail, "send_mail": self.delivery, "provision": self.provisioning,
+            "refresh_cards": self.chats.refresh_cards, "chat_notice": self.chats.notice,
+        })
         self.smtp = SmtpIntake(self.ledger, settings.smtpd) if settings.smtpd.enabled else None
+        self.web = WebConsole(settings, self.clock, self.services) if settings.web.enabled else None
         self._db: Any = None
 
     async def _process_mail(self, job: Any) -> None:
@@ -66,6 +81,8 @@ class App:
         sup.add("jobs", self.worker.run)
         if self.smtp is not None:
             sup.add("smtp", self.smtp.run)
+        if self.web is not None:
+            sup.add("web", self.web.run)
         if self.settings.imap.enabled:
             imap = ImapIntake(self.settings.imap, self.settings.secret(self.settings.imap.password_env),
                               self.ledger, max_message_size=self.settings.smtpd.max_message_size)

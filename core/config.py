@@ -20,6 +20,7 @@ class GeneralSettings:
     data_dir: str = "data"
     timezone: str = "Asia/Ho_Chi_Minh"
     log_level: str = "INFO"
+    secret_key_env: str = "EDUDESK_SECRET_KEY"
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,9 @@ class WebSettings:
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 8080
+    public_url: str = ""
+    session_hours: float = 12.0
+    login_link_minutes: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,51 @@ class TelegramSettings:
     enabled: bool = False
     token_env: str = "EDUDESK_TELEGRAM_TOKEN"
     api_server: str = ""
+    mode: str = "polling"
+    webhook_url: str = ""
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = 8081
+    webhook_path: str = "/telegram/webhook"
+    webhook_secret_env: str = "EDUDESK_TELEGRAM_WEBHOOK_SECRET"
+    office_chat_id: int = 0
+    technical_chat_id: int = 0
+    head_chat_id: int = 0
+    rate_overall_per_second: float = 29.0
+    rate_chat_seconds: float = 1.0
+    rate_group_per_minute: float = 20.0
+
+
+@dataclass(frozen=True)
+class RoleSettings:
+    office: tuple[str, ...] = ()
+    technical: tuple[str, ...] = ()
+    head: tuple[str, ...] = ()
+    admin: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ChatSettings:
+    reject_reasons: tuple[str, ...] = (
+        "Thiếu thông tin bắt buộc trong phiếu",
+        "Không khớp với danh sách cán bộ/sinh viên của trường",
+        "Người gửi không có thẩm quyền đề nghị",
+        "Trùng với yêu cầu đã xử lý",
+    )
+    info_questions: tuple[str, ...] = (
+        "Đề nghị bổ sung số điện thoại di động",
+        "Đề nghị gửi lại phiếu có xác nhận của đơn vị",
+        "Đề nghị gửi danh sách theo đúng mẫu BM-CNTT31",
+    )
+    escalate_after_hours: float = 4.0
+    overdue_check_seconds: float = 60.0
+    page_size: int = 10
+
+
+@dataclass(frozen=True)
+class ProvisioningSettings:
+    backend: str = "local"
+    password_length: int = 12
+    login_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -152,6 +201,9 @@ class Settings:
     jobs: JobSettings = field(default_factory=JobSettings)
     web: WebSettings = field(default_factory=WebSettings)
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
+    roles: RoleSettings = field(default_factory=RoleSettings)
+    chat: ChatSettings = field(default_factory=ChatSettings)
+    provisioning: ProvisioningSettings = field(default_factory=ProvisioningSettings)
     base_dir: str = "."
 
     @property
@@ -172,6 +224,11 @@ class Settings:
     def secret(self, env_name: str) -> str:
         """Read a secret from the environment variable named in config ("" when unset)."""
         return os.environ.get(env_name, "") if env_name else ""
+
+    @property
+    def web_url(self) -> str:
+        """Base address of the web console in links (public_url, else the address it listens on)."""
+        return (self.web.public_url or f"http://{self.web.host}:{self.web.port}").rstrip("/")
 
     def domain_for(self, population: str) -> str:
         """Mail domain for a population ("staff" or "student")."""

@@ -20,7 +20,7 @@ from core.ports import Clock
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Job], Awaitable[None]]
-URGENT_KINDS = ("process_mail",)
+URGENT_KINDS = ("process_mail", "refresh_cards")
 
 
 class PermanentJobError(Exception):

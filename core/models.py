@@ -54,6 +54,10 @@ class Request(Model):
     received_at = fields.DatetimeField()
     deadline = fields.DatetimeField(null=True)
     updated_at = fields.DatetimeField()
+    version = fields.IntField(default=0)  # bumped by every decision: two taps on one card, exactly one wins
+    assignee_id = fields.BigIntField(null=True, db_index=True)  # the staff member a head gave it to
+    reminded_at = fields.DatetimeField(null=True)  # overdue reminder sent for the current step
+    escalated_at = fields.DatetimeField(null=True)  # head told for the current step
 
     class Meta:
         table = "request"
@@ -109,6 +113,9 @@ class Account(Model):
     full_name = fields.CharField(max_length=300, default="")
     state = fields.CharField(max_length=16, default="active")
     created_at = fields.DatetimeField()
+    password_hash = fields.CharField(max_length=300, default="")  # local directory only: scrypt, never clear
+    request_id = fields.BigIntField(null=True)  # the request that created or last changed it
+    updated_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "account"
@@ -193,3 +200,73 @@ class ChannelHealth(Model):
 
     class Meta:
         table = "channel_health"
+
+
+class Staff(Model):
+    """An office member who acts in chat or in the web console, with roles (office, technical, head, admin)."""
+
+    id = fields.BigIntField(primary_key=True)
+    name = fields.CharField(max_length=200)
+    email = fields.CharField(max_length=320, default="", db_index=True)
+    roles: fields.JSONField[list[Any]] = fields.JSONField(default=list)
+    telegram_id = fields.BigIntField(null=True, unique=True)
+    active = fields.BooleanField(default=True)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "staff"
+
+
+class ChatCard(Model):
+    """Where a request's card was posted in a chat, so every later action edits it in place."""
+
+    id = fields.BigIntField(primary_key=True)
+    surface = fields.CharField(max_length=16)  # telegram | zalo
+    chat = fields.CharField(max_length=64)
+    request_id = fields.BigIntField(db_index=True)
+    message_ref = fields.CharField(max_length=64)
+    audience = fields.CharField(max_length=16)  # office | technical | head
+    version = fields.IntField(default=0)  # the request version the card shows
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "chat_card"
+        unique_together = (("surface", "chat", "request_id"),)
+
+
+class PendingSecret(Model):
+    """A generated password on its way to the requester: encrypted at rest, deleted once the mail is sent."""
+
+    key = fields.CharField(max_length=200, primary_key=True)  # "pw:<request>:<row>"
+    request_id = fields.BigIntField(db_index=True)
+    sealed = fields.TextField()  # Fernet token
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "pending_secret"
+
+
+class LoginToken(Model):
+    """A one-time sign-in link for the web console (only its hash is stored)."""
+
+    token_hash = fields.CharField(max_length=64, primary_key=True)
+    staff_id = fields.BigIntField()
+    expires_at = fields.DatetimeField()
+    used_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "login_token"
+
+
+class WebSession(Model):
+    """A signed-in web console session (cookie value hashed) with its CSRF token."""
+
+    token_hash = fields.CharField(max_length=64, primary_key=True)
+    staff_id = fields.BigIntField(db_index=True)
+    csrf = fields.CharField(max_length=64)
+    created_at = fields.DatetimeField()
+    expires_at = fields.DatetimeField()
+
+    class Meta:
+        table = "web_session"

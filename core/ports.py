@@ -65,11 +65,80 @@ class MailSender(Protocol):
         ...
 
 
-class ChatPort(Protocol):
-    """Posts and edits cards in staff chats (Telegram, Zalo, web console)."""
+@dataclass(frozen=True)
+class Button:
+    """One button of a card: an action on a request (ids only; the channel packs it, e.g. CallbackData)."""
 
-    async def post_card(self, chat: str, text: str) -> str:
+    label: str
+    action: str  # approve | reject | ask_info | provision | pick_reason | pick_question | ... (bot/cards.py)
+    request_id: int
+    version: int = 0  # the request version the card showed: a tap on an older card is stale
+    arg: int = 0  # a preset index, a page or a staff id
+    url: str = ""  # a link button instead (e.g. download the rows from the web console)
+
+
+@dataclass(frozen=True)
+class Card:
+    """A platform-neutral card: text (Telegram's HTML subset, also valid web HTML) and rows of buttons."""
+
+    text: str
+    buttons: tuple[tuple[Button, ...], ...] = ()
+
+
+class ChatPort(Protocol):
+    """Posts and edits cards and notices in staff chats (Telegram, Zalo); the web console reads the database."""
+
+    surface: str  # "telegram" | "zalo"
+
+    async def post_card(self, chat: str, card: Card) -> str:
         """Post a card; returns the platform's message reference."""
+        ...
+
+    async def edit_card(self, chat: str, ref: str, card: Card) -> None:
+        """Replace a posted card's text and buttons in place."""
+        ...
+
+
+class ProvisionError(Exception):
+    """The directory refused a change; `permanent` ones go back to technical staff at once."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class AccountSpec:
+    """An account to create in the school's directory."""
+
+    address: str
+    full_name: str
+    population: str
+    person_id: str = ""
+    given_name: str = ""
+    family_name: str = ""
+
+
+class Provisioner(Protocol):
+    """Creates, resets and removes accounts in a directory (local, LDAP/AD, Google, Microsoft).
+
+    Every call is idempotent: creating an account that exists for the same person links it and sets the
+    password; deleting an absent account succeeds. Passwords are never logged.
+    """
+
+    name: str
+
+    async def create(self, spec: AccountSpec, password: str) -> str:
+        """Create (or link) the account; returns "created" or "linked"."""
+        ...
+
+    async def reset_password(self, address: str, password: str) -> None:
+        """Set a new password; raises ProvisionError(permanent=True) when the account does not exist."""
+        ...
+
+    async def delete(self, address: str) -> str:
+        """Remove the account; returns "deleted" or "absent"."""
         ...
 
 

@@ -16,6 +16,7 @@ class State(str, enum.Enum):
     RECEIVED = "received"  # office checks it
     NEED_INFO = "need_info"  # waiting for the requester's reply
     APPROVED = "approved"  # technical staff provision
+    PROVISIONING = "provisioning"  # the directory is being changed (a job)
     REJECTED = "rejected"
     DONE = "done"
 
@@ -27,14 +28,16 @@ class Event(str, enum.Enum):
     ASK_INFO = "ask_info"
     APPROVE = "approve"
     REJECT = "reject"
-    PROVISIONED = "provisioned"
+    PROVISION = "provision"  # technical staff tapped the provisioning button
+    PROVISIONED = "provisioned"  # the directory change succeeded
+    PROVISION_FAILED = "provision_failed"  # the directory refused; back to technical staff
 
 
 @dataclass(frozen=True)
 class Effect:
     """A side effect the service must enqueue as a job in the same transaction."""
 
-    kind: str  # "mail" | "card"
+    kind: str  # "mail" | "card" | "provision"
     template: str = ""
 
 
@@ -53,14 +56,19 @@ _TABLE: dict[tuple[State, Event], Decision] = {
     (State.RECEIVED, Event.REPLY): Decision(State.RECEIVED, (Effect("card"),)),
     (State.NEED_INFO, Event.REPLY): Decision(State.RECEIVED, (Effect("card"),)),
     (State.NEED_INFO, Event.REJECT): Decision(State.REJECTED, (Effect("mail", "rejected"), Effect("card"))),
-    (State.APPROVED, Event.PROVISIONED): Decision(State.DONE, (Effect("mail", "done"), Effect("card"))),
+    (State.NEED_INFO, Event.APPROVE): Decision(State.APPROVED, (Effect("card"),)),
+    (State.APPROVED, Event.PROVISION): Decision(State.PROVISIONING, (Effect("provision"), Effect("card"))),
+    (State.APPROVED, Event.REJECT): Decision(State.REJECTED, (Effect("mail", "rejected"), Effect("card"))),
     (State.APPROVED, Event.REPLY): Decision(State.APPROVED, (Effect("card"),)),
+    (State.PROVISIONING, Event.PROVISIONED): Decision(State.DONE, (Effect("mail", "done"), Effect("card"))),
+    (State.PROVISIONING, Event.PROVISION_FAILED): Decision(State.APPROVED, (Effect("card"),)),
+    (State.PROVISIONING, Event.REPLY): Decision(State.PROVISIONING, (Effect("card"),)),
     # A reply to a closed request re-opens it for the office: the requester may be contesting it.
     (State.REJECTED, Event.REPLY): Decision(State.RECEIVED, (Effect("card"),)),
     (State.DONE, Event.REPLY): Decision(State.DONE, (Effect("card"),)),
 }
 
-OPEN_STATES = (State.RECEIVED, State.NEED_INFO, State.APPROVED)
+OPEN_STATES = (State.RECEIVED, State.NEED_INFO, State.APPROVED, State.PROVISIONING)
 
 
 def transition(state: State, event: Event) -> Decision:
@@ -77,3 +85,12 @@ def deadline_for(state: State, since: datetime, sla: SlaSettings) -> datetime | 
     """When the step that `state` starts must be finished (None: nobody on our side owes a step)."""
     hours = {State.RECEIVED: sla.check_hours, State.APPROVED: sla.provision_hours}.get(state)
     return since + timedelta(hours=hours) if hours is not None else None
+
+
+def next_deadline(old: State, new: State, current: datetime | None, now: datetime,
+                  sla: SlaSettings) -> datetime | None:
+    """The deadline after a transition: a new step starts a new 24-hour limit; provisioning (and its
+    failure) stays inside the technical step's limit; staying in a state keeps the deadline."""
+    if old == new or {old, new} == {State.APPROVED, State.PROVISIONING}:
+        return current
+    return deadline_for(new, now, sla)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from tortoise.transactions import in_transaction
 
 from core.config import Settings
 from core.db import lock_for_transaction
 from core.jobs import PermanentJobError
-from core.models import AuditEvent, Job, OutgoingMail
+from core.models import AuditEvent, Job, OutgoingMail, PendingSecret
 from core.ports import Clock, MailSender
+from core.secrets import SecretBox
 from mailer.outbox import MailSendError
 from mailer.render import build_message
 
@@ -26,11 +28,28 @@ def _bracket(mid: str) -> str:
 class MailDelivery:
     """Job handler for `send_mail`; one automatic answer stream per sender is capped (loop breaker)."""
 
-    def __init__(self, settings: Settings, clock: Clock, sender: MailSender, templates_dir: Path) -> None:
+    def __init__(self, settings: Settings, clock: Clock, sender: MailSender, templates_dir: Path,
+                 box: SecretBox | None = None) -> None:
         self.settings = settings
         self.clock = clock
         self.sender = sender
         self.templates_dir = templates_dir
+        self.box = box
+
+    async def _open_secrets(self, context: dict[str, Any]) -> list[str]:
+        """Put the sealed passwords into the context (only in memory, only for rendering)."""
+        keys = [a["password_secret"] for a in context.get("accounts", []) if a.get("password_secret")]
+        if not keys:
+            return []
+        if self.box is None:
+            raise PermanentJobError("a mail carries passwords but no secret key is configured")
+        sealed = {s.key: s.sealed for s in await PendingSecret.filter(key__in=keys)}
+        missing = [k for k in keys if k not in sealed]
+        if missing:
+            raise PermanentJobError(f"sealed passwords are gone: {missing}")
+        context["accounts"] = [{**a, "password": self.box.open(sealed[a["password_secret"]])}
+                               if a.get("password_secret") else a for a in context["accounts"]]
+        return keys
 
     async def _reserve(self, mail: OutgoingMail) -> bool:
         """Take one of the recipient's automatic-mail slots, or suppress the mail; atomic across workers.
@@ -69,6 +88,7 @@ class MailDelivery:
             log.warning("automatic mail to %s suppressed by the rate cap", mail.recipient)
             return
         context = dict(job.payload.get("context") or {})
+        secret_keys = await self._open_secrets(context)
         message = build_message(
             mail.template, lang=context.get("lang", self.settings.general.language), context=context,
             templates_dir=self.templates_dir, sender=self.settings.outgoing.from_address,
@@ -85,6 +105,9 @@ class MailDelivery:
                 raise PermanentJobError(exc.message) from exc
             raise
         await OutgoingMail.filter(id=mail.id).update(state="sent", sent_at=mail.sent_at or now)
+        if secret_keys:
+            # Delivered: the passwords now live only in the requester's mailbox.
+            await PendingSecret.filter(key__in=secret_keys).delete()
         await AuditEvent.create(at=now, actor="system", action="mail_sent", request_id=mail.request_id,
                                 detail={"template": mail.template, "recipient": mail.recipient,
                                         "message_id": mail.message_id})

@@ -5,7 +5,8 @@
 # must never be started (they would take ports such as 143/993 and run as daemons).
 set -euo pipefail
 
-PACKAGES=(dovecot-imapd dovecot-core)
+# chromium: the web console tests drive it headless through Playwright (no browser download).
+PACKAGES=(dovecot-imapd dovecot-core chromium)
 # System services that belong to the packages above; stopped again if something started them.
 SERVICES=(dovecot)
 

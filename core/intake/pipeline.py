@@ -22,8 +22,9 @@ from core.intake.threading import request_number_from_subject, thread_keys
 from core.jobs import JobQueue
 from core.mailqueue import mail_context, queue_mail
 from core.models import AuditEvent, InboundMail, OutgoingMail, Request, RequestPerson
+from core.notify import enqueue_cards
 from core.ports import AnalysisTimeout, Clock, MailAnalyser
-from core.workflow import Event, State, deadline_for, transition
+from core.workflow import Event, State, deadline_for, next_deadline, transition
 
 log = logging.getLogger(__name__)
 DECISION_LOCK = "edudesk:decision"  # the advisory lock of request decisions (PostgreSQL)
@@ -138,11 +139,17 @@ class IntakePipeline:
                             extracted: ExtractedRequest | None) -> None:
         """A reply joins its request; it re-opens a request waiting for information."""
         async with self._decision():
-            await self._update_from_reply(row, mail, request, extracted)
+            for _ in range(5):
+                if await self._update_from_reply(row, mail, request, extracted):
+                    break
+                # A staff decision landed in between: apply the reply to the state it left.
+                request = await Request.get(id=request.id)
+            else:
+                raise RuntimeError(f"request {request.id} keeps changing; the reply job will retry")
         self.queue.wake()
 
     async def _update_from_reply(self, row: InboundMail, mail: IncomingMail, request: Request,
-                                 extracted: ExtractedRequest | None) -> None:
+                                 extracted: ExtractedRequest | None) -> bool:
         now = self.clock.now()
         decision = transition(State(request.state), Event.REPLY)
         checked = None
@@ -151,17 +158,27 @@ class IntakePipeline:
             extracted = ExtractedRequest(Kind(request.kind), extracted.population, extracted.persons,
                                          extracted.source, extracted.problems, extracted.unit)
             checked = await check_request(extracted, mail, self.settings, exclude_request=request.id)
-        async with in_transaction() as conn:
-            changes: dict[str, Any] = {"state": decision.state.value, "updated_at": now}
-            if decision.state.value != request.state:
-                changes["deadline"] = deadline_for(decision.state, now, self.settings.sla)
-            if checked is not None:
-                await RequestPerson.filter(request_id=request.id).using_db(conn).delete()
-                await self._save_persons(conn, request.id, checked)
-                changes["problems"] = [p.to_json() for p in checked.problems]
-            await Request.filter(id=request.id).using_db(conn).update(**changes)
-            await self._finish(row, "processed", "reply", mail, conn, request.id, detail={
-                "from": mail.from_addr, "state": decision.state.value, "updated_form": checked is not None})
+        version = request.version + 1
+        changes: dict[str, Any] = {"state": decision.state.value, "updated_at": now, "version": version}
+        if decision.state.value != request.state:
+            changes["deadline"] = next_deadline(State(request.state), decision.state, request.deadline, now,
+                                                self.settings.sla)
+            changes["reminded_at"] = changes["escalated_at"] = None
+        if checked is not None:
+            changes["problems"] = [p.to_json() for p in checked.problems]
+        try:
+            async with in_transaction() as conn:
+                if not await Request.filter(id=request.id, version=request.version).using_db(conn).update(**changes):
+                    raise _Raced
+                if checked is not None:
+                    await RequestPerson.filter(request_id=request.id).using_db(conn).delete()
+                    await self._save_persons(conn, request.id, checked)
+                await self._finish(row, "processed", "reply", mail, conn, request.id, detail={
+                    "from": mail.from_addr, "state": decision.state.value, "updated_form": checked is not None})
+                await enqueue_cards(conn, self.queue, request.id, version, decision.state)
+        except _Raced:
+            return False
+        return True
 
     async def _save_persons(self, conn: BaseDBAsyncClient, request_id: int, checked: Checked) -> None:
         await RequestPerson.bulk_create([
@@ -195,6 +212,7 @@ class IntakePipeline:
             await self._finish(row, "processed", "request_created", mail, conn, request.id, detail={
                 "kind": request.kind, "population": request.population, "persons": len(checked.persons),
                 "problems": _count_problems(checked), "flags": checked.flags, "from": mail.from_addr})
+            await enqueue_cards(conn, self.queue, request.id, 0, State.RECEIVED)
             if mail.from_addr and may_auto_reply(mail):
                 no_form = not checked.persons
                 await queue_mail(
@@ -226,6 +244,10 @@ class IntakePipeline:
             "filename": next((a.filename for a in mail.attachments for p in checked.problems
                               if p.field == "attachment" and a.filename and a.filename in p.message), ""),
         }
+
+
+class _Raced(Exception):
+    """The request changed between reading and writing it (a staff decision): read it again."""
 
 
 def _count_problems(checked: Checked) -> int:

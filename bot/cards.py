@@ -1,0 +1,173 @@
+"""Platform-neutral cards: a request rendered from templates/chat/ as text plus buttons (ids only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from core.config import Settings
+from core.domain import Kind
+from core.errors import NotFound
+from core.models import AuditEvent, Request, RequestPerson, Staff
+from core.ports import Button, Card
+from core.text import local_time
+from core.workflow import State
+from mailer.render import KIND_LABELS
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "chat"
+CHECKED_FIELDS = ("full_name", "date_of_birth", "id", "class", "unit", "mobile", "account")
+STATE_LABELS = {
+    "vi": {"received": "Chờ kiểm tra", "need_info": "Chờ bổ sung", "approved": "Chờ thực hiện",
+           "provisioning": "Đang thực hiện", "done": "Đã xong", "rejected": "Đã từ chối"},
+    "en": {"received": "To check", "need_info": "Waiting for information", "approved": "To provision",
+           "provisioning": "Provisioning", "done": "Done", "rejected": "Rejected"},
+}
+POPULATION_LABELS = {"vi": {"staff": "Cán bộ", "student": "Sinh viên"}, "en": {"staff": "Staff", "student": "Student"}}
+PROVISION_LABELS = {Kind.PASSWORD_RESET.value: "🔑 Cấp lại mật khẩu", Kind.DELETE_ACCOUNTS.value: "🗑 Xoá tài khoản"}
+PROVISION_DEFAULT = "➕ Cấp tài khoản"
+
+_env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True),
+                   trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False)
+
+
+@dataclass
+class RequestView:
+    """Everything a card shows about one request."""
+
+    request: Request
+    persons: list[RequestPerson]
+    events: list[AuditEvent]
+    assignee: str = ""
+
+
+async def load_view(request_id: int) -> RequestView:
+    """Read a request with its people and its decisions."""
+    request = await Request.get_or_none(id=request_id)
+    if request is None:
+        raise NotFound(f"Không có yêu cầu số {request_id}.")
+    persons = await RequestPerson.filter(request_id=request_id).order_by("row")
+    events = await AuditEvent.filter(request_id=request_id, action__startswith="request_").order_by("id")
+    assignee = ""
+    if request.assignee_id:
+        staff = await Staff.get_or_none(id=request.assignee_id)
+        assignee = staff.name if staff else ""
+    return RequestView(request, persons, events, assignee)
+
+
+def _time_left(deadline: datetime | None, now: datetime) -> tuple[str, bool]:
+    if deadline is None:
+        return "", False
+    seconds = (deadline - now).total_seconds()
+    hours, rest = divmod(abs(int(seconds)), 3600)
+    text = f"{hours} giờ {rest // 60} phút" if hours else f"{rest // 60} phút"
+    return (f"còn {text}" if seconds >= 0 else f"quá hạn {text}"), seconds < 0
+
+
+def _findings(person: RequestPerson) -> list[dict[str, str]]:
+    """Per field: ✓ checked and agrees, ✗ disagrees (the message names the registry value), ⚠ warning."""
+    data, problems = person.data or {}, person.problems or []
+    out = []
+    for p in problems:
+        if p.get("severity") == "info":
+            continue
+        out.append({"mark": "✗" if p.get("severity") == "error" else "⚠", "text": p.get("message", "")})
+    bad = {p.get("field") for p in problems}
+    present = [("full_name", "họ tên"), ("date_of_birth", "ngày sinh"), ("class", "lớp"), ("unit", "đơn vị"),
+               ("mobile", "SĐT")]
+    ok = [label for key, label in present if data.get(key) and key not in bad]
+    if (data.get("student_id") or data.get("staff_id")) and not bad & {"student_id", "staff_id"}:
+        ok.insert(0, "mã số")
+    if ok:
+        out.insert(0, {"mark": "✓", "text": ", ".join(ok)})
+    return out
+
+
+def render_text(view: RequestView, settings: Settings, now: datetime, page: int = 0) -> str:
+    """The card's text (Telegram HTML subset)."""
+    lang = "en" if settings.general.language == "en" else "vi"
+    r = view.request
+    tz = settings.general.timezone
+    size = max(1, settings.chat.page_size)
+    pages = max(1, -(-len(view.persons) // size))
+    page = min(max(page, 0), pages - 1)
+    shown = view.persons[page * size:(page + 1) * size]
+    left, overdue = _time_left(r.deadline, now)
+    with_problems = sum(1 for p in view.persons if any(x.get("severity") == "error" for x in p.problems or []))
+    context: dict[str, Any] = {
+        "r": r, "kind_label": KIND_LABELS[lang].get(r.kind, KIND_LABELS[lang]["unknown"]),
+        "population": POPULATION_LABELS[lang].get(r.population, r.population),
+        "state": STATE_LABELS[lang].get(r.state, r.state),
+        "deadline": local_time(r.deadline, tz) if r.deadline else "", "time_left": left, "overdue": overdue,
+        "persons": [{"n": page * size + i + 1, "p": p, "ident": (p.data or {}).get("student_id")
+                     or (p.data or {}).get("staff_id", ""), "findings": _findings(p)} for i, p in enumerate(shown)],
+        "total": len(view.persons), "with_problems": with_problems, "page": page + 1, "pages": pages,
+        "problems": [x for x in r.problems or [] if x.get("severity") != "info"],
+        "flags": r.flags or [], "assignee": view.assignee,
+        "history": [{"who": e.actor.split(" (")[0], "label": e.detail.get("label", e.action),
+                     "reason": e.detail.get("reason", ""), "error": e.detail.get("error", ""),
+                     "when": local_time(e.at, tz)} for e in view.events],
+    }
+    text = _env.get_template(f"request.{lang}.html.j2").render(context).strip()
+    return _fit(text)
+
+
+def _fit(text: str, limit: int = 4000) -> str:
+    # Telegram's limit is 4,096 characters after entities; a card never needs that much (pages exist).
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit("\n", 1)[0] + "\n…"
+
+
+def buttons(view: RequestView, audience: str, settings: Settings, page: int = 0) -> tuple[tuple[Button, ...], ...]:
+    """The buttons an audience ("office", "technical", "web") gets for the request's state."""
+    r = view.request
+    state = State(r.state)
+    rows: list[tuple[Button, ...]] = []
+    v = r.version
+    if audience in ("office", "web") and state in (State.RECEIVED, State.NEED_INFO):
+        rows.append((Button("✅ Hợp lệ", "approve", r.id, v), Button("❌ Từ chối", "reject", r.id, v)))
+        rows.append((Button("✉️ Yêu cầu bổ sung", "ask_info", r.id, v),))
+    if audience in ("technical", "web") and state is State.APPROVED:
+        rows.append((Button(PROVISION_LABELS.get(r.kind, PROVISION_DEFAULT), "provision", r.id, v),))
+    size = max(1, settings.chat.page_size)
+    pages = max(1, -(-len(view.persons) // size))
+    if pages > 1 and audience != "web":
+        nav = []
+        if page > 0:
+            nav.append(Button(f"‹ Trang {page}", "page", r.id, v, page - 1))
+        if page < pages - 1:
+            nav.append(Button(f"Trang {page + 2} ›", "page", r.id, v, page + 1))
+        rows.append(tuple(nav))
+    if len(view.persons) > 1 and settings.web.public_url:
+        rows.append((Button("⬇️ Tải danh sách", "rows", r.id, v, url=f"{settings.web_url}/requests/{r.id}/rows.csv"),))
+    return tuple(rows)
+
+
+def build_card(view: RequestView, audience: str, settings: Settings, now: datetime, page: int = 0) -> Card:
+    """A request's card for one audience."""
+    return Card(render_text(view, settings, now, page), buttons(view, audience, settings, page))
+
+
+def picker_card(view: RequestView, action: str, settings: Settings, now: datetime) -> Card:
+    """The card with preset reasons (reject) or questions (ask_info), "other…" and "back"."""
+    presets = settings.chat.reject_reasons if action == "reject" else settings.chat.info_questions
+    r = view.request
+    title = "Chọn lý do từ chối:" if action == "reject" else "Chọn nội dung cần bổ sung:"
+    rows: list[tuple[Button, ...]] = [(Button(text[:60], f"pick_{action}", r.id, r.version, i),)
+                                      for i, text in enumerate(presets)]
+    rows.append((Button("✏️ Lý do khác…" if action == "reject" else "✏️ Nội dung khác…", f"type_{action}", r.id,
+                        r.version),
+                 Button("« Quay lại", "back", r.id, r.version)))
+    return Card(render_text(view, settings, now) + f"\n\n<b>{title}</b>", tuple(rows))
+
+
+def preset(settings: Settings, action: str, index: int) -> str:
+    """The preset text behind a picker button (index from untrusted callback data)."""
+    presets = settings.chat.reject_reasons if action == "reject" else settings.chat.info_questions
+    if not 0 <= index < len(presets):
+        raise NotFound("Lý do không còn trong danh sách; vui lòng chọn lại.")
+    return presets[index]

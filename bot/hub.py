@@ -1,0 +1,78 @@
+"""The chat side of the job queue: post and edit request cards, post notices, on every chat surface."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+
+from bot.cards import build_card, load_view
+from core.config import Settings
+from core.models import ChatCard, Job, Staff
+from core.ports import Button, Card, ChatPort, Clock
+
+log = logging.getLogger(__name__)
+
+
+class ChatHub:
+    """Job handlers `refresh_cards` and `chat_notice` over the registered chat ports (Telegram, Zalo).
+
+    The web console needs none of this: it renders cards from the database on every view.
+    """
+
+    def __init__(self, settings: Settings, clock: Clock) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.ports: dict[str, ChatPort] = {}
+        self.chats: dict[str, dict[str, str]] = {}  # surface -> audience -> chat id
+        self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    def add(self, port: ChatPort, chats: dict[str, str]) -> None:
+        """Register a chat surface with its chat ids per audience ("office", "technical", "head")."""
+        self.ports[port.surface] = port
+        self.chats[port.surface] = {k: v for k, v in chats.items() if v}
+
+    async def _chat_for(self, surface: str, audience: str) -> str:
+        if audience.startswith("staff:"):
+            staff = await Staff.get_or_none(id=int(audience.removeprefix("staff:")))
+            if staff is None or not staff.active:
+                return ""
+            return str(staff.telegram_id) if surface == "telegram" and staff.telegram_id else ""
+        return self.chats.get(surface, {}).get(audience, "")
+
+    async def refresh_cards(self, job: Job) -> None:
+        """Edit every posted card of a request to its current state; post it where it is now worked on."""
+        request_id = int(job.payload["request_id"])
+        if not self.ports:
+            return
+        async with self._locks[request_id]:
+            view = await load_view(request_id)
+            version = view.request.version
+            now = self.clock.now()
+            for surface, port in self.ports.items():
+                cards = await ChatCard.filter(surface=surface, request_id=request_id)
+                for cc in cards:
+                    if cc.version < version:
+                        await port.edit_card(cc.chat, cc.message_ref, build_card(view, cc.audience, self.settings, now))
+                        await ChatCard.filter(id=cc.id).update(version=version, updated_at=now)
+                posted = {cc.chat for cc in cards}
+                for audience in job.payload.get("post_to", []):
+                    chat = await self._chat_for(surface, audience)
+                    if not chat or chat in posted:
+                        continue
+                    ref = await port.post_card(chat, build_card(view, audience, self.settings, now))
+                    await ChatCard.create(surface=surface, chat=chat, request_id=request_id, message_ref=ref,
+                                          audience=audience, version=version, updated_at=now)
+                    posted.add(chat)
+
+    async def notice(self, job: Job) -> None:
+        """Post a notice (reminder, escalation, assignment) to an audience's chat on every surface."""
+        payload = job.payload
+        rows = tuple(tuple(Button(**b) for b in row) for row in payload.get("buttons") or [])
+        card = Card(payload["text"], rows)
+        for surface, port in self.ports.items():
+            chat = await self._chat_for(surface, payload["audience"])
+            if chat:
+                await port.post_card(chat, card)
+            else:
+                log.info("no %s chat for %s; notice kept in the audit trail only", surface, payload["audience"])

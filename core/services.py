@@ -1,0 +1,177 @@
+"""The decision use cases: a tap from any chat surface calls one of these with the actor.
+
+Each checks the actor's role, moves the request through the state machine, writes an audit event and
+enqueues the side effects (mail, cards, provisioning) in one transaction. Two taps on one card: the
+conditional update on `version` lets exactly one win; the other gets `AlreadyDecided`.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from core.config import Settings
+from core.errors import EdudeskError, InvalidTransition, NotFound
+from core.jobs import JobQueue
+from core.mailqueue import mail_context, queue_mail
+from core.models import AuditEvent, Request, RequestPerson, Staff
+from core.notify import enqueue_cards, enqueue_notice
+from core.ports import Clock
+from core.staff import Actor, NotAllowed, Role
+from core.text import local_time
+from core.workflow import Event, State, next_deadline, transition
+
+
+class Action(str, enum.Enum):
+    """What staff can do to a request."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+    ASK_INFO = "ask_info"
+    PROVISION = "provision"
+
+
+EVENTS = {Action.APPROVE: Event.APPROVE, Action.REJECT: Event.REJECT, Action.ASK_INFO: Event.ASK_INFO,
+          Action.PROVISION: Event.PROVISION}
+ROLES: dict[Action, tuple[Role, ...]] = {
+    Action.APPROVE: (Role.OFFICE, Role.HEAD), Action.REJECT: (Role.OFFICE, Role.HEAD),
+    Action.ASK_INFO: (Role.OFFICE, Role.HEAD), Action.PROVISION: (Role.TECHNICAL,),
+}
+ACTION_LABELS = {Action.APPROVE: "Hợp lệ", Action.REJECT: "Từ chối", Action.ASK_INFO: "Yêu cầu bổ sung",
+                 Action.PROVISION: "Thực hiện trên hệ thống"}
+
+
+class AlreadyDecided(EdudeskError):
+    """Someone else acted on the request first, or the card was out of date."""
+
+    code = "stale"
+
+
+class RequestService:
+    """approve / reject / ask_info / provision / reassign, for any chat surface."""
+
+    def __init__(self, settings: Settings, clock: Clock, queue: JobQueue) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.queue = queue
+
+    async def _refuse(self, actor: Actor, action: str, request_id: int | None, error: EdudeskError,
+                      **detail: Any) -> EdudeskError:
+        await AuditEvent.create(at=self.clock.now(), actor=actor.label, action="action_refused",
+                                request_id=request_id if request_id and request_id > 0 else None,
+                                detail={"action": action, "reason": error.code, **detail})
+        return error
+
+    async def _last_decision(self, request: Request) -> str:
+        event = await AuditEvent.filter(request_id=request.id, action__startswith="request_").order_by("-id").first()
+        if event is None:
+            return f"Yêu cầu YC-{request.id} đã thay đổi; vui lòng xem lại thẻ mới nhất."
+        when = local_time(event.at, self.settings.general.timezone)
+        return (f"Yêu cầu YC-{request.id} đã được {event.actor.split(' (')[0]} xử lý "
+                f"({event.detail.get('label', event.action)}) lúc {when}.")
+
+    async def act(self, request_id: int, action: Action | str, actor: Actor, *, reason: str = "",
+                  version: int | None = None) -> Request:
+        """Apply one staff action; raises an EdudeskError with a Vietnamese message (and audits it)."""
+        try:
+            action = Action(action)
+        except ValueError:
+            raise await self._refuse(actor, str(action)[:32], request_id,
+                                     EdudeskError("Thao tác không hợp lệ.", code="bad_action")) from None
+        request = await Request.get_or_none(id=request_id)
+        if request is None:
+            raise await self._refuse(actor, action.value, request_id,
+                                     NotFound(f"Không có yêu cầu số {request_id}."))
+        if not actor.has(*ROLES[action]):
+            raise await self._refuse(actor, action.value, request_id, NotAllowed(
+                f"Anh/Chị không có quyền '{ACTION_LABELS[action]}' (cần vai trò "
+                f"{', '.join(r.value for r in ROLES[action])})."))
+        if version is not None and version != request.version:
+            raise await self._refuse(actor, action.value, request_id,
+                                     AlreadyDecided(await self._last_decision(request)), version=version)
+        reason = " ".join(reason.split())[:1000]
+        if action in (Action.REJECT, Action.ASK_INFO) and not reason:
+            raise await self._refuse(actor, action.value, request_id, EdudeskError(
+                "Vui lòng chọn hoặc nhập lý do.", code="reason_missing"))
+        try:
+            decision = transition(State(request.state), EVENTS[action])
+        except InvalidTransition as exc:
+            raise await self._refuse(actor, action.value, request_id,
+                                     AlreadyDecided(await self._last_decision(request))) from exc
+        now = self.clock.now()
+        old = State(request.state)
+        async with in_transaction() as conn:
+            won = await Request.filter(id=request.id, version=request.version).using_db(conn).update(
+                state=decision.state.value, version=request.version + 1, updated_at=now,
+                deadline=next_deadline(old, decision.state, request.deadline, now, self.settings.sla),
+                reminded_at=None if old != decision.state else request.reminded_at,
+                escalated_at=None if old != decision.state else request.escalated_at)
+            if not won:
+                raise AlreadyDecided(f"Yêu cầu YC-{request.id} vừa được người khác xử lý.")
+            version_now = request.version + 1
+            await AuditEvent.create(at=now, actor=actor.label, action=f"request_{action.value}",
+                                    request_id=request.id, using_db=conn,
+                                    detail={"from": old.value, "to": decision.state.value,
+                                            "label": ACTION_LABELS[action], "reason": reason,
+                                            "version": version_now})
+            for effect in decision.effects:
+                if effect.kind == "card":
+                    await enqueue_cards(conn, self.queue, request.id, version_now, decision.state)
+                elif effect.kind == "provision":
+                    await self.queue.enqueue("provision", f"provision:{request.id}:{version_now}",
+                                             {"request_id": request.id, "version": version_now}, connection=conn)
+                elif effect.kind == "mail" and request.sender:
+                    context = await self._mail_context(request, effect.template, reason)
+                    await queue_mail(conn, self.queue, self.clock, self.settings,
+                                     key=f"{effect.template}:{request.id}:{version_now}", template=effect.template,
+                                     recipient=request.sender, context=context, request_id=request.id,
+                                     in_reply_to=request.message_id, automatic=False)
+        self.queue.wake()
+        request.state, request.version = decision.state.value, version_now
+        return request
+
+    async def _mail_context(self, request: Request, template: str, reason: str) -> dict[str, Any]:
+        context = {**mail_context(self.settings, request.sender_name), "number": request.id, "kind": request.kind,
+                   "lang": request.lang or self.settings.general.language, "reason": reason}
+        if template == "need_info":
+            persons = await RequestPerson.filter(request_id=request.id).order_by("row")
+            context["persons"] = [{"full_name": p.full_name, "staff_id": p.data.get("staff_id", ""),
+                                   "student_id": p.data.get("student_id", ""),
+                                   "problems": [x for x in p.problems or [] if x.get("severity") != "info"]}
+                                  for p in persons]
+            context["problems"] = [{"message": reason}] + [
+                x for x in request.problems or [] if x.get("severity") != "info"]
+        return context
+
+    async def reassign(self, request_id: int, staff_id: int, actor: Actor) -> Request:
+        """A head gives an open request to one staff member, who is told in private."""
+        request = await Request.get_or_none(id=request_id)
+        if request is None:
+            raise await self._refuse(actor, "reassign", request_id, NotFound(f"Không có yêu cầu số {request_id}."))
+        if not actor.has(Role.HEAD):
+            raise await self._refuse(actor, "reassign", request_id,
+                                     NotAllowed("Chỉ trưởng bộ phận mới giao lại được yêu cầu."))
+        staff = await Staff.get_or_none(id=staff_id, active=True)
+        if staff is None:
+            raise await self._refuse(actor, "reassign", request_id, NotFound("Không có cán bộ này."))
+        if State(request.state) not in (State.RECEIVED, State.NEED_INFO, State.APPROVED, State.PROVISIONING):
+            raise await self._refuse(actor, "reassign", request_id, AlreadyDecided(await self._last_decision(request)))
+        now = self.clock.now()
+        async with in_transaction() as conn:
+            version_now = request.version + 1
+            won = await Request.filter(id=request.id, version=request.version).using_db(conn).update(
+                assignee_id=staff.id, version=version_now, updated_at=now)
+            if not won:
+                raise AlreadyDecided(f"Yêu cầu YC-{request.id} vừa được người khác xử lý.")
+            await AuditEvent.create(at=now, actor=actor.label, action="request_reassign", request_id=request.id,
+                                    detail={"assignee": staff.id, "assignee_name": staff.name,
+                                            "label": f"Giao cho {staff.name}", "version": version_now},
+                                    using_db=conn)
+            await enqueue_cards(conn, self.queue, request.id, version_now, State(request.state))
+            await enqueue_notice(conn, self.queue, f"assign:{request.id}:{version_now}", f"staff:{staff.id}",
+                                 f"{actor.name} giao cho Anh/Chị xử lý yêu cầu YC-{request.id}.", request.id)
+        self.queue.wake()
+        request.assignee_id, request.version = staff.id, version_now
+        return request

@@ -1,0 +1,83 @@
+"""Who may act: roles from config.toml and from the staff table, resolved into an `Actor`."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from core.config import Settings
+from core.errors import EdudeskError
+from core.models import Staff
+
+
+class Role(str, enum.Enum):
+    """What a staff member may do."""
+
+    OFFICE = "office"  # checks requests: approve, reject, ask for more
+    TECHNICAL = "technical"  # provisions accounts
+    HEAD = "head"  # sees overdue work, reassigns; may also do the office's steps
+    ADMIN = "admin"  # everything, and manages staff
+
+
+ROLE_LABELS = {Role.OFFICE: "Văn phòng", Role.TECHNICAL: "Kỹ thuật", Role.HEAD: "Trưởng bộ phận",
+               Role.ADMIN: "Quản trị"}
+
+
+class NotAllowed(EdudeskError):
+    """The actor lacks the role an action needs."""
+
+    code = "not_allowed"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """A person acting through a channel: `key` names them in the audit trail ("tg:123", "web:4")."""
+
+    key: str
+    name: str
+    roles: frozenset[Role]
+    staff_id: int | None = None
+
+    @property
+    def label(self) -> str:
+        """How the audit trail and cards name the actor."""
+        return f"{self.name} ({self.key})" if self.name else self.key
+
+    def has(self, *roles: Role) -> bool:
+        """Whether the actor holds one of `roles` (admin holds them all)."""
+        return Role.ADMIN in self.roles or any(r in self.roles for r in roles)
+
+
+SYSTEM = Actor("system", "edudesk", frozenset({Role.ADMIN}))
+
+
+def _config_roles(settings: Settings, *keys: str) -> set[Role]:
+    found = set()
+    wanted = {k.lower() for k in keys if k}
+    for role in Role:
+        if wanted & {v.lower() for v in getattr(settings.roles, role.value)}:
+            found.add(role)
+    return found
+
+
+def _staff_roles(staff: Staff | None) -> set[Role]:
+    if staff is None or not staff.active:
+        return set()
+    return {Role(r) for r in staff.roles or [] if r in Role._value2member_map_}
+
+
+async def actor_for_telegram(user_id: int, name: str, settings: Settings) -> Actor:
+    """The actor behind a Telegram user id (roles from config `tg:<id>` and the staff table)."""
+    staff = await Staff.get_or_none(telegram_id=user_id)
+    roles = _config_roles(settings, f"tg:{user_id}", staff.email if staff else "") | _staff_roles(staff)
+    return Actor(f"tg:{user_id}", staff.name if staff else name, frozenset(roles), staff.id if staff else None)
+
+
+async def actor_for_staff(staff_id: int, settings: Settings) -> Actor | None:
+    """The actor of a staff member (web console sessions); None when unknown or disabled."""
+    staff = await Staff.get_or_none(id=staff_id)
+    if staff is None or not staff.active:
+        return None
+    keys = [staff.email] + ([f"tg:{staff.telegram_id}"] if staff.telegram_id else [])
+    roles = _config_roles(settings, *keys) | _staff_roles(staff)
+    return Actor(f"web:{staff.id}", staff.name, frozenset(roles), staff.id)

@@ -1,0 +1,181 @@
+"""The decision services against a real database: roles, stale and forged taps, double taps, provisioning,
+and the password kept out of everything but the requester's mail."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.errors import EdudeskError
+from core.models import Account, AuditEvent, Job, OutgoingMail, PendingSecret, Request, RequestPerson, Staff
+from core.provisioning.local import verify_password
+from core.services import AlreadyDecided
+from core.staff import Actor, NotAllowed, Role, actor_for_telegram
+
+pytestmark = pytest.mark.db
+
+OFFICE = Actor("tg:1", "Lê Văn Phòng", frozenset({Role.OFFICE}))
+TECH = Actor("tg:2", "Trần Kỹ Thuật", frozenset({Role.TECHNICAL}))
+STRANGER = Actor("tg:9", "Người Lạ", frozenset())
+
+
+async def make_request(app: Any, kind: str = "new_account", people: int = 1) -> Request:
+    now = app.clock.now()
+    request = await Request.create(kind=kind, population="student", state="received", sender="an.nv@gmail.com",
+                                   sender_name="Nguyễn Văn An", subject="Cấp tài khoản", received_at=now,
+                                   deadline=now + timedelta(hours=24), updated_at=now)
+    for i in range(people):
+        await RequestPerson.create(request=request, row=i, person_id=f"2021{i:04d}", full_name=f"Nguyễn Văn An {i}",
+                                   proposed_address=f"an.nv{i}@sis.hust.edu.vn",
+                                   data={"student_id": f"2021{i:04d}", "full_name": f"Nguyễn Văn An {i}"})
+    return request
+
+
+def body_of(path: Path) -> str:
+    """The plain-text body of a stored mail, decoded."""
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    part = message.get_body(("plain",))
+    return part.get_content() if part is not None else ""  # type: ignore[union-attr]
+
+
+async def test_approve_then_provision_creates_the_account_and_mails_the_password_once(app_factory: Any,
+                                                                                      clock: Any) -> None:
+    app = await app_factory(clock=clock, inline_analysis=True)
+    request = await make_request(app)
+    await app.services.act(request.id, "approve", OFFICE, version=0)
+    await app.services.act(request.id, "provision", TECH, version=1)
+    await app.worker.drain()
+    request = await Request.get(id=request.id)
+    assert request.state == "done"
+    account = await Account.get(address="an.nv0@sis.hust.edu.vn")
+    done = await OutgoingMail.get(key=f"done:{request.id}")
+    assert done.state == "sent" and done.recipient == "an.nv@gmail.com"
+    # The one place the password lives: the maildir sink's copy of the result mail.
+    outbox = app.settings.path(app.settings.outgoing.maildir) / "new"
+    (message,) = [m for m in map(body_of, outbox.iterdir()) if "Mật khẩu tạm thời: " in m]
+    password = message.split("Mật khẩu tạm thời: ")[1].split()[0]
+    assert verify_password(password, account.password_hash)
+    assert not await PendingSecret.all().exists(), "sealed password must be deleted once sent"
+    for event in await AuditEvent.all():
+        assert password not in str(event.detail) and password not in event.actor
+    for job in await Job.all():
+        assert password not in str(job.payload)
+    actions = [e.action for e in await AuditEvent.filter(request_id=request.id).order_by("id")]
+    assert actions[:3] == ["request_approve", "request_provision", "request_provisioned"]
+
+
+async def test_a_tap_without_the_role_is_refused_and_audited(app_factory: Any) -> None:
+    app = await app_factory(inline_analysis=True)
+    request = await make_request(app)
+    with pytest.raises(NotAllowed):
+        await app.services.act(request.id, "approve", STRANGER)
+    with pytest.raises(NotAllowed):
+        await app.services.act(request.id, "provision", OFFICE)
+    assert (await Request.get(id=request.id)).state == "received"
+    refused = await AuditEvent.filter(action="action_refused").order_by("id")
+    assert [e.detail["reason"] for e in refused] == ["not_allowed", "not_allowed"]
+    assert refused[0].actor == "Người Lạ (tg:9)"
+
+
+async def test_forged_and_stale_taps_change_nothing(app_factory: Any) -> None:
+    app = await app_factory(inline_analysis=True)
+    request = await make_request(app)
+    with pytest.raises(EdudeskError) as unknown:
+        await app.services.act(999, "approve", OFFICE)
+    assert unknown.value.code == "not_found"
+    with pytest.raises(EdudeskError) as bad:
+        await app.services.act(request.id, "drop_table", OFFICE)
+    assert bad.value.code == "bad_action"
+    await app.services.act(request.id, "approve", OFFICE, version=0)
+    with pytest.raises(AlreadyDecided) as stale:
+        await app.services.act(request.id, "reject", OFFICE, reason="x", version=0)
+    assert "Lê Văn Phòng" in stale.value.message and "Hợp lệ" in stale.value.message
+    assert (await Request.get(id=request.id)).state == "approved"
+    assert await AuditEvent.filter(action="action_refused").count() == 3
+
+
+async def test_two_people_tapping_at_once_exactly_one_wins(app_factory: Any) -> None:
+    app = await app_factory(inline_analysis=True)
+    request = await make_request(app)
+    other = Actor("tg:3", "Phạm Thị Hai", frozenset({Role.OFFICE}))
+    results = await asyncio.gather(
+        app.services.act(request.id, "approve", OFFICE, version=0),
+        app.services.act(request.id, "reject", other, reason="Trùng yêu cầu", version=0),
+        return_exceptions=True)
+    wins = [r for r in results if isinstance(r, Request)]
+    losses = [r for r in results if isinstance(r, AlreadyDecided)]
+    assert len(wins) == 1 and len(losses) == 1
+    decisions = await AuditEvent.filter(request_id=request.id, action__in=["request_approve", "request_reject"])
+    assert len(decisions) == 1
+
+
+async def test_reject_and_ask_info_need_a_reason_and_mail_it(app_factory: Any) -> None:
+    app = await app_factory(inline_analysis=True)
+    request = await make_request(app)
+    with pytest.raises(EdudeskError) as missing:
+        await app.services.act(request.id, "ask_info", OFFICE, reason="  ")
+    assert missing.value.code == "reason_missing"
+    await app.services.act(request.id, "ask_info", OFFICE, reason="Đề nghị bổ sung số điện thoại")
+    await app.worker.drain()
+    mail = await OutgoingMail.get(request_id=request.id, template="need_info")
+    assert mail.state == "sent"
+    outbox = app.settings.path(app.settings.outgoing.maildir) / "new"
+    assert any("Đề nghị bổ sung số điện thoại" in body_of(p) for p in outbox.iterdir())
+    assert (await Request.get(id=request.id)).state == "need_info"
+
+
+async def test_provisioning_a_taken_address_hands_the_request_back(app_factory: Any) -> None:
+    app = await app_factory(inline_analysis=True)
+    request = await make_request(app)
+    await Account.create(address="an.nv0@sis.hust.edu.vn", population="student", person_id="someone-else",
+                         created_at=app.clock.now())
+    await app.services.act(request.id, "approve", OFFICE)
+    await app.services.act(request.id, "provision", TECH)
+    await app.worker.drain()
+    request = await Request.get(id=request.id)
+    assert request.state == "approved"
+    failed = await AuditEvent.get(request_id=request.id, action="request_provision_failed")
+    assert "đã thuộc về người khác" in failed.detail["error"]
+    assert not await OutgoingMail.filter(template="done").exists()
+
+
+async def test_provisioning_job_run_twice_creates_one_account_with_one_password(app_factory: Any) -> None:
+    app = await app_factory(inline_analysis=True)
+    request = await make_request(app, kind="bulk_new_accounts", people=3)
+    await app.services.act(request.id, "approve", OFFICE)
+    await app.services.act(request.id, "provision", TECH)
+    job = await Job.get(kind="provision")
+    # A crash after the directory calls and before the state change: the job runs again.
+    first = app.provisioning._password
+    seen: list[str] = []
+
+    async def spy(request_id: int, row: int) -> tuple[str, str]:
+        key, pw = await first(request_id, row)
+        seen.append(pw)
+        return key, pw
+
+    app.provisioning._password = spy  # type: ignore[method-assign]
+    await app.provisioning(job)
+    await Request.filter(id=request.id).update(state="provisioning", version=2)  # as if the finish never landed
+    await app.provisioning(job)
+    assert await Account.all().count() == 3
+    assert seen[:3] == seen[3:6], "a re-run must set the same passwords it already generated"
+
+
+async def test_roles_come_from_config_and_from_the_staff_table(app_factory: Any, settings_factory: Any) -> None:
+    settings = settings_factory(roles={"office": ["tg:11"], "technical": ["thuy@hust.edu.vn"]})
+    app = await app_factory(settings, inline_analysis=True)
+    await Staff.create(name="Thuỷ", email="thuy@hust.edu.vn", telegram_id=12, roles=["head"],
+                       created_at=app.clock.now())
+    a = await actor_for_telegram(11, "X", settings)
+    b = await actor_for_telegram(12, "Y", settings)
+    c = await actor_for_telegram(13, "Z", settings)
+    assert a.roles == {Role.OFFICE}
+    assert b.roles == {Role.TECHNICAL, Role.HEAD} and b.name == "Thuỷ"
+    assert c.roles == frozenset()
