@@ -20,6 +20,7 @@ from core.errors import EdudeskError
 from core.intake.ledger import MailLedger
 from core.intake.pipeline import IntakePipeline
 from core.jobs import JobQueue, JobWorker
+from core.overdue import watch_deadlines
 from core.ports import Clock, MailSender, Provisioner, SystemClock
 from core.provisioning import make_provisioner
 from core.provisioning.job import ProvisionJob
@@ -61,6 +62,12 @@ class App:
         })
         self.smtp = SmtpIntake(self.ledger, settings.smtpd) if settings.smtpd.enabled else None
         self.web = WebConsole(settings, self.clock, self.services) if settings.web.enabled else None
+        self.telegram: Any = None
+        if settings.telegram.enabled:
+            from bot.telegram import TelegramBot
+
+            self.telegram = TelegramBot(settings, self.clock, self.services)
+            self.chats.add(self.telegram.chat, self.telegram.chats())
         self._db: Any = None
 
     async def _process_mail(self, job: Any) -> None:
@@ -73,6 +80,8 @@ class App:
     async def close(self) -> None:
         """Release processes and connections."""
         self.analyser.close()
+        if self.telegram is not None:
+            await self.telegram.close()
         await close_database(self._db)
 
     def supervisor(self) -> Supervisor:
@@ -81,8 +90,11 @@ class App:
         sup.add("jobs", self.worker.run)
         if self.smtp is not None:
             sup.add("smtp", self.smtp.run)
+        sup.add("deadlines", lambda: watch_deadlines(self.settings, self.clock, self.queue))
         if self.web is not None:
             sup.add("web", self.web.run)
+        if self.telegram is not None:
+            sup.add("telegram", self.telegram.run)
         if self.settings.imap.enabled:
             imap = ImapIntake(self.settings.imap, self.settings.secret(self.settings.imap.password_env),
                               self.ledger, max_message_size=self.settings.smtpd.max_message_size)

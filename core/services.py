@@ -8,6 +8,7 @@ conditional update on `version` lets exactly one win; the other gets `AlreadyDec
 from __future__ import annotations
 
 import enum
+from datetime import datetime
 from typing import Any
 
 from tortoise.transactions import in_transaction
@@ -21,7 +22,7 @@ from core.notify import enqueue_cards, enqueue_notice
 from core.ports import Clock
 from core.staff import Actor, NotAllowed, Role
 from core.text import local_time
-from core.workflow import Event, State, next_deadline, transition
+from core.workflow import Decision, Event, State, next_deadline, transition
 
 
 class Action(str, enum.Enum):
@@ -43,6 +44,10 @@ ACTION_LABELS = {Action.APPROVE: "Hợp lệ", Action.REJECT: "Từ chối", Act
                  Action.PROVISION: "Thực hiện trên hệ thống"}
 
 
+class _Lost(Exception):
+    """The conditional update found the request changed: another tap won."""
+
+
 class AlreadyDecided(EdudeskError):
     """Someone else acted on the request first, or the card was out of date."""
 
@@ -57,8 +62,9 @@ class RequestService:
         self.clock = clock
         self.queue = queue
 
-    async def _refuse(self, actor: Actor, action: str, request_id: int | None, error: EdudeskError,
-                      **detail: Any) -> EdudeskError:
+    async def refuse(self, actor: Actor, action: str, request_id: int | None, error: EdudeskError,
+                     **detail: Any) -> EdudeskError:
+        """Audit a refused action and hand back the error to raise (forged, stale, not allowed...)."""
         await AuditEvent.create(at=self.clock.now(), actor=actor.label, action="action_refused",
                                 request_id=request_id if request_id and request_id > 0 else None,
                                 detail={"action": action, "reason": error.code, **detail})
@@ -72,36 +78,57 @@ class RequestService:
         return (f"Yêu cầu YC-{request.id} đã được {event.actor.split(' (')[0]} xử lý "
                 f"({event.detail.get('label', event.action)}) lúc {when}.")
 
-    async def act(self, request_id: int, action: Action | str, actor: Actor, *, reason: str = "",
-                  version: int | None = None) -> Request:
-        """Apply one staff action; raises an EdudeskError with a Vietnamese message (and audits it)."""
+    async def check(self, request_id: int, action: Action | str, actor: Actor,
+                    version: int | None = None) -> Request:
+        """Whether `actor` may do `action` to the request as the card showed it (`version`) now; raises
+        the audited error otherwise. Pickers (reasons, questions) call this before showing choices."""
         try:
             action = Action(action)
         except ValueError:
-            raise await self._refuse(actor, str(action)[:32], request_id,
-                                     EdudeskError("Thao tác không hợp lệ.", code="bad_action")) from None
+            raise await self.refuse(actor, str(action)[:32], request_id,
+                                    EdudeskError("Thao tác không hợp lệ.", code="bad_action")) from None
         request = await Request.get_or_none(id=request_id)
         if request is None:
-            raise await self._refuse(actor, action.value, request_id,
-                                     NotFound(f"Không có yêu cầu số {request_id}."))
+            raise await self.refuse(actor, action.value, request_id,
+                                    NotFound(f"Không có yêu cầu số {request_id}."))
         if not actor.has(*ROLES[action]):
-            raise await self._refuse(actor, action.value, request_id, NotAllowed(
+            raise await self.refuse(actor, action.value, request_id, NotAllowed(
                 f"Anh/Chị không có quyền '{ACTION_LABELS[action]}' (cần vai trò "
                 f"{', '.join(r.value for r in ROLES[action])})."))
         if version is not None and version != request.version:
-            raise await self._refuse(actor, action.value, request_id,
-                                     AlreadyDecided(await self._last_decision(request)), version=version)
+            raise await self.refuse(actor, action.value, request_id,
+                                    AlreadyDecided(await self._last_decision(request)), version=version)
+        try:
+            transition(State(request.state), EVENTS[action])
+        except InvalidTransition as exc:
+            raise await self.refuse(actor, action.value, request_id,
+                                    AlreadyDecided(await self._last_decision(request))) from exc
+        return request
+
+    async def act(self, request_id: int, action: Action | str, actor: Actor, *, reason: str = "",
+                  version: int | None = None) -> Request:
+        """Apply one staff action; raises an EdudeskError with a Vietnamese message (and audits it)."""
+        request = await self.check(request_id, action, actor, version)
+        action = Action(action)
         reason = " ".join(reason.split())[:1000]
         if action in (Action.REJECT, Action.ASK_INFO) and not reason:
-            raise await self._refuse(actor, action.value, request_id, EdudeskError(
+            raise await self.refuse(actor, action.value, request_id, EdudeskError(
                 "Vui lòng chọn hoặc nhập lý do.", code="reason_missing"))
-        try:
-            decision = transition(State(request.state), EVENTS[action])
-        except InvalidTransition as exc:
-            raise await self._refuse(actor, action.value, request_id,
-                                     AlreadyDecided(await self._last_decision(request))) from exc
+        decision = transition(State(request.state), EVENTS[action])
         now = self.clock.now()
         old = State(request.state)
+        try:
+            version_now = await self._apply(request, action, actor, decision, old, now, reason)
+        except _Lost:
+            fresh = await Request.get(id=request.id)
+            raise await self.refuse(actor, action.value, request.id,
+                                    AlreadyDecided(await self._last_decision(fresh)), version=request.version) from None
+        self.queue.wake()
+        request.state, request.version = decision.state.value, version_now
+        return request
+
+    async def _apply(self, request: Request, action: Action, actor: Actor, decision: Decision, old: State,
+                     now: datetime, reason: str) -> int:
         async with in_transaction() as conn:
             won = await Request.filter(id=request.id, version=request.version).using_db(conn).update(
                 state=decision.state.value, version=request.version + 1, updated_at=now,
@@ -109,7 +136,7 @@ class RequestService:
                 reminded_at=None if old != decision.state else request.reminded_at,
                 escalated_at=None if old != decision.state else request.escalated_at)
             if not won:
-                raise AlreadyDecided(f"Yêu cầu YC-{request.id} vừa được người khác xử lý.")
+                raise _Lost
             version_now = request.version + 1
             await AuditEvent.create(at=now, actor=actor.label, action=f"request_{action.value}",
                                     request_id=request.id, using_db=conn,
@@ -128,9 +155,7 @@ class RequestService:
                                      key=f"{effect.template}:{request.id}:{version_now}", template=effect.template,
                                      recipient=request.sender, context=context, request_id=request.id,
                                      in_reply_to=request.message_id, automatic=False)
-        self.queue.wake()
-        request.state, request.version = decision.state.value, version_now
-        return request
+        return version_now
 
     async def _mail_context(self, request: Request, template: str, reason: str) -> dict[str, Any]:
         context = {**mail_context(self.settings, request.sender_name), "number": request.id, "kind": request.kind,
@@ -149,15 +174,15 @@ class RequestService:
         """A head gives an open request to one staff member, who is told in private."""
         request = await Request.get_or_none(id=request_id)
         if request is None:
-            raise await self._refuse(actor, "reassign", request_id, NotFound(f"Không có yêu cầu số {request_id}."))
+            raise await self.refuse(actor, "reassign", request_id, NotFound(f"Không có yêu cầu số {request_id}."))
         if not actor.has(Role.HEAD):
-            raise await self._refuse(actor, "reassign", request_id,
+            raise await self.refuse(actor, "reassign", request_id,
                                      NotAllowed("Chỉ trưởng bộ phận mới giao lại được yêu cầu."))
         staff = await Staff.get_or_none(id=staff_id, active=True)
         if staff is None:
-            raise await self._refuse(actor, "reassign", request_id, NotFound("Không có cán bộ này."))
+            raise await self.refuse(actor, "reassign", request_id, NotFound("Không có cán bộ này."))
         if State(request.state) not in (State.RECEIVED, State.NEED_INFO, State.APPROVED, State.PROVISIONING):
-            raise await self._refuse(actor, "reassign", request_id, AlreadyDecided(await self._last_decision(request)))
+            raise await self.refuse(actor, "reassign", request_id, AlreadyDecided(await self._last_decision(request)))
         now = self.clock.now()
         async with in_transaction() as conn:
             version_now = request.version + 1

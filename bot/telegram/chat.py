@@ -1,0 +1,51 @@
+"""`TelegramChat`: the ChatPort for Telegram — cards as HTML messages with inline keyboards, paced."""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramBadRequest
+
+from bot.telegram.callbacks import keyboard
+from bot.telegram.pacing import Pacer
+from core.ports import Card
+
+log = logging.getLogger(__name__)
+
+
+class TelegramChat:
+    """Posts and edits cards through one bot and one shared pacer."""
+
+    surface = "telegram"
+
+    def __init__(self, bot: Bot, pacer: Pacer) -> None:
+        self.bot = bot
+        self.pacer = pacer
+
+    async def post_card(self, chat: str, card: Card) -> str:
+        """Send a card; returns the message id."""
+        message = await self.pacer.run(chat, lambda: self.bot.send_message(
+            chat_id=int(chat), text=card.text, reply_markup=keyboard(card), parse_mode="HTML",
+            disable_web_page_preview=True))
+        return str(message.message_id)
+
+    async def edit_card(self, chat: str, ref: str, card: Card) -> None:
+        """Edit a card in place; a card that is already up to date is not an error."""
+        try:
+            await self.pacer.run(chat, lambda: self.bot.edit_message_text(
+                text=card.text, chat_id=int(chat), message_id=int(ref), reply_markup=keyboard(card),
+                parse_mode="HTML", disable_web_page_preview=True))
+        except TelegramBadRequest as exc:
+            if "message is not modified" in exc.message:
+                return
+            if "message to edit not found" in exc.message:
+                log.warning("card %s in chat %s is gone (deleted in the chat?)", ref, chat)
+                return
+            raise
+
+    async def send_text(self, chat: str | int, text: str, **kwargs: object) -> int:
+        """Send a plain message (command answers, prompts); returns the message id."""
+        message = await self.pacer.run(chat, lambda: self.bot.send_message(
+            chat_id=int(chat), text=text, parse_mode="HTML", disable_web_page_preview=True, **kwargs))  # type: ignore[arg-type]
+        return message.message_id

@@ -1,0 +1,132 @@
+"""Commands: /start /help /whoami /queue /find /report /login. Staff-only ones check the role first."""
+
+from __future__ import annotations
+
+import html
+
+from aiogram import Router
+from aiogram.filters import Command, CommandObject, CommandStart
+from aiogram.types import Message
+
+from bot.cards import KIND_LABELS, STATE_LABELS
+from bot.telegram.context import BotContext
+from core.models import AuditEvent, Request, Staff
+from core.reports import counts, day_and_month_start, find_requests, open_queue
+from core.staff import ROLE_LABELS, Actor
+from core.text import local_time
+
+HELP = (
+    "<b>edudesk</b> — bàn trợ giúp CNTT\n"
+    "/queue — các yêu cầu đang mở, theo hạn xử lý\n"
+    "/find &lt;số|tên|mã&gt; — tìm yêu cầu (ví dụ: /find YC-12, /find Nguyễn Văn An)\n"
+    "/report — số yêu cầu hôm nay và tháng này\n"
+    "/whoami — Anh/Chị là ai và có vai trò gì\n"
+    "/login — nhận liên kết đăng nhập trang quản trị (gửi riêng)"
+)
+
+
+async def _staff_only(message: Message, ctx: BotContext, actor: Actor, command: str) -> bool:
+    if actor.roles:
+        return True
+    await AuditEvent.create(at=ctx.clock.now(), actor=actor.label, action="command_refused",
+                            detail={"command": command})
+    await ctx.chat.send_text(message.chat.id, "Anh/Chị chưa được cấp quyền dùng lệnh này. "
+                                              f"Mã Telegram của Anh/Chị: <code>{actor.key}</code> — hãy gửi mã này "
+                                              "cho quản trị viên.")
+    return False
+
+
+def _line(r: Request, ctx: BotContext) -> str:
+    lang = "en" if ctx.settings.general.language == "en" else "vi"
+    now = ctx.clock.now()
+    due = ""
+    if r.deadline is not None:
+        mark = "⏰ " if r.deadline < now else ""
+        due = f" · {mark}hạn {local_time(r.deadline, ctx.settings.general.timezone)}"
+    kind = KIND_LABELS[lang].get(r.kind, r.kind)
+    return (f"<b>YC-{r.id}</b> {html.escape(kind)} · {STATE_LABELS[lang].get(r.state, r.state)}{due}\n"
+            f"   {html.escape(r.sender_name or r.sender)}")
+
+
+async def on_help(message: Message, edudesk: BotContext, actor: Actor) -> None:
+    """Greeting and the list of commands."""
+    await edudesk.chat.send_text(message.chat.id, HELP)
+
+
+async def on_whoami(message: Message, edudesk: BotContext, actor: Actor) -> None:
+    """Who the bot thinks the person is, and their roles."""
+    roles = ", ".join(ROLE_LABELS[r] for r in sorted(actor.roles, key=lambda r: r.value)) or "chưa có vai trò"
+    await edudesk.chat.send_text(message.chat.id, f"{html.escape(actor.name)} · <code>{actor.key}</code>\n"
+                                                  f"Vai trò: {roles}")
+
+
+async def on_queue(message: Message, edudesk: BotContext, actor: Actor) -> None:
+    """Open requests, most urgent first."""
+    if not await _staff_only(message, edudesk, actor, "queue"):
+        return
+    rows = await open_queue(limit=20)
+    text = "\n".join(_line(r, edudesk) for r in rows) if rows else "Không có yêu cầu nào đang mở. 🎉"
+    await edudesk.chat.send_text(message.chat.id, f"<b>Yêu cầu đang mở</b>\n{text}")
+
+
+async def on_find(message: Message, command: CommandObject, edudesk: BotContext, actor: Actor) -> None:
+    """Find requests by number, person ID or name."""
+    if not await _staff_only(message, edudesk, actor, "find"):
+        return
+    term = (command.args or "").strip()
+    if not term:
+        await edudesk.chat.send_text(message.chat.id, "Cú pháp: /find &lt;số yêu cầu | họ tên | mã số&gt;")
+        return
+    rows = await find_requests(term)
+    text = "\n".join(_line(r, edudesk) for r in rows) if rows else f"Không tìm thấy «{html.escape(term)}»."
+    await edudesk.chat.send_text(message.chat.id, text)
+
+
+async def on_report(message: Message, edudesk: BotContext, actor: Actor) -> None:
+    """Today's and this month's counts."""
+    if not await _staff_only(message, edudesk, actor, "report"):
+        return
+    now = edudesk.clock.now()
+    day, month = day_and_month_start(now, edudesk.settings.general.timezone)
+    today, this_month = await counts(day, now), await counts(month, now)
+    text = (f"<b>Báo cáo</b> (đến {local_time(now, edudesk.settings.general.timezone)})\n"
+            f"Hôm nay: nhận {today.received}, hợp lệ {today.approved}, từ chối {today.rejected}, "
+            f"hoàn thành {today.done}\n"
+            f"Tháng này: nhận {this_month.received}, hợp lệ {this_month.approved}, từ chối {this_month.rejected}, "
+            f"hoàn thành {this_month.done}\n"
+            f"Đang mở: {today.open_now}, trong đó quá hạn: {today.overdue_now}")
+    await edudesk.chat.send_text(message.chat.id, text)
+
+
+async def on_login(message: Message, edudesk: BotContext, actor: Actor) -> None:
+    """A one-time sign-in link to the web console, sent in a private chat only."""
+    if not await _staff_only(message, edudesk, actor, "login"):
+        return
+    if message.chat.type != "private" or message.from_user is None:
+        await edudesk.chat.send_text(message.chat.id, "Vì lý do bảo mật, hãy nhắn /login riêng cho bot.")
+        return
+    from core.webauth import issue_login_link
+
+    staff = await Staff.get_or_none(telegram_id=message.from_user.id)
+    if staff is None:
+        staff = await Staff.create(name=actor.name, telegram_id=message.from_user.id, roles=[],
+                                   created_at=edudesk.clock.now())
+    link = await issue_login_link(staff.id, edudesk.settings, edudesk.clock)
+    await AuditEvent.create(at=edudesk.clock.now(), actor=actor.label, action="web_login_link",
+                            detail={"staff_id": staff.id})
+    minutes = int(edudesk.settings.web.login_link_minutes)
+    await edudesk.chat.send_text(message.chat.id, f"Liên kết đăng nhập (dùng một lần, hiệu lực {minutes} phút):\n"
+                                                  f"{html.escape(link)}")
+
+
+def make_router() -> Router:
+    """A fresh router with this module's handlers (a router attaches to one dispatcher only)."""
+    r = Router(name="commands")
+    r.message.register(on_help, CommandStart())
+    r.message.register(on_help, Command("help"))
+    r.message.register(on_whoami, Command("whoami"))
+    r.message.register(on_queue, Command("queue"))
+    r.message.register(on_find, Command("find"))
+    r.message.register(on_report, Command("report"))
+    r.message.register(on_login, Command("login"))
+    return r
