@@ -8,8 +8,9 @@ from collections import defaultdict
 
 from bot.cards import build_card, load_view
 from core.config import Settings
+from core.jobs import RetryLater
 from core.models import ChatCard, Job, Staff
-from core.ports import Button, Card, ChatPort, Clock
+from core.ports import Button, Card, ChatBusy, ChatPort, Clock
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,12 @@ class ChatHub:
 
     async def refresh_cards(self, job: Job) -> None:
         """Edit every posted card of a request to its current state; post it where it is now worked on."""
-        request_id = int(job.payload["request_id"])
+        try:
+            await self._refresh(int(job.payload["request_id"]), job.payload.get("post_to", []))
+        except ChatBusy as exc:
+            raise RetryLater(exc.wait) from None  # done parts are recorded; the rest goes when the chat is free
+
+    async def _refresh(self, request_id: int, post_to: list[str]) -> None:
         if not self.ports:
             return
         async with self._locks[request_id]:
@@ -56,7 +62,7 @@ class ChatHub:
                         await port.edit_card(cc.chat, cc.message_ref, build_card(view, cc.audience, self.settings, now))
                         await ChatCard.filter(id=cc.id).update(version=version, updated_at=now)
                 posted = {cc.chat for cc in cards}
-                for audience in job.payload.get("post_to", []):
+                for audience in post_to:
                     chat = await self._chat_for(surface, audience)
                     if not chat or chat in posted:
                         continue
@@ -73,6 +79,9 @@ class ChatHub:
         for surface, port in self.ports.items():
             chat = await self._chat_for(surface, payload["audience"])
             if chat:
-                await port.post_card(chat, card)
+                try:
+                    await port.post_card(chat, card)
+                except ChatBusy as exc:
+                    raise RetryLater(exc.wait) from None
             else:
                 log.info("no %s chat for %s; notice kept in the audit trail only", surface, payload["audience"])

@@ -27,6 +27,15 @@ class PermanentJobError(Exception):
     """A job that can never succeed (bad payload, refused for good): park it at once."""
 
 
+class RetryLater(Exception):
+    """Not a failure: the job cannot go yet (a chat's rate limit); run it again after `delay` seconds
+    without counting an attempt, and free the worker slot meanwhile."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(f"retry in {delay:.2f} s")
+        self.delay = delay
+
+
 class JobQueue:
     """Enqueue and claim jobs; the same class serves SQLite (one worker) and PostgreSQL (SKIP LOCKED)."""
 
@@ -130,6 +139,12 @@ class JobQueue:
         )
         log.warning("job %s (%s) failed, retry in %.0f s: %s", job.id, job.kind, delay, error)
 
+    async def defer(self, job: Job, delay: float) -> None:
+        """Put a running job back to wait `delay` seconds; the attempt it took is given back."""
+        await Job.filter(id=job.id, state="running").update(
+            state="pending", run_after=self.clock.now() + timedelta(seconds=delay), locked_until=None,
+            attempts=max(0, job.attempts - 1))
+
 
 class JobWorker:
     """Runs claimed jobs with bounded concurrency; one per process."""
@@ -154,6 +169,8 @@ class JobWorker:
             await handler(job)
         except PermanentJobError as exc:
             await self.queue.fail(job, str(exc), permanent=True)
+        except RetryLater as exc:
+            await self.queue.defer(job, exc.delay)
         except Exception as exc:  # noqa: BLE001 - a job's failure must never stop the worker
             log.exception("job %s (%s) raised", job.id, job.kind)
             await self.queue.fail(job, f"{type(exc).__name__}: {exc}")

@@ -85,6 +85,14 @@ class Card:
     buttons: tuple[tuple[Button, ...], ...] = ()
 
 
+class ChatBusy(Exception):
+    """A chat cannot take another message for `wait` seconds (rate limits): the job retries later."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"chat busy for {wait:.2f} s")
+        self.wait = wait
+
+
 class ChatPort(Protocol):
     """Posts and edits cards and notices in staff chats (Telegram, Zalo); the web console reads the database."""
 

@@ -19,23 +19,26 @@ class TelegramChat:
 
     surface = "telegram"
 
-    def __init__(self, bot: Bot, pacer: Pacer) -> None:
+    def __init__(self, bot: Bot, pacer: Pacer, *, max_wait: float = 2.0) -> None:
         self.bot = bot
         self.pacer = pacer
+        self.max_wait = max_wait  # cards and notices wait at most this long for a slot, then their job retries
 
     async def post_card(self, chat: str, card: Card) -> str:
         """Send a card; returns the message id."""
         message = await self.pacer.run(chat, lambda: self.bot.send_message(
             chat_id=int(chat), text=card.text, reply_markup=keyboard(card), parse_mode="HTML",
-            disable_web_page_preview=True))
+            disable_web_page_preview=True), max_wait=self.max_wait)
         return str(message.message_id)
 
-    async def edit_card(self, chat: str, ref: str, card: Card) -> None:
-        """Edit a card in place; a card that is already up to date is not an error."""
+    async def edit_card(self, chat: str, ref: str, card: Card, *, interactive: bool = False) -> None:
+        """Edit a card in place; a card that is already up to date is not an error. `interactive` edits
+        (someone is looking at the picker they just opened) wait for their slot however long it takes."""
+        max_wait = None if interactive else self.max_wait
         try:
             await self.pacer.run(chat, lambda: self.bot.edit_message_text(
                 text=card.text, chat_id=int(chat), message_id=int(ref), reply_markup=keyboard(card),
-                parse_mode="HTML", disable_web_page_preview=True))
+                parse_mode="HTML", disable_web_page_preview=True), max_wait=max_wait)
         except TelegramBadRequest as exc:
             if "message is not modified" in exc.message:
                 return

@@ -40,7 +40,7 @@ async def _act(cb: CallbackQuery, ctx: BotContext, actor: Actor, action: str, ta
 
 async def _edit(cb: CallbackQuery, ctx: BotContext, card: Card) -> None:
     if cb.message is not None:
-        await ctx.chat.edit_card(str(cb.message.chat.id), str(cb.message.message_id), card)
+        await ctx.chat.edit_card(str(cb.message.chat.id), str(cb.message.message_id), card, interactive=True)
 
 
 async def on_tap(cb: CallbackQuery, callback_data: Tap, edudesk: BotContext, actor: Actor,

@@ -17,9 +17,15 @@ from typing import TypeVar
 
 from aiogram.exceptions import TelegramRetryAfter
 
+from core.ports import ChatBusy
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _MARGIN = 0.05  # seconds of safety on each window: the server's clock starts when the request arrives
+
+
+class PacerBusy(ChatBusy):
+    """The chat's next free slot is further away than the caller wants to wait (it retries later)."""
 
 
 class Pacer:
@@ -40,29 +46,34 @@ class Pacer:
         self._lock = asyncio.Lock()
         self.retries = 0  # 429s seen (should stay 0)
 
-    def _reserve(self, chat: str, is_group: bool) -> float:
-        """The moment this call may go out; books it at once so concurrent callers queue behind it."""
+    def _reserve(self, chat: str, is_group: bool, max_wait: float | None) -> float:
+        """The moment this call may go out; books it at once so concurrent callers queue behind it.
+        Raises PacerBusy (booking nothing) when that is more than `max_wait` seconds away."""
         now = self.monotonic()
         at = max(now, self._next, self._paused_until, self._chat_next.get(chat, 0.0))
-        if is_group and self.group_limit is not None:
+        sent = self._group_sent[chat] if is_group and self.group_limit is not None else None
+        if sent is not None and self.group_limit is not None:
             limit, window = self.group_limit
-            sent = self._group_sent[chat]
             while sent and sent[0] <= now - window - _MARGIN:
                 sent.popleft()
             if len(sent) >= limit:
                 at = max(at, sent[-limit] + window + _MARGIN)
+        if max_wait is not None and at - now > max_wait:
+            raise PacerBusy(at - now)
+        if sent is not None:
             sent.append(at)
         self._next = at + self.interval
         self._chat_next[chat] = at + self.chat_seconds + (_MARGIN if self.chat_seconds else 0.0)
         return at
 
-    async def run(self, chat: str | int, call: Callable[[], Awaitable[T]]) -> T:
-        """Run one message-producing call in its slot; on 429 pause everyone and try again."""
+    async def run(self, chat: str | int, call: Callable[[], Awaitable[T]], *, max_wait: float | None = None) -> T:
+        """Run one message-producing call in its slot; on 429 pause everyone and try again. With
+        `max_wait`, a slot further away raises PacerBusy instead (a queued job frees its worker)."""
         key = str(chat)
         is_group = key.startswith("-")
         for attempt in range(self.max_retries + 1):
             async with self._lock:
-                at = self._reserve(key, is_group)
+                at = self._reserve(key, is_group, max_wait)
             delay = at - self.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
