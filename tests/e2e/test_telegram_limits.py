@@ -1,0 +1,105 @@
+"""Telegram's limits: bursts of cards are paced so the (fake) Bot API never answers 429, and a 429 anyway
+(a stricter server) pauses the sender and loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from tortoise.transactions import in_transaction
+
+from core.models import ChatCard, Request, Staff
+from core.notify import enqueue_cards, enqueue_notice
+from core.workflow import State
+from main import App
+from tests.fakes.telegram import FakeTelegram
+
+pytestmark = [pytest.mark.db, pytest.mark.slow]
+OFFICE = -1002000
+
+
+@pytest.fixture
+async def start(app_factory: Any, settings_factory: Any,
+                monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Callable[..., Any]]:
+    """Start an App whose bot talks to a FakeTelegram with the given limits."""
+    started: list[tuple[App, FakeTelegram, asyncio.Task[None]]] = []
+
+    async def go(fake: FakeTelegram, **telegram: Any) -> App:
+        await fake.start()
+        monkeypatch.setenv("EDUDESK_TELEGRAM_TOKEN", fake.token)
+        settings = settings_factory(web={"enabled": False}, smtpd={"enabled": False},
+                                    jobs={"concurrency": 8},
+                                    telegram={"enabled": True, "api_server": fake.url, "office_chat_id": OFFICE,
+                                              **telegram})
+        app = await app_factory(settings, inline_analysis=True)
+        task = asyncio.get_running_loop().create_task(app.worker.run())  # noqa: TID251 - test harness
+        started.append((app, fake, task))
+        return app
+
+    yield go
+    for app, fake, task in started:
+        app.worker.stop()
+        await asyncio.wait_for(task, 15)
+        await fake.stop()
+
+
+async def burst_of_requests(app: App, n: int) -> None:
+    """n new requests at once, each with its card job, as intake makes them."""
+    now = app.clock.now()
+    async with in_transaction() as conn:
+        for i in range(n):
+            r = await Request.create(kind="new_account", population="student", state="received",
+                                     sender=f"sv{i}@gmail.com", sender_name=f"Sinh viên {i}", received_at=now,
+                                     deadline=now + timedelta(hours=24), updated_at=now, using_db=conn)
+            await enqueue_cards(conn, app.queue, r.id, 0, State.RECEIVED)
+    app.queue.wake()
+
+
+async def test_a_burst_of_300_cards_to_the_office_group_gets_no_429(start: Any) -> None:
+    # Telegram's group limit (20 per minute) scaled 100x in time on both sides; the overall limit is real.
+    fake = FakeTelegram(global_limit=(30, 1.0), chat_limit=None, group_limit=(20, 0.6))
+    app = await start(fake, rate_group_per_minute=2000.0, rate_chat_seconds=0.0)
+    began = time.monotonic()
+    await burst_of_requests(app, 300)
+    await fake.wait_for(lambda: len(fake.bot_messages(OFFICE)) >= 300, timeout=60)
+    elapsed = time.monotonic() - began
+    assert fake.count_429 == 0
+    assert len(fake.bot_messages(OFFICE)) == 300  # none doubled
+    assert await ChatCard.filter(chat=str(OFFICE)).count() == 300
+    # The binding limit is 20 per 0.6 s (33/s) or 30/s overall: about 10 s; far longer means idling.
+    print(f"300 cards in {elapsed:.1f} s ({300 / elapsed:.1f}/s)")
+    assert elapsed < 30
+
+
+async def test_notices_to_many_people_go_at_the_overall_rate_without_429(start: Any) -> None:
+    fake = FakeTelegram()  # Telegram's real limits: 30/s overall, 1/s per chat
+    app = await start(fake)
+    now = app.clock.now()
+    staff = await Staff.bulk_create([Staff(name=f"GV {i}", telegram_id=10_000 + i, roles=[], created_at=now)
+                                     for i in range(90)])
+    del staff
+    async with in_transaction() as conn:
+        for s in await Staff.all():
+            await enqueue_notice(conn, app.queue, f"t:{s.id}", f"staff:{s.id}", f"Đến lượt thầy/cô ký ({s.name})")
+    began = time.monotonic()
+    app.queue.wake()
+    await fake.wait_for(lambda: len(fake.sent_calls("sendMessage")) >= 90, timeout=30)
+    times = [c.time for c in fake.sent_calls("sendMessage")]
+    rate = (len(times) - 1) / (max(times) - min(times))
+    print(f"90 notices: {rate:.1f}/s, first after {min(times) - began:.2f} s")
+    assert fake.count_429 == 0
+    assert rate > 0.8 * 30
+
+
+async def test_a_stricter_server_answering_429_pauses_the_sender_and_loses_nothing(start: Any) -> None:
+    fake = FakeTelegram(global_limit=(10, 1.0), chat_limit=None, group_limit=None)  # stricter than we pace
+    app = await start(fake, rate_chat_seconds=0.0, rate_group_per_minute=0.0)
+    await burst_of_requests(app, 40)
+    await fake.wait_for(lambda: len(fake.bot_messages(OFFICE)) >= 40, timeout=60)
+    assert fake.count_429 > 0  # the server said no at least once ...
+    assert len(fake.bot_messages(OFFICE)) == 40  # ... and every card still arrived, once
+    assert app.telegram.pacer.retries == fake.count_429
