@@ -22,7 +22,7 @@ from core.intake.threading import request_number_from_subject, thread_keys
 from core.jobs import JobQueue
 from core.mailqueue import mail_context, queue_mail
 from core.models import AuditEvent, InboundMail, OutgoingMail, Request, RequestPerson
-from core.notify import enqueue_cards
+from core.notify import enqueue_cards, enqueue_notice
 from core.ports import AnalysisTimeout, Clock, MailAnalyser
 from core.workflow import Event, State, deadline_for, next_deadline, transition
 
@@ -176,6 +176,12 @@ class IntakePipeline:
                 await self._finish(row, "processed", "reply", mail, conn, request.id, detail={
                     "from": mail.from_addr, "state": decision.state.value, "updated_form": checked is not None})
                 await enqueue_cards(conn, self.queue, request.id, version, decision.state)
+                if decision.state.value != request.state:
+                    # The card is edited in place, far up the chat by now: say so where people look.
+                    what = "đã bổ sung thông tin" if request.state == State.NEED_INFO.value else "đã trả lời lại"
+                    await enqueue_notice(conn, self.queue, f"reply:{request.id}:{version}", "office",
+                                         f"✉️ <b>YC-{request.id}</b>: người gửi {what}; yêu cầu được mở lại "
+                                         "để kiểm tra.", request.id)
         except _Raced:
             return False
         return True

@@ -21,7 +21,7 @@ from main import App
 from tests.conftest import wait_until
 from tests.e2e.test_smtp_intake import send
 from tests.fakes.telegram import FakeTelegram
-from tests.mails import registry_xlsx, student_form_mail
+from tests.mails import mail, registry_xlsx, student_form_mail
 from tests.servers.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.db
@@ -225,6 +225,13 @@ async def test_typed_reason_for_more_information(bot: Bot) -> None:
     asked = await bot.sink.wait_for(lambda m: "bổ sung" in m.subject, timeout=15)
     assert "Đề nghị gửi ảnh thẻ sinh viên" in asked.message.get_body(("plain",)).get_content()
     assert (await Request.get()).state == "need_info"
+    # The requester answers: the request re-opens, the office is told, and the card offers the buttons again.
+    await bot.mail_in(mail(subject=f"Re: {asked.subject}", body="Em gửi bổ sung ảnh thẻ.",
+                           headers={"In-Reply-To": asked.message["Message-ID"]}))
+    await bot.card(OFFICE_CHAT, "người gửi đã bổ sung thông tin")
+    await wait_until(lambda: Request.filter(state="received").exists())
+    await bot.fake.wait_for(lambda: any(m.message_id == card.message_id and "Chờ kiểm tra" in m.text and m.buttons()
+                                        for m in bot.fake.bot_messages(OFFICE_CHAT)))
 
 
 async def test_overdue_reminder_then_escalation_to_the_head(bot: Bot, clock_app: Any = None) -> None:
@@ -269,3 +276,46 @@ async def test_commands_answer_staff_and_refuse_strangers(bot: Bot) -> None:
     await bot.card(STRANGER, "chưa được cấp quyền")
     assert await AuditEvent.filter(action="command_refused").count() == 1
     assert await ChatCard.filter(chat=str(OFFICE_CHAT)).count() == 1
+
+
+async def test_webhook_mode_takes_updates_pushed_with_the_secret_and_refuses_others(
+    app_factory: Any, settings_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import aiohttp
+
+    from tests.servers.smtp_sink import free_port
+
+    fake = FakeTelegram()
+    await fake.start()
+    port = free_port()
+    monkeypatch.setenv("EDUDESK_TELEGRAM_TOKEN", fake.token)
+    monkeypatch.setenv("EDUDESK_TELEGRAM_WEBHOOK_SECRET", "s3cret-webhook_token")
+    url = f"http://127.0.0.1:{port}/telegram/webhook"
+    settings = settings_factory(
+        web={"enabled": False}, smtpd={"enabled": False},
+        telegram={"enabled": True, "api_server": fake.url, "mode": "webhook", "webhook_url": url,
+                  "webhook_port": port},
+        roles={"office": [f"tg:{OFFICE_USER}"]},
+    )
+    app = await app_factory(settings, inline_analysis=True)
+    task = asyncio.get_running_loop().create_task(app.supervisor().run())  # noqa: TID251 - test harness
+    try:
+        await fake.wait_for(lambda: fake.webhook and fake.webhook.get("url") == url)
+        assert fake.webhook["secret_token"] == "s3cret-webhook_token"
+        fake.inject_message(OFFICE_USER, OFFICE_USER, "/whoami")
+        answer = await fake.wait_for(
+            lambda: next((m for m in fake.bot_messages(OFFICE_USER) if "Văn phòng" in m.text), None))
+        assert answer is not None
+        assert [d.status for d in fake.webhook_deliveries] == [200]
+        async with aiohttp.ClientSession() as http:
+            forged = {"update_id": 99, "message": {"message_id": 1, "date": 0, "text": "/whoami",
+                                                   "chat": {"id": 5, "type": "private"}}}
+            async with http.post(url, json=forged, headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"}) as resp:
+                assert resp.status == 401
+            async with http.post(url, json=forged) as resp:
+                assert resp.status == 401
+        assert not fake.bot_messages(5)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await fake.stop()
