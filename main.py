@@ -234,6 +234,40 @@ async def cmd_requests_show(settings: Settings, args: argparse.Namespace) -> int
     return 0
 
 
+async def cmd_staff_add(settings: Settings, args: argparse.Namespace) -> int:
+    """Add or update a staff member with roles."""
+    from core.staff import add_staff
+
+    await open_database(settings)
+    try:
+        staff = await add_staff(args.name, args.role, email=args.email or "", telegram_id=args.telegram_id,
+                                now=SystemClock().now())
+    finally:
+        await close_database()
+    print(f"edudesk: cán bộ #{staff.id} {staff.name}: {', '.join(staff.roles)}")
+    return 0
+
+
+async def cmd_staff_list(settings: Settings, args: argparse.Namespace) -> int:
+    """List staff members and their roles (database and config.toml)."""
+    from core.models import Staff
+
+    await open_database(settings)
+    try:
+        rows = await Staff.all().order_by("id")
+    finally:
+        await close_database()
+    for s in rows:
+        state = "" if s.active else " (đã khoá)"
+        tg = f" tg:{s.telegram_id}" if s.telegram_id else ""
+        print(f"#{s.id:<4} {s.name}{state}  {s.email}{tg}  [{', '.join(s.roles or [])}]")
+    for role in ("office", "technical", "head", "admin"):
+        keys = getattr(settings.roles, role)
+        if keys:
+            print(f"config.toml [roles].{role}: {', '.join(keys)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line."""
     parser = argparse.ArgumentParser(prog="edudesk", description="edudesk — bàn trợ giúp CNTT cho nhà trường")
@@ -265,6 +299,15 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("number", type=int)
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_requests_show)
+    staff = sub.add_parser("staff", help="office staff and their roles").add_subparsers(dest="staff_command",
+                                                                                       required=True)
+    add = staff.add_parser("add", help="add or update a staff member")
+    add.add_argument("--name", required=True)
+    add.add_argument("--email", default="")
+    add.add_argument("--telegram-id", type=int, default=None)
+    add.add_argument("--role", action="append", required=True, choices=["office", "technical", "head", "admin"])
+    add.set_defaults(func=cmd_staff_add)
+    staff.add_parser("list", help="list staff members").set_defaults(func=cmd_staff_list)
     return parser
 
 

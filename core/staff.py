@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from datetime import datetime
 
 from core.config import Settings
 from core.errors import EdudeskError
@@ -81,3 +82,24 @@ async def actor_for_staff(staff_id: int, settings: Settings) -> Actor | None:
     keys = [staff.email] + ([f"tg:{staff.telegram_id}"] if staff.telegram_id else [])
     roles = _config_roles(settings, *keys) | _staff_roles(staff)
     return Actor(f"web:{staff.id}", staff.name, frozenset(roles), staff.id)
+
+
+async def add_staff(name: str, roles: list[str], *, email: str = "", telegram_id: int | None = None,
+                    now: datetime) -> Staff:
+    """Add a staff member, or update the one with the same Telegram id or e-mail (roles replaced)."""
+    bad = [r for r in roles if r not in Role._value2member_map_]
+    if bad:
+        raise EdudeskError(f"Vai trò không hợp lệ: {', '.join(bad)} (có: office, technical, head, admin).",
+                           code="bad_role")
+    existing = None
+    if telegram_id is not None:
+        existing = await Staff.get_or_none(telegram_id=telegram_id)
+    if existing is None and email:
+        existing = await Staff.get_or_none(email=email.lower())
+    if existing is not None:
+        await Staff.filter(id=existing.id).update(name=name or existing.name, roles=sorted(set(roles)), active=True,
+                                                  email=email.lower() or existing.email,
+                                                  telegram_id=telegram_id or existing.telegram_id)
+        return await Staff.get(id=existing.id)
+    return await Staff.create(name=name, email=email.lower(), telegram_id=telegram_id, roles=sorted(set(roles)),
+                              created_at=now)

@@ -114,3 +114,14 @@ async def main():
 
 asyncio.run(main())
 """
+
+
+def test_staff_add_and_list_with_roles(config: Path) -> None:
+    edudesk(config, "staff", "add", "--name", "Lê Thị Văn Phòng", "--telegram-id", "4242", "--role", "office")
+    again = edudesk(config, "staff", "add", "--name", "Lê Thị Văn Phòng", "--telegram-id", "4242",
+                    "--role", "office", "--role", "head")
+    assert "#1" in again.stdout and "head, office" in again.stdout  # same person updated, not doubled
+    listed = edudesk(config, "staff", "list").stdout
+    assert "Lê Thị Văn Phòng" in listed and "tg:4242" in listed and listed.count("#") == 1
+    bad = edudesk(config, "staff", "add", "--name", "X", "--role", "boss", ok=False)
+    assert bad.returncode != 0 and "invalid choice" in bad.stderr
