@@ -124,6 +124,15 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
             print(f"edudesk: SMTP listener on {settings.smtpd.host}:{app.smtp.port}", flush=True)
         print(f"edudesk: database {settings.database_url.split('@')[-1]}", flush=True)
         print(f"edudesk: outgoing mail -> {settings.outgoing.transport}", flush=True)
+        if app.web is not None:
+            from core.webauth import ensure_first_admin
+
+            await app.web.start()  # web.run() under the supervisor keeps serving the started runner
+            print(f"edudesk: web console on {app.web.base_url}", flush=True)
+            link = await ensure_first_admin(settings, app.clock, base_url=app.web.base_url)
+            if link:
+                print(f"edudesk: first sign-in as administrator (one use, {settings.web.login_link_minutes:g} "
+                      f"minutes): {link}", flush=True)
         async with asyncio.TaskGroup() as tg:
             main = tg.create_task(app.supervisor().run())
             await stop.wait()
@@ -248,6 +257,26 @@ async def cmd_staff_add(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_staff_login(settings: Settings, args: argparse.Namespace) -> int:
+    """Print a one-time web console sign-in link for a staff member (by id or e-mail)."""
+    from core.models import Staff
+    from core.webauth import issue_login_link
+
+    await open_database(settings)
+    try:
+        key = str(args.staff)
+        staff = await (Staff.get_or_none(email=key) if "@" in key else Staff.get_or_none(id=int(key))
+                       if key.isdigit() else Staff.get_or_none(name=key))
+        if staff is None:
+            raise EdudeskError(f"Không có cán bộ '{key}'.")
+        link = await issue_login_link(staff.id, settings, SystemClock(), issued_by="cli")
+    finally:
+        await close_database()
+    print(f"edudesk: liên kết đăng nhập cho {staff.name} (dùng một lần, {settings.web.login_link_minutes:g} phút):")
+    print(link)
+    return 0
+
+
 async def cmd_staff_list(settings: Settings, args: argparse.Namespace) -> int:
     """List staff members and their roles (database and config.toml)."""
     from core.models import Staff
@@ -308,6 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--role", action="append", required=True, choices=["office", "technical", "head", "admin"])
     add.set_defaults(func=cmd_staff_add)
     staff.add_parser("list", help="list staff members").set_defaults(func=cmd_staff_list)
+    login = staff.add_parser("login-link", help="print a one-time web console sign-in link")
+    login.add_argument("staff", help="staff id, e-mail or exact name")
+    login.set_defaults(func=cmd_staff_login)
     return parser
 
 

@@ -1,14 +1,69 @@
-"""The web console (aiohttp + jinja2): the same cards and buttons as the chats, queues, audit trail, registry."""
+"""The web console (aiohttp + jinja2): the same cards and buttons as the chats, queues, audit trail, registry.
+
+Routes live in bot/web_session.py (sign-in, the guard), web_queue.py, web_request.py and web_live.py;
+templates in templates/web/. Sign-in is by one-time link only (core/webauth.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_request import BaseRequest
 
+from bot import web_live, web_queue, web_request, web_session
+from bot.web_render import CONSOLE, STATIC, Console, console, make_env, render, security_headers
 from core.config import Settings
 from core.ports import Clock
 from core.services import RequestService
+
+log = logging.getLogger(__name__)
+QUIET = ("/api/version", "/static/")
+
+
+class RedactingAccessLogger(AbstractAccessLogger):
+    """Access log without query strings or sign-in tokens, and without the pages' polling."""
+
+    def log(self, request: BaseRequest, response: web.StreamResponse, time: float) -> None:
+        """One line per request: method, path (tokens cut), status, duration."""
+        path = request.path
+        if path.startswith("/login/"):
+            path = "/login/…"  # the token is a credential until used
+        elif path.startswith(QUIET) and response.status < 400:
+            return
+        self.logger.info("%s %s %s %s %.3fs", request.remote, request.method, path, response.status, time)
+
+    @property
+    def enabled(self) -> bool:
+        """Log only when the logger would emit INFO."""
+        return self.logger.isEnabledFor(logging.INFO)
+
+
+@web.middleware
+async def not_found(request: web.Request, handler: web_session.Handler) -> web.StreamResponse:
+    """Unknown pages as a page in the console's language (after the guard: signed-out users go to /login)."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        if request.path.startswith(("/api/", "/static/")):
+            raise
+        c = console(request)
+        return render(request, "error.html.j2", status=404, title=c.t["error_title"], message=c.t["not_found"])
+
+
+def build_app(settings: Settings, clock: Clock, services: RequestService) -> web.Application:
+    """The aiohttp application with every route, the guard and the security headers."""
+    app = web.Application(middlewares=[web_session.guard, not_found], client_max_size=256 * 1024)
+    app[CONSOLE] = Console(settings, clock, services, make_env())
+    web_session.add_routes(app)
+    web_queue.add_routes(app)
+    web_request.add_routes(app)
+    web_live.add_routes(app)
+    app.router.add_static("/static/", STATIC, append_version=False)
+    app.on_response_prepare.append(security_headers)
+    return app
 
 
 class WebConsole:
@@ -19,18 +74,25 @@ class WebConsole:
         self.clock = clock
         self.services = services
         self.port = settings.web.port
-        self.app = web.Application()
+        self.app = build_app(settings, clock, services)
         self._runner: web.AppRunner | None = None
+
+    @property
+    def base_url(self) -> str:
+        """Where the console is reached: [web].public_url, else the address it listens on (real port)."""
+        return (self.settings.web.public_url or f"http://{self.settings.web.host}:{self.port}").rstrip("/")
 
     async def start(self) -> None:
         """Bind and serve."""
-        self._runner = web.AppRunner(self.app)
+        # A short shutdown: open pages long-poll /api/version, which must not hold a stop for a minute.
+        self._runner = web.AppRunner(self.app, access_log_class=RedactingAccessLogger, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.web.host, self.settings.web.port)
         await site.start()
-        server = site._server
-        if server is not None and getattr(server, "sockets", None):
-            self.port = server.sockets[0].getsockname()[1]
+        sockets = getattr(site._server, "sockets", None)
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])
+        log.info("web console on %s", self.base_url)
 
     async def stop(self) -> None:
         """Stop serving."""

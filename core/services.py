@@ -21,7 +21,7 @@ from core.models import AuditEvent, Request, RequestPerson, Staff
 from core.notify import enqueue_cards, enqueue_notice
 from core.ports import Clock
 from core.staff import Actor, NotAllowed, Role
-from core.text import local_time
+from core.text import local_time, printable
 from core.workflow import Decision, Event, State, next_deadline, transition
 
 
@@ -85,7 +85,7 @@ class RequestService:
         try:
             action = Action(action)
         except ValueError:
-            raise await self.refuse(actor, str(action)[:32], request_id,
+            raise await self.refuse(actor, printable(str(action), 32), request_id,
                                     EdudeskError("Thao tác không hợp lệ.", code="bad_action")) from None
         request = await Request.get_or_none(id=request_id)
         if request is None:
@@ -110,7 +110,7 @@ class RequestService:
         """Apply one staff action; raises an EdudeskError with a Vietnamese message (and audits it)."""
         request = await self.check(request_id, action, actor, version)
         action = Action(action)
-        reason = " ".join(reason.split())[:1000]
+        reason = printable(reason)
         if action in (Action.REJECT, Action.ASK_INFO) and not reason:
             raise await self.refuse(actor, action.value, request_id, EdudeskError(
                 "Vui lòng chọn hoặc nhập lý do.", code="reason_missing"))

@@ -52,3 +52,9 @@ def local_time(value: datetime | str, timezone: str) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)  # SQLite drivers can hand back naive datetimes; stored as UTC
     return value.astimezone(ZoneInfo(timezone)).strftime("%H:%M %d/%m/%Y")
+
+
+def printable(text: str, limit: int = 1000) -> str:
+    """Untrusted text made safe to store and show: control characters dropped (PostgreSQL refuses NUL in
+    JSON and text), whitespace runs collapsed, cut to `limit` characters."""
+    return " ".join("".join(c if c.isprintable() or c.isspace() else " " for c in text).split())[:limit]

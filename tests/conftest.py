@@ -75,6 +75,8 @@ async def app_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     yield make
     for app in opened:
         app.worker.stop()
+        if app.web is not None:
+            await app.web.stop()
         if app.smtp is not None:
             await app.smtp.stop()
         await app.close()

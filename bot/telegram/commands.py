@@ -111,9 +111,7 @@ async def on_login(message: Message, edudesk: BotContext, actor: Actor) -> None:
     if staff is None:
         staff = await Staff.create(name=actor.name, telegram_id=message.from_user.id, roles=[],
                                    created_at=edudesk.clock.now())
-    link = await issue_login_link(staff.id, edudesk.settings, edudesk.clock)
-    await AuditEvent.create(at=edudesk.clock.now(), actor=actor.label, action="web_login_link",
-                            detail={"staff_id": staff.id})
+    link = await issue_login_link(staff.id, edudesk.settings, edudesk.clock, issued_by=actor.label)
     minutes = int(edudesk.settings.web.login_link_minutes)
     await edudesk.chat.send_text(message.chat.id, f"Liên kết đăng nhập (dùng một lần, hiệu lực {minutes} phút):\n"
                                                   f"{html.escape(link)}")

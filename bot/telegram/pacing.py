@@ -6,6 +6,9 @@ and its group. A window allows `limit` calls in any `period` seconds, judged by 
 `period` after call n-limit finished keeps every server-side window within the limit whatever the
 network latency or event-loop stalls. A 429 anyway (another process with the same token, a stricter
 server) pauses everything for `retry_after`, then the call is retried.
+
+Windows live in this process (`LocalWindows`, one replica) or in Redis (`bot.telegram.pacing_redis`,
+shared by every replica using the same bot token).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from aiogram.exceptions import TelegramRetryAfter
 
@@ -29,6 +32,38 @@ class PacerBusy(ChatBusy):
     """The chat's next free slot is further away than the caller wants to wait (it retries later)."""
 
 
+class Window(Protocol):
+    """At most `limit` calls in any `period` seconds, counted by when earlier calls finished."""
+
+    async def take(self, max_wait: float | None = None) -> Any:
+        """Wait for a slot and take it; raises PacerBusy (taking nothing) if that is over `max_wait` s."""
+        ...
+
+    async def finish(self, slot: Any) -> None:
+        """The call in `slot` has its answer: the slot counts from now until `period` has passed."""
+        ...
+
+    async def cancel(self, slot: Any) -> None:
+        """The call in `slot` never went out."""
+        ...
+
+
+class Windows(Protocol):
+    """Where windows and the 429 pause are kept."""
+
+    def window(self, key: str, limit: int, period: float) -> Window:
+        """The window named `key` ("overall", "chat:<id>", "group:<id>")."""
+        ...
+
+    async def pause(self, seconds: float) -> None:
+        """Pause every sender for `seconds` (the server answered 429)."""
+        ...
+
+    async def paused_for(self) -> float:
+        """Seconds left of a pause (0 when none)."""
+        ...
+
+
 class _Slot:
     __slots__ = ("done", "finished")
 
@@ -36,35 +71,36 @@ class _Slot:
         self.finished: float | None = None
         self.done = asyncio.Event()
 
-    def finish(self, at: float) -> None:
-        self.finished = at
-        self.done.set()
 
-
-class _Window:
-    """At most `limit` calls in any `period` seconds (by the finish time of the earlier ones)."""
+class LocalWindow:
+    """A window in this process."""
 
     def __init__(self, limit: int, period: float, monotonic: Callable[[], float]) -> None:
         self.limit = max(1, limit)
         self.period = period
         self.monotonic = monotonic
-        self.slots: deque[_Slot] = deque(maxlen=self.limit)
+        self.slots: deque[_Slot] = deque()
 
-    def free_at(self) -> float | None:
-        """When the next call may start (None: the call it waits for is still in flight)."""
+    def _free_at(self) -> float | None:
+        while len(self.slots) > self.limit:  # cancelled slots leave gaps; keep only the newest `limit`
+            self.slots.popleft()
         if len(self.slots) < self.limit:
             return self.monotonic()
         oldest = self.slots[0]
         return None if oldest.finished is None else oldest.finished + self.period
 
-    async def take(self) -> _Slot:
+    async def take(self, max_wait: float | None = None) -> _Slot:
         """Wait for a free slot and take it (no await between the last check and the taking)."""
         while True:
-            at = self.free_at()
+            at = self._free_at()
             if at is None:
+                if max_wait is not None and max_wait <= 0:
+                    raise PacerBusy(0.05)
                 await self.slots[0].done.wait()
                 continue
             delay = at - self.monotonic()
+            if max_wait is not None and delay > max_wait:
+                raise PacerBusy(delay)
             if delay > 0:
                 await asyncio.sleep(delay)
                 continue
@@ -72,53 +108,89 @@ class _Window:
             self.slots.append(slot)
             return slot
 
+    async def finish(self, slot: _Slot) -> None:
+        """Count the slot from now."""
+        slot.finished = self.monotonic()
+        slot.done.set()
+
+    async def cancel(self, slot: _Slot) -> None:
+        """Give the slot back."""
+        try:
+            self.slots.remove(slot)
+        except ValueError:
+            pass
+        slot.done.set()
+
+
+class LocalWindows:
+    """Windows kept in this process (the embedded default: one replica)."""
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.monotonic = monotonic
+        self._windows: dict[str, LocalWindow] = {}
+        self._paused_until = 0.0
+
+    def window(self, key: str, limit: int, period: float) -> LocalWindow:
+        """The window named `key`, made on first use."""
+        w = self._windows.get(key)
+        if w is None:
+            w = self._windows[key] = LocalWindow(limit, period, self.monotonic)
+        return w
+
+    async def pause(self, seconds: float) -> None:
+        """Pause every sender of this process."""
+        self._paused_until = max(self._paused_until, self.monotonic() + seconds)
+
+    async def paused_for(self) -> float:
+        """Seconds of pause left."""
+        return max(0.0, self._paused_until - self.monotonic())
+
 
 class Pacer:
     """Slots for outgoing Telegram calls; shared by everything that sends with one bot token."""
 
     def __init__(self, overall_per_second: float = 29.0, chat_seconds: float = 1.0,
-                 group_per_minute: float = 20.0, *, max_retries: int = 5,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
-        self.monotonic = monotonic
-        self.overall = _Window(int(overall_per_second), 1.0, monotonic) if overall_per_second > 0 else None
+                 group_per_minute: float = 20.0, *, max_retries: int = 5, windows: Windows | None = None,
+                 overall_period: float = 1.0) -> None:
+        self.windows: Windows = windows or LocalWindows()
+        self.overall = (int(overall_per_second * overall_period), overall_period) if overall_per_second > 0 else None
         self.chat_seconds = chat_seconds
         self.group_per_minute = group_per_minute
         self.max_retries = max_retries
-        self._paused_until = 0.0
-        self._chats: dict[str, list[_Window]] = {}
         self.retries = 0  # 429s seen (should stay 0)
 
-    def _windows(self, chat: str) -> list[_Window]:
-        windows = self._chats.get(chat)
-        if windows is None:
-            windows = []
-            if self.chat_seconds > 0:
-                windows.append(_Window(1, self.chat_seconds, self.monotonic))
-            if chat.startswith("-") and self.group_per_minute > 0:
-                # Telegram's 20 per minute as a window of 20: the rate sets the period (20/min: 60 s),
-                # so a test can scale time down without changing the burst size.
-                windows.append(_Window(20, 1200.0 / self.group_per_minute, self.monotonic))
-            self._chats[chat] = windows
-        return windows
+    def _windows_for(self, chat: str) -> list[Window]:
+        found: list[Window] = []
+        if self.chat_seconds > 0:
+            found.append(self.windows.window(f"chat:{chat}", 1, self.chat_seconds))
+        if chat.startswith("-") and self.group_per_minute > 0:
+            # Telegram's 20 per minute as a window of 20: the rate sets the period (20/min: 60 s), so a
+            # test can scale time down without changing the burst size.
+            found.append(self.windows.window(f"group:{chat}", 20, 1200.0 / self.group_per_minute))
+        if self.overall is not None:
+            found.append(self.windows.window("overall", *self.overall))
+        return found
 
     async def run(self, chat: str | int, call: Callable[[], Awaitable[T]], *, max_wait: float | None = None) -> T:
         """Run one message-producing call in its slots; on 429 pause everyone and try again. With
         `max_wait`, a chat whose next slot is further away raises PacerBusy instead (a queued job
         frees its worker and comes back)."""
         key = str(chat)
-        windows = self._windows(key)
+        windows = self._windows_for(key)
         for attempt in range(self.max_retries + 1):
-            if max_wait is not None:
-                now = self.monotonic()
-                wait = max([(w.free_at() or now) - now for w in windows] + [self._paused_until - now, 0.0])
-                if wait > max_wait:
-                    raise PacerBusy(wait)
-            slots = [await w.take() for w in windows]
-            pause = self._paused_until - self.monotonic()
-            if pause > 0:
-                await asyncio.sleep(pause)
-            if self.overall is not None:
-                slots.append(await self.overall.take())
+            taken: list[tuple[Window, Any]] = []
+            try:
+                for i, w in enumerate(windows):
+                    # The overall window is short (a second): only the chat's own windows may send a job away.
+                    limit = max_wait if i < len(windows) - 1 or self.overall is None else None
+                    taken.append((w, await w.take(limit)))
+                pause = await self.windows.paused_for()
+                if pause > 0:
+                    await asyncio.sleep(pause)
+            except BaseException:
+                for w, slot in taken:
+                    await w.cancel(slot)
+                raise
             try:
                 return await call()
             except TelegramRetryAfter as exc:
@@ -126,9 +198,8 @@ class Pacer:
                 if attempt == self.max_retries:
                     raise
                 log.warning("Telegram asked to wait %s s (chat %s)", exc.retry_after, key)
-                self._paused_until = max(self._paused_until, self.monotonic() + exc.retry_after)
+                await self.windows.pause(exc.retry_after)
             finally:
-                end = self.monotonic()
-                for slot in slots:
-                    slot.finish(end)
+                for w, slot in taken:
+                    await w.finish(slot)
         raise AssertionError("unreachable")

@@ -1,0 +1,113 @@
+"""The queue of open requests (filters, deadlines), the registry search and "who am I"."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from tortoise.expressions import Q
+
+from bot.web_live import STAMPS
+from bot.web_render import ACTOR, SESSION, Console, console, render
+from core.models import RegistryEntry, Request, RequestPerson, Staff
+from core.text import fold
+from core.workflow import OPEN_STATES
+
+OPEN = [s.value for s in OPEN_STATES]
+QUEUE_LIMIT = 500
+REGISTRY_PAGE = 50
+_NUMBER = re.compile(r"(?:yc)?[-\s]*(\d{1,18})")
+_FAR = datetime.max.replace(tzinfo=None)
+
+
+def _matches(needle: str, request: Request, persons: list[dict[str, Any]]) -> bool:
+    number = _NUMBER.fullmatch(needle)
+    if number and int(number.group(1)) == request.id:
+        return True
+    hay = [request.sender, request.sender_name, request.subject]
+    hay += [p["full_name"] for p in persons] + [p["person_id"] for p in persons]
+    return any(needle in fold(h) for h in hay if h)
+
+
+def _row(c: Console, r: Request, people: int, now: datetime) -> dict[str, Any]:
+    t = c.t
+    left, overdue = c.time_left(r.deadline, now)
+    return {"id": r.id, "kind": t["kinds"].get(r.kind, t["kinds"]["unknown"]),
+            "population": t["populations"].get(r.population, r.population),
+            "state": r.state, "state_label": t["states"].get(r.state, r.state), "people": people,
+            "sender": r.sender_name or r.sender, "subject": r.subject, "deadline": c.when(r.deadline),
+            "left": left, "overdue": overdue}
+
+
+async def queue_page(request: web.Request) -> web.Response:
+    """GET /: the open requests, most urgent first, with filters state / kind / overdue / free text."""
+    c = console(request)
+    stamp = await request.app[STAMPS].get("queue", fresh=True)  # before reading: a later change reloads
+    q = request.query
+    state, kind, text = q.get("state", ""), q.get("kind", ""), q.get("q", "").strip()[:200]
+    overdue_only = q.get("overdue") == "1"
+    now = c.clock.now()
+    query = Request.filter(state__in=[state] if state in c.t["states"] else OPEN)
+    if kind in c.t["kinds"]:
+        query = query.filter(kind=kind)
+    if overdue_only:
+        query = query.filter(deadline__lt=now)
+    requests = await query.order_by("-id").limit(QUEUE_LIMIT)
+    persons: dict[int, list[dict[str, Any]]] = {}
+    if requests:
+        for p in await RequestPerson.filter(request_id__in=[r.id for r in requests]).values(
+                "request_id", "full_name", "person_id"):
+            persons.setdefault(p["request_id"], []).append(p)
+    needle = fold(text)
+    if needle:
+        requests = [r for r in requests if _matches(needle, r, persons.get(r.id, []))]
+    requests.sort(key=lambda r: (r.deadline is None, r.deadline.replace(tzinfo=None) if r.deadline else _FAR, r.id))
+    rows = [_row(c, r, len(persons.get(r.id, [])), now) for r in requests]
+    return render(request, "queue.html.j2", rows=rows, stamp=stamp, scope="queue", live_url=request.path_qs,
+                  filters={"state": state, "kind": kind, "q": text, "overdue": overdue_only},
+                  states=[(s, c.t["states"][s]) for s in c.t["states"]],
+                  kinds=list(c.t["kinds"].items()))
+
+
+async def registry_page(request: web.Request) -> web.Response:
+    """GET /registry: search the staff/student registry by name (diacritics optional) or id, paged."""
+    c = console(request)
+    q = request.query
+    text, population = q.get("q", "").strip()[:200], q.get("population", "")
+    try:
+        page = max(1, int(q.get("page", "1")))
+    except ValueError:
+        page = 1
+    query = RegistryEntry.all()
+    if population in c.t["populations"]:
+        query = query.filter(population=population)
+    if text:
+        query = query.filter(Q(name_key__contains=fold(text)) | Q(person_id__icontains=text))
+    total = await query.count()
+    entries = await query.order_by("name_key", "id").offset((page - 1) * REGISTRY_PAGE).limit(REGISTRY_PAGE)
+    pages = max(1, -(-total // REGISTRY_PAGE))
+    rows = [{"person_id": e.person_id, "full_name": e.full_name,
+             "population": c.t["populations"].get(e.population, e.population),
+             "dob": e.date_of_birth.strftime("%d/%m/%Y") if e.date_of_birth else "",
+             "unit": e.class_name or e.unit, "cohort": e.cohort, "email": e.email} for e in entries]
+    return render(request, "registry.html.j2", rows=rows, total=total, page=page, pages=pages,
+                  filters={"q": text, "population": population},
+                  populations=list(c.t["populations"].items()))
+
+
+async def whoami_page(request: web.Request) -> web.Response:
+    """GET /whoami: the signed-in staff member, roles and session."""
+    c = console(request)
+    actor, session = request[ACTOR], request[SESSION]
+    staff = await Staff.get_or_none(id=actor.staff_id)
+    return render(request, "whoami.html.j2", staff=staff, session_until=c.when(session.expires_at),
+                  roles=[c.t["roles_names"].get(r.value, r.value) for r in sorted(actor.roles, key=lambda r: r.value)])
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the queue, registry and whoami pages."""
+    app.router.add_get("/", queue_page)
+    app.router.add_get("/registry", registry_page)
+    app.router.add_get("/whoami", whoami_page)

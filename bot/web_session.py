@@ -1,0 +1,146 @@
+"""Sign-in, sign-out and the guard every request passes: Origin check, session cookie, CSRF token."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from yarl import URL
+
+from bot.web_render import ACTOR, COOKIE, SESSION, console, redirect, render
+from core.errors import EdudeskError
+from core.models import AuditEvent
+from core.staff import actor_for_staff
+from core.webauth import close_session, consume_login, open_session, peek_login, session_for
+
+log = logging.getLogger(__name__)
+PUBLIC_PREFIXES = ("/login/",)  # with "/login" itself and /static/: reachable signed out
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme and parts.netloc else ""
+
+
+def origin_ok(request: web.Request) -> bool:
+    """A POST must come from the console's own pages: Origin, when real, is ours (public_url or the Host used).
+
+    Our own `Referrer-Policy: no-referrer` makes browsers send `Origin: null` on same-origin form posts, so a
+    null Origin passes only when the browser also says `Sec-Fetch-Site: same-origin`; a sandboxed frame on
+    another site sends null too, but with `cross-site`.
+    """
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None and site not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # old browsers and non-browser clients: the CSRF token still has to match
+    if origin.strip() == "null":
+        return site == "same-origin"
+    allowed = {f"{request.scheme}://{request.host}".lower()}
+    public = console(request).settings.web.public_url
+    if public:
+        allowed.add(_origin(public))
+    return origin.strip().lower() in allowed
+
+
+async def refuse(request: web.Request, reason: str) -> web.Response:
+    """The 403 page for a POST that failed the Origin or CSRF check, audited."""
+    c = console(request)
+    actor = request.get(ACTOR)
+    await AuditEvent.create(at=c.clock.now(), actor=actor.label if actor else "web", action="web_csrf_refused",
+                            detail={"path": request.path[:200], "reason": reason,
+                                    "origin": request.headers.get("Origin", "")[:200],
+                                    "site": request.headers.get("Sec-Fetch-Site", "")[:40]})
+    log.warning("web console: refused a POST to %s (%s; Origin %r, Sec-Fetch-Site %r)", request.path, reason,
+                request.headers.get("Origin"), request.headers.get("Sec-Fetch-Site"))
+    return render(request, "error.html.j2", status=403, title=c.t["refused_title"], message=c.t["csrf_refused"])
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Origin check on POSTs; the session and actor from the cookie; sign-in required; CSRF on POSTs."""
+    c = console(request)
+    if request.method == "POST" and not origin_ok(request):
+        return await refuse(request, "origin")
+    if request.path.startswith("/static/"):
+        return await handler(request)  # no database round trip for the script
+    session = await session_for(request.cookies.get(COOKIE, ""), c.clock)
+    actor = await actor_for_staff(session.staff_id, c.settings) if session else None
+    if actor is not None and session is not None:
+        request[SESSION], request[ACTOR] = session, actor
+    if request.path == "/login" or request.path.startswith(PUBLIC_PREFIXES):
+        return await handler(request)
+    if actor is None or session is None:
+        if request.path.startswith("/api/"):
+            return web.json_response({"error": "signed_out"}, status=401)
+        target = request.path_qs if request.method == "GET" else "/"
+        raise web.HTTPFound(str(URL("/login").with_query(next=target)) if target != "/" else "/login")
+    if request.method == "POST":
+        form = await request.post()
+        sent = str(form.get("csrf", ""))
+        if not sent or not hmac.compare_digest(sent.encode(), session.csrf.encode()):
+            return await refuse(request, "csrf")
+    try:
+        return await handler(request)
+    except EdudeskError as exc:  # a domain error is a message for the user, never a 500
+        return render(request, "error.html.j2", status=404 if exc.code == "not_found" else 200,
+                      title=c.t["error_title"], message=exc.message)
+
+
+def _next(request: web.Request) -> str:
+    target = request.query.get("next", "")
+    return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else ""
+
+
+async def login_help(request: web.Request) -> web.Response:
+    """GET /login: how to get a sign-in link."""
+    return render(request, "login.html.j2", next=_next(request))
+
+
+async def login_confirm(request: web.Request) -> web.Response:
+    """GET /login/{token}: a page with a sign-in button (a link scanner's GET consumes nothing)."""
+    token = request.match_info["token"]
+    try:
+        await peek_login(token, console(request).clock)
+    except EdudeskError as exc:
+        return render(request, "login.html.j2", status=410, error=exc.message, next="")
+    return render(request, "login_confirm.html.j2", token=token)
+
+
+async def login_submit(request: web.Request) -> web.Response:
+    """POST /login: consume the link, open a session, set the cookie, go to the queue."""
+    c = console(request)
+    form = await request.post()
+    try:
+        staff_id = await consume_login(str(form.get("token", "")), c.clock)
+    except EdudeskError as exc:
+        return render(request, "login.html.j2", status=410, error=exc.message, next="")
+    old = request.cookies.get(COOKIE)
+    if old:
+        await close_session(old, c.clock)
+    cookie, _csrf = await open_session(staff_id, c.settings, c.clock)
+    response = redirect(request, "/")
+    response.set_cookie(COOKIE, cookie, httponly=True, samesite="Strict", secure=c.secure, path="/",
+                        max_age=int(c.settings.web.session_hours * 3600))
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    """POST /logout (CSRF-checked by the guard): end the session, clear the cookie."""
+    await close_session(request.cookies.get(COOKIE, ""), console(request).clock)
+    response = redirect(request, "/login", flash="bye")
+    response.del_cookie(COOKIE, path="/")
+    return response
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the sign-in routes."""
+    app.router.add_get("/login", login_help)
+    app.router.add_post("/login", login_submit)
+    app.router.add_get("/login/{token}", login_confirm)
+    app.router.add_post("/logout", logout)

@@ -1,0 +1,274 @@
+"""The web console in headless Chromium: mail in over SMTP -> queue -> "Hợp lệ" -> "Cấp tài khoản" -> result mail.
+
+Real SMTP listener, job worker, database and console; the browser is Debian's Chromium driven by Playwright.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import smtplib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.domain import Population
+from core.models import AuditEvent, InboundMail, Request, Staff
+from core.registry import import_registry
+from core.webauth import issue_login_link
+from main import App
+from tests.conftest import wait_until
+from tests.mails import registry_xlsx, student_form_mail
+from tests.servers.smtp_sink import SmtpSink
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = [pytest.mark.db, pytest.mark.slow,
+              pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")]
+
+if CHROMIUM.exists():
+    from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+    from playwright.async_api import Error as PlaywrightError
+
+
+def _send(port: int, raw: bytes) -> Any:
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        return client.sendmail("an.nv2003@gmail.com", ["office-bknic@hust.edu.vn"], raw)
+
+
+@dataclass
+class Desk:
+    """The running service plus a browser; `seen` keeps every page and fetch body the browser received."""
+
+    app: App
+    sink: SmtpSink
+    browser: Browser
+    seen: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        assert self.app.web is not None
+        return self.app.web.base_url
+
+    async def send(self, raw: bytes) -> float:
+        """Send a mail over SMTP; returns the moment the 250 came back (perf_counter)."""
+        assert self.app.smtp is not None
+        await asyncio.to_thread(_send, self.app.smtp.port, raw)
+        return time.perf_counter()
+
+    async def _keep(self, response: Any) -> None:
+        if response.request.resource_type not in ("document", "fetch", "xhr"):
+            return
+        try:
+            self.seen.append(await response.text())
+        except PlaywrightError:
+            pass  # redirects have no body
+
+    async def login(self, name: str, roles: list[str]) -> Page:
+        """A staff member signed in through a one-time link, in their own browser context, on the queue."""
+        staff = await Staff.create(name=name, roles=roles, created_at=self.app.clock.now())
+        link = await issue_login_link(staff.id, self.app.settings, self.app.clock, base_url=self.url)
+        context: BrowserContext = await self.browser.new_context()
+        context.on("response", self._keep)
+        page = await context.new_page()
+        await page.goto(link)
+        await page.get_by_role("button", name="Đăng nhập").click()
+        await page.wait_for_url(f"{self.url}/")
+        return page
+
+    async def new_request(self, page: Page, **form: Any) -> int:
+        """Send a form mail and wait (on the queue page, without reloading) for its row."""
+        rows = page.locator("#queue tr[data-request]")
+        known = set(await rows.evaluate_all("rows => rows.map(r => r.dataset.request)"))
+        await self.send(student_form_mail(**form))
+        await page.wait_for_function("n => document.querySelectorAll('#queue tr[data-request]').length > n",
+                                     arg=len(known), timeout=10_000)
+        ids = await rows.evaluate_all("rows => rows.map(r => r.dataset.request)")
+        return int(next(i for i in ids if i not in known))
+
+
+@pytest.fixture
+async def desk(app_factory: Any, settings_factory: Any, smtp_sink: SmtpSink, tmp_path: Path) -> AsyncIterator[Desk]:
+    settings = settings_factory(web={"port": 0}, outgoing={"transport": "smtp", "smtp_host": "127.0.0.1",
+                                                           "smtp_port": smtp_sink.port})
+    app = await app_factory(settings, inline_analysis=False)
+    await app.analyser.start()  # as `edudesk run` does: the parser processes are up before the first mail
+    await import_registry(registry_xlsx(tmp_path / "sv.xlsx", [
+        ("20201234", "Nguyễn Văn An", "05/03/2003", "CNTT-01 K65", ""),
+        ("20205678", "Trần Thị Bình", "12/11/2002", "KTMT-02 K65", ""),
+    ]), Population.STUDENT, settings, app.clock)
+    assert app.smtp is not None and app.web is not None
+    await app.smtp.start()
+    await app.web.start()
+    worker = asyncio.get_running_loop().create_task(app.worker.run())  # noqa: TID251 - test harness
+    pw = await async_playwright().start()
+    browser = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
+    try:
+        yield Desk(app, smtp_sink, browser)
+    finally:
+        await browser.close()
+        await pw.stop()
+        app.worker.stop()
+        await asyncio.wait_for(worker, 10)
+        await app.web.stop()
+
+
+async def _post_form(page: Page, selector: str, extra: dict[str, str] | None = None,
+                     times: int = 1) -> list[dict[str, Any]]:
+    """Submit a form of the page `times` times at once with fetch (what a double click without JS would do)."""
+    return list(await page.evaluate("""async ([selector, extra, times]) => {
+        const form = document.querySelector(selector);
+        const body = () => { const d = new URLSearchParams(new FormData(form));
+                             for (const [k, v] of Object.entries(extra)) d.set(k, v); return d; };
+        const send = () => fetch(form.getAttribute("action"), {method: "POST", body: body()})
+            .then(async r => ({status: r.status, text: await r.text()}));
+        return Promise.all(Array.from({length: times}, send));
+    }""", [selector, extra or {}, times]))
+
+
+async def test_mail_to_done_through_the_console_in_two_browsers(desk: Desk) -> None:
+    office = await desk.login("Phạm Thị Lan", ["office"])
+    assert "Không có yêu cầu nào" in await office.content()
+
+    # A new request appears on the open queue page by itself.
+    acknowledged = await desk.send(student_form_mail(message_id="<web-1@gmail.com>"))
+    row = office.locator("#queue tr[data-request]").first
+    await row.wait_for(timeout=10_000)
+    latency = time.perf_counter() - acknowledged
+    print(f"\nweb console: new request on the queue page {latency * 1000:.0f} ms after the SMTP 250")
+    assert latency < 2.0
+    request_id = int(await row.get_attribute("data-request") or 0)
+    assert "Chờ kiểm tra" in await row.inner_text() and "còn 23 giờ" in await row.inner_text()
+
+    # The office checks it.
+    await office.get_by_role("link", name=f"YC-{request_id}").click()
+    await office.wait_for_url(f"{desk.url}/requests/{request_id}")
+    card = office.locator("#card")
+    assert "Nguyễn Văn An" in await card.inner_text()
+    assert await office.get_by_role("button", name=re.compile("Cấp tài khoản")).count() == 0  # not an office step
+    await office.get_by_role("button", name="✅ Hợp lệ").click()
+    await office.wait_for_url(f"{desk.url}/requests/{request_id}")
+    assert "Đã ghi nhận" in await office.locator(".flash.ok").inner_text()
+    assert await office.locator("#state").inner_text() == "Chờ thực hiện"
+
+    # Technical staff provision it; a double click posts once.
+    tech = await desk.login("Lê Văn Kỹ", ["technical"])
+    await tech.goto(f"{desk.url}/requests/{request_id}")
+    assert await tech.get_by_role("button", name="✅ Hợp lệ").count() == 0
+    clicked = time.perf_counter()
+    await tech.get_by_role("button", name="➕ Cấp tài khoản").dblclick()
+    await tech.locator("#state", has_text="Đã xong").wait_for(timeout=15_000)
+    print(f"web console: provisioned and shown as done {(time.perf_counter() - clicked) * 1000:.0f} ms after the tap")
+    assert await AuditEvent.filter(request_id=request_id, action="request_provision").count() == 1
+    # The office's open page followed along without a reload by hand.
+    await office.locator("#state", has_text="Đã xong").wait_for(timeout=5_000)
+
+    # The requester gets the address and a password.
+    done = await desk.sink.wait_for(lambda m: "Đã cấp tài khoản" in m.subject, timeout=15)
+    body = done.message.get_body(("plain",)).get_content()
+    assert "an.nguyenvan@sis.hust.edu.vn" in body
+    password = re.search(r"Mật khẩu tạm thời: (\S+)", body)
+    assert password is not None and len(password.group(1)) >= 8
+
+    # The audit trail shows every step.
+    async def both_mails_sent() -> bool:
+        return await AuditEvent.filter(request_id=request_id, action="mail_sent").count() == 2
+
+    await wait_until(both_mails_sent)
+    await office.goto(f"{desk.url}/requests/{request_id}")
+    actions = await office.locator("#audit tr[data-action]").evaluate_all("rows => rows.map(r => r.dataset.action)")
+    for step in ("mail_request_created", "request_approve", "request_provision", "request_provisioned", "mail_sent"):
+        assert step in actions, (step, actions)
+    audit = await office.locator("#audit").inner_text()
+    assert "Phạm Thị Lan (web:" in audit and "Lê Văn Kỹ (web:" in audit
+
+    # Downloads: the list for Excel, the mail as received.
+    csv = await office.context.request.get(f"{desk.url}/requests/{request_id}/rows.csv")
+    assert csv.headers["content-type"].startswith("text/csv")
+    assert (await csv.body()).startswith(b"\xef\xbb\xbf") and "Nguyễn Văn An" in await csv.text()
+    mail = await InboundMail.get(request_id=request_id)
+    eml = await office.context.request.get(f"{desk.url}/requests/{request_id}/mail/{mail.id}.eml")
+    assert eml.headers["content-type"].startswith("message/rfc822") and await eml.body() == bytes(mail.content)
+    assert "attachment" in eml.headers["content-disposition"]
+
+    # The password never reached a page.
+    desk.seen += [await office.content(), await tech.content(), await csv.text()]
+    assert len(desk.seen) > 10
+    assert not [page for page in desk.seen if password.group(1) in page]
+
+
+async def test_a_user_without_the_role_sees_no_button_and_a_forged_post_is_refused(desk: Desk) -> None:
+    tech = await desk.login("Lê Văn Kỹ", ["technical"])
+    request_id = await desk.new_request(tech)
+    await tech.goto(f"{desk.url}/requests/{request_id}")
+    for label in ("✅ Hợp lệ", "❌ Từ chối", "✉️ Yêu cầu bổ sung"):
+        assert await tech.get_by_text(label, exact=True).count() == 0
+    request = await Request.get(id=request_id)
+    # The form an office member would have, posted with the technical user's own valid session.
+    csrf = await tech.locator('input[name="csrf"]').first.get_attribute("value")
+    result = await tech.evaluate("""async ([url, csrf, version]) => {
+        const r = await fetch(url, {method: "POST", body: new URLSearchParams({csrf, action: "approve", version})});
+        return {status: r.status, text: await r.text()};
+    }""", [f"/requests/{request_id}/act", csrf, str(request.version)])
+    assert result["status"] == 200 and "không có quyền" in result["text"]
+    no_token = await tech.evaluate("""async (url) => {
+        const r = await fetch(url, {method: "POST", body: new URLSearchParams({action: "approve", version: "0"})});
+        return r.status;
+    }""", f"/requests/{request_id}/act")
+    assert no_token == 403
+    assert (await Request.get(id=request_id)).state == "received"
+    refused = await AuditEvent.get(request_id=request_id, action="action_refused")
+    assert refused.detail["reason"] == "not_allowed" and refused.actor.startswith("Lê Văn Kỹ")
+    assert await AuditEvent.filter(action="web_csrf_refused").count() == 1
+
+
+async def test_double_submit_of_the_same_form_is_decided_once(desk: Desk) -> None:
+    office = await desk.login("Phạm Thị Lan", ["office"])
+    request_id = await desk.new_request(office)
+    await office.goto(f"{desk.url}/requests/{request_id}")
+    approve = 'form:has(input[name="action"][value="approve"])'
+    answers = await _post_form(office, approve, times=2)
+    assert sorted(a["status"] for a in answers) == [200, 409]
+    won = next(a for a in answers if a["status"] == 200)
+    lost = next(a for a in answers if a["status"] == 409)
+    assert "Đã ghi nhận" in won["text"]
+    assert f"YC-{request_id}" in lost["text"] and ("đã được" in lost["text"] or "vừa được" in lost["text"])
+    # The same form once more, after the fact: the version it carries is stale.
+    again = await _post_form(office, approve)
+    assert again[0]["status"] == 409 and "Phạm Thị Lan" in again[0]["text"]
+    assert await AuditEvent.filter(request_id=request_id, action="request_approve").count() == 1
+    assert (await Request.get(id=request_id)).state == "approved"
+
+
+async def test_reject_with_a_preset_reason_and_ask_info_with_typed_text(desk: Desk) -> None:
+    office = await desk.login("Phạm Thị Lan", ["office"])
+    first = await desk.new_request(office)
+    await office.goto(f"{desk.url}/requests/{first}")
+    await office.get_by_text("✉️ Yêu cầu bổ sung").click()
+    await office.locator("details[open] textarea").fill("Đề nghị gửi ảnh thẻ sinh viên")
+    await office.locator("details[open]").get_by_role("button", name="Gửi").click()
+    assert "Đã ghi nhận" in await office.locator(".flash.ok").inner_text()
+    assert await office.locator("#state").inner_text() == "Chờ bổ sung"
+    asked = await AuditEvent.get(request_id=first, action="request_ask_info")
+    assert asked.detail["reason"] == "Đề nghị gửi ảnh thẻ sinh viên"
+
+    await office.goto(f"{desk.url}/")
+    second = await desk.new_request(office, sid="20205678", name="Trần Thị Bình", dob="12/11/2002",
+                                    klass="KTMT-02 K65")
+    assert second != first
+    await office.goto(f"{desk.url}/requests/{second}")
+    await office.get_by_text("❌ Từ chối").click()
+    reasons = desk.app.settings.chat.reject_reasons
+    await office.get_by_label(reasons[1]).check()
+    await office.locator("details[open]").get_by_role("button", name="Gửi").click()
+    assert await office.locator("#state").inner_text() == "Đã từ chối"
+    rejected = await AuditEvent.get(request_id=second, action="request_reject")
+    assert rejected.detail["reason"] == reasons[1]
+    # Without a reason the service says so, and nothing changes.
+    await office.goto(f"{desk.url}/requests/{first}")
+    answer = await _post_form(office, 'form:has(input[name="action"][value="reject"])')
+    assert answer[0]["status"] == 200 and "lý do" in answer[0]["text"]
+    assert (await Request.get(id=first)).state == "need_info"
