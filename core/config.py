@@ -153,6 +153,12 @@ class TelegramSettings:
 
 
 @dataclass(frozen=True)
+class RedisSettings:
+    url: str = ""
+    url_env: str = "EDUDESK_REDIS_URL"
+
+
+@dataclass(frozen=True)
 class RoleSettings:
     office: tuple[str, ...] = ()
     technical: tuple[str, ...] = ()
@@ -201,6 +207,7 @@ class Settings:
     jobs: JobSettings = field(default_factory=JobSettings)
     web: WebSettings = field(default_factory=WebSettings)
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
     roles: RoleSettings = field(default_factory=RoleSettings)
     chat: ChatSettings = field(default_factory=ChatSettings)
     provisioning: ProvisioningSettings = field(default_factory=ProvisioningSettings)
@@ -224,6 +231,11 @@ class Settings:
     def secret(self, env_name: str) -> str:
         """Read a secret from the environment variable named in config ("" when unset)."""
         return os.environ.get(env_name, "") if env_name else ""
+
+    @property
+    def redis_url(self) -> str:
+        """Redis for several replicas (shared Telegram pace, bot conversation state); "" for none."""
+        return os.environ.get(self.redis.url_env) or self.redis.url if self.redis.url_env else self.redis.url
 
     @property
     def web_url(self) -> str:

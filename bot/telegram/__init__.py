@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from aiogram import Bot, Dispatcher, Router
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
@@ -45,9 +47,21 @@ class TelegramBot:
         session = AiohttpSession(api=TelegramAPIServer.from_base(tg.api_server)) if tg.api_server else None
         self.settings = settings
         self.bot = Bot(token, session=session, default=DefaultBotProperties(parse_mode="HTML"))
-        self.pacer = Pacer(tg.rate_overall_per_second, tg.rate_chat_seconds, tg.rate_group_per_minute)
+        self._redis: Any = None
+        windows = None
+        storage: BaseStorage = MemoryStorage()
+        if settings.redis_url:
+            # Several replicas: one pace for the token, and a typed reason may land on another replica.
+            from aiogram.fsm.storage.redis import RedisStorage
+
+            from bot.telegram.pacing_redis import redis_windows
+
+            windows, self._redis = redis_windows(settings.redis_url, token)
+            storage = RedisStorage(self._redis, key_builder=DefaultKeyBuilder(prefix="edudesk:fsm"))
+        self.pacer = Pacer(tg.rate_overall_per_second, tg.rate_chat_seconds, tg.rate_group_per_minute,
+                           windows=windows)
         self.chat = TelegramChat(self.bot, self.pacer)
-        self.dp = Dispatcher(storage=MemoryStorage())
+        self.dp = Dispatcher(storage=storage)
         self.dp["edudesk"] = BotContext(settings, clock, services, self.chat)
         middleware = ActorMiddleware(settings)
         self.dp.message.outer_middleware(middleware)
@@ -88,5 +102,7 @@ class TelegramBot:
             await runner.cleanup()
 
     async def close(self) -> None:
-        """Close the HTTP session."""
+        """Close the HTTP session (and Redis)."""
         await self.bot.session.close()
+        if self._redis is not None:
+            await self._redis.aclose()

@@ -29,10 +29,10 @@ async def start(app_factory: Any, settings_factory: Any,
     """Start an App whose bot talks to a FakeTelegram with the given limits."""
     started: list[tuple[App, FakeTelegram, asyncio.Task[None]]] = []
 
-    async def go(fake: FakeTelegram, **telegram: Any) -> App:
+    async def go(fake: FakeTelegram, redis_url: str = "", **telegram: Any) -> App:
         await fake.start()
         monkeypatch.setenv("EDUDESK_TELEGRAM_TOKEN", fake.token)
-        settings = settings_factory(web={"enabled": False}, smtpd={"enabled": False},
+        settings = settings_factory(web={"enabled": False}, smtpd={"enabled": False}, redis={"url": redis_url},
                                     jobs={"concurrency": 8},
                                     telegram={"enabled": True, "api_server": fake.url, "office_chat_id": OFFICE,
                                               **telegram})
@@ -108,3 +108,20 @@ async def test_a_stricter_server_answering_429_pauses_the_sender_and_loses_nothi
     assert fake.count_429 > 0  # the server said no at least once ...
     assert len(fake.bot_messages(OFFICE)) == 40  # ... and every card still arrived, once
     assert app.telegram.pacer.retries == fake.count_429
+
+
+async def test_with_redis_the_bot_paces_through_shared_windows(start: Any) -> None:
+    from redis.asyncio import Redis
+
+    url = "redis://127.0.0.1:6379/15"
+    client = Redis.from_url(url)
+    keys = [k async for k in client.scan_iter("edudesk:tg:123456:*")]
+    if keys:
+        await client.delete(*keys)  # windows left by an earlier run
+    fake = FakeTelegram(global_limit=(30, 1.0), chat_limit=None, group_limit=(20, 0.6))
+    app = await start(fake, redis_url=url, rate_group_per_minute=2000.0, rate_chat_seconds=0.0)
+    await burst_of_requests(app, 60)
+    await fake.wait_for(lambda: len(fake.bot_messages(OFFICE)) >= 60, timeout=30)
+    assert fake.count_429 == 0
+    assert await client.exists("edudesk:tg:123456:overall")
+    await client.aclose()
