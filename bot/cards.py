@@ -76,10 +76,14 @@ def _findings(person: RequestPerson) -> list[dict[str, str]]:
             continue
         out.append({"mark": "✗" if p.get("severity") == "error" else "⚠", "text": p.get("message", "")})
     bad = {p.get("field") for p in problems}
-    present = [("full_name", "họ tên"), ("date_of_birth", "ngày sinh"), ("class", "lớp"), ("unit", "đơn vị"),
-               ("mobile", "SĐT")]
-    ok = [label for key, label in present if data.get(key) and key not in bad]
-    if (data.get("student_id") or data.get("staff_id")) and not bad & {"student_id", "staff_id"}:
+    # ✓ means "agrees with the registry": a person the registry does not know has nothing to agree with,
+    # only the mobile number (checked on its own) can be ✓.
+    unknown = any(p.get("code") == "not_in_registry" for p in problems)
+    present = [("full_name", "họ tên"), ("date_of_birth", "ngày sinh"), ("class", "lớp"), ("unit", "đơn vị")]
+    ok = [] if unknown else [label for key, label in present if data.get(key) and key not in bad]
+    if data.get("mobile") and "mobile" not in bad:
+        ok.append("SĐT")
+    if not unknown and (data.get("student_id") or data.get("staff_id")) and not bad & {"student_id", "staff_id"}:
         ok.insert(0, "mã số")
     if ok:
         out.insert(0, {"mark": "✓", "text": ", ".join(ok)})
@@ -98,7 +102,7 @@ def render_text(view: RequestView, settings: Settings, now: datetime, page: int 
     left, overdue = _time_left(r.deadline, now)
     with_problems = sum(1 for p in view.persons if any(x.get("severity") == "error" for x in p.problems or []))
     context: dict[str, Any] = {
-        "r": r, "kind_label": KIND_LABELS[lang].get(r.kind, KIND_LABELS[lang]["unknown"]),
+        "r": r, "kind_label": _capitalised(KIND_LABELS[lang].get(r.kind, KIND_LABELS[lang]["unknown"])),
         "population": POPULATION_LABELS[lang].get(r.population, r.population),
         "state": STATE_LABELS[lang].get(r.state, r.state),
         "deadline": local_time(r.deadline, tz) if r.deadline else "", "time_left": left, "overdue": overdue,
@@ -113,6 +117,10 @@ def render_text(view: RequestView, settings: Settings, now: datetime, page: int 
     }
     text = _env.get_template(f"request.{lang}.html.j2").render(context).strip()
     return _fit(text)
+
+
+def _capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _fit(text: str, limit: int = 4000) -> str:
