@@ -27,8 +27,25 @@ STATE_LABELS = {
            "provisioning": "Provisioning", "done": "Done", "rejected": "Rejected"},
 }
 POPULATION_LABELS = {"vi": {"staff": "Cán bộ", "student": "Sinh viên"}, "en": {"staff": "Staff", "student": "Student"}}
-PROVISION_LABELS = {Kind.PASSWORD_RESET.value: "🔑 Cấp lại mật khẩu", Kind.DELETE_ACCOUNTS.value: "🗑 Xoá tài khoản"}
-PROVISION_DEFAULT = "➕ Cấp tài khoản"
+LABELS = {
+    "vi": {"approve": "✅ Hợp lệ", "reject": "❌ Từ chối", "ask_info": "✉️ Yêu cầu bổ sung",
+           Kind.NEW_ACCOUNT.value: "➕ Cấp tài khoản", Kind.BULK_NEW_ACCOUNTS.value: "➕ Cấp tài khoản",
+           Kind.PASSWORD_RESET.value: "🔑 Cấp lại mật khẩu", Kind.DELETE_ACCOUNTS.value: "🗑 Xoá tài khoản",
+           "page": "Trang", "rows": "⬇️ Tải danh sách", "pick_reject": "Chọn lý do từ chối:",
+           "pick_ask_info": "Chọn nội dung cần bổ sung:", "type_reject": "✏️ Lý do khác…",
+           "type_ask_info": "✏️ Nội dung khác…", "back": "« Quay lại"},
+    "en": {"approve": "✅ Valid", "reject": "❌ Reject", "ask_info": "✉️ Ask for more",
+           Kind.NEW_ACCOUNT.value: "➕ Create account", Kind.BULK_NEW_ACCOUNTS.value: "➕ Create accounts",
+           Kind.PASSWORD_RESET.value: "🔑 Reset password", Kind.DELETE_ACCOUNTS.value: "🗑 Delete accounts",
+           "page": "Page", "rows": "⬇️ Download the list", "pick_reject": "Choose a reason:",
+           "pick_ask_info": "Choose what to ask for:", "type_reject": "✏️ Other reason…",
+           "type_ask_info": "✏️ Something else…", "back": "« Back"},
+}
+
+
+def _label(settings: Settings, key: str) -> str:
+    lang = "en" if settings.general.language == "en" else "vi"
+    return LABELS[lang].get(key, LABELS[lang][Kind.NEW_ACCOUNT.value])
 
 _env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True),
                    trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False)
@@ -58,11 +75,14 @@ async def load_view(request_id: int) -> RequestView:
     return RequestView(request, persons, events, assignee)
 
 
-def _time_left(deadline: datetime | None, now: datetime) -> tuple[str, bool]:
+def _time_left(deadline: datetime | None, now: datetime, lang: str = "vi") -> tuple[str, bool]:
     if deadline is None:
         return "", False
     seconds = (deadline - now).total_seconds()
     hours, rest = divmod(abs(int(seconds)), 3600)
+    if lang == "en":
+        text = f"{hours} h {rest // 60} min" if hours else f"{rest // 60} min"
+        return (f"{text} left" if seconds >= 0 else f"{text} overdue"), seconds < 0
     text = f"{hours} giờ {rest // 60} phút" if hours else f"{rest // 60} phút"
     return (f"còn {text}" if seconds >= 0 else f"quá hạn {text}"), seconds < 0
 
@@ -99,7 +119,7 @@ def render_text(view: RequestView, settings: Settings, now: datetime, page: int 
     pages = max(1, -(-len(view.persons) // size))
     page = min(max(page, 0), pages - 1)
     shown = view.persons[page * size:(page + 1) * size]
-    left, overdue = _time_left(r.deadline, now)
+    left, overdue = _time_left(r.deadline, now, lang)
     with_problems = sum(1 for p in view.persons if any(x.get("severity") == "error" for x in p.problems or []))
     context: dict[str, Any] = {
         "r": r, "kind_label": _capitalised(KIND_LABELS[lang].get(r.kind, KIND_LABELS[lang]["unknown"])),
@@ -137,21 +157,23 @@ def buttons(view: RequestView, audience: str, settings: Settings, page: int = 0)
     rows: list[tuple[Button, ...]] = []
     v = r.version
     if audience in ("office", "web") and state in (State.RECEIVED, State.NEED_INFO):
-        rows.append((Button("✅ Hợp lệ", "approve", r.id, v), Button("❌ Từ chối", "reject", r.id, v)))
-        rows.append((Button("✉️ Yêu cầu bổ sung", "ask_info", r.id, v),))
+        rows.append((Button(_label(settings, "approve"), "approve", r.id, v),
+                     Button(_label(settings, "reject"), "reject", r.id, v)))
+        rows.append((Button(_label(settings, "ask_info"), "ask_info", r.id, v),))
     if audience in ("technical", "web") and state is State.APPROVED:
-        rows.append((Button(PROVISION_LABELS.get(r.kind, PROVISION_DEFAULT), "provision", r.id, v),))
+        rows.append((Button(_label(settings, r.kind), "provision", r.id, v),))
     size = max(1, settings.chat.page_size)
     pages = max(1, -(-len(view.persons) // size))
     if pages > 1 and audience != "web":
         nav = []
         if page > 0:
-            nav.append(Button(f"‹ Trang {page}", "page", r.id, v, page - 1))
+            nav.append(Button(f"‹ {_label(settings, 'page')} {page}", "page", r.id, v, page - 1))
         if page < pages - 1:
-            nav.append(Button(f"Trang {page + 2} ›", "page", r.id, v, page + 1))
+            nav.append(Button(f"{_label(settings, 'page')} {page + 2} ›", "page", r.id, v, page + 1))
         rows.append(tuple(nav))
     if len(view.persons) > 1 and settings.web.public_url:
-        rows.append((Button("⬇️ Tải danh sách", "rows", r.id, v, url=f"{settings.web_url}/requests/{r.id}/rows.csv"),))
+        rows.append((Button(_label(settings, "rows"), "rows", r.id, v,
+                            url=f"{settings.web_url}/requests/{r.id}/rows.csv"),))
     return tuple(rows)
 
 
@@ -164,12 +186,11 @@ def picker_card(view: RequestView, action: str, settings: Settings, now: datetim
     """The card with preset reasons (reject) or questions (ask_info), "other…" and "back"."""
     presets = settings.chat.reject_reasons if action == "reject" else settings.chat.info_questions
     r = view.request
-    title = "Chọn lý do từ chối:" if action == "reject" else "Chọn nội dung cần bổ sung:"
+    title = _label(settings, f"pick_{action}")
     rows: list[tuple[Button, ...]] = [(Button(text[:60], f"pick_{action}", r.id, r.version, i),)
                                       for i, text in enumerate(presets)]
-    rows.append((Button("✏️ Lý do khác…" if action == "reject" else "✏️ Nội dung khác…", f"type_{action}", r.id,
-                        r.version),
-                 Button("« Quay lại", "back", r.id, r.version)))
+    rows.append((Button(_label(settings, f"type_{action}"), f"type_{action}", r.id, r.version),
+                 Button(_label(settings, "back"), "back", r.id, r.version)))
     return Card(render_text(view, settings, now) + f"\n\n<b>{title}</b>", tuple(rows))
 
 

@@ -104,3 +104,10 @@ def test_button_payloads_fit_telegram_64_bytes_even_for_huge_ids() -> None:
 def test_a_huge_list_still_fits_one_message() -> None:
     card = build_card(view(people=500), "office", SETTINGS, NOW)
     assert len(card.text) <= 4096
+
+
+def test_cards_in_english_when_configured() -> None:
+    english = load_settings(None, overrides={"general": {"language": "en"}})
+    card = build_card(view(), "office", english, NOW)
+    assert "From: Nguyễn Văn An" in card.text and "5 h 0 min left" in card.text
+    assert labels(card) == ["✅ Valid", "❌ Reject", "✉️ Ask for more"]
