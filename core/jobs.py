@@ -105,16 +105,23 @@ class JobQueue:
 
     async def complete(self, job: Job) -> None:
         """Mark a job done."""
-        await Job.filter(id=job.id).update(state="done", finished_at=self.clock.now(), locked_until=None)
+        await self._mine(job).update(state="done", finished_at=self.clock.now(), locked_until=None)
+
+    @staticmethod
+    def _mine(job: Job) -> Any:
+        # Still ours: a worker whose lease ran out (and whose job another worker took over, bumping
+        # attempts) must not overwrite the new holder's outcome.
+        return Job.filter(id=job.id, state="running", attempts=job.attempts)
 
     async def fail(self, job: Job, error: str, *, permanent: bool = False) -> None:
         """Schedule a retry with exponential backoff, or park the job as dead when out of attempts."""
         now = self.clock.now()
         if permanent or job.attempts >= self.settings.max_attempts:
             async with in_transaction() as conn:
-                await Job.filter(id=job.id).using_db(conn).update(
+                if not await self._mine(job).using_db(conn).update(
                     state="dead", last_error=error[:4000], finished_at=now, locked_until=None
-                )
+                ):
+                    return
                 await AuditEvent.create(
                     at=now,
                     actor="system",
@@ -131,7 +138,7 @@ class JobQueue:
             self.settings.backoff_initial_seconds * 2 ** (job.attempts - 1),
         )
         delay *= random.uniform(0.8, 1.2)  # jitter so replicas do not retry in lockstep
-        await Job.filter(id=job.id).update(
+        await self._mine(job).update(
             state="pending",
             run_after=now + timedelta(seconds=delay),
             last_error=error[:4000],
@@ -141,7 +148,7 @@ class JobQueue:
 
     async def defer(self, job: Job, delay: float) -> None:
         """Put a running job back to wait `delay` seconds; the attempt it took is given back."""
-        await Job.filter(id=job.id, state="running").update(
+        await self._mine(job).update(
             state="pending", run_after=self.clock.now() + timedelta(seconds=delay), locked_until=None,
             attempts=max(0, job.attempts - 1))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -13,10 +14,14 @@ from core.ports import Clock
 
 
 def outgoing_message_id(key: str, settings: Settings) -> str:
-    """The fixed Message-ID of one outgoing mail, so a retry re-sends the same message."""
+    """A new Message-ID for one outgoing mail, stored with it so a retry re-sends the same message.
+
+    It carries a random part: a reply threads into a request by In-Reply-To, so an ID anyone could
+    guess ("edudesk.ack-5@...") would let a stranger attach mail (and forms) to request 5.
+    """
     domain = settings.outgoing.from_address.rpartition("@")[2] or "edudesk.invalid"
     safe = "".join(c if c.isalnum() or c in ".-_" else "-" for c in key)
-    return f"edudesk.{safe}@{domain}"
+    return f"edudesk.{safe}.{secrets.token_hex(8)}@{domain}"
 
 
 def mail_context(settings: Settings, requester_name: str = "") -> dict[str, Any]:

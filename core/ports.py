@@ -126,6 +126,7 @@ class AccountSpec:
     person_id: str = ""
     given_name: str = ""
     family_name: str = ""
+    request_id: int | None = None  # the request asking for it (a re-run of that request may link it)
 
 
 class Provisioner(Protocol):

@@ -8,6 +8,7 @@ conditional update on `version` lets exactly one win; the other gets `AlreadyDec
 from __future__ import annotations
 
 import enum
+import html
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +18,7 @@ from core.config import Settings
 from core.errors import EdudeskError, InvalidTransition, NotFound
 from core.jobs import JobQueue
 from core.mailqueue import mail_context, queue_mail
-from core.models import AuditEvent, Request, RequestPerson, Staff
+from core.models import AuditEvent, PendingSecret, Request, RequestPerson, Staff
 from core.notify import enqueue_cards, enqueue_notice
 from core.ports import Clock
 from core.staff import Actor, NotAllowed, Role
@@ -44,6 +45,9 @@ ACTION_LABELS = {Action.APPROVE: "Hợp lệ", Action.REJECT: "Từ chối", Act
                  Action.PROVISION: "Thực hiện trên hệ thống"}
 
 
+MAX_ID = 2**63  # ids in callback data and forms are untrusted: past BIGINT they are simply unknown
+
+
 class _Lost(Exception):
     """The conditional update found the request changed: another tap won."""
 
@@ -66,9 +70,15 @@ class RequestService:
                      **detail: Any) -> EdudeskError:
         """Audit a refused action and hand back the error to raise (forged, stale, not allowed...)."""
         await AuditEvent.create(at=self.clock.now(), actor=actor.label, action="action_refused",
-                                request_id=request_id if request_id and request_id > 0 else None,
+                                request_id=request_id if request_id and 0 < request_id < MAX_ID else None,
                                 detail={"action": action, "reason": error.code, **detail})
         return error
+
+    async def require_staff(self, actor: Actor, what: str, request_id: int | None = None) -> None:
+        """Anything beyond /help and /whoami is for staff (any role): refuse and audit others."""
+        if not actor.roles:
+            raise await self.refuse(actor, what, request_id, NotAllowed(
+                f"Anh/Chị chưa được cấp quyền. Mã của Anh/Chị: {actor.key} — hãy gửi mã này cho quản trị viên."))
 
     async def _last_decision(self, request: Request) -> str:
         event = await AuditEvent.filter(request_id=request.id, action__startswith="request_").order_by("-id").first()
@@ -87,10 +97,10 @@ class RequestService:
         except ValueError:
             raise await self.refuse(actor, printable(str(action), 32), request_id,
                                     EdudeskError("Thao tác không hợp lệ.", code="bad_action")) from None
-        request = await Request.get_or_none(id=request_id)
+        request = await Request.get_or_none(id=request_id) if 0 < request_id < MAX_ID else None
         if request is None:
-            raise await self.refuse(actor, action.value, request_id,
-                                    NotFound(f"Không có yêu cầu số {request_id}."))
+            raise await self.refuse(actor, action.value, request_id if 0 < request_id < MAX_ID else None,
+                                    NotFound(f"Không có yêu cầu số {str(request_id)[:20]}."))
         if not actor.has(*ROLES[action]):
             raise await self.refuse(actor, action.value, request_id, NotAllowed(
                 f"Anh/Chị không có quyền '{ACTION_LABELS[action]}' (cần vai trò "
@@ -103,6 +113,11 @@ class RequestService:
         except InvalidTransition as exc:
             raise await self.refuse(actor, action.value, request_id,
                                     AlreadyDecided(await self._last_decision(request))) from exc
+        if action in (Action.APPROVE, Action.PROVISION) and not await RequestPerson.filter(
+                request_id=request.id).exists():
+            raise await self.refuse(actor, action.value, request_id, EdudeskError(
+                f"YC-{request.id} không có người nào (không đọc được phiếu): hãy yêu cầu bổ sung hoặc từ chối.",
+                code="no_persons"))
         return request
 
     async def act(self, request_id: int, action: Action | str, actor: Actor, *, reason: str = "",
@@ -129,12 +144,14 @@ class RequestService:
 
     async def _apply(self, request: Request, action: Action, actor: Actor, decision: Decision, old: State,
                      now: datetime, reason: str) -> int:
+        deadline = next_deadline(old, decision.state, request.deadline, now, self.settings.sla)
         async with in_transaction() as conn:
             won = await Request.filter(id=request.id, version=request.version).using_db(conn).update(
                 state=decision.state.value, version=request.version + 1, updated_at=now,
-                deadline=next_deadline(old, decision.state, request.deadline, now, self.settings.sla),
-                reminded_at=None if old != decision.state else request.reminded_at,
-                escalated_at=None if old != decision.state else request.escalated_at)
+                deadline=deadline,
+                # A new deadline is a new step: it may be reminded of and escalated again; the same one not.
+                reminded_at=None if deadline != request.deadline else request.reminded_at,
+                escalated_at=None if deadline != request.deadline else request.escalated_at)
             if not won:
                 raise _Lost
             version_now = request.version + 1
@@ -143,6 +160,9 @@ class RequestService:
                                     detail={"from": old.value, "to": decision.state.value,
                                             "label": ACTION_LABELS[action], "reason": reason,
                                             "version": version_now})
+            if decision.state is State.REJECTED:
+                # Passwords generated by a provisioning attempt that failed will never be mailed now.
+                await PendingSecret.filter(request_id=request.id).using_db(conn).delete()
             for effect in decision.effects:
                 if effect.kind == "card":
                     await enqueue_cards(conn, self.queue, request.id, version_now, decision.state)
@@ -172,13 +192,14 @@ class RequestService:
 
     async def reassign(self, request_id: int, staff_id: int, actor: Actor) -> Request:
         """A head gives an open request to one staff member, who is told in private."""
-        request = await Request.get_or_none(id=request_id)
+        request = await Request.get_or_none(id=request_id) if 0 < request_id < MAX_ID else None
         if request is None:
-            raise await self.refuse(actor, "reassign", request_id, NotFound(f"Không có yêu cầu số {request_id}."))
+            raise await self.refuse(actor, "reassign", request_id if 0 < request_id < MAX_ID else None,
+                                    NotFound(f"Không có yêu cầu số {str(request_id)[:20]}."))
         if not actor.has(Role.HEAD):
             raise await self.refuse(actor, "reassign", request_id,
                                      NotAllowed("Chỉ trưởng bộ phận mới giao lại được yêu cầu."))
-        staff = await Staff.get_or_none(id=staff_id, active=True)
+        staff = await Staff.get_or_none(id=staff_id, active=True) if 0 < staff_id < MAX_ID else None
         if staff is None:
             raise await self.refuse(actor, "reassign", request_id, NotFound("Không có cán bộ này."))
         if State(request.state) not in (State.RECEIVED, State.NEED_INFO, State.APPROVED, State.PROVISIONING):
@@ -196,7 +217,8 @@ class RequestService:
                                     using_db=conn)
             await enqueue_cards(conn, self.queue, request.id, version_now, State(request.state))
             await enqueue_notice(conn, self.queue, f"assign:{request.id}:{version_now}", f"staff:{staff.id}",
-                                 f"{actor.name} giao cho Anh/Chị xử lý yêu cầu YC-{request.id}.", request.id)
+                                 f"{html.escape(actor.name)} giao cho Anh/Chị xử lý yêu cầu YC-{request.id}.",
+                                 request.id)
         self.queue.wake()
         request.assignee_id, request.version = staff.id, version_now
         return request

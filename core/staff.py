@@ -41,8 +41,8 @@ class Actor:
 
     @property
     def label(self) -> str:
-        """How the audit trail and cards name the actor."""
-        return f"{self.name} ({self.key})" if self.name else self.key
+        """How the audit trail and cards name the actor (fits the audit column of 200 characters)."""
+        return (f"{self.name[:150]} ({self.key})" if self.name else self.key)[:200]
 
     def has(self, *roles: Role) -> bool:
         """Whether the actor holds one of `roles` (admin holds them all)."""
@@ -70,6 +70,8 @@ def _staff_roles(staff: Staff | None) -> set[Role]:
 async def actor_for_telegram(user_id: int, name: str, settings: Settings) -> Actor:
     """The actor behind a Telegram user id (roles from config `tg:<id>` and the staff table)."""
     staff = await Staff.get_or_none(telegram_id=user_id)
+    if staff is not None and not staff.active:
+        return Actor(f"tg:{user_id}", staff.name, frozenset(), staff.id)  # disabled wins over config roles
     roles = _config_roles(settings, f"tg:{user_id}", staff.email if staff else "") | _staff_roles(staff)
     return Actor(f"tg:{user_id}", staff.name if staff else name, frozenset(roles), staff.id if staff else None)
 
@@ -103,3 +105,19 @@ async def add_staff(name: str, roles: list[str], *, email: str = "", telegram_id
         return await Staff.get(id=existing.id)
     return await Staff.create(name=name, email=email.lower(), telegram_id=telegram_id, roles=sorted(set(roles)),
                               created_at=now)
+
+
+async def staff_for_telegram(user_id: int, name: str, now: datetime) -> Staff:
+    """The staff row of a Telegram user, made (without roles) the first time one is needed (web sign-in)."""
+    staff = await Staff.get_or_none(telegram_id=user_id)
+    if staff is None:
+        await Staff.bulk_create([Staff(name=name[:200], telegram_id=user_id, roles=[], created_at=now)],
+                                ignore_conflicts=True)
+        staff = await Staff.get(telegram_id=user_id)
+    return staff
+
+
+async def assignable_staff(limit: int = 20) -> list[Staff]:
+    """Who a head can give work to: active office and technical staff."""
+    rows = await Staff.filter(active=True).order_by("name")
+    return [s for s in rows if {Role.OFFICE.value, Role.TECHNICAL.value} & set(s.roles or [])][:limit]

@@ -25,6 +25,7 @@ class Event(str, enum.Enum):
     """What can happen to a request."""
 
     REPLY = "reply"  # the requester answered
+    REPLY_WITH_FORM = "reply_with_form"  # ... with a corrected form: the people change, the office checks again
     ASK_INFO = "ask_info"
     APPROVE = "approve"
     REJECT = "reject"
@@ -66,6 +67,12 @@ _TABLE: dict[tuple[State, Event], Decision] = {
     # A reply to a closed request re-opens it for the office: the requester may be contesting it.
     (State.REJECTED, Event.REPLY): Decision(State.RECEIVED, (Effect("card"),)),
     (State.DONE, Event.REPLY): Decision(State.DONE, (Effect("card"),)),
+    # New people need a new check, whatever was decided about the old ones. While the directory is being
+    # changed, or once it has been, a new form cannot replace the people (it is kept with the mail).
+    (State.RECEIVED, Event.REPLY_WITH_FORM): Decision(State.RECEIVED, (Effect("card"),)),
+    (State.NEED_INFO, Event.REPLY_WITH_FORM): Decision(State.RECEIVED, (Effect("card"),)),
+    (State.APPROVED, Event.REPLY_WITH_FORM): Decision(State.RECEIVED, (Effect("card"),)),
+    (State.REJECTED, Event.REPLY_WITH_FORM): Decision(State.RECEIVED, (Effect("card"),)),
 }
 
 OPEN_STATES = (State.RECEIVED, State.NEED_INFO, State.APPROVED, State.PROVISIONING)

@@ -101,13 +101,19 @@ class MailDelivery:
             await self.sender.send(message)
         except MailSendError as exc:
             if exc.permanent:
-                await OutgoingMail.filter(id=mail.id).update(state="dead", detail=exc.message[:2000])
+                async with in_transaction() as conn:
+                    await OutgoingMail.filter(id=mail.id).using_db(conn).update(state="dead",
+                                                                                detail=exc.message[:2000])
+                    if secret_keys:
+                        # Never to be delivered: do not keep the passwords (a new attempt makes new ones).
+                        await PendingSecret.filter(key__in=secret_keys).using_db(conn).delete()
                 raise PermanentJobError(exc.message) from exc
             raise
-        await OutgoingMail.filter(id=mail.id).update(state="sent", sent_at=mail.sent_at or now)
-        if secret_keys:
-            # Delivered: the passwords now live only in the requester's mailbox.
-            await PendingSecret.filter(key__in=secret_keys).delete()
+        async with in_transaction() as conn:
+            await OutgoingMail.filter(id=mail.id).using_db(conn).update(state="sent", sent_at=mail.sent_at or now)
+            if secret_keys:
+                # Delivered: the passwords now live only in the requester's mailbox.
+                await PendingSecret.filter(key__in=secret_keys).using_db(conn).delete()
         await AuditEvent.create(at=now, actor="system", action="mail_sent", request_id=mail.request_id,
                                 detail={"template": mail.template, "recipient": mail.recipient,
                                         "message_id": mail.message_id})

@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
+import enum
+
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from core.ports import Card
 
 
+class TapAction(str, enum.Enum):
+    """Every button a card can carry (bot/cards.py); a payload naming anything else is refused."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+    ASK_INFO = "ask_info"
+    PROVISION = "provision"
+    PICK_REJECT = "pick_reject"
+    PICK_ASK_INFO = "pick_ask_info"
+    TYPE_REJECT = "type_reject"
+    TYPE_ASK_INFO = "type_ask_info"
+    BACK = "back"
+    PAGE = "page"
+    REASSIGN_PICK = "reassign_pick"
+    REASSIGN = "reassign"
+    NOOP = "noop"
+
+
 class Tap(CallbackData, prefix="t"):
     """A tap on a card button: action, request id, the request version the card showed, an argument."""
 
-    a: str
+    a: TapAction
     r: int
     v: int = 0
     x: int = 0
@@ -26,7 +46,7 @@ def keyboard(card: Card) -> InlineKeyboardMarkup | None:
             if b.url:
                 buttons.append(InlineKeyboardButton(text=b.label, url=b.url))
             else:
-                data = Tap(a=b.action, r=b.request_id, v=b.version, x=b.arg).pack()
+                data = Tap(a=TapAction(b.action), r=b.request_id, v=b.version, x=b.arg).pack()
                 buttons.append(InlineKeyboardButton(text=b.label, callback_data=data))
         if buttons:
             rows.append(buttons)

@@ -10,9 +10,10 @@ from aiogram.types import Message
 
 from bot.cards import KIND_LABELS, STATE_LABELS
 from bot.telegram.context import BotContext
-from core.models import AuditEvent, Request, Staff
+from core.errors import EdudeskError
+from core.models import Request
 from core.reports import counts, day_and_month_start, find_requests, open_queue
-from core.staff import ROLE_LABELS, Actor
+from core.staff import ROLE_LABELS, Actor, staff_for_telegram
 from core.text import local_time
 
 HELP = (
@@ -26,14 +27,12 @@ HELP = (
 
 
 async def _staff_only(message: Message, ctx: BotContext, actor: Actor, command: str) -> bool:
-    if actor.roles:
-        return True
-    await AuditEvent.create(at=ctx.clock.now(), actor=actor.label, action="command_refused",
-                            detail={"command": command})
-    await ctx.chat.send_text(message.chat.id, "Anh/Chị chưa được cấp quyền dùng lệnh này. "
-                                              f"Mã Telegram của Anh/Chị: <code>{actor.key}</code> — hãy gửi mã này "
-                                              "cho quản trị viên.")
-    return False
+    try:
+        await ctx.services.require_staff(actor, f"command_{command}")
+    except EdudeskError as exc:
+        await ctx.chat.send_text(message.chat.id, html.escape(exc.message))
+        return False
+    return True
 
 
 def _line(r: Request, ctx: BotContext) -> str:
@@ -107,10 +106,7 @@ async def on_login(message: Message, edudesk: BotContext, actor: Actor) -> None:
         return
     from core.webauth import issue_login_link
 
-    staff = await Staff.get_or_none(telegram_id=message.from_user.id)
-    if staff is None:
-        staff = await Staff.create(name=actor.name, telegram_id=message.from_user.id, roles=[],
-                                   created_at=edudesk.clock.now())
+    staff = await staff_for_telegram(message.from_user.id, actor.name, edudesk.clock.now())
     link = await issue_login_link(staff.id, edudesk.settings, edudesk.clock, issued_by=actor.label)
     minutes = int(edudesk.settings.web.login_link_minutes)
     await edudesk.chat.send_text(message.chat.id, f"Liên kết đăng nhập (dùng một lần, hiệu lực {minutes} phút):\n"

@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
+import html
 import logging
+from datetime import datetime, timedelta
 
 from aiogram import F, Router
+from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State as FsmState
 from aiogram.fsm.state import StatesGroup
 from aiogram.types import CallbackQuery, ForceReply, Message
 
 from bot.cards import build_card, load_view, picker_card, preset
-from bot.telegram.callbacks import Tap
+from bot.telegram.callbacks import Tap, TapAction
 from bot.telegram.context import BotContext
 from core.errors import EdudeskError
-from core.models import ChatCard, Staff
+from core.models import ChatCard
 from core.ports import Button, Card
 from core.services import ACTION_LABELS, Action
-from core.staff import Actor, Role
+from core.staff import Actor, Role, assignable_staff
 
 log = logging.getLogger(__name__)
+TYPING_TIMEOUT = timedelta(minutes=10)  # a prompt for a typed reason is answered within this, or forgotten
 
 
 class Typing(StatesGroup):
-    """Waiting for a typed reason (reject) or question (ask for more), as a reply in the same chat."""
+    """Waiting for a typed reason (reject) or question (ask for more), as a reply to the bot's prompt."""
 
     reason = FsmState()
 
@@ -46,59 +50,75 @@ async def _edit(cb: CallbackQuery, ctx: BotContext, card: Card) -> None:
 async def on_tap(cb: CallbackQuery, callback_data: Tap, edudesk: BotContext, actor: Actor,
                  state: FSMContext) -> None:
     """Every card button lands here; errors become an alert for the person who tapped."""
-    tap, ctx = callback_data, edudesk
+    tap, ctx, a = callback_data, edudesk, callback_data.a
     try:
-        if tap.a in ("approve", "provision"):
-            await _act(cb, ctx, actor, tap.a, tap)
-        elif tap.a in ("reject", "ask_info"):
-            await ctx.services.check(tap.r, tap.a, actor, tap.v)
+        if a in (TapAction.APPROVE, TapAction.PROVISION):
+            await _act(cb, ctx, actor, a.value, tap)
+        elif a in (TapAction.REJECT, TapAction.ASK_INFO):
+            await ctx.services.check(tap.r, a.value, actor, tap.v)
             await cb.answer()
-            await _edit(cb, ctx, picker_card(await load_view(tap.r), tap.a, ctx.settings, ctx.clock.now()))
-        elif tap.a in ("pick_reject", "pick_ask_info"):
-            action = tap.a.removeprefix("pick_")
+            await _edit(cb, ctx, picker_card(await load_view(tap.r), a.value, ctx.settings, ctx.clock.now()))
+        elif a in (TapAction.PICK_REJECT, TapAction.PICK_ASK_INFO):
+            action = a.value.removeprefix("pick_")
             await _act(cb, ctx, actor, action, tap, preset(ctx.settings, action, tap.x))
-        elif tap.a in ("type_reject", "type_ask_info"):
-            action = tap.a.removeprefix("type_")
-            await ctx.services.check(tap.r, action, actor, tap.v)
-            await state.set_state(Typing.reason)
-            await state.update_data(request_id=tap.r, version=tap.v, action=action)
-            await cb.answer("Nhập nội dung bằng cách trả lời tin nhắn của bot.")
-            if cb.message is not None:
-                what = "lý do từ chối" if action == "reject" else "nội dung cần bổ sung"
-                await ctx.chat.send_text(cb.message.chat.id, f"{actor.name}: nhập {what} cho YC-{tap.r}:",
-                                         reply_markup=ForceReply(selective=True, input_field_placeholder=what))
-        elif tap.a in ("back", "page"):
+        elif a in (TapAction.TYPE_REJECT, TapAction.TYPE_ASK_INFO):
+            await _ask_for_text(cb, ctx, actor, tap, a.value.removeprefix("type_"), state)
+        elif a in (TapAction.BACK, TapAction.PAGE):
+            await ctx.services.require_staff(actor, a.value, tap.r)  # a card shows personal data
             view = await load_view(tap.r)
             audience = await _audience(cb.message.chat.id, tap.r) if cb.message else "office"
             await cb.answer()
             await _edit(cb, ctx, build_card(view, audience, ctx.settings, ctx.clock.now(),
-                                            page=tap.x if tap.a == "page" else 0))
-        elif tap.a == "reassign_pick":
+                                            page=tap.x if a is TapAction.PAGE else 0))
+        elif a is TapAction.REASSIGN_PICK:
             await _reassign_picker(cb, ctx, actor, tap)
-        elif tap.a == "reassign":
+        elif a is TapAction.REASSIGN:
             await ctx.services.reassign(tap.r, tap.x, actor)
             await cb.answer("✓ Đã giao lại")
         else:
-            raise await ctx.services.refuse(actor, tap.a, tap.r, EdudeskError("Nút không hợp lệ.", code="bad_action"))
+            await cb.answer()
     except EdudeskError as exc:
         await cb.answer(exc.message[:200], show_alert=True)
+
+
+async def _ask_for_text(cb: CallbackQuery, ctx: BotContext, actor: Actor, tap: Tap, action: str,
+                        state: FSMContext) -> None:
+    await ctx.services.check(tap.r, action, actor, tap.v)
+    await cb.answer("Nhập nội dung bằng cách trả lời tin nhắn của bot.")
+    if cb.message is None:
+        return
+    what = "lý do từ chối" if action == "reject" else "nội dung cần bổ sung"
+    prompt = await ctx.chat.send_text(cb.message.chat.id, f"{html.escape(actor.name)}: nhập {what} cho YC-{tap.r}:",
+                                      reply_markup=ForceReply(selective=True, input_field_placeholder=what))
+    await state.set_state(Typing.reason)
+    await state.update_data(request_id=tap.r, version=tap.v, action=action, prompt=prompt,
+                            asked_at=ctx.clock.now().isoformat())
 
 
 async def _reassign_picker(cb: CallbackQuery, ctx: BotContext, actor: Actor, tap: Tap) -> None:
     if not actor.has(Role.HEAD):
         raise await ctx.services.refuse(actor, "reassign", tap.r, EdudeskError(
             "Chỉ trưởng bộ phận mới giao lại được yêu cầu.", code="not_allowed"))
-    staff = [s for s in await Staff.filter(active=True).order_by("name")
-             if {"office", "technical"} & set(s.roles or [])]
-    rows = tuple((Button(f"👤 {s.name}", "reassign", tap.r, tap.v, s.id),) for s in staff[:20])
+    rows = tuple((Button(f"👤 {s.name}", "reassign", tap.r, tap.v, s.id),) for s in await assignable_staff())
     await cb.answer()
     text = cb.message.html_text if cb.message is not None and hasattr(cb.message, "html_text") else f"YC-{tap.r}"
     await _edit(cb, ctx, Card(f"{text}\n\n<b>Giao cho:</b>", rows or ((Button("Chưa có cán bộ nào", "noop", tap.r),),)))
 
 
 async def on_reason(message: Message, edudesk: BotContext, actor: Actor, state: FSMContext) -> None:
-    """The typed reason or question: applied with the card version the person saw."""
+    """A reply to the bot's prompt: the typed reason or question, applied with the card version then seen.
+
+    Anything else (another message in the group, a command) is not taken as the reason; a prompt older
+    than TYPING_TIMEOUT is forgotten.
+    """
     data = await state.get_data()
+    asked_at = datetime.fromisoformat(data.get("asked_at", "1970-01-01T00:00:00+00:00"))
+    if edudesk.clock.now() - asked_at > TYPING_TIMEOUT:
+        await state.clear()
+        raise SkipHandler
+    reply_to = message.reply_to_message
+    if reply_to is None or reply_to.message_id != data.get("prompt") or (message.text or "").startswith("/"):
+        raise SkipHandler
     await state.clear()
     try:
         await edudesk.services.act(int(data["request_id"]), data["action"], actor, reason=message.text or "",
@@ -106,7 +126,8 @@ async def on_reason(message: Message, edudesk: BotContext, actor: Actor, state: 
         await edudesk.chat.send_text(message.chat.id, f"✓ Đã ghi nhận cho YC-{data['request_id']}.",
                                      reply_to_message_id=message.message_id)
     except EdudeskError as exc:
-        await edudesk.chat.send_text(message.chat.id, f"⚠ {exc.message}", reply_to_message_id=message.message_id)
+        await edudesk.chat.send_text(message.chat.id, f"⚠ {html.escape(exc.message)}",
+                                     reply_to_message_id=message.message_id)
 
 
 def make_router() -> Router:

@@ -6,17 +6,17 @@ from aiogram import F, Router
 from aiogram.types import CallbackQuery, Message
 
 from bot.telegram.context import BotContext
-from core.models import AuditEvent
+from core.errors import EdudeskError
 from core.staff import Actor
 from core.text import printable
 
 
 async def on_unknown_button(cb: CallbackQuery, edudesk: BotContext, actor: Actor) -> None:
     """A button payload no router understood: answered clearly, audited, nothing changes."""
-    await AuditEvent.create(at=edudesk.clock.now(), actor=actor.label if actor else "unknown",
-                            action="action_refused",
-                            detail={"reason": "bad_callback", "data": printable(cb.data or "", 64)})
-    await cb.answer("Nút này không hợp lệ hoặc đã cũ.", show_alert=True)
+    error = EdudeskError("Nút này không hợp lệ hoặc đã cũ.", code="bad_callback")
+    await edudesk.services.refuse(actor or Actor("unknown", "", frozenset()), "callback", None, error,
+                                  data=printable(cb.data or "", 64))
+    await cb.answer(error.message, show_alert=True)
 
 
 async def on_other(message: Message, edudesk: BotContext) -> None:

@@ -16,12 +16,13 @@ from tortoise.transactions import in_transaction
 from core.config import Settings
 from core.db import dialect, lock_for_transaction
 from core.domain import ExtractedRequest, IncomingMail, Kind, Severity
+from core.errors import InvalidTransition
 from core.intake.checks import Checked, check_request
 from core.intake.loops import may_auto_reply
 from core.intake.threading import request_number_from_subject, thread_keys
 from core.jobs import JobQueue
 from core.mailqueue import mail_context, queue_mail
-from core.models import AuditEvent, InboundMail, OutgoingMail, Request, RequestPerson
+from core.models import AuditEvent, InboundMail, OutgoingMail, PendingSecret, Request, RequestPerson
 from core.notify import enqueue_cards, enqueue_notice
 from core.ports import AnalysisTimeout, Clock, MailAnalyser
 from core.workflow import Event, State, deadline_for, next_deadline, transition
@@ -151,18 +152,25 @@ class IntakePipeline:
     async def _update_from_reply(self, row: InboundMail, mail: IncomingMail, request: Request,
                                  extracted: ExtractedRequest | None) -> bool:
         now = self.clock.now()
-        decision = transition(State(request.state), Event.REPLY)
+        state = State(request.state)
+        decision = transition(state, Event.REPLY)
         checked = None
+        form_kept = False
         if extracted is not None and extracted.persons:
-            # The reply carries a corrected form: check it again and replace the people.
-            extracted = ExtractedRequest(Kind(request.kind), extracted.population, extracted.persons,
-                                         extracted.source, extracted.problems, extracted.unit)
-            checked = await check_request(extracted, mail, self.settings, exclude_request=request.id)
+            try:
+                decision = transition(state, Event.REPLY_WITH_FORM)
+            except InvalidTransition:
+                form_kept = True  # provisioning or done: the people stay; the office is told below
+            else:
+                # The reply carries a corrected form: check it again and replace the people.
+                extracted = ExtractedRequest(Kind(request.kind), extracted.population, extracted.persons,
+                                             extracted.source, extracted.problems, extracted.unit)
+                checked = await check_request(extracted, mail, self.settings, exclude_request=request.id)
         version = request.version + 1
         changes: dict[str, Any] = {"state": decision.state.value, "updated_at": now, "version": version}
-        if decision.state.value != request.state:
-            changes["deadline"] = next_deadline(State(request.state), decision.state, request.deadline, now,
-                                                self.settings.sla)
+        deadline = next_deadline(state, decision.state, request.deadline, now, self.settings.sla)
+        if deadline != request.deadline:
+            changes["deadline"] = deadline
             changes["reminded_at"] = changes["escalated_at"] = None
         if checked is not None:
             changes["problems"] = [p.to_json() for p in checked.problems]
@@ -172,16 +180,25 @@ class IntakePipeline:
                     raise _Raced
                 if checked is not None:
                     await RequestPerson.filter(request_id=request.id).using_db(conn).delete()
+                    await PendingSecret.filter(request_id=request.id).using_db(conn).delete()
                     await self._save_persons(conn, request.id, checked)
                 await self._finish(row, "processed", "reply", mail, conn, request.id, detail={
-                    "from": mail.from_addr, "state": decision.state.value, "updated_form": checked is not None})
+                    "from": mail.from_addr, "state": decision.state.value, "updated_form": checked is not None,
+                    "form_not_applied": form_kept})
                 await enqueue_cards(conn, self.queue, request.id, version, decision.state)
-                if decision.state.value != request.state:
+                notice = ""
+                if form_kept:
+                    notice = (f"✉️ <b>YC-{request.id}</b>: người gửi gửi phiếu mới khi yêu cầu đã/đang được thực "
+                              "hiện; phiếu mới không được áp dụng — xem thư trên trang quản trị.")
+                elif decision.state != state:
+                    what = "đã bổ sung thông tin" if state is State.NEED_INFO else "đã trả lời lại"
+                    notice = f"✉️ <b>YC-{request.id}</b>: người gửi {what}; yêu cầu được mở lại để kiểm tra."
+                elif checked is not None:
+                    notice = f"✉️ <b>YC-{request.id}</b>: người gửi gửi phiếu đã sửa; danh sách đã được kiểm tra lại."
+                if notice:
                     # The card is edited in place, far up the chat by now: say so where people look.
-                    what = "đã bổ sung thông tin" if request.state == State.NEED_INFO.value else "đã trả lời lại"
-                    await enqueue_notice(conn, self.queue, f"reply:{request.id}:{version}", "office",
-                                         f"✉️ <b>YC-{request.id}</b>: người gửi {what}; yêu cầu được mở lại "
-                                         "để kiểm tra.", request.id)
+                    await enqueue_notice(conn, self.queue, f"reply:{request.id}:{version}", "office", notice,
+                                         request.id)
         except _Raced:
             return False
         return True

@@ -7,9 +7,11 @@ sets the same password on the same account and queues the same mail (one per key
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
+from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from core.config import Settings
@@ -20,7 +22,7 @@ from core.models import AuditEvent, Job, PendingSecret, Request, RequestPerson
 from core.notify import enqueue_cards
 from core.ports import AccountSpec, Clock, Provisioner, ProvisionError
 from core.secrets import SecretBox, generate_password
-from core.workflow import Event, State, next_deadline, transition
+from core.workflow import Event, State, transition
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +38,9 @@ class ProvisionJob:
         self.provisioner = provisioner
         self.box = box
 
-    async def _password(self, request_id: int, row: int) -> tuple[str, str]:
-        key = f"pw:{request_id}:{row}"
+    async def _password(self, request_id: int, row: int, who: str) -> tuple[str, str]:
+        # The person is part of the key: if the people were replaced, row 0 is someone else.
+        key = f"pw:{request_id}:{row}:{hashlib.sha256(who.encode()).hexdigest()[:16]}"
         secret = await PendingSecret.get_or_none(key=key)
         if secret is None:
             password = generate_password(self.settings.provisioning.password_length)
@@ -57,6 +60,9 @@ class ProvisionJob:
         persons = await RequestPerson.filter(request_id=request.id).order_by("row")
         kind = Kind(request.kind)
         accounts: list[dict[str, Any]] = []
+        if not persons:
+            await self._hand_back(request, "Yêu cầu không có người nào để thực hiện.")
+            return
         try:
             for p in persons:
                 address = p.proposed_address
@@ -66,7 +72,7 @@ class ProvisionJob:
                 if kind is Kind.DELETE_ACCOUNTS:
                     item["result"] = await self.provisioner.delete(address)
                 else:
-                    key, password = await self._password(request.id, p.row)
+                    key, password = await self._password(request.id, p.row, p.person_id or p.full_name)
                     if kind is Kind.PASSWORD_RESET:
                         await self.provisioner.reset_password(address, password)
                         item["result"] = "reset"
@@ -75,7 +81,7 @@ class ProvisionJob:
                         item["result"] = await self.provisioner.create(AccountSpec(
                             address=address, full_name=p.full_name, population=request.population,
                             person_id=p.person_id, given_name=data.get("given_name", ""),
-                            family_name=data.get("family_name", "")), password)
+                            family_name=data.get("family_name", ""), request_id=request.id), password)
                     item["password_secret"] = key
                 accounts.append(item)
         except ProvisionError as exc:
@@ -83,17 +89,34 @@ class ProvisionJob:
                 raise  # the worker retries with backoff
             await self._hand_back(request, exc.message)
             return
+        except Exception as exc:
+            if job.attempts < self.settings.jobs.max_attempts:
+                raise
+            # Out of attempts: never leave the request stuck in "provisioning" with no button left.
+            await self._hand_back(request, f"Lỗi hệ thống khi thực hiện: {type(exc).__name__}")
+            raise PermanentJobError(str(exc)) from exc
         await self._finish(request, accounts)
+
+    async def _leave_provisioning(self, conn: Any, request: Request, state: State, **changes: Any) -> int | None:
+        """Move the request out of provisioning; the new version, or None when it has left already.
+
+        Conditional on the state, not the version: a reply or a reassignment during provisioning bumps
+        the version, and must not make this run redo every directory call.
+        """
+        won = await Request.filter(id=request.id, state=State.PROVISIONING.value).using_db(conn).update(
+            state=state.value, version=F("version") + 1, updated_at=self.clock.now(), **changes)
+        if not won:
+            return None
+        fresh = await Request.filter(id=request.id).using_db(conn).first()
+        return fresh.version if fresh is not None else None
 
     async def _finish(self, request: Request, accounts: list[dict[str, Any]]) -> None:
         now = self.clock.now()
         decision = transition(State.PROVISIONING, Event.PROVISIONED)
-        version = request.version + 1
         async with in_transaction() as conn:
-            won = await Request.filter(id=request.id, version=request.version).using_db(conn).update(
-                state=decision.state.value, version=version, updated_at=now, deadline=None)
-            if not won:
-                raise RuntimeError(f"request {request.id} changed while provisioning; retrying")
+            version = await self._leave_provisioning(conn, request, decision.state, deadline=None)
+            if version is None:
+                return  # another run finished it
             await AuditEvent.create(at=now, actor=f"system ({self.provisioner.name})", action="request_provisioned",
                                     request_id=request.id, using_db=conn, detail={
                                         "from": State.PROVISIONING.value, "to": decision.state.value,
@@ -114,14 +137,12 @@ class ProvisionJob:
     async def _hand_back(self, request: Request, message: str) -> None:
         now = self.clock.now()
         decision = transition(State.PROVISIONING, Event.PROVISION_FAILED)
-        version = request.version + 1
         async with in_transaction() as conn:
-            await Request.filter(id=request.id, version=request.version).using_db(conn).update(
-                state=decision.state.value, version=version, updated_at=now,
-                deadline=next_deadline(State.PROVISIONING, decision.state, request.deadline, now, self.settings.sla))
+            version = await self._leave_provisioning(conn, request, decision.state)
+            if version is None:
+                return
             await AuditEvent.create(at=now, actor=f"system ({self.provisioner.name})",
-                                    action="request_provision_failed",
-                                    request_id=request.id, using_db=conn,
+                                    action="request_provision_failed", request_id=request.id, using_db=conn,
                                     detail={"label": "Lỗi khi thực hiện", "error": message[:500], "version": version})
             await enqueue_cards(conn, self.queue, request.id, version, decision.state)
         log.warning("provisioning request %s failed: %s", request.id, message)

@@ -51,14 +51,20 @@ class LocalProvisioner:
         now = self.clock.now()
         existing = await Account.get_or_none(address=spec.address)
         if existing is not None:
-            if existing.person_id and spec.person_id and existing.person_id != spec.person_id:
-                raise ProvisionError(f"Địa chỉ {spec.address} đã thuộc về người khác ({existing.person_id}).",
-                                     permanent=True)
+            # Linking resets the password: only for the same person (both IDs known and equal), or the
+            # account this very request created on an earlier run. Anything else would hand someone
+            # else's mailbox to the requester.
+            same_person = bool(existing.person_id) and existing.person_id == spec.person_id
+            same_request = existing.request_id is not None and existing.request_id == spec.request_id
+            if not (same_person or same_request):
+                owner = f" ({existing.person_id})" if existing.person_id else ""
+                raise ProvisionError(f"Địa chỉ {spec.address} đã thuộc về người khác{owner}.", permanent=True)
             await Account.filter(id=existing.id).update(state="active", password_hash=await _hash(password),
                                                         full_name=spec.full_name, updated_at=now)
             return "linked"
         await Account.create(address=spec.address, population=spec.population, person_id=spec.person_id,
                              full_name=spec.full_name, state="active", created_at=now, updated_at=now,
+                             request_id=spec.request_id,
                              password_hash=await _hash(password))
         return "created"
 

@@ -274,7 +274,8 @@ async def test_commands_answer_staff_and_refuse_strangers(bot: Bot) -> None:
     await bot.card(OFFICE_USER, "Văn phòng")
     bot.fake.inject_message(STRANGER, STRANGER, "/queue")
     await bot.card(STRANGER, "chưa được cấp quyền")
-    assert await AuditEvent.filter(action="command_refused").count() == 1
+    refused = await AuditEvent.get(action="action_refused")
+    assert refused.detail["action"] == "command_queue" and refused.actor.endswith(f"(tg:{STRANGER})")
     assert await ChatCard.filter(chat=str(OFFICE_CHAT)).count() == 1
 
 
@@ -319,3 +320,39 @@ async def test_webhook_mode_takes_updates_pushed_with_the_secret_and_refuses_oth
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await fake.stop()
+
+
+async def test_only_a_reply_to_the_prompt_is_taken_as_the_typed_reason(bot: Bot) -> None:
+    await bot.mail_in(student_form_mail(message_id="<tg-prompt@gmail.com>"))
+    card = await bot.card(OFFICE_CHAT, "Nguyễn Văn An")
+    # A display name with HTML in it must not break the prompt (it is escaped).
+    await bot.tap(OFFICE_CHAT, OFFICE_USER, "❌ Từ chối", message_id=card.message_id)
+    await bot.fake.wait_for(lambda: any(b.get("text") == "✏️ Lý do khác…" for m in bot.fake.bot_messages(OFFICE_CHAT)
+                                        for b in m.buttons()))
+    query = bot.fake.inject_callback(OFFICE_CHAT, OFFICE_USER, card.message_id,
+                                     next(b["callback_data"] for m in bot.fake.bot_messages(OFFICE_CHAT)
+                                          for b in m.buttons() if b.get("text") == "✏️ Lý do khác…"),
+                                     first_name="Lan <3")
+    await bot.fake.wait_for(lambda: bot.fake.answers.get(query))
+    prompt = await bot.card(OFFICE_CHAT, "nhập lý do từ chối")
+    assert prompt.text.startswith("Lan <3:")
+    bot.fake.inject_message(OFFICE_CHAT, OFFICE_USER, "/queue")  # not a reply to the prompt
+    bot.fake.inject_message(OFFICE_CHAT, OFFICE_USER, "ai ăn trưa không?")  # nor this
+    await bot.card(OFFICE_CHAT, "Yêu cầu đang mở")  # /queue was answered as a command
+    assert (await Request.get()).state == "received"
+    bot.fake.inject_message(OFFICE_CHAT, OFFICE_USER, "Sai mẫu phiếu", reply_to_message_id=prompt.message_id)
+    await wait_until(lambda: Request.filter(state="rejected").exists())
+    rejected = await AuditEvent.get(action="request_reject")
+    assert rejected.detail["reason"] == "Sai mẫu phiếu"
+
+
+async def test_strangers_cannot_page_through_a_card_and_huge_ids_are_answered(bot: Bot) -> None:
+    await bot.mail_in(student_form_mail(message_id="<tg-page@gmail.com>"))
+    card = await bot.card(OFFICE_CHAT, "Nguyễn Văn An")
+    request = await Request.get()
+    for user, data in ((STRANGER, f"t:page:{request.id}:0:0"), (OFFICE_USER, f"t:approve:{2**70}:0:0"),
+                       (HEAD_USER, f"t:reassign:{request.id}:0:{2**64}")):
+        query = bot.fake.inject_callback(OFFICE_CHAT, user, card.message_id, data, check_button=False)
+        answer = await bot.fake.wait_for(lambda q=query: bot.fake.answers.get(q), 5.0)
+        assert answer.show_alert, data
+    assert (await Request.get()).state == "received"

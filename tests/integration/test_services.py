@@ -155,8 +155,8 @@ async def test_provisioning_job_run_twice_creates_one_account_with_one_password(
     first = app.provisioning._password
     seen: list[str] = []
 
-    async def spy(request_id: int, row: int) -> tuple[str, str]:
-        key, pw = await first(request_id, row)
+    async def spy(request_id: int, row: int, who: str) -> tuple[str, str]:
+        key, pw = await first(request_id, row, who)
         seen.append(pw)
         return key, pw
 
@@ -179,3 +179,51 @@ async def test_roles_come_from_config_and_from_the_staff_table(app_factory: Any,
     assert a.roles == {Role.OFFICE}
     assert b.roles == {Role.TECHNICAL, Role.HEAD} and b.name == "Thuỷ"
     assert c.roles == frozenset()
+
+
+async def test_a_request_without_a_registry_match_cannot_take_over_an_existing_account(app_factory: Any) -> None:
+    app = await app_factory(inline_analysis=True)
+    request = await make_request(app)
+    await RequestPerson.filter(request_id=request.id).update(person_id="")
+    await Account.create(address="an.nv0@sis.hust.edu.vn", population="staff", person_id="",
+                         full_name="Hiệu trưởng", password_hash="x", created_at=app.clock.now())
+    await app.services.act(request.id, "approve", OFFICE)
+    await app.services.act(request.id, "provision", TECH)
+    await app.worker.drain()
+    assert (await Request.get(id=request.id)).state == "approved"  # handed back, nothing changed
+    assert (await Account.get(address="an.nv0@sis.hust.edu.vn")).password_hash == "x"
+
+
+async def test_a_request_with_nobody_on_it_cannot_be_approved_or_provisioned(app_factory: Any) -> None:
+    app = await app_factory(inline_analysis=True)
+    request = await make_request(app, people=0)
+    with pytest.raises(EdudeskError) as refused:
+        await app.services.act(request.id, "approve", OFFICE)
+    assert refused.value.code == "no_persons"
+    await Request.filter(id=request.id).update(state="provisioning")  # as if it got there anyway
+    await app.queue.enqueue("provision", "provision:x", {"request_id": request.id})
+    await app.worker.drain()
+    assert (await Request.get(id=request.id)).state == "approved"  # handed back
+    assert not await OutgoingMail.filter(template="done").exists()
+
+
+async def test_a_reassignment_during_provisioning_does_not_leave_it_stuck(app_factory: Any) -> None:
+    app = await app_factory(inline_analysis=True)
+    head = Actor("tg:5", "Trưởng phòng", frozenset({Role.HEAD}))
+    staff = await Staff.create(name="Kỹ thuật 2", roles=["technical"], created_at=app.clock.now())
+    request = await make_request(app)
+    await app.services.act(request.id, "approve", OFFICE)
+    await app.services.act(request.id, "provision", TECH)
+    await app.services.reassign(request.id, staff.id, head)  # version bumps while the job is queued
+    await app.worker.drain()
+    assert (await Request.get(id=request.id)).state == "done"
+    assert await Account.filter(address="an.nv0@sis.hust.edu.vn").count() == 1
+
+
+async def test_moving_to_provisioning_keeps_the_reminder_state_of_the_technical_step(app_factory: Any) -> None:
+    app = await app_factory(inline_analysis=True)
+    request = await make_request(app)
+    await app.services.act(request.id, "approve", OFFICE)
+    await Request.filter(id=request.id).update(reminded_at=app.clock.now())
+    await app.services.act(request.id, "provision", TECH)
+    assert (await Request.get(id=request.id)).reminded_at is not None  # same step, same deadline: no 2nd reminder

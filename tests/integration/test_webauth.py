@@ -70,9 +70,7 @@ async def console(app_factory: Any, settings_factory: Any) -> AsyncIterator[Cons
 
 
 async def _request(clock: FakeClock) -> Request:
-    now = clock.now()
-    return await Request.create(kind="new_account", population="student", state="received", sender="an@gmail.com",
-                                received_at=now, updated_at=now, deadline=now + timedelta(hours=24))
+    return await _person_request(clock, "Nguyễn Văn An", "20201234")
 
 
 async def test_login_link_is_shown_on_get_consumed_by_the_post_and_only_once(console: Console) -> None:
