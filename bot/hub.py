@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections import defaultdict
+from datetime import UTC, timedelta
 
 from bot.cards import build_card, load_view
 from core.config import Settings
@@ -13,6 +15,8 @@ from core.models import ChatCard, Job, Staff
 from core.ports import Button, Card, ChatBusy, ChatPort, Clock
 
 log = logging.getLogger(__name__)
+CLAIM = "?"  # message_ref of a card being posted (a claim token, not yet the platform's id)
+CLAIM_TIMEOUT = timedelta(minutes=2)
 
 
 class ChatHub:
@@ -58,18 +62,50 @@ class ChatHub:
             for surface, port in self.ports.items():
                 cards = await ChatCard.filter(surface=surface, request_id=request_id)
                 for cc in cards:
-                    if cc.version < version:
+                    if cc.version < version and not cc.message_ref.startswith(CLAIM):
                         await port.edit_card(cc.chat, cc.message_ref, build_card(view, cc.audience, self.settings, now))
                         await ChatCard.filter(id=cc.id).update(version=version, updated_at=now)
-                posted = {cc.chat for cc in cards}
+                by_chat = {cc.chat: cc for cc in cards}
                 for audience in post_to:
                     chat = await self._chat_for(surface, audience)
-                    if not chat or chat in posted:
+                    if not chat:
                         continue
-                    ref = await port.post_card(chat, build_card(view, audience, self.settings, now))
-                    await ChatCard.create(surface=surface, chat=chat, request_id=request_id, message_ref=ref,
-                                          audience=audience, version=version, updated_at=now)
-                    posted.add(chat)
+                    token = await self._claim(surface, chat, request_id, audience, version, by_chat.get(chat))
+                    if token is None:
+                        continue  # posted already, or being posted by another worker right now
+                    try:
+                        ref = await port.post_card(chat, build_card(view, audience, self.settings, now))
+                    except BaseException:
+                        # Not posted (busy chat, network): give the claim back so the retry posts it.
+                        await ChatCard.filter(surface=surface, chat=chat, request_id=request_id,
+                                              message_ref=token).delete()
+                        raise
+                    await ChatCard.filter(surface=surface, chat=chat, request_id=request_id,
+                                          message_ref=token).update(message_ref=ref, updated_at=self.clock.now())
+
+    async def _claim(self, surface: str, chat: str, request_id: int, audience: str, version: int,
+                     existing: ChatCard | None) -> str | None:
+        """Reserve the right to post a request's card in a chat; None when someone has it already.
+
+        The reservation is the card's own row (unique per chat and request) holding a claim token until
+        the platform's message id replaces it: two workers, or two replicas, cannot both post it. A claim
+        older than CLAIM_TIMEOUT belonged to a worker that died before recording what it posted: it is
+        taken over and the card posted again (at least once, never silently lost).
+        """
+        now = self.clock.now()
+        token = f"{CLAIM}{uuid.uuid4().hex}"
+        if existing is None:
+            await ChatCard.bulk_create([ChatCard(surface=surface, chat=chat, request_id=request_id, message_ref=token,
+                                                 audience=audience, version=version, updated_at=now)],
+                                       ignore_conflicts=True)
+            row = await ChatCard.get(surface=surface, chat=chat, request_id=request_id)
+            return token if row.message_ref == token else None
+        claimed_at = existing.updated_at if existing.updated_at.tzinfo else existing.updated_at.replace(tzinfo=UTC)
+        if not existing.message_ref.startswith(CLAIM) or now - claimed_at < CLAIM_TIMEOUT:
+            return None
+        won = await ChatCard.filter(id=existing.id, message_ref=existing.message_ref).update(
+            message_ref=token, updated_at=now, version=version)
+        return token if won else None
 
     async def notice(self, job: Job) -> None:
         """Post a notice (reminder, escalation, assignment) to an audience's chat on every surface."""

@@ -356,3 +356,23 @@ async def test_strangers_cannot_page_through_a_card_and_huge_ids_are_answered(bo
         answer = await bot.fake.wait_for(lambda q=query: bot.fake.answers.get(q), 5.0)
         assert answer.show_alert, data
     assert (await Request.get()).state == "received"
+
+
+async def test_a_new_form_in_a_reply_to_an_approved_request_goes_back_to_the_office(bot: Bot) -> None:
+    await bot.mail_in(student_form_mail(message_id="<tg-swap@gmail.com>"))
+    card = await bot.card(OFFICE_CHAT, "Nguyễn Văn An")
+    ack = await bot.sink.wait_for(lambda m: "Đã tiếp nhận" in m.subject, timeout=15)
+    await bot.tap(OFFICE_CHAT, OFFICE_USER, "✅ Hợp lệ", message_id=card.message_id)
+    await wait_until(lambda: Request.filter(state="approved").exists())
+    swapped = student_form_mail(name="Trần Thị Bình", sid="20205678", message_id="<tg-swap-2@gmail.com>",
+                                subject=f"Re: {ack.subject}", headers={"In-Reply-To": ack.message["Message-ID"]})
+    await bot.mail_in(swapped)
+    await bot.card(OFFICE_CHAT, "người gửi đã trả lời lại")
+    request = await wait_until(lambda: Request.filter(state="received").first())
+    from core.models import RequestPerson
+
+    assert [p.full_name for p in await RequestPerson.filter(request_id=request.id)] == ["Trần Thị Bình"]
+    # The card is back in the office's hands with the new person; the technical card lost its button.
+    await bot.fake.wait_for(lambda: any(m.message_id == card.message_id and "Trần Thị Bình" in m.text and m.buttons()
+                                        for m in bot.fake.bot_messages(OFFICE_CHAT)))
+    await bot.fake.wait_for(lambda: all(not m.buttons() for m in bot.fake.bot_messages(TECH_CHAT)))

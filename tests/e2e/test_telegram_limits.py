@@ -125,3 +125,38 @@ async def test_with_redis_the_bot_paces_through_shared_windows(start: Any) -> No
     assert fake.count_429 == 0
     assert await client.exists("edudesk:tg:123456:overall")
     await client.aclose()
+
+
+async def test_two_workers_refreshing_one_request_post_its_card_once(start: Any) -> None:
+    from bot.hub import ChatHub
+    from core.models import Job
+
+    fake = FakeTelegram(chat_limit=None, group_limit=None)
+    app = await start(fake, rate_chat_seconds=0.0)
+    app.worker.stop()  # drive the handlers by hand
+    now = app.clock.now()
+    request = await Request.create(kind="new_account", population="student", state="received", sender="a@b.c",
+                                   received_at=now, deadline=now + timedelta(hours=24), updated_at=now)
+    other = ChatHub(app.settings, app.clock)  # another replica: its own in-process lock, same database
+    other.add(app.telegram.chat, app.telegram.chats())
+    job = Job(kind="refresh_cards", key="k", payload={"request_id": request.id, "post_to": ["office"]})
+    await asyncio.gather(app.chats.refresh_cards(job), other.refresh_cards(job))
+    assert len(fake.bot_messages(OFFICE)) == 1
+    assert (await ChatCard.get(request_id=request.id)).message_ref == str(fake.bot_messages(OFFICE)[0].message_id)
+
+
+async def test_a_card_claimed_by_a_worker_that_died_is_posted_after_the_claim_times_out(start: Any) -> None:
+    from core.models import Job
+
+    fake = FakeTelegram(chat_limit=None, group_limit=None)
+    app = await start(fake, rate_chat_seconds=0.0)
+    app.worker.stop()
+    now = app.clock.now()
+    request = await Request.create(kind="new_account", population="student", state="received", sender="a@b.c",
+                                   received_at=now, deadline=now + timedelta(hours=24), updated_at=now)
+    await ChatCard.create(surface="telegram", chat=str(OFFICE), request_id=request.id, message_ref="?dead-worker",
+                          audience="office", version=0, updated_at=now - timedelta(minutes=3))
+    job = Job(kind="refresh_cards", key="k", payload={"request_id": request.id, "post_to": ["office"]})
+    await app.chats.refresh_cards(job)
+    assert len(fake.bot_messages(OFFICE)) == 1
+    assert not (await ChatCard.get(request_id=request.id)).message_ref.startswith("?")
