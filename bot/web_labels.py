@@ -35,6 +35,8 @@ VI: dict[str, Any] = {
     "csrf_refused": "Biểu mẫu không hợp lệ hoặc đã cũ (kiểm tra bảo mật không đạt). "
                     "Vui lòng tải lại trang rồi thử lại.",
     "not_found": "Không tìm thấy trang này.", "error_title": "Có lỗi",
+    "no_role": "Tài khoản của Anh/Chị chưa được cấp vai trò nào nên chưa xem được yêu cầu. Hãy đề nghị quản trị viên "
+               "cấp vai trò (edudesk staff add ... --role ...).",
     "bad_form": "Biểu mẫu không hợp lệ; vui lòng tải lại trang.",
     "states": STATE_LABELS["vi"], "populations": POPULATION_LABELS["vi"],
     "kinds": {"new_account": "Cấp tài khoản", "password_reset": "Cấp lại mật khẩu",
@@ -73,7 +75,9 @@ EN: dict[str, Any] = {
     "login_confirm": "Press the button to sign in. The link works only once.",
     "refused_title": "Request refused",
     "csrf_refused": "The form is invalid or out of date (security check failed). Please reload the page and retry.",
-    "not_found": "Page not found.", "error_title": "Error", "bad_form": "Invalid form; please reload the page.",
+    "not_found": "Page not found.", "error_title": "Error",
+    "no_role": "Your account has no role yet, so requests are not shown. Ask an administrator for one.",
+    "bad_form": "Invalid form; please reload the page.",
     "states": STATE_LABELS["en"], "populations": POPULATION_LABELS["en"],
     "kinds": {"new_account": "New account", "password_reset": "Password reset",
               "bulk_new_accounts": "Accounts for a list", "delete_accounts": "Delete accounts", "unknown": "Other"},

@@ -80,6 +80,9 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             return web.json_response({"error": "signed_out"}, status=401)
         target = request.path_qs if request.method == "GET" else "/"
         raise web.HTTPFound(str(URL("/login").with_query(next=target)) if target != "/" else "/login")
+    if not actor.roles and request.path not in ("/whoami", "/logout"):
+        # Signed in but given no role (or it was taken away): requests hold personal data.
+        return render(request, "error.html.j2", status=403, title=c.t["refused_title"], message=c.t["no_role"])
     if request.method == "POST":
         form = await request.post()
         sent = str(form.get("csrf", ""))
@@ -93,8 +96,13 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def _next(request: web.Request) -> str:
+    """Where to go after signing in: a path on this console only (browsers drop tabs and newlines, so
+    "/\t/evil.example" would become "//evil.example": anything but plain path characters is refused)."""
     target = request.query.get("next", "")
-    return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else ""
+    if not target.startswith("/") or target.startswith("//") or any(not c.isprintable() or c.isspace() or c == "\\"
+                                                                     for c in target):
+        return ""
+    return target
 
 
 async def login_help(request: web.Request) -> web.Response:

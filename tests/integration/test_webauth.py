@@ -384,3 +384,28 @@ async def test_a_head_assigns_a_request_and_others_cannot(console: Console) -> N
         async with head.get(f"{console.url}/requests/999999") as r:
             assert r.status == 404 and "Không có yêu cầu" in await r.text()
     assert (await Request.get(id=request.id)).assignee_id == colleague.id
+
+
+async def test_a_signed_in_person_without_a_role_sees_no_requests(console: Console) -> None:
+    request = await _request(console.clock)
+    client, _csrf = await console.signed_in(roles=())
+    async with client:
+        for path in ("/", f"/requests/{request.id}", "/registry", f"/requests/{request.id}/rows.csv"):
+            async with client.get(f"{console.url}{path}", allow_redirects=False) as r:
+                assert r.status == 403, path
+                assert "Nguyễn Văn An" not in await r.text()
+        async with client.get(f"{console.url}/whoami", allow_redirects=False) as r:
+            assert r.status == 200
+
+
+def test_sign_in_only_returns_to_paths_of_the_console() -> None:
+    from urllib.parse import quote
+
+    from aiohttp.test_utils import make_mocked_request
+
+    from bot.web_session import _next
+
+    for target, expected in (("/requests/5", "/requests/5"), ("//evil.example", ""), ("/\t/evil.example", ""),
+                             ("/\\evil.example", ""), ("https://evil.example", ""), ("/\n/evil", "")):
+        request = make_mocked_request("GET", f"/login?next={quote(target, safe='')}")
+        assert _next(request) == expected, target
