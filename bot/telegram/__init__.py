@@ -12,6 +12,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
 from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.types import BotCommand
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
@@ -26,6 +27,14 @@ from core.services import RequestService
 
 log = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "callback_query"]
+COMMANDS = [  # the menu Telegram shows next to the message box
+    BotCommand(command="queue", description="Yêu cầu đang mở, theo hạn xử lý"),
+    BotCommand(command="find", description="Tìm yêu cầu theo số, họ tên hoặc mã số"),
+    BotCommand(command="report", description="Số yêu cầu hôm nay và tháng này"),
+    BotCommand(command="whoami", description="Anh/Chị là ai, có vai trò gì"),
+    BotCommand(command="login", description="Liên kết đăng nhập trang quản trị (nhắn riêng)"),
+    BotCommand(command="help", description="Hướng dẫn"),
+]
 
 
 def setup_routers() -> Router:
@@ -77,6 +86,7 @@ class TelegramBot:
     async def run(self) -> None:
         """Long polling, or a webhook server (answers 200 at once, handles in the background)."""
         tg = self.settings.telegram
+        await self.bot.set_my_commands(COMMANDS)
         if tg.mode == "webhook":
             await self._run_webhook()
             return

@@ -379,3 +379,20 @@ async def test_a_new_form_in_a_reply_to_an_approved_request_goes_back_to_the_off
     await bot.fake.wait_for(lambda: any(m.message_id == card.message_id and "Trần Thị Bình" in m.text and m.buttons()
                                         for m in bot.fake.bot_messages(OFFICE_CHAT)))
     await bot.fake.wait_for(lambda: all(not m.buttons() for m in bot.fake.bot_messages(TECH_CHAT)))
+
+
+async def test_login_sends_a_one_time_web_link_in_private_only(bot: Bot) -> None:
+    from core.webauth import consume_login
+
+    await bot.fake.wait_for(lambda: bot.fake.commands())
+    assert {c["command"] for c in bot.fake.commands()} >= {"queue", "find", "report", "whoami", "login"}
+    bot.fake.inject_message(OFFICE_CHAT, OFFICE_USER, "/login")
+    await bot.card(OFFICE_CHAT, "hãy nhắn /login riêng cho bot")
+    bot.fake.inject_message(OFFICE_USER, OFFICE_USER, "/login", first_name="Lê Văn Phòng")
+    message = await bot.card(OFFICE_USER, "/login/")
+    token = message.text.split("/login/")[1].split()[0]
+    staff_id = await consume_login(token, bot.app.clock)
+    assert (await Staff.get(id=staff_id)).telegram_id == OFFICE_USER
+    bot.fake.inject_message(STRANGER, STRANGER, "/login")
+    await bot.card(STRANGER, "chưa được cấp quyền")
+    assert await AuditEvent.filter(action="web_login_link").count() == 1
