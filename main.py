@@ -55,7 +55,7 @@ class App:
         self.services = RequestService(settings, self.clock, self.queue)
         self.provisioner = provisioner or make_provisioner(settings, self.clock)
         self.provisioning = ProvisionJob(settings, self.clock, self.queue, self.provisioner, self.box)
-        self.chats = ChatHub(settings, self.clock)
+        self.chats = ChatHub(settings, self.clock, self.ledger.report_health)
         self.worker = JobWorker(self.queue, {
             "process_mail": self._process_mail, "send_mail": self.delivery, "provision": self.provisioning,
             "refresh_cards": self.chats.refresh_cards, "chat_notice": self.chats.notice,

@@ -6,9 +6,10 @@ import asyncio
 import logging
 import uuid
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from datetime import UTC, timedelta
 
-from bot.cards import build_card, load_view
+from bot.cards import RequestView, build_card, load_view
 from core.config import Settings
 from core.jobs import RetryLater
 from core.models import ChatCard, Job, Staff
@@ -25,9 +26,12 @@ class ChatHub:
     The web console needs none of this: it renders cards from the database on every view.
     """
 
-    def __init__(self, settings: Settings, clock: Clock) -> None:
+    def __init__(self, settings: Settings, clock: Clock,
+                 health: Callable[[str, bool, str], Awaitable[None]] | None = None) -> None:
         self.settings = settings
         self.clock = clock
+        self.health = health  # the ledger's report_health: a chat that keeps failing is told by mail
+        self._failing: set[str] = set()
         self.ports: dict[str, ChatPort] = {}
         self.chats: dict[str, dict[str, str]] = {}  # surface -> audience -> chat id
         self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -45,6 +49,12 @@ class ChatHub:
             return str(staff.telegram_id) if surface == "telegram" and staff.telegram_id else ""
         return self.chats.get(surface, {}).get(audience, "")
 
+    async def _healthy(self, surface: str, ok: bool, detail: str = "") -> None:
+        # Every failure is written, and the recovery; not one row update per message sent.
+        if self.health is not None and (not ok or surface in self._failing):
+            await self.health(surface, ok, detail)
+        (self._failing.discard if ok else self._failing.add)(surface)
+
     async def refresh_cards(self, job: Job) -> None:
         """Edit every posted card of a request to its current state; post it where it is now worked on."""
         try:
@@ -57,31 +67,39 @@ class ChatHub:
             return
         async with self._locks[request_id]:
             view = await load_view(request_id)
-            version = view.request.version
-            now = self.clock.now()
             for surface, port in self.ports.items():
-                cards = await ChatCard.filter(surface=surface, request_id=request_id)
-                for cc in cards:
-                    if cc.version < version and not cc.message_ref.startswith(CLAIM):
-                        await port.edit_card(cc.chat, cc.message_ref, build_card(view, cc.audience, self.settings, now))
-                        await ChatCard.filter(id=cc.id).update(version=version, updated_at=now)
-                by_chat = {cc.chat: cc for cc in cards}
-                for audience in post_to:
-                    chat = await self._chat_for(surface, audience)
-                    if not chat:
-                        continue
-                    token = await self._claim(surface, chat, request_id, audience, version, by_chat.get(chat))
-                    if token is None:
-                        continue  # posted already, or being posted by another worker right now
-                    try:
-                        ref = await port.post_card(chat, build_card(view, audience, self.settings, now))
-                    except BaseException:
-                        # Not posted (busy chat, network): give the claim back so the retry posts it.
-                        await ChatCard.filter(surface=surface, chat=chat, request_id=request_id,
-                                              message_ref=token).delete()
-                        raise
-                    await ChatCard.filter(surface=surface, chat=chat, request_id=request_id,
-                                          message_ref=token).update(message_ref=ref, updated_at=self.clock.now())
+                try:
+                    await self._refresh_surface(surface, port, view, post_to)
+                except ChatBusy:
+                    raise
+                except Exception as exc:
+                    await self._healthy(surface, False, f"{type(exc).__name__}: {exc}")
+                    raise
+                await self._healthy(surface, True)
+
+    async def _refresh_surface(self, surface: str, port: ChatPort, view: RequestView, post_to: list[str]) -> None:
+        request_id, version, now = view.request.id, view.request.version, self.clock.now()
+        cards = await ChatCard.filter(surface=surface, request_id=request_id)
+        for cc in cards:
+            if cc.version < version and not cc.message_ref.startswith(CLAIM):
+                await port.edit_card(cc.chat, cc.message_ref, build_card(view, cc.audience, self.settings, now))
+                await ChatCard.filter(id=cc.id).update(version=version, updated_at=now)
+        by_chat = {cc.chat: cc for cc in cards}
+        for audience in post_to:
+            chat = await self._chat_for(surface, audience)
+            if not chat:
+                continue
+            token = await self._claim(surface, chat, request_id, audience, version, by_chat.get(chat))
+            if token is None:
+                continue  # posted already, or being posted by another worker right now
+            try:
+                ref = await port.post_card(chat, build_card(view, audience, self.settings, now))
+            except BaseException:
+                # Not posted (busy chat, network): give the claim back so the retry posts it.
+                await ChatCard.filter(surface=surface, chat=chat, request_id=request_id, message_ref=token).delete()
+                raise
+            await ChatCard.filter(surface=surface, chat=chat, request_id=request_id, message_ref=token).update(
+                message_ref=ref, updated_at=self.clock.now())
 
     async def _claim(self, surface: str, chat: str, request_id: int, audience: str, version: int,
                      existing: ChatCard | None) -> str | None:
@@ -119,5 +137,9 @@ class ChatHub:
                     await port.post_card(chat, card)
                 except ChatBusy as exc:
                     raise RetryLater(exc.wait) from None
+                except Exception as exc:
+                    await self._healthy(surface, False, f"{type(exc).__name__}: {exc}")
+                    raise
+                await self._healthy(surface, True)
             else:
                 log.info("no %s chat for %s; notice kept in the audit trail only", surface, payload["audience"])

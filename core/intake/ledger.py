@@ -21,7 +21,7 @@ from core.ports import Clock, StoreResult
 log = logging.getLogger(__name__)
 
 _MSGID = re.compile(r"<([^<>\s]+)>|(\S+@\S+)")
-CHANNEL_LABELS = {"imap": "IMAP", "smtp": "SMTP"}
+CHANNEL_LABELS = {"imap": "IMAP", "smtp": "SMTP", "telegram": "Telegram", "zalo": "Zalo"}
 _HEADER_LIMIT = 256 * 1024  # Message-ID is in the header block; never scan a 30 MB body for it
 
 

@@ -160,3 +160,28 @@ async def test_a_card_claimed_by_a_worker_that_died_is_posted_after_the_claim_ti
     await app.chats.refresh_cards(job)
     assert len(fake.bot_messages(OFFICE)) == 1
     assert not (await ChatCard.get(request_id=request.id)).message_ref.startswith("?")
+
+
+async def test_a_chat_that_keeps_failing_is_reported_to_staff_and_its_recovery_noted(start: Any) -> None:
+    from core.models import AuditEvent, ChannelHealth, Job, OutgoingMail
+
+    fake = FakeTelegram(chat_limit=None, group_limit=None)
+    app = await start(fake, rate_chat_seconds=0.0)
+    app.worker.stop()
+    now = app.clock.now()
+    request = await Request.create(kind="new_account", population="student", state="received", sender="a@b.c",
+                                   received_at=now, deadline=now + timedelta(hours=24), updated_at=now)
+    job = Job(kind="refresh_cards", key="k", payload={"request_id": request.id, "post_to": ["office"]})
+    fake.block_chat(OFFICE)  # the bot was removed from the office group
+    for _ in range(3):
+        with pytest.raises(Exception, match="Forbidden|403|blocked|kicked"):
+            await app.chats.refresh_cards(job)
+    health = await ChannelHealth.get(channel="telegram")
+    assert not health.ok and health.failures == 3
+    assert await AuditEvent.filter(action="channel_failing").count() == 1
+    assert await OutgoingMail.filter(template="channel_failing").count() == 1
+    fake.block_chat(OFFICE, False)
+    await app.chats.refresh_cards(job)
+    assert (await ChannelHealth.get(channel="telegram")).ok
+    assert await AuditEvent.filter(action="channel_recovered").count() == 1
+    assert len(fake.bot_messages(OFFICE)) == 1
