@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 from datetime import datetime, timedelta
 
 from aiogram import F, Router
 from aiogram.dispatcher.event.bases import SkipHandler
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State as FsmState
 from aiogram.fsm.state import StatesGroup
@@ -78,7 +80,16 @@ async def on_tap(cb: CallbackQuery, callback_data: Tap, edudesk: BotContext, act
         else:
             await cb.answer()
     except EdudeskError as exc:
-        await cb.answer(exc.message[:200], show_alert=True)
+        await _answer_once(cb, exc.message[:200])
+    except Exception:
+        # Never leave the person with a spinning button: say so, and let the error be logged.
+        await _answer_once(cb, "Có lỗi hệ thống; vui lòng thử lại sau ít phút.")
+        raise
+
+
+async def _answer_once(cb: CallbackQuery, text: str) -> None:
+    with contextlib.suppress(TelegramBadRequest):  # answered already (the error came after the answer)
+        await cb.answer(text, show_alert=True)
 
 
 async def _ask_for_text(cb: CallbackQuery, ctx: BotContext, actor: Actor, tap: Tap, action: str,
@@ -88,8 +99,10 @@ async def _ask_for_text(cb: CallbackQuery, ctx: BotContext, actor: Actor, tap: T
     if cb.message is None:
         return
     what = "lý do từ chối" if action == "reject" else "nội dung cần bổ sung"
-    prompt = await ctx.chat.send_text(cb.message.chat.id, f"{html.escape(actor.name)}: nhập {what} cho YC-{tap.r}:",
-                                      reply_markup=ForceReply(selective=True, input_field_placeholder=what))
+    # A mention of the person makes the selective ForceReply open the reply box for them alone.
+    who = f'<a href="tg://user?id={cb.from_user.id}">{html.escape(actor.name)}</a>'
+    prompt = await ctx.chat.send_text(cb.message.chat.id, f"{who}: nhập {what} cho YC-{tap.r}:",
+                                      reply_markup=ForceReply(selective=True, input_field_placeholder=what[:64]))
     await state.set_state(Typing.reason)
     await state.update_data(request_id=tap.r, version=tap.v, action=action, prompt=prompt,
                             asked_at=ctx.clock.now().isoformat())

@@ -111,3 +111,13 @@ def test_cards_in_english_when_configured() -> None:
     card = build_card(view(), "office", english, NOW)
     assert "From: Nguyễn Văn An" in card.text and "5 h 0 min left" in card.text
     assert labels(card) == ["✅ Valid", "❌ Reject", "✉️ Ask for more"]
+
+
+def test_a_list_card_links_to_its_rows_when_the_console_has_a_public_address() -> None:
+    public = load_settings(None, overrides={"web": {"public_url": "https://helpdesk.hust.edu.vn/"}})
+    card = build_card(view(people=3), "office", public, NOW)
+    (link,) = [b for row in card.buttons for b in row if b.url]
+    assert link.url == "https://helpdesk.hust.edu.vn/requests/7/rows.csv"
+    markup = keyboard(card)
+    assert markup is not None and markup.inline_keyboard[-1][0].url == link.url
+    assert not [b for row in build_card(view(people=3), "office", SETTINGS, NOW).buttons for b in row if b.url]
