@@ -227,3 +227,39 @@ async def test_moving_to_provisioning_keeps_the_reminder_state_of_the_technical_
     await Request.filter(id=request.id).update(reminded_at=app.clock.now())
     await app.services.act(request.id, "provision", TECH)
     assert (await Request.get(id=request.id)).reminded_at is not None  # same step, same deadline: no 2nd reminder
+
+
+async def test_a_password_reset_sets_a_new_password_on_the_existing_account(app_factory: Any) -> None:
+    from core.provisioning.local import hash_password
+
+    app = await app_factory(inline_analysis=True)
+    request = await make_request(app, kind="password_reset")
+    await Account.create(address="an.nv0@sis.hust.edu.vn", population="student", person_id="20210000",
+                         password_hash=hash_password("old-Passw0rd"), created_at=app.clock.now())
+    await app.services.act(request.id, "approve", OFFICE)
+    await app.services.act(request.id, "provision", TECH)
+    await app.worker.drain()
+    assert (await Request.get(id=request.id)).state == "done"
+    outbox = app.settings.path(app.settings.outgoing.maildir) / "new"
+    (message,) = [m for m in map(body_of, outbox.iterdir()) if "Mật khẩu tạm thời: " in m]
+    password = message.split("Mật khẩu tạm thời: ")[1].split()[0]
+    account = await Account.get(address="an.nv0@sis.hust.edu.vn")
+    assert verify_password(password, account.password_hash) and not verify_password("old-Passw0rd",
+                                                                                     account.password_hash)
+
+
+async def test_deleting_accounts_marks_them_deleted_and_mails_the_list(app_factory: Any) -> None:
+    app = await app_factory(inline_analysis=True)
+    request = await make_request(app, kind="delete_accounts", people=2)
+    await Account.create(address="an.nv0@sis.hust.edu.vn", population="student", person_id="20210000",
+                         created_at=app.clock.now())
+    await app.services.act(request.id, "approve", OFFICE)
+    await app.services.act(request.id, "provision", TECH)
+    await app.worker.drain()
+    assert (await Request.get(id=request.id)).state == "done"
+    assert (await Account.get(address="an.nv0@sis.hust.edu.vn")).state == "deleted"
+    event = await AuditEvent.get(action="request_provisioned")
+    assert [a["result"] for a in event.detail["accounts"]] == ["deleted", "absent"]
+    outbox = app.settings.path(app.settings.outgoing.maildir) / "new"
+    (message,) = [m for m in map(body_of, outbox.iterdir()) if "đã được xóa" in m]
+    assert "an.nv0@sis.hust.edu.vn" in message and "Mật khẩu" not in message
