@@ -124,6 +124,9 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
             print(f"edudesk: SMTP listener on {settings.smtpd.host}:{app.smtp.port}", flush=True)
         print(f"edudesk: database {settings.database_url.split('@')[-1]}", flush=True)
         print(f"edudesk: outgoing mail -> {settings.outgoing.transport}", flush=True)
+        if app.telegram is not None:
+            print(f"edudesk: Telegram bot ({settings.telegram.mode}"
+                  f"{', shared pace in Redis' if settings.redis_url else ''})", flush=True)
         if app.web is not None:
             from core.webauth import ensure_first_admin
 

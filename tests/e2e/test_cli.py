@@ -125,3 +125,7 @@ def test_staff_add_and_list_with_roles(config: Path) -> None:
     assert "Lê Thị Văn Phòng" in listed and "tg:4242" in listed and listed.count("#") == 1
     bad = edudesk(config, "staff", "add", "--name", "X", "--role", "boss", ok=False)
     assert bad.returncode != 0 and "invalid choice" in bad.stderr
+    link = edudesk(config, "staff", "login-link", "1").stdout
+    assert "http://127.0.0.1:8080/login/" in link and "Lê Thị Văn Phòng" in link
+    missing = edudesk(config, "staff", "login-link", "nobody@hust.edu.vn", ok=False)
+    assert missing.returncode == 2 and "Không có cán bộ" in missing.stderr
