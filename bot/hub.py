@@ -8,14 +8,16 @@ import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, timedelta
+from typing import TypeVar
 
 from bot.cards import RequestView, build_card, load_view
 from core.config import Settings
-from core.jobs import RetryLater
+from core.jobs import PermanentJobError, RetryLater
 from core.models import ChatCard, Job, Staff
-from core.ports import Button, Card, ChatBusy, ChatPort, Clock
+from core.ports import Button, Card, ChatBusy, ChatDown, ChatPort, ChatRefused, Clock
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 CLAIM = "?"  # message_ref of a card being posted (a claim token, not yet the platform's id)
 CLAIM_TIMEOUT = timedelta(minutes=2)
 
@@ -31,7 +33,7 @@ class ChatHub:
         self.settings = settings
         self.clock = clock
         self.health = health  # the ledger's report_health: a chat that keeps failing is told by mail
-        self._failing: set[str] = set()
+        self._reported_ok: set[str] = set()
         self.ports: dict[str, ChatPort] = {}
         self.chats: dict[str, dict[str, str]] = {}  # surface -> audience -> chat id
         self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -50,10 +52,29 @@ class ChatHub:
         return self.chats.get(surface, {}).get(audience, "")
 
     async def _healthy(self, surface: str, ok: bool, detail: str = "") -> None:
-        # Every failure is written, and the recovery; not one row update per message sent.
-        if self.health is not None and (not ok or surface in self._failing):
+        # Every failure is written; a success only the first time after start or after a failure (the
+        # stored row may say "failing" from before a restart), not one row update per message sent.
+        if self.health is not None and (not ok or surface not in self._reported_ok):
             await self.health(surface, ok, detail)
-        (self._failing.discard if ok else self._failing.add)(surface)
+        (self._reported_ok.add if ok else self._reported_ok.discard)(surface)
+
+    async def _call(self, surface: str, audience: str, call: Awaitable[T]) -> T:
+        """One platform call, with its outcome for the channel's health (only a channel-wide failure,
+        or the bot refused by a staff group, counts: one person not having started the bot does not)."""
+        try:
+            result = await call
+        except ChatBusy as exc:
+            raise RetryLater(exc.wait) from None
+        except ChatDown as exc:
+            await self._healthy(surface, False, str(exc))
+            raise
+        except ChatRefused as exc:
+            if audience.startswith("staff:"):
+                raise PermanentJobError(f"{audience} refuses the bot (never started it?): {exc}") from None
+            await self._healthy(surface, False, f"{audience} chat refuses the bot: {exc}")
+            raise
+        await self._healthy(surface, True)
+        return result
 
     async def refresh_cards(self, job: Job) -> None:
         """Edit every posted card of a request to its current state; post it where it is now worked on."""
@@ -68,38 +89,44 @@ class ChatHub:
         async with self._locks[request_id]:
             view = await load_view(request_id)
             for surface, port in self.ports.items():
-                try:
-                    await self._refresh_surface(surface, port, view, post_to)
-                except ChatBusy:
-                    raise
-                except Exception as exc:
-                    await self._healthy(surface, False, f"{type(exc).__name__}: {exc}")
-                    raise
-                await self._healthy(surface, True)
+                await self._refresh_surface(surface, port, view, post_to)
 
     async def _refresh_surface(self, surface: str, port: ChatPort, view: RequestView, post_to: list[str]) -> None:
         request_id, version, now = view.request.id, view.request.version, self.clock.now()
         cards = await ChatCard.filter(surface=surface, request_id=request_id)
+        in_flight: set[str] = set()  # chats where another worker is posting the card right now
         for cc in cards:
-            if cc.version < version and not cc.message_ref.startswith(CLAIM):
-                await port.edit_card(cc.chat, cc.message_ref, build_card(view, cc.audience, self.settings, now))
+            if cc.message_ref.startswith(CLAIM):
+                in_flight.add(cc.chat)
+            elif cc.version < version:
+                await self._call(surface, cc.audience, port.edit_card(
+                    cc.chat, cc.message_ref, build_card(view, cc.audience, self.settings, now)))
                 await ChatCard.filter(id=cc.id).update(version=version, updated_at=now)
         by_chat = {cc.chat: cc for cc in cards}
-        for audience in post_to:
+        # Claimed rows are revisited too: a claim left by a worker that died is taken over and posted.
+        audiences = list(dict.fromkeys([*post_to, *(cc.audience for cc in cards if cc.chat in in_flight)]))
+        for audience in audiences:
             chat = await self._chat_for(surface, audience)
             if not chat:
                 continue
-            token = await self._claim(surface, chat, request_id, audience, version, by_chat.get(chat))
+            existing = by_chat.get(chat)
+            token = await self._claim(surface, chat, request_id, audience, version, existing)
             if token is None:
-                continue  # posted already, or being posted by another worker right now
+                continue  # posted already, or in flight (noted above)
             try:
-                ref = await port.post_card(chat, build_card(view, audience, self.settings, now))
+                ref = await self._call(surface, audience, port.post_card(
+                    chat, build_card(view, audience, self.settings, now)))
             except BaseException:
                 # Not posted (busy chat, network): give the claim back so the retry posts it.
                 await ChatCard.filter(surface=surface, chat=chat, request_id=request_id, message_ref=token).delete()
                 raise
             await ChatCard.filter(surface=surface, chat=chat, request_id=request_id, message_ref=token).update(
                 message_ref=ref, updated_at=self.clock.now())
+            in_flight.discard(chat)  # taken over from a worker that died, and posted now
+        if in_flight:
+            # Not done until that card exists and shows this version; the job frees its worker meanwhile
+            # (a claim whose worker died is taken over after CLAIM_TIMEOUT).
+            raise RetryLater(2.0)
 
     async def _claim(self, surface: str, chat: str, request_id: int, audience: str, version: int,
                      existing: ChatCard | None) -> str | None:
@@ -133,13 +160,6 @@ class ChatHub:
         for surface, port in self.ports.items():
             chat = await self._chat_for(surface, payload["audience"])
             if chat:
-                try:
-                    await port.post_card(chat, card)
-                except ChatBusy as exc:
-                    raise RetryLater(exc.wait) from None
-                except Exception as exc:
-                    await self._healthy(surface, False, f"{type(exc).__name__}: {exc}")
-                    raise
-                await self._healthy(surface, True)
+                await self._call(surface, payload["audience"], port.post_card(chat, card))
             else:
                 log.info("no %s chat for %s; notice kept in the audit trail only", surface, payload["audience"])

@@ -93,6 +93,14 @@ class ChatBusy(Exception):
         self.wait = wait
 
 
+class ChatDown(Exception):
+    """The chat platform cannot be reached or refuses the bot as a whole (network, 5xx, revoked token)."""
+
+
+class ChatRefused(Exception):
+    """One chat refuses the bot: the person blocked it or never started it, or it was removed from a group."""
+
+
 class ChatPort(Protocol):
     """Posts and edits cards and notices in staff chats (Telegram, Zalo); the web console reads the database."""
 

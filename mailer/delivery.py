@@ -100,20 +100,23 @@ class MailDelivery:
         try:
             await self.sender.send(message)
         except MailSendError as exc:
-            if exc.permanent:
+            if exc.permanent or job.attempts >= self.settings.jobs.max_attempts:
                 async with in_transaction() as conn:
                     await OutgoingMail.filter(id=mail.id).using_db(conn).update(state="dead",
                                                                                 detail=exc.message[:2000])
                     if secret_keys:
-                        # Never to be delivered: do not keep the passwords (a new attempt makes new ones).
+                        # Never to be delivered: do not keep the passwords (the accounts need a reset).
                         await PendingSecret.filter(key__in=secret_keys).using_db(conn).delete()
                 raise PermanentJobError(exc.message) from exc
             raise
         async with in_transaction() as conn:
             await OutgoingMail.filter(id=mail.id).using_db(conn).update(state="sent", sent_at=mail.sent_at or now)
             if secret_keys:
-                # Delivered: the passwords now live only in the requester's mailbox.
+                # Delivered: the passwords now live only in the requester's mailbox (and any left from
+                # people a corrected list dropped are of no use any more).
                 await PendingSecret.filter(key__in=secret_keys).using_db(conn).delete()
+                if mail.request_id is not None:
+                    await PendingSecret.filter(request_id=mail.request_id).using_db(conn).delete()
         await AuditEvent.create(at=now, actor="system", action="mail_sent", request_id=mail.request_id,
                                 detail={"template": mail.template, "recipient": mail.recipient,
                                         "message_id": mail.message_id})

@@ -3,15 +3,34 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramBadRequest
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
 
 from bot.telegram.callbacks import keyboard
 from bot.telegram.pacing import Pacer
-from core.ports import Card
+from core.ports import Card, ChatDown, ChatRefused
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """Telegram's failures in the core's terms: the whole channel down, or one chat refusing the bot."""
+    try:
+        yield
+    except TelegramForbiddenError as exc:
+        raise ChatRefused(exc.message) from exc
+    except (TelegramNetworkError, TelegramServerError, TelegramUnauthorizedError) as exc:
+        raise ChatDown(f"{type(exc).__name__}: {exc.message}") from exc
 
 
 class TelegramChat:
@@ -26,9 +45,10 @@ class TelegramChat:
 
     async def post_card(self, chat: str, card: Card) -> str:
         """Send a card; returns the message id."""
-        message = await self.pacer.run(chat, lambda: self.bot.send_message(
-            chat_id=int(chat), text=card.text, reply_markup=keyboard(card), parse_mode="HTML",
-            disable_web_page_preview=True), max_wait=self.max_wait)
+        with _translated():
+            message = await self.pacer.run(chat, lambda: self.bot.send_message(
+                chat_id=int(chat), text=card.text, reply_markup=keyboard(card), parse_mode="HTML",
+                disable_web_page_preview=True), max_wait=self.max_wait)
         return str(message.message_id)
 
     async def edit_card(self, chat: str, ref: str, card: Card, *, interactive: bool = False) -> None:
@@ -36,9 +56,10 @@ class TelegramChat:
         (someone is looking at the picker they just opened) wait for their slot however long it takes."""
         max_wait = None if interactive else self.max_wait
         try:
-            await self.pacer.run(chat, lambda: self.bot.edit_message_text(
-                text=card.text, chat_id=int(chat), message_id=int(ref), reply_markup=keyboard(card),
-                parse_mode="HTML", disable_web_page_preview=True), max_wait=max_wait)
+            with _translated():
+                await self.pacer.run(chat, lambda: self.bot.edit_message_text(
+                    text=card.text, chat_id=int(chat), message_id=int(ref), reply_markup=keyboard(card),
+                    parse_mode="HTML", disable_web_page_preview=True), max_wait=max_wait)
         except TelegramBadRequest as exc:
             if "message is not modified" in exc.message:
                 return

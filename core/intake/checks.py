@@ -97,12 +97,16 @@ async def check_request(extracted: ExtractedRequest, mail: IncomingMail, setting
     ids = [p.person_id for p in persons if p.person_id]
     entries = await lookup(population, ids)
     accounts = await _accounts_of(ids, entries)
+    # Accounts this very request created already (a provisioning run that stopped half-way, then a
+    # corrected form): they are the people's own, not a reason to propose a second address.
+    own = {a.person_id: a.address for a in await Account.filter(request_id=exclude_request, state="active")
+           if a.person_id} if exclude_request else {}
     duplicates = await _open_duplicates(ids, extracted.kind, exclude_request)
     for row, person in enumerate(persons):
         found = per_person[row]
         found.extend(compare(person, entries.get(person.person_id), row, population))
         account = accounts.get(person.person_id)
-        if account and extracted.kind in NEW_KINDS:
+        if account and extracted.kind in NEW_KINDS and own.get(person.person_id) != account:
             found.append(Problem("account", "has_account", f"Người này đã có tài khoản {account}.",
                                  Severity.ERROR, row))
         elif not account and person.person_id and extracted.kind in SENSITIVE_KINDS:
@@ -117,7 +121,8 @@ async def check_request(extracted: ExtractedRequest, mail: IncomingMail, setting
         bases = {local_part(p, settings.naming.rule) for p in persons} - {""}
         taken = await _taken_addresses(bases, domain, exclude_request)
         addresses = propose_addresses(persons, population.value, settings.naming, taken)
-        persons = [p.with_(proposed_address=a) for p, a in zip(persons, addresses, strict=True)]
+        persons = [p.with_(proposed_address=own.get(p.person_id) or a)
+                   for p, a in zip(persons, addresses, strict=True)]
     elif extracted.kind in SENSITIVE_KINDS:
         persons = [p.with_(proposed_address=accounts.get(p.person_id, "")) for p in persons]
     sender_problems, flags, results = sender_findings(mail, extracted.kind, settings)

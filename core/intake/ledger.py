@@ -10,6 +10,7 @@ from email.policy import compat32
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from core.config import Settings
@@ -121,28 +122,35 @@ class MailLedger:
             await ImapCheckpoint.create(key=key, uidvalidity=uidvalidity, last_uid=last_uid, updated_at=now)
 
     async def report_health(self, channel: str, ok: bool, detail: str = "") -> None:
-        """Record a channel's health; after N failures in a row staff are alerted (audit + log)."""
+        """Record a channel's health; after N failures in a row staff are alerted once (audit + mail).
+
+        Counted with conditional updates, so jobs reporting at the same time neither lose a failure nor
+        both send the alert.
+        """
         now = self.clock.now()
-        row, _ = await ChannelHealth.get_or_create(channel=channel)
+        await ChannelHealth.bulk_create([ChannelHealth(channel=channel)], ignore_conflicts=True)
         if ok:
-            if not row.ok:
+            row = await ChannelHealth.get(channel=channel)
+            if await ChannelHealth.filter(channel=channel, ok=False).update(ok=True, failures=0, alerted=False,
+                                                                              last_ok_at=now):
                 await AuditEvent.create(at=now, actor="system", action="channel_recovered",
                                         detail={"channel": channel, "after_failures": row.failures})
-            row.ok, row.failures, row.alerted, row.last_ok_at = True, 0, False, now
-        else:
-            row.ok, row.failures, row.detail, row.last_error_at = False, row.failures + 1, detail[:2000], now
-            if row.failures >= self.alert_after_failures and not row.alerted:
-                row.alerted = True
-                log.error("channel %s keeps failing (%s times): %s", channel, row.failures, detail)
-                async with in_transaction() as conn:
-                    await AuditEvent.create(at=now, actor="system", action="channel_failing", using_db=conn,
-                                            detail={"channel": channel, "failures": row.failures,
-                                                    "error": detail[:500]})
-                    await self._alert_staff(conn, channel, row.failures, detail)
-                    await row.save(using_db=conn)
-                self.queue.wake()
-                return
-        await row.save()
+            else:
+                await ChannelHealth.filter(channel=channel).update(last_ok_at=now)
+            return
+        await ChannelHealth.filter(channel=channel).update(ok=False, failures=F("failures") + 1,
+                                                           detail=detail[:2000], last_error_at=now)
+        row = await ChannelHealth.get(channel=channel)
+        if row.failures < self.alert_after_failures or row.alerted:
+            return
+        async with in_transaction() as conn:
+            if not await ChannelHealth.filter(channel=channel, alerted=False).using_db(conn).update(alerted=True):
+                return  # another job sent the alert
+            log.error("channel %s keeps failing (%s times): %s", channel, row.failures, detail)
+            await AuditEvent.create(at=now, actor="system", action="channel_failing", using_db=conn,
+                                    detail={"channel": channel, "failures": row.failures, "error": detail[:500]})
+            await self._alert_staff(conn, channel, row.failures, detail)
+        self.queue.wake()
 
     async def _alert_staff(self, conn: BaseDBAsyncClient, channel: str, failures: int, detail: str) -> None:
         """Tell the technical staff by mail (queued with the audit entry, so it is sent once)."""

@@ -15,14 +15,14 @@ from tortoise.transactions import in_transaction
 
 from core.config import Settings
 from core.db import dialect, lock_for_transaction
-from core.domain import ExtractedRequest, IncomingMail, Kind, Severity
+from core.domain import ExtractedRequest, IncomingMail, Kind, Population, Severity
 from core.errors import InvalidTransition
 from core.intake.checks import Checked, check_request
 from core.intake.loops import may_auto_reply
 from core.intake.threading import request_number_from_subject, thread_keys
 from core.jobs import JobQueue
 from core.mailqueue import mail_context, queue_mail
-from core.models import AuditEvent, InboundMail, OutgoingMail, PendingSecret, Request, RequestPerson
+from core.models import AuditEvent, InboundMail, OutgoingMail, Request, RequestPerson
 from core.notify import enqueue_cards, enqueue_notice
 from core.ports import AnalysisTimeout, Clock, MailAnalyser
 from core.workflow import Event, State, deadline_for, next_deadline, transition
@@ -158,12 +158,16 @@ class IntakePipeline:
         form_kept = False
         if extracted is not None and extracted.persons:
             try:
+                if mail.from_addr.lower() != request.sender.lower():
+                    # Someone else in the thread (a colleague in Cc): their form is kept, not applied.
+                    raise InvalidTransition("not the requester")
                 decision = transition(state, Event.REPLY_WITH_FORM)
             except InvalidTransition:
-                form_kept = True  # provisioning or done: the people stay; the office is told below
+                form_kept = True  # provisioning or done, or not the requester: the office is told below
             else:
-                # The reply carries a corrected form: check it again and replace the people.
-                extracted = ExtractedRequest(Kind(request.kind), extracted.population, extracted.persons,
+                # The requester's corrected form: check it again (as the request's kind and population)
+                # and replace the people.
+                extracted = ExtractedRequest(Kind(request.kind), Population(request.population), extracted.persons,
                                              extracted.source, extracted.problems, extracted.unit)
                 checked = await check_request(extracted, mail, self.settings, exclude_request=request.id)
         version = request.version + 1
@@ -173,14 +177,14 @@ class IntakePipeline:
             changes["deadline"] = deadline
             changes["reminded_at"] = changes["escalated_at"] = None
         if checked is not None:
-            changes["problems"] = [p.to_json() for p in checked.problems]
+            changes.update(problems=[p.to_json() for p in checked.problems], flags=checked.flags,
+                           auth_results=checked.auth_results)
         try:
             async with in_transaction() as conn:
                 if not await Request.filter(id=request.id, version=request.version).using_db(conn).update(**changes):
                     raise _Raced
                 if checked is not None:
                     await RequestPerson.filter(request_id=request.id).using_db(conn).delete()
-                    await PendingSecret.filter(request_id=request.id).using_db(conn).delete()
                     await self._save_persons(conn, request.id, checked)
                 await self._finish(row, "processed", "reply", mail, conn, request.id, detail={
                     "from": mail.from_addr, "state": decision.state.value, "updated_form": checked is not None,
@@ -188,8 +192,9 @@ class IntakePipeline:
                 await enqueue_cards(conn, self.queue, request.id, version, decision.state)
                 notice = ""
                 if form_kept:
-                    notice = (f"✉️ <b>YC-{request.id}</b>: người gửi gửi phiếu mới khi yêu cầu đã/đang được thực "
-                              "hiện; phiếu mới không được áp dụng — xem thư trên trang quản trị.")
+                    notice = (f"✉️ <b>YC-{request.id}</b>: có phiếu mới trong thư trả lời nhưng không được áp dụng "
+                              "(yêu cầu đã/đang được thực hiện, hoặc người gửi không phải người đề nghị) — "
+                              "xem thư trên trang quản trị.")
                 elif decision.state != state:
                     what = "đã bổ sung thông tin" if state is State.NEED_INFO else "đã trả lời lại"
                     notice = f"✉️ <b>YC-{request.id}</b>: người gửi {what}; yêu cầu được mở lại để kiểm tra."
@@ -294,18 +299,27 @@ async def reprocess_mail(pipeline: IntakePipeline, mail_id: int) -> str:
         row = await InboundMail.get(id=mail_id)
         return row.outcome
     request = await Request.get(id=row.request_id)  # type: ignore[attr-defined]
+    if State(request.state) not in (State.RECEIVED, State.NEED_INFO):
+        # Once the office has decided, the people a decision was about are not swapped behind its back.
+        return f"unchanged (YC-{request.id} is {request.state})"
     analysis = await pipeline.analyser.analyse(bytes(row.content))
     if analysis.extracted is None or not analysis.extracted.persons:
         return "unchanged"
     extracted = analysis.extracted
-    extracted = ExtractedRequest(Kind(request.kind), extracted.population, extracted.persons,
+    extracted = ExtractedRequest(Kind(request.kind), Population(request.population), extracted.persons,
                                  extracted.source, extracted.problems, extracted.unit)
     checked = await check_request(extracted, analysis.mail, pipeline.settings, exclude_request=request.id)
-    async with in_transaction() as conn:
-        await RequestPerson.filter(request_id=request.id).using_db(conn).delete()
-        await pipeline._save_persons(conn, request.id, checked)
-        await Request.filter(id=request.id).using_db(conn).update(
-            problems=[p.to_json() for p in checked.problems], flags=checked.flags, updated_at=now)
-        await AuditEvent.create(at=now, actor="cli", action="request_rechecked", request_id=request.id,
-                                mail_id=mail_id, detail={"problems": _count_problems(checked)}, using_db=conn)
+    try:
+        async with in_transaction() as conn:
+            if not await Request.filter(id=request.id, version=request.version).using_db(conn).update(
+                    problems=[p.to_json() for p in checked.problems], flags=checked.flags,
+                    auth_results=checked.auth_results, updated_at=now, version=request.version + 1):
+                raise _Raced
+            await RequestPerson.filter(request_id=request.id).using_db(conn).delete()
+            await pipeline._save_persons(conn, request.id, checked)
+            await AuditEvent.create(at=now, actor="cli", action="request_rechecked", request_id=request.id,
+                                    mail_id=mail_id, detail={"problems": _count_problems(checked)}, using_db=conn)
+            await enqueue_cards(conn, pipeline.queue, request.id, request.version + 1, State(request.state))
+    except _Raced:
+        return "unchanged (the request changed meanwhile; run it again)"
     return "rechecked"

@@ -39,8 +39,9 @@ class ProvisionJob:
         self.box = box
 
     async def _password(self, request_id: int, row: int, who: str) -> tuple[str, str]:
-        # The person is part of the key: if the people were replaced, row 0 is someone else.
-        key = f"pw:{request_id}:{row}:{hashlib.sha256(who.encode()).hexdigest()[:16]}"
+        # Keyed by the person, not the row: a corrected list renumbers rows, and row 0 may be someone
+        # else; the same person keeps the password an earlier, interrupted run already set.
+        key = f"pw:{request_id}:{hashlib.sha256(who.encode()).hexdigest()[:24]}"
         secret = await PendingSecret.get_or_none(key=key)
         if secret is None:
             password = generate_password(self.settings.provisioning.password_length)
@@ -84,18 +85,17 @@ class ProvisionJob:
                             family_name=data.get("family_name", ""), request_id=request.id), password)
                     item["password_secret"] = key
                 accounts.append(item)
+            await self._finish(request, accounts)
         except ProvisionError as exc:
             if not exc.permanent and job.attempts < self.settings.jobs.max_attempts:
                 raise  # the worker retries with backoff
             await self._hand_back(request, exc.message)
-            return
         except Exception as exc:
             if job.attempts < self.settings.jobs.max_attempts:
                 raise
             # Out of attempts: never leave the request stuck in "provisioning" with no button left.
             await self._hand_back(request, f"Lỗi hệ thống khi thực hiện: {type(exc).__name__}")
             raise PermanentJobError(str(exc)) from exc
-        await self._finish(request, accounts)
 
     async def _leave_provisioning(self, conn: Any, request: Request, state: State, **changes: Any) -> int | None:
         """Move the request out of provisioning; the new version, or None when it has left already.

@@ -55,12 +55,14 @@ class LocalProvisioner:
             # account this very request created on an earlier run. Anything else would hand someone
             # else's mailbox to the requester.
             same_person = bool(existing.person_id) and existing.person_id == spec.person_id
-            same_request = existing.request_id is not None and existing.request_id == spec.request_id
+            same_request = (existing.request_id is not None and existing.request_id == spec.request_id
+                            and (not existing.person_id or not spec.person_id or same_person))
             if not (same_person or same_request):
                 owner = f" ({existing.person_id})" if existing.person_id else ""
                 raise ProvisionError(f"Địa chỉ {spec.address} đã thuộc về người khác{owner}.", permanent=True)
             await Account.filter(id=existing.id).update(state="active", password_hash=await _hash(password),
-                                                        full_name=spec.full_name, updated_at=now)
+                                                        full_name=spec.full_name, updated_at=now,
+                                                        person_id=existing.person_id or spec.person_id)
             return "linked"
         await Account.create(address=spec.address, population=spec.population, person_id=spec.person_id,
                              full_name=spec.full_name, state="active", created_at=now, updated_at=now,

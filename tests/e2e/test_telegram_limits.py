@@ -185,3 +185,52 @@ async def test_a_chat_that_keeps_failing_is_reported_to_staff_and_its_recovery_n
     assert (await ChannelHealth.get(channel="telegram")).ok
     assert await AuditEvent.filter(action="channel_recovered").count() == 1
     assert len(fake.bot_messages(OFFICE)) == 1
+
+
+async def test_a_card_another_worker_is_posting_makes_the_job_come_back_not_finish(start: Any) -> None:
+    from core.jobs import RetryLater
+    from core.models import Job
+
+    fake = FakeTelegram(chat_limit=None, group_limit=None)
+    app = await start(fake, rate_chat_seconds=0.0)
+    app.worker.stop()
+    now = app.clock.now()
+    request = await Request.create(kind="new_account", population="student", state="received", sender="a@b.c",
+                                   received_at=now, deadline=now + timedelta(hours=24), updated_at=now)
+    await ChatCard.create(surface="telegram", chat=str(OFFICE), request_id=request.id, message_ref="?live-worker",
+                          audience="office", version=0, updated_at=now - timedelta(seconds=65))  # past the lease
+    job = Job(kind="refresh_cards", key="k", payload={"request_id": request.id, "post_to": []})
+    with pytest.raises(RetryLater):
+        await app.chats.refresh_cards(job)
+    assert not fake.bot_messages(OFFICE)  # the other worker may still post it: no second card
+
+
+async def test_a_person_who_never_started_the_bot_is_not_a_failing_channel(start: Any) -> None:
+    from core.jobs import PermanentJobError
+    from core.models import ChannelHealth, Job
+
+    fake = FakeTelegram(chat_limit=None, group_limit=None)
+    app = await start(fake, rate_chat_seconds=0.0)
+    app.worker.stop()
+    staff = await Staff.create(name="GV", telegram_id=777, roles=["office"], created_at=app.clock.now())
+    fake.block_chat(777)
+    job = Job(kind="chat_notice", key="n", payload={"audience": f"staff:{staff.id}", "text": "Đến lượt ký"})
+    with pytest.raises(PermanentJobError):
+        await app.chats.notice(job)
+    assert not await ChannelHealth.filter(channel="telegram", ok=False).exists()
+
+
+async def test_a_channel_marked_failing_before_a_restart_recovers_on_the_first_success(start: Any) -> None:
+    from core.models import ChannelHealth, Job
+
+    fake = FakeTelegram(chat_limit=None, group_limit=None)
+    app = await start(fake, rate_chat_seconds=0.0)
+    app.worker.stop()
+    await ChannelHealth.create(channel="telegram", ok=False, failures=5, alerted=True)
+    now = app.clock.now()
+    request = await Request.create(kind="new_account", population="student", state="received", sender="a@b.c",
+                                   received_at=now, deadline=now + timedelta(hours=24), updated_at=now)
+    await app.chats.refresh_cards(Job(kind="refresh_cards", key="k",
+                                      payload={"request_id": request.id, "post_to": ["office"]}))
+    health = await ChannelHealth.get(channel="telegram")
+    assert health.ok and not health.alerted and health.failures == 0
