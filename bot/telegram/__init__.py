@@ -53,6 +53,10 @@ class TelegramBot:
         if not token:
             raise ConfigError(f"[telegram] bật nhưng biến môi trường {tg.token_env} chưa có mã bot.",
                               code="config_telegram")
+        if tg.mode == "webhook" and not settings.secret(tg.webhook_secret_env):
+            # Without the secret anyone who finds the URL could post updates in a staff member's name.
+            raise ConfigError(f"[telegram] mode = \"webhook\" cần bí mật trong biến môi trường "
+                              f"{tg.webhook_secret_env}.", code="config_telegram")
         session = AiohttpSession(api=TelegramAPIServer.from_base(tg.api_server)) if tg.api_server else None
         self.settings = settings
         self.bot = Bot(token, session=session, default=DefaultBotProperties(parse_mode="HTML"))

@@ -396,3 +396,14 @@ async def test_login_sends_a_one_time_web_link_in_private_only(bot: Bot) -> None
     bot.fake.inject_message(STRANGER, STRANGER, "/login")
     await bot.card(STRANGER, "chưa được cấp quyền")
     assert await AuditEvent.filter(action="web_login_link").count() == 1
+
+
+def test_webhook_mode_refuses_to_start_without_a_secret(settings_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.telegram import TelegramBot
+    from core.errors import ConfigError
+
+    monkeypatch.setenv("EDUDESK_TELEGRAM_TOKEN", "123456:TEST-TOKEN")
+    monkeypatch.delenv("EDUDESK_TELEGRAM_WEBHOOK_SECRET", raising=False)
+    settings = settings_factory(telegram={"enabled": True, "mode": "webhook", "webhook_url": "https://x/y"})
+    with pytest.raises(ConfigError, match="EDUDESK_TELEGRAM_WEBHOOK_SECRET"):
+        TelegramBot(settings, None, None)  # type: ignore[arg-type]
