@@ -3,6 +3,7 @@ is told (escalation). Run every minute by the supervisor; tests call `send_remin
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from tortoise.transactions import in_transaction
@@ -65,8 +66,6 @@ async def send_reminders(settings: Settings, clock: Clock, queue: JobQueue) -> t
 
 async def watch_deadlines(settings: Settings, clock: Clock, queue: JobQueue) -> None:
     """For the supervisor: check deadlines every `[chat].overdue_check_seconds`."""
-    import asyncio
-
     while True:
         await send_reminders(settings, clock, queue)
         await asyncio.sleep(settings.chat.overdue_check_seconds)

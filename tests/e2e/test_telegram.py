@@ -16,6 +16,7 @@ import pytest
 from core.domain import Population
 from core.models import AuditEvent, ChatCard, Request, Staff
 from core.overdue import send_reminders
+from core.ports import FakeClock
 from core.registry import import_registry
 from main import App
 from tests.conftest import wait_until
@@ -237,28 +238,21 @@ async def test_typed_reason_for_more_information(bot: Bot) -> None:
                                         for m in bot.fake.bot_messages(OFFICE_CHAT)))
 
 
-async def test_overdue_reminder_then_escalation_to_the_head(bot: Bot, clock_app: Any = None) -> None:
+async def test_overdue_reminder_then_escalation_to_the_head(bot: Bot) -> None:
     await bot.mail_in(student_form_mail(message_id="<tg-late@gmail.com>"))
     await bot.card(OFFICE_CHAT, "Nguyễn Văn An")
     request = await Request.get()
     assert request.deadline is not None
-    later = _Clock(request.deadline + timedelta(minutes=5))
+    later = FakeClock(request.deadline + timedelta(minutes=5))
     assert await send_reminders(bot.app.settings, later, bot.app.queue) == (1, 0)
     assert await send_reminders(bot.app.settings, later, bot.app.queue) == (0, 0)  # once per step
     await bot.card(OFFICE_CHAT, "đã quá hạn")
-    later = _Clock(request.deadline + timedelta(hours=bot.app.settings.chat.escalate_after_hours, minutes=1))
+    later.advance(timedelta(hours=bot.app.settings.chat.escalate_after_hours, minutes=-4))
     assert await send_reminders(bot.app.settings, later, bot.app.queue) == (0, 1)
     notice = await bot.card(HEAD_CHAT, f"YC-{request.id}")
     assert any(b.get("text") == "👤 Giao lại" for b in notice.buttons())
     assert await AuditEvent.filter(action="request_escalated").count() == 1
 
-
-class _Clock:
-    def __init__(self, now: Any) -> None:
-        self._now = now
-
-    def now(self) -> Any:
-        return self._now
 
 
 async def test_commands_answer_staff_and_refuse_strangers(bot: Bot) -> None:

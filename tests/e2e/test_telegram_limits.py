@@ -60,6 +60,13 @@ async def burst_of_requests(app: App, n: int) -> None:
     app.queue.wake()
 
 
+async def one_request(app: App) -> Request:
+    """A new request with no card yet (the card jobs are run by hand in these tests)."""
+    now = app.clock.now()
+    return await Request.create(kind="new_account", population="student", state="received", sender="a@b.c",
+                                received_at=now, deadline=now + timedelta(hours=24), updated_at=now)
+
+
 async def test_a_burst_of_300_cards_to_the_office_group_gets_no_429(start: Any) -> None:
     # Telegram's group limit (20 per minute) scaled 100x in time on both sides; the overall limit is real.
     fake = FakeTelegram(global_limit=(30, 1.0), chat_limit=None, group_limit=(20, 0.6))
@@ -134,9 +141,7 @@ async def test_two_workers_refreshing_one_request_post_its_card_once(start: Any)
     fake = FakeTelegram(chat_limit=None, group_limit=None)
     app = await start(fake, rate_chat_seconds=0.0)
     app.worker.stop()  # drive the handlers by hand
-    now = app.clock.now()
-    request = await Request.create(kind="new_account", population="student", state="received", sender="a@b.c",
-                                   received_at=now, deadline=now + timedelta(hours=24), updated_at=now)
+    request = await one_request(app)
     other = ChatHub(app.settings, app.clock)  # another replica: its own in-process lock, same database
     other.add(app.telegram.chat, app.telegram.chats())
     job = Job(kind="refresh_cards", key="k", payload={"request_id": request.id, "post_to": ["office"]})
@@ -157,11 +162,9 @@ async def test_a_card_claimed_by_a_worker_that_died_is_posted_after_the_claim_ti
     fake = FakeTelegram(chat_limit=None, group_limit=None)
     app = await start(fake, rate_chat_seconds=0.0)
     app.worker.stop()
-    now = app.clock.now()
-    request = await Request.create(kind="new_account", population="student", state="received", sender="a@b.c",
-                                   received_at=now, deadline=now + timedelta(hours=24), updated_at=now)
+    request = await one_request(app)
     await ChatCard.create(surface="telegram", chat=str(OFFICE), request_id=request.id, message_ref="?dead-worker",
-                          audience="office", version=0, updated_at=now - timedelta(minutes=3))
+                          audience="office", version=0, updated_at=app.clock.now() - timedelta(minutes=3))
     job = Job(kind="refresh_cards", key="k", payload={"request_id": request.id, "post_to": ["office"]})
     await app.chats.refresh_cards(job)
     assert len(fake.bot_messages(OFFICE)) == 1
@@ -174,9 +177,7 @@ async def test_a_chat_that_keeps_failing_is_reported_to_staff_and_its_recovery_n
     fake = FakeTelegram(chat_limit=None, group_limit=None)
     app = await start(fake, rate_chat_seconds=0.0)
     app.worker.stop()
-    now = app.clock.now()
-    request = await Request.create(kind="new_account", population="student", state="received", sender="a@b.c",
-                                   received_at=now, deadline=now + timedelta(hours=24), updated_at=now)
+    request = await one_request(app)
     job = Job(kind="refresh_cards", key="k", payload={"request_id": request.id, "post_to": ["office"]})
     fake.block_chat(OFFICE)  # the bot was removed from the office group
     for _ in range(3):
@@ -200,11 +201,9 @@ async def test_a_card_another_worker_is_posting_makes_the_job_come_back_not_fini
     fake = FakeTelegram(chat_limit=None, group_limit=None)
     app = await start(fake, rate_chat_seconds=0.0)
     app.worker.stop()
-    now = app.clock.now()
-    request = await Request.create(kind="new_account", population="student", state="received", sender="a@b.c",
-                                   received_at=now, deadline=now + timedelta(hours=24), updated_at=now)
+    request = await one_request(app)
     await ChatCard.create(surface="telegram", chat=str(OFFICE), request_id=request.id, message_ref="?live-worker",
-                          audience="office", version=0, updated_at=now - timedelta(seconds=65))  # past the lease
+                          audience="office", version=0, updated_at=app.clock.now() - timedelta(seconds=65))
     job = Job(kind="refresh_cards", key="k", payload={"request_id": request.id, "post_to": []})
     with pytest.raises(RetryLater):
         await app.chats.refresh_cards(job)
@@ -233,9 +232,7 @@ async def test_a_channel_marked_failing_before_a_restart_recovers_on_the_first_s
     app = await start(fake, rate_chat_seconds=0.0)
     app.worker.stop()
     await ChannelHealth.create(channel="telegram", ok=False, failures=5, alerted=True)
-    now = app.clock.now()
-    request = await Request.create(kind="new_account", population="student", state="received", sender="a@b.c",
-                                   received_at=now, deadline=now + timedelta(hours=24), updated_at=now)
+    request = await one_request(app)
     await app.chats.refresh_cards(Job(kind="refresh_cards", key="k",
                                       payload={"request_id": request.id, "post_to": ["office"]}))
     health = await ChannelHealth.get(channel="telegram")
