@@ -185,10 +185,97 @@ class ChatSettings:
 
 
 @dataclass(frozen=True)
+class PopulationBackends:
+    staff: str = ""    # "" = [provisioning].backend
+    student: str = ""
+
+
+@dataclass(frozen=True)
+class LocalBackendSettings:
+    passwd_file: str = ""  # optional Dovecot passwd-file kept in step with the local accounts
+
+
+@dataclass(frozen=True)
+class DovecotBackendSettings:
+    passwd_file: str = "{data_dir}/dovecot/users"
+    scheme: str = "SHA512-CRYPT"  # password scheme written into the passwd-file
+    mail_home: str = "{data_dir}/dovecot/home/%d/%n"  # home directory template (Dovecot variables)
+
+
+@dataclass(frozen=True)
+class LdapBackendSettings:
+    url: str = "ldap://127.0.0.1:389"
+    flavour: str = "openldap"  # "openldap" (inetOrgPerson) or "ad" (Active Directory)
+    bind_dn: str = ""
+    bind_password_env: str = "EDUDESK_LDAP_PASSWORD"
+    staff_base: str = "ou=staff,dc=example,dc=edu,dc=vn"
+    student_base: str = "ou=students,dc=example,dc=edu,dc=vn"
+    object_classes: tuple[str, ...] = ("inetOrgPerson",)
+    rdn_attribute: str = "uid"
+    login_attribute: str = "uid"        # local part of the address goes here (AD: sAMAccountName)
+    mail_attribute: str = "mail"
+    person_id_attribute: str = "employeeNumber"
+    key_attribute: str = "description"  # edudesk's idempotency key is kept here
+    ca_file: str = ""                   # CA of the server's certificate for ldaps:// or StartTLS
+    start_tls: bool = False
+    pool_size: int = 4
+    timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class GoogleBackendSettings:
+    credentials_env: str = "EDUDESK_GOOGLE_CREDENTIALS"  # service-account JSON (the text, or a file path)
+    admin_subject: str = ""     # the super-admin the service account acts for (domain-wide delegation)
+    customer: str = "my_customer"
+    api_url: str = "https://admin.googleapis.com"
+    token_url: str = ""         # "" = token_uri of the service-account file
+    staff_org_unit: str = "/Staff"
+    student_org_unit: str = "/Students"
+    max_retries: int = 6
+    backoff_initial_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class MicrosoftBackendSettings:
+    tenant_id: str = ""
+    client_id: str = ""
+    client_secret_env: str = "EDUDESK_GRAPH_CLIENT_SECRET"
+    graph_url: str = "https://graph.microsoft.com"
+    login_url: str = "https://login.microsoftonline.com"
+    usage_location: str = "VN"
+    max_retries: int = 6
+
+
+@dataclass(frozen=True)
+class MailcowBackendSettings:
+    url: str = ""
+    api_key_env: str = "EDUDESK_MAILCOW_API_KEY"
+    quota_mb: int = 1024
+
+
+@dataclass(frozen=True)
 class ProvisioningSettings:
     backend: str = "local"
+    populations: PopulationBackends = field(default_factory=PopulationBackends)
     password_length: int = 12
+    force_change: bool = True
+    delivery: str = "link"           # "link" (one-time web link) or "mail" (password inside the result mail)
+    link_hours: float = 72.0
     login_url: str = ""
+    progress_every: int = 25
+    delete_grace_days: float = 30.0
+    list_password_env: str = ""
+    local: LocalBackendSettings = field(default_factory=LocalBackendSettings)
+    dovecot: DovecotBackendSettings = field(default_factory=DovecotBackendSettings)
+    ldap: LdapBackendSettings = field(default_factory=LdapBackendSettings)
+    google: GoogleBackendSettings = field(default_factory=GoogleBackendSettings)
+    microsoft: MicrosoftBackendSettings = field(default_factory=MicrosoftBackendSettings)
+    mailcow: MailcowBackendSettings = field(default_factory=MailcowBackendSettings)
+
+    def backend_for(self, population: str) -> str:
+        """The backend that holds a population's accounts ("staff" or "student")."""
+        chosen = self.populations.staff if population == "staff" else self.populations.student
+        return chosen or self.backend
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,11 @@ class RequestPerson(Model):
     proposed_address = fields.CharField(max_length=320, default="", db_index=True)
     data: fields.JSONField[dict[str, Any]] = fields.JSONField()  # Person.to_json()
     problems: fields.JSONField[list[Any]] = fields.JSONField(default=list)
+    # Provisioning, per row (a bulk list resumes after a crash and retries only failed rows):
+    outcome = fields.CharField(max_length=16, default="")  # "" (not yet), "done", "failed"
+    result = fields.CharField(max_length=16, default="")  # created, linked, reset, suspended, deleted, absent
+    final_address = fields.CharField(max_length=320, default="")  # may differ from the proposed one (taken)
+    outcome_detail = fields.CharField(max_length=500, default="")  # the backend's refusal, for staff
 
     class Meta:
         table = "request_person"
@@ -111,14 +116,56 @@ class Account(Model):
     population = fields.CharField(max_length=16)
     person_id = fields.CharField(max_length=64, default="", db_index=True)
     full_name = fields.CharField(max_length=300, default="")
+    # "pending" (a create in flight: written before the backend is called, so a re-run finds its own
+    # address), "active", "suspended", "deleted" (the address is never given again), "foreign" (held
+    # in the backend by someone edudesk did not create).
     state = fields.CharField(max_length=16, default="active")
     created_at = fields.DatetimeField()
     password_hash = fields.CharField(max_length=300, default="")  # local directory only: scrypt, never clear
     request_id = fields.BigIntField(null=True)  # the request that created or last changed it
     updated_at = fields.DatetimeField(null=True)
+    backend = fields.CharField(max_length=32, default="local")
+    key = fields.CharField(max_length=200, null=True, unique=True)  # idempotency key of the create
+    suspended_at = fields.DatetimeField(null=True)
+    delete_after = fields.DatetimeField(null=True, db_index=True)  # suspended: deleted after the grace period
 
     class Meta:
         table = "account"
+
+
+class AccountLog(Model):
+    """The account log (the procedures' CreateEmail log): every change made in a directory. Never a password."""
+
+    id = fields.BigIntField(primary_key=True)
+    at = fields.DatetimeField(db_index=True)
+    action = fields.CharField(max_length=16)  # create, link, reset, suspend, delete, taken
+    address = fields.CharField(max_length=320, db_index=True)
+    full_name = fields.CharField(max_length=300, default="")
+    person_id = fields.CharField(max_length=64, default="")
+    backend = fields.CharField(max_length=32)
+    request_id = fields.BigIntField(null=True, db_index=True)
+    approved_by = fields.CharField(max_length=200, default="")
+    executed_by = fields.CharField(max_length=200, default="")
+    ok = fields.BooleanField(default=True)
+    answer = fields.CharField(max_length=500, default="")  # the backend's answer ("created", an error text)
+
+    class Meta:
+        table = "account_log"
+
+
+class PasswordLink(Model):
+    """A one-time link to the web console that shows generated passwords once, then expires."""
+
+    token_hash = fields.CharField(max_length=64, primary_key=True)  # sha256 of the token in the link
+    request_id = fields.BigIntField(db_index=True)
+    recipient = fields.CharField(max_length=320)
+    secret_keys: fields.JSONField[list[str]] = fields.JSONField(default=list)  # PendingSecret keys shown
+    created_at = fields.DatetimeField()
+    expires_at = fields.DatetimeField()
+    opened_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "password_link"
 
 
 class AuditEvent(Model):

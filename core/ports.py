@@ -116,17 +116,36 @@ class ChatPort(Protocol):
 
 
 class ProvisionError(Exception):
-    """The directory refused a change; `permanent` ones go back to technical staff at once."""
+    """The directory refused a change; `permanent` ones go back to technical staff at once.
 
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
+    `retry_after` (seconds) is the backend's own hint (Retry-After, a quota window) for transient ones.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.permanent = permanent
+        self.retry_after = retry_after
+
+
+class AddressTaken(ProvisionError):
+    """The address is held by someone else (made outside edudesk, or in a soft-delete window).
+
+    The provisioning job then takes the next free suffix; it is never an error shown to staff by itself.
+    """
+
+    def __init__(self, address: str, detail: str = "") -> None:
+        super().__init__(f"Địa chỉ {address} đã có người dùng{': ' + detail if detail else ''}.", permanent=True)
+        self.address = address
 
 
 @dataclass(frozen=True)
 class AccountSpec:
-    """An account to create in the school's directory."""
+    """An account to create in the school's directory.
+
+    `key` is the idempotency key (one per request and person): a backend that can store it with the
+    entry does, and an entry found under the same key is this very account, made by an earlier run.
+    """
 
     address: str
     full_name: str
@@ -135,27 +154,63 @@ class AccountSpec:
     given_name: str = ""
     family_name: str = ""
     request_id: int | None = None  # the request asking for it (a re-run of that request may link it)
+    key: str = ""
+    force_change: bool = True  # ask for a new password at first sign-in, where the backend can
+
+
+@dataclass(frozen=True)
+class DirectoryEntry:
+    """What a backend holds under an address.
+
+    `state` is "active", "suspended", or "deleted" (soft-deleted, the address still held: Microsoft's
+    30 days, Google's undelete window). `key` and `person_id` are what edudesk stored with it, if anything.
+    """
+
+    address: str
+    state: str
+    key: str = ""
+    person_id: str = ""
+    backend_id: str = ""
+    full_name: str = ""
+
+    def owned_by(self, key: str, person_id: str) -> bool:
+        """Whether this entry is the account of that request key or that person (safe to link)."""
+        return bool(key and self.key == key) or bool(person_id and self.person_id == person_id)
 
 
 class Provisioner(Protocol):
-    """Creates, resets and removes accounts in a directory (local, LDAP/AD, Google, Microsoft).
+    """Creates, resets, suspends and removes accounts in a directory (local, Dovecot, LDAP/AD, Google,
+    Microsoft 365, mailcow).
 
-    Every call is idempotent: creating an account that exists for the same person links it and sets the
-    password; deleting an absent account succeeds. Passwords are never logged.
+    Every call is idempotent: creating an account that exists under the same key or for the same person
+    links it and sets the password; an address held by anyone else raises `AddressTaken`; suspending or
+    deleting an absent account answers "absent". Passwords are never logged.
     """
 
     name: str
 
-    async def create(self, spec: AccountSpec, password: str) -> str:
-        """Create (or link) the account; returns "created" or "linked"."""
+    async def lookup(self, address: str) -> DirectoryEntry | None:
+        """The entry under this address (also a soft-deleted one), or None when the address is free."""
         ...
 
-    async def reset_password(self, address: str, password: str) -> None:
-        """Set a new password; raises ProvisionError(permanent=True) when the account does not exist."""
+    async def create(self, spec: AccountSpec, password: str) -> str:
+        """Create (or link) the account; returns "created" or "linked"; raises AddressTaken."""
+        ...
+
+    async def reset_password(self, address: str, password: str, *, force_change: bool = True) -> None:
+        """Set a new password (and re-enable the account); ProvisionError(permanent=True) when absent."""
+        ...
+
+    async def suspend(self, address: str) -> str:
+        """Disable sign-in, keep the data; returns "suspended" or "absent"."""
         ...
 
     async def delete(self, address: str) -> str:
         """Remove the account; returns "deleted" or "absent"."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections (HTTP sessions, LDAP binds)."""
         ...
 
 

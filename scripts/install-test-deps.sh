@@ -6,9 +6,10 @@
 set -euo pipefail
 
 # chromium: the web console tests drive it headless through Playwright (no browser download).
-PACKAGES=(dovecot-imapd dovecot-core chromium)
+# slapd + ldap-utils: the LDAP provisioning tests start a private OpenLDAP (slapadd, slaptest).
+PACKAGES=(dovecot-imapd dovecot-core chromium slapd ldap-utils)
 # System services that belong to the packages above; stopped again if something started them.
-SERVICES=(dovecot)
+SERVICES=(dovecot slapd)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

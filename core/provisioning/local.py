@@ -9,7 +9,8 @@ import hmac
 import secrets
 
 from core.models import Account
-from core.ports import AccountSpec, Clock, ProvisionError
+from core.config import Settings
+from core.ports import AccountSpec, AddressTaken, Clock, DirectoryEntry, ProvisionError
 
 _N, _R, _P = 2**14, 8, 1
 
@@ -46,39 +47,66 @@ class LocalProvisioner:
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
 
+    async def lookup(self, address: str) -> DirectoryEntry | None:
+        """The account row under this address (a pending one too: its address is reserved)."""
+        row = await Account.get_or_none(address=address)
+        if row is None or row.state == "foreign":
+            return None
+        state = "active" if row.state == "pending" else row.state
+        return DirectoryEntry(address=row.address, state=state, key=row.key or "", person_id=row.person_id,
+                              backend_id=str(row.id), full_name=row.full_name)
+
     async def create(self, spec: AccountSpec, password: str) -> str:
-        """Create the account, or link the one that exists for the same person (a retried job)."""
+        """Create the account, or link the one that exists for the same key or person (a retried job)."""
         now = self.clock.now()
         existing = await Account.get_or_none(address=spec.address)
         if existing is not None:
-            # Linking resets the password: only for the same person (both IDs known and equal), or the
-            # account this very request created on an earlier run. Anything else would hand someone
-            # else's mailbox to the requester.
-            same_person = bool(existing.person_id) and existing.person_id == spec.person_id
-            same_request = (existing.request_id is not None and existing.request_id == spec.request_id
-                            and (not existing.person_id or not spec.person_id or same_person))
-            if not (same_person or same_request):
+            # Linking resets the password: only for the same key (the row the job reserved, or an earlier
+            # run of this request) or the same person (both IDs known and equal). Anything else would hand
+            # someone else's mailbox to the requester.
+            entry = DirectoryEntry(address=existing.address, state=existing.state, key=existing.key or "",
+                                   person_id=existing.person_id)
+            if existing.state == "deleted" or not entry.owned_by(spec.key, spec.person_id):
                 owner = f" ({existing.person_id})" if existing.person_id else ""
-                raise ProvisionError(f"Địa chỉ {spec.address} đã thuộc về người khác{owner}.", permanent=True)
-            await Account.filter(id=existing.id).update(state="active", password_hash=await _hash(password),
-                                                        full_name=spec.full_name, updated_at=now,
-                                                        person_id=existing.person_id or spec.person_id)
-            return "linked"
+                raise AddressTaken(spec.address, f"thuộc về người khác{owner}")
+            fresh = existing.state == "pending"
+            await Account.filter(id=existing.id).update(
+                state="active", password_hash=await _hash(password), full_name=spec.full_name, updated_at=now,
+                person_id=existing.person_id or spec.person_id, suspended_at=None, delete_after=None)
+            return "created" if fresh else "linked"
         await Account.create(address=spec.address, population=spec.population, person_id=spec.person_id,
                              full_name=spec.full_name, state="active", created_at=now, updated_at=now,
-                             request_id=spec.request_id,
+                             request_id=spec.request_id, key=spec.key or None, backend=self.name,
                              password_hash=await _hash(password))
         return "created"
 
-    async def reset_password(self, address: str, password: str) -> None:
-        """Set a new password on an active account."""
-        updated = await Account.filter(address=address, state="active").update(
-            password_hash=await _hash(password), updated_at=self.clock.now())
+    async def reset_password(self, address: str, password: str, *, force_change: bool = True) -> None:
+        """Set a new password on an active or suspended account (a reset re-enables it)."""
+        updated = await Account.filter(address=address, state__in=["active", "suspended"]).update(
+            state="active", password_hash=await _hash(password), updated_at=self.clock.now(),
+            suspended_at=None, delete_after=None)
         if not updated:
             raise ProvisionError(f"Không có tài khoản {address} đang hoạt động.", permanent=True)
 
+    async def suspend(self, address: str) -> str:
+        """Refuse sign-in from now on; the password hash is dropped, the row kept."""
+        now = self.clock.now()
+        updated = await Account.filter(address=address, state="active").update(
+            state="suspended", password_hash="", updated_at=now, suspended_at=now)
+        if updated:
+            return "suspended"
+        return "suspended" if await Account.exists(address=address, state="suspended") else "absent"
+
     async def delete(self, address: str) -> str:
         """Mark the account deleted (kept for the audit trail; the address stays taken)."""
-        updated = await Account.filter(address=address).exclude(state="deleted").update(
-            state="deleted", password_hash="", updated_at=self.clock.now())
+        updated = await Account.filter(address=address).exclude(state__in=["deleted", "foreign"]).update(
+            state="deleted", password_hash="", updated_at=self.clock.now(), delete_after=None)
         return "deleted" if updated else "absent"
+
+    async def close(self) -> None:
+        """Nothing to release: the database belongs to the app."""
+
+
+def build(settings: Settings, clock: Clock) -> LocalProvisioner:
+    """The local directory of `[provisioning.local]`."""
+    return LocalProvisioner(clock)
