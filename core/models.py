@@ -159,7 +159,10 @@ class PasswordLink(Model):
     token_hash = fields.CharField(max_length=64, primary_key=True)  # sha256 of the token in the link
     request_id = fields.BigIntField(db_index=True)
     recipient = fields.CharField(max_length=320)
-    secret_keys: fields.JSONField[list[str]] = fields.JSONField(default=list)  # PendingSecret keys shown
+    # [{"full_name", "address", "password_secret"}]: what the page shows; the PendingSecret rows are
+    # deleted once it has been shown.
+    accounts: fields.JSONField[list[dict[str, str]]] = fields.JSONField(default=list)
+    is_list = fields.BooleanField(default=False)  # a unit's list: the page hands out an .xlsx
     created_at = fields.DatetimeField()
     expires_at = fields.DatetimeField()
     opened_at = fields.DatetimeField(null=True)
