@@ -22,8 +22,9 @@ from core.intake.pipeline import IntakePipeline
 from core.jobs import JobQueue, JobWorker
 from core.overdue import watch_deadlines
 from core.ports import Clock, MailSender, Provisioner, SystemClock
-from core.provisioning import make_provisioner
+from core.provisioning import Directories
 from core.provisioning.job import ProvisionJob
+from core.provisioning.removal import DeleteAccountJob
 from core.secrets import load_secret_box
 from core.services import RequestService
 from core.supervisor import Supervisor
@@ -53,12 +54,13 @@ class App:
         self.delivery = MailDelivery(settings, self.clock, mail_sender or make_mail_sender(settings),
                                      TEMPLATES / "email", self.box)
         self.services = RequestService(settings, self.clock, self.queue)
-        self.provisioner = provisioner or make_provisioner(settings, self.clock)
-        self.provisioning = ProvisionJob(settings, self.clock, self.queue, self.provisioner, self.box)
+        self.directories = Directories(settings, self.clock, fixed=provisioner)
+        self.provisioning = ProvisionJob(settings, self.clock, self.queue, self.directories, self.box)
         self.chats = ChatHub(settings, self.clock, self.ledger.report_health)
         self.worker = JobWorker(self.queue, {
             "process_mail": self._process_mail, "send_mail": self.delivery, "provision": self.provisioning,
             "refresh_cards": self.chats.refresh_cards, "chat_notice": self.chats.notice,
+            "delete_account": DeleteAccountJob(self.clock, self.directories),
         })
         self.smtp = SmtpIntake(self.ledger, settings.smtpd) if settings.smtpd.enabled else None
         self.web = WebConsole(settings, self.clock, self.services) if settings.web.enabled else None
@@ -82,6 +84,7 @@ class App:
         self.analyser.close()
         if self.telegram is not None:
             await self.telegram.close()
+        await self.directories.close()
         await close_database(self._db)
 
     def supervisor(self) -> Supervisor:

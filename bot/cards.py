@@ -130,13 +130,23 @@ def render_text(view: RequestView, settings: Settings, now: datetime, page: int 
                      or (p.data or {}).get("staff_id", ""), "findings": _findings(p)} for i, p in enumerate(shown)],
         "total": len(view.persons), "with_problems": with_problems, "page": page + 1, "pages": pages,
         "problems": [x for x in r.problems or [] if x.get("severity") != "info"],
-        "flags": r.flags or [], "assignee": view.assignee,
+        "flags": r.flags or [], "assignee": view.assignee, "progress": _progress(view),
         "history": [{"who": e.actor.split(" (")[0], "label": e.detail.get("label", e.action),
                      "reason": e.detail.get("reason", ""), "error": e.detail.get("error", ""),
                      "when": local_time(e.at, tz)} for e in view.events],
     }
     text = _env.get_template(f"request.{lang}.html.j2").render(context).strip()
     return _fit(text)
+
+
+def _progress(view: RequestView) -> dict[str, int] | None:
+    """Rows done and failed in the directory ("312/500"), once provisioning has started."""
+    done = sum(1 for p in view.persons if p.outcome == "done")
+    failed = sum(1 for p in view.persons if p.outcome == "failed")
+    if not done and not failed and view.request.state != State.PROVISIONING.value:
+        return None
+    renamed = sum(1 for p in view.persons if p.final_address and p.final_address != p.proposed_address)
+    return {"done": done, "failed": failed, "renamed": renamed}
 
 
 def _capitalised(text: str) -> str:

@@ -263,6 +263,7 @@ class ProvisioningSettings:
     link_hours: float = 72.0
     login_url: str = ""
     progress_every: int = 25
+    concurrency: int = 8
     delete_grace_days: float = 30.0
     list_password_env: str = ""
     local: LocalBackendSettings = field(default_factory=LocalBackendSettings)

@@ -1,14 +1,18 @@
 """The `provision` job: carry out an approved request in the directory, then tell the requester.
 
 Safe to re-run after a crash at any point: each person's password is generated once and kept sealed
-(`PendingSecret`) until the result mail is sent, and every provisioner call is idempotent, so a retry
-sets the same password on the same account and queues the same mail (one per key).
+(`PendingSecret`), each address is journalled before the back end is called (`rows.RowRunner`), and rows
+already done are skipped, so a re-run of a 500-student list carries on where it stopped, makes no second
+account and sends one mail. Rows a back end refuses are listed on the card and retried by the next run.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
+import time
+from datetime import timedelta
 from typing import Any
 
 from tortoise.expressions import F
@@ -20,25 +24,30 @@ from core.jobs import JobQueue, PermanentJobError
 from core.mailqueue import mail_context, queue_mail
 from core.models import AuditEvent, Job, PendingSecret, Request, RequestPerson
 from core.notify import enqueue_cards
-from core.ports import AccountSpec, Clock, Provisioner, ProvisionError
+from core.ports import Clock, Provisioner, ProvisionError
+from core.provisioning import Directories
+from core.provisioning.rows import RowRunner, Who
 from core.secrets import SecretBox, generate_password
+from core.text import local_time
 from core.workflow import Event, State, transition
 
 log = logging.getLogger(__name__)
+PROGRESS_MIN_SECONDS = 3.0  # card edits while a list runs: enough to watch, few enough for chat limits
 
 
 class ProvisionJob:
     """Job handler for `provision` (and the source of the sealed passwords the result mail carries)."""
 
-    def __init__(self, settings: Settings, clock: Clock, queue: JobQueue, provisioner: Provisioner,
+    def __init__(self, settings: Settings, clock: Clock, queue: JobQueue, directories: Directories,
                  box: SecretBox) -> None:
         self.settings = settings
         self.clock = clock
         self.queue = queue
-        self.provisioner = provisioner
+        self.directories = directories
         self.box = box
+        self.rows = RowRunner(settings, clock, queue)
 
-    async def _password(self, request_id: int, row: int, who: str) -> tuple[str, str]:
+    async def _password(self, request_id: int, who: str) -> tuple[str, str]:
         # Keyed by the person, not the row: a corrected list renumbers rows, and row 0 may be someone
         # else; the same person keeps the password an earlier, interrupted run already set.
         key = f"pw:{request_id}:{hashlib.sha256(who.encode()).hexdigest()[:24]}"
@@ -51,51 +60,87 @@ class ProvisionJob:
             secret = await PendingSecret.get(key=key)  # a racing run may have won: use its password
         return key, self.box.open(secret.sealed)
 
+    async def _who(self, request: Request, directory: Provisioner) -> Who:
+        async def last(action: str) -> str:
+            event = await AuditEvent.filter(request_id=request.id, action=action).order_by("-id").first()
+            return event.actor if event else ""
+        executor = await last("request_provision")
+        return Who(approved_by=await last("request_approve"),
+                   executed_by=f"{executor} ({directory.name})" if executor else f"system ({directory.name})")
+
+    async def _row(self, kind: Kind, request: Request, directory: Provisioner, person: RequestPerson,
+                   who: Who, avoid: frozenset[str]) -> None:
+        if not person.proposed_address:
+            raise ProvisionError(f"{person.full_name}: chưa có địa chỉ thư.", permanent=True)
+        if kind is Kind.DELETE_ACCOUNTS:
+            await self.rows.suspend(directory, request.id, request.population, person, who)
+            return
+        _, password = await self._password(request.id, person.person_id or person.full_name)
+        if kind is Kind.PASSWORD_RESET:
+            await self.rows.reset(directory, request.id, person, password, who)
+        else:
+            await self.rows.create(directory, request.id, request.population, person, password, who, avoid)
+
     async def __call__(self, job: Job) -> None:
-        """Provision every person of the request; on a refusal, hand it back to technical staff."""
+        """Provision every person not done yet; then finish, retry, or hand back with the failures listed."""
         request = await Request.get_or_none(id=job.payload.get("request_id"))
         if request is None:
             raise PermanentJobError("request is gone")
         if request.state != State.PROVISIONING.value:
             return  # done already (a re-run job), or handed back
         persons = await RequestPerson.filter(request_id=request.id).order_by("row")
-        kind = Kind(request.kind)
-        accounts: list[dict[str, Any]] = []
         if not persons:
             await self._hand_back(request, "Yêu cầu không có người nào để thực hiện.")
             return
-        try:
-            for p in persons:
-                address = p.proposed_address
-                if not address:
-                    raise ProvisionError(f"{p.full_name}: chưa có địa chỉ thư.", permanent=True)
-                item: dict[str, Any] = {"full_name": p.full_name, "address": address}
-                if kind is Kind.DELETE_ACCOUNTS:
-                    item["result"] = await self.provisioner.delete(address)
-                else:
-                    key, password = await self._password(request.id, p.row, p.person_id or p.full_name)
-                    if kind is Kind.PASSWORD_RESET:
-                        await self.provisioner.reset_password(address, password)
-                        item["result"] = "reset"
-                    else:
-                        data = p.data or {}
-                        item["result"] = await self.provisioner.create(AccountSpec(
-                            address=address, full_name=p.full_name, population=request.population,
-                            person_id=p.person_id, given_name=data.get("given_name", ""),
-                            family_name=data.get("family_name", ""), request_id=request.id), password)
-                    item["password_secret"] = key
-                accounts.append(item)
-            await self._finish(request, accounts)
-        except ProvisionError as exc:
-            if not exc.permanent and job.attempts < self.settings.jobs.max_attempts:
-                raise  # the worker retries with backoff
-            await self._hand_back(request, exc.message)
-        except Exception as exc:
-            if job.attempts < self.settings.jobs.max_attempts:
-                raise
-            # Out of attempts: never leave the request stuck in "provisioning" with no button left.
-            await self._hand_back(request, f"Lỗi hệ thống khi thực hiện: {type(exc).__name__}")
-            raise PermanentJobError(str(exc)) from exc
+        kind = Kind(request.kind)
+        directory = self.directories.for_population(request.population)
+        who = await self._who(request, directory)
+        action = {Kind.DELETE_ACCOUNTS: "suspend", Kind.PASSWORD_RESET: "reset"}.get(kind, "create")
+        transient: list[ProvisionError] = []
+        gate = asyncio.Semaphore(max(1, self.settings.provisioning.concurrency))
+        avoid = frozenset(p.proposed_address for p in persons if p.proposed_address)
+        progress = _Progress(self, request.id, len(persons), sum(p.outcome == "done" for p in persons))
+
+        async def one(person: RequestPerson) -> None:
+            async with gate:
+                try:
+                    await self._row(kind, request, directory, person, who, avoid)
+                except ProvisionError as exc:
+                    await self.rows.fail(action, request.id, person, directory.name, who, exc.message)
+                    if not exc.permanent:
+                        transient.append(exc)
+                    return
+                except Exception as exc:  # a bug or an outage in one row must not lose the others' work
+                    log.exception("provisioning request %s row %s", request.id, person.row)
+                    await self.rows.fail(action, request.id, person, directory.name, who,
+                                         f"Lỗi hệ thống: {type(exc).__name__}")
+                    transient.append(ProvisionError(type(exc).__name__))
+                    return
+            await progress.done_one()
+
+        await asyncio.gather(*(one(p) for p in persons if p.outcome != "done"))
+        persons = await RequestPerson.filter(request_id=request.id).order_by("row")
+        failed = [p for p in persons if p.outcome != "done"]
+        if not failed:
+            await self._finish(request, kind, persons, directory)
+            return
+        if transient and job.attempts < self.settings.jobs.max_attempts:
+            await progress.show()
+            raise transient[0]  # the worker retries with backoff; rows done stay done
+        listed = "; ".join(f"{p.full_name}: {p.outcome_detail}" for p in failed[:5])
+        more = f" và {len(failed) - 5} người khác" if len(failed) > 5 else ""
+        await self._hand_back(request, f"{len(failed)}/{len(persons)} người chưa thực hiện được — {listed}{more}")
+
+    async def _bump(self, request_id: int) -> None:
+        """Show progress: a new version of the card while the request stays in provisioning."""
+        async with in_transaction() as conn:
+            won = await Request.filter(id=request_id, state=State.PROVISIONING.value).using_db(conn).update(
+                version=F("version") + 1)
+            if won:
+                fresh = await Request.filter(id=request_id).using_db(conn).first()
+                if fresh is not None:
+                    await enqueue_cards(conn, self.queue, request_id, fresh.version, State.PROVISIONING)
+        self.queue.wake()
 
     async def _leave_provisioning(self, conn: Any, request: Request, state: State, **changes: Any) -> int | None:
         """Move the request out of provisioning; the new version, or None when it has left already.
@@ -110,25 +155,52 @@ class ProvisionJob:
         fresh = await Request.filter(id=request.id).using_db(conn).first()
         return fresh.version if fresh is not None else None
 
-    async def _finish(self, request: Request, accounts: list[dict[str, Any]]) -> None:
+    async def _mail_accounts(self, conn: Any, request: Request, kind: Kind,
+                             persons: list[RequestPerson]) -> list[dict[str, Any]]:
+        accounts: list[dict[str, Any]] = []
+        for p in persons:
+            item: dict[str, Any] = {"full_name": p.full_name, "address": p.final_address or p.proposed_address,
+                                    "person_id": p.person_id, "result": p.result}
+            if kind is not Kind.DELETE_ACCOUNTS:
+                item["password_secret"], _ = await self._password(request.id, p.person_id or p.full_name)
+            accounts.append(item)
+        if kind is Kind.DELETE_ACCOUNTS or self.settings.provisioning.delivery == "mail" or not request.sender:
+            return accounts
+        from core.passwordlinks import issue_password_link
+
+        # Link delivery: the mail carries one single-use link; the passwords stay sealed until it is opened.
+        url = await issue_password_link(conn, self.settings, self.clock, request_id=request.id,
+                                        recipient=request.sender, is_list=len(accounts) > 1,
+                                        accounts=[{"full_name": a["full_name"], "address": a["address"],
+                                                   "password_secret": a["password_secret"]} for a in accounts])
+        return [{**{k: v for k, v in a.items() if k != "password_secret"}, "password_link": url} for a in accounts]
+
+    async def _finish(self, request: Request, kind: Kind, persons: list[RequestPerson],
+                      directory: Provisioner) -> None:
         now = self.clock.now()
         decision = transition(State.PROVISIONING, Event.PROVISIONED)
         async with in_transaction() as conn:
             version = await self._leave_provisioning(conn, request, decision.state, deadline=None)
             if version is None:
                 return  # another run finished it
-            await AuditEvent.create(at=now, actor=f"system ({self.provisioner.name})", action="request_provisioned",
+            accounts = await self._mail_accounts(conn, request, kind, persons)
+            await AuditEvent.create(at=now, actor=f"system ({directory.name})", action="request_provisioned",
                                     request_id=request.id, using_db=conn, detail={
                                         "from": State.PROVISIONING.value, "to": decision.state.value,
                                         "label": "Đã thực hiện", "version": version,
                                         "accounts": [{"address": a["address"], "result": a["result"]}
-                                                     for a in accounts]})
+                                                     for a in accounts[:200]], "total": len(accounts)})
             await enqueue_cards(conn, self.queue, request.id, version, decision.state)
             if request.sender:
+                grace = self.settings.provisioning.delete_grace_days
                 context = {**mail_context(self.settings, request.sender_name), "number": request.id,
                            "kind": request.kind, "lang": request.lang or self.settings.general.language,
                            "accounts": [{k: v for k, v in a.items() if k != "result"} for a in accounts],
-                           "login_url": self.settings.provisioning.login_url}
+                           "login_url": self.settings.provisioning.login_url,
+                           "link_valid_hours": f"{self.settings.provisioning.link_hours:g}",
+                           "accounts_sheet": kind is Kind.BULK_NEW_ACCOUNTS or len(accounts) > 1,
+                           "grace_days": f"{grace:g}",
+                           "delete_on": local_time(now + timedelta(days=grace), self.settings.general.timezone)}
                 await queue_mail(conn, self.queue, self.clock, self.settings, key=f"done:{request.id}",
                                  template="done", recipient=request.sender, context=context,
                                  request_id=request.id, in_reply_to=request.message_id, automatic=False)
@@ -141,9 +213,30 @@ class ProvisionJob:
             version = await self._leave_provisioning(conn, request, decision.state)
             if version is None:
                 return
-            await AuditEvent.create(at=now, actor=f"system ({self.provisioner.name})",
-                                    action="request_provision_failed", request_id=request.id, using_db=conn,
+            await AuditEvent.create(at=now, actor="system", action="request_provision_failed",
+                                    request_id=request.id, using_db=conn,
                                     detail={"label": "Lỗi khi thực hiện", "error": message[:500], "version": version})
             await enqueue_cards(conn, self.queue, request.id, version, decision.state)
         log.warning("provisioning request %s failed: %s", request.id, message)
         self.queue.wake()
+
+
+class _Progress:
+    """Counts rows as they finish and edits the card every `progress_every` rows (at most every few seconds)."""
+
+    def __init__(self, job: ProvisionJob, request_id: int, total: int, done: int) -> None:
+        self.job, self.request_id, self.total, self.done = job, request_id, total, done
+        self.every = max(1, job.settings.provisioning.progress_every)
+        self.shown, self.shown_at = done, time.monotonic()
+
+    async def done_one(self) -> None:
+        """One more row done; show it when enough have gone by."""
+        self.done += 1
+        if self.total > 1 and self.done < self.total and self.done - self.shown >= self.every \
+                and time.monotonic() - self.shown_at >= PROGRESS_MIN_SECONDS:
+            await self.show()
+
+    async def show(self) -> None:
+        """Edit the card now."""
+        self.shown, self.shown_at = self.done, time.monotonic()
+        await self.job._bump(self.request_id)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from core.errors import EdudeskError
-from core.models import Account, AuditEvent, Job, OutgoingMail, PendingSecret, Request, RequestPerson, Staff
+from core.models import Account, AccountLog, AuditEvent, Job, OutgoingMail, PendingSecret, Request, RequestPerson, Staff
 from core.provisioning.local import verify_password
 from core.services import AlreadyDecided
 from core.staff import Actor, NotAllowed, Role, actor_for_telegram
@@ -44,9 +44,10 @@ def body_of(path: Path) -> str:
     return part.get_content() if part is not None else ""  # type: ignore[union-attr]
 
 
-async def test_approve_then_provision_creates_the_account_and_mails_the_password_once(app_factory: Any,
-                                                                                      clock: Any) -> None:
-    app = await app_factory(clock=clock, inline_analysis=True)
+async def test_approve_then_provision_creates_the_account_and_mails_the_password_once(
+        app_factory: Any, clock: Any, settings_factory: Any) -> None:
+    # delivery = "mail": the password inside the result mail (the default is a one-time link).
+    app = await app_factory(settings_factory(provisioning={"delivery": "mail"}), clock=clock, inline_analysis=True)
     request = await make_request(app)
     await app.services.act(request.id, "approve", OFFICE, version=0)
     await app.services.act(request.id, "provision", TECH, version=1)
@@ -130,19 +131,24 @@ async def test_reject_and_ask_info_need_a_reason_and_mail_it(app_factory: Any) -
     assert (await Request.get(id=request.id)).state == "need_info"
 
 
-async def test_provisioning_a_taken_address_hands_the_request_back(app_factory: Any) -> None:
-    app = await app_factory(inline_analysis=True)
-    request = await make_request(app)
+async def test_a_taken_address_takes_the_next_free_suffix_and_the_requester_is_told_it(app_factory: Any,
+                                                                                        settings_factory: Any) -> None:
+    app = await app_factory(settings_factory(provisioning={"delivery": "mail"}), inline_analysis=True)
+    request = await make_request(app, people=2)
     await Account.create(address="an.nv0@sis.hust.edu.vn", population="student", person_id="someone-else",
                          created_at=app.clock.now())
     await app.services.act(request.id, "approve", OFFICE)
     await app.services.act(request.id, "provision", TECH)
     await app.worker.drain()
     request = await Request.get(id=request.id)
-    assert request.state == "approved"
-    failed = await AuditEvent.get(request_id=request.id, action="request_provision_failed")
-    assert "đã thuộc về người khác" in failed.detail["error"]
-    assert not await OutgoingMail.filter(template="done").exists()
+    assert request.state == "done"
+    first, second = await RequestPerson.filter(request_id=request.id).order_by("row")
+    # an.nv1 is proposed for the list's second person: the first takes an.nv2, the second keeps its own.
+    assert (first.final_address, second.final_address) == ("an.nv2@sis.hust.edu.vn", "an.nv1@sis.hust.edu.vn")
+    assert (await Account.get(address="an.nv0@sis.hust.edu.vn")).person_id == "someone-else"
+    outbox = app.settings.path(app.settings.outgoing.maildir) / "new"
+    (message,) = [m for m in map(body_of, outbox.iterdir()) if "Mật khẩu tạm thời: " in m]
+    assert "an.nv2@sis.hust.edu.vn" in message and "an.nv0@" not in message
 
 
 async def test_provisioning_job_run_twice_creates_one_account_with_one_password(app_factory: Any) -> None:
@@ -155,8 +161,8 @@ async def test_provisioning_job_run_twice_creates_one_account_with_one_password(
     first = app.provisioning._password
     seen: list[str] = []
 
-    async def spy(request_id: int, row: int, who: str) -> tuple[str, str]:
-        key, pw = await first(request_id, row, who)
+    async def spy(request_id: int, who: str) -> tuple[str, str]:
+        key, pw = await first(request_id, who)
         seen.append(pw)
         return key, pw
 
@@ -190,8 +196,9 @@ async def test_a_request_without_a_registry_match_cannot_take_over_an_existing_a
     await app.services.act(request.id, "approve", OFFICE)
     await app.services.act(request.id, "provision", TECH)
     await app.worker.drain()
-    assert (await Request.get(id=request.id)).state == "approved"  # handed back, nothing changed
-    assert (await Account.get(address="an.nv0@sis.hust.edu.vn")).password_hash == "x"
+    assert (await Request.get(id=request.id)).state == "done"  # under the next free address
+    assert (await Account.get(address="an.nv0@sis.hust.edu.vn")).password_hash == "x"  # never touched
+    assert (await RequestPerson.get(request_id=request.id)).final_address == "an.nv1@sis.hust.edu.vn"
 
 
 async def test_a_request_with_nobody_on_it_cannot_be_approved_or_provisioned(app_factory: Any) -> None:
@@ -229,10 +236,11 @@ async def test_moving_to_provisioning_keeps_the_reminder_state_of_the_technical_
     assert (await Request.get(id=request.id)).reminded_at is not None  # same step, same deadline: no 2nd reminder
 
 
-async def test_a_password_reset_sets_a_new_password_on_the_existing_account(app_factory: Any) -> None:
+async def test_a_password_reset_sets_a_new_password_on_the_existing_account(app_factory: Any,
+                                                                         settings_factory: Any) -> None:
     from core.provisioning.local import hash_password
 
-    app = await app_factory(inline_analysis=True)
+    app = await app_factory(settings_factory(provisioning={"delivery": "mail"}), inline_analysis=True)
     request = await make_request(app, kind="password_reset")
     await Account.create(address="an.nv0@sis.hust.edu.vn", population="student", person_id="20210000",
                          password_hash=hash_password("old-Passw0rd"), created_at=app.clock.now())
@@ -248,18 +256,30 @@ async def test_a_password_reset_sets_a_new_password_on_the_existing_account(app_
                                                                                      account.password_hash)
 
 
-async def test_deleting_accounts_marks_them_deleted_and_mails_the_list(app_factory: Any) -> None:
-    app = await app_factory(inline_analysis=True)
+async def test_accounts_of_students_who_left_are_suspended_then_deleted_after_the_grace_period(
+        app_factory: Any, clock: Any) -> None:
+    app = await app_factory(clock=clock, inline_analysis=True)
     request = await make_request(app, kind="delete_accounts", people=2)
     await Account.create(address="an.nv0@sis.hust.edu.vn", population="student", person_id="20210000",
-                         created_at=app.clock.now())
+                         password_hash="x", created_at=app.clock.now())
     await app.services.act(request.id, "approve", OFFICE)
     await app.services.act(request.id, "provision", TECH)
     await app.worker.drain()
     assert (await Request.get(id=request.id)).state == "done"
-    assert (await Account.get(address="an.nv0@sis.hust.edu.vn")).state == "deleted"
+    account = await Account.get(address="an.nv0@sis.hust.edu.vn")
+    assert account.state == "suspended" and account.password_hash == ""
     event = await AuditEvent.get(action="request_provisioned")
-    assert [a["result"] for a in event.detail["accounts"]] == ["deleted", "absent"]
+    assert [a["result"] for a in event.detail["accounts"]] == ["suspended", "absent"]
     outbox = app.settings.path(app.settings.outgoing.maildir) / "new"
-    (message,) = [m for m in map(body_of, outbox.iterdir()) if "đã được xóa" in m]
-    assert "an.nv0@sis.hust.edu.vn" in message and "Mật khẩu" not in message
+    (message,) = [m for m in map(body_of, outbox.iterdir()) if "tạm khóa" in m]
+    assert "an.nv0@sis.hust.edu.vn" in message and "Mật khẩu" not in message and "30 ngày" in message
+    clock.advance(timedelta(days=29))
+    await app.worker.drain()
+    assert (await Account.get(address="an.nv0@sis.hust.edu.vn")).state == "suspended"  # still in its grace
+    clock.advance(timedelta(days=1, minutes=1))
+    await app.worker.drain()
+    assert (await Account.get(address="an.nv0@sis.hust.edu.vn")).state == "deleted"
+    log = [(e.action, e.address, e.approved_by) for e in await AccountLog.all().order_by("id")]
+    assert log == [("suspend", "an.nv0@sis.hust.edu.vn", "Lê Văn Phòng (tg:1)"),
+                   ("suspend", "an.nv1@sis.hust.edu.vn", "Lê Văn Phòng (tg:1)"),
+                   ("delete", "an.nv0@sis.hust.edu.vn", "Lê Văn Phòng (tg:1)")]
