@@ -1,0 +1,164 @@
+"""A unit's list carried out as one job: resumed after a crash without a second account, progress on the
+card, refused rows listed and retried, the account log filled, passwords kept out of it."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from bot.cards import load_view, render_text
+from core.models import Account, AccountLog, AuditEvent, Job, OutgoingMail, Request, RequestPerson
+from core.ports import AccountSpec, ProvisionError
+from core.provisioning.local import LocalProvisioner
+from core.staff import Actor, Role
+
+pytestmark = pytest.mark.db
+
+OFFICE = Actor("tg:1", "Lê Văn Phòng", frozenset({Role.OFFICE}))
+TECH = Actor("tg:2", "Trần Kỹ Thuật", frozenset({Role.TECHNICAL}))
+
+
+def body_of(path: Any) -> str:
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    part = message.get_body(("plain",))
+    return part.get_content() if part is not None else ""  # type: ignore[union-attr]
+
+
+async def bulk_request(app: Any, people: int) -> Request:
+    now = app.clock.now()
+    request = await Request.create(kind="bulk_new_accounts", population="student", state="received",
+                                   sender="k62@hust.edu.vn", sender_name="Văn phòng Khoa CNTT",
+                                   subject="Danh sách sinh viên K70", received_at=now,
+                                   deadline=now + timedelta(hours=24), updated_at=now)
+    await RequestPerson.bulk_create([
+        RequestPerson(request=request, row=i, person_id=f"2025{i:04d}", full_name=f"Phạm Thị Hương {i}",
+                      proposed_address=f"huong.pt{i:04d}@sis.hust.edu.vn",
+                      data={"student_id": f"2025{i:04d}", "full_name": f"Phạm Thị Hương {i}"})
+        for i in range(people)])
+    await app.services.act(request.id, "approve", OFFICE)
+    await app.services.act(request.id, "provision", TECH)
+    return request
+
+
+class RefusingProvisioner(LocalProvisioner):
+    """The local directory, refusing the addresses in `refuse` (as a real back end refuses a bad row)."""
+
+    def __init__(self, clock: Any, refuse: set[str], permanent: bool = True) -> None:
+        super().__init__(clock)
+        self.refuse, self.permanent = refuse, permanent
+
+    async def create(self, spec: AccountSpec, password: str) -> str:
+        if spec.address in self.refuse:
+            raise ProvisionError(f"Máy chủ từ chối {spec.address}: mật khẩu không đạt chính sách.",
+                                 permanent=self.permanent)
+        return await super().create(spec, password)
+
+
+async def test_a_list_interrupted_midway_resumes_without_a_second_account(app_factory: Any) -> None:
+    app = await app_factory(inline_analysis=True)
+    request = await bulk_request(app, 60)
+    job = await Job.get(kind="provision")
+    run = asyncio.create_task(app.provisioning(job))
+    while await RequestPerson.filter(request_id=request.id, outcome="done").count() < 20:
+        await asyncio.sleep(0.01)
+    run.cancel()  # the process dies here: some rows done, some in flight, the rest untouched
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    done_before = await RequestPerson.filter(request_id=request.id, outcome="done").count()
+    assert 20 <= done_before < 60
+    await app.provisioning(job)  # the job runs again after the restart
+    assert (await Request.get(id=request.id)).state == "done"
+    accounts = await Account.filter(population="student").order_by("address")
+    assert len(accounts) == 60 and {a.state for a in accounts} == {"active"}
+    assert [a.address for a in accounts] == [f"huong.pt{i:04d}@sis.hust.edu.vn" for i in range(60)]
+    assert await OutgoingMail.filter(key=f"done:{request.id}").count() == 1
+    created = await AccountLog.filter(request_id=request.id, action__in=["create", "link"]).count()
+    assert created >= 60 and not await AccountLog.filter(action="taken").exists()
+
+
+async def test_progress_is_shown_on_the_card_while_a_list_runs(app_factory: Any, settings_factory: Any,
+                                                              monkeypatch: Any) -> None:
+    import core.provisioning.job as job_module
+
+    monkeypatch.setattr(job_module, "PROGRESS_MIN_SECONDS", 0.0)
+    app = await app_factory(settings_factory(provisioning={"progress_every": 10, "concurrency": 1}),
+                            inline_analysis=True)
+    request = await bulk_request(app, 30)
+    seen: list[str] = []
+    original = app.provisioning._bump
+
+    async def watch(request_id: int) -> None:
+        await original(request_id)
+        seen.append(render_text(await load_view(request_id), app.settings, app.clock.now()))
+
+    app.provisioning._bump = watch  # type: ignore[method-assign]
+    await app.provisioning(await Job.get(kind="provision"))
+    assert [s.split("Đã thực hiện <b>")[1].split("</b>")[0] for s in seen] == ["10/30", "20/30"]
+    versions = [j.key for j in await Job.filter(kind="refresh_cards").order_by("id")]
+    assert len(versions) == len(set(versions)) >= 4  # one card edit per step, none lost to a duplicate key
+    final = render_text(await load_view(request.id), app.settings, app.clock.now())
+    assert "Đã thực hiện <b>30/30</b>" in final and "✓ <code>huong.pt0000@sis.hust.edu.vn</code>" in final
+
+
+async def test_refused_rows_are_listed_handed_back_and_retried_alone(app_factory: Any, clock: Any) -> None:
+    refuse = {"huong.pt0003@sis.hust.edu.vn"}
+    app = await app_factory(clock=clock, inline_analysis=True, provisioner=RefusingProvisioner(clock, refuse))
+    request = await bulk_request(app, 5)
+    await app.worker.drain()
+    request = await Request.get(id=request.id)
+    assert request.state == "approved"  # back to technical staff, the provision button again
+    failed = await AuditEvent.get(request_id=request.id, action="request_provision_failed")
+    assert failed.detail["error"].startswith("1/5 người chưa thực hiện được — Phạm Thị Hương 3: Máy chủ từ chối")
+    card = render_text(await load_view(request.id), app.settings, clock.now())
+    assert "Đã thực hiện <b>4/5</b> · <b>1</b> lỗi" in card and "✗ Chưa thực hiện được: Máy chủ từ chối" in card
+    assert not await OutgoingMail.filter(template="done").exists()
+    refuse.clear()  # the technician fixed the cause
+    await app.services.act(request.id, "provision", TECH)
+    await app.worker.drain()
+    assert (await Request.get(id=request.id)).state == "done"
+    log = await AccountLog.filter(request_id=request.id).order_by("id")
+    assert [(e.action, e.ok) for e in log].count(("create", True)) == 5  # the four were not redone
+    assert [e.address for e in log if not e.ok] == ["huong.pt0003@sis.hust.edu.vn"]
+    assert all(e.executed_by.startswith("Trần Kỹ Thuật") for e in log)
+
+
+async def test_a_transient_refusal_retries_the_job_for_the_failed_rows_only(app_factory: Any, clock: Any) -> None:
+    refuse = {"huong.pt0001@sis.hust.edu.vn"}
+    provisioner = RefusingProvisioner(clock, refuse, permanent=False)
+    app = await app_factory(clock=clock, inline_analysis=True, provisioner=provisioner)
+    request = await bulk_request(app, 3)
+    job = await Job.get(kind="provision")
+    with pytest.raises(ProvisionError):
+        await app.provisioning(job)  # the worker retries this with backoff
+    assert (await Request.get(id=request.id)).state == "provisioning"
+    refuse.clear()
+    await app.provisioning(job)
+    assert (await Request.get(id=request.id)).state == "done"
+    assert await AccountLog.filter(request_id=request.id, action="create", ok=True).count() == 3
+
+
+async def test_the_account_log_never_holds_a_password(app_factory: Any, settings_factory: Any) -> None:
+    app = await app_factory(settings_factory(provisioning={"delivery": "mail"}), inline_analysis=True)
+    request = await bulk_request(app, 3)
+    await app.worker.drain()
+    assert (await Request.get(id=request.id)).state == "done"
+    from core.accountlog import export_csv, log_rows
+    from core.models import PendingSecret
+
+    assert not await PendingSecret.all().exists()  # sent, so gone
+    exported = export_csv(await log_rows(request_id=request.id)).decode("utf-8-sig")
+    assert exported.count("huong.pt") == 3 and "Lê Văn Phòng" in exported and "Trần Kỹ Thuật" in exported
+    outbox = app.settings.path(app.settings.outgoing.maildir) / "new"
+    bodies = [body_of(p) for p in outbox.iterdir()]
+    passwords = [line.split(": ", 1)[1] for b in bodies for line in b.splitlines()
+                 if line.startswith("Mật khẩu tạm thời: ")]
+    assert len(passwords) == 3
+    events = " ".join(f"{e.actor} {e.detail}" for e in await AuditEvent.all())
+    logged = " ".join(f"{e.answer} {e.executed_by}" for e in await AccountLog.all())
+    for password in passwords:
+        assert password not in exported and password not in events and password not in logged
