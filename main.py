@@ -303,6 +303,30 @@ async def cmd_staff_list(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_accounts_log(settings: Settings, args: argparse.Namespace) -> int:
+    """Export the account log (every create, reset, suspend and delete) as .csv or .xlsx."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from core.accountlog import export_csv, export_xlsx, log_rows
+
+    tz = ZoneInfo(settings.general.timezone)
+    since = datetime.fromisoformat(args.since).replace(tzinfo=tz) if args.since else None
+    await open_database(settings)
+    try:
+        rows = await log_rows(since=since, request_id=args.request)
+    finally:
+        await close_database()
+    fmt = args.format or ("xlsx" if args.out and args.out.endswith(".xlsx") else "csv")
+    data = (export_xlsx if fmt == "xlsx" else export_csv)(rows, settings.general.language, tz)
+    if args.out:
+        Path(args.out).write_bytes(data)
+        print(f"edudesk: {len(rows)} dòng nhật ký tài khoản → {args.out}")
+    else:
+        sys.stdout.buffer.write(data)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line."""
     parser = argparse.ArgumentParser(prog="edudesk", description="edudesk — bàn trợ giúp CNTT cho nhà trường")
@@ -346,6 +370,14 @@ def build_parser() -> argparse.ArgumentParser:
     login = staff.add_parser("login-link", help="print a one-time web console sign-in link")
     login.add_argument("staff", help="staff id, e-mail or exact name")
     login.set_defaults(func=cmd_staff_login)
+    acc = sub.add_parser("accounts", help="accounts in the directory").add_subparsers(dest="acc_command",
+                                                                                      required=True)
+    alog = acc.add_parser("log", help="export the account log (.csv or .xlsx)")
+    alog.add_argument("--out", help="file to write (.csv or .xlsx); default: CSV on standard output")
+    alog.add_argument("--format", choices=["csv", "xlsx"])
+    alog.add_argument("--since", help="from this date (YYYY-MM-DD, local time)")
+    alog.add_argument("--request", type=int, help="only this request number")
+    alog.set_defaults(func=cmd_accounts_log)
     return parser
 
 

@@ -129,3 +129,35 @@ def test_staff_add_and_list_with_roles(config: Path) -> None:
     assert "http://127.0.0.1:8080/login/" in link and "Lê Thị Văn Phòng" in link
     missing = edudesk(config, "staff", "login-link", "nobody@hust.edu.vn", ok=False)
     assert missing.returncode == 2 and "Không có cán bộ" in missing.stderr
+
+
+def test_accounts_log_exports_csv_and_xlsx(config: Path, tmp_path: Path) -> None:
+    import asyncio
+
+    from openpyxl import load_workbook
+
+    from core.accountlog import record_change
+    from core.config import load_settings
+    from core.db import close_database, open_database
+
+    async def seed() -> None:
+        await open_database(load_settings(config))
+        try:
+            at = datetime(2026, 9, 5, 1, 30, tzinfo=ZoneInfo("UTC"))
+            await record_change(None, at, action="create", address="huong.pt@sis.hust.edu.vn", backend="ldap",
+                                request_id=7, approved_by="Lê Văn Phòng", executed_by="Trần Kỹ Thuật (ldap)",
+                                answer="created", full_name="Phạm Thị Hương", person_id="20250001")
+        finally:
+            await close_database()
+
+    asyncio.run(seed())
+    out = edudesk(config, "accounts", "log").stdout
+    assert out.startswith("\ufeffThời gian,Thao tác,Địa chỉ")
+    assert "2026-09-05 08:30:00,Tạo,huong.pt@sis.hust.edu.vn,Phạm Thị Hương" in out  # local time, Vietnamese
+    target = tmp_path / "nhat-ky.xlsx"
+    done = edudesk(config, "accounts", "log", "--out", str(target), "--request", "7").stdout
+    assert "1 dòng" in done
+    sheet = load_workbook(target).active
+    assert [c.value for c in sheet[2]][:4] == ["2026-09-05 08:30:00", "Tạo", "huong.pt@sis.hust.edu.vn",
+                                                "Phạm Thị Hương"]
+    assert "0 dòng" in edudesk(config, "accounts", "log", "--out", str(target), "--request", "8").stdout
