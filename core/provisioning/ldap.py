@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import ssl
 from collections.abc import Awaitable, Callable
@@ -212,7 +213,8 @@ class LdapProvisioner:
         tls = Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=config.ca_file or None)
         server = Server(config.url, connect_timeout=config.timeout_seconds, get_info=NONE, tls=tls)
         conn = Connection(server, user=config.bind_dn, password=self._password,
-                          receive_timeout=config.timeout_seconds, raise_exceptions=False)
+                          receive_timeout=max(1, math.ceil(config.timeout_seconds)),  # whole seconds: SO_RCVTIMEO
+                          raise_exceptions=False)
         conn.open()
         if config.start_tls and not conn.start_tls():
             raise _Unreachable(f"StartTLS: {conn.result['description']}")
