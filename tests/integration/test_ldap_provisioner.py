@@ -214,14 +214,14 @@ async def test_many_creates_share_the_pool(ldap: LdapProvisioner, slapd: SlapdSe
     assert all(slapd.can_bind(f"uid=gv{n:02d},{slapd.staff_base}", f"{PASSWORD}{n}") for n in range(20))
 
 
-async def test_pool_reconnects_after_a_server_restart(ldap: LdapProvisioner, slapd: SlapdServer,
-                                                      caplog: pytest.LogCaptureFixture) -> None:
+async def test_pool_reconnects_after_a_server_restart(ldap: LdapProvisioner, slapd: SlapdServer) -> None:
     await ldap.create(spec(), PASSWORD)
     slapd.stop()
     slapd.start()
     found = await ldap.lookup("an.nguyen@school.test")
     assert found is not None
-    assert "retrying" in caplog.text  # the pooled connection really broke and was replaced
+    # The pooled connection died with the old process (ldap3 either notices that on its own or fails the
+    # first request and the adapter retries): a success here is a new connection either way.
     await ldap.reset_password("an.nguyen@school.test", "After-Restart-7")
     assert slapd.can_bind(f"uid=an.nguyen,{slapd.staff_base}", "After-Restart-7")
 
