@@ -216,10 +216,14 @@ class LdapProvisioner:
                           receive_timeout=max(1, math.ceil(config.timeout_seconds)),  # whole seconds: SO_RCVTIMEO
                           raise_exceptions=False)
         conn.open()
-        if config.start_tls and not conn.start_tls():
-            raise _Unreachable(f"StartTLS: {conn.result['description']}")
-        if not conn.bind():
-            self._check(conn, config.bind_dn)
+        try:
+            if config.start_tls and not conn.start_tls():
+                raise _Unreachable(f"StartTLS: {conn.result['description']}")
+            if not conn.bind():
+                self._check(conn, config.bind_dn)
+        except BaseException:
+            conn.unbind()  # the slot stays empty: do not leave the socket open behind it
+            raise
         return conn
 
     def _check(self, conn: Connection, address: str, allowed: tuple[int, ...] = ()) -> int:
