@@ -215,27 +215,26 @@ class FakeGraph:
     async def _token(self, request: web.Request) -> web.Response:
         self.token_requests += 1
         form = await request.post()
-        tenant = request.match_info["tenant"]
-        if tenant != self.tenant:
-            return aad_error(400, "invalid_request", 90002, f"Tenant '{tenant}' not found. Check to make sure you "
-                             "have the correct tenant ID and are signing into the correct cloud.")
-        if form.get("grant_type") != "client_credentials":
-            return aad_error(400, "unsupported_grant_type", 70003,
-                             f"The app requested an unsupported grant type '{form.get('grant_type', '')}'.")
-        if form.get("client_id") != self.client_id:
-            return aad_error(400, "unauthorized_client", 700016, f"Application with identifier "
-                             f"'{form.get('client_id', '')}' was not found in the directory '{tenant}'.")
-        if not form.get("client_secret"):
-            return aad_error(401, "invalid_client", 7000216, "'client_assertion', 'client_secret' or 'request' "
-                             "is required for the 'client_credentials' grant type.")
-        if form.get("client_secret") != self.client_secret:
-            return aad_error(401, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret "
-                             "being sent in the request is the client secret value, not the client secret ID, "
-                             f"for a secret added to app '{self.client_id}'.")
-        if form.get("scope") != SCOPE:
-            return aad_error(400, "invalid_scope", 1002012, f"The provided value for scope {form.get('scope')} "
-                             "is not valid. Client credential flows must have a scope value with /.default "
-                             "suffixed to the resource identifier (application ID URI).")
+        tenant, secret, scope = request.match_info["tenant"], form.get("client_secret"), form.get("scope")
+        refusals = [  # in the order the identity platform checks them
+            (tenant != self.tenant, 400, "invalid_request", 90002, f"Tenant '{tenant}' not found. Check to make "
+             "sure you have the correct tenant ID and are signing into the correct cloud."),
+            (form.get("grant_type") != "client_credentials", 400, "unsupported_grant_type", 70003,
+             f"The app requested an unsupported grant type '{form.get('grant_type', '')}'."),
+            (form.get("client_id") != self.client_id, 400, "unauthorized_client", 700016, "Application with "
+             f"identifier '{form.get('client_id', '')}' was not found in the directory '{tenant}'."),
+            (not secret, 401, "invalid_client", 7000216, "'client_assertion', 'client_secret' or 'request' is "
+             "required for the 'client_credentials' grant type."),
+            (secret != self.client_secret, 401, "invalid_client", 7000215, "Invalid client secret provided. Ensure "
+             "the secret being sent in the request is the client secret value, not the client secret ID, for a "
+             f"secret added to app '{self.client_id}'."),
+            (scope != SCOPE, 400, "invalid_scope", 1002012, f"The provided value for scope {scope} is not valid. "
+             "Client credential flows must have a scope value with /.default suffixed to the resource identifier "
+             "(application ID URI)."),
+        ]
+        for refused, status, error, number, text in refusals:
+            if refused:
+                return aad_error(status, error, number, text)
         token = "eyJ0eXAiOiJKV1Qi." + secrets.token_urlsafe(24)
         self._tokens[token] = self.now() + self.token_lifetime
         return web.json_response({"token_type": "Bearer", "expires_in": self.token_lifetime,
