@@ -29,8 +29,8 @@ class RedactingAccessLogger(AbstractAccessLogger):
     def log(self, request: BaseRequest, response: web.StreamResponse, time: float) -> None:
         """One line per request: method, path (tokens cut), status, duration."""
         path = request.path
-        if path.startswith("/login/"):
-            path = "/login/…"  # the token is a credential until used
+        if path.startswith(("/login/", "/p/")):
+            path = path[:path.index("/", 1) + 1] + "…"  # the token is a credential until used
         elif path.startswith(QUIET) and response.status < 400:
             return
         self.logger.info("%s %s %s %s %.3fs", request.remote, request.method, path, response.status, time)

@@ -17,7 +17,7 @@ from core.staff import actor_for_staff
 from core.webauth import close_session, consume_login, open_session, peek_login, session_for
 
 log = logging.getLogger(__name__)
-PUBLIC_PREFIXES = ("/login/",)  # with "/login" itself and /static/: reachable signed out
+PUBLIC_PREFIXES = ("/login/", "/p/")  # with "/login" itself and /static/: reachable signed out (/p/: password links)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

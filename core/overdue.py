@@ -12,6 +12,7 @@ from core.config import Settings
 from core.jobs import JobQueue
 from core.models import AuditEvent, Request
 from core.notify import enqueue_notice
+from core.passwordlinks import purge_expired
 from core.ports import Clock
 from core.reports import overdue
 from core.text import local_time
@@ -68,4 +69,5 @@ async def watch_deadlines(settings: Settings, clock: Clock, queue: JobQueue) -> 
     """For the supervisor: check deadlines every `[chat].overdue_check_seconds`."""
     while True:
         await send_reminders(settings, clock, queue)
+        await purge_expired(clock)  # the sealed passwords of links nobody opened in time
         await asyncio.sleep(settings.chat.overdue_check_seconds)

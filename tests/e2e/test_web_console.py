@@ -166,12 +166,17 @@ async def test_mail_to_done_through_the_console_in_two_browsers(desk: Desk) -> N
     # The office's open page followed along without a reload by hand.
     await office.locator("#state", has_text="Đã xong").wait_for(timeout=5_000)
 
-    # The requester gets the address and a password.
+    # The requester gets the address and a one-time link that shows the password once.
     done = await desk.sink.wait_for(lambda m: "Đã cấp tài khoản" in m.subject, timeout=15)
     body = done.message.get_body(("plain",)).get_content()
-    assert "an.nguyenvan@sis.hust.edu.vn" in body
-    password = re.search(r"Mật khẩu tạm thời: (\S+)", body)
-    assert password is not None and len(password.group(1)) >= 8
+    assert "an.nguyenvan@sis.hust.edu.vn" in body and "Mật khẩu tạm thời" not in body
+    link = re.search(r"(https?://\S+/p/[\w-]+)", body)
+    assert link is not None
+    requester = await (await desk.browser.new_context()).new_page()  # not signed in: the requester
+    await requester.goto(f"{desk.url}/p/{link.group(1).split('/p/')[1]}")  # the test console listens on port 0
+    await requester.get_by_role("button", name="Xem mật khẩu").click()
+    password = await requester.locator("code.pw").first.inner_text()
+    assert len(password) >= 8
 
     # The audit trail shows every step.
     async def both_mails_sent() -> bool:
@@ -197,7 +202,7 @@ async def test_mail_to_done_through_the_console_in_two_browsers(desk: Desk) -> N
     # The password never reached a page.
     desk.seen += [await office.content(), await tech.content(), await csv.text()]
     assert len(desk.seen) > 10
-    assert not [page for page in desk.seen if password.group(1) in page]
+    assert not [page for page in desk.seen if password in page]
 
 
 async def test_a_user_without_the_role_sees_no_button_and_a_forged_post_is_refused(desk: Desk) -> None:

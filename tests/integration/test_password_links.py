@@ -287,7 +287,6 @@ async def test_no_password_or_token_reaches_the_audit_trail_or_the_service_logs(
         assert hashed not in audit
 
 
-@pytest.mark.xfail(strict=True, reason="bot/web.py RedactingAccessLogger cuts /login/ tokens only; /p/ needs the same")
 async def test_the_access_log_never_shows_a_password_link_token(desk: Desk, caplog: pytest.LogCaptureFixture) -> None:
     token, _request = await desk.link()
     with caplog.at_level(logging.INFO):

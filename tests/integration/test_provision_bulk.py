@@ -16,6 +16,7 @@ from core.models import Account, AccountLog, AuditEvent, Job, OutgoingMail, Requ
 from core.ports import AccountSpec, ProvisionError
 from core.provisioning.local import LocalProvisioner
 from core.staff import Actor, Role
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.db
 
@@ -63,12 +64,14 @@ async def test_a_list_interrupted_midway_resumes_without_a_second_account(app_fa
     app = await app_factory(inline_analysis=True)
     request = await bulk_request(app, 60)
     job = await Job.get(kind="provision")
-    run = asyncio.create_task(app.provisioning(job))
-    while await RequestPerson.filter(request_id=request.id, outcome="done").count() < 20:
-        await asyncio.sleep(0.01)
-    run.cancel()  # the process dies here: some rows done, some in flight, the rest untouched
-    with pytest.raises(asyncio.CancelledError):
-        await run
+    async def twenty_done() -> bool:
+        return await RequestPerson.filter(request_id=request.id, outcome="done").count() >= 20
+
+    async with asyncio.TaskGroup() as group:
+        run = group.create_task(app.provisioning(job))
+        await wait_until(twenty_done, interval=0.005)
+        run.cancel()  # the process dies here: some rows done, some in flight, the rest untouched
+    assert run.cancelled()
     done_before = await RequestPerson.filter(request_id=request.id, outcome="done").count()
     assert 20 <= done_before < 60
     await app.provisioning(job)  # the job runs again after the restart
