@@ -244,6 +244,7 @@ class MicrosoftBackendSettings:
     login_url: str = "https://login.microsoftonline.com"
     usage_location: str = "VN"
     max_retries: int = 6
+    backoff_initial_seconds: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -251,6 +252,8 @@ class MailcowBackendSettings:
     url: str = ""
     api_key_env: str = "EDUDESK_MAILCOW_API_KEY"
     quota_mb: int = 1024
+    max_retries: int = 5
+    backoff_initial_seconds: float = 1.0
 
 
 @dataclass(frozen=True)

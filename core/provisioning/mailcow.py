@@ -289,4 +289,4 @@ def build(settings: Settings, clock: Clock) -> MailcowProvisioner:
     if not key:
         raise ConfigError(f"Biến môi trường {config.api_key_env} (khoá API mailcow) chưa có giá trị.",
                           code="config_mailcow")
-    return MailcowProvisioner(config, key)
+    return MailcowProvisioner(config, key, attempts=config.max_retries + 1, backoff=config.backoff_initial_seconds)

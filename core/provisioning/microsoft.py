@@ -358,4 +358,4 @@ def build(settings: Settings, clock: Clock) -> GraphProvisioner:
     if not secret:
         raise ConfigError(f"Biến môi trường {config.client_secret_env} (client secret của ứng dụng Microsoft "
                           "Graph) chưa có giá trị.", code="config_microsoft")
-    return GraphProvisioner(config, secret, clock)
+    return GraphProvisioner(config, secret, clock, backoff=config.backoff_initial_seconds)
