@@ -9,7 +9,6 @@ account and sends one mail. Rows a back end refuses are listed on the card and r
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from datetime import timedelta
@@ -26,13 +25,18 @@ from core.models import AuditEvent, Job, PendingSecret, Request, RequestPerson
 from core.notify import enqueue_cards
 from core.ports import Clock, Provisioner, ProvisionError
 from core.provisioning import Directories
-from core.provisioning.rows import RowRunner, Who
+from core.provisioning.rows import Outcome, RowRunner, Who, person_key
 from core.secrets import SecretBox, generate_password
 from core.text import local_time
 from core.workflow import Event, State, transition
 
 log = logging.getLogger(__name__)
 PROGRESS_MIN_SECONDS = 3.0  # card edits while a list runs: enough to watch, few enough for chat limits
+
+
+def password_key(request_id: int, person: RequestPerson) -> str:
+    """Where a person's generated password is kept sealed until it reaches the requester."""
+    return f"pw:{person_key(request_id, person)}"
 
 
 class ProvisionJob:
@@ -47,18 +51,24 @@ class ProvisionJob:
         self.box = box
         self.rows = RowRunner(settings, clock, queue)
 
-    async def _password(self, request_id: int, who: str) -> tuple[str, str]:
-        # Keyed by the person, not the row: a corrected list renumbers rows, and row 0 may be someone
-        # else; the same person keeps the password an earlier, interrupted run already set.
-        key = f"pw:{request_id}:{hashlib.sha256(who.encode()).hexdigest()[:24]}"
-        secret = await PendingSecret.get_or_none(key=key)
-        if secret is None:
-            password = generate_password(self.settings.provisioning.password_length)
-            row_ = PendingSecret(key=key, request_id=request_id, sealed=self.box.seal(password),
-                                 created_at=self.clock.now())
-            await PendingSecret.bulk_create([row_], ignore_conflicts=True)
-            secret = await PendingSecret.get(key=key)  # a racing run may have won: use its password
-        return key, self.box.open(secret.sealed)
+    async def _passwords(self, request_id: int, persons: list[RequestPerson]) -> dict[int, tuple[str, str]]:
+        """Each person's (secret key, password): generated once, sealed, committed before any directory call.
+
+        Keyed by the person, not the row: a corrected list renumbers rows, and row 0 may be someone else;
+        the same person keeps the password an earlier, interrupted run already set.
+        """
+        keys = {p.id: password_key(request_id, p) for p in persons}
+        sealed = dict(await PendingSecret.filter(key__in=list(keys.values())).values_list("key", "sealed"))
+        missing = [k for k in keys.values() if k not in sealed]
+        if missing:
+            now = self.clock.now()
+            length = self.settings.provisioning.password_length
+            await PendingSecret.bulk_create([
+                PendingSecret(key=k, request_id=request_id, sealed=self.box.seal(generate_password(length)),
+                              created_at=now) for k in missing], ignore_conflicts=True)
+            # A racing run may have won some: use its passwords.
+            sealed = dict(await PendingSecret.filter(key__in=list(keys.values())).values_list("key", "sealed"))
+        return {pid: (key, self.box.open(sealed[key])) for pid, key in keys.items()}
 
     async def _who(self, request: Request, directory: Provisioner) -> Who:
         async def last(action: str) -> str:
@@ -69,17 +79,13 @@ class ProvisionJob:
                    executed_by=f"{executor} ({directory.name})" if executor else f"system ({directory.name})")
 
     async def _row(self, kind: Kind, request: Request, directory: Provisioner, person: RequestPerson,
-                   who: Who, avoid: frozenset[str]) -> None:
-        if not person.proposed_address:
-            raise ProvisionError(f"{person.full_name}: chưa có địa chỉ thư.", permanent=True)
+                   who: Who, address: str, password: str, avoid: frozenset[str]) -> Outcome:
         if kind is Kind.DELETE_ACCOUNTS:
-            await self.rows.suspend(directory, request.id, request.population, person, who)
-            return
-        _, password = await self._password(request.id, person.person_id or person.full_name)
+            return await self.rows.suspend(directory, person)
         if kind is Kind.PASSWORD_RESET:
-            await self.rows.reset(directory, request.id, person, password, who)
-        else:
-            await self.rows.create(directory, request.id, request.population, person, password, who, avoid)
+            return await self.rows.reset(directory, person, password)
+        return await self.rows.create(directory, request.id, request.population, person, address, password, who,
+                                      avoid)
 
     async def __call__(self, job: Job) -> None:
         """Provision every person not done yet; then finish, retry, or hand back with the failures listed."""
@@ -101,24 +107,38 @@ class ProvisionJob:
         avoid = frozenset(p.proposed_address for p in persons if p.proposed_address)
         progress = _Progress(self, request.id, len(persons), sum(p.outcome == "done" for p in persons))
 
-        async def one(person: RequestPerson) -> None:
+        async def one(person: RequestPerson, address: str, password: str) -> Outcome:
             async with gate:
                 try:
-                    await self._row(kind, request, directory, person, who, avoid)
+                    return await self._row(kind, request, directory, person, who, address, password, avoid)
                 except ProvisionError as exc:
-                    await self.rows.fail(action, request.id, person, directory.name, who, exc.message)
                     if not exc.permanent:
                         transient.append(exc)
-                    return
+                    return Outcome(person, action, ok=False, detail=exc.message)
                 except Exception as exc:  # a bug or an outage in one row must not lose the others' work
                     log.exception("provisioning request %s row %s", request.id, person.row)
-                    await self.rows.fail(action, request.id, person, directory.name, who,
-                                         f"Lỗi hệ thống: {type(exc).__name__}")
                     transient.append(ProvisionError(type(exc).__name__))
-                    return
-            await progress.done_one()
+                    return Outcome(person, action, ok=False, detail=f"Lỗi hệ thống: {type(exc).__name__}")
 
-        await asyncio.gather(*(one(p) for p in persons if p.outcome != "done"))
+        todo = [p for p in persons if p.outcome != "done"]
+        unnamed = [p for p in todo if not p.proposed_address]
+        if unnamed:
+            await self.rows.record(directory, request.id, request.population, [
+                Outcome(p, action, ok=False, detail=f"{p.full_name}: chưa có địa chỉ thư.") for p in unnamed], who)
+        todo = [p for p in todo if p.proposed_address]
+        # Chunks: the passwords and addresses of a chunk are committed before its directory calls, and its
+        # outcomes after them, three commits per chunk instead of several per row.
+        size = max(16, 4 * self.settings.provisioning.concurrency)
+        for start in range(0, len(todo), size):
+            chunk = todo[start:start + size]
+            passwords = await self._passwords(request.id, chunk) if kind is not Kind.DELETE_ACCOUNTS else {}
+            addresses = (await self.rows.reserve_all(directory, request.id, request.population, chunk, avoid)
+                         if kind not in (Kind.DELETE_ACCOUNTS, Kind.PASSWORD_RESET) else {})
+            outcomes = await asyncio.gather(*(one(p, addresses.get(p.id, p.proposed_address),
+                                                  passwords.get(p.id, ("", ""))[1]) for p in chunk))
+            await self.rows.record(directory, request.id, request.population, list(outcomes), who)
+            await progress.done(sum(1 for o in outcomes if o.ok))
+
         persons = await RequestPerson.filter(request_id=request.id).order_by("row")
         failed = [p for p in persons if p.outcome != "done"]
         if not failed:
@@ -162,7 +182,7 @@ class ProvisionJob:
             item: dict[str, Any] = {"full_name": p.full_name, "address": p.final_address or p.proposed_address,
                                     "person_id": p.person_id, "result": p.result}
             if kind is not Kind.DELETE_ACCOUNTS:
-                item["password_secret"], _ = await self._password(request.id, p.person_id or p.full_name)
+                item["password_secret"] = password_key(request.id, p)
             accounts.append(item)
         if kind is Kind.DELETE_ACCOUNTS or self.settings.provisioning.delivery == "mail" or not request.sender:
             return accounts
@@ -225,18 +245,18 @@ class _Progress:
     """Counts rows as they finish and edits the card every `progress_every` rows (at most every few seconds)."""
 
     def __init__(self, job: ProvisionJob, request_id: int, total: int, done: int) -> None:
-        self.job, self.request_id, self.total, self.done = job, request_id, total, done
+        self.job, self.request_id, self.total, self.count = job, request_id, total, done
         self.every = max(1, job.settings.provisioning.progress_every)
         self.shown, self.shown_at = done, time.monotonic()
 
-    async def done_one(self) -> None:
-        """One more row done; show it when enough have gone by."""
-        self.done += 1
-        if self.total > 1 and self.done < self.total and self.done - self.shown >= self.every \
+    async def done(self, count: int) -> None:
+        """More rows done; show them when enough have gone by."""
+        self.count += count
+        if self.total > 1 and self.count < self.total and self.count - self.shown >= self.every \
                 and time.monotonic() - self.shown_at >= PROGRESS_MIN_SECONDS:
             await self.show()
 
     async def show(self) -> None:
         """Edit the card now."""
-        self.shown, self.shown_at = self.done, time.monotonic()
+        self.shown, self.shown_at = self.count, time.monotonic()
         await self.job._bump(self.request_id)

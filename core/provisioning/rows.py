@@ -12,7 +12,8 @@ import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
@@ -20,11 +21,24 @@ from tortoise.transactions import in_transaction
 from core.accountlog import record_change
 from core.config import Settings
 from core.jobs import JobQueue
-from core.models import Account, RequestPerson
+from core.models import Account, AccountLog, RequestPerson
 from core.naming import slug
 from core.ports import AccountSpec, AddressTaken, Clock, Provisioner, ProvisionError
 
 MAX_CANDIDATES = 60  # addresses tried for one person before giving up (then it is a naming problem)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one row came to: `action` for the account log, the back end's `result`, the final address."""
+
+    person: RequestPerson
+    action: str
+    result: str = ""
+    address: str = ""
+    ok: bool = True
+    detail: str = ""
+    key: str = ""
 
 
 @dataclass(frozen=True)
@@ -94,13 +108,35 @@ class RowRunner:
                                 request_id=request_id, approved_by=who.approved_by, executed_by=who.executed_by,
                                 ok=False, answer=detail)
 
+    async def reserve_all(self, directory: Provisioner, request_id: int, population: str,
+                          persons: list[RequestPerson], avoid: frozenset[str]) -> dict[int, str]:
+        """The journalled address of each person (one commit for the whole chunk; conflicts one by one)."""
+        keys = {p.id: person_key(request_id, p) for p in persons}
+        known = dict(await Account.filter(key__in=list(keys.values())).values_list("key", "address"))
+        need = [p for p in persons if keys[p.id] not in known]
+        if need:
+            wanted = [p.proposed_address for p in need]
+            taken = set(await Account.filter(address__in=wanted).values_list("address", flat=True))
+            now = self.clock.now()
+            await Account.bulk_create([
+                Account(address=p.proposed_address, population=population, person_id=p.person_id,
+                        full_name=p.full_name, state="pending", created_at=now, updated_at=now,
+                        request_id=request_id, key=keys[p.id], backend=directory.name)
+                for p in need if p.proposed_address not in taken and wanted.count(p.proposed_address) == 1],
+                ignore_conflicts=True)
+            known = dict(await Account.filter(key__in=list(keys.values())).values_list("key", "address"))
+        out = {}
+        for p in persons:
+            address = known.get(keys[p.id])
+            out[p.id] = address or await self._reserve(directory, keys[p.id], p, population, request_id, avoid)
+        return out
+
     async def create(self, directory: Provisioner, request_id: int, population: str, person: RequestPerson,
-                     password: str, who: Who, avoid: frozenset[str] = frozenset()) -> None:
-        """Create (or link) the person's account under a free address; the row records the final address."""
+                     address: str, password: str, who: Who, avoid: frozenset[str] = frozenset()) -> Outcome:
+        """Create (or link) the account at its journalled address; a taken one moves on to the next free one."""
         key = person_key(request_id, person)
         data = person.data or {}
         for _ in range(MAX_CANDIDATES):
-            address = await self._reserve(directory, key, person, population, request_id, avoid)
             spec = AccountSpec(address=address, full_name=person.full_name, population=population,
                                person_id=person.person_id, given_name=data.get("given_name", ""),
                                family_name=data.get("family_name", ""), request_id=request_id, key=key,
@@ -109,71 +145,70 @@ class RowRunner:
                 result = await directory.create(spec, password)
             except AddressTaken as exc:
                 await self._taken(directory, address, request_id, who, exc.message)
+                address = await self._reserve(directory, key, person, population, request_id, avoid)
                 continue
-            now = self.clock.now()
-            async with in_transaction() as conn:
-                await Account.filter(key=key).using_db(conn).update(state="active", updated_at=now,
-                                                                     suspended_at=None, delete_after=None)
-                await record_change(conn, now, action="create" if result == "created" else "link",
-                                    address=address, backend=directory.name, request_id=request_id,
-                                    approved_by=who.approved_by, executed_by=who.executed_by, answer=result,
-                                    full_name=person.full_name, person_id=person.person_id)
-                await RequestPerson.filter(id=person.id).using_db(conn).update(
-                    outcome="done", result=result, final_address=address, outcome_detail="")
-            return
+            return Outcome(person, "create" if result == "created" else "link", result, address, key=key)
         raise ProvisionError(f"{person.full_name}: không còn địa chỉ trống.", permanent=True)
 
-    async def reset(self, directory: Provisioner, request_id: int, person: RequestPerson, password: str,
-                    who: Who) -> None:
+    async def reset(self, directory: Provisioner, person: RequestPerson, password: str) -> Outcome:
         """Set the generated password on the person's existing account."""
         address = person.proposed_address
         await directory.reset_password(address, password, force_change=self.settings.provisioning.force_change)
-        now = self.clock.now()
-        async with in_transaction() as conn:
-            await Account.filter(address=address).using_db(conn).update(
-                state="active", updated_at=now, request_id=request_id, suspended_at=None, delete_after=None)
-            await record_change(conn, now, action="reset", address=address, backend=directory.name,
-                                request_id=request_id, approved_by=who.approved_by, executed_by=who.executed_by,
-                                answer="reset", full_name=person.full_name, person_id=person.person_id)
-            await RequestPerson.filter(id=person.id).using_db(conn).update(
-                outcome="done", result="reset", final_address=address, outcome_detail="")
+        return Outcome(person, "reset", "reset", address)
 
-    async def suspend(self, directory: Provisioner, request_id: int, population: str, person: RequestPerson,
-                      who: Who) -> str | None:
-        """Suspend now, delete after the grace period; the address, or None when there was no account."""
+    async def suspend(self, directory: Provisioner, person: RequestPerson) -> Outcome:
+        """Suspend now (the deletion is queued when the outcome is recorded)."""
         address = person.proposed_address
-        result = await directory.suspend(address)
+        return Outcome(person, "suspend", await directory.suspend(address), address)
+
+    async def record(self, directory: Provisioner, request_id: int, population: str, outcomes: list[Outcome],
+                     who: Who) -> None:
+        """Write a chunk's outcomes in one transaction: account rows, the account log, each row's outcome."""
         now = self.clock.now()
         delete_after = now + timedelta(days=self.settings.provisioning.delete_grace_days)
+        entries, rows, linked = [], [], []
         async with in_transaction() as conn:
-            if result == "suspended":
-                changed = await Account.filter(address=address).exclude(state__in=["deleted", "foreign"]).using_db(
-                    conn).update(state="suspended", suspended_at=now, delete_after=delete_after,
-                                 updated_at=now, request_id=request_id)
-                if not changed and not await Account.filter(address=address).using_db(conn).exists():
-                    # Made outside edudesk: known from now on, so its deletion can be tracked.
-                    await Account.create(address=address, population=population, person_id=person.person_id,
-                                         full_name=person.full_name, state="suspended", created_at=now,
-                                         updated_at=now, request_id=request_id, backend=directory.name,
-                                         suspended_at=now, delete_after=delete_after, using_db=conn)
-                # Durable from this very transaction: the deletion cannot be forgotten by a crash.
-                await self.queue.enqueue("delete_account", f"delete:{address}:{request_id}",
-                                         {"address": address, "request_id": request_id}, connection=conn,
-                                         run_after=delete_after)
-            await record_change(conn, now, action="suspend", address=address, backend=directory.name,
-                                request_id=request_id, approved_by=who.approved_by, executed_by=who.executed_by,
-                                answer=result, full_name=person.full_name, person_id=person.person_id)
-            await RequestPerson.filter(id=person.id).using_db(conn).update(
-                outcome="done", result=result, final_address=address, outcome_detail="")
-        return address if result == "suspended" else None
+            for o in outcomes:
+                p = o.person
+                entries.append(AccountLog(at=now, action=o.action, address=o.address or p.proposed_address,
+                                          backend=directory.name, request_id=request_id,
+                                          approved_by=who.approved_by[:200], executed_by=who.executed_by[:200],
+                                          ok=o.ok, answer=(o.result if o.ok else o.detail)[:500],
+                                          full_name=p.full_name[:300], person_id=p.person_id[:64]))
+                if o.ok:
+                    p.outcome, p.result, p.final_address, p.outcome_detail = "done", o.result, o.address, ""
+                else:
+                    p.outcome, p.outcome_detail = "failed", o.detail[:500]
+                rows.append(p)
+                if not o.ok:
+                    continue
+                if o.action in ("create", "link"):
+                    linked.append(o.key)
+                elif o.action == "reset":
+                    await Account.filter(address=o.address).using_db(conn).update(
+                        state="active", updated_at=now, request_id=request_id, suspended_at=None, delete_after=None)
+                elif o.result == "suspended":
+                    await self._suspended(conn, directory, request_id, population, p, o.address, now, delete_after)
+            if linked:
+                await Account.filter(key__in=linked).using_db(conn).update(state="active", updated_at=now,
+                                                                            suspended_at=None, delete_after=None)
+            if rows:
+                await RequestPerson.bulk_update(rows, fields=["outcome", "result", "final_address", "outcome_detail"],
+                                                using_db=conn)
+            await AccountLog.bulk_create(entries, using_db=conn)
 
-    async def fail(self, action: str, request_id: int, person: RequestPerson, backend: str, who: Who,
-                   message: str) -> None:
-        """Record a refused row (it is retried by the next run) in the row and the account log."""
-        now = self.clock.now()
-        async with in_transaction() as conn:
-            await record_change(conn, now, action=action, address=person.proposed_address, backend=backend,
-                                request_id=request_id, approved_by=who.approved_by, executed_by=who.executed_by,
-                                ok=False, answer=message, full_name=person.full_name, person_id=person.person_id)
-            await RequestPerson.filter(id=person.id).using_db(conn).update(outcome="failed",
-                                                                           outcome_detail=message[:500])
+    async def _suspended(self, conn: Any, directory: Provisioner, request_id: int, population: str,
+                         person: RequestPerson, address: str, now: datetime, delete_after: datetime) -> None:
+        changed = await Account.filter(address=address).exclude(state__in=["deleted", "foreign"]).using_db(
+            conn).update(state="suspended", suspended_at=now, delete_after=delete_after, updated_at=now,
+                         request_id=request_id)
+        if not changed and not await Account.filter(address=address).using_db(conn).exists():
+            # Made outside edudesk: known from now on, so its deletion can be tracked.
+            await Account.create(address=address, population=population, person_id=person.person_id,
+                                 full_name=person.full_name, state="suspended", created_at=now, updated_at=now,
+                                 request_id=request_id, backend=directory.name, suspended_at=now,
+                                 delete_after=delete_after, using_db=conn)
+        # Durable from this very transaction: the deletion cannot be forgotten by a crash.
+        await self.queue.enqueue("delete_account", f"delete:{address}:{request_id}",
+                                 {"address": address, "request_id": request_id}, connection=conn,
+                                 run_after=delete_after)

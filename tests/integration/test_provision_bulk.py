@@ -60,8 +60,10 @@ class RefusingProvisioner(LocalProvisioner):
         return await super().create(spec, password)
 
 
-async def test_a_list_interrupted_midway_resumes_without_a_second_account(app_factory: Any) -> None:
-    app = await app_factory(inline_analysis=True)
+async def test_a_list_interrupted_midway_resumes_without_a_second_account(app_factory: Any,
+                                                                          settings_factory: Any) -> None:
+    # Chunks of 16 rows (concurrency 2): the crash lands with chunks recorded, one in flight, others untouched.
+    app = await app_factory(settings_factory(provisioning={"concurrency": 2}), inline_analysis=True)
     request = await bulk_request(app, 60)
     job = await Job.get(kind="provision")
     async def twenty_done() -> bool:
@@ -91,7 +93,7 @@ async def test_progress_is_shown_on_the_card_while_a_list_runs(app_factory: Any,
     monkeypatch.setattr(job_module, "PROGRESS_MIN_SECONDS", 0.0)
     app = await app_factory(settings_factory(provisioning={"progress_every": 10, "concurrency": 1}),
                             inline_analysis=True)
-    request = await bulk_request(app, 30)
+    request = await bulk_request(app, 50)  # chunks of 16 rows at concurrency 1
     seen: list[str] = []
     original = app.provisioning._bump
 
@@ -101,11 +103,11 @@ async def test_progress_is_shown_on_the_card_while_a_list_runs(app_factory: Any,
 
     app.provisioning._bump = watch  # type: ignore[method-assign]
     await app.provisioning(await Job.get(kind="provision"))
-    assert [s.split("Đã thực hiện <b>")[1].split("</b>")[0] for s in seen] == ["10/30", "20/30"]
+    assert [s.split("Đã thực hiện <b>")[1].split("</b>")[0] for s in seen] == ["16/50", "32/50", "48/50"]
     versions = [j.key for j in await Job.filter(kind="refresh_cards").order_by("id")]
     assert len(versions) == len(set(versions)) >= 4  # one card edit per step, none lost to a duplicate key
     final = render_text(await load_view(request.id), app.settings, app.clock.now())
-    assert "Đã thực hiện <b>30/30</b>" in final and "✓ <code>huong.pt0000@sis.hust.edu.vn</code>" in final
+    assert "Đã thực hiện <b>50/50</b>" in final and "✓ <code>huong.pt0000@sis.hust.edu.vn</code>" in final
 
 
 async def test_refused_rows_are_listed_handed_back_and_retried_alone(app_factory: Any, clock: Any) -> None:

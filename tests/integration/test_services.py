@@ -158,17 +158,18 @@ async def test_provisioning_job_run_twice_creates_one_account_with_one_password(
     await app.services.act(request.id, "provision", TECH)
     job = await Job.get(kind="provision")
     # A crash after the directory calls and before the state change: the job runs again.
-    first = app.provisioning._password
+    first = app.provisioning._passwords
     seen: list[str] = []
 
-    async def spy(request_id: int, who: str) -> tuple[str, str]:
-        key, pw = await first(request_id, who)
-        seen.append(pw)
-        return key, pw
+    async def spy(request_id: int, persons: list[Any]) -> dict[int, tuple[str, str]]:
+        got = await first(request_id, persons)
+        seen.extend(pw for _, pw in got.values())
+        return got
 
-    app.provisioning._password = spy  # type: ignore[method-assign]
+    app.provisioning._passwords = spy  # type: ignore[method-assign]
     await app.provisioning(job)
     await Request.filter(id=request.id).update(state="provisioning", version=2)  # as if the finish never landed
+    await RequestPerson.filter(request_id=request.id).update(outcome="")  # ... nor the rows' outcomes
     await app.provisioning(job)
     assert await Account.all().count() == 3
     assert seen[:3] == seen[3:6], "a re-run must set the same passwords it already generated"

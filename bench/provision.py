@@ -1,0 +1,99 @@
+"""Provisioning benchmark: one bulk list of N students carried out as one job, on the local and ldap back ends.
+
+Not a test: it prints figures. edudesk's App (SQLite in a temp dir) provisions an approved list of N
+students through the real job (sealed passwords, address journal, account log, per-row outcomes, card
+progress) into (a) the local directory and (b) a private OpenLDAP (slapd from tests/servers/slapd.py).
+The ceiling is plain ldap3 adding the same N entries with the same writes (add, RFC 3062 password modify,
+pwdReset) to the same slapd, in the same run, over as many connections as the back end's pool. Printed:
+accounts per second for each, and ldap / ceiling as a ratio. Target: >= 0.5.
+
+    .venv/bin/python bench/provision.py [--count 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from core.config import load_settings  # noqa: E402
+from core.models import Account, Job, Request, RequestPerson  # noqa: E402
+from core.staff import Actor, Role  # noqa: E402
+from main import App  # noqa: E402
+from tests.servers.slapd import SlapdServer, add_people, find_slapd  # noqa: E402
+
+OFFICE = Actor("bench:1", "Phòng Đào tạo", frozenset({Role.OFFICE}))
+TECH = Actor("bench:2", "Tổ Kỹ thuật", frozenset({Role.TECHNICAL}))
+POOL = 4
+
+
+async def provision(count: int, data_dir: str, backend: str, server: SlapdServer | None) -> float:
+    """Seconds for the provision job to carry out an approved list of `count` students."""
+    overrides: dict[str, Any] = {"general": {"data_dir": data_dir}, "smtpd": {"enabled": False},
+                                 "web": {"enabled": False}, "intake": {"parser_processes": 1},
+                                 "provisioning": {"backend": backend, "delivery": "mail"}}
+    if server is not None:
+        os.environ["EDUDESK_BENCH_LDAP_PASSWORD"] = server.service_password
+        overrides["provisioning"]["ldap"] = {
+            "url": server.url, "bind_dn": server.service_dn, "bind_password_env": "EDUDESK_BENCH_LDAP_PASSWORD",
+            "staff_base": server.staff_base, "student_base": server.student_base, "pool_size": POOL}
+    app = App(load_settings(None, overrides=overrides), inline_analysis=True)
+    await app.open()
+    try:
+        now = app.clock.now()
+        request = await Request.create(kind="bulk_new_accounts", population="student", state="received",
+                                       sender="khoa.cntt@hust.edu.vn", sender_name="Văn phòng Khoa CNTT",
+                                       subject="Danh sách sinh viên K70", received_at=now,
+                                       deadline=now + timedelta(hours=24), updated_at=now)
+        await RequestPerson.bulk_create([
+            RequestPerson(request=request, row=i, person_id=f"2025{i:05d}", full_name=f"Phạm Thị Hương {i}",
+                          proposed_address=f"huong.pt{i:05d}@sis.hust.edu.vn",
+                          data={"student_id": f"2025{i:05d}", "full_name": f"Phạm Thị Hương {i}",
+                                "given_name": "Hương", "family_name": "Phạm"}) for i in range(count)],
+            batch_size=500)
+        await app.services.act(request.id, "approve", OFFICE)
+        await app.services.act(request.id, "provision", TECH)
+        job = await Job.get(kind="provision")
+        started = time.perf_counter()
+        await app.provisioning(job)
+        elapsed = time.perf_counter() - started
+        state = (await Request.get(id=request.id)).state
+        made = await Account.filter(state="active").count()
+        if state != "done" or made != count:
+            raise SystemExit(f"{backend}: request {state}, {made}/{count} accounts")
+        return elapsed
+    finally:
+        await app.close()
+
+
+def main() -> None:
+    """Run the three measurements and print them."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, default=2000)
+    args = parser.parse_args()
+    count = args.count
+    if find_slapd() is None:
+        raise SystemExit("slapd is not installed: bash scripts/install-test-deps.sh")
+    with tempfile.TemporaryDirectory() as tmp:
+        local = asyncio.run(provision(count, f"{tmp}/local", "local", None))
+        with SlapdServer() as server:
+            ceiling = add_people(server, count, threads=POOL)
+            ldap = asyncio.run(provision(count, f"{tmp}/ldap", "ldap", server))
+    print(f"provision: {count} students as one bulk job (SQLite, delivery=mail, concurrency 8, pool {POOL})")
+    print(f"  local directory (scrypt hashes):  {count / local:8.1f} accounts/s  ({local:.2f} s)")
+    print(f"  ldap back end into slapd:          {count / ldap:8.1f} accounts/s  ({ldap:.2f} s)")
+    print(f"  plain ldap3, same writes (ceiling): {count / ceiling:8.1f} accounts/s  ({ceiling:.2f} s)")
+    print(f"  ldap / ceiling: {ceiling / ldap:.2f}  (target >= 0.5)")
+
+
+if __name__ == "__main__":
+    main()
