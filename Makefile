@@ -33,6 +33,7 @@ test: venv test-deps lint
 bench: venv
 	$(BIN)/python bench/intake.py
 	$(BIN)/python bench/notify.py
+	$(BIN)/python bench/provision.py
 
 # Write a new migration after changing core/models.py.
 migrations: venv
