@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Address
 from pathlib import Path
+from string import Template
 from typing import Any
 
 import pytest
@@ -34,116 +35,16 @@ SERVICE_DN = f"cn=edudesk,{SUFFIX}"  # what the backend binds as: write access t
 STAFF_BASE = f"ou=staff,{SUFFIX}"
 STUDENT_BASE = f"ou=students,{SUFFIX}"
 POLICY_DN = f"cn=default,ou=policies,{SUFFIX}"
-AD_SCHEMA = Path(__file__).resolve().parents[1] / "fixtures" / "ldap" / "ad-lite.ldif"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ldap"
+AD_SCHEMA = FIXTURES / "ad-lite.ldif"
 SCHEMAS = ("core", "cosine", "nis", "inetorgperson")
 
-_CONFIG = """\
-# Written by tests/servers/slapd.py for one test run; nothing here is read from /etc/ldap.
-dn: cn=config
-objectClass: olcGlobal
-cn: config
-olcPidFile: {root}/slapd.pid
-olcArgsFile: {root}/slapd.args
-olcLogLevel: none
-olcTLSCACertificateFile: {root}/tls/ca.pem
-olcTLSCertificateFile: {root}/tls/server.pem
-olcTLSCertificateKeyFile: {root}/tls/server.key
 
-dn: cn=module{{0}},cn=config
-objectClass: olcModuleList
-cn: module{{0}}
-olcModulePath: /usr/lib/ldap
-olcModuleLoad: back_mdb
-olcModuleLoad: ppolicy
-olcModuleLoad: auditlog
 
-dn: cn=schema,cn=config
-objectClass: olcSchemaConfig
-cn: schema
 
-{includes}
-dn: olcDatabase={{-1}}frontend,cn=config
-objectClass: olcDatabaseConfig
-objectClass: olcFrontendConfig
-olcDatabase: {{-1}}frontend
-# userPassword written through the Password Modify operation (or in clear by an add) is stored hashed.
-olcPasswordHash: {{SSHA}}
 
-dn: olcDatabase={{0}}config,cn=config
-objectClass: olcDatabaseConfig
-olcDatabase: {{0}}config
-olcAccess: {{0}}to * by * none
-
-dn: olcDatabase={{1}}mdb,cn=config
-objectClass: olcDatabaseConfig
-objectClass: olcMdbConfig
-olcDatabase: {{1}}mdb
-olcDbDirectory: {root}/data
-olcSuffix: {suffix}
-olcRootDN: {root_dn}
-olcRootPW: {root_pw}
-olcDbMaxSize: 1073741824
-# A throwaway database: losing it on a crash costs nothing, an fsync per write costs the benchmark.
-olcDbNoSync: TRUE
-olcDbIndex: objectClass eq
-olcDbIndex: mail,uid,cn,description,employeeNumber eq
-{ad_index}olcAccess: {{0}}to attrs=userPassword by dn.exact="{service_dn}" write by self write
-  by anonymous auth by * none
-olcAccess: {{1}}to dn.subtree="{suffix}" by dn.exact="{service_dn}" write by self read by users read
-  by * none
-
-dn: olcOverlay={{0}}ppolicy,olcDatabase={{1}}mdb,cn=config
-objectClass: olcOverlayConfig
-objectClass: olcPPolicyConfig
-olcOverlay: {{0}}ppolicy
-olcPPolicyDefault: {policy_dn}
-olcPPolicyHashCleartext: TRUE
-{audit}"""
-
-_AUDIT = """
-dn: olcOverlay={{1}}auditlog,olcDatabase={{1}}mdb,cn=config
-objectClass: olcOverlayConfig
-objectClass: olcAuditlogConfig
-olcOverlay: {{1}}auditlog
-olcAuditlogFile: {root}/audit.ldif
-"""
-
-_DATA = """\
-dn: {suffix}
-objectClass: dcObject
-objectClass: organization
-dc: school
-o: School
-
-dn: ou=staff,{suffix}
-objectClass: organizationalUnit
-ou: staff
-
-dn: ou=students,{suffix}
-objectClass: organizationalUnit
-ou: students
-
-dn: ou=policies,{suffix}
-objectClass: organizationalUnit
-ou: policies
-
-dn: {policy_dn}
-objectClass: device
-objectClass: pwdPolicy
-cn: default
-pwdAttribute: userPassword
-pwdMustChange: TRUE
-# pwdAccountLockedTime only locks when the policy has lockout on; no failure count, so tests may fail binds.
-pwdLockout: TRUE
-pwdMaxFailure: 0
-pwdAllowUserChange: TRUE
-
-dn: {service_dn}
-objectClass: organizationalRole
-objectClass: simpleSecurityObject
-cn: edudesk
-userPassword: {service_pw}
-"""
+def _template(name: str) -> Template:
+    return Template((FIXTURES / name).read_text())
 
 
 def find_slapd() -> str | None:
@@ -334,13 +235,13 @@ class SlapdServer:
         includes = "".join(f"include: file:///etc/ldap/schema/{name}.ldif\n\n" for name in SCHEMAS)
         if self.ad_schema:
             includes += f"include: file://{AD_SCHEMA}\n\n"
-        config = _CONFIG.format(root=self.root, suffix=self.suffix, root_dn=self.root_dn,
-                                root_pw=ssha(self.root_password), service_dn=self.service_dn,
-                                policy_dn=POLICY_DN, includes=includes,
-                                audit=_AUDIT.format(root=self.root) if self.audit else "",
-                                ad_index="olcDbIndex: sAMAccountName eq\n" if self.ad_schema else "")
-        data = _DATA.format(suffix=self.suffix, policy_dn=POLICY_DN, service_dn=self.service_dn,
-                            service_pw=ssha(self.service_password))
+        audit = "\n" + _template("auditlog.ldif").substitute(root=self.root) if self.audit else ""
+        config = _template("config.ldif").substitute(
+            root=self.root, suffix=self.suffix, root_dn=self.root_dn, root_pw=ssha(self.root_password),
+            service_dn=self.service_dn, policy_dn=POLICY_DN, includes=includes, audit=audit,
+            ad_index="olcDbIndex: sAMAccountName eq\n" if self.ad_schema else "")
+        data = _template("data.ldif").substitute(suffix=self.suffix, policy_dn=POLICY_DN,
+                                                 service_dn=self.service_dn, service_pw=ssha(self.service_password))
         (self.root / "config.ldif").write_text(config)
         (self.root / "data.ldif").write_text(data)
         slapadd = [self.binary.replace("slapd", "slapadd") if self.binary.endswith("slapd") else "slapadd",
