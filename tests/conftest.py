@@ -16,6 +16,7 @@ from core.config import Settings, load_settings
 from core.ports import FakeClock
 from main import App
 from tests.servers.dovecot import dovecot_fixture  # noqa: F401
+from tests.servers.slapd import slapd_fixture  # noqa: F401
 from tests.servers.smtp_sink import SmtpSink, smtp_sink_fixture  # noqa: F401
 
 PG_URL = os.environ.get("EDUDESK_TEST_DATABASE_URL", "")

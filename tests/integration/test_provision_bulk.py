@@ -167,3 +167,35 @@ async def test_the_account_log_never_holds_a_password(app_factory: Any, settings
     logged = " ".join(f"{e.answer} {e.executed_by}" for e in await AccountLog.all())
     for password in passwords:
         assert password not in exported and password not in events and password not in logged
+
+
+async def test_a_list_into_ldap_interrupted_midway_makes_no_second_entry(app_factory: Any, settings_factory: Any,
+                                                                          slapd: Any, monkeypatch: Any) -> None:
+    from ldap3 import SUBTREE
+
+    monkeypatch.setenv("EDUDESK_TEST_LDAP_PASSWORD", slapd.service_password)
+    settings = settings_factory(provisioning={"backend": "ldap", "concurrency": 2, "ldap": {
+        "url": slapd.url, "bind_dn": slapd.service_dn, "bind_password_env": "EDUDESK_TEST_LDAP_PASSWORD",
+        "staff_base": slapd.staff_base, "student_base": slapd.student_base, "pool_size": 2}})
+    app = await app_factory(settings, inline_analysis=True)
+    request = await bulk_request(app, 60)
+    job = await Job.get(kind="provision")
+
+    async def some_done() -> bool:
+        return await RequestPerson.filter(request_id=request.id, outcome="done").count() >= 16
+
+    async with asyncio.TaskGroup() as group:
+        run = group.create_task(app.provisioning(job))
+        await wait_until(some_done, interval=0.002)
+        run.cancel()  # entries made in slapd whose outcome was never recorded, others never started
+    before = await RequestPerson.filter(request_id=request.id, outcome="done").count()
+    assert 16 <= before < 60
+    await app.provisioning(job)
+    assert (await Request.get(id=request.id)).state == "done"
+    conn = slapd.connect(slapd.service_dn, slapd.service_password)
+    conn.search(slapd.student_base, "(objectClass=inetOrgPerson)", SUBTREE, attributes=["mail"])
+    mails = sorted(str(e.mail) for e in conn.entries)
+    conn.unbind()
+    assert mails == [f"huong.pt{i:04d}@sis.hust.edu.vn" for i in range(60)]  # each once, none under a suffix
+    linked = await AccountLog.filter(request_id=request.id, action="link").count()
+    assert await AccountLog.filter(request_id=request.id, action="create").count() + linked >= 60
