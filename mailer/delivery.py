@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
+from core.accountsheet import build_accounts_xlsx
 from core.config import Settings
 from core.db import lock_for_transaction
 from core.jobs import PermanentJobError
@@ -19,6 +21,8 @@ from mailer.outbox import MailSendError
 from mailer.render import build_message
 
 log = logging.getLogger(__name__)
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _bracket(mid: str) -> str:
@@ -50,6 +54,23 @@ class MailDelivery:
         context["accounts"] = [{**a, "password": self.box.open(sealed[a["password_secret"]])}
                                if a.get("password_secret") else a for a in context["accounts"]]
         return keys
+
+    async def _sheet(self, context: dict[str, Any], request_id: int | None) -> list[tuple[str, str, bytes]]:
+        """The unit's account sheet, built now from the context's accounts (with passwords only when
+        `_open_secrets` put them there) and never stored; none unless the context asks for it."""
+        if not context.get("accounts_sheet"):
+            return []
+        env_name = self.settings.provisioning.list_password_env
+        password = self.settings.secret(env_name)
+        if env_name and not password:
+            log.warning("%s is empty: the account sheet goes out without a password", env_name)
+        rows = [{k: str(a.get(k) or "") for k in ("full_name", "address", "person_id", "password", "result", "detail")}
+                for a in context.get("accounts", [])]
+        lang = context.get("lang", self.settings.general.language)
+        # Encryption derives its key with 100,000 SHA-512 rounds: off the event loop.
+        data = await asyncio.to_thread(build_accounts_xlsx, rows, lang=lang, password=password or None)
+        number = context.get("number") or request_id
+        return [(f"tai-khoan-YC-{number}.xlsx", XLSX, data)]
 
     async def _reserve(self, mail: OutgoingMail) -> bool:
         """Take one of the recipient's automatic-mail slots, or suppress the mail; atomic across workers.
@@ -89,13 +110,14 @@ class MailDelivery:
             return
         context = dict(job.payload.get("context") or {})
         secret_keys = await self._open_secrets(context)
+        attachments = await self._sheet(context, mail.request_id)
         message = build_message(
             mail.template, lang=context.get("lang", self.settings.general.language), context=context,
             templates_dir=self.templates_dir, sender=self.settings.outgoing.from_address,
             sender_name=self.settings.outgoing.from_name, to=mail.recipient,
             message_id=_bracket(mail.message_id), in_reply_to=_bracket(job.payload.get("in_reply_to", "")),
             references=[_bracket(r) for r in job.payload.get("references", [])], date=now,
-            display_timezone=self.settings.general.timezone,
+            display_timezone=self.settings.general.timezone, attachments=attachments,
         )
         try:
             await self.sender.send(message)

@@ -1,12 +1,20 @@
-"""Outgoing mail text: jinja2 templates in templates/email/ -> subject, plain text and HTML, then headers."""
+"""Outgoing mail text: jinja2 templates in templates/email/ -> subject, plain text and HTML, headers, attachments."""
 
 from __future__ import annotations
 
 import functools
 import re
+import unicodedata
+import urllib.parse
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
+from email import encoders
+from email.header import Header
 from email.headerregistry import Address
+from email.message import Message
+from email.mime.base import MIMEBase
+from email.mime.multipart import MIMEMultipart
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any
@@ -48,6 +56,8 @@ _OPTIONAL: Mapping[str, Any] = {"problems": (), "password": "", "link_valid_hour
 _MAX_REFERENCES = 20
 _BLANK_RUNS = re.compile(r"\n{3,}")
 _KEY_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+_PARAM_CHUNK = 54
+_MIME_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*")
 
 
 @functools.cache
@@ -132,8 +142,9 @@ def build_message(
     references: Sequence[str] = (),
     date: datetime | None = None,
     display_timezone: str = DISPLAY_TIMEZONE,
+    attachments: Sequence[tuple[str, str, bytes]] = (),
 ) -> OutgoingMessage:
-    """Render a template and wrap it with threading, loop-prevention and request headers."""
+    """Render a template and wrap it with threading, loop-prevention and request headers, and attachments."""
     subject, text, html = render_mail(
         template, lang, context, templates_dir=templates_dir, display_timezone=display_timezone
     )
@@ -155,7 +166,7 @@ def build_message(
     }
     if date is not None:
         headers["Date"] = format_datetime(date if date.tzinfo else date.replace(tzinfo=UTC))
-    return OutgoingMessage(
+    message = OutgoingMessage(
         message_id=message_id or make_msgid(domain=domain),
         # Kept readable here; to_mime() RFC 2047-encodes the Vietnamese display name on the wire.
         sender=str(Address(display_name=sender_name, addr_spec=sender)) if sender_name else sender,
@@ -167,3 +178,63 @@ def build_message(
         references=tuple(_trim_references(refs)),
         headers=headers,
     )
+    # Most mail has no files; the few that do get them validated (a type/subtype, a clean NFC name).
+    return replace(message, attachments=tuple(_checked(a) for a in attachments)) if attachments else message
+
+
+def _checked(attachment: tuple[str, str, bytes]) -> tuple[str, str, bytes]:
+    filename, mime_type, data = attachment
+    if not _MIME_TYPE.fullmatch(mime_type) or not isinstance(data, bytes):
+        raise ValueError(f"attachment {filename!r}: needs a type/subtype and bytes")
+    # NFC, and no path or control characters: the name is shown to the reader and saved by their client.
+    name = "".join(c if c.isprintable() else " " for c in unicodedata.normalize("NFC", filename))
+    name = name.replace("/", "-").replace("\\", "-").strip() or "attachment"
+    return name, mime_type.lower(), data
+
+
+def _extended_param(name: str, value: str) -> str:
+    # RFC 2231: utf-8, percent-encoded, split into name*0*, name*1*, ... so no header line grows past
+    # ~78 characters (a long Vietnamese file name is three bytes and nine characters per letter).
+    pieces, piece = [], ""
+    for char in value:
+        quoted = urllib.parse.quote(char, safe="")
+        if len(piece) + len(quoted) > _PARAM_CHUNK:
+            pieces.append(piece)
+            piece = ""
+        piece += quoted
+    pieces.append(piece)
+    if len(pieces) == 1:
+        return f"{name}*=utf-8''{pieces[0]}"
+    pieces[0] = f"utf-8''{pieces[0]}"
+    return ";\n ".join(f"{name}*{i}*={p}" for i, p in enumerate(pieces))
+
+
+def attachment_part(filename: str, mime_type: str, data: bytes) -> Message:
+    """One attachment as a base64 MIME part; a Vietnamese file name is RFC 2231-encoded (and RFC 2047 in
+    Content-Type's `name`, which older Outlook reads instead)."""
+    maintype, _, subtype = mime_type.partition("/")
+    part = MIMEBase(maintype, subtype)
+    del part["MIME-Version"]  # only the top-level message carries it
+    part.set_payload(data)
+    encoders.encode_base64(part)
+    if filename.isascii() and len(filename) <= _PARAM_CHUNK and '"' not in filename:
+        part.set_param("name", filename)
+        part.add_header("Content-Disposition", "attachment", filename=filename)
+        return part
+    words = Header(filename, "utf-8", header_name="Content-Type").encode(linesep="\n")
+    del part["Content-Type"]
+    part["Content-Type"] = f'{maintype}/{subtype};\n name="{words}"'
+    part["Content-Disposition"] = f"attachment;\n {_extended_param('filename', filename)}"
+    return part
+
+
+def with_attachments(body: Message, attachments: Sequence[tuple[str, str, bytes]]) -> Message:
+    """The body alone when there is nothing to attach, else multipart/mixed of the body and the files."""
+    if not attachments:
+        return body
+    mixed = MIMEMultipart("mixed")
+    del body["MIME-Version"]
+    mixed.attach(body)
+    for filename, mime_type, data in attachments:
+        mixed.attach(attachment_part(filename, mime_type, data))
+    return mixed

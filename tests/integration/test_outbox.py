@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import email
+import unicodedata
 from dataclasses import replace
 from email import policy
 from email.parser import BytesParser
@@ -13,7 +15,7 @@ import pytest
 from core.config import OutgoingSettings, Settings
 from core.errors import ConfigError
 from core.ports import OutgoingMessage
-from mailer.outbox import MaildirMailSender, MailSendError, SmtpMailSender, make_mail_sender
+from mailer.outbox import MaildirMailSender, MailSendError, SmtpMailSender, make_mail_sender, to_mime
 from tests.servers.smtp_sink import SmtpSink, free_port
 from tests.servers.smtp_sink import smtp_sink_fixture as smtp_sink_fixture  # noqa: F401 - the fixture
 from tests.unit.test_render import OFFICE, OFFICE_NAME, build
@@ -132,3 +134,57 @@ def test_factory_builds_the_smtp_relay_with_the_password_from_the_environment(
 def test_factory_refuses_an_unknown_transport() -> None:
     with pytest.raises(ConfigError):
         make_mail_sender(Settings(outgoing=OutgoingSettings(transport="sendmail")))
+
+
+LONG_NAME = "Danh sách tài khoản sinh viên K70 – Trường Điện – Điện tử, Đại học Bách khoa Hà Nội.xlsx"
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def with_files(*files: tuple[str, str, bytes]) -> OutgoingMessage:
+    return build(attachments=files)
+
+
+def test_a_mail_without_files_stays_multipart_alternative() -> None:
+    parsed = BytesParser(policy=policy.default).parsebytes(to_mime(build()))
+    assert parsed.get_content_type() == "multipart/alternative"
+    assert list(parsed.iter_attachments()) == []
+
+
+async def test_maildir_keeps_a_vietnamese_file_name_and_the_bytes_of_an_attachment(tmp_path: Path) -> None:
+    data = bytes(range(256)) * 40  # every byte value: nothing may be lost to a text encoding
+    await MaildirMailSender(tmp_path / "outbox").send(with_files((LONG_NAME, XLSX_TYPE, data),
+                                                                 ("biên bản.pdf", "application/pdf", b"%PDF-1.7")))
+    (path,) = stored(tmp_path / "outbox")
+    raw = path.read_bytes()
+    parsed = BytesParser(policy=policy.default).parsebytes(raw)
+    assert parsed.get_content_type() == "multipart/mixed"
+    files = [(p.get_filename(), p.get_content_type(), p.get_content()) for p in parsed.iter_attachments()]
+    assert files == [(LONG_NAME, XLSX_TYPE, data), ("biên bản.pdf", "application/pdf", b"%PDF-1.7")]
+    body = parsed.get_body(preferencelist=("plain",))
+    assert body is not None and "Kính gửi Anh/Chị Nguyễn Thị Hoà," in body.get_content()
+    assert raw.isascii()  # 7-bit clean: RFC 2231/2047 names, base64 data
+    assert max(len(line) for line in raw.split(b"\n")) <= 78
+    # The old-style parser (compat32, what many relays and scanners use) reads the same name.
+    legacy = [p.get_filename() for p in email.message_from_bytes(raw).walk() if p.get_filename()]
+    assert legacy == [LONG_NAME, "biên bản.pdf"]
+
+
+async def test_smtp_carries_an_attachment_with_its_file_name(smtp_sink: SmtpSink) -> None:
+    data = b"PK\x03\x04" + bytes(range(256)) * 8
+    await SmtpMailSender(smtp_sink.host, smtp_sink.port, timeout=5).send(
+        with_files(("tai-khoan-YC-12.xlsx", XLSX_TYPE, data)))
+    mail = await smtp_sink.wait_for(lambda m: REQUESTER in m.rcpt_tos)
+    (part,) = mail.message.iter_attachments()
+    assert (part.get_filename(), part.get_content_type(), part.get_content()) == ("tai-khoan-YC-12.xlsx",
+                                                                                  XLSX_TYPE, data)
+    assert mail.message["X-Edudesk-Request"] == "12" and mail.message["Auto-Submitted"] == "auto-generated"
+
+
+def test_an_attachment_needs_a_mime_type_and_gets_a_clean_name() -> None:
+    with pytest.raises(ValueError):
+        build(attachments=(("a.xlsx", "xlsx\r\nBcc: x@example.com", b"x"),))
+    ((name, _, _),) = build(attachments=((unicodedata.normalize("NFD", "tài khoản.xlsx"), "text/plain", b"x"),
+                                         )).attachments
+    assert name == "tài khoản.xlsx" and unicodedata.is_normalized("NFC", name)
+    ((name, _, _),) = build(attachments=(("../../etc/passwd\r\n.txt", "Text/Plain", b"x"),)).attachments
+    assert name == "..-..-etc-passwd  .txt"
