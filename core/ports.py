@@ -54,6 +54,7 @@ class OutgoingMessage:
     in_reply_to: str = ""
     references: tuple[str, ...] = ()
     headers: Mapping[str, str] = field(default_factory=dict)
+    attachments: tuple[tuple[str, str, bytes], ...] = ()  # (file name, MIME type, data)
 
 
 class MailSender(Protocol):

@@ -21,7 +21,7 @@ from pathlib import Path
 from core.config import Settings
 from core.errors import ConfigError, EdudeskError
 from core.ports import MailSender, OutgoingMessage
-from mailer.render import build_message, message_id_for, render_mail
+from mailer.render import build_message, message_id_for, render_mail, with_attachments
 
 __all__ = [
     "MailSendError",
@@ -75,6 +75,7 @@ def _email_message(msg: OutgoingMessage) -> Message:
         mail.attach(MIMEText(msg.html, "html", _UTF8_QP))  # type: ignore[arg-type]
     else:
         mail = text
+    mail = with_attachments(mail, msg.attachments)
     name, addr = parseaddr(msg.sender)
     mail["From"] = formataddr((name, addr), charset="utf-8") if name else (addr or msg.sender)
     mail["To"] = _header(", ".join(msg.to), "To")
