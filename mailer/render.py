@@ -7,7 +7,6 @@ import re
 import unicodedata
 import urllib.parse
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from email import encoders
 from email.header import Header
@@ -166,7 +165,7 @@ def build_message(
     }
     if date is not None:
         headers["Date"] = format_datetime(date if date.tzinfo else date.replace(tzinfo=UTC))
-    message = OutgoingMessage(
+    return OutgoingMessage(
         message_id=message_id or make_msgid(domain=domain),
         # Kept readable here; to_mime() RFC 2047-encodes the Vietnamese display name on the wire.
         sender=str(Address(display_name=sender_name, addr_spec=sender)) if sender_name else sender,
@@ -177,9 +176,8 @@ def build_message(
         in_reply_to=in_reply_to,
         references=tuple(_trim_references(refs)),
         headers=headers,
+        attachments=tuple(_checked(a) for a in attachments),
     )
-    # Most mail has no files; the few that do get them validated (a type/subtype, a clean NFC name).
-    return replace(message, attachments=tuple(_checked(a) for a in attachments)) if attachments else message
 
 
 def _checked(attachment: tuple[str, str, bytes]) -> tuple[str, str, bytes]:
