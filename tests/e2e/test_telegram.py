@@ -65,6 +65,7 @@ async def bot(
     settings = settings_factory(
         outgoing={"transport": "smtp", "smtp_host": "127.0.0.1", "smtp_port": smtp_sink.port},
         web={"enabled": False},
+        provisioning={"delivery": "mail"},  # no console here: the password comes in the result mail
         telegram={
             "enabled": True,
             "api_server": fake.url,
