@@ -43,7 +43,7 @@ passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {root}/users
 }}
-userdb {{
+{accounts}userdb {{
   driver = static
   args = uid={uid} gid={gid} home={root}/mail/%u
 }}
@@ -62,6 +62,20 @@ service anvil {{
     mode = 0
   }}
 {chroot}}}
+"""
+
+# The variant with edudesk's own passwd-file (what the `dovecot` back end writes): Dovecot reads password,
+# home and the nologin field of each line from it; users it does not know fall through to the fixed ones.
+_ACCOUNTS = """\
+passdb {{
+  driver = passwd-file
+  args = username_format=%u {root}/accounts
+}}
+userdb {{
+  driver = passwd-file
+  args = username_format=%u {root}/accounts
+  default_fields = uid={uid} gid={gid} mail=maildir:~/Maildir
+}}
 """
 
 
@@ -84,8 +98,10 @@ class DovecotServer:
     """Dovecot 2.3 with its own config, users, maildirs and port under a temp dir; start() again after
     stop() reuses the same port and mail store, which is how tests simulate an outage."""
 
-    def __init__(self, users: dict[str, str] | None = None, binary: str | None = None) -> None:
+    def __init__(self, users: dict[str, str] | None = None, binary: str | None = None, *,
+                 accounts_file: bool = False) -> None:
         self.users = dict(users or {DEFAULT_USER: DEFAULT_PASSWORD})
+        self.accounts_file = accounts_file
         self.binary = binary or find_dovecot() or "dovecot"
         self.host = "127.0.0.1"
         self.port = 0
@@ -113,6 +129,28 @@ class DovecotServer:
         """Dovecot's own log, worth reading when a test fails."""
         assert self.root is not None
         return self.root / "dovecot.log"
+
+    @property
+    def accounts_path(self) -> Path:
+        """The passwd-file of the `accounts_file` variant (lines `user:{SCHEME}hash:uid:gid::home::extra`)."""
+        assert self.root is not None
+        return self.root / "accounts"
+
+    @property
+    def home_template(self) -> str:
+        """A home directory template for accounts in `accounts_path` (Dovecot creates the folders)."""
+        assert self.root is not None
+        return f"{self.root}/home/%d/%n"
+
+    def can_log_in(self, user: str, password: str) -> bool:
+        """Whether IMAP LOGIN with these credentials succeeds; a successful one also opens INBOX."""
+        with IMAPClient(self.host, self.port, ssl=False, timeout=10) as client:
+            try:
+                client.login(user, password)
+            except IMAPClient.Error:
+                return False
+            client.select_folder("INBOX")
+            return True
 
     def maildir(self, user: str = DEFAULT_USER) -> Path:
         """The user's INBOX maildir."""
@@ -213,9 +251,19 @@ class DovecotServer:
         users = self.root / "users"
         users.write_text("".join(f"{name}:{{PLAIN}}{pw}::::::\n" for name, pw in self.users.items()))
         users.chmod(0o644)
+        if self.accounts_file:
+            # Made empty and readable by Dovecot's group, as an administrator would; the writer keeps both.
+            self.accounts_path.touch(mode=0o640)
+            self.accounts_path.chmod(0o640)
+            os.chown(self.accounts_path, -1, self._mail_gid)
+            home = self.root / "home"
+            home.mkdir()
+            os.chown(home, self._mail_uid, self._mail_gid)
         me = pwd.getpwuid(os.geteuid()).pw_name
         (self.root / "dovecot.conf").write_text(_CONF.format(
             root=self.root, port=self.port, uid=self._mail_uid, gid=self._mail_gid,
+            accounts=_ACCOUNTS.format(root=self.root, uid=self._mail_uid, gid=self._mail_gid)
+            if self.accounts_file else "",
             internal_user="dovecot" if self._as_root else me,
             internal_group="dovecot" if self._as_root else grp.getgrgid(os.getegid()).gr_name,
             login_user="dovenull" if self._as_root else me,
