@@ -7,7 +7,8 @@ set -euo pipefail
 
 # chromium: the web console tests drive it headless through Playwright (no browser download).
 # slapd + ldap-utils: the LDAP provisioning tests start a private OpenLDAP (slapadd, slaptest).
-PACKAGES=(dovecot-imapd dovecot-core chromium slapd ldap-utils)
+# softhsm2: the school-record signing tests keep the issuing key on a PKCS#11 token (softhsm2-util).
+PACKAGES=(dovecot-imapd dovecot-core chromium slapd ldap-utils softhsm2)
 # System services that belong to the packages above; stopped again if something started them.
 SERVICES=(dovecot slapd)
 
