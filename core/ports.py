@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -279,4 +279,60 @@ class MailAnalyser(Protocol):
 
     async def analyse(self, raw: bytes) -> Analysis:
         """Parse, classify and extract; raises AnalysisTimeout when the mail takes too long."""
+        ...
+
+
+@dataclass(frozen=True)
+class SignItem:
+    """One signature to put on one record PDF, in the pre-made field of the signer's role.
+
+    `key` is the idempotency key ("step:<id>"): a signer asked again for the same key after a crash may
+    answer from what it finished before. `certify` is set on the record's first signature (DocMDP, form
+    filling and signing only).
+    """
+
+    key: str
+    pdf: bytes
+    field: str
+    certify: bool = False
+    reason: str = ""
+    location: str = ""
+    signer_name: str = ""
+
+
+@dataclass(frozen=True)
+class SignOutcome:
+    """What a signer did with a batch: the signed PDFs (item order), or a confirmation still awaited.
+
+    A remote signer waiting for the person's phone returns `pending` (small, JSON-able state: the
+    provider's transaction, the prepared digests) and `prepared` (per item, the PDF with the signature
+    placeholder the digest was made over); the caller stores both durably and calls `resume` later, also
+    after a restart. `refused` is the provider's or the person's no (rejected, expired): nothing signed.
+    """
+
+    signed: tuple[bytes, ...] = ()
+    pending: Mapping[str, object] | None = None
+    prepared: tuple[bytes, ...] = ()
+    refused: str = ""
+
+
+class Signer(Protocol):
+    """Puts signatures into record PDFs: PKCS#12 file, PKCS#11 token/HSM, remote (CSC, VNPT SmartCA)."""
+
+    kind: str  # "pkcs12" | "pkcs11" | "csc" | "smartca"
+
+    async def certificate(self) -> bytes:
+        """The signing certificate (DER), for the pre-flight checks and the roster name match."""
+        ...
+
+    async def sign(self, items: Sequence[SignItem]) -> SignOutcome:
+        """Sign every item (one confirmation for all of them on a remote signer)."""
+        ...
+
+    async def resume(self, pending: Mapping[str, object], prepared: Sequence[bytes]) -> SignOutcome:
+        """Ask again about a pending remote confirmation; local signers never return pending."""
+        ...
+
+    async def close(self) -> None:
+        """Release sessions (PKCS#11 session, HTTP session, worker processes)."""
         ...

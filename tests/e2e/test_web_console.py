@@ -116,6 +116,19 @@ async def desk(app_factory: Any, settings_factory: Any, smtp_sink: SmtpSink, tmp
         await app.web.stop()
 
 
+async def _open(page: Page, url: str) -> None:
+    """Go to `url`; the live view of the page being left may reload it at that moment, which aborts the
+    navigation (net::ERR_ABORTED): go again, as a person would."""
+    for attempt in range(3):
+        try:
+            await page.goto(url)
+            return
+        except PlaywrightError as exc:
+            if "ERR_ABORTED" not in str(exc) or attempt == 2:
+                raise
+            await page.wait_for_load_state()
+
+
 async def _post_form(page: Page, selector: str, extra: dict[str, str] | None = None,
                      times: int = 1) -> list[dict[str, Any]]:
     """Submit a form of the page `times` times at once with fetch (what a double click without JS would do)."""
@@ -157,7 +170,7 @@ async def test_mail_to_done_through_the_console_in_two_browsers(desk: Desk) -> N
 
     # Technical staff provision it; a double click posts once.
     tech = await desk.login("Lê Văn Kỹ", ["technical"])
-    await tech.goto(f"{desk.url}/requests/{request_id}")
+    await _open(tech, f"{desk.url}/requests/{request_id}")
     assert await tech.get_by_role("button", name="✅ Hợp lệ").count() == 0
     clicked = time.perf_counter()
     await tech.get_by_role("button", name="➕ Cấp tài khoản").dblclick()
@@ -184,7 +197,7 @@ async def test_mail_to_done_through_the_console_in_two_browsers(desk: Desk) -> N
         return await AuditEvent.filter(request_id=request_id, action="mail_sent").count() == 2
 
     await wait_until(both_mails_sent)
-    await office.goto(f"{desk.url}/requests/{request_id}")
+    await _open(office, f"{desk.url}/requests/{request_id}")
     actions = await office.locator("#audit tr[data-action]").evaluate_all("rows => rows.map(r => r.dataset.action)")
     for step in ("mail_request_created", "request_approve", "request_provision", "request_provisioned", "mail_sent"):
         assert step in actions, (step, actions)
@@ -209,7 +222,7 @@ async def test_mail_to_done_through_the_console_in_two_browsers(desk: Desk) -> N
 async def test_a_user_without_the_role_sees_no_button_and_a_forged_post_is_refused(desk: Desk) -> None:
     tech = await desk.login("Lê Văn Kỹ", ["technical"])
     request_id = await desk.new_request(tech)
-    await tech.goto(f"{desk.url}/requests/{request_id}")
+    await _open(tech, f"{desk.url}/requests/{request_id}")
     for label in ("✅ Hợp lệ", "❌ Từ chối", "✉️ Yêu cầu bổ sung"):
         assert await tech.get_by_text(label, exact=True).count() == 0
     request = await Request.get(id=request_id)
@@ -234,7 +247,7 @@ async def test_a_user_without_the_role_sees_no_button_and_a_forged_post_is_refus
 async def test_double_submit_of_the_same_form_is_decided_once(desk: Desk) -> None:
     office = await desk.login("Phạm Thị Lan", ["office"])
     request_id = await desk.new_request(office)
-    await office.goto(f"{desk.url}/requests/{request_id}")
+    await _open(office, f"{desk.url}/requests/{request_id}")
     approve = 'form:has(input[name="action"][value="approve"])'
     answers = await _post_form(office, approve, times=2)
     assert sorted(a["status"] for a in answers) == [200, 409]
@@ -252,7 +265,7 @@ async def test_double_submit_of_the_same_form_is_decided_once(desk: Desk) -> Non
 async def test_reject_with_a_preset_reason_and_ask_info_with_typed_text(desk: Desk) -> None:
     office = await desk.login("Phạm Thị Lan", ["office"])
     first = await desk.new_request(office)
-    await office.goto(f"{desk.url}/requests/{first}")
+    await _open(office, f"{desk.url}/requests/{first}")
     await office.get_by_text("✉️ Yêu cầu bổ sung").click()
     await office.locator("details[open] textarea").fill("Đề nghị gửi ảnh thẻ sinh viên")
     await office.locator("details[open]").get_by_role("button", name="Gửi").click()
@@ -261,11 +274,11 @@ async def test_reject_with_a_preset_reason_and_ask_info_with_typed_text(desk: De
     asked = await AuditEvent.get(request_id=first, action="request_ask_info")
     assert asked.detail["reason"] == "Đề nghị gửi ảnh thẻ sinh viên"
 
-    await office.goto(f"{desk.url}/")
+    await _open(office, f"{desk.url}/")
     second = await desk.new_request(office, sid="20205678", name="Trần Thị Bình", dob="12/11/2002",
                                     klass="KTMT-02 K65")
     assert second != first
-    await office.goto(f"{desk.url}/requests/{second}")
+    await _open(office, f"{desk.url}/requests/{second}")
     await office.get_by_text("❌ Từ chối").click()
     reasons = desk.app.settings.chat.reject_reasons
     await office.get_by_label(reasons[1]).check()
@@ -274,7 +287,7 @@ async def test_reject_with_a_preset_reason_and_ask_info_with_typed_text(desk: De
     rejected = await AuditEvent.get(request_id=second, action="request_reject")
     assert rejected.detail["reason"] == reasons[1]
     # Without a reason the service says so, and nothing changes.
-    await office.goto(f"{desk.url}/requests/{first}")
+    await _open(office, f"{desk.url}/requests/{first}")
     answer = await _post_form(office, 'form:has(input[name="action"][value="reject"])')
     assert answer[0]["status"] == 200 and "lý do" in answer[0]["text"]
     assert (await Request.get(id=first)).state == "need_info"
