@@ -118,13 +118,13 @@ async def desk(app_factory: Any, settings_factory: Any, smtp_sink: SmtpSink, tmp
 
 async def _open(page: Page, url: str) -> None:
     """Go to `url`; the live view of the page being left may reload it at that moment, which aborts the
-    navigation (net::ERR_ABORTED): go again, as a person would."""
+    navigation (net::ERR_ABORTED, "interrupted by another navigation"): go again, as a person would."""
     for attempt in range(3):
         try:
             await page.goto(url)
             return
         except PlaywrightError as exc:
-            if "ERR_ABORTED" not in str(exc) or attempt == 2:
+            if not any(s in str(exc) for s in ("ERR_ABORTED", "interrupted by another navigation")) or attempt == 2:
                 raise
             await page.wait_for_load_state()
 
