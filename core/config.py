@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError
+from core.signing.settings import RecordsSettings
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,8 @@ class RoleSettings:
     technical: tuple[str, ...] = ()
     head: tuple[str, ...] = ()
     admin: tuple[str, ...] = ()
+    teacher: tuple[str, ...] = ()
+    leader: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -302,6 +305,7 @@ class Settings:
     roles: RoleSettings = field(default_factory=RoleSettings)
     chat: ChatSettings = field(default_factory=ChatSettings)
     provisioning: ProvisioningSettings = field(default_factory=ProvisioningSettings)
+    records: RecordsSettings = field(default_factory=RecordsSettings)
     base_dir: str = "."
 
     @property

@@ -18,10 +18,12 @@ class Role(str, enum.Enum):
     TECHNICAL = "technical"  # provisions accounts
     HEAD = "head"  # sees overdue work, reassigns; may also do the office's steps
     ADMIN = "admin"  # everything, and manages staff
+    TEACHER = "teacher"  # signs school records (subject, homeroom)
+    LEADER = "leader"  # school leadership: signs records, sees signing progress, reminds teachers
 
 
 ROLE_LABELS = {Role.OFFICE: "Văn phòng", Role.TECHNICAL: "Kỹ thuật", Role.HEAD: "Trưởng bộ phận",
-               Role.ADMIN: "Quản trị"}
+               Role.ADMIN: "Quản trị", Role.TEACHER: "Giáo viên", Role.LEADER: "Ban giám hiệu"}
 
 
 class NotAllowed(EdudeskError):
@@ -91,7 +93,7 @@ async def add_staff(name: str, roles: list[str], *, email: str = "", telegram_id
     """Add a staff member, or update the one with the same Telegram id or e-mail (roles replaced)."""
     bad = [r for r in roles if r not in Role._value2member_map_]
     if bad:
-        raise EdudeskError(f"Vai trò không hợp lệ: {', '.join(bad)} (có: office, technical, head, admin).",
+        raise EdudeskError(f"Vai trò không hợp lệ: {', '.join(bad)} (có: office, technical, head, admin, teacher, leader).",
                            code="bad_role")
     existing = None
     if telegram_id is not None:
