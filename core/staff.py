@@ -93,8 +93,8 @@ async def add_staff(name: str, roles: list[str], *, email: str = "", telegram_id
     """Add a staff member, or update the one with the same Telegram id or e-mail (roles replaced)."""
     bad = [r for r in roles if r not in Role._value2member_map_]
     if bad:
-        raise EdudeskError(f"Vai trò không hợp lệ: {', '.join(bad)} (có: office, technical, head, admin, teacher, leader).",
-                           code="bad_role")
+        known = ", ".join(r.value for r in Role)
+        raise EdudeskError(f"Vai trò không hợp lệ: {', '.join(bad)} (có: {known}).", code="bad_role")
     existing = None
     if telegram_id is not None:
         existing = await Staff.get_or_none(telegram_id=telegram_id)
