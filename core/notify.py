@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from core.jobs import JobQueue
@@ -20,7 +22,7 @@ async def enqueue_cards(conn: BaseDBAsyncClient, queue: JobQueue, request_id: in
 
 async def enqueue_notice(conn: BaseDBAsyncClient | None, queue: JobQueue, key: str, audience: str, text: str,
                          request_id: int | None = None,
-                         buttons: list[list[dict[str, int | str]]] | None = None) -> None:
+                         buttons: list[list[dict[str, Any]]] | None = None) -> None:
     """Post a notice (reminder, escalation, alert) to the chat of `audience` ("office", "technical", "head",
     or "staff:<id>" for one person's private chat); one notice per key."""
     await queue.enqueue("chat_notice", f"notice:{key}", {"audience": audience, "text": text,

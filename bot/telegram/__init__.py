@@ -16,7 +16,7 @@ from aiogram.types import BotCommand
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
-from bot.telegram import commands, decisions, fallback
+from bot.telegram import commands, decisions, fallback, records
 from bot.telegram.chat import TelegramChat
 from bot.telegram.context import ActorMiddleware, BotContext
 from bot.telegram.pacing import Pacer
@@ -24,6 +24,7 @@ from core.config import Settings
 from core.errors import ConfigError
 from core.ports import Clock
 from core.services import RequestService
+from core.signing.service import RecordService
 
 log = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "callback_query"]
@@ -32,6 +33,8 @@ COMMANDS = [  # the menu Telegram shows next to the message box
     BotCommand(command="find", description="Tìm yêu cầu theo số, họ tên hoặc mã số"),
     BotCommand(command="report", description="Số yêu cầu hôm nay và tháng này"),
     BotCommand(command="whoami", description="Anh/Chị là ai, có vai trò gì"),
+    BotCommand(command="ky", description="Học bạ chờ tôi ký"),
+    BotCommand(command="tiendo", description="Tiến độ ký học bạ (ban giám hiệu)"),
     BotCommand(command="login", description="Liên kết đăng nhập trang quản trị (nhắn riêng)"),
     BotCommand(command="help", description="Hướng dẫn"),
 ]
@@ -40,14 +43,15 @@ COMMANDS = [  # the menu Telegram shows next to the message box
 def setup_routers() -> Router:
     """One router per feature; the catch-all last."""
     root = Router(name="edudesk")
-    root.include_routers(decisions.make_router(), commands.make_router(), fallback.make_router())
+    root.include_routers(records.make_router(), decisions.make_router(), commands.make_router(), fallback.make_router())
     return root
 
 
 class TelegramBot:
     """The bot, its dispatcher, and the paced `TelegramChat` port the chat hub posts cards through."""
 
-    def __init__(self, settings: Settings, clock: Clock, services: RequestService) -> None:
+    def __init__(self, settings: Settings, clock: Clock, services: RequestService,
+                 records: RecordService | None = None) -> None:
         tg = settings.telegram
         token = settings.secret(tg.token_env)
         if not token:
@@ -75,7 +79,7 @@ class TelegramBot:
                            windows=windows)
         self.chat = TelegramChat(self.bot, self.pacer)
         self.dp = Dispatcher(storage=storage)
-        self.dp["edudesk"] = BotContext(settings, clock, services, self.chat)
+        self.dp["edudesk"] = BotContext(settings, clock, services, self.chat, records)
         middleware = ActorMiddleware(settings)
         self.dp.message.outer_middleware(middleware)
         self.dp.callback_query.outer_middleware(middleware)

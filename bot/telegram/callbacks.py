@@ -26,6 +26,17 @@ class TapAction(str, enum.Enum):
     REASSIGN_PICK = "reassign_pick"
     REASSIGN = "reassign"
     NOOP = "noop"
+    # School records (bot/telegram/records.py): r is a class, a return or a credential id; x a stage.
+    REC_SIGN = "rec_sign"
+    REC_REMIND = "rec_remind"
+    REC_RETURN_OK = "rec_return_ok"
+    REC_RETURN_NO = "rec_return_no"
+    REC_CONFIRM = "rec_confirm"
+    REC_CRED_OK = "rec_cred_ok"
+    REC_CRED_NO = "rec_cred_no"
+
+
+RECORD_ACTIONS = frozenset(a for a in TapAction if a.value.startswith("rec_"))
 
 
 class Tap(CallbackData, prefix="t"):

@@ -13,6 +13,7 @@ from bot.telegram.chat import TelegramChat
 from core.config import Settings
 from core.ports import Clock
 from core.services import RequestService
+from core.signing.service import RecordService
 from core.staff import actor_for_telegram
 
 
@@ -24,6 +25,7 @@ class BotContext:
     clock: Clock
     services: RequestService
     chat: TelegramChat
+    records: RecordService | None = None
 
 
 class ActorMiddleware(BaseMiddleware):

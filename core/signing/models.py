@@ -47,8 +47,10 @@ class ClassSigner(Model):
     id = fields.BigIntField(primary_key=True)
     klass: fields.ForeignKeyRelation[SchoolClass] = fields.ForeignKeyField(
         "models.SchoolClass", related_name="signers", on_delete=fields.CASCADE)
+    klass_id: int
     teacher: fields.ForeignKeyRelation[Teacher] = fields.ForeignKeyField(
         "models.Teacher", related_name="classes", on_delete=fields.RESTRICT)
+    teacher_id: int
     stage = fields.IntField()  # core.signing.spec.Stage
     subjects: fields.JSONField[list[Any]] = fields.JSONField(default=list)  # subject teachers: ["Toán", "Tin học"]
     position = fields.IntField(default=0)  # leadership: order of the boxes on the signature page
@@ -68,6 +70,7 @@ class SignerCredential(Model):
     id = fields.BigIntField(primary_key=True)
     teacher: fields.ForeignKeyNullableRelation[Teacher] = fields.ForeignKeyField(
         "models.Teacher", related_name="credentials", null=True, on_delete=fields.CASCADE)
+    teacher_id: int | None
     kind = fields.CharField(max_length=16)  # pkcs12 | pkcs11 | csc | smartca
     label = fields.CharField(max_length=200, default="")
     config: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
@@ -89,6 +92,7 @@ class SchoolRecord(Model):
     id = fields.BigIntField(primary_key=True)
     klass: fields.ForeignKeyRelation[SchoolClass] = fields.ForeignKeyField(
         "models.SchoolClass", related_name="records", on_delete=fields.CASCADE)
+    klass_id: int
     student_code = fields.CharField(max_length=40)
     student_name = fields.CharField(max_length=200)
     state = fields.CharField(max_length=16, default="signing", db_index=True)  # signing | returned | signed
@@ -112,6 +116,7 @@ class SignatureStep(Model):
     id = fields.BigIntField(primary_key=True)
     record: fields.ForeignKeyRelation[SchoolRecord] = fields.ForeignKeyField(
         "models.SchoolRecord", related_name="steps", on_delete=fields.CASCADE)
+    record_id: int
     stage = fields.IntField()
     field = fields.CharField(max_length=64)
     teacher_id = fields.BigIntField(null=True, db_index=True)  # null: the issuing signature (organisation)
@@ -155,6 +160,7 @@ class RecordReturn(Model):
     id = fields.BigIntField(primary_key=True)
     record: fields.ForeignKeyRelation[SchoolRecord] = fields.ForeignKeyField(
         "models.SchoolRecord", related_name="returns", on_delete=fields.CASCADE)
+    record_id: int
     actor = fields.CharField(max_length=200)
     reason = fields.TextField()
     state = fields.CharField(max_length=16, default="open")  # open | approved | refused

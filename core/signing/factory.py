@@ -1,0 +1,130 @@
+"""Signers from stored credentials: a teacher's PKCS#12 (sealed), VNPT SmartCA or CSC account, or the
+school's organisation credential (PKCS#11 token, or PKCS#12) from `[records.issuer]`. One signer per
+credential is kept open (parsed key, token session, HTTP session) until `close`."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC
+from typing import Any
+
+from cryptography import x509
+
+from core.config import Settings
+from core.errors import ConfigError, EdudeskError
+from core.ports import Clock, Signer
+from core.secrets import SecretBox
+from core.signing.models import SignerCredential
+
+ISSUER_LABEL = "Chứng thư số của nhà trường (ký phát hành)"
+
+
+def seal_pkcs12(box: SecretBox, data: bytes, passphrase: str) -> dict[str, str]:
+    """The `config` of a PKCS#12 credential: the file and its passphrase, both sealed."""
+    return {"pkcs12": box.seal(base64.b64encode(data).decode()), "passphrase": box.seal(passphrase)}
+
+
+def certificate_facts(der: bytes) -> dict[str, Any]:
+    """What the credential row keeps of a certificate: subject CN and expiry."""
+    cert = x509.load_der_x509_certificate(der)
+    names = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return {"subject_name": str(names[0].value) if names else cert.subject.rfc4514_string(),
+            "not_after": cert.not_valid_after_utc.astimezone(UTC)}
+
+
+class SignerFactory:
+    """Builds and keeps the signer of each credential."""
+
+    def __init__(self, settings: Settings, clock: Clock, box: SecretBox,
+                 fixed: dict[int, Signer] | None = None) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.box = box
+        self._signers: dict[int, Signer] = dict(fixed or {})
+        self._pool: Any = None
+
+    def pool(self) -> Any:
+        """The process pool of the local (PKCS#12) signers, made on first use."""
+        if self._pool is None:
+            from core.signing.engine import SigningPool
+
+            self._pool = SigningPool()
+        return self._pool
+
+    async def signer(self, credential: SignerCredential) -> Signer:
+        """The open signer of a credential."""
+        if credential.id not in self._signers:
+            self._signers[credential.id] = self.build(credential)
+        return self._signers[credential.id]
+
+    def build(self, credential: SignerCredential) -> Signer:
+        """A new signer for a credential (not kept: the caller closes it)."""
+        config, records = credential.config or {}, self.settings.records
+        if credential.kind == "pkcs12":
+            from core.signing.pkcs12 import Pkcs12Signer
+
+            if credential.teacher_id is None and not config:
+                return self._issuer_pkcs12()
+            data = base64.b64decode(self.box.open(config["pkcs12"]))
+            return Pkcs12Signer(data, self.box.open(config["passphrase"]).encode(), pool=self.pool())
+        if credential.kind == "pkcs11":
+            from core.signing.pkcs11 import Pkcs11Signer
+
+            issuer = records.issuer
+            return Pkcs11Signer(module=issuer.pkcs11_module, token_label=issuer.token_label,
+                                key_label=issuer.key_label, pin=self.settings.secret(issuer.pin_env))
+        if credential.kind == "smartca":
+            from core.signing.smartca import SmartCaSigner
+
+            if not records.smartca.url:
+                raise ConfigError("[records.smartca] chưa có url của VNPT SmartCA.", code="config_records")
+            return SmartCaSigner(records.smartca.url, records.smartca.sp_id,
+                                 self.settings.secret(records.smartca.sp_password_env), str(config["user_id"]),
+                                 credential_id=str(config.get("credential_id", "")), clock=self.clock)
+        if credential.kind == "csc":
+            from core.signing.csc import CscSigner
+
+            token = self.box.open(config["token"]) if config.get("token") else \
+                self.settings.secret(records.csc.token_env)
+            return CscSigner(url=records.csc.url, token=token, credential_id=str(config["credential_id"]))
+        raise EdudeskError(f"Loại chứng thư số không hỗ trợ: {credential.kind}.", code="signer_kind")
+
+    def _issuer_pkcs12(self) -> Signer:
+        from pathlib import Path
+
+        from core.signing.pkcs12 import Pkcs12Signer
+
+        issuer = self.settings.records.issuer
+        if not issuer.pkcs12_path:
+            raise ConfigError("[records.issuer] chưa có pkcs12_path (hoặc kind = \"pkcs11\").", code="config_records")
+        data = Path(issuer.pkcs12_path).read_bytes()
+        return Pkcs12Signer(data, self.settings.secret(issuer.passphrase_env).encode(), pool=self.pool())
+
+    async def issuer(self) -> SignerCredential:
+        """The school's organisation credential row (made from `[records.issuer]` the first time)."""
+        row = await SignerCredential.filter(teacher_id__isnull=True, state="approved").order_by("-id").first()
+        if row is not None:
+            return row
+        kind = self.settings.records.issuer.kind
+        now = self.clock.now()
+        row = SignerCredential(kind=kind, label=ISSUER_LABEL, config={}, state="approved", decided_by="config",
+                               decided_at=now, created_at=now)
+        signer = self.build(row)
+        try:
+            der = await signer.certificate()
+        finally:
+            await signer.close()
+        for k, v in certificate_facts(der).items():
+            setattr(row, k, v)
+        row.certificate = der
+        await row.save()
+        return row
+
+    async def close(self) -> None:
+        """Close every signer and the pool."""
+        for signer in self._signers.values():
+            await signer.close()
+        self._signers.clear()
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None

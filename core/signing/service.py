@@ -1,0 +1,215 @@
+"""Record use cases for every surface (Telegram, web console, CLI): start signing (Ký ngay), return a record
+with a reason (Báo sai sót) and decide the return, register and decide signing credentials, confirm a class.
+Each refuses with an audited `EdudeskError` the person can read."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tortoise.transactions import in_transaction
+
+from core.config import Settings
+from core.errors import EdudeskError, NotFound
+from core.jobs import JobQueue
+from core.models import AuditEvent
+from core.notify import enqueue_notice
+from core.ports import Clock
+from core.signing import stages
+from core.signing.models import (
+    RecordReturn,
+    SchoolClass,
+    SchoolRecord,
+    SignatureStep,
+    SignerCredential,
+    SignSession,
+    Teacher,
+)
+from core.signing.turns import open_steps
+from core.staff import Actor, Role
+from core.text import printable
+
+if TYPE_CHECKING:
+    from core.signing.credentials import CredentialDesk
+
+
+class NotAllowed(EdudeskError):
+    """The actor may not do this with records."""
+
+    code = "not_allowed"
+
+
+def step_states(steps: list[SignatureStep]) -> list[stages.StepState]:
+    """The pure view of a record's steps."""
+    return [stages.StepState(s.id, s.stage, s.state, s.teacher_id) for s in steps]
+
+
+class RecordService:
+    """The signing workflow's use cases."""
+
+    def __init__(self, settings: Settings, clock: Clock, queue: JobQueue) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.queue = queue
+        self.credentials: CredentialDesk | None = None  # set by the composition root (needs the secret box)
+
+    async def refuse(self, actor: Actor, action: str, error: EdudeskError, **detail: Any) -> EdudeskError:
+        """Audit a refused records action and hand back the error to raise."""
+        await AuditEvent.create(at=self.clock.now(), actor=actor.label, action="records_refused",
+                                detail={"action": action, "reason": error.code, **detail})
+        return error
+
+    async def teacher_of(self, actor: Actor, action: str) -> Teacher:
+        """The teacher the actor is (their staff identity), or an audited refusal."""
+        teacher = await Teacher.get_or_none(staff_id=actor.staff_id) if actor.staff_id else None
+        if teacher is None or not actor.has(Role.TEACHER, Role.LEADER):
+            raise await self.refuse(actor, action, NotAllowed(
+                "Anh/Chị không có trong danh sách giáo viên ký học bạ (cần vai trò giáo viên hoặc ban giám hiệu)."))
+        return teacher
+
+    async def start_class(self, class_id: int) -> int:
+        """Open the first stage of every record of a class not started yet; returns the steps opened."""
+        opened = 0
+        for record in await SchoolRecord.filter(klass_id=class_id, state="signing", signatures=0):
+            steps = await SignatureStep.filter(record_id=record.id)
+            if any(s.state != "waiting" for s in steps):
+                continue
+            advance = stages.first_turns(step_states(steps))
+            async with in_transaction() as conn:
+                await open_steps(conn, self.queue, self.settings, self.clock, class_id, advance.opened)
+            opened += len(advance.opened)
+        self.queue.wake()
+        return opened
+
+    async def start_signing(self, actor: Actor, class_id: int, stage: int) -> SignSession:
+        """Ký ngay: one session signs all of the teacher's open steps of that class and stage."""
+        teacher = await self.teacher_of(actor, "rec_sign")
+        credential = await SignerCredential.filter(teacher_id=teacher.id, state="approved").order_by("-id").first()
+        if credential is None:
+            pending = await SignerCredential.filter(teacher_id=teacher.id, state="pending").exists()
+            raise await self.refuse(actor, "rec_sign", NotAllowed(
+                "Chứng thư số của Thầy/Cô đang chờ quản trị viên duyệt; chưa ký được." if pending else
+                "Thầy/Cô chưa có chứng thư số được duyệt: hãy đăng ký trên trang quản trị trước khi ký."),
+                teacher=teacher.code)
+        steps = await SignatureStep.filter(teacher_id=teacher.id, record__klass_id=class_id, stage=stage,
+                                           state="open", record__state="signing", session_id__isnull=True)
+        if not steps:
+            waiting = await SignatureStep.filter(teacher_id=teacher.id, record__klass_id=class_id, stage=stage,
+                                                 state="waiting").count()
+            text = (f"Chưa đến lượt Thầy/Cô ký: {waiting} học bạ còn chờ các bước trước." if waiting else
+                    "Không còn học bạ nào chờ Thầy/Cô ký ở lớp này (hoặc đang được ký).")
+            raise await self.refuse(actor, "rec_sign", stages.OutOfOrder(text), teacher=teacher.code,
+                                    class_id=class_id, stage=stage)
+        now = self.clock.now()
+        async with in_transaction() as conn:
+            session = await SignSession.create(teacher_id=teacher.id, credential_id=credential.id, actor=actor.label,
+                                               steps=[s.id for s in steps], created_at=now, updated_at=now,
+                                               using_db=conn)
+            await SignatureStep.filter(id__in=[s.id for s in steps], session_id__isnull=True).using_db(conn).update(
+                session_id=session.id)
+            await self.queue.enqueue("sign_batch", f"sign:{session.id}", {"session_id": session.id},
+                                     connection=conn)
+            await AuditEvent.create(at=now, actor=actor.label, action="records_sign_started", using_db=conn,
+                                    detail={"session": session.id, "class_id": class_id, "stage": stage,
+                                            "steps": len(steps), "signer": credential.kind})
+        self.queue.wake()
+        return session
+
+    async def return_record(self, actor: Actor, record_id: int, reason: str) -> RecordReturn:
+        """Báo sai sót: a signer (or leader) sends a record back; signing it stops until the admin decides."""
+        reason = printable(reason, 1000).strip()
+        if not actor.has(Role.TEACHER, Role.LEADER):
+            raise await self.refuse(actor, "rec_return", NotAllowed("Anh/Chị không có quyền báo sai sót học bạ."))
+        record = await SchoolRecord.get_or_none(id=record_id)
+        if record is None:
+            raise await self.refuse(actor, "rec_return", NotFound("Không có học bạ này."), record=record_id)
+        if not reason:
+            raise await self.refuse(actor, "rec_return", EdudeskError("Hãy ghi rõ sai sót cần sửa.",
+                                                                      code="reason_missing"), record=record_id)
+        if record.state != "signing":
+            raise await self.refuse(actor, "rec_return", EdudeskError(
+                "Học bạ này đang chờ xử lý một báo sai sót khác hoặc đã ký xong.", code="not_signing"),
+                record=record_id)
+        now = self.clock.now()
+        async with in_transaction() as conn:
+            if not await SchoolRecord.filter(id=record_id, state="signing").using_db(conn).update(
+                    state="returned", updated_at=now):
+                raise EdudeskError("Học bạ vừa thay đổi; hãy thử lại.", code="stale")
+            ret = await RecordReturn.create(record_id=record_id, actor=actor.label, reason=reason, created_at=now,
+                                            using_db=conn)
+            await AuditEvent.create(at=now, actor=actor.label, action="record_returned", using_db=conn,
+                                    detail={"record": record_id, "return": ret.id, "reason": reason})
+            text = (f"⚠️ <b>Báo sai sót học bạ</b> — {record.student_name} ({record.student_code})\n"
+                    f"Người báo: {actor.name or actor.key}\nLý do: {reason}")
+            buttons = [[{"label": "✅ Duyệt huỷ, làm lại", "action": "rec_return_ok", "request_id": ret.id},
+                        {"label": "↩️ Không huỷ, ký tiếp", "action": "rec_return_no", "request_id": ret.id}]]
+            await enqueue_notice(conn, self.queue, f"return:{ret.id}", "head", text, buttons=buttons)
+        self.queue.wake()
+        return ret
+
+    async def decide_return(self, actor: Actor, return_id: int, approve: bool) -> RecordReturn:
+        """The admin approves (only that record is re-made from its original and re-signed from the start)
+        or refuses (signing continues where it was)."""
+        if not actor.has(Role.ADMIN):
+            raise await self.refuse(actor, "rec_return_decide", NotAllowed("Chỉ quản trị viên duyệt huỷ học bạ."))
+        ret = await RecordReturn.get_or_none(id=return_id)
+        if ret is None or ret.state != "open":
+            raise await self.refuse(actor, "rec_return_decide", EdudeskError(
+                "Báo sai sót này đã được xử lý hoặc không tồn tại.", code="already_decided"), ret=return_id)
+        record = await SchoolRecord.get(id=ret.record_id)
+        now = self.clock.now()
+        async with in_transaction() as conn:
+            if not await RecordReturn.filter(id=return_id, state="open").using_db(conn).update(
+                    state="approved" if approve else "refused", decided_by=actor.label, decided_at=now):
+                raise EdudeskError("Báo sai sót này vừa được xử lý.", code="already_decided")
+            if approve:
+                from core.signing.pdfs import add_signature_fields
+
+                steps = await SignatureStep.filter(record_id=record.id).order_by("id").using_db(conn)
+                fields = await _field_specs(record, steps)
+                await SignatureStep.filter(record_id=record.id).using_db(conn).update(
+                    state="waiting", opened_at=None, deadline=None, notified_at=None, reminded_at=None,
+                    escalated_at=None, signed_at=None, signed_by="", session_id=None, prepared=None)
+                await SchoolRecord.filter(id=record.id).using_db(conn).update(
+                    pdf=add_signature_fields(bytes(record.original), fields), state="signing", stage=1,
+                    signatures=0, revision=record.revision + 1, version=record.version + 1, held_by=None,
+                    updated_at=now)
+                advance = stages.first_turns(step_states([_reset(s) for s in steps]))
+                await open_steps(conn, self.queue, self.settings, self.clock, record.klass_id, advance.opened)
+            else:
+                await SchoolRecord.filter(id=record.id, state="returned").using_db(conn).update(
+                    state="signing", updated_at=now)
+            await AuditEvent.create(at=now, actor=actor.label, using_db=conn,
+                                    action="record_recreated" if approve else "record_return_refused",
+                                    detail={"record": record.id, "return": return_id,
+                                            "revision": record.revision + (1 if approve else 0)})
+        self.queue.wake()
+        return await RecordReturn.get(id=return_id)
+
+    async def confirm_class(self, actor: Actor, class_id: int) -> SchoolClass:
+        """The admin confirms a class whose every record carries every signature."""
+        if not actor.has(Role.ADMIN):
+            raise await self.refuse(actor, "rec_confirm", NotAllowed("Chỉ quản trị viên xác nhận hoàn tất."))
+        klass = await SchoolClass.get_or_none(id=class_id)
+        if klass is None:
+            raise await self.refuse(actor, "rec_confirm", NotFound("Không có lớp này."))
+        left = await SchoolRecord.filter(klass_id=class_id).exclude(state="signed").count()
+        if left:
+            raise await self.refuse(actor, "rec_confirm", EdudeskError(
+                f"Lớp {klass.name} còn {left} học bạ chưa ký xong.", code="not_complete"), class_id=class_id)
+        now = self.clock.now()
+        await SchoolClass.filter(id=class_id).update(state="confirmed", confirmed_by=actor.label, confirmed_at=now)
+        await AuditEvent.create(at=now, actor=actor.label, action="records_class_confirmed",
+                                detail={"class_id": class_id, "class": klass.name})
+        return await SchoolClass.get(id=class_id)
+
+
+def _reset(step: SignatureStep) -> SignatureStep:
+    step.state = "waiting"
+    return step
+
+
+async def _field_specs(record: SchoolRecord, steps: list[SignatureStep]) -> list[Any]:
+    """The fields of a record as they were made (labels from the class's signers)."""
+    from core.signing.importer import field_specs
+
+    return await field_specs(record.klass_id, steps)

@@ -1,0 +1,124 @@
+"""Turns: opening signature steps (with their deadline) and the ONE aggregated "sign now" message per
+teacher, class and stage. Steps that open within `notice_delay_seconds` of each other share one message:
+the opening enqueues a debounced `sign_notice` job; the job counts what is open when it runs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
+
+from core.config import Settings
+from core.jobs import JobQueue
+from core.models import Job, Staff
+from core.notify import enqueue_notice
+from core.ports import Clock
+from core.signing.models import ClassSigner, SchoolClass, SignatureStep, SignerCredential, Teacher
+from core.signing.spec import STAGE_LABELS, Stage
+from core.text import local_time
+
+log = logging.getLogger(__name__)
+
+
+async def open_steps(conn: BaseDBAsyncClient, queue: JobQueue, settings: Settings, clock: Clock,
+                     class_id: int, step_ids: Sequence[int]) -> None:
+    """Open steps (their turn has come): deadline set, and a debounced notice per signer enqueued."""
+    if not step_ids:
+        return
+    now = clock.now()
+    deadline = now + timedelta(days=settings.records.stage_days)
+    await SignatureStep.filter(id__in=list(step_ids), state="waiting").using_db(conn).update(
+        state="open", opened_at=now, deadline=deadline)
+    delay = max(settings.records.notice_delay_seconds, 1.0)
+    bucket = int(now.timestamp() // delay)
+    pairs = await SignatureStep.filter(id__in=list(step_ids)).using_db(conn).values_list("teacher_id", "stage")
+    for teacher_id, stage in sorted(set(pairs), key=lambda p: (p[1], p[0] or 0)):
+        if teacher_id is None:  # the issuing signature: the server signs, nobody is told
+            await queue.enqueue("sign_issue", f"issue:{class_id}:{bucket}", {"class_id": class_id},
+                                connection=conn, run_after=now + timedelta(seconds=delay))
+            continue
+        await queue.enqueue("sign_notice", f"signnotice:{teacher_id}:{class_id}:{stage}:{bucket}",
+                            {"teacher_id": teacher_id, "class_id": class_id, "stage": stage},
+                            connection=conn, run_after=now + timedelta(seconds=delay))
+
+
+def sign_buttons(settings: Settings, class_id: int, stage: int) -> list[list[dict[str, Any]]]:
+    """Ký ngay (a tap), Xem danh sách and Báo sai sót (the class's page in the web console)."""
+    rows: list[list[dict[str, Any]]] = [[{"label": "✍️ Ký ngay", "action": "rec_sign", "request_id": class_id,
+                                          "arg": stage}]]
+    if settings.web.public_url:
+        page = f"{settings.web_url}/records/classes/{class_id}?stage={stage}"
+        rows.append([{"label": "📋 Xem danh sách", "action": "noop", "request_id": 0, "url": page},
+                     {"label": "⚠️ Báo sai sót", "action": "noop", "request_id": 0, "url": page + "#bao-sai-sot"}])
+    return rows
+
+
+async def role_text(teacher_id: int, class_id: int, stage: int) -> str:
+    """"Giáo viên bộ môn (Toán, Tin học)", "Giáo viên chủ nhiệm", "Ban giám hiệu"."""
+    label = STAGE_LABELS[Stage(stage)]
+    signer = await ClassSigner.get_or_none(klass_id=class_id, teacher_id=teacher_id, stage=stage)
+    if signer is not None and signer.subjects:
+        return f"{label} ({', '.join(signer.subjects)})"
+    return label
+
+
+async def sign_notice(settings: Settings, clock: Clock, queue: JobQueue, job: Job) -> None:
+    """The aggregated "sign now" message of one teacher, class and stage (only if something is new)."""
+    teacher_id, class_id, stage = (int(job.payload[k]) for k in ("teacher_id", "class_id", "stage"))
+    teacher = await Teacher.get_or_none(id=teacher_id)
+    klass = await SchoolClass.get_or_none(id=class_id)
+    if teacher is None or klass is None:
+        return
+    steps = await SignatureStep.filter(teacher_id=teacher_id, stage=stage, state="open",
+                                       record__klass_id=class_id, record__state="signing")
+    new = [s for s in steps if s.notified_at is None]
+    if not new:
+        return
+    deadline = min(s.deadline for s in steps if s.deadline is not None)
+    tz = settings.general.timezone
+    text = (f"✍️ <b>Mời Thầy/Cô ký học bạ số</b>\n"
+            f"Lớp <b>{klass.name}</b> — năm học {klass.year}\n"
+            f"Vai trò: {await role_text(teacher_id, class_id, stage)}\n"
+            f"Số học bạ chờ Thầy/Cô ký: <b>{len(steps)}</b>\n"
+            f"Hạn ký: <b>{local_time(deadline, tz)}</b>")
+    credential = await SignerCredential.filter(teacher_id=teacher_id, state="approved").order_by("-id").first()
+    if credential is None:
+        text += ("\n\n⚠️ Thầy/Cô chưa có chứng thư số được duyệt: hãy đăng ký chứng thư số trên trang quản trị "
+                 "(mục Học bạ số → Chứng thư số) để ký được.")
+    else:
+        text += await preflight_text(settings, clock, queue, teacher, credential)
+    async with in_transaction() as conn:
+        await SignatureStep.filter(id__in=[s.id for s in new]).using_db(conn).update(notified_at=clock.now())
+        if teacher.staff_id is not None:
+            await enqueue_notice(conn, queue, f"{job.key}:sent", f"staff:{teacher.staff_id}", text,
+                                 buttons=sign_buttons(settings, class_id, stage))
+    queue.wake()
+
+
+async def preflight_text(settings: Settings, clock: Clock, queue: JobQueue, teacher: Teacher,
+                         credential: SignerCredential) -> str:
+    """Pre-flight of the teacher's certificate: warnings for the teacher (returned) and for the admins."""
+    from core.signing.preflight import check_certificate, summarise
+    from core.signing.trust import trust_material
+
+    if not credential.certificate:
+        return ""
+    roots, crls = trust_material(settings)
+    findings = check_certificate(bytes(credential.certificate), roster_name=teacher.name, trusted_roots=roots,
+                                 crls=crls, now=clock.now(), warn_days=settings.records.warn_days)
+    if not findings:
+        return ""
+    summary = summarise(findings)
+    day = clock.now().date().isoformat()
+    codes = ",".join(sorted(f.code for f in findings))
+    admin_text = f"⚠️ Chứng thư số của <b>{teacher.name}</b> ({teacher.code}):\n{summary}"
+    for admin in await Staff.filter(active=True):
+        if "admin" in (admin.roles or []):
+            await enqueue_notice(None, queue, f"preflight:{credential.id}:{codes}:{day}:{admin.id}",
+                                 f"staff:{admin.id}", admin_text)
+    await enqueue_notice(None, queue, f"preflight:{credential.id}:{codes}:{day}:head", "head", admin_text)
+    return f"\n\n⚠️ Kiểm tra chứng thư số:\n{summary}"
