@@ -1,0 +1,181 @@
+"""The fast local signing path: a software key parsed once and kept, signatures into pre-made fields with the
+room reserved up front (no dry-run size estimate), and a process pool that signs batches on every core.
+
+pyHanko's `SimpleSigner.sign_raw` loads the private key from DER on every signature (OpenSSL's RSA key
+checks, tens of milliseconds); `_CachedKeySigner` keeps the `cryptography` key object instead. Each worker
+process keeps its loaded signers by credential fingerprint, so a batch costs one key load per worker, not
+one per signature. Items of one record are chained by the caller (each signature is an incremental update
+of the previous bytes); a batch holds items of different records, and those run in parallel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import multiprocessing
+import os
+from collections import OrderedDict
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from io import BytesIO
+from typing import Any
+
+from core.ports import SignItem
+from core.signing import spec
+
+CACHE_SIZE = 256  # loaded signers kept per process (a school has a few hundred teachers at most)
+
+
+@dataclass(frozen=True)
+class LocalCredential:
+    """A software key as plain bytes (picklable, sent to the workers): PKCS#12 and its passphrase, or a
+    PKCS#8 key with its certificate and CA chain (DER)."""
+
+    pkcs12: bytes = field(default=b"", repr=False)
+    passphrase: bytes = field(default=b"", repr=False)
+    key_der: bytes = field(default=b"", repr=False)
+    cert_der: bytes = b""
+    chain_der: tuple[bytes, ...] = ()
+
+    @property
+    def fingerprint(self) -> str:
+        """A digest naming this credential in the signer caches (never logged: it covers the passphrase)."""
+        digest = hashlib.sha256()
+        for part in (self.pkcs12, self.passphrase, self.key_der, self.cert_der, *self.chain_der):
+            digest.update(len(part).to_bytes(8, "big") + part)
+        return digest.hexdigest()
+
+
+@functools.cache
+def _cached_key_signer_class() -> type:
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+    from pyhanko.sign.general import get_pyca_cryptography_hash
+    from pyhanko.sign.signers import SimpleSigner
+
+    class CachedKeySigner(SimpleSigner):  # type: ignore[misc]
+        """SimpleSigner with the parsed `cryptography` key kept (RSA PKCS#1 v1.5 and ECDSA; others as pyHanko)."""
+
+        pyca_key: Any = None
+
+        def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
+            mechanism = self.get_signature_mechanism_for_digest(digest_algorithm)["algorithm"].native
+            hash_algo = get_pyca_cryptography_hash(digest_algorithm)
+            key = self.pyca_key
+            if mechanism.endswith("_rsa") or mechanism == "rsassa_pkcs1v15":
+                if isinstance(key, rsa.RSAPrivateKey):
+                    return key.sign(data, padding.PKCS1v15(), hash_algo)
+            elif mechanism.endswith("_ecdsa") or mechanism == "ecdsa":
+                if isinstance(key, ec.EllipticCurvePrivateKey):
+                    return key.sign(data, ec.ECDSA(hash_algo))
+            return bytes(super().sign_raw(data, digest_algorithm))
+
+    return CachedKeySigner
+
+
+def load_signer(credential: LocalCredential) -> Any:
+    """A pyHanko signer holding the parsed key; ValueError for a wrong passphrase or broken key material."""
+    from asn1crypto import keys as asn1_keys
+    from asn1crypto import x509 as asn1_x509
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+    if credential.pkcs12:
+        key, cert, extra = pkcs12.load_key_and_certificates(credential.pkcs12, credential.passphrase or None)
+        if key is None or cert is None:
+            raise ValueError("PKCS#12 without a private key or certificate")
+        chain = [c.public_bytes(serialization.Encoding.DER) for c in extra]
+        cert_der = cert.public_bytes(serialization.Encoding.DER)
+    else:
+        key = serialization.load_der_private_key(credential.key_der, password=None)
+        cert_der, chain = credential.cert_der, list(credential.chain_der)
+        x509.load_der_x509_certificate(cert_der)  # a broken certificate fails here, with a ValueError
+    key_info = asn1_keys.PrivateKeyInfo.load(key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    signer = _cached_key_signer_class()(
+        signing_cert=asn1_x509.Certificate.load(cert_der), signing_key=key_info,
+        cert_registry=SimpleCertificateStore.from_certs([asn1_x509.Certificate.load(c) for c in chain]))
+    signer.pyca_key = key
+    return signer
+
+
+_SIGNERS: OrderedDict[str, Any] = OrderedDict()
+
+
+def cached_signer(credential: LocalCredential) -> Any:
+    """The loaded signer of a credential in this process (loaded on first use, least recently used evicted)."""
+    key = credential.fingerprint
+    signer = _SIGNERS.get(key)
+    if signer is None:
+        signer = _SIGNERS[key] = load_signer(credential)
+        while len(_SIGNERS) > CACHE_SIZE:
+            _SIGNERS.popitem(last=False)
+    _SIGNERS.move_to_end(key)
+    return signer
+
+
+async def sign_items(signer: Any, items: Sequence[SignItem]) -> list[bytes]:
+    """Sign every item in its existing field with the spec's metadata and the shared stamp (async pyHanko)."""
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign.signers import PdfSigner
+
+    from core.signing.stamp import stamp_style
+
+    out = []
+    for item in items:
+        pdf_signer = PdfSigner(spec.signature_metadata(item), signer=signer, stamp_style=stamp_style())
+        writer = IncrementalPdfFileWriter(BytesIO(item.pdf))
+        signed = await pdf_signer.async_sign_pdf(writer, existing_fields_only=True, bytes_reserved=spec.BYTES_RESERVED)
+        out.append(signed.getvalue())
+    return out
+
+
+_LOOP: asyncio.AbstractEventLoop | None = None
+
+
+def _worker_sign(credential: LocalCredential, items: list[SignItem]) -> list[bytes]:
+    """In a worker process (no running loop there): sign a chunk on the worker's own event loop."""
+    global _LOOP
+    if _LOOP is None:
+        _LOOP = asyncio.new_event_loop()
+    return _LOOP.run_until_complete(sign_items(cached_signer(credential), items))
+
+
+def _worker_start() -> None:
+    # Import pyHanko and subset the stamp font once per worker, before the first batch arrives.
+    from core.signing.stamp import _font, stamp_style
+
+    _font()
+    stamp_style()
+
+
+class SigningPool:
+    """Worker processes that sign batches of items for any local credential, records in parallel."""
+
+    def __init__(self, workers: int | None = None, *, chunk: int = 8) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        self.chunk = chunk  # items per task: small enough to balance, large enough to amortise the pickling
+        # spawn: the service's process has threads (event loop helpers, DB drivers) that fork would copy
+        self._executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_worker_start)
+
+    def __repr__(self) -> str:
+        return f"SigningPool(workers={self.workers})"
+
+    async def sign(self, credential: LocalCredential, items: Sequence[SignItem]) -> list[bytes]:
+        """Sign the items (of different records) across the workers; the signed PDFs in item order."""
+        if not items:
+            return []
+        size = max(1, min(self.chunk, -(-len(items) // self.workers)))
+        loop = asyncio.get_running_loop()
+        futures = [loop.run_in_executor(self._executor, _worker_sign, credential, list(items[i:i + size]))
+                   for i in range(0, len(items), size)]
+        chunks = await asyncio.gather(*futures)
+        return [pdf for chunk in chunks for pdf in chunk]
+
+    def close(self) -> None:
+        """Stop the workers (waits for the batches under way)."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
