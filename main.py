@@ -21,12 +21,20 @@ from core.intake.ledger import MailLedger
 from core.intake.pipeline import IntakePipeline
 from core.jobs import JobQueue, JobWorker
 from core.overdue import watch_deadlines
-from core.ports import Clock, MailSender, Provisioner, SystemClock
+from core.ports import Clock, MailSender, Provisioner, Signer, SystemClock
 from core.provisioning import Directories
 from core.provisioning.job import ProvisionJob
 from core.provisioning.removal import DeleteAccountJob
 from core.secrets import load_secret_box
 from core.services import RequestService
+from core.signing.commands import add_parser as add_records_parser
+from core.signing.credentials import CredentialDesk
+from core.signing.factory import SignerFactory
+from core.signing.reminders import watch_signing
+from core.signing.runner import SignRunner
+from core.signing.service import RecordService
+from core.signing.turns import sign_notice
+from core.staff import Role
 from core.supervisor import Supervisor
 from core.text import local_time
 from mailer.analyse import InlineMailAnalyser, ProcessMailAnalyser, headers_only
@@ -43,7 +51,8 @@ class App:
     """Everything wired together for one process."""
 
     def __init__(self, settings: Settings, *, clock: Clock | None = None, inline_analysis: bool = False,
-                 mail_sender: MailSender | None = None, provisioner: Provisioner | None = None) -> None:
+                 mail_sender: MailSender | None = None, provisioner: Provisioner | None = None,
+                 signers: dict[int, Signer] | None = None) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.queue = JobQueue(self.clock, settings.jobs)
@@ -57,10 +66,16 @@ class App:
         self.directories = Directories(settings, self.clock, fixed=provisioner)
         self.provisioning = ProvisionJob(settings, self.clock, self.queue, self.directories, self.box)
         self.chats = ChatHub(settings, self.clock, self.ledger.report_health)
+        self.records = RecordService(settings, self.clock, self.queue)
+        self.signers = SignerFactory(settings, self.clock, self.box, fixed=signers)
+        self.records.credentials = CredentialDesk(settings, self.clock, self.queue, self.box, self.signers)
+        self.signing = SignRunner(settings, self.clock, self.queue, self.signers)
         self.worker = JobWorker(self.queue, {
             "process_mail": self._process_mail, "send_mail": self.delivery, "provision": self.provisioning,
             "refresh_cards": self.chats.refresh_cards, "chat_notice": self.chats.notice,
             "delete_account": DeleteAccountJob(self.clock, self.directories),
+            "sign_notice": self._sign_notice, "sign_batch": self.signing.sign_batch,
+            "sign_poll": self.signing.sign_poll, "sign_issue": self.signing.sign_issue,
         })
         self.smtp = SmtpIntake(self.ledger, settings.smtpd) if settings.smtpd.enabled else None
         self.web = WebConsole(settings, self.clock, self.services) if settings.web.enabled else None
@@ -68,9 +83,12 @@ class App:
         if settings.telegram.enabled:
             from bot.telegram import TelegramBot
 
-            self.telegram = TelegramBot(settings, self.clock, self.services)
+            self.telegram = TelegramBot(settings, self.clock, self.services, self.records)
             self.chats.add(self.telegram.chat, self.telegram.chats())
         self._db: Any = None
+
+    async def _sign_notice(self, job: Any) -> None:
+        await sign_notice(self.settings, self.clock, self.queue, job)
 
     async def _process_mail(self, job: Any) -> None:
         await self.pipeline.process(int(job.payload["mail_id"]))
@@ -85,6 +103,7 @@ class App:
         if self.telegram is not None:
             await self.telegram.close()
         await self.directories.close()
+        await self.signers.close()
         await close_database(self._db)
 
     def supervisor(self) -> Supervisor:
@@ -94,6 +113,7 @@ class App:
         if self.smtp is not None:
             sup.add("smtp", self.smtp.run)
         sup.add("deadlines", lambda: watch_deadlines(self.settings, self.clock, self.queue))
+        sup.add("signing", lambda: watch_signing(self.settings, self.clock, self.queue))
         if self.web is not None:
             sup.add("web", self.web.run)
         if self.telegram is not None:
@@ -327,6 +347,22 @@ async def cmd_accounts_log(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_records(settings: Settings, args: argparse.Namespace) -> int:
+    """The `records` commands (học bạ số)."""
+    from core.signing import commands
+
+    if args.records_command == "verify":
+        return await commands.verify_files(settings, args.files, as_json=args.json, lang=args.lang)
+    if args.records_command == "demo":
+        settings = commands.demo_settings(settings)
+    app = App(settings, inline_analysis=True)
+    await app.open()
+    try:
+        return await commands.run(app, args)
+    finally:
+        await app.close()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line."""
     parser = argparse.ArgumentParser(prog="edudesk", description="edudesk — bàn trợ giúp CNTT cho nhà trường")
@@ -364,12 +400,13 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--name", required=True)
     add.add_argument("--email", default="")
     add.add_argument("--telegram-id", type=int, default=None)
-    add.add_argument("--role", action="append", required=True, choices=["office", "technical", "head", "admin"])
+    add.add_argument("--role", action="append", required=True, choices=[r.value for r in Role])
     add.set_defaults(func=cmd_staff_add)
     staff.add_parser("list", help="list staff members").set_defaults(func=cmd_staff_list)
     login = staff.add_parser("login-link", help="print a one-time web console sign-in link")
     login.add_argument("staff", help="staff id, e-mail or exact name")
     login.set_defaults(func=cmd_staff_login)
+    add_records_parser(sub, cmd_records)
     acc = sub.add_parser("accounts", help="accounts in the directory").add_subparsers(dest="acc_command",
                                                                                       required=True)
     alog = acc.add_parser("log", help="export the account log (.csv or .xlsx)")
