@@ -18,13 +18,14 @@ from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from core.config import Settings
+from core.errors import EdudeskError
 from core.jobs import JobQueue, PermanentJobError, RetryLater
 from core.models import AuditEvent, Job
 from core.ports import Clock, SignItem, SignOutcome
 from core.signing import stages
 from core.signing.complete import record_completed
 from core.signing.factory import SignerFactory
-from core.signing.models import SchoolClass, SchoolRecord, SignatureStep, SignerCredential, SignSession, Teacher
+from core.signing.models import SchoolRecord, SignatureStep, SignerCredential, SignSession, Teacher
 from core.signing.service import step_states
 from core.signing.trust import trust_material
 from core.signing.turns import open_steps
@@ -82,8 +83,15 @@ class SignRunner:
         work, left = await self._hold(session)
         if work:
             items = [self._item(w, credential) for w in work]
-            signer = await self.signers.signer(credential)
-            outcome = await signer.sign(items)
+            try:
+                signer = await self.signers.signer(credential)
+                outcome = await signer.sign(items)
+            except EdudeskError as exc:  # the signer's own clear no (passphrase, provider, token): told, not retried
+                await self._end(session, "refused", exc.message)
+                return
+            except BaseException:
+                await SchoolRecord.filter(held_by=session.id).update(held_by=None)  # others may sign meanwhile
+                raise
             if outcome.pending is not None:
                 await self._store_pending(session, work, outcome)
                 return
@@ -237,8 +245,3 @@ class SignRunner:
                                      f"❌ Chưa ký được: {detail}\nThầy/Cô có thể bấm «Ký ngay» để gửi lại yêu cầu ký.")
                 self.queue.wake()
 
-
-async def class_done(class_id: int) -> bool:
-    """Whether every record of a class carries every signature."""
-    klass = await SchoolClass.get(id=class_id)
-    return klass.state != "signing" or not await SchoolRecord.filter(klass_id=class_id).exclude(state="signed").exists()
