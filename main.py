@@ -78,7 +78,7 @@ class App:
             "sign_poll": self.signing.sign_poll, "sign_issue": self.signing.sign_issue,
         })
         self.smtp = SmtpIntake(self.ledger, settings.smtpd) if settings.smtpd.enabled else None
-        self.web = WebConsole(settings, self.clock, self.services) if settings.web.enabled else None
+        self.web = WebConsole(settings, self.clock, self.services, self.records) if settings.web.enabled else None
         self.telegram: Any = None
         if settings.telegram.enabled:
             from bot.telegram import TelegramBot

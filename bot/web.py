@@ -18,6 +18,7 @@ from bot.web_render import CONSOLE, STATIC, Console, console, make_env, render, 
 from core.config import Settings
 from core.ports import Clock
 from core.services import RequestService
+from core.signing.service import RecordService
 
 log = logging.getLogger(__name__)
 QUIET = ("/api/version", "/static/")
@@ -53,10 +54,11 @@ async def not_found(request: web.Request, handler: web_session.Handler) -> web.S
         return render(request, "error.html.j2", status=404, title=c.t["error_title"], message=c.t["not_found"])
 
 
-def build_app(settings: Settings, clock: Clock, services: RequestService) -> web.Application:
+def build_app(settings: Settings, clock: Clock, services: RequestService,
+              records: RecordService | None = None) -> web.Application:
     """The aiohttp application with every route, the guard and the security headers."""
     app = web.Application(middlewares=[web_session.guard, not_found], client_max_size=256 * 1024)
-    app[CONSOLE] = Console(settings, clock, services, make_env())
+    app[CONSOLE] = Console(settings, clock, services, make_env(), records)
     web_session.add_routes(app)
     web_queue.add_routes(app)
     web_request.add_routes(app)
@@ -71,12 +73,13 @@ def build_app(settings: Settings, clock: Clock, services: RequestService) -> web
 class WebConsole:
     """The console on [web].host:port (port 0 picks a free one; `port` tells which after start)."""
 
-    def __init__(self, settings: Settings, clock: Clock, services: RequestService) -> None:
+    def __init__(self, settings: Settings, clock: Clock, services: RequestService,
+                 records: RecordService | None = None) -> None:
         self.settings = settings
         self.clock = clock
         self.services = services
         self.port = settings.web.port
-        self.app = build_app(settings, clock, services)
+        self.app = build_app(settings, clock, services, records)
         self._runner: web.AppRunner | None = None
 
     @property

@@ -16,6 +16,7 @@ from core.config import Settings
 from core.models import WebSession
 from core.ports import Clock
 from core.services import RequestService
+from core.signing.service import RecordService
 from core.staff import Actor
 from core.text import local_time
 
@@ -35,6 +36,7 @@ class Console:
     clock: Clock
     services: RequestService
     env: Environment
+    records: RecordService | None = None  # school records (bot/web_records.py)
 
     @property
     def t(self) -> dict[str, Any]:
