@@ -34,6 +34,7 @@ bench: venv
 	$(BIN)/python bench/intake.py
 	$(BIN)/python bench/notify.py
 	$(BIN)/python bench/provision.py
+	$(BIN)/python bench/signing.py
 
 # Write a new migration after changing core/models.py.
 migrations: venv
