@@ -50,7 +50,9 @@ class LocalCredential:
 
 @functools.cache
 def _cached_key_signer_class() -> type:
+    from asn1crypto import cms
     from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+    from pyhanko.sign import attributes
     from pyhanko.sign.general import get_pyca_cryptography_hash
     from pyhanko.sign.signers import SimpleSigner
 
@@ -58,6 +60,31 @@ def _cached_key_signer_class() -> type:
         """SimpleSigner with the parsed `cryptography` key kept (RSA PKCS#1 v1.5 and ECDSA; others as pyHanko)."""
 
         pyca_key: Any = None
+        static_attrs: dict[object, Any]
+
+        def _signed_attr_providers(self, *args: Any, **kwargs: Any) -> list[Any]:
+            # The signing-certificate and algorithm-protection attributes are the same in every signature
+            # of this key: built once, kept parsed (asn1crypto takes milliseconds to encode the issuer name).
+            cache = self.__dict__.setdefault("static_attrs", {})
+            out = []
+            for prov in super()._signed_attr_providers(*args, **kwargs):
+                if isinstance(prov, attributes.SigningCertificateV2Provider):
+                    out.append(_KeptAttribute(prov, cache, ("scv2", prov.signing_cert.dump())))
+                elif isinstance(prov, attributes.CMSAlgorithmProtectionProvider):
+                    out.append(_KeptAttribute(prov, cache, ("cap", prov.digest_algo, prov.signature_algo.dump())))
+                else:
+                    out.append(prov)
+            return out
+
+        async def signed_attrs(self, *args: Any, **kwargs: Any) -> Any:
+            # Re-parsed from DER: asn1crypto re-encodes (and deep-copies, to retag) a built structure on
+            # every dump, and pyHanko dumps these several times per signature.
+            attrs = await super().signed_attrs(*args, **kwargs)
+            return attrs if attrs is None else cms.CMSAttributes.load(attrs.dump())
+
+        async def async_sign_prescribed_attributes(self, *args: Any, **kwargs: Any) -> Any:
+            info = await super().async_sign_prescribed_attributes(*args, **kwargs)
+            return cms.ContentInfo.load(info.dump())
 
         def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
             mechanism = self.get_signature_mechanism_for_digest(digest_algorithm)["algorithm"].native
@@ -70,6 +97,17 @@ def _cached_key_signer_class() -> type:
                 if isinstance(key, ec.EllipticCurvePrivateKey):
                     return key.sign(data, ec.ECDSA(hash_algo))
             return bytes(super().sign_raw(data, digest_algorithm))
+
+    class _KeptAttribute(attributes.CMSAttributeProvider):  # type: ignore[misc]
+        def __init__(self, inner: Any, cache: dict[object, Any], key: object) -> None:
+            self.inner, self.cache, self.key = inner, cache, key
+            self.attribute_type = inner.attribute_type
+
+        async def get_attribute(self, dry_run: bool = False) -> Any:
+            if self.key not in self.cache:
+                attr = await self.inner.get_attribute(dry_run=dry_run)
+                self.cache[self.key] = None if attr is None else cms.CMSAttribute.load(attr.dump())
+            return self.cache[self.key]
 
     return CachedKeySigner
 
@@ -102,6 +140,47 @@ def load_signer(credential: LocalCredential) -> Any:
     return signer
 
 
+_HEX = bytes.maketrans(b"", b"")
+_WHITESPACE = b" \t\r\n\f\x00"
+
+
+def _fast_hex_string(stream: Any) -> Any:
+    """pyHanko's hex-string reader, a block at a time (its own reads byte by byte, and every earlier
+    signature's /Contents, ~32 KB of hex, is parsed again for each new signature). Anything unusual (no
+    closing bracket, a stray character) goes to pyHanko's own reader, which raises its own error."""
+    import binascii
+
+    from pyhanko.pdf_utils import generic
+
+    start, chunks, size = stream.tell(), [], 0
+    while True:
+        block = stream.read(_HEX_BLOCK)
+        end = block.find(b">")
+        if not block or end >= 0:
+            break
+        chunks.append(block)
+        size += len(block)
+    digits = b"".join([*chunks, block[:end]])[1:].translate(_HEX, _WHITESPACE)
+    if end < 0 or digits.translate(_HEX, b"0123456789abcdefABCDEF"):
+        stream.seek(start)
+        return _ORIGINAL_HEX_READER[0](stream)
+    stream.seek(start + size + end + 1)
+    return generic.pdf_string(binascii.unhexlify(digits + b"0" * (len(digits) % 2)))
+
+
+_HEX_BLOCK = 65536
+_ORIGINAL_HEX_READER: list[Any] = []
+
+
+def install_fast_pdf_parsing() -> None:
+    """Swap pyHanko's byte-by-byte hex-string reader for `_fast_hex_string` (once per process)."""
+    from pyhanko.pdf_utils import generic
+
+    if not _ORIGINAL_HEX_READER:
+        _ORIGINAL_HEX_READER.append(generic.read_hex_string_from_stream)
+        generic.read_hex_string_from_stream = _fast_hex_string
+
+
 _SIGNERS: OrderedDict[str, Any] = OrderedDict()
 
 
@@ -124,6 +203,7 @@ async def sign_items(signer: Any, items: Sequence[SignItem]) -> list[bytes]:
 
     from core.signing.stamp import stamp_style
 
+    install_fast_pdf_parsing()
     out = []
     for item in items:
         pdf_signer = PdfSigner(spec.signature_metadata(item), signer=signer, stamp_style=stamp_style())

@@ -1,0 +1,179 @@
+"""Signing benchmark: N school records, each signed five times (a certification signature by the first subject
+teacher, a second subject teacher, the homeroom teacher, the principal, the school's issuing signature).
+
+Not a test: it prints figures. The records are real Học bạ PDFs (core/signing/pdfs.py, a handful of distinct
+students reused) with their five pre-made, locked fields; the keys are demo RSA-2048 credentials. Measured
+in the same run:
+  - edudesk's path: `SigningPool` on every core, one batch per signer (all N records), parsed keys cached
+    in the workers, room reserved up front (no dry-run estimate), the shared Vietnamese stamp;
+  - pyHanko's naive path on a sample: `SimpleSigner.load` from the PEM files and `sign_pdf` (sync, dry-run
+    size estimate, pyHanko's default stamp) for every signature, same metadata, one core;
+  - the raw RSA-2048 PKCS#1 v1.5 signing rate of `cryptography` on one core (the ceiling per core).
+Printed: signatures per second for each and pool / naive as a ratio (target >= 10). A sample of the pool's
+records is validated with pyHanko (every signature intact, valid, trusted, only form filling after it).
+
+    .venv/bin/python bench/signing.py [--records 1500] [--workers N] [--naive 40] [--verify 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import sys
+import tempfile
+import time
+from io import BytesIO
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from core.ports import SignItem  # noqa: E402
+from core.signing import spec  # noqa: E402
+from core.signing.engine import LocalCredential, SigningPool  # noqa: E402
+from core.signing.pdfs import RecordContent, SubjectScore, add_signature_fields, record_pdf  # noqa: E402
+from core.signing.pki import Credential, DemoPki  # noqa: E402
+from core.signing.spec import FieldSpec, Stage  # noqa: E402
+
+PASS = b"bench-mat-khau"
+SIGNERS = (("gvbm_toan", Stage.SUBJECT, "Nguyễn Thị Bình"), ("gvbm_van", Stage.SUBJECT, "Trần Văn Đức"),
+           ("gvcn", Stage.HOMEROOM, "Phạm Quốc Việt"), ("bgh_1", Stage.LEADERSHIP, "Đỗ Thị Ngọc Ánh"),
+           ("phat_hanh", Stage.ISSUER, ""))
+SUBJECTS = ("Toán", "Ngữ văn", "Tiếng Anh", "Vật lí", "Hoá học", "Sinh học", "Lịch sử", "Địa lí",
+            "Giáo dục kinh tế và pháp luật", "Tin học", "Công nghệ", "Giáo dục thể chất")
+FAMILY = ("Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Vũ", "Đặng", "Bùi", "Đỗ", "Hồ")
+GIVEN = ("Thị Ánh Dương", "Minh Khôi", "Ngọc Hân", "Quốc Bảo", "Thu Hà", "Đức Anh", "Khánh Linh", "Gia Huy")
+DISTINCT = 12  # distinct record PDFs; the N records cycle through them (each is signed on its own)
+
+
+def records(count: int, school: str, fields: list[FieldSpec]) -> list[bytes]:
+    """`count` fielded record PDFs made from DISTINCT generated students."""
+    rng = random.Random(7)
+    made = []
+    for n in range(min(count, DISTINCT)):
+        scores = tuple(SubjectScore(s, f"{rng.choice(FAMILY)} Thị Hường", f"{rng.uniform(5, 10):.1f}",
+                                    f"{rng.uniform(5, 10):.1f}", f"{rng.uniform(5, 10):.1f}", "Có tiến bộ.")
+                       for s in SUBJECTS)
+        content = RecordContent(school, "2025–2026", "10A1", f"HS{n:04d}", f"{rng.choice(FAMILY)} {rng.choice(GIVEN)}",
+                                "05/03/2010", rng.choice(("Nam", "Nữ")), "Phạm Quốc Việt", scores, "Tốt", "Khá",
+                                "Em chăm ngoan, tích cực tham gia phong trào.")
+        made.append(add_signature_fields(record_pdf(content), fields))
+    return [made[n % len(made)] for n in range(count)]
+
+
+def item(pdf: bytes, step: int, name: str, n: int) -> SignItem:
+    """The `step`-th signature of record `n`."""
+    return SignItem(key=f"step:{n}:{step}", pdf=pdf, field=SIGNERS[step][0], certify=step == 0,
+                    reason="Ký học bạ số", location="Hà Nội", signer_name=name)
+
+
+async def pooled(pdfs: list[bytes], creds: list[Credential], workers: int) -> tuple[float, list[bytes]]:
+    """Seconds for the pool to put all five signatures on every record (one batch per signer)."""
+    pool = SigningPool(workers)
+    try:
+        warm = LocalCredential(pkcs12=creds[0].pkcs12(PASS), passphrase=PASS)
+        await pool.sign(warm, [item(pdfs[0], 0, "", -1)] * workers)  # spawn the workers (untimed)
+        started = time.perf_counter()
+        for step, cred in enumerate(creds):
+            credential = LocalCredential(pkcs12=cred.pkcs12(PASS), passphrase=PASS)
+            pdfs = await pool.sign(credential, [item(pdf, step, cred.name, n) for n, pdf in enumerate(pdfs)])
+        return time.perf_counter() - started, pdfs
+    finally:
+        pool.close()
+
+
+def naive(pdfs: list[bytes], creds: list[Credential], folder: Path, count: int) -> tuple[float, int]:
+    """Seconds for pyHanko's naive path (load the key from files, dry-run estimate) over `count` signatures."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign.signers import SimpleSigner, sign_pdf
+
+    files = []
+    for n, cred in enumerate(creds):
+        (folder / f"{n}.key.pem").write_bytes(cred.key_pem)
+        (folder / f"{n}.crt.pem").write_bytes(cred.pem)
+        (folder / f"{n}.ca.pem").write_bytes(cred.chain[0].public_bytes(Encoding.PEM))
+        files.append((folder / f"{n}.key.pem", folder / f"{n}.crt.pem", folder / f"{n}.ca.pem"))
+    done = 0
+    started = time.perf_counter()
+    for n, pdf in enumerate(pdfs):
+        for step, (key, crt, ca) in enumerate(files):
+            if done == count:
+                return time.perf_counter() - started, done
+            signer = SimpleSigner.load(str(key), str(crt), ca_chain_files=(str(ca),))
+            meta = spec.signature_metadata(item(pdf, step, creds[step].name, n))
+            # as pyHanko's docs show it: sync, dry-run size estimate, pyHanko's default stamp
+            out = sign_pdf(IncrementalPdfFileWriter(BytesIO(pdf)), meta, signer=signer, existing_fields_only=True)
+            pdf = out.getvalue()
+            done += 1
+    return time.perf_counter() - started, done
+
+
+def raw_rsa(cred: Credential, seconds: float = 1.5) -> float:
+    """RSA-2048 PKCS#1 v1.5 / SHA-256 signatures per second of `cryptography` on this core."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    key = cred.key
+    assert isinstance(key, rsa.RSAPrivateKey)
+    data, done = os.urandom(64), 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        for _ in range(50):
+            key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        done += 50
+    return done / (time.perf_counter() - started)
+
+
+async def verify(pdfs: list[bytes], pki: DemoPki, sample: int) -> int:
+    """How many of a random sample of signed records have every signature good (and in field order)."""
+    from asn1crypto import x509 as asn1_x509
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.diff_analysis import ModificationLevel
+    from pyhanko.sign.validation import async_validate_pdf_signature
+    from pyhanko_certvalidator import ValidationContext
+
+    roots = [asn1_x509.Certificate.load(pki.root_der)]
+    good = 0
+    for pdf in random.Random(3).sample(pdfs, min(sample, len(pdfs))):
+        sigs = PdfFileReader(BytesIO(pdf)).embedded_signatures
+        ok = [s.field_name for s in sigs] == [s[0] for s in SIGNERS]
+        for sig in sigs:
+            st = await async_validate_pdf_signature(sig, ValidationContext(trust_roots=roots, allow_fetching=False))
+            ok = ok and st.intact and st.valid and st.trusted and st.docmdp_ok and \
+                st.modification_level is not None and st.modification_level <= ModificationLevel.FORM_FILLING
+        good += ok
+    return good
+
+
+def main() -> None:
+    """Run the three measurements and print them."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=1500)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--naive", type=int, default=40, help="signatures in the naive sample")
+    parser.add_argument("--verify", type=int, default=20, help="records validated from the pool's output")
+    args = parser.parse_args()
+    pki = DemoPki.create()
+    creds = [pki.issue(name) if name else pki.issue_organisation() for _f, _s, name in SIGNERS]
+    fields = [FieldSpec(f, stage, f"{stage.name} — {c.name}") for (f, stage, _n), c in zip(SIGNERS, creds, strict=True)]
+    pdfs = records(args.records, pki.school, fields)
+    sigs = args.records * len(SIGNERS)
+    pool_s, signed = asyncio.run(pooled(pdfs, creds, args.workers))
+    with tempfile.TemporaryDirectory() as tmp:
+        naive_s, naive_n = naive(pdfs, creds, Path(tmp), args.naive)
+    rsa_rate = raw_rsa(creds[0])
+    good = asyncio.run(verify(signed, pki, args.verify))
+    pool_rate, naive_rate = sigs / pool_s, naive_n / naive_s
+    print(f"signing: {args.records} records x {len(SIGNERS)} signatures = {sigs} (RSA-2048, PAdES, visible stamps)")
+    print(f"  SigningPool, {args.workers} workers:         {pool_rate:8.1f} signatures/s  ({pool_s:.2f} s)")
+    print(f"  pyHanko naive sign_pdf, 1 core:     {naive_rate:8.1f} signatures/s  ({naive_n} in {naive_s:.2f} s)")
+    print(f"  raw RSA-2048 (cryptography), 1 core: {rsa_rate:7.0f} signatures/s")
+    print(f"  pool / naive: {pool_rate / naive_rate:.1f}x  (target >= 10x)")
+    print(f"  verified: {good}/{min(args.verify, len(signed))} sampled records, every signature good")
+
+
+if __name__ == "__main__":
+    main()
