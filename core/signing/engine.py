@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import logging
 import multiprocessing
 import os
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Any
@@ -25,6 +27,7 @@ from typing import Any
 from core.ports import SignItem
 from core.signing import spec
 
+log = logging.getLogger(__name__)
 CACHE_SIZE = 256  # loaded signers kept per process (a school has a few hundred teachers at most)
 
 
@@ -238,9 +241,12 @@ class SigningPool:
     def __init__(self, workers: int | None = None, *, chunk: int = 8) -> None:
         self.workers = workers or os.cpu_count() or 1
         self.chunk = chunk  # items per task: small enough to balance, large enough to amortise the pickling
+        self._executor = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
         # spawn: the service's process has threads (event loop helpers, DB drivers) that fork would copy
-        self._executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_worker_start)
+        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_worker_start)
 
     def __repr__(self) -> str:
         return f"SigningPool(workers={self.workers})"
@@ -249,6 +255,16 @@ class SigningPool:
         """Sign the items (of different records) across the workers; the signed PDFs in item order."""
         if not items:
             return []
+        try:
+            return await self._sign(credential, items)
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory): nothing was stored, so start new workers and go again once.
+            log.warning("signing pool broken, starting %d new workers", self.workers)
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = self._start()
+            return await self._sign(credential, items)
+
+    async def _sign(self, credential: LocalCredential, items: Sequence[SignItem]) -> list[bytes]:
         size = max(1, min(self.chunk, -(-len(items) // self.workers)))
         loop = asyncio.get_running_loop()
         futures = [loop.run_in_executor(self._executor, _worker_sign, credential, list(items[i:i + size]))

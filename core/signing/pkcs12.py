@@ -1,12 +1,13 @@
 """`Pkcs12Signer`: signatures with a software key from a PKCS#12 file (a teacher's .p12/.pfx, the demo
 credentials, the school's key when it has no token). The key is parsed once; batches go to the shared
-`SigningPool` when there is one, else they are signed on the caller's loop.
+`SigningPool` when there is one, else they are signed in a thread of this process.
 
 The passphrase is kept only to hand the credential to the pool's workers; it is never logged nor shown.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -76,8 +77,8 @@ class Pkcs12Signer:
         try:
             if self._pool is not None:
                 signed = await self._pool.sign(self._credential, items)
-            else:
-                signed = await sign_items(self._signer, items)
+            else:  # on a thread with its own loop, so a batch does not stall the service's loop
+                signed = await asyncio.to_thread(lambda: asyncio.run(sign_items(self._signer, items)))
         except SigningError as exc:
             raise _refused(exc, items) from None
         return SignOutcome(signed=tuple(signed))

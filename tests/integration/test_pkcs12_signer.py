@@ -4,6 +4,8 @@ for a wrong passphrase or a broken file that never show the passphrase."""
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 from io import BytesIO
 from typing import Any
@@ -15,7 +17,7 @@ from pyhanko.sign.validation import async_validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 
 from core.ports import SignItem, SignOutcome
-from core.signing.engine import LocalCredential, SigningPool
+from core.signing.engine import _ORIGINAL_HEX_READER, LocalCredential, SigningPool, install_fast_pdf_parsing
 from core.signing.pdfs import RecordContent, SubjectScore, add_signature_fields, record_pdf
 from core.signing.pkcs12 import Pkcs12Error, Pkcs12Signer
 from core.signing.pki import DemoPki
@@ -142,3 +144,36 @@ async def test_resume_has_nothing_pending(pki: DemoPki) -> None:
     with pytest.raises(Pkcs12Error):
         await signer.resume({"transaction": "abc"}, [b"%PDF-"])
     await signer.close()
+
+
+async def test_pool_starts_new_workers_when_one_dies(pki: DemoPki) -> None:
+    cred = pki.issue("Vũ Minh Châu")
+    credential = LocalCredential(pkcs12=cred.pkcs12(PASS), passphrase=PASS)
+    item = SignItem(key="step:3", pdf=record("Lê Văn An"), field="gvcn")
+    pool = SigningPool(1)
+    try:
+        await pool.sign(credential, [item])
+        for pid in list(pool._executor._processes):  # type: ignore[attr-defined]
+            os.kill(pid, signal.SIGKILL)
+        [pdf] = await pool.sign(credential, [item])
+    finally:
+        pool.close()
+    [status] = await validate(pdf, pki)
+    assert good(status)
+
+
+@pytest.mark.parametrize("raw", [b"<48656C6C6F> 0 R", b"<48 65\n6C\r6C6F>]", b"<486>", b"<>", b"<4Z>", b"<4865",
+                                 b"<" + b"ab" * 70000 + b">tail", b"<FEFF004100E1>/Next"])
+def test_block_wise_hex_reader_reads_what_pyhankos_reads(raw: bytes) -> None:
+    from pyhanko.pdf_utils import generic
+
+    install_fast_pdf_parsing()
+    results = []
+    for reader in (_ORIGINAL_HEX_READER[0], generic.read_hex_string_from_stream):
+        stream = BytesIO(raw)
+        try:
+            value = reader(stream)
+            results.append((type(value), str(value), stream.tell()))
+        except Exception as exc:  # both must fail alike
+            results.append((type(exc), "", -1))
+    assert results[0] == results[1]
