@@ -25,19 +25,26 @@ class Pkcs12Error(EdudeskError):
     code = "pkcs12"
 
 
+def _well_formed(data: bytes) -> bool:
+    """Whether `data` parses as a PKCS#12 PFX (then a refusal to open it is the passphrase's fault)."""
+    from asn1crypto import pkcs12
+
+    try:
+        pfx = pkcs12.Pfx.load(data, strict=True)
+        return pfx["auth_safe"]["content_type"].native == "data" and bool(pfx["auth_safe"]["content"].native)
+    except (ValueError, TypeError, KeyError):
+        return False
+
+
 def _open(credential: LocalCredential) -> Any:
     """The loaded signer, or a Vietnamese Pkcs12Error (nothing of the passphrase in it)."""
     try:
         return cached_signer(credential)
-    except ValueError as exc:
-        text = str(exc).lower()
-        if "password" in text or "passphrase" in text or "mac" in text or "decrypt" in text:
-            raise Pkcs12Error("Mật khẩu của tệp chứng thư số (PKCS#12) không đúng.", code="pkcs12_passphrase") from None
-        raise Pkcs12Error("Tệp chứng thư số (PKCS#12) bị hỏng hoặc không có khoá ký và chứng thư.",
-                          code="pkcs12_file") from None
-    except (TypeError, KeyError) as exc:
-        raise Pkcs12Error(f"Tệp chứng thư số (PKCS#12) không dùng được ({type(exc).__name__}).",
-                          code="pkcs12_file") from None
+    except (ValueError, TypeError, KeyError):
+        pass  # cryptography says "Invalid password or PKCS12 data" for both: tell them apart below
+    if _well_formed(credential.pkcs12):
+        raise Pkcs12Error("Mật khẩu của tệp chứng thư số (PKCS#12) không đúng.", code="pkcs12_passphrase")
+    raise Pkcs12Error("Tệp chứng thư số (PKCS#12) bị hỏng hoặc không có khoá ký và chứng thư.", code="pkcs12_file")
 
 
 def _refused(exc: Exception, items: Sequence[SignItem]) -> Pkcs12Error:

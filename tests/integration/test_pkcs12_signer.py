@@ -125,17 +125,17 @@ def test_wrong_passphrase_gives_a_vietnamese_error_without_it(pki: DemoPki) -> N
         Pkcs12Signer(data, b"sai-mat-khau")
     assert caught.value.code == "pkcs12_passphrase"
     assert "Mật khẩu" in caught.value.message and "sai-mat-khau" not in caught.value.message
-    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+    assert caught.value.__cause__ is None and caught.value.__context__ is None  # no chained traceback
 
 
 def test_a_broken_file_gives_a_vietnamese_error(pki: DemoPki) -> None:
     data = pki.issue("Trần Văn Đức").pkcs12(PASS)
     with pytest.raises(Pkcs12Error) as caught:
         Pkcs12Signer(data[: len(data) // 2], PASS)
-    assert caught.value.code in {"pkcs12_file", "pkcs12_passphrase"}
+    assert caught.value.code == "pkcs12_file"
     with pytest.raises(Pkcs12Error) as caught:
         Pkcs12Signer(b"khong phai pkcs12", PASS)
-    assert "PKCS#12" in caught.value.message
+    assert caught.value.code == "pkcs12_file" and "bị hỏng" in caught.value.message
 
 
 async def test_resume_has_nothing_pending(pki: DemoPki) -> None:
