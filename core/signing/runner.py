@@ -11,6 +11,7 @@ in the session (`pending`) and the steps (`prepared`): a restart loses nothing, 
 from __future__ import annotations
 
 import logging
+import random
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -32,6 +33,7 @@ from core.signing.turns import open_steps
 
 log = logging.getLogger(__name__)
 ROUND_WAIT = 3.0  # seconds before a session tries again the records another session held
+REMOTE_KINDS = ("smartca", "csc")  # signers that ask the person to confirm on their phone
 
 
 @dataclass
@@ -80,7 +82,13 @@ class SignRunner:
         if credential.state != "approved":
             await self._end(session, "refused", "Chứng thư số không còn được duyệt.")
             return
-        work, left = await self._hold(session)
+        remote = credential.kind in REMOTE_KINDS
+        work, left = await self._hold(session, all_or_none=remote)
+        if remote and left:
+            # One confirmation on the phone for all the teacher's records: wait until none is held by
+            # another session (local ones finish in seconds) rather than ask twice.
+            await SchoolRecord.filter(held_by=session.id).update(held_by=None)
+            raise RetryLater(ROUND_WAIT * random.uniform(0.5, 1.5))
         if work:
             items = [self._item(w, credential) for w in work]
             try:
@@ -136,8 +144,9 @@ class SignRunner:
                         certify=w.record.signatures == 0, reason="Ký học bạ số",
                         location=self.settings.records.school, signer_name=credential.subject_name)
 
-    async def _hold(self, session: SignSession) -> tuple[list[_Work], int]:
-        """The session's open steps whose record it could hold (in its stage's turn); how many wait."""
+    async def _hold(self, session: SignSession, *, all_or_none: bool = False) -> tuple[list[_Work], int]:
+        """The session's open steps whose record it could hold (in its stage's turn, in record order); how
+        many wait. `all_or_none` stops at the first record held by another session."""
         steps = await SignatureStep.filter(session_id=session.id, state="open").order_by("id")
         work, left = [], 0
         for step in steps:
@@ -156,6 +165,8 @@ class SignRunner:
                                              state="signing").update(held_by=session.id)
             if not held:
                 left += 1
+                if all_or_none:
+                    break
                 continue
             work.append(_Work(step, await SchoolRecord.get(id=record.id)))
         return work, left
