@@ -244,7 +244,7 @@ def _worker_start() -> None:
 class SigningPool:
     """Worker processes that sign batches of items for any local credential, records in parallel."""
 
-    def __init__(self, workers: int | None = None, *, chunk: int = 8) -> None:
+    def __init__(self, workers: int | None = None, *, chunk: int = 32) -> None:
         self.workers = workers or os.cpu_count() or 1
         self.chunk = chunk  # items per task: small enough to balance, large enough to amortise the pickling
         self._executor = self._start()
