@@ -82,7 +82,7 @@ class RecordsKit:
     async def pkcs12(self, code: str, *, expired: bool = False, approve: bool = True) -> SignerCredential:
         """Register (and approve) a PKCS#12 credential of the demo CA for a teacher."""
         teacher = await Teacher.get(code=code)
-        cred = self.pki.issue_expired(teacher.name) if expired else self.pki.issue(teacher.name)
+        cred = self.pki.issue_expired(teacher.name, now=self.clock.now()) if expired else self.pki.issue(teacher.name)
         desk = self.app.records.credentials
         row = await desk.register(teacher, "pkcs12", actor=ADMIN, pkcs12=cred.pkcs12(b"pw"), passphrase="pw")
         if approve:
