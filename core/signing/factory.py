@@ -4,6 +4,7 @@ credential is kept open (parsed key, token session, HTTP session) until `close`.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from datetime import UTC
 from typing import Any
@@ -42,6 +43,7 @@ class SignerFactory:
         self.box = box
         self._signers: dict[int, Signer] = dict(fixed or {})
         self._pool: Any = None
+        self._issuer_lock = asyncio.Lock()
 
     def pool(self) -> Any:
         """The process pool of the local (PKCS#12) signers, made on first use."""
@@ -102,23 +104,26 @@ class SignerFactory:
 
     async def issuer(self) -> SignerCredential:
         """The school's organisation credential row (made from `[records.issuer]` the first time)."""
-        row = await SignerCredential.filter(teacher_id__isnull=True, state="approved").order_by("-id").first()
-        if row is not None:
+        async with self._issuer_lock:  # two classes finishing at once make one row, one token session
+            row = await SignerCredential.filter(teacher_id__isnull=True, state="approved").order_by("-id").first()
+            if row is not None:
+                return row
+            kind = self.settings.records.issuer.kind
+            now = self.clock.now()
+            row = SignerCredential(kind=kind, label=ISSUER_LABEL, config={}, state="approved", decided_by="config",
+                                   decided_at=now, created_at=now)
+            signer = self.build(row)
+            try:
+                der = await signer.certificate()
+                for k, v in certificate_facts(der).items():
+                    setattr(row, k, v)
+                row.certificate = der
+                await row.save()
+            except BaseException:
+                await signer.close()
+                raise
+            self._signers[row.id] = signer  # kept open: the issuing session signs with it next
             return row
-        kind = self.settings.records.issuer.kind
-        now = self.clock.now()
-        row = SignerCredential(kind=kind, label=ISSUER_LABEL, config={}, state="approved", decided_by="config",
-                               decided_at=now, created_at=now)
-        signer = self.build(row)
-        try:
-            der = await signer.certificate()
-        finally:
-            await signer.close()
-        for k, v in certificate_facts(der).items():
-            setattr(row, k, v)
-        row.certificate = der
-        await row.save()
-        return row
 
     async def close(self) -> None:
         """Close every signer and the pool."""

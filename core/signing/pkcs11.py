@@ -3,6 +3,9 @@ signature, a teacher's USB token), on pyHanko's `PKCS11Signer`; and loading a ke
 
 One PKCS#11 session must not run two operations at once (pyHanko signs in a worker thread, so two tasks
 would interleave C_SignInit/C_Sign on the same session): every token call is serialised on one lock.
+The log-in state of a token belongs to the whole process, not to a session: a second C_Login fails with
+UserAlreadyLoggedIn, and closing a logged-in session logs every session out. So the signers of one token
+share one session (and its lock), counted, and the last one to close logs out.
 The PIN is handed in by the caller (read from the environment variable the config names); it is never
 logged nor put into an error message.
 """
@@ -12,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +31,49 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+
+
+@dataclass
+class _Shared:
+    """One open session of a token, the lock its calls take, and how many signers use it."""
+
+    session: Any
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+_SHARED: dict[tuple[str, str, int], _Shared] = {}  # (module, token label, event loop) -> session
+_SHARED_GUARD = threading.Lock()  # opening and closing run in threads
+
+
+def _take(module: str, token_label: str, pin: str, loop: int) -> _Shared:
+    """The token's shared session, opened and logged in by the first user (in a thread)."""
+    from pkcs11 import exceptions as p11
+    from pyhanko.config.pkcs11 import TokenCriteria
+    from pyhanko.sign.pkcs11 import open_pkcs11_session
+
+    with _SHARED_GUARD:
+        entry = _SHARED.get((module, token_label, loop))
+        if entry is None:
+            criteria = TokenCriteria(label=token_label)
+            try:
+                session = open_pkcs11_session(module, token_criteria=criteria, user_pin=pin)
+            except p11.UserAlreadyLoggedIn:  # by a session of another event loop in this process
+                session = open_pkcs11_session(module, token_criteria=criteria, user_pin=None)
+            entry = _SHARED[(module, token_label, loop)] = _Shared(session)
+        entry.users += 1
+        return entry
+
+
+def _give_back(key: tuple[str, str, int], entry: _Shared) -> None:
+    """One user fewer; the last one closes the session (and so logs out)."""
+    with _SHARED_GUARD:
+        entry.users -= 1
+        if entry.users > 0:
+            return
+        if _SHARED.get(key) is entry:
+            del _SHARED[key]
+    entry.session.close()
 
 
 class Pkcs11Error(EdudeskError):
@@ -112,28 +160,26 @@ class Pkcs11Signer:
     async def _open_locked(self) -> None:
         from asn1crypto import x509 as asn1_x509
         from pkcs11 import PKCS11Error
-        from pyhanko.config.pkcs11 import TokenCriteria
-        from pyhanko.sign.pkcs11 import open_pkcs11_session
 
-        criteria = TokenCriteria(label=self.token_label)
+        key = (self.module, self.token_label, id(asyncio.get_running_loop()))
         try:
-            session = await asyncio.to_thread(open_pkcs11_session, self.module, token_criteria=criteria,
-                                              user_pin=self._pin)
+            shared = await asyncio.to_thread(_take, *key[:2], self._pin, key[2])
         except PKCS11Error as exc:
             raise self._fail(exc) from None  # the chained exception may quote the token call, not the PIN
         signer = _locked_signer_class()(
-            session, cert_label=self.cert_label or None, key_label=self.key_label or None,
+            shared.session, cert_label=self.cert_label or None, key_label=self.key_label or None,
             key_id=self.key_id or None, ca_chain=[asn1_x509.Certificate.load(c) for c in self._chain],
             other_certs_to_pull=None)  # also the CA certificates stored on the token, to embed the chain
-        signer.lock = self._lock
+        signer.lock = shared.lock
         try:
-            await signer.ensure_objects_loaded()
+            async with shared.lock:
+                await signer.ensure_objects_loaded()
         except PKCS11Error as exc:
-            await asyncio.to_thread(session.close)
+            await asyncio.to_thread(_give_back, key, shared)
             raise self._fail(exc) from None
         if signer.signing_cert.public_key.algorithm == "ec":
             signer.use_raw_mechanism = True  # tokens (SoftHSM2 too) rarely offer hash-then-sign ECDSA
-        self._session, self._signer = session, signer
+        self._session, self._signer = (key, shared), signer
         log.info("PKCS#11 session open on token %r, key %r", self.token_label, self.key_label)
 
     async def _ready(self) -> Any:
@@ -173,11 +219,13 @@ class Pkcs11Signer:
         raise Pkcs11Error("Thiết bị ký PKCS#11 không có giao dịch ký đang chờ.", code="no_pending")
 
     async def close(self) -> None:
-        """Log out and close the session."""
+        """Give the shared session back (the last signer of the token logs out and closes it)."""
         async with self._lock:
-            session, self._session, self._signer = self._session, None, None
-            if session is not None:
-                await asyncio.to_thread(session.close)
+            held, self._session, self._signer = self._session, None, None
+            if held is not None:
+                key, shared = held
+                async with shared.lock:  # not while another signer of the token is mid-call
+                    await asyncio.to_thread(_give_back, key, shared)
 
 
 def write_softhsm_conf(token_dir: Path) -> Path:
@@ -199,6 +247,8 @@ async def load_into_softhsm(*, conf: Path, token_label: str, so_pin: str, pin: s
     softhsm2-util's command line: fine for the demo and tests, not for a production token.
     """
     os.environ["SOFTHSM2_CONF"] = str(conf)
+    with _SHARED_GUARD:
+        _SHARED.clear()  # the library is re-initialised below: sessions opened before are gone
     proc = await asyncio.create_subprocess_exec(
         "softhsm2-util", "--init-token", "--free", "--label", token_label, "--so-pin", so_pin, "--pin", pin,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, "SOFTHSM2_CONF": str(conf)})

@@ -118,3 +118,26 @@ async def test_signing_a_pdf_without_the_field_does_not_add_one(softhsm: SoftHsm
             await signer.sign([SignItem(key="step:9", pdf=record_pdf(), field="bgh_1")])
     finally:
         await signer.close()
+
+
+async def test_two_signers_of_one_token_share_its_login(softhsm: SoftHsm, pki: DemoPki) -> None:
+    """The log-in belongs to the process: a second signer must not fail with UserAlreadyLoggedIn, and closing
+    one must not log the other out (a logged-in session's close logs out every session of the token)."""
+    school = pki.issue_organisation()
+    await softhsm.load(school)
+    first, second = softhsm.signer(), softhsm.signer()
+    item = SignItem(key="step:1", pdf=record_pdf(), field="phat_hanh", certify=True, signer_name=school.name)
+    try:
+        await asyncio.gather(first.certificate(), second.certificate())  # both open at once
+        await first.close()
+        outcome = await second.sign([item])
+    finally:
+        await first.close()
+        await second.close()
+    [status] = await validate(outcome.signed[0], pki.root_der)
+    assert status.intact and status.valid and status.trusted
+    again = softhsm.signer()  # after the last close the token is logged out, and a new log-in works
+    try:
+        assert await again.certificate() == school.der
+    finally:
+        await again.close()
