@@ -128,7 +128,15 @@ async def verify_files(settings: Settings, files: list[Path], *, as_json: bool =
             roots, crls = trust_material(demo)
     bad = 0
     for path in files:
-        report = await verify_record(path.read_bytes(), trusted_roots=roots, crls=crls)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:  # missing, a folder, no permission: that file fails, the others are still checked
+            bad += 1
+            reason = exc.strerror or type(exc).__name__
+            print(json.dumps({"file": str(path), "ok": False, "error": reason}, ensure_ascii=False) if as_json
+                  else f"== {path}\n{'cannot read the file' if lang == 'en' else 'không đọc được tệp'}: {reason}")
+            continue
+        report = await verify_record(data, trusted_roots=roots, crls=crls)
         bad += not report.ok
         if as_json:
             print(json.dumps({"file": str(path), "ok": report.ok, "report": dataclasses.asdict(report)},

@@ -161,3 +161,29 @@ def test_accounts_log_exports_csv_and_xlsx(config: Path, tmp_path: Path) -> None
     assert [c.value for c in sheet[2]][:4] == ["2026-09-05 08:30:00", "Tạo", "huong.pt@sis.hust.edu.vn",
                                                 "Phạm Thị Hương"]
     assert "0 dòng" in edudesk(config, "accounts", "log", "--out", str(target), "--request", "8").stdout
+
+
+@pytest.mark.slow
+def test_records_demo_signs_a_class_and_verify_proves_it(config: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-c", "import sys, main; sys.exit(main.cli())", "--config", str(config),
+                           "records", "demo", "--students", "3", "--sign", "--out", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    pdfs = sorted(out.glob("HS*.pdf"))
+    assert len(pdfs) == 3
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert len(manifest["records"]) == 3
+    report = edudesk(config, "records", "verify", *map(str, pdfs))
+    assert report.stdout.count("ĐẠT: mọi chữ ký đều hợp lệ") == 3
+    first = report.stdout.split("== ")[1]
+    assert first.count("nguyên vẹn có, tin cậy có") == 15 and "chữ ký chứng nhận" in first
+    assert first.index("gvbm_") < first.index("gvcn") < first.index("bgh_") < first.index("phat_hanh")
+    tampered = bytearray(pdfs[0].read_bytes())
+    at = tampered.find(b"/Producer")
+    tampered[at + 12] ^= 0x01
+    (tmp_path / "sua.pdf").write_bytes(bytes(tampered))
+    bad = edudesk(config, "records", "verify", str(tmp_path / "sua.pdf"), str(tmp_path / "khong-co.pdf"), ok=False)
+    assert bad.returncode == 1
+    assert "KHÔNG ĐẠT" in bad.stdout and "không đọc được tệp" in bad.stdout
+    assert "Traceback" not in bad.stderr
