@@ -193,11 +193,10 @@ class SignRunner:
         if len(outcome.signed) != len(work):
             raise PermanentJobError("signer returned a different number of PDFs than items")
         roots, crls = trust_material(self.settings)
-        from core.signing.verify import check_new_signature
-
-        for w, pdf in zip(work, outcome.signed, strict=True):
-            report = await check_new_signature(bytes(w.record.pdf), pdf, field=w.step.field, trusted_roots=roots,
-                                               crls=crls)
+        reports = await self.signers.pool().check([(bytes(w.record.pdf), pdf, w.step.field)
+                                                   for w, pdf in zip(work, outcome.signed, strict=True)],
+                                                  trusted_roots=roots, crls=crls)
+        for w, pdf, report in zip(work, outcome.signed, reports, strict=True):
             if not report.ok:
                 await self._rejected(session, w, list(report.problems) + [p for s in report.signatures
                                                                           for p in s.problems])

@@ -100,6 +100,9 @@ async def _one(emb: Any, context: Any, *, is_last: bool) -> SignatureReport:
 def _reader(pdf: bytes) -> Any:
     from pyhanko.pdf_utils.reader import PdfFileReader
 
+    from core.signing.engine import install_fast_pdf_parsing
+
+    install_fast_pdf_parsing()  # every earlier signature's ~32 KB of hex, read a block at a time
     return PdfFileReader(BytesIO(pdf), strict=False)
 
 
