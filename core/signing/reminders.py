@@ -134,14 +134,18 @@ async def remind_pending(settings: Settings, clock: Clock, queue: JobQueue, acto
     In quiet hours the reminders wait for the morning. Returns (teachers reminded, when they go out)."""
     now = clock.now()
     when = quiet_until(now, parse_quiet_hours(settings.records.quiet_hours), settings.general.timezone)
-    sent = 0
+    teachers: set[int] = set()
+    messages = 0
     for key, steps in (await _open_by_signer(class_id)).items():
         job_key = f"signnudge:{key}:{int(now.timestamp() // 60)}"
-        sent += await _remind(queue, settings, key, steps, job_key, when, "🔔 <b>Ban giám hiệu nhắc ký học bạ số</b>")
+        if await _remind(queue, settings, key, steps, job_key, when, "🔔 <b>Ban giám hiệu nhắc ký học bạ số</b>"):
+            teachers.add(key[0])  # one message per class and stage (each has its own Ký ngay), counted per person
+            messages += 1
     await AuditEvent.create(at=now, actor=actor.label, action="records_reminded",
-                            detail={"class_id": class_id, "teachers": sent, "at": when.isoformat()})
+                            detail={"class_id": class_id, "teachers": len(teachers), "messages": messages,
+                                    "at": when.isoformat()})
     queue.wake()
-    return sent, when
+    return len(teachers), when
 
 
 async def watch_signing(settings: Settings, clock: Clock, queue: JobQueue) -> None:

@@ -1,0 +1,111 @@
+"""One tap reminds everyone, within Telegram's limits: 30 subject teachers who each still owe signatures in
+two classes get 60 reminders through the fake Telegram (30 messages a second overall, one a second per
+chat, 429 beyond): all arrive, none is refused, the tap is answered at once, and a teacher's two reminders
+are a second apart."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.models import Staff
+from core.signing.demo import demo_pdf
+from core.signing.importer import import_roster
+from core.signing.models import SignatureStep, Teacher
+from core.signing.pki import DemoPki
+from core.signing.roster import ClassRow, Roster, TeacherRow
+from main import App
+from tests.conftest import wait_until
+from tests.fakes.telegram import FakeTelegram
+from tests.records_kit import ADMIN, records_settings
+
+pytestmark = [pytest.mark.db, pytest.mark.slow]
+
+TEACHERS = 30
+BGH_CHAT = 9001
+
+
+def school_roster() -> Roster:
+    """Two classes taught by the same 30 subject teachers (two students each), one vice principal."""
+    teachers = {f"GV{n:02d}": TeacherRow(f"GV{n:02d}", f"Giáo Viên Số {n}", f"gv{n:02d}@thpt.edu.vn")
+                for n in range(1, TEACHERS + 1)}
+    teachers["BGH01"] = TeacherRow("BGH01", "Phạm Quốc Hùng", "bgh01@thpt.edu.vn")
+    classes = {}
+    for name in ("10A1", "10A2"):
+        row = ClassRow("2025-2026", name, "Trường THPT Lê Quý Đôn", "GV01",
+                       subjects={code: [f"Môn {code[2:]}"] for code in teachers if code.startswith("GV")},
+                       leaders=["BGH01"])
+        row.students = [(f"{name}-{i}", f"Học Sinh {name} Số {i}", "01/01/2010") for i in (1, 2)]
+        classes[name] = row
+    return Roster(teachers, classes)
+
+
+@pytest.fixture
+async def world(app_factory: Any, settings_factory: Any, tmp_path: Path,
+                monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[App, FakeTelegram, dict[str, int]]]:
+    fake = FakeTelegram()
+    await fake.start()
+    monkeypatch.setenv("EDUDESK_TELEGRAM_TOKEN", fake.token)
+    monkeypatch.setenv("EDUDESK_TEST_ISSUER_PASS", "issuer-pass")
+    records = records_settings(tmp_path, DemoPki.create(), notice_delay_seconds=0.2, quiet_hours="")
+    settings = settings_factory(records=records, web={"enabled": False},
+                                telegram={"enabled": True, "api_server": fake.url, "head_chat_id": -100777})
+    app: App = await app_factory(settings)
+    result = await import_roster(school_roster(), {}, actor=ADMIN, clock=app.clock, make_pdf=demo_pdf)
+    chats = {}
+    for n, code in enumerate(sorted(school_roster().teachers), start=1):
+        teacher = await Teacher.get(code=code)
+        chats[code] = BGH_CHAT if code == "BGH01" else 8000 + n
+        await Staff.filter(id=teacher.staff_id).update(telegram_id=chats[code])
+    task = asyncio.get_running_loop().create_task(app.supervisor().run())  # noqa: TID251 - test harness
+    for class_id in result.class_ids:
+        await app.records.start_class(class_id)
+    yield app, fake, chats
+    app.worker.stop()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await fake.stop()
+
+
+def reminders(fake: FakeTelegram, chat: int) -> list[Any]:
+    return [c for c in fake.sent_calls("sendMessage", chat) if "Ban giám hiệu nhắc ký" in (c.text or "")]
+
+
+async def test_one_tap_reminds_sixty_turns_within_telegrams_limits(
+        world: tuple[App, FakeTelegram, dict[str, int]]) -> None:
+    app, fake, chats = world
+    teachers = [c for c in chats if c != "BGH01"]
+    # The turns open: each teacher's sign-now messages (one per class) go out paced as well.
+    await fake.wait_for(lambda: all(len([m for m in fake.bot_messages(chats[c]) if "Mời Thầy/Cô ký" in m.text]) == 2
+                                    for c in teachers), 30.0)
+    await wait_until(_all_notified, 10.0)
+    fake.inject_message(BGH_CHAT, BGH_CHAT, "/tiendo")
+    card = await fake.wait_for(lambda: next((m for m in fake.bot_messages(BGH_CHAT) if "Tiến độ ký" in m.text), None),
+                               10.0)
+    assert "10A1: Giáo viên bộ môn 0/30" in card.text and "10A2: Giáo viên bộ môn 0/30" in card.text
+    loop = asyncio.get_running_loop()
+    tapped = loop.time()
+    query = fake.press(BGH_CHAT, BGH_CHAT, "🔔 Nhắc tất cả")
+    answer = await fake.wait_for(lambda: fake.answers.get(query), 5.0)
+    answered = loop.time() - tapped
+    assert "nhắc 30 giáo viên" in (answer.text or ""), answer.text
+    await fake.wait_for(lambda: all(len(reminders(fake, chats[c])) == 2 for c in teachers), 30.0)
+    calls = sorted((c for code in teachers for c in reminders(fake, chats[code])), key=lambda c: c.time)
+    assert len(calls) == 2 * TEACHERS
+    assert fake.count_429 == 0, "the pacer kept within Telegram's limits"
+    span = calls[-1].time - calls[0].time
+    assert span >= (len(calls) - 30) / 30 * 0.9  # 30 a second at most, so 60 take a second or more
+    for code in teachers:
+        first, second = reminders(fake, chats[code])
+        assert second.time - first.time >= 0.95, "one message a second per chat"
+        assert "10A1" in first.text + second.text and "10A2" in first.text + second.text
+    assert answered < 2.0, f"the tap waited {answered:.1f} s behind the reminders"
+    print(f"60 reminders in {span:.2f} s after the tap; tap answered in {answered:.2f} s; 0 × 429")
+
+
+async def _all_notified() -> bool:
+    return not await SignatureStep.filter(state="open", notified_at__isnull=True).exists()
