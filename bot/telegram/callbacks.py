@@ -34,6 +34,8 @@ class TapAction(str, enum.Enum):
     REC_CONFIRM = "rec_confirm"
     REC_CRED_OK = "rec_cred_ok"
     REC_CRED_NO = "rec_cred_no"
+    REC_LIST = "rec_list"
+    REC_REPORT = "rec_report"
 
 
 RECORD_ACTIONS = frozenset(a for a in TapAction if a.value.startswith("rec_"))

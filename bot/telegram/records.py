@@ -1,22 +1,40 @@
-"""School records in Telegram: taps on Ký ngay, Nhắc tất cả, return and credential decisions, Xác nhận
-hoàn tất; commands /ky (my signing turns) and /tiendo (who is blocking, for the leadership)."""
+"""School records in Telegram: taps on Ký ngay, Xem danh sách, Báo sai sót (the reason typed as a reply to the
+bot's prompt), Nhắc tất cả, return and credential decisions, Xác nhận hoàn tất; commands /ky (my signing
+turns) and /tiendo (who is blocking, for the leadership)."""
 
 from __future__ import annotations
 
 import html
+from datetime import datetime
 
 from aiogram import F, Router
+from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.filters import Command
-from aiogram.types import CallbackQuery, Message
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State as FsmState
+from aiogram.fsm.state import StatesGroup
+from aiogram.types import CallbackQuery, ForceReply, Message
 
 from bot.telegram.callbacks import RECORD_ACTIONS, Tap, TapAction
 from bot.telegram.context import BotContext
+from bot.telegram.decisions import TYPING_TIMEOUT
 from core.errors import EdudeskError
 from core.ports import Button, Card
+from core.signing.models import ClassSigner, SchoolClass, SchoolRecord, SignatureStep, Teacher
 from core.signing.reminders import blocking, remind_pending
 from core.signing.service import NotAllowed, RecordService
+from core.signing.turns import role_text
 from core.staff import Actor, Role
 from core.text import local_time
+
+STEP_MARKS = {"open": "✍️ chờ Thầy/Cô ký", "signed": "✓ đã ký", "waiting": "⏳ chưa đến lượt"}
+RECORD_MARKS = {"returned": "⚠️ đang chờ xử lý báo sai sót", "signed": "✅ đã ký xong", "cancelled": "✖ đã huỷ"}
+
+
+class Reporting(StatesGroup):
+    """Waiting for "HS003 the error" as a reply to the bot's Báo sai sót prompt."""
+
+    reason = FsmState()
 
 
 def _records(ctx: BotContext) -> RecordService:
@@ -58,10 +76,98 @@ async def on_record_tap(cb: CallbackQuery, callback_data: Tap, edudesk: BotConte
         await cb.answer(f"⚠ {exc.message}"[:200], show_alert=True)
 
 
+async def _class_for(records: RecordService, actor: Actor, class_id: int, action: str) -> tuple[SchoolClass, int]:
+    """The class and the actor's teacher id, when they sign its records or lead the school (personal data)."""
+    klass = await SchoolClass.get_or_none(id=class_id)
+    teacher = await Teacher.get_or_none(staff_id=actor.staff_id) if actor.staff_id else None
+    signs = teacher is not None and await ClassSigner.filter(klass_id=class_id, teacher_id=teacher.id).exists()
+    if klass is None or not (signs or actor.has(Role.LEADER, Role.HEAD)):
+        raise await records.refuse(actor, action, NotAllowed("Anh/Chị không ký học bạ của lớp này."))
+    return klass, teacher.id if teacher is not None else 0
+
+
+def chunks(lines: list[str], limit: int = 4000) -> list[str]:
+    """Lines joined into messages of at most `limit` characters (Telegram takes 4,096)."""
+    out, current = [], ""
+    for line in lines:
+        if current and len(current) + 1 + len(line) > limit:
+            out.append(current)
+            current = ""
+        current = f"{current}\n{line}" if current else line[:limit]
+    return [*out, current] if current else out
+
+
+async def on_list_tap(cb: CallbackQuery, callback_data: Tap, edudesk: BotContext, actor: Actor) -> None:
+    """Xem danh sách: the class's records with the state of the teacher's own step in each."""
+    try:
+        records = _records(edudesk)
+        klass, teacher_id = await _class_for(records, actor, callback_data.r, "rec_list")
+    except EdudeskError as exc:
+        await cb.answer(f"⚠ {exc.message}"[:200], show_alert=True)
+        return
+    mine = {s["record_id"]: s["state"] for s in await SignatureStep.filter(
+        teacher_id=teacher_id, stage=callback_data.x, record__klass_id=klass.id).values("record_id", "state")}
+    lines = [f"📋 <b>Học bạ lớp {html.escape(klass.name)}</b> ({html.escape(klass.year)})"]
+    for r in await SchoolRecord.filter(klass_id=klass.id).order_by("student_code"):
+        mark = RECORD_MARKS.get(r.state) or STEP_MARKS.get(mine.get(r.id, ""), f"{r.signatures} chữ ký")
+        lines.append(f"• {html.escape(r.student_code)} {html.escape(r.student_name)} — {mark}")
+    await cb.answer()
+    chat = cb.message.chat.id if cb.message is not None else cb.from_user.id
+    for text in chunks(lines):
+        await edudesk.chat.send_text(chat, text)
+
+
+async def on_report_tap(cb: CallbackQuery, callback_data: Tap, edudesk: BotContext, actor: Actor,
+                        state: FSMContext) -> None:
+    """Báo sai sót: ask for the student code and the error, as a reply to the bot's prompt."""
+    try:
+        klass, _ = await _class_for(_records(edudesk), actor, callback_data.r, "rec_return")
+    except EdudeskError as exc:
+        await cb.answer(f"⚠ {exc.message}"[:200], show_alert=True)
+        return
+    await cb.answer("Trả lời tin nhắn của bot: mã học sinh và sai sót.")
+    chat = cb.message.chat.id if cb.message is not None else cb.from_user.id
+    prompt = await edudesk.chat.send_text(
+        chat, f"⚠️ Báo sai sót học bạ lớp <b>{html.escape(klass.name)}</b>: trả lời tin này với mã học sinh và sai "
+              f"sót, ví dụ «HS003 Sai điểm Toán học kì II». Học bạ đó dừng ký cho đến khi quản trị viên xử lý.",
+        reply_markup=ForceReply(selective=True, input_field_placeholder="HS003 Sai điểm …"))
+    await state.set_state(Reporting.reason)
+    await state.update_data(class_id=klass.id, prompt=prompt, asked_at=edudesk.clock.now().isoformat())
+
+
+async def on_report_reason(message: Message, edudesk: BotContext, actor: Actor, state: FSMContext) -> None:
+    """The reply to the Báo sai sót prompt: "<student code> <reason>"; an unknown code may be typed again."""
+    data = await state.get_data()
+    if edudesk.clock.now() - datetime.fromisoformat(data["asked_at"]) > TYPING_TIMEOUT:
+        await state.clear()
+        raise SkipHandler
+    reply_to = message.reply_to_message
+    if reply_to is None or reply_to.message_id != data.get("prompt") or (message.text or "").startswith("/"):
+        raise SkipHandler
+    code, _, reason = (message.text or "").strip().partition(" ")
+    record = await SchoolRecord.get_or_none(klass_id=int(data["class_id"]), student_code__iexact=code)
+    if record is None:
+        await edudesk.chat.send_text(message.chat.id, f"⚠ Không có học sinh mã «{html.escape(code[:40])}» trong "
+                                     "lớp; hãy trả lời lại tin nhắn trên với đúng mã.",
+                                     reply_to_message_id=message.message_id)
+        return
+    try:
+        await _records(edudesk).return_record(actor, record.id, reason)
+    except EdudeskError as exc:
+        await edudesk.chat.send_text(message.chat.id, f"⚠ {html.escape(exc.message)}",
+                                     reply_to_message_id=message.message_id)
+        if exc.code == "reason_missing":
+            return  # the prompt still stands
+    else:
+        await edudesk.chat.send_text(
+            message.chat.id, f"✓ Đã báo sai sót học bạ {html.escape(record.student_code)} — "
+                             f"{html.escape(record.student_name)}; quản trị viên sẽ duyệt huỷ để làm lại.",
+            reply_to_message_id=message.message_id)
+    await state.clear()
+
+
 async def on_sign_list(message: Message, edudesk: BotContext, actor: Actor) -> None:
     """/ky: the classes where it is the teacher's turn, each with its Ký ngay button."""
-    from core.signing.models import SignatureStep, Teacher
-
     teacher = await Teacher.get_or_none(staff_id=actor.staff_id) if actor.staff_id else None
     if teacher is None:
         await edudesk.chat.send_text(message.chat.id, "Anh/Chị không có trong danh sách giáo viên ký học bạ.")
@@ -74,13 +180,11 @@ async def on_sign_list(message: Message, edudesk: BotContext, actor: Actor) -> N
     if not turns:
         await edudesk.chat.send_text(message.chat.id, "Không có học bạ nào đang chờ Thầy/Cô ký.")
         return
-    from core.signing.models import SchoolClass
-    from core.signing.turns import role_text
-
     lines, rows = ["✍️ <b>Học bạ chờ Thầy/Cô ký</b>"], []
     for (class_id, stage), count in sorted(turns.items()):
         klass = await SchoolClass.get(id=class_id)
-        lines.append(f"• {html.escape(klass.name)} — {await role_text(teacher.id, class_id, stage)}: {count} học bạ")
+        role = html.escape(await role_text(teacher.id, class_id, stage))
+        lines.append(f"• {html.escape(klass.name)} — {role}: {count} học bạ")
         rows.append((Button(f"✍️ Ký ngay {klass.name}", "rec_sign", class_id, arg=stage),))
     await edudesk.chat.post_card(str(message.chat.id), Card("\n".join(lines), tuple(rows)))
 
@@ -102,7 +206,10 @@ async def on_progress(message: Message, edudesk: BotContext, actor: Actor) -> No
 def make_router() -> Router:
     """A fresh router with this module's handlers."""
     r = Router(name="records")
+    r.callback_query.register(on_list_tap, Tap.filter(F.a == TapAction.REC_LIST))
+    r.callback_query.register(on_report_tap, Tap.filter(F.a == TapAction.REC_REPORT))
     r.callback_query.register(on_record_tap, Tap.filter(F.a.in_(RECORD_ACTIONS)))
+    r.message.register(on_report_reason, Reporting.reason, F.text)
     r.message.register(on_sign_list, Command("ky"))
     r.message.register(on_progress, Command("tiendo"))
     return r

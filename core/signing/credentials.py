@@ -4,6 +4,7 @@ whether the certificate is trusted, valid long enough, not revoked and in the te
 
 from __future__ import annotations
 
+from html import escape as esc
 from typing import Any
 
 from core.config import Settings
@@ -58,7 +59,7 @@ class CredentialDesk:
         await AuditEvent.create(at=now, actor=actor.label, action="signer_registered",
                                 detail={"credential": row.id, "teacher": teacher.code, "kind": kind,
                                         "subject": row.subject_name, "findings": [f.code for f in findings]})
-        text = (f"🪪 <b>Đăng ký chứng thư số</b> — {teacher.name} ({teacher.code})\n"
+        text = (f"🪪 <b>Đăng ký chứng thư số</b> — {esc(teacher.name)} ({esc(teacher.code)})\n"
                 f"Loại: {row.label}\nChủ thể: {row.subject_name}\n"
                 f"Hết hạn: {local_time(row.not_after, self.settings.general.timezone)}")
         if findings:

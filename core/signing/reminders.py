@@ -10,6 +10,7 @@ import asyncio
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from html import escape as esc
 
 from tortoise.transactions import in_transaction
 
@@ -80,7 +81,7 @@ async def _remind(queue: JobQueue, settings: Settings, key: Key, steps: list[Sig
         return False
     klass = await SchoolClass.get(id=key[1])
     deadline = min(s.deadline for s in steps if s.deadline is not None)
-    text = (f"{heading}\nLớp <b>{klass.name}</b> — {await role_text(key[0], key[1], key[2])}\n"
+    text = (f"{heading}\nLớp <b>{esc(klass.name)}</b> — {esc(await role_text(key[0], key[1], key[2]))}\n"
             f"Còn <b>{len(steps)}</b> học bạ chờ Thầy/Cô ký; hạn {local_time(deadline, settings.general.timezone)}.")
     await queue.enqueue("chat_notice", f"notice:{job_key}",
                         {"audience": f"staff:{teacher.staff_id}", "text": text, "request_id": None,
@@ -114,8 +115,8 @@ async def send_sign_reminders(settings: Settings, clock: Clock, queue: JobQueue)
 async def _escalate(queue: JobQueue, settings: Settings, key: Key, late: list[SignatureStep], now: datetime) -> int:
     teacher = await Teacher.get(id=key[0])
     klass = await SchoolClass.get(id=key[1])
-    text = (f"🔺 <b>Quá hạn ký học bạ</b>: {teacher.name} — lớp {klass.name}, "
-            f"{await role_text(key[0], key[1], key[2])}: còn {len(late)} học bạ chưa ký.")
+    text = (f"🔺 <b>Quá hạn ký học bạ</b>: {esc(teacher.name)} — lớp {esc(klass.name)}, "
+            f"{esc(await role_text(key[0], key[1], key[2]))}: còn {len(late)} học bạ chưa ký.")
     buttons = [[{"label": "🔔 Nhắc tất cả", "action": "rec_remind", "request_id": key[1]}]]
     async with in_transaction() as conn:
         for staff in await Staff.filter(active=True).using_db(conn):

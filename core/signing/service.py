@@ -4,6 +4,7 @@ Each refuses with an audited `EdudeskError` the person can read."""
 
 from __future__ import annotations
 
+from html import escape as esc
 from typing import TYPE_CHECKING, Any
 
 from tortoise.transactions import in_transaction
@@ -16,6 +17,7 @@ from core.notify import enqueue_notice
 from core.ports import Clock
 from core.signing import stages
 from core.signing.models import (
+    ClassSigner,
     RecordReturn,
     SchoolClass,
     SchoolRecord,
@@ -122,6 +124,13 @@ class RecordService:
         record = await SchoolRecord.get_or_none(id=record_id)
         if record is None:
             raise await self.refuse(actor, "rec_return", NotFound("Không có học bạ này."), record=record_id)
+        if not actor.has(Role.LEADER, Role.HEAD):  # a teacher only for the classes whose records they sign
+            teacher = await Teacher.get_or_none(staff_id=actor.staff_id) if actor.staff_id else None
+            signs = teacher is not None and await ClassSigner.filter(klass_id=record.klass_id,
+                                                                     teacher_id=teacher.id).exists()
+            if not signs:
+                raise await self.refuse(actor, "rec_return", NotAllowed(
+                    "Anh/Chị không ký học bạ của lớp này nên không báo sai sót được."), record=record_id)
         if not reason:
             raise await self.refuse(actor, "rec_return", EdudeskError("Hãy ghi rõ sai sót cần sửa.",
                                                                       code="reason_missing"), record=record_id)
@@ -138,8 +147,8 @@ class RecordService:
                                             using_db=conn)
             await AuditEvent.create(at=now, actor=actor.label, action="record_returned", using_db=conn,
                                     detail={"record": record_id, "return": ret.id, "reason": reason})
-            text = (f"⚠️ <b>Báo sai sót học bạ</b> — {record.student_name} ({record.student_code})\n"
-                    f"Người báo: {actor.name or actor.key}\nLý do: {reason}")
+            text = (f"⚠️ <b>Báo sai sót học bạ</b> — {esc(record.student_name)} ({esc(record.student_code)})\n"
+                    f"Người báo: {esc(actor.name or actor.key)}\nLý do: {esc(reason)}")  # chat HTML; the text is typed
             buttons = [[{"label": "✅ Duyệt huỷ, làm lại", "action": "rec_return_ok", "request_id": ret.id},
                         {"label": "↩️ Không huỷ, ký tiếp", "action": "rec_return_no", "request_id": ret.id}]]
             await enqueue_notice(conn, self.queue, f"return:{ret.id}", "head", text, buttons=buttons)

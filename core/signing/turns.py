@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
+from html import escape as esc
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -47,13 +48,17 @@ async def open_steps(conn: BaseDBAsyncClient, queue: JobQueue, settings: Setting
 
 
 def sign_buttons(settings: Settings, class_id: int, stage: int) -> list[list[dict[str, Any]]]:
-    """Ký ngay (a tap), Xem danh sách and Báo sai sót (the class's page in the web console)."""
+    """Ký ngay (a tap), Xem danh sách and Báo sai sót (the class's page in the web console when it has a public
+    address, else taps answered in the chat)."""
     rows: list[list[dict[str, Any]]] = [[{"label": "✍️ Ký ngay", "action": "rec_sign", "request_id": class_id,
                                           "arg": stage}]]
     if settings.web.public_url:
         page = f"{settings.web_url}/records/classes/{class_id}?stage={stage}"
         rows.append([{"label": "📋 Xem danh sách", "action": "noop", "request_id": 0, "url": page},
                      {"label": "⚠️ Báo sai sót", "action": "noop", "request_id": 0, "url": page + "#bao-sai-sot"}])
+    else:  # no console reachable from the phone: the list and the report happen in the chat itself
+        rows.append([{"label": "📋 Xem danh sách", "action": "rec_list", "request_id": class_id, "arg": stage},
+                     {"label": "⚠️ Báo sai sót", "action": "rec_report", "request_id": class_id, "arg": stage}])
     return rows
 
 
@@ -81,8 +86,8 @@ async def sign_notice(settings: Settings, clock: Clock, queue: JobQueue, job: Jo
     deadline = min(s.deadline for s in steps if s.deadline is not None)
     tz = settings.general.timezone
     text = (f"✍️ <b>Mời Thầy/Cô ký học bạ số</b>\n"
-            f"Lớp <b>{klass.name}</b> — năm học {klass.year}\n"
-            f"Vai trò: {await role_text(teacher_id, class_id, stage)}\n"
+            f"Lớp <b>{esc(klass.name)}</b> — năm học {esc(klass.year)}\n"
+            f"Vai trò: {esc(await role_text(teacher_id, class_id, stage))}\n"
             f"Số học bạ chờ Thầy/Cô ký: <b>{len(steps)}</b>\n"
             f"Hạn ký: <b>{local_time(deadline, tz)}</b>")
     credential = await SignerCredential.filter(teacher_id=teacher_id, state="approved").order_by("-id").first()
@@ -115,7 +120,7 @@ async def preflight_text(settings: Settings, clock: Clock, queue: JobQueue, teac
     summary = summarise(findings)
     day = clock.now().date().isoformat()
     codes = ",".join(sorted(f.code for f in findings))
-    admin_text = f"⚠️ Chứng thư số của <b>{teacher.name}</b> ({teacher.code}):\n{summary}"
+    admin_text = f"⚠️ Chứng thư số của <b>{esc(teacher.name)}</b> ({esc(teacher.code)}):\n{summary}"
     for admin in await Staff.filter(active=True):
         if "admin" in (admin.roles or []):
             await enqueue_notice(None, queue, f"preflight:{credential.id}:{codes}:{day}:{admin.id}",
