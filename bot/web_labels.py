@@ -92,7 +92,8 @@ EN: dict[str, Any] = {
 
 # School records (bot/web_records.py, templates/web/records*.html.j2).
 VI["rec"] = {
-    "nav": "Học bạ số", "title": "Học bạ số", "my_turns": "Học bạ chờ tôi ký", "class": "Lớp", "stage": "Bước",
+    "nav": "Học bạ số", "badge": "{n} học bạ chờ Thầy/Cô ký", "title": "Học bạ số",
+    "my_turns": "Học bạ chờ tôi ký", "class": "Lớp", "stage": "Bước",
     "open": "Chờ ký", "waiting": "Chưa đến lượt", "in_session": "Đang ký", "sign_now": "✍️ Ký ngay",
     "no_turns": "Không có học bạ nào chờ Thầy/Cô ký.", "see_list": "Xem danh sách",
     "credential": "Chứng thư số", "no_credential": "Thầy/Cô chưa có chứng thư số được duyệt.",
@@ -133,7 +134,8 @@ VI["rec"] = {
     "stages": {1: "Giáo viên bộ môn", 2: "Giáo viên chủ nhiệm", 3: "Ban giám hiệu", 4: "Ký phát hành"},
 }
 EN["rec"] = {
-    "nav": "School records", "title": "School records", "my_turns": "Records waiting for my signature",
+    "nav": "School records", "badge": "{n} records waiting for your signature", "title": "School records",
+    "my_turns": "Records waiting for my signature",
     "class": "Class", "stage": "Stage", "open": "To sign", "waiting": "Not yet", "in_session": "Signing",
     "sign_now": "✍️ Sign now", "no_turns": "No records wait for your signature.", "see_list": "See the list",
     "credential": "Signing credential", "no_credential": "You have no approved signing credential.",

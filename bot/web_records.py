@@ -49,6 +49,23 @@ async def verify_uploads(request: web.Request, handler: Any) -> web.StreamRespon
     return await handler(request)
 
 
+TURNS = "records_turns"  # request key: how many records wait for the signed-in teacher (the nav's badge)
+
+
+@web.middleware
+async def turns_badge(request: web.Request, handler: Any) -> web.StreamResponse:
+    """For a signed-in teacher's pages: the count of records waiting for their signature, shown in the nav
+    (the console's side of the "sign now" message)."""
+    actor = request.get(ACTOR)
+    if request.method == "GET" and actor is not None and actor.staff_id is not None \
+            and actor.has(Role.TEACHER, Role.LEADER) and console(request).records is not None:
+        teacher = await Teacher.get_or_none(staff_id=actor.staff_id).only("id")
+        if teacher is not None:
+            request[TURNS] = await SignatureStep.filter(teacher_id=teacher.id, state="open",
+                                                        record__state="signing").count()
+    return await handler(request)
+
+
 def _int(form: Any, name: str) -> int:
     return int(str(form.get(name, "")))
 
@@ -322,6 +339,7 @@ async def verify_upload(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     """Register the records pages (and let only the verify upload exceed the body limit)."""
     app.middlewares.insert(0, verify_uploads)  # before the guard, which reads the form for its CSRF check
+    app.middlewares.append(turns_badge)  # after the guard, which finds the actor
     app.router.add_get("/records", records_page)
     app.router.add_post("/records/sign", sign_now)
     app.router.add_post("/records/remind", remind_all)

@@ -100,7 +100,7 @@ def render(request: web.Request, template: str, *, status: int = 200, flash: str
         flash = c.t[FLASHES[request.cookies[FLASH_COOKIE]]]
     html = c.env.get_template(template).render(
         t=c.t, actor=request.get(ACTOR), csrf=session.csrf if session else "", nonce=nonce(request),
-        flash=flash, error=error, **context)
+        flash=flash, error=error, records_turns=request.get("records_turns", 0), **context)
     response = web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
     if FLASH_COOKIE in request.cookies:
         response.del_cookie(FLASH_COOKIE, path="/")

@@ -123,7 +123,8 @@ async def _post(page: Page, url: str, fields: dict[str, str]) -> dict[str, Any]:
 async def test_teacher_sees_the_turn_and_signs_with_one_tap(school: School) -> None:
     kit = school.kit
     page = await school.teacher("GV01")
-    await page.get_by_role("link", name="Học bạ số").click()
+    assert (await page.locator("#nav-records .badge").inner_text()).strip() == "✍️ 3"  # the console's sign-now
+    await page.locator("#nav-records").click()
     row = page.locator(f'#turns tr[data-class="{kit.class_id}"][data-stage="{int(Stage.SUBJECT)}"]')
     text = await row.inner_text()
     assert "10A1" in text and "Toán, Tin học" in text and "còn" in text
@@ -136,6 +137,7 @@ async def test_teacher_sees_the_turn_and_signs_with_one_tap(school: School) -> N
     await _open(page, page.url)
     assert await page.locator("#session").get_attribute("data-state") == "done"
     assert "Không có học bạ nào chờ Thầy/Cô ký" in await page.locator("#my-turns").inner_text()
+    assert await page.locator("#nav-records .badge").count() == 0
     # The homeroom teacher's turn has not come: no button, and a forged tap is refused by the service.
     homeroom = await school.teacher("GV02")
     await _open(homeroom, f"{school.url}/records")
