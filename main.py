@@ -66,6 +66,7 @@ class App:
         self.directories = Directories(settings, self.clock, fixed=provisioner)
         self.provisioning = ProvisionJob(settings, self.clock, self.queue, self.directories, self.box)
         self.chats = ChatHub(settings, self.clock, self.ledger.report_health)
+        self.chats.queue = self.queue
         self.records = RecordService(settings, self.clock, self.queue)
         self.signers = SignerFactory(settings, self.clock, self.box, fixed=signers)
         self.records.credentials = CredentialDesk(settings, self.clock, self.queue, self.box, self.signers)

@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from bot.cards import RequestView, build_card, load_view
 from core.config import Settings
-from core.jobs import PermanentJobError, RetryLater
+from core.jobs import JobQueue, PermanentJobError, RetryLater
 from core.models import ChatCard, Job, Staff
 from core.ports import Button, Card, ChatBusy, ChatDown, ChatPort, ChatRefused, Clock
 
@@ -20,6 +20,15 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 CLAIM = "?"  # message_ref of a card being posted (a claim token, not yet the platform's id)
 CLAIM_TIMEOUT = timedelta(minutes=2)
+
+
+def _account(staff: Staff, surface: str) -> str:
+    """The person's account on a chat surface ("" when not linked)."""
+    if surface == "telegram":
+        return str(staff.telegram_id) if staff.telegram_id else ""
+    if surface == "zalo":
+        return str(staff.zalo_id or "")
+    return ""
 
 
 class ChatHub:
@@ -33,6 +42,7 @@ class ChatHub:
         self.settings = settings
         self.clock = clock
         self.health = health  # the ledger's report_health: a chat that keeps failing is told by mail
+        self.queue: JobQueue | None = None  # for notices that go by e-mail (set by the App)
         self._reported_ok: set[str] = set()
         self.ports: dict[str, ChatPort] = {}
         self.chats: dict[str, dict[str, str]] = {}  # surface -> audience -> chat id
@@ -46,10 +56,31 @@ class ChatHub:
     async def _chat_for(self, surface: str, audience: str) -> str:
         if audience.startswith("staff:"):
             staff = await Staff.get_or_none(id=int(audience.removeprefix("staff:")))
-            if staff is None or not staff.active:
+            if staff is None or not staff.active or self.preferred(staff) != surface:
                 return ""
-            return str(staff.telegram_id) if surface == "telegram" and staff.telegram_id else ""
+            return _account(staff, surface)
         return self.chats.get(surface, {}).get(audience, "")
+
+    def preferred(self, staff: Staff) -> str:
+        """Where a person's own notices go: their choice when that chat is linked and running, else the first
+        linked chat (Telegram, then Zalo), else "email"."""
+        linked = [s for s in self.ports if _account(staff, s)]
+        if staff.notify_via == "email":
+            return "email"
+        if staff.notify_via in linked:
+            return staff.notify_via
+        return next((s for s in ("telegram", "zalo") if s in linked), "email")
+
+    async def _chats_for(self, surface: str, audience: str) -> list[str]:
+        """The chats of an audience on a surface. Zalo has no groups: "office", "technical" and "head" are the
+        people of that role whose notices go to Zalo."""
+        if surface != "zalo" or audience.startswith("staff:"):
+            chat = await self._chat_for(surface, audience)
+            return [chat] if chat else []
+        if audience not in ("office", "technical", "head"):
+            return []
+        return [str(s.zalo_id) for s in await Staff.filter(active=True, zalo_id__isnull=False).order_by("id")
+                if audience in (s.roles or []) and self.preferred(s) == "zalo"]
 
     async def _healthy(self, surface: str, ok: bool, detail: str = "") -> None:
         # Every failure is written; a success only the first time after start or after a failure (the
@@ -105,10 +136,7 @@ class ChatHub:
         by_chat = {cc.chat: cc for cc in cards}
         # Claimed rows are revisited too: a claim left by a worker that died is taken over and posted.
         audiences = list(dict.fromkeys([*post_to, *(cc.audience for cc in cards if cc.chat in in_flight)]))
-        for audience in audiences:
-            chat = await self._chat_for(surface, audience)
-            if not chat:
-                continue
+        for audience, chat in [(a, c) for a in audiences for c in await self._chats_for(surface, a)]:
             existing = by_chat.get(chat)
             token = await self._claim(surface, chat, request_id, audience, version, existing)
             if token is None:
@@ -157,9 +185,49 @@ class ChatHub:
         payload = job.payload
         rows = tuple(tuple(Button(**b) for b in row) for row in payload.get("buttons") or [])
         card = Card(payload["text"], rows)
+        audience = payload["audience"]
+        person = await self._person(audience)
+        if person is not None and self.preferred(person) == "email":
+            await self._mail_notice(job, person, card, "chat")
+            return
+        done = job.payload.get("done") or []  # surfaces posted already (a retry posts only the others)
         for surface, port in self.ports.items():
-            chat = await self._chat_for(surface, payload["audience"])
-            if chat:
-                await self._call(surface, payload["audience"], port.post_card(chat, card))
-            else:
-                log.info("no %s chat for %s; notice kept in the audit trail only", surface, payload["audience"])
+            if surface in done:
+                continue
+            chats = await self._chats_for(surface, audience)
+            if not chats:
+                log.info("no %s chat for %s; notice kept in the audit trail only", surface, audience)
+            try:
+                for chat in chats:
+                    await self._call(surface, audience, port.post_card(chat, card))
+            except (ChatRefused, PermanentJobError, ChatDown) as exc:
+                last = isinstance(exc, ChatDown) and job.attempts < self.settings.jobs.max_attempts
+                if person is None or last:
+                    raise  # a group chat, or the channel down for a while: the job retries
+                await self._mail_notice(job, person, card, surface)  # the person's own chat failed: by mail
+            if surface not in done:
+                done.append(surface)
+                await Job.filter(id=job.id).update(payload={**job.payload, "done": done})
+
+    async def _person(self, audience: str) -> Staff | None:
+        if not audience.startswith("staff:"):
+            return None
+        return await Staff.get_or_none(id=int(audience.removeprefix("staff:")), active=True)
+
+    async def _mail_notice(self, job: Job, staff: Staff, card: Card, surface: str) -> None:
+        """A person's notice by e-mail: they chose it, or their chat refused the message."""
+        from tortoise.transactions import in_transaction
+
+        from bot.zalo.render import plain
+        from core.mailqueue import mail_context, queue_mail
+
+        if not staff.email or self.queue is None:
+            raise PermanentJobError(f"staff:{staff.id} has neither a working chat nor an e-mail address")
+        text = plain(card.text).strip()
+        links = [b.url for row in card.buttons for b in row if b.url]
+        context = {**mail_context(self.settings, staff.name), "text": text, "link": links[0] if links else "",
+                   "subject": text.splitlines()[0][:120] if text else "Thông báo", "surface": surface.capitalize()}
+        async with in_transaction() as conn:
+            await queue_mail(conn, self.queue, self.clock, self.settings, key=f"notice_mail:{job.key}"[:200],
+                             template="chat_notice", recipient=staff.email, context=context)
+        self.queue.wake()

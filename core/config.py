@@ -185,6 +185,30 @@ class ChatSettings:
     escalate_after_hours: float = 4.0
     overdue_check_seconds: float = 60.0
     page_size: int = 10
+    link_code_minutes: float = 10.0
+    action_link_hours: float = 24.0
+
+
+@dataclass(frozen=True)
+class ZaloSettings:
+    enabled: bool = False
+    api: str = "bot"  # "bot": Zalo Bot Platform; "oa": Zalo Official Account API
+    mode: str = "polling"  # bot platform: "polling" or "webhook" (the OA API only has webhooks)
+    token_env: str = "EDUDESK_ZALO_BOT_TOKEN"
+    api_base: str = "https://bot-api.zaloplatforms.com"
+    webhook_url: str = ""
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = 8082
+    webhook_path: str = "/zalo/webhook"
+    webhook_secret_env: str = "EDUDESK_ZALO_WEBHOOK_SECRET"
+    oa_api_base: str = "https://openapi.zalo.me"
+    oauth_base: str = "https://oauth.zaloapp.com"
+    app_id: str = ""
+    app_secret_env: str = "EDUDESK_ZALO_APP_SECRET"
+    oa_secret_env: str = "EDUDESK_ZALO_OA_SECRET"
+    refresh_token_env: str = "EDUDESK_ZALO_REFRESH_TOKEN"
+    refresh_before_minutes: float = 60.0
+    messages_per_second: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -301,6 +325,7 @@ class Settings:
     jobs: JobSettings = field(default_factory=JobSettings)
     web: WebSettings = field(default_factory=WebSettings)
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
+    zalo: ZaloSettings = field(default_factory=ZaloSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
     roles: RoleSettings = field(default_factory=RoleSettings)
     chat: ChatSettings = field(default_factory=ChatSettings)

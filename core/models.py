@@ -260,6 +260,8 @@ class Staff(Model):
     email = fields.CharField(max_length=320, default="", db_index=True)
     roles: fields.JSONField[list[Any]] = fields.JSONField(default=list)
     telegram_id = fields.BigIntField(null=True, unique=True)
+    zalo_id = fields.CharField(max_length=64, null=True, unique=True)  # the Zalo user id the bot/OA sees
+    notify_via = fields.CharField(max_length=16, default="")  # "" (first linked chat) | telegram | zalo | email
     active = fields.BooleanField(default=True)
     created_at = fields.DatetimeField()
 

@@ -78,6 +78,19 @@ async def actor_for_telegram(user_id: int, name: str, settings: Settings) -> Act
     return Actor(f"tg:{user_id}", staff.name if staff else name, frozenset(roles), staff.id if staff else None)
 
 
+async def actor_for_zalo(user_id: str, name: str, settings: Settings) -> Actor:
+    """The actor behind a Zalo user id: the staff member who linked it (roles from the staff table and the
+    config entries of their e-mail); nobody's roles before the account is linked."""
+    staff = await Staff.get_or_none(zalo_id=user_id[:64])
+    if staff is None:
+        return Actor(f"zalo:{user_id[:64]}", name[:100], frozenset())
+    if not staff.active:
+        return Actor(f"zalo:{user_id[:64]}", staff.name, frozenset(), staff.id)
+    keys = [staff.email] + ([f"tg:{staff.telegram_id}"] if staff.telegram_id else [])
+    roles = _config_roles(settings, *keys) | _staff_roles(staff)
+    return Actor(f"zalo:{user_id[:64]}", staff.name, frozenset(roles), staff.id)
+
+
 async def actor_for_staff(staff_id: int, settings: Settings) -> Actor | None:
     """The actor of a staff member (web console sessions); None when unknown or disabled."""
     staff = await Staff.get_or_none(id=staff_id)

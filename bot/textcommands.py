@@ -1,0 +1,164 @@
+"""Chat commands for surfaces without buttons (Zalo): the same core services as the Telegram taps.
+
+`/duyet N`, `/tuchoi N lý do`, `/bosung N nội dung`, `/capphat N`, `/ky [lớp]`, `/danhsach`, `/lienket
+mã|e-mail`, `/giup`; and "#a <token>", the payload of a Zalo OA hidden query button (a one-time action
+token that must belong to the sender). Answers are plain text (Zalo shows no markup); every refusal comes
+from the services, which check roles and write the audit trail.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from core.chatlinks import ACTION_PREFIX, Grant, mail_link_code, redeem_action, redeem_link_code
+from core.config import Settings
+from core.errors import EdudeskError
+from core.jobs import JobQueue
+from core.ports import Clock
+from core.reports import open_queue
+from core.services import ACTION_LABELS, Action, RequestService
+from core.signing.models import SchoolClass, SignatureStep, Teacher
+from core.signing.service import RecordService
+from core.signing.turns import role_text
+from core.staff import Actor, Role
+from core.text import local_time
+
+HELP = ("edudesk — bàn trợ giúp CNTT. Lệnh:\n"
+        "/lienket <mã> — liên kết tài khoản (mã ở trang «Tôi» của web console), hoặc /lienket <e-mail trường>\n"
+        "/danhsach — việc đang chờ Anh/Chị\n"
+        "/duyet <số YC> — yêu cầu hợp lệ\n"
+        "/tuchoi <số YC> <lý do> — từ chối\n"
+        "/bosung <số YC> <nội dung> — yêu cầu bổ sung\n"
+        "/capphat <số YC> — thực hiện trên hệ thống\n"
+        "/ky [lớp] — ký học bạ số đang chờ Thầy/Cô\n"
+        "/giup — danh sách lệnh")
+DECISIONS = {"/duyet": Action.APPROVE, "/tuchoi": Action.REJECT, "/bosung": Action.ASK_INFO,
+             "/capphat": Action.PROVISION}
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+@dataclass
+class TextContext:
+    """What the commands need: settings, clock, queue and the two services."""
+
+    settings: Settings
+    clock: Clock
+    queue: JobQueue
+    services: RequestService
+    records: RecordService | None
+    surface: str = "zalo"
+
+
+async def handle(ctx: TextContext, actor: Actor, external_id: str, text: str) -> str:
+    """One message from a person: the answer to send back (never raises for a person's mistake)."""
+    text = text.strip()
+    try:
+        if text.startswith(ACTION_PREFIX):
+            return await _token(ctx, actor, text.removeprefix(ACTION_PREFIX).strip())
+        word, _, rest = text.partition(" ")
+        word, rest = word.lower(), rest.strip()
+        if word == "/lienket":
+            return await _link(ctx, external_id, rest)
+        if actor.staff_id is None:
+            return ("Tài khoản Zalo này chưa liên kết với cán bộ nào của trường. Gửi /lienket <mã> (mã ở trang "
+                    "«Tôi» của web console) hoặc /lienket <e-mail của trường>.")
+        if word in DECISIONS:
+            return await _decide(ctx, actor, DECISIONS[word], rest)
+        if word == "/ky":
+            return await _sign(ctx, actor, rest)
+        if word == "/danhsach":
+            return await _todo(ctx, actor)
+        return HELP
+    except EdudeskError as exc:
+        return f"⚠ {exc.message}"
+
+
+async def _link(ctx: TextContext, external_id: str, arg: str) -> str:
+    if EMAIL.match(arg):
+        await mail_link_code(arg, ctx.surface, ctx.settings, ctx.clock, ctx.queue, external_id=external_id)
+        return ("Nếu đây là địa chỉ e-mail của một cán bộ nhà trường, mã liên kết đã được gửi tới đó. "
+                "Gửi /lienket <mã> khi nhận được thư.")
+    if not arg.isdigit():
+        return "Cú pháp: /lienket <mã 6 số>, hoặc /lienket <e-mail của trường> để nhận mã qua thư."
+    staff = await redeem_link_code(ctx.surface, external_id, arg, ctx.clock)
+    return f"✓ Đã liên kết tài khoản Zalo với {staff.name}. Từ nay thông báo sẽ được gửi tới đây."
+
+
+async def _decide(ctx: TextContext, actor: Actor, action: Action, rest: str) -> str:
+    number, _, reason = rest.partition(" ")
+    number = number.upper().removeprefix("YC-")
+    if not number.isdigit() or len(number) > 18:
+        return f"Cú pháp: /{_command(action)} <số yêu cầu>" + (" <lý do>" if action in (Action.REJECT,
+                                                                                       Action.ASK_INFO) else "")
+    request = await ctx.services.act(int(number), action, actor, reason=reason.strip())
+    return f"✓ YC-{request.id}: đã ghi nhận «{ACTION_LABELS[action]}»."
+
+
+def _command(action: Action) -> str:
+    return next(k for k, v in DECISIONS.items() if v == action).lstrip("/")
+
+
+async def my_turns(actor: Actor) -> list[tuple[SchoolClass, int, int]]:
+    """The teacher's open turns: (class, stage, records), by class name."""
+    teacher = await Teacher.get_or_none(staff_id=actor.staff_id) if actor.staff_id else None
+    if teacher is None:
+        return []
+    counts: dict[tuple[int, int], int] = {}
+    for row in await SignatureStep.filter(teacher_id=teacher.id, state="open", record__state="signing",
+                                          session_id__isnull=True).values("record__klass_id", "stage"):
+        key = (row["record__klass_id"], row["stage"])
+        counts[key] = counts.get(key, 0) + 1
+    classes = {k.id: k for k in await SchoolClass.filter(id__in=[c for c, _ in counts] or [0])}
+    return sorted(((classes[c], s, n) for (c, s), n in counts.items()), key=lambda t: (t[0].name, t[1]))
+
+
+async def _sign(ctx: TextContext, actor: Actor, arg: str) -> str:
+    if ctx.records is None:
+        return "Chức năng học bạ số chưa được bật."
+    turns = await my_turns(actor)
+    if arg:
+        turns = [t for t in turns if t[0].name.lower() == arg.lower()]
+    if not turns:
+        return "Không có học bạ nào đang chờ Thầy/Cô ký" + (f" ở lớp {arg}." if arg else ".")
+    if len(turns) > 1:
+        lines = ["Thầy/Cô có học bạ chờ ký ở nhiều lớp; gửi /ky <lớp>:"]
+        lines += [f"• /ky {k.name} — {n} học bạ" for k, _, n in turns]
+        return "\n".join(lines)
+    klass, stage, count = turns[0]
+    session = await ctx.records.start_signing(actor, klass.id, stage)
+    return (f"✍️ Đang ký {len(session.steps)} học bạ lớp {klass.name}. Nếu dùng ký số từ xa, hãy xác nhận "
+            f"trên điện thoại.")
+
+
+async def _todo(ctx: TextContext, actor: Actor) -> str:
+    lines = []
+    for klass, stage, count in await my_turns(actor):
+        teacher = await Teacher.get(staff_id=actor.staff_id)
+        lines.append(f"✍️ Lớp {klass.name} — {await role_text(teacher.id, klass.id, stage)}: {count} học bạ "
+                     f"(gửi /ky {klass.name})")
+    if actor.has(Role.OFFICE, Role.TECHNICAL, Role.HEAD):
+        tz = ctx.settings.general.timezone
+        for r in await open_queue(limit=15):
+            due = f", hạn {local_time(r.deadline, tz)}" if r.deadline else ""
+            lines.append(f"📨 YC-{r.id} {r.sender_name or r.sender} · {r.state}{due}")
+    return "\n".join(["Việc đang chờ Anh/Chị:", *lines]) if lines else "Không có việc nào đang chờ Anh/Chị. 🎉"
+
+
+async def _token(ctx: TextContext, actor: Actor, token: str) -> str:
+    """An OA button's payload: the token must be the sender's own."""
+    grant = await redeem_action(token, ctx.clock, actor=actor.label, staff_id=actor.staff_id or -1)
+    return await perform(ctx, actor, grant)
+
+
+async def perform(ctx: TextContext, actor: Actor, grant: Grant, reason: str = "") -> str:
+    """Carry out a redeemed grant as the actor (whose roles the services check again)."""
+    if grant.action == "rec_sign":
+        if ctx.records is None:
+            return "Chức năng học bạ số chưa được bật."
+        session = await ctx.records.start_signing(actor, grant.target, grant.arg)
+        return f"✍️ Đang ký {len(session.steps)} học bạ."
+    action = Action(grant.action)
+    request = await ctx.services.act(grant.target, action, actor, reason=reason, version=grant.version)
+    return f"✓ YC-{request.id}: đã ghi nhận «{ACTION_LABELS[action]}»."
+

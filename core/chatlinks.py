@@ -1,0 +1,193 @@
+"""Linking a chat account to a staff member, and acting from a chat without buttons.
+
+- Link codes: a staff member links their Zalo (or Telegram) account once with a six-digit code shown in the
+  web console (/whoami) or mailed to their institutional address (`/lienket email` in the chat). The code
+  lives `link_code_minutes`, is used once, only its hash is stored, and a chat account gets at most
+  `LINK_ATTEMPTS` wrong codes an hour. Every link and every refusal is in the audit trail.
+- Action tokens: one-time links (and Zalo OA button payloads) that carry one decision for one person —
+  256 random bits, only the hash stored, bound to the staff member, the action, the request and the
+  version the card showed, valid `action_link_hours`. A forged, replayed or expired token does nothing
+  and is audited; a token used from another person's chat account is refused the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from tortoise.transactions import in_transaction
+
+from core.config import Settings
+from core.errors import EdudeskError
+from core.jobs import JobQueue
+from core.linkmodels import ActionToken, LinkCode
+from core.mailqueue import mail_context, queue_mail
+from core.models import AuditEvent, Staff
+from core.ports import Clock
+
+LINK_ATTEMPTS = 5  # wrong codes per chat account per hour
+SURFACES = ("zalo", "telegram")
+ACTION_PREFIX = "#a "  # an OA button payload: "#a <token>"
+
+
+class LinkRefused(EdudeskError):
+    """A link code that is wrong, used or expired, or too many tries."""
+
+    code = "link_refused"
+
+
+class ActionRefused(EdudeskError):
+    """An action token that is forged, replayed, expired or someone else's."""
+
+    code = "action_refused"
+
+
+def _hash(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+async def issue_link_code(staff_id: int, surface: str, settings: Settings, clock: Clock, *,
+                          issued_by: str) -> str:
+    """A new six-digit code for the staff member (older unused ones of the surface stop working)."""
+    if surface not in SURFACES:
+        raise LinkRefused(f"Không liên kết được kênh «{surface}».")
+    now = clock.now()
+    code = f"{secrets.randbelow(10 ** 6):06d}"
+    async with in_transaction() as conn:
+        await LinkCode.filter(staff_id=staff_id, surface=surface, used_at__isnull=True).using_db(conn).update(
+            used_at=now)
+        await LinkCode.create(code_hash=_hash(f"{surface}:{code}"), staff_id=staff_id, surface=surface,
+                              created_at=now, using_db=conn,
+                              expires_at=now + timedelta(minutes=settings.chat.link_code_minutes))
+        await AuditEvent.create(at=now, actor=issued_by, action="chat_link_code", using_db=conn,
+                                detail={"staff_id": staff_id, "surface": surface})
+    return code
+
+
+async def mail_link_code(email: str, surface: str, settings: Settings, clock: Clock, queue: JobQueue, *,
+                         external_id: str) -> None:
+    """`/lienket email`: mail a code to that address when it is an active staff member's; silent otherwise
+    (the chat's answer is the same either way, so nobody learns who works here)."""
+    staff = await Staff.get_or_none(email=email.strip().lower()[:320], active=True)
+    now = clock.now()
+    if staff is None:
+        await AuditEvent.create(at=now, actor=f"{surface}:{external_id}", action="chat_link_refused",
+                                detail={"reason": "unknown_email", "surface": surface})
+        return
+    code = await issue_link_code(staff.id, surface, settings, clock, issued_by=f"{surface}:{external_id}")
+    async with in_transaction() as conn:
+        context = {**mail_context(settings, staff.name), "code": code, "surface": surface.capitalize(),
+                   "minutes": int(settings.chat.link_code_minutes)}
+        await queue_mail(conn, queue, clock, settings, key=f"link_code:{staff.id}:{surface}:{int(now.timestamp())}",
+                         template="link_code", recipient=staff.email, context=context)
+    queue.wake()
+
+
+async def redeem_link_code(surface: str, external_id: str, code: str, clock: Clock) -> Staff:
+    """Link the chat account to the code's staff member (taking it from anyone who had it before)."""
+    now, actor = clock.now(), f"{surface}:{external_id}"
+    recent = await AuditEvent.filter(action="chat_link_refused", actor=actor, at__gte=now - timedelta(hours=1)).count()
+    if recent >= LINK_ATTEMPTS:
+        raise LinkRefused("Nhập sai mã quá nhiều lần; hãy thử lại sau một giờ.")
+    row = await LinkCode.get_or_none(code_hash=_hash(f"{surface}:{code.strip()[:12]}"), surface=surface,
+                                     used_at__isnull=True)
+    if row is None or _aware(row.expires_at) <= now:
+        await AuditEvent.create(at=now, actor=actor, action="chat_link_refused",
+                                detail={"reason": "expired" if row else "wrong_code", "surface": surface})
+        raise LinkRefused("Mã liên kết không đúng hoặc đã hết hạn. Hãy lấy mã mới ở trang «Tôi» của web "
+                          "console, hoặc gửi /lienket <địa chỉ e-mail của trường>.")
+    column = "zalo_id" if surface == "zalo" else "telegram_id"
+    value: str | int = external_id if surface == "zalo" else int(external_id)
+    async with in_transaction() as conn:
+        if not await LinkCode.filter(id=row.id, used_at__isnull=True).using_db(conn).update(used_at=now):
+            raise LinkRefused("Mã liên kết này vừa được dùng.")
+        before = await Staff.filter(**{column: value}).exclude(id=row.staff_id).using_db(conn).first()
+        if before is not None:
+            await Staff.filter(id=before.id).using_db(conn).update(**{column: None})
+        await Staff.filter(id=row.staff_id).using_db(conn).update(**{column: value})
+        await AuditEvent.create(at=now, actor=actor, action="chat_linked", using_db=conn,
+                                detail={"staff_id": row.staff_id, "surface": surface,
+                                        "taken_from": before.id if before else None})
+    return await Staff.get(id=row.staff_id)
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a redeemed action token allows: one action by one staff member."""
+
+    staff_id: int
+    action: str
+    target: int
+    version: int
+    arg: int
+
+
+async def issue_action(staff_id: int, action: str, target: int, settings: Settings, clock: Clock, *,
+                       surface: str, version: int = 0, arg: int = 0) -> str:
+    """A new one-time token for one action of one person."""
+    token = secrets.token_urlsafe(32)
+    now = clock.now()
+    await ActionToken.create(token_hash=_hash(token), staff_id=staff_id, action=action[:32], target=target,
+                             version=version, arg=arg, surface=surface, created_at=now,
+                             expires_at=now + timedelta(hours=settings.chat.action_link_hours))
+    return token
+
+
+async def _refuse(actor: str, reason: str, row: ActionToken | None, clock: Clock) -> ActionRefused:
+    detail = {"reason": reason}
+    if row is not None:
+        detail |= {"staff_id": row.staff_id, "action": row.action, "target": row.target}
+    await AuditEvent.create(at=clock.now(), actor=actor[:200], action="action_token_refused", detail=detail)
+    text = {"forged": "Liên kết thao tác không hợp lệ.",
+            "replayed": "Liên kết thao tác này đã được dùng; mỗi liên kết chỉ dùng được một lần.",
+            "expired": "Liên kết thao tác đã hết hạn; hãy dùng lệnh trong tin nhắn hoặc web console.",
+            "not_yours": "Liên kết thao tác này là của người khác.",
+            "disabled": "Tài khoản cán bộ này đã bị khoá."}[reason]
+    return ActionRefused(text, code=f"action_{reason}")
+
+
+async def peek_action(token: str, clock: Clock, *, actor: str) -> Grant:
+    """Check a token without using it (the confirmation page); refusals are audited."""
+    row = await ActionToken.get_or_none(token_hash=_hash(token[:200]))
+    reason = _why_not(row, clock)
+    if reason:
+        raise await _refuse(actor, reason, row, clock)
+    assert row is not None
+    return Grant(row.staff_id, row.action, row.target, row.version, row.arg)
+
+
+def _why_not(row: ActionToken | None, clock: Clock) -> str:
+    if row is None:
+        return "forged"
+    if row.used_at is not None:
+        return "replayed"
+    if _aware(row.expires_at) <= clock.now():
+        return "expired"
+    return ""
+
+
+async def redeem_action(token: str, clock: Clock, *, actor: str, staff_id: int | None = None) -> Grant:
+    """Use a token once: exactly one of two concurrent uses wins. `staff_id`, when the token came from a
+    chat account, must be the token's owner."""
+    row = await ActionToken.get_or_none(token_hash=_hash(token[:200]))
+    reason = _why_not(row, clock)
+    if not reason and row is not None and staff_id is not None and row.staff_id != staff_id:
+        reason = "not_yours"
+    if not reason and row is not None and not await Staff.filter(id=row.staff_id, active=True).exists():
+        reason = "disabled"
+    if not reason and row is not None and not await ActionToken.filter(
+            token_hash=row.token_hash, used_at__isnull=True).update(used_at=clock.now()):
+        reason = "replayed"
+    if reason:
+        raise await _refuse(actor, reason, row, clock)
+    assert row is not None
+    await AuditEvent.create(at=clock.now(), actor=actor[:200], action="action_token_used",
+                            detail={"staff_id": row.staff_id, "action": row.action, "target": row.target,
+                                    "surface": row.surface})
+    return Grant(row.staff_id, row.action, row.target, row.version, row.arg)
