@@ -86,6 +86,13 @@ class App:
 
             self.telegram = TelegramBot(settings, self.clock, self.services, self.records)
             self.chats.add(self.telegram.chat, self.telegram.chats())
+        self.zalo: Any = None
+        if settings.zalo.enabled:
+            from bot.zalo.app import ZaloSurface
+
+            self.zalo = ZaloSurface(settings, self.clock, self.queue, self.services, self.records, self.box)
+            self.chats.add(self.zalo.chat, {})  # no groups: audiences are the people who chose Zalo
+            self.worker.handlers["zalo_event"] = self.zalo.event
         self._db: Any = None
 
     async def _sign_notice(self, job: Any) -> None:
@@ -103,6 +110,8 @@ class App:
         self.analyser.close()
         if self.telegram is not None:
             await self.telegram.close()
+        if self.zalo is not None:
+            await self.zalo.close()
         await self.directories.close()
         await self.signers.close()
         await close_database(self._db)
@@ -119,6 +128,8 @@ class App:
             sup.add("web", self.web.run)
         if self.telegram is not None:
             sup.add("telegram", self.telegram.run)
+        if self.zalo is not None:
+            sup.add("zalo", self.zalo.run)
         if self.settings.imap.enabled:
             imap = ImapIntake(self.settings.imap, self.settings.secret(self.settings.imap.password_env),
                               self.ledger, max_message_size=self.settings.smtpd.max_message_size)

@@ -13,7 +13,16 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 
-from bot import web_accounts, web_live, web_password, web_queue, web_records, web_request, web_session
+from bot import (
+    web_accounts,
+    web_actions,
+    web_live,
+    web_password,
+    web_queue,
+    web_records,
+    web_request,
+    web_session,
+)
 from bot.web_render import CONSOLE, STATIC, Console, console, make_env, render, security_headers
 from core.config import Settings
 from core.ports import Clock
@@ -66,6 +75,7 @@ def build_app(settings: Settings, clock: Clock, services: RequestService,
     web_password.add_routes(app)
     web_accounts.add_routes(app)
     web_records.add_routes(app)
+    web_actions.add_routes(app)
     app.router.add_static("/static/", STATIC, append_version=False)
     app.on_response_prepare.append(security_headers)
     return app

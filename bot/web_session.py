@@ -17,7 +17,8 @@ from core.staff import actor_for_staff
 from core.webauth import close_session, consume_login, open_session, peek_login, session_for
 
 log = logging.getLogger(__name__)
-PUBLIC_PREFIXES = ("/login/", "/p/")  # with "/login" itself and /static/: reachable signed out (/p/: password links)
+PUBLIC_PREFIXES = ("/login/", "/p/", "/a/")  # with "/login" and /static/: reachable signed out (/p/: password
+# links; /a/: one-time action links, each its own credential)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -80,7 +81,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             return web.json_response({"error": "signed_out"}, status=401)
         target = request.path_qs if request.method == "GET" else "/"
         raise web.HTTPFound(str(URL("/login").with_query(next=target)) if target != "/" else "/login")
-    if not actor.roles and request.path not in ("/whoami", "/logout"):
+    if not actor.roles and request.path not in ("/whoami", "/logout", "/whoami/link-code", "/whoami/notify"):
         # Signed in but given no role (or it was taken away): requests hold personal data.
         return render(request, "error.html.j2", status=403, title=c.t["refused_title"], message=c.t["no_role"])
     if request.method == "POST":

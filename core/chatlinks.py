@@ -126,6 +126,7 @@ class Grant:
     target: int
     version: int
     arg: int
+    expires_at: datetime | None = None
 
 
 async def issue_action(staff_id: int, action: str, target: int, settings: Settings, clock: Clock, *,
@@ -159,7 +160,7 @@ async def peek_action(token: str, clock: Clock, *, actor: str) -> Grant:
     if reason:
         raise await _refuse(actor, reason, row, clock)
     assert row is not None
-    return Grant(row.staff_id, row.action, row.target, row.version, row.arg)
+    return Grant(row.staff_id, row.action, row.target, row.version, row.arg, _aware(row.expires_at))
 
 
 def _why_not(row: ActionToken | None, clock: Clock) -> str:

@@ -1,0 +1,99 @@
+"""One-time action links (`/a/<token>`, handed out on Zalo cards) and the account's chat settings on /whoami.
+
+GET /a/<token> only shows what the link does (link previews and mail scanners open links: a GET must not
+act); the button POSTs the token in the form body (so it is in no access log) and the action runs once, as
+the person the link was made for, whose roles the service checks again. The link is its own credential,
+like the password links: no sign-in needed, refusals (forged, replayed, expired) audited.
+"""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from bot.web_render import ACTOR, console, redirect, render
+from core.chatlinks import ActionRefused, Grant, issue_link_code, peek_action, redeem_action
+from core.errors import EdudeskError
+from core.models import AuditEvent, Staff
+from core.services import Action
+from core.signing.models import SchoolClass
+from core.staff import Actor, actor_for_staff
+
+_TOKEN_TAIL = re.compile(r"[^A-Za-z0-9_-].*$", re.S)  # chat apps glue punctuation to links
+NOTIFY = ("", "telegram", "zalo", "email")
+
+
+async def _what(request: web.Request, grant: Grant) -> str:
+    labels = console(request).t["links"]["actions"]
+    klass = await SchoolClass.get_or_none(id=grant.target) if grant.action == "rec_sign" else None
+    return str(labels.get(grant.action, grant.action)).format(target=grant.target, klass=klass.name if klass else "")
+
+
+async def action_page(request: web.Request) -> web.Response:
+    """GET /a/{token}: what the link does, for whom, until when; a button that POSTs."""
+    c = console(request)
+    token = _TOKEN_TAIL.sub("", request.match_info["token"])[:200]
+    try:
+        grant = await peek_action(token, c.clock, actor=f"web:{request.remote or '?'}")
+    except ActionRefused as exc:
+        return render(request, "action.html.j2", status=410 if exc.code != "action_forged" else 404,
+                      refused=exc.message)
+    staff = await Staff.get_or_none(id=grant.staff_id)
+    return render(request, "action.html.j2", token=token, what=await _what(request, grant),
+                  name=staff.name if staff else "?", expires=c.when(grant.expires_at) if grant.expires_at else "")
+
+
+async def action_run(request: web.Request) -> web.Response:
+    """POST /a/: use the link once and do the action as its owner."""
+    c = console(request)
+    token = str((await request.post()).get("token", ""))[:200]
+    try:
+        grant = await redeem_action(token, c.clock, actor=f"link:{request.remote or '?'}")
+        base = await actor_for_staff(grant.staff_id, c.settings)
+        if base is None:
+            raise ActionRefused("Tài khoản cán bộ này đã bị khoá.", code="action_disabled")
+        actor = Actor(f"link:{grant.staff_id}", base.name, base.roles, base.staff_id)
+        if grant.action == "rec_sign":
+            if c.records is None:
+                raise EdudeskError(c.t["rec"]["disabled"], code="records_off")
+            session = await c.records.start_signing(actor, grant.target, grant.arg)
+            done = f"{await _what(request, grant)} — {len(session.steps)}"
+        else:
+            await c.services.act(grant.target, Action(grant.action), actor, version=grant.version)
+            done = await _what(request, grant)
+    except EdudeskError as exc:
+        return render(request, "action.html.j2", refused=exc.message)
+    return render(request, "action.html.j2", done=done)
+
+
+async def link_code(request: web.Request) -> web.Response:
+    """POST /whoami/link-code: a one-time code to link the person's Zalo account."""
+    from bot.web_queue import whoami_page
+
+    c = console(request)
+    actor = request[ACTOR]
+    if actor.staff_id is None:
+        return redirect(request, "/whoami")
+    request["link_code"] = await issue_link_code(actor.staff_id, "zalo", c.settings, c.clock, issued_by=actor.label)
+    return await whoami_page(request)
+
+
+async def notify_via(request: web.Request) -> web.Response:
+    """POST /whoami/notify: where the person's own notices go."""
+    c = console(request)
+    actor = request[ACTOR]
+    value = str((await request.post()).get("notify_via", ""))
+    if actor.staff_id is not None and value in NOTIFY:
+        await Staff.filter(id=actor.staff_id).update(notify_via=value)
+        await AuditEvent.create(at=c.clock.now(), actor=actor.label, action="notify_via_changed",
+                                detail={"staff_id": actor.staff_id, "notify_via": value})
+    return redirect(request, "/whoami", flash="done")
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the action link pages and the /whoami chat settings."""
+    app.router.add_get("/a/{token}", action_page)
+    app.router.add_post("/a/", action_run)
+    app.router.add_post("/whoami/link-code", link_code)
+    app.router.add_post("/whoami/notify", notify_via)

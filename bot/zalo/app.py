@@ -1,0 +1,62 @@
+"""The Zalo surface the App runs: the Bot Platform or the Official Account API, as `[zalo].api` says."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.textcommands import TextContext
+from core.config import Settings
+from core.jobs import Job, JobQueue
+from core.ports import Clock
+from core.secrets import SecretBox
+from core.services import RequestService
+from core.signing.service import RecordService
+
+
+class ZaloSurface:
+    """The chat port, the `zalo_event` job handler, and the receiver to run under the supervisor."""
+
+    def __init__(self, settings: Settings, clock: Clock, queue: JobQueue, services: RequestService,
+                 records: RecordService | None, box: SecretBox) -> None:
+        self.settings = settings
+        text = TextContext(settings, clock, queue, services, records)
+        z = settings.zalo
+        if z.api == "oa":
+            from bot.zalo.oa import OaChat, OaClient, OaReceiver, OaTokens
+
+            tokens = OaTokens(settings, clock, box)
+            self.client: Any = OaClient(settings, tokens)
+            self.chat: Any = OaChat(self.client, settings, clock)
+            self.receiver: Any = OaReceiver(settings, clock, queue, self.chat, text)
+        elif z.api == "bot":
+            from bot.zalo.botapi import ZaloBotChat, ZaloBotClient, ZaloBotReceiver
+
+            token = settings.secret(z.token_env)
+            if not token:
+                raise ValueError(f"[zalo] is enabled but {z.token_env} is not set")
+            self.client = ZaloBotClient(z.api_base, token, messages_per_second=z.messages_per_second)
+            self.chat = ZaloBotChat(self.client, settings, clock)
+            self.receiver = ZaloBotReceiver(settings, clock, queue, self.client, self.chat, text)
+        else:
+            raise ValueError(f'[zalo] api = "{z.api}": use "bot" or "oa"')
+
+    async def event(self, job: Job) -> None:
+        """Job handler `zalo_event`."""
+        await self.receiver.event(job)
+
+    async def run(self) -> None:
+        """Receive people's messages until cancelled (polling, or a webhook server)."""
+        import asyncio
+
+        if self.settings.zalo.api == "bot" and self.settings.zalo.mode == "polling":
+            await self.receiver.poll()
+            return
+        await self.receiver.start_webhook()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.receiver.stop()
+
+    async def close(self) -> None:
+        """Close the HTTP sessions."""
+        await self.receiver.stop()
