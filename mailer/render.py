@@ -23,7 +23,8 @@ import jinja2
 from core.ports import OutgoingMessage
 from core.text import local_time
 
-TEMPLATES = ("received", "need_info", "rejected", "done", "too_large", "unreadable", "channel_failing")
+TEMPLATES = ("received", "need_info", "rejected", "done", "too_large", "unreadable", "channel_failing", "link_code",
+             "chat_notice")
 LANGUAGES = ("vi", "en")
 DISPLAY_TIMEZONE = "Asia/Ho_Chi_Minh"
 

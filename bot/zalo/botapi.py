@@ -21,7 +21,7 @@ import aiohttp
 from aiohttp import web
 
 from bot.textcommands import TextContext, handle
-from bot.zalo.render import LIMIT, render
+from bot.zalo.render import LIMIT, render, update_line
 from core.config import Settings
 from core.jobs import Job, JobQueue
 from core.models import Staff
@@ -56,13 +56,13 @@ class ZaloBotClient:
     def __repr__(self) -> str:
         return f"ZaloBotClient({self._base!r})"  # never the token
 
-    async def call(self, method: str, timeout: float = 15.0, **params: Any) -> Any:
+    async def call(self, method: str, http_timeout: float = 15.0, **params: Any) -> Any:
         """POST one method; the result, or ZaloApiError / ChatDown."""
         if self._session is None:
             self._session = aiohttp.ClientSession()
         try:
             async with self._session.post(f"{self._base}/bot{self._token}/{method}", json=params,
-                                          timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+                                          timeout=aiohttp.ClientTimeout(total=http_timeout)) as response:
                 status = response.status
                 try:
                     body = await response.json(content_type=None)
@@ -122,8 +122,12 @@ class ZaloBotChat:
         return await self.client.send_text(chat, zalo.text)
 
     async def edit_card(self, chat: str, ref: str, card: Card, *, interactive: bool = False) -> None:
-        """Zalo cannot edit a message: the card as it stands now goes as a new one."""
-        await self.post_card(chat, card)
+        """Zalo cannot edit a message: a card that still asks something of the person goes again, whole (with
+        fresh commands and links); otherwise a short update says what changed."""
+        if any(b.action not in ("page", "noop") and not b.url for row in card.buttons for b in row):
+            await self.post_card(chat, card)
+        elif text := update_line(card):
+            await self.send_text(chat, text)
 
     async def send_text(self, chat: str, text: str) -> None:
         """A plain answer, split at lines into messages of at most 2,000 characters."""
@@ -202,11 +206,17 @@ class ZaloBotReceiver:
         backoff = 1.0
         while True:
             try:
-                result = await self.client.call("getUpdates", timeout=40.0, **{"timeout": 30})
+                result = await self.client.call("getUpdates", http_timeout=40.0, timeout=30)
                 for update in updates_of(result):
                     await store_event(self.queue, update)
                 backoff = 1.0
-            except (ChatDown, ZaloApiError) as exc:
+            except ZaloApiError as exc:
+                if exc.code == 408:  # the long poll ended with nothing to hand out
+                    continue
+                log.warning("Zalo getUpdates failed (%s); again in %.0f s", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 60.0)
+            except ChatDown as exc:
                 log.warning("Zalo getUpdates failed (%s); again in %.0f s", exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 60.0)

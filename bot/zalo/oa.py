@@ -30,7 +30,7 @@ from tortoise.transactions import in_transaction
 
 from bot.textcommands import TextContext, handle
 from bot.zalo.botapi import split
-from bot.zalo.render import render
+from bot.zalo.render import render, update_line
 from core.config import Settings
 from core.db import lock_for_transaction
 from core.jobs import Job, JobQueue
@@ -202,8 +202,12 @@ class OaChat:
         return await self.client.send(chat, zalo.text, zalo.buttons)
 
     async def edit_card(self, chat: str, ref: str, card: Card, *, interactive: bool = False) -> None:
-        """No edits on Zalo: the card as it stands now goes as a new message."""
-        await self.post_card(chat, card)
+        """Zalo cannot edit a message: a card that still asks something of the person goes again, whole (with
+        fresh commands and links); otherwise a short update says what changed."""
+        if any(b.action not in ("page", "noop") and not b.url for row in card.buttons for b in row):
+            await self.post_card(chat, card)
+        elif text := update_line(card):
+            await self.send_text(chat, text)
 
     async def send_text(self, chat: str, text: str) -> None:
         """A plain answer in parts of at most 2,000 characters."""

@@ -92,3 +92,14 @@ def fit(body: str, tail: str, link_base: str) -> str:
     cut = body[:room]
     cut = cut[: cut.rfind("\n")] if "\n" in cut else cut
     return f"{cut}{more}\n\n{tail}"[:LIMIT]
+
+
+
+def update_line(card: Card) -> str:
+    """A card's change in a few lines (Zalo cannot edit the message already sent): the heading, the state and
+    the newest event."""
+    lines = [line for line in plain(card.text).splitlines() if line.strip()]
+    if not lines:
+        return ""
+    state = next((line for line in lines if line.startswith(("Trạng thái:", "State:"))), "")
+    return "\n".join(x for x in dict.fromkeys([f"🔄 {lines[0]}", state, lines[-1]]) if x)

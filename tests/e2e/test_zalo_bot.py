@@ -1,0 +1,176 @@
+"""Zalo Bot Platform end to end, against the fake platform (no buttons, 2,000 characters): a teacher links
+their Zalo account with a one-time code, gets the sign-now message there, sends /ky and the signatures
+land; an office member approves one request with /duyet N and another with the one-time link on the card,
+and a replayed link does nothing (audited). Real database, jobs, signatures and web console."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from core.chatlinks import issue_link_code
+from core.domain import Population
+from core.models import AuditEvent, Request, Staff
+from core.registry import import_registry
+from core.signing.models import SignatureStep, Teacher
+from core.signing.pki import DemoPki
+from main import App
+from tests.conftest import wait_until
+from tests.fakes.zalo_bot import FakeZaloBot
+from tests.mails import registry_xlsx, student_form_mail
+from tests.records_kit import RecordsKit, records_settings, small_roster
+
+pytestmark = [pytest.mark.db, pytest.mark.slow]
+
+TEACHER_ZALO, OFFICE_ZALO = "7310000000000000001", "7310000000000000002"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class World:
+    app: App
+    fake: FakeZaloBot
+    kit: RecordsKit
+    office: Staff
+    console: str
+
+    async def say(self, user: str, text: str) -> str:
+        """The person writes to the bot; the bot's next answer to them."""
+        before = len(self.fake.bot_texts(user))
+        self.fake.inject_text(user, text)
+
+        def answer() -> str | None:  # the answer, not a card or a card's update that may come first
+            return next((t for t in self.fake.bot_texts(user)[before:] if not t.startswith(("YC-", "🔄"))), None)
+        return str(await self.fake.wait_for(answer, 15.0))
+
+    async def link(self, user: str, staff_id: int) -> None:
+        code = await issue_link_code(staff_id, "zalo", self.app.settings, self.app.clock, issued_by="test")
+        answer = await self.say(user, f"/lienket {code}")
+        assert answer.startswith("✓ Đã liên kết"), answer
+
+
+@pytest.fixture
+async def world(app_factory: Any, settings_factory: Any, tmp_path: Path,
+                monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[World]:
+    fake = FakeZaloBot()
+    await fake.start()
+    port = free_port()
+    monkeypatch.setenv("EDUDESK_ZALO_BOT_TOKEN", fake.token)
+    monkeypatch.setenv("EDUDESK_TEST_ISSUER_PASS", "issuer-pass")
+    pki = DemoPki.create()
+    settings = settings_factory(
+        records=records_settings(tmp_path, pki, notice_delay_seconds=0.2),
+        web={"enabled": True, "port": port, "public_url": f"http://127.0.0.1:{port}"},
+        zalo={"enabled": True, "api": "bot", "mode": "polling", "api_base": fake.url, "messages_per_second": 50})
+    app: App = await app_factory(settings, inline_analysis=True)
+    await import_registry(registry_xlsx(tmp_path / "sv.xlsx", [
+        ("20201234", "Nguyễn Văn An", "05/03/2003", "CNTT-01 K65", ""),
+        ("20205678", "Trần Thị Bình", "07/08/2003", "CNTT-02 K65", "")]), Population.STUDENT, settings, app.clock)
+    kit = RecordsKit(app, pki, app.clock, small_roster(3))  # type: ignore[arg-type]
+    await kit.load()
+    office = await Staff.create(name="Lê Văn Phòng", email="phong@hust.edu.vn", roles=["office"],
+                                notify_via="zalo", created_at=app.clock.now())
+    for user in (TEACHER_ZALO, OFFICE_ZALO):
+        fake.add_user(user)
+    task = asyncio.get_running_loop().create_task(app.supervisor().run())  # noqa: TID251 - test harness
+    await wait_until(lambda: _up(port), 10.0)
+    yield World(app, fake, kit, office, f"http://127.0.0.1:{port}")
+    app.worker.stop()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await fake.stop()
+
+
+async def _up(port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    writer.close()
+    return True
+
+
+async def test_teacher_linked_on_zalo_signs_with_ky(world: World) -> None:
+    kit, fake = world.kit, world.fake
+    teacher = await Teacher.get(code="GV01")
+    assert teacher.staff_id is not None
+    assert "chưa liên kết" in await world.say(TEACHER_ZALO, "/ky")
+    await world.link(TEACHER_ZALO, teacher.staff_id)
+    await kit.app.records.start_class(kit.class_id)
+    notice = await fake.wait_for(lambda: next((t for t in fake.bot_texts(TEACHER_ZALO) if "Mời Thầy/Cô ký" in t),
+                                              None), 15.0)
+    assert "10A1" in notice and "Toán, Tin học" in notice and "/ky 10A1" in notice
+    assert f"{world.console}/a/" in notice  # the one-time Ký ngay link, for this teacher only
+    assert len(notice) <= 2000 and "<b>" not in notice
+    answer = await world.say(TEACHER_ZALO, "/ky")
+    assert answer.startswith("✍️ Đang ký 3 học bạ lớp 10A1"), answer
+    await wait_until(lambda: _signed("gvbm_gv01", 3), 60.0)
+    assert "Không có học bạ nào đang chờ" in await world.say(TEACHER_ZALO, "/ky")
+    assert not [r for r in fake.refused if r.method == "sendMessage"], fake.refused
+
+
+async def _signed(field: str, count: int) -> bool:
+    return await SignatureStep.filter(field=field, state="signed").count() == count
+
+
+async def test_office_approves_with_a_command_and_with_the_one_time_link(world: World) -> None:
+    app, fake = world.app, world.fake
+    await world.link(OFFICE_ZALO, world.office.id)
+    for sid, name, mid in (("20201234", "Nguyễn Văn An", "<z1@gmail.com>"),
+                           ("20205678", "Trần Thị Bình", "<z2@gmail.com>")):
+        await app.ledger.store(student_form_mail(name=name, sid=sid, message_id=mid), source="smtp")
+    cards = await fake.wait_for(lambda: [t for t in fake.bot_texts(OFFICE_ZALO) if "YC-" in t and "/duyet" in t]
+                                if len([t for t in fake.bot_texts(OFFICE_ZALO) if "/duyet" in t]) >= 2 else None, 20.0)
+    first, second = sorted(await Request.all().order_by("id"), key=lambda r: r.id)
+    card = next(t for t in cards if f"/duyet {first.id}" in t)
+    assert f"/tuchoi {first.id} <lý do>" in card and len(card) <= 2000
+
+    # /duyet N
+    answer = await world.say(OFFICE_ZALO, f"/duyet {first.id}")
+    assert answer == f"✓ YC-{first.id}: đã ghi nhận «Hợp lệ».", answer
+    assert (await Request.get(id=first.id)).state == "approved"
+    assert "đã" in await world.say(OFFICE_ZALO, f"/duyet {first.id}")  # twice: the service says who acted
+
+    # The one-time link on the second card: GET shows, POST acts, a second POST is refused.
+    card = next(t for t in fake.bot_texts(OFFICE_ZALO) if f"/duyet {second.id}" in t)
+    link = next(w for w in card.split() if w.startswith(f"{world.console}/a/"))
+    token = link.rsplit("/", 1)[1]
+    async with aiohttp.ClientSession() as http:
+        async with http.get(link) as page:
+            assert page.status == 200 and f"YC-{second.id}" in await page.text()
+        assert (await Request.get(id=second.id)).state == "received"  # looking does not act
+        form = {"token": token}
+        async with http.post(f"{world.console}/a/", data=form, headers={"Origin": world.console}) as done:
+            assert "Đã thực hiện" in await done.text()
+        assert (await Request.get(id=second.id)).state == "approved"
+        async with http.post(f"{world.console}/a/", data=form, headers={"Origin": world.console}) as again:
+            assert "đã được dùng" in await again.text()
+        async with http.get(f"{world.console}/a/not-a-real-token") as forged:
+            assert forged.status == 404
+    refused = [e.detail["reason"] for e in await AuditEvent.filter(action="action_token_refused")]
+    assert refused == ["replayed", "forged"]
+    used = await AuditEvent.filter(action="action_token_used")
+    assert [e.detail["target"] for e in used] == [second.id]
+    approvals = await AuditEvent.filter(request_id=second.id, actor__startswith="Lê Văn Phòng (link:").count()
+    assert approvals == 1, "the link acted as its owner, once"
+
+
+async def test_unlinked_people_and_wrong_codes(world: World) -> None:
+    assert "chưa liên kết" in await world.say("7319999999999999999", "/duyet 1")
+    for _ in range(5):
+        assert "không đúng" in await world.say("7319999999999999999", "/lienket 000000")
+    assert "quá nhiều lần" in await world.say("7319999999999999999", "/lienket 123456")
+    answer = await world.say("7319999999999999999", "/lienket ai.do@example.com")
+    assert "Nếu đây là địa chỉ e-mail" in answer  # the same answer for unknown addresses
