@@ -60,6 +60,8 @@ async def handle(ctx: TextContext, actor: Actor, external_id: str, text: str) ->
         word, rest = word.lower(), rest.strip()
         if word == "/lienket":
             return await _link(ctx, external_id, rest)
+        if word in ("/giup", "/help", "/start"):
+            return HELP
         if actor.staff_id is None:
             return ("Tài khoản Zalo này chưa liên kết với cán bộ nào của trường. Gửi /lienket <mã> (mã ở trang "
                     "«Tôi» của web console) hoặc /lienket <e-mail của trường>.")

@@ -174,3 +174,57 @@ async def test_unlinked_people_and_wrong_codes(world: World) -> None:
     assert "quá nhiều lần" in await world.say("7319999999999999999", "/lienket 123456")
     answer = await world.say("7319999999999999999", "/lienket ai.do@example.com")
     assert "Nếu đây là địa chỉ e-mail" in answer  # the same answer for unknown addresses
+
+
+async def test_a_blocked_zalo_chat_falls_back_to_e_mail(world: World) -> None:
+    from core.models import OutgoingMail
+
+    kit, fake = world.kit, world.fake
+    teacher = await Teacher.get(code="GV01")
+    assert teacher.staff_id is not None
+    await world.link(TEACHER_ZALO, teacher.staff_id)
+    fake.block_user(TEACHER_ZALO)
+    staff = await Staff.get(id=teacher.staff_id)
+    mails = OutgoingMail.filter(template="chat_notice", recipient=staff.email)
+    before = await mails.count()
+    await kit.app.records.start_class(kit.class_id)
+    await wait_until(lambda: _more(mails, before), 20.0)
+    assert fake.refusals("blocked"), "Zalo was tried first"
+    assert not [t for t in fake.bot_texts(TEACHER_ZALO) if "Mời Thầy/Cô ký" in t]
+
+
+async def _more(query: Any, before: int) -> bool:
+    return await query.count() > before
+
+
+async def test_webhook_mode_checks_the_secret(app_factory: Any, settings_factory: Any, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeZaloBot()
+    await fake.start()
+    port = free_port()
+    monkeypatch.setenv("EDUDESK_ZALO_BOT_TOKEN", fake.token)
+    monkeypatch.setenv("EDUDESK_ZALO_WEBHOOK_SECRET", "bi-mat-cua-webhook-123")
+    settings = settings_factory(web={"enabled": False}, zalo={
+        "enabled": True, "api": "bot", "mode": "webhook", "api_base": fake.url, "webhook_port": port,
+        "webhook_url": f"http://127.0.0.1:{port}/zalo/webhook"})
+    app: App = await app_factory(settings, inline_analysis=True)
+    task = asyncio.get_running_loop().create_task(app.supervisor().run())  # noqa: TID251 - test harness
+    try:
+        await fake.wait_for(lambda: fake.webhook is not None, 10.0)
+        assert fake.webhook and fake.webhook["secret_token"] == "bi-mat-cua-webhook-123"
+        fake.add_user(OFFICE_ZALO)
+        fake.inject_text(OFFICE_ZALO, "/giup")
+        await fake.wait_for(lambda: any("/duyet" in t for t in fake.bot_texts(OFFICE_ZALO)), 15.0)
+        assert all(d.headers.get("X-Bot-Api-Secret-Token") == "bi-mat-cua-webhook-123"
+                   for d in fake.webhook_deliveries)
+        async with aiohttp.ClientSession() as http:
+            body = {"ok": True, "result": {"event_name": "message.text.received", "message": {
+                "from": {"id": OFFICE_ZALO}, "chat": {"id": OFFICE_ZALO}, "text": "/duyet 1", "message_id": "f"}}}
+            async with http.post(f"http://127.0.0.1:{port}/zalo/webhook", json=body,
+                                 headers={"X-Bot-Api-Secret-Token": "doan-bua"}) as response:
+                assert response.status == 401
+    finally:
+        app.worker.stop()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await fake.stop()
