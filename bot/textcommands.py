@@ -63,7 +63,8 @@ async def handle(ctx: TextContext, actor: Actor, external_id: str, text: str) ->
         if word in ("/giup", "/help", "/start"):
             return HELP
         if actor.staff_id is None:
-            return ("Tài khoản Zalo này chưa liên kết với cán bộ nào của trường. Gửi /lienket <mã> (mã ở trang "
+            return (f"Tài khoản {ctx.surface.capitalize()} này chưa liên kết với cán bộ nào của trường. "
+                    "Gửi /lienket <mã> (mã ở trang "
                     "«Tôi» của web console) hoặc /lienket <e-mail của trường>.")
         if word in DECISIONS:
             return await _decide(ctx, actor, DECISIONS[word], rest)
@@ -84,7 +85,7 @@ async def _link(ctx: TextContext, external_id: str, arg: str) -> str:
     if not arg.isdigit():
         return "Cú pháp: /lienket <mã 6 số>, hoặc /lienket <e-mail của trường> để nhận mã qua thư."
     staff = await redeem_link_code(ctx.surface, external_id, arg, ctx.clock)
-    return f"✓ Đã liên kết tài khoản Zalo với {staff.name}. Từ nay thông báo sẽ được gửi tới đây."
+    return f"✓ Đã liên kết tài khoản {ctx.surface.capitalize()} với {staff.name}. Từ nay thông báo sẽ được gửi tới đây."
 
 
 async def _decide(ctx: TextContext, actor: Actor, action: Action, rest: str) -> str:

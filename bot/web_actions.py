@@ -75,7 +75,11 @@ async def link_code(request: web.Request) -> web.Response:
     actor = request[ACTOR]
     if actor.staff_id is None:
         return redirect(request, "/whoami")
-    request["link_code"] = await issue_link_code(actor.staff_id, "zalo", c.settings, c.clock, issued_by=actor.label)
+    surface = str((await request.post()).get("surface", "zalo"))
+    if surface not in ("zalo", "telegram"):
+        return redirect(request, "/whoami")
+    request["link_code"] = await issue_link_code(actor.staff_id, surface, c.settings, c.clock, issued_by=actor.label)
+    request["link_surface"] = surface.capitalize()
     return await whoami_page(request)
 
 

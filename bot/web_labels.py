@@ -183,8 +183,9 @@ def labels(language: str) -> dict[str, Any]:
 
 # Chat links and one-time action links (bot/web_actions.py, templates/web/action.html.j2, whoami).
 VI["links"] = {
-    "zalo": "Zalo", "linked": "đã liên kết", "not_linked": "chưa liên kết", "get_code": "Lấy mã liên kết Zalo",
-    "code_is": "Mã liên kết: {code} — gửi cho bot Zalo của trường tin nhắn «/lienket {code}» trong {minutes} phút.",
+    "zalo": "Zalo", "linked": "đã liên kết", "not_linked": "chưa liên kết", "get_code": "Lấy mã liên kết {surface}",
+    "code_is": "Mã liên kết: {code} — gửi cho bot {surface} của trường tin nhắn «/lienket {code}» trong {minutes} "
+               "phút.",
     "notify_via": "Nhận thông báo qua", "auto": "Tự động (kênh chat đã liên kết)", "by_email": "Thư điện tử",
     "save": "Lưu", "saved": "Đã lưu cách nhận thông báo.",
     "act_title": "Xác nhận thao tác", "act_for": "Thao tác của {name}", "act_once": "Liên kết chỉ dùng được một lần.",
@@ -194,8 +195,8 @@ VI["links"] = {
                 "rec_sign": "✍️ Ký ngay học bạ lớp {klass}"},
 }
 EN["links"] = {
-    "zalo": "Zalo", "linked": "linked", "not_linked": "not linked", "get_code": "Get a Zalo link code",
-    "code_is": "Link code: {code} — send the school's Zalo bot «/lienket {code}» within {minutes} minutes.",
+    "zalo": "Zalo", "linked": "linked", "not_linked": "not linked", "get_code": "Get a {surface} link code",
+    "code_is": "Link code: {code} — send the school's {surface} bot «/lienket {code}» within {minutes} minutes.",
     "notify_via": "Notices go to", "auto": "Automatic (a linked chat)", "by_email": "E-mail",
     "save": "Save", "saved": "Saved how you get notices.",
     "act_title": "Confirm the action", "act_for": "Action of {name}", "act_once": "The link works once.",

@@ -104,7 +104,8 @@ async def whoami_page(request: web.Request) -> web.Response:
     staff = await Staff.get_or_none(id=actor.staff_id)
     return render(request, "whoami.html.j2", staff=staff, session_until=c.when(session.expires_at),
                   roles=[c.t["roles_names"].get(r.value, r.value) for r in sorted(actor.roles, key=lambda r: r.value)],
-                  link_code=request.get("link_code", ""), link_minutes=int(c.settings.chat.link_code_minutes))
+                  link_code=request.get("link_code", ""), link_surface=request.get("link_surface", ""),
+                  link_minutes=int(c.settings.chat.link_code_minutes))
 
 
 def add_routes(app: web.Application) -> None:

@@ -113,9 +113,24 @@ async def on_login(message: Message, edudesk: BotContext, actor: Actor) -> None:
                                                   f"{html.escape(link)}")
 
 
+async def on_link(message: Message, command: CommandObject, edudesk: BotContext, actor: Actor) -> None:
+    """/lienket <mã>: link this Telegram account with the code from the web console (or mailed after
+    /lienket <e-mail>); the same text commands as on Zalo, so one flow for both."""
+    from bot.textcommands import TextContext, handle
+
+    if message.from_user is None or message.chat.type != "private":
+        await edudesk.chat.send_text(message.chat.id, "Hãy gửi /lienket trong tin nhắn riêng với bot.")
+        return
+    context = TextContext(edudesk.settings, edudesk.clock, edudesk.services.queue, edudesk.services,
+                          edudesk.records, surface="telegram")
+    answer = await handle(context, actor, str(message.from_user.id), f"/lienket {command.args or ''}")
+    await edudesk.chat.send_text(message.chat.id, html.escape(answer))
+
+
 def make_router() -> Router:
     """A fresh router with this module's handlers (a router attaches to one dispatcher only)."""
     r = Router(name="commands")
+    r.message.register(on_link, Command("lienket"))
     r.message.register(on_help, CommandStart())
     r.message.register(on_help, Command("help"))
     r.message.register(on_whoami, Command("whoami"))

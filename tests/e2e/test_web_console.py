@@ -291,3 +291,31 @@ async def test_reject_with_a_preset_reason_and_ask_info_with_typed_text(desk: De
     answer = await _post_form(office, 'form:has(input[name="action"][value="reject"])')
     assert answer[0]["status"] == 200 and "lý do" in answer[0]["text"]
     assert (await Request.get(id=first)).state == "need_info"
+
+
+async def test_whoami_gives_a_link_code_that_links_telegram_and_sets_the_notice_channel(desk: Desk) -> None:
+    from bot.textcommands import TextContext, handle
+    from core.staff import actor_for_telegram
+
+    page = await desk.login("Lê Văn Phòng", ["office"])
+    await _open(page, f"{desk.url}/whoami")
+    assert "chưa liên kết" in await page.locator("#zalo-link").inner_text()
+    await page.get_by_role("button", name="Lấy mã liên kết Telegram").click()
+    shown = await page.locator("#link-code").inner_text()
+    code = re.search(r"\b(\d{6})\b", shown)
+    assert code and "/lienket" in shown and "Telegram" in shown
+    # The person sends it to the bot: the same command the Telegram and Zalo bots run.
+    app = desk.app
+    context = TextContext(app.settings, app.clock, app.queue, app.services, app.records, surface="telegram")
+    stranger = await actor_for_telegram(4242, "Phòng", app.settings)
+    answer = await handle(context, stranger, "4242", f"/lienket {code.group(1)}")
+    assert answer.startswith("✓ Đã liên kết tài khoản Telegram với Lê Văn Phòng"), answer
+    staff = await Staff.get(name="Lê Văn Phòng")
+    assert staff.telegram_id == 4242
+    assert "không đúng" in await handle(context, stranger, "4242", f"/lienket {code.group(1)}")  # used once
+    await page.locator("#notify-via select").select_option("email")
+    await page.locator("#notify-via").get_by_role("button", name="Lưu").click()
+    await page.wait_for_url(f"{desk.url}/whoami")
+    assert (await Staff.get(id=staff.id)).notify_via == "email"
+    actions = [e.action for e in await AuditEvent.filter(actor__contains="4242")]
+    assert "chat_linked" in actions
