@@ -25,7 +25,7 @@ from core.staff import Actor, Role
 from core.text import local_time
 
 HELP = ("edudesk — bàn trợ giúp CNTT. Lệnh:\n"
-        "/lienket <mã> — liên kết tài khoản (mã ở trang «Tôi» của web console), hoặc /lienket <e-mail trường>\n"
+        "/lienket <mã> — liên kết tài khoản (mã ở trang «Tài khoản» của web console), hoặc /lienket <e-mail trường>\n"
         "/danhsach — việc đang chờ Anh/Chị\n"
         "/duyet <số YC> — yêu cầu hợp lệ\n"
         "/tuchoi <số YC> <lý do> — từ chối\n"
@@ -65,7 +65,7 @@ async def handle(ctx: TextContext, actor: Actor, external_id: str, text: str) ->
         if actor.staff_id is None:
             return (f"Tài khoản {ctx.surface.capitalize()} này chưa liên kết với cán bộ nào của trường. "
                     "Gửi /lienket <mã> (mã ở trang "
-                    "«Tôi» của web console) hoặc /lienket <e-mail của trường>.")
+                    "«Tài khoản» của web console) hoặc /lienket <e-mail của trường>.")
         if word in DECISIONS:
             return await _decide(ctx, actor, DECISIONS[word], rest)
         if word == "/ky":

@@ -28,6 +28,7 @@ from core.models import AuditEvent, Staff
 from core.ports import Clock
 
 LINK_ATTEMPTS = 5  # wrong codes per chat account per hour
+LINK_ATTEMPTS_ALL = 50  # wrong codes of all accounts in ten minutes before linking pauses
 SURFACES = ("zalo", "telegram")
 ACTION_PREFIX = "#a "  # an OA button payload: "#a <token>"
 
@@ -95,12 +96,16 @@ async def redeem_link_code(surface: str, external_id: str, code: str, clock: Clo
     recent = await AuditEvent.filter(action="chat_link_refused", actor=actor, at__gte=now - timedelta(hours=1)).count()
     if recent >= LINK_ATTEMPTS:
         raise LinkRefused("Nhập sai mã quá nhiều lần; hãy thử lại sau một giờ.")
+    # Many accounts guessing together (a million codes, a few live at a time): everyone waits a little.
+    everyone = await AuditEvent.filter(action="chat_link_refused", at__gte=now - timedelta(minutes=10)).count()
+    if everyone >= LINK_ATTEMPTS_ALL:
+        raise LinkRefused("Có quá nhiều lần nhập sai mã liên kết; hãy thử lại sau mười phút.")
     row = await LinkCode.get_or_none(code_hash=_hash(f"{surface}:{code.strip()[:12]}"), surface=surface,
                                      used_at__isnull=True)
     if row is None or _aware(row.expires_at) <= now:
         await AuditEvent.create(at=now, actor=actor, action="chat_link_refused",
                                 detail={"reason": "expired" if row else "wrong_code", "surface": surface})
-        raise LinkRefused("Mã liên kết không đúng hoặc đã hết hạn. Hãy lấy mã mới ở trang «Tôi» của web "
+        raise LinkRefused("Mã liên kết không đúng hoặc đã hết hạn. Hãy lấy mã mới ở trang «Tài khoản» của web "
                           "console, hoặc gửi /lienket <địa chỉ e-mail của trường>.")
     column = "zalo_id" if surface == "zalo" else "telegram_id"
     value: str | int = external_id if surface == "zalo" else int(external_id)
