@@ -176,6 +176,27 @@ async def test_unlinked_people_and_wrong_codes(world: World) -> None:
     assert "Nếu đây là địa chỉ e-mail" in answer  # the same answer for unknown addresses
 
 
+async def test_a_code_mailed_to_the_institutional_address_links_the_account(world: World) -> None:
+    import email
+    import re
+
+    from core.models import OutgoingMail
+
+    answer = await world.say(OFFICE_ZALO, "/lienket Phong@HUST.edu.vn")
+    assert "Nếu đây là địa chỉ e-mail" in answer
+    await wait_until(lambda: OutgoingMail.filter(template="link_code", recipient="phong@hust.edu.vn",
+                                                 state="sent").exists(), 15.0)
+    outbox = world.app.settings.path(world.app.settings.outgoing.maildir)
+    [raw] = [f.read_bytes() for f in outbox.rglob("*") if f.is_file() and b"/lienket" in f.read_bytes()]
+    message = email.message_from_bytes(raw)
+    text = next(part.get_payload(decode=True).decode() for part in message.walk()
+                if part.get_content_type() == "text/plain")
+    code = re.search(r"/lienket (\d{6})", text)
+    assert code, text
+    answer = await world.say(OFFICE_ZALO, f"/lienket {code.group(1)}")
+    assert answer.startswith("✓ Đã liên kết tài khoản Zalo với Lê Văn Phòng"), answer
+
+
 async def test_a_blocked_zalo_chat_falls_back_to_e_mail(world: World) -> None:
     from core.models import OutgoingMail
 
