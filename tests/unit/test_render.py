@@ -66,7 +66,8 @@ def render(template: str, lang: str = "vi", **changes: Any) -> tuple[str, str, s
     return render_mail(template, lang, context(**changes), templates_dir=TEMPLATES_DIR)
 
 
-REQUEST_TEMPLATES = [t for t in TEMPLATES if t != "channel_failing"]  # the staff alert belongs to no request
+STAFF_TEMPLATES = ("channel_failing", "link_code", "chat_notice")  # mails to staff belong to no request
+REQUEST_TEMPLATES = [t for t in TEMPLATES if t not in STAFF_TEMPLATES]
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
@@ -279,3 +280,16 @@ def test_mime_encodes_the_vietnamese_sender_and_subject_and_round_trips() -> Non
     html = parsed.get_body(preferencelist=("html",))
     assert text is not None and "Trần Văn Đức" in text.get_content()
     assert html is not None and "Trần Văn Đức" in html.get_content()
+
+
+@pytest.mark.parametrize("lang", ["vi", "en"])
+def test_staff_mails_carry_the_code_or_the_notice(lang: str) -> None:
+    subject, text, html = render("link_code", lang, number=None, requester_name="Lê Văn Phòng", code="048213",
+                                 surface="Zalo", minutes=10)
+    assert "048213" in subject and "/lienket 048213" in text and "/lienket 048213" in html
+    assert "Lê Văn Phòng" in text and "10" in text
+    subject, text, html = render("chat_notice", lang, number=None, requester_name="Lê Văn Phòng", surface="Zalo",
+                                 subject="Mời Thầy/Cô ký học bạ <10A1>", text="Lớp <10A1> & 3 học bạ",
+                                 link="https://hd.vn/records")
+    assert subject.endswith("Mời Thầy/Cô ký học bạ <10A1>") and "Lớp <10A1> & 3 học bạ" in text
+    assert "Lớp &lt;10A1&gt; &amp; 3 học bạ" in html and "https://hd.vn/records" in html
