@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.textcommands import TextContext
+from bot.zalo.chat import ZaloChat
 from core.config import Settings
 from core.jobs import Job, JobQueue
 from core.ports import Clock
@@ -22,20 +23,20 @@ class ZaloSurface:
         text = TextContext(settings, clock, queue, services, records)
         z = settings.zalo
         if z.api == "oa":
-            from bot.zalo.oa import OaChat, OaClient, OaReceiver, OaTokens
+            from bot.zalo.oa import OaClient, OaReceiver, OaTokens
 
             tokens = OaTokens(settings, clock, box)
             self.client: Any = OaClient(settings, tokens)
-            self.chat: Any = OaChat(self.client, settings, clock)
+            self.chat = ZaloChat(self.client, settings, clock, oa=True)
             self.receiver: Any = OaReceiver(settings, clock, queue, self.chat, text)
         elif z.api == "bot":
-            from bot.zalo.botapi import ZaloBotChat, ZaloBotClient, ZaloBotReceiver
+            from bot.zalo.botapi import ZaloBotClient, ZaloBotReceiver
 
             token = settings.secret(z.token_env)
             if not token:
                 raise ValueError(f"[zalo] is enabled but {z.token_env} is not set")
             self.client = ZaloBotClient(z.api_base, token, messages_per_second=z.messages_per_second)
-            self.chat = ZaloBotChat(self.client, settings, clock)
+            self.chat = ZaloChat(self.client, settings, clock)
             self.receiver = ZaloBotReceiver(settings, clock, queue, self.client, self.chat, text)
         else:
             raise ValueError(f'[zalo] api = "{z.api}": use "bot" or "oa"')

@@ -21,11 +21,11 @@ import aiohttp
 from aiohttp import web
 
 from bot.textcommands import TextContext, handle
-from bot.zalo.render import LIMIT, render, update_line
+from bot.zalo.chat import ZaloChat
+from bot.zalo.render import LIMIT
 from core.config import Settings
 from core.jobs import Job, JobQueue
-from core.models import Staff
-from core.ports import Card, ChatBusy, ChatDown, ChatRefused, Clock
+from core.ports import ChatBusy, ChatDown, ChatRefused, Clock
 from core.staff import actor_for_zalo
 
 log = logging.getLogger(__name__)
@@ -78,8 +78,11 @@ class ZaloBotClient:
             raise ZaloApiError(method, int(body.get("error_code") or status), str(body.get("description", "")))
         return body.get("result")
 
-    async def send_text(self, chat_id: str, text: str) -> str:
-        """sendMessage, paced; the message id. A person who blocked the bot is ChatRefused."""
+    async def send(self, chat_id: str, text: str, buttons: list[tuple[str, str]] | None = None) -> str:
+        """sendMessage, paced; the message id. A person who blocked the bot is ChatRefused. The platform
+        has no buttons: a card's actions are in its text (`bot.zalo.render`)."""
+        if buttons:
+            raise ValueError("the Zalo Bot Platform shows no buttons")
         async with self._lock:
             wait = self._next - time.monotonic()
             if wait > 0:
@@ -102,55 +105,6 @@ class ZaloBotClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-
-class ZaloBotChat:
-    """The `ChatPort` on the Bot Platform: a card is a text message with commands and one-time links."""
-
-    surface = "zalo"
-
-    def __init__(self, client: ZaloBotClient, settings: Settings, clock: Clock) -> None:
-        self.client = client
-        self.settings = settings
-        self.clock = clock
-
-    async def post_card(self, chat: str, card: Card) -> str:
-        """Send a card to one person's chat (their own one-time links); returns the message id."""
-        staff = await Staff.get_or_none(zalo_id=chat)
-        zalo = await render(card, self.settings, self.clock, staff_id=staff.id if staff else None,
-                            surface=self.surface)
-        return await self.client.send_text(chat, zalo.text)
-
-    async def edit_card(self, chat: str, ref: str, card: Card, *, interactive: bool = False) -> None:
-        """Zalo cannot edit a message: a card that still asks something of the person goes again, whole (with
-        fresh commands and links); otherwise a short update says what changed."""
-        if any(b.action not in ("page", "noop") and not b.url for row in card.buttons for b in row):
-            await self.post_card(chat, card)
-        elif text := update_line(card):
-            await self.send_text(chat, text)
-
-    async def send_text(self, chat: str, text: str) -> None:
-        """A plain answer, split at lines into messages of at most 2,000 characters."""
-        for part in split(text):
-            await self.client.send_text(chat, part)
-
-
-def split(text: str, limit: int = LIMIT) -> list[str]:
-    """Text in parts of at most `limit` characters, cut at line ends where possible."""
-    parts, current = [], ""
-    for line in text.splitlines() or [""]:
-        while len(line) > limit:
-            if current:
-                parts.append(current)
-                current = ""
-            parts.append(line[:limit])
-            line = line[limit:]
-        if current and len(current) + 1 + len(line) > limit:
-            parts.append(current)
-            current = line
-        else:
-            current = f"{current}\n{line}" if current else line
-    return [p for p in [*parts, current] if p.strip()] or ["…"]
 
 
 def updates_of(result: Any) -> list[dict[str, Any]]:
@@ -180,7 +134,7 @@ async def store_event(queue: JobQueue, update: dict[str, Any]) -> bool:
 class ZaloBotReceiver:
     """People's messages in: long polling or a webhook, each stored as a job; the job answers."""
 
-    def __init__(self, settings: Settings, clock: Clock, queue: JobQueue, client: ZaloBotClient, chat: ZaloBotChat,
+    def __init__(self, settings: Settings, clock: Clock, queue: JobQueue, client: ZaloBotClient, chat: ZaloChat,
                  text: TextContext) -> None:
         self.settings = settings
         self.clock = clock

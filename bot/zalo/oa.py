@@ -29,14 +29,13 @@ from aiohttp import web
 from tortoise.transactions import in_transaction
 
 from bot.textcommands import TextContext, handle
-from bot.zalo.botapi import split
-from bot.zalo.render import render, update_line
+from bot.zalo.chat import ZaloChat
 from core.config import Settings
 from core.db import lock_for_transaction
 from core.jobs import Job, JobQueue
 from core.linkmodels import OAuthToken
-from core.models import AuditEvent, Staff
-from core.ports import Card, ChatDown, ChatRefused, Clock
+from core.models import AuditEvent
+from core.ports import ChatDown, ChatRefused, Clock
 from core.secrets import SecretBox
 from core.staff import actor_for_zalo
 
@@ -184,37 +183,6 @@ class OaClient:
         await self.tokens.close()
 
 
-class OaChat:
-    """The `ChatPort` on the OA API: cards with commands and hidden query buttons (the person's tokens)."""
-
-    surface = "zalo"
-
-    def __init__(self, client: OaClient, settings: Settings, clock: Clock) -> None:
-        self.client = client
-        self.settings = settings
-        self.clock = clock
-
-    async def post_card(self, chat: str, card: Card) -> str:
-        """Send a card to one person; returns the message id."""
-        staff = await Staff.get_or_none(zalo_id=chat)
-        zalo = await render(card, self.settings, self.clock, staff_id=staff.id if staff else None,
-                            surface=self.surface, oa=True)
-        return await self.client.send(chat, zalo.text, zalo.buttons)
-
-    async def edit_card(self, chat: str, ref: str, card: Card, *, interactive: bool = False) -> None:
-        """Zalo cannot edit a message: a card that still asks something of the person goes again, whole (with
-        fresh commands and links); otherwise a short update says what changed."""
-        if any(b.action not in ("page", "noop") and not b.url for row in card.buttons for b in row):
-            await self.post_card(chat, card)
-        elif text := update_line(card):
-            await self.send_text(chat, text)
-
-    async def send_text(self, chat: str, text: str) -> None:
-        """A plain answer in parts of at most 2,000 characters."""
-        for part in split(text):
-            await self.client.send(chat, part)
-
-
 def event_mac(app_id: str, body: str, timestamp: str, oa_secret: str) -> str:
     """The X-ZEvent-Signature value Zalo computes for an OA event."""
     return "mac=" + hashlib.sha256(f"{app_id}{body}{timestamp}{oa_secret}".encode()).hexdigest()
@@ -223,7 +191,7 @@ def event_mac(app_id: str, body: str, timestamp: str, oa_secret: str) -> str:
 class OaReceiver:
     """The OA webhook: signed events stored as `zalo_event` jobs; the job answers the person."""
 
-    def __init__(self, settings: Settings, clock: Clock, queue: JobQueue, chat: OaChat, text: TextContext) -> None:
+    def __init__(self, settings: Settings, clock: Clock, queue: JobQueue, chat: ZaloChat, text: TextContext) -> None:
         self.settings = settings
         self.clock = clock
         self.queue = queue

@@ -103,3 +103,21 @@ def update_line(card: Card) -> str:
         return ""
     state = next((line for line in lines if line.startswith(("Trạng thái:", "State:"))), "")
     return "\n".join(x for x in dict.fromkeys([f"🔄 {lines[0]}", state, lines[-1]]) if x)
+
+
+def split(text: str, limit: int = LIMIT) -> list[str]:
+    """Text in parts of at most `limit` characters, cut at line ends where possible."""
+    parts, current = [], ""
+    for line in text.splitlines() or [""]:
+        while len(line) > limit:
+            if current:
+                parts.append(current)
+                current = ""
+            parts.append(line[:limit])
+            line = line[limit:]
+        if current and len(current) + 1 + len(line) > limit:
+            parts.append(current)
+            current = line
+        else:
+            current = f"{current}\n{line}" if current else line
+    return [p for p in [*parts, current] if p.strip()] or ["…"]

@@ -25,7 +25,7 @@ from core.registry import import_registry
 from core.secrets import load_secret_box
 from main import App
 from tests.conftest import wait_until
-from tests.e2e.test_zalo_bot import free_port
+from tests.e2e.test_zalo_bot import _up, free_port
 from tests.fakes.zalo_oa import FakeZaloOa
 from tests.mails import registry_xlsx, student_form_mail
 
@@ -85,15 +85,6 @@ async def world(app_factory: Any, settings_factory: Any, tmp_path: Path,
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     await fake.stop()
-
-
-async def _up(port: int) -> bool:
-    try:
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        return False
-    writer.close()
-    return True
 
 
 async def test_tap_approves_once_and_only_for_its_owner(world: World) -> None:

@@ -3,8 +3,7 @@ every action kept, answers split at lines, and a card's change as a short update
 
 from __future__ import annotations
 
-from bot.zalo.botapi import split
-from bot.zalo.render import LIMIT, fit, plain, update_line
+from bot.zalo.render import LIMIT, fit, plain, split, update_line
 from core.ports import Button, Card
 
 
