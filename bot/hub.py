@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 CLAIM = "?"  # message_ref of a card being posted (a claim token, not yet the platform's id)
 CLAIM_TIMEOUT = timedelta(minutes=2)
+REFUSED = "refused"  # message_ref of a card its person's chat refused (a blocked Zalo bot)
 
 
 def _account(staff: Staff, surface: str) -> str:
@@ -100,7 +101,7 @@ class ChatHub:
             await self._healthy(surface, False, str(exc))
             raise
         except ChatRefused as exc:
-            if audience.startswith("staff:"):
+            if audience.startswith("staff:") or surface == "zalo":  # on Zalo every chat is one person's
                 raise PermanentJobError(f"{audience} refuses the bot (never started it?): {exc}") from None
             await self._healthy(surface, False, f"{audience} chat refuses the bot: {exc}")
             raise
@@ -129,9 +130,12 @@ class ChatHub:
         for cc in cards:
             if cc.message_ref.startswith(CLAIM):
                 in_flight.add(cc.chat)
-            elif cc.version < version:
-                await self._call(surface, cc.audience, port.edit_card(
-                    cc.chat, cc.message_ref, build_card(view, cc.audience, self.settings, now)))
+            elif cc.version < version and cc.message_ref != REFUSED:
+                try:
+                    await self._call(surface, cc.audience, port.edit_card(
+                        cc.chat, cc.message_ref, build_card(view, cc.audience, self.settings, now)))
+                except PermanentJobError as exc:  # one Zalo person blocked the bot: the others still get theirs
+                    log.warning("card %s not updated in %s chat %s: %s", request_id, surface, cc.chat, exc)
                 await ChatCard.filter(id=cc.id).update(version=version, updated_at=now)
         by_chat = {cc.chat: cc for cc in cards}
         # Claimed rows are revisited too: a claim left by a worker that died is taken over and posted.
@@ -144,6 +148,9 @@ class ChatHub:
             try:
                 ref = await self._call(surface, audience, port.post_card(
                     chat, build_card(view, audience, self.settings, now)))
+            except PermanentJobError as exc:  # that one person refuses the bot (Zalo): not tried again
+                log.warning("card %s not posted to %s chat %s: %s", request_id, surface, chat, exc)
+                ref = REFUSED
             except BaseException:
                 # Not posted (busy chat, network): give the claim back so the retry posts it.
                 await ChatCard.filter(surface=surface, chat=chat, request_id=request_id, message_ref=token).delete()
@@ -190,23 +197,23 @@ class ChatHub:
         if person is not None and self.preferred(person) == "email":
             await self._mail_notice(job, person, card, "chat")
             return
-        done = job.payload.get("done") or []  # surfaces posted already (a retry posts only the others)
+        done = job.payload.get("done") or []  # "surface:chat" posted already (a retry posts only the others)
         for surface, port in self.ports.items():
-            if surface in done:
-                continue
             chats = await self._chats_for(surface, audience)
             if not chats:
                 log.info("no %s chat for %s; notice kept in the audit trail only", surface, audience)
-            try:
-                for chat in chats:
+            for chat in chats:
+                if f"{surface}:{chat}" in done:
+                    continue
+                try:
                     await self._call(surface, audience, port.post_card(chat, card))
-            except (ChatRefused, PermanentJobError, ChatDown) as exc:
-                last = isinstance(exc, ChatDown) and job.attempts < self.settings.jobs.max_attempts
-                if person is None or last:
-                    raise  # a group chat, or the channel down for a while: the job retries
-                await self._mail_notice(job, person, card, surface)  # the person's own chat failed: by mail
-            if surface not in done:
-                done.append(surface)
+                except (ChatRefused, PermanentJobError, ChatDown) as exc:
+                    retry = isinstance(exc, ChatDown) and job.attempts < self.settings.jobs.max_attempts
+                    owner = person or (await Staff.get_or_none(zalo_id=chat) if surface == "zalo" else None)
+                    if retry or owner is None:
+                        raise  # a group chat, or the channel down for a while: the job retries
+                    await self._mail_notice(job, owner, card, surface)  # the person's own chat failed: by mail
+                done.append(f"{surface}:{chat}")
                 await Job.filter(id=job.id).update(payload={**job.payload, "done": done})
 
     async def _person(self, audience: str) -> Staff | None:
@@ -228,6 +235,6 @@ class ChatHub:
         context = {**mail_context(self.settings, staff.name), "text": text, "link": links[0] if links else "",
                    "subject": text.splitlines()[0][:120] if text else "Thông báo", "surface": surface.capitalize()}
         async with in_transaction() as conn:
-            await queue_mail(conn, self.queue, self.clock, self.settings, key=f"notice_mail:{job.key}"[:200],
+            await queue_mail(conn, self.queue, self.clock, self.settings, key=f"notice_mail:{job.key}:{staff.id}"[:300],
                              template="chat_notice", recipient=staff.email, context=context)
         self.queue.wake()

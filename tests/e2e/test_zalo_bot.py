@@ -249,3 +249,29 @@ async def test_webhook_mode_checks_the_secret(app_factory: Any, settings_factory
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await fake.stop()
+
+
+async def test_one_office_member_blocking_the_bot_does_not_stop_the_others(world: World) -> None:
+    from core.models import ChatCard, Job
+
+    app, fake = world.app, world.fake
+    second = await Staff.create(name="Phạm Thu Hà", email="ha@hust.edu.vn", roles=["office"], notify_via="zalo",
+                                created_at=app.clock.now())
+    await world.link(OFFICE_ZALO, world.office.id)
+    fake.add_user(TEACHER_ZALO)
+    await world.link(TEACHER_ZALO, second.id)
+    fake.block_user(TEACHER_ZALO)
+    await app.ledger.store(student_form_mail(message_id="<zb3@gmail.com>"), source="smtp")
+    await fake.wait_for(lambda: any("/duyet" in t for t in fake.bot_texts(OFFICE_ZALO)), 20.0)
+    request = await Request.get()
+    await wait_until(lambda: ChatCard.filter(surface="zalo", chat=TEACHER_ZALO, message_ref="refused").exists(), 10.0)
+    await world.say(OFFICE_ZALO, f"/duyet {request.id}")
+    await wait_until(lambda: _no_pending_cards(), 10.0)
+    assert not await Job.filter(kind="refresh_cards", state="dead").exists()
+    assert fake.refusals("blocked")
+
+
+async def _no_pending_cards() -> bool:
+    from core.models import Job
+
+    return not await Job.filter(kind="refresh_cards", state__in=["pending", "running"]).exists()
