@@ -162,6 +162,10 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         if app.telegram is not None:
             print(f"edudesk: Telegram bot ({settings.telegram.mode}"
                   f"{', shared pace in Redis' if settings.redis_url else ''})", flush=True)
+        if app.zalo is not None:
+            z = settings.zalo
+            kind = "Official Account, webhook" if z.api == "oa" else f"Bot Platform, {z.mode}"
+            print(f"edudesk: Zalo ({kind})", flush=True)
         if app.web is not None:
             from core.webauth import ensure_first_admin
 
