@@ -331,7 +331,9 @@ async def cmd_staff_list(settings: Settings, args: argparse.Namespace) -> int:
     for s in rows:
         state = "" if s.active else " (đã khoá)"
         tg = f" tg:{s.telegram_id}" if s.telegram_id else ""
-        print(f"#{s.id:<4} {s.name}{state}  {s.email}{tg}  [{', '.join(s.roles or [])}]")
+        zalo = f" zalo:{s.zalo_id}" if s.zalo_id else ""
+        via = f" notices:{s.notify_via}" if s.notify_via else ""
+        print(f"#{s.id:<4} {s.name}{state}  {s.email}{tg}{zalo}{via}  [{', '.join(s.roles or [])}]")
     for role in ("office", "technical", "head", "admin"):
         keys = getattr(settings.roles, role)
         if keys:
