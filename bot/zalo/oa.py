@@ -207,7 +207,10 @@ class OaReceiver:
             answer = "Bot chỉ đọc tin nhắn chữ. Gửi /giup để xem các lệnh."
         else:
             answer = await handle(self.text, actor, payload["user_id"], payload["text"])
-        await self.chat.send_text(payload["user_id"], answer)
+        try:
+            await self.chat.send_text(payload["user_id"], answer)
+        except ChatRefused as exc:  # they wrote, then blocked the bot: the command ran, the answer cannot go
+            log.info("Zalo answer to %s not delivered: %s", payload["user_id"], exc)
 
     async def start_webhook(self) -> None:
         """Serve the webhook (its address is set in Zalo's developer console)."""
