@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from bot.textcommands import TextContext
@@ -47,8 +48,6 @@ class ZaloSurface:
 
     async def run(self) -> None:
         """Receive people's messages until cancelled (polling, or a webhook server)."""
-        import asyncio
-
         if self.settings.zalo.api == "bot" and self.settings.zalo.mode == "polling":
             await self.receiver.poll()
             return
