@@ -15,6 +15,7 @@ from core.config import Settings
 from core.jobs import JobQueue, PermanentJobError, RetryLater
 from core.models import ChatCard, Job, Staff
 from core.ports import Button, Card, ChatBusy, ChatDown, ChatPort, ChatRefused, Clock
+from core.staff import Role, actor_for_staff
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -80,8 +81,12 @@ class ChatHub:
             return [chat] if chat else []
         if audience not in ("office", "technical", "head"):
             return []
-        return [str(s.zalo_id) for s in await Staff.filter(active=True, zalo_id__isnull=False).order_by("id")
-                if audience in (s.roles or []) and self.preferred(s) == "zalo"]
+        chats = []
+        for staff in await Staff.filter(active=True, zalo_id__isnull=False).order_by("id"):
+            actor = await actor_for_staff(staff.id, self.settings)  # roles from the table and from config
+            if actor is not None and Role(audience) in actor.roles and self.preferred(staff) == "zalo":
+                chats.append(str(staff.zalo_id))
+        return chats
 
     async def _healthy(self, surface: str, ok: bool, detail: str = "") -> None:
         # Every failure is written; a success only the first time after start or after a failure (the
@@ -131,6 +136,11 @@ class ChatHub:
             if cc.message_ref.startswith(CLAIM):
                 in_flight.add(cc.chat)
             elif cc.version < version and cc.message_ref != REFUSED:
+                if surface == "zalo" and cc.chat not in await self._chats_for(surface, cc.audience):
+                    # Left the role, was disabled, chose another channel, or the account moved to someone
+                    # else: a Zalo "edit" is a new message with the applicant's data, so none goes.
+                    await ChatCard.filter(id=cc.id).update(version=version, message_ref=REFUSED, updated_at=now)
+                    continue
                 try:
                     await self._call(surface, cc.audience, port.edit_card(
                         cc.chat, cc.message_ref, build_card(view, cc.audience, self.settings, now)))
@@ -142,15 +152,25 @@ class ChatHub:
         audiences = list(dict.fromkeys([*post_to, *(cc.audience for cc in cards if cc.chat in in_flight)]))
         for audience, chat in [(a, c) for a in audiences for c in await self._chats_for(surface, a)]:
             existing = by_chat.get(chat)
+            if surface == "zalo" and existing is not None and existing.audience != audience \
+                    and not existing.message_ref.startswith(CLAIM):
+                # One person in two roles (office, then technical): the new role's card, with its actions,
+                # goes as a new message; the row now follows that audience.
+                await ChatCard.filter(id=existing.id, message_ref=existing.message_ref).delete()
+                existing = None
             token = await self._claim(surface, chat, request_id, audience, version, existing)
             if token is None:
                 continue  # posted already, or in flight (noted above)
             try:
                 ref = await self._call(surface, audience, port.post_card(
                     chat, build_card(view, audience, self.settings, now)))
-            except PermanentJobError as exc:  # that one person refuses the bot (Zalo): not tried again
+            except PermanentJobError as exc:  # that one person refuses the bot (Zalo): by e-mail instead
                 log.warning("card %s not posted to %s chat %s: %s", request_id, surface, chat, exc)
                 ref = REFUSED
+                owner = await Staff.get_or_none(zalo_id=chat) if surface == "zalo" else None
+                if owner is not None and owner.email:
+                    await self._mail_card(f"card_mail:{request_id}:{owner.id}:{version}", owner,
+                                          build_card(view, audience, self.settings, now), surface)
             except BaseException:
                 # Not posted (busy chat, network): give the claim back so the retry posts it.
                 await ChatCard.filter(surface=surface, chat=chat, request_id=request_id, message_ref=token).delete()
@@ -195,7 +215,7 @@ class ChatHub:
         audience = payload["audience"]
         person = await self._person(audience)
         if person is not None and self.preferred(person) == "email":
-            await self._mail_notice(job, person, card, "chat")
+            await self._mail_notice(job, person, card, "")  # their choice: no "chat failed" line
             return
         done = job.payload.get("done") or []  # "surface:chat" posted already (a retry posts only the others)
         for surface, port in self.ports.items():
@@ -212,7 +232,12 @@ class ChatHub:
                     owner = person or (await Staff.get_or_none(zalo_id=chat) if surface == "zalo" else None)
                     if retry or owner is None:
                         raise  # a group chat, or the channel down for a while: the job retries
-                    await self._mail_notice(job, owner, card, surface)  # the person's own chat failed: by mail
+                    try:
+                        await self._mail_notice(job, owner, card, surface)  # the person's own chat failed
+                    except PermanentJobError:
+                        if person is not None:
+                            raise
+                        log.warning("notice %s reached neither chat nor mail of staff %s", job.key, owner.id)
                 done.append(f"{surface}:{chat}")
                 await Job.filter(id=job.id).update(payload={**job.payload, "done": done})
 
@@ -223,6 +248,10 @@ class ChatHub:
 
     async def _mail_notice(self, job: Job, staff: Staff, card: Card, surface: str) -> None:
         """A person's notice by e-mail: they chose it, or their chat refused the message."""
+        await self._mail_card(f"notice_mail:{job.key}:{staff.id}", staff, card, surface)
+
+    async def _mail_card(self, key: str, staff: Staff, card: Card, surface: str) -> None:
+        """A card or notice as a mail to one staff member (`surface`: the chat that failed, "" if none)."""
         from tortoise.transactions import in_transaction
 
         from bot.zalo.render import plain
@@ -234,7 +263,8 @@ class ChatHub:
         links = [b.url for row in card.buttons for b in row if b.url]
         context = {**mail_context(self.settings, staff.name), "text": text, "link": links[0] if links else "",
                    "subject": text.splitlines()[0][:120] if text else "Thông báo", "surface": surface.capitalize()}
+        key = key[:300]
         async with in_transaction() as conn:
-            await queue_mail(conn, self.queue, self.clock, self.settings, key=f"notice_mail:{job.key}:{staff.id}"[:300],
+            await queue_mail(conn, self.queue, self.clock, self.settings, key=key,
                              template="chat_notice", recipient=staff.email, context=context)
         self.queue.wake()

@@ -8,6 +8,7 @@ from the services, which check roles and write the audit trail.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ HELP = ("edudesk — bàn trợ giúp CNTT. Lệnh:\n"
         "/capphat <số YC> — thực hiện trên hệ thống\n"
         "/ky [lớp] — ký học bạ số đang chờ Thầy/Cô\n"
         "/giup — danh sách lệnh")
+log = logging.getLogger(__name__)
 DECISIONS = {"/duyet": Action.APPROVE, "/tuchoi": Action.REJECT, "/bosung": Action.ASK_INFO,
              "/capphat": Action.PROVISION}
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -75,6 +77,9 @@ async def handle(ctx: TextContext, actor: Actor, external_id: str, text: str) ->
         return HELP
     except EdudeskError as exc:
         return f"⚠ {exc.message}"
+    except Exception:  # a bug must still give the person an answer, and not run again on every retry
+        log.exception("chat command %r failed", text[:80])
+        return "⚠ Có lỗi hệ thống khi thực hiện lệnh; cán bộ kỹ thuật đã được ghi nhận. Vui lòng thử lại sau."
 
 
 async def _link(ctx: TextContext, external_id: str, arg: str) -> str:
@@ -82,7 +87,7 @@ async def _link(ctx: TextContext, external_id: str, arg: str) -> str:
         await mail_link_code(arg, ctx.surface, ctx.settings, ctx.clock, ctx.queue, external_id=external_id)
         return ("Nếu đây là địa chỉ e-mail của một cán bộ nhà trường, mã liên kết đã được gửi tới đó. "
                 "Gửi /lienket <mã> khi nhận được thư.")
-    if not arg.isdigit():
+    if not (arg.isascii() and arg.isdecimal()):
         return "Cú pháp: /lienket <mã 6 số>, hoặc /lienket <e-mail của trường> để nhận mã qua thư."
     staff = await redeem_link_code(ctx.surface, external_id, arg, ctx.clock)
     return f"✓ Đã liên kết tài khoản {ctx.surface.capitalize()} với {staff.name}. Từ nay thông báo sẽ được gửi tới đây."
@@ -91,7 +96,7 @@ async def _link(ctx: TextContext, external_id: str, arg: str) -> str:
 async def _decide(ctx: TextContext, actor: Actor, action: Action, rest: str) -> str:
     number, _, reason = rest.partition(" ")
     number = number.upper().removeprefix("YC-")
-    if not number.isdigit() or len(number) > 18:
+    if not (number.isascii() and number.isdecimal()) or len(number) > 18:
         return f"Cú pháp: /{_command(action)} <số yêu cầu>" + (" <lý do>" if action in (Action.REJECT,
                                                                                        Action.ASK_INFO) else "")
     request = await ctx.services.act(int(number), action, actor, reason=reason.strip())

@@ -39,7 +39,7 @@ class RedactingAccessLogger(AbstractAccessLogger):
     def log(self, request: BaseRequest, response: web.StreamResponse, time: float) -> None:
         """One line per request: method, path (tokens cut), status, duration."""
         path = request.path
-        if path.startswith(("/login/", "/p/")):
+        if path.startswith(("/login/", "/p/", "/a/")):
             path = path[:path.index("/", 1) + 1] + "…"  # the token is a credential until used
         elif path.startswith(QUIET) and response.status < 400:
             return

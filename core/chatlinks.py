@@ -28,6 +28,7 @@ from core.models import AuditEvent, Staff
 from core.ports import Clock
 
 LINK_ATTEMPTS = 5  # wrong codes per chat account per hour
+MAILS_PER_HOUR = 3  # codes mailed to one address an hour
 LINK_ATTEMPTS_ALL = 50  # wrong codes of all accounts in ten minutes before linking pauses
 SURFACES = ("zalo", "telegram")
 ACTION_PREFIX = "#a "  # an OA button payload: "#a <token>"
@@ -59,7 +60,11 @@ async def issue_link_code(staff_id: int, surface: str, settings: Settings, clock
     if surface not in SURFACES:
         raise LinkRefused(f"Không liên kết được kênh «{surface}».")
     now = clock.now()
-    code = f"{secrets.randbelow(10 ** 6):06d}"
+    while True:  # no two live codes alike (a million codes, a handful live): the redeemer finds one owner
+        code = f"{secrets.randbelow(10 ** 6):06d}"
+        if not await LinkCode.filter(code_hash=_hash(f"{surface}:{code}"), used_at__isnull=True,
+                                     expires_at__gt=now).exists():
+            break
     async with in_transaction() as conn:
         await LinkCode.filter(staff_id=staff_id, surface=surface, used_at__isnull=True).using_db(conn).update(
             used_at=now)
@@ -76,10 +81,19 @@ async def mail_link_code(email: str, surface: str, settings: Settings, clock: Cl
     """`/lienket email`: mail a code to that address when it is an active staff member's; silent otherwise
     (the chat's answer is the same either way, so nobody learns who works here)."""
     staff = await Staff.get_or_none(email=email.strip().lower()[:320], active=True)
-    now = clock.now()
+    now, actor = clock.now(), f"{surface}:{external_id}"
+    hour = now - timedelta(hours=1)
+    asked = await AuditEvent.filter(action__in=["chat_link_mail", "chat_link_refused"], actor=actor,
+                                    at__gte=hour).count()
+    if asked >= LINK_ATTEMPTS:
+        raise LinkRefused("Đã xin mã quá nhiều lần; hãy thử lại sau một giờ.")
+    await AuditEvent.create(at=now, actor=actor, action="chat_link_mail", detail={
+        "surface": surface, "staff_id": staff.id if staff else None})
     if staff is None:
-        await AuditEvent.create(at=now, actor=f"{surface}:{external_id}", action="chat_link_refused",
-                                detail={"reason": "unknown_email", "surface": surface})
+        return
+    # A known address gets at most MAILS_PER_HOUR codes, whoever asks: no flooding a mailbox, and the code
+    # the person is about to type is not replaced again and again by someone else.
+    if await _codes_for(staff.id, hour) >= MAILS_PER_HOUR:
         return
     code = await issue_link_code(staff.id, surface, settings, clock, issued_by=f"{surface}:{external_id}")
     async with in_transaction() as conn:
@@ -88,6 +102,10 @@ async def mail_link_code(email: str, surface: str, settings: Settings, clock: Cl
         await queue_mail(conn, queue, clock, settings, key=f"link_code:{staff.id}:{surface}:{int(now.timestamp())}",
                          template="link_code", recipient=staff.email, context=context)
     queue.wake()
+
+
+async def _codes_for(staff_id: int, since: datetime) -> int:
+    return await LinkCode.filter(staff_id=staff_id, created_at__gte=since).count()
 
 
 async def redeem_link_code(surface: str, external_id: str, code: str, clock: Clock) -> Staff:
@@ -100,11 +118,11 @@ async def redeem_link_code(surface: str, external_id: str, code: str, clock: Clo
     everyone = await AuditEvent.filter(action="chat_link_refused", at__gte=now - timedelta(minutes=10)).count()
     if everyone >= LINK_ATTEMPTS_ALL:
         raise LinkRefused("Có quá nhiều lần nhập sai mã liên kết; hãy thử lại sau mười phút.")
-    row = await LinkCode.get_or_none(code_hash=_hash(f"{surface}:{code.strip()[:12]}"), surface=surface,
-                                     used_at__isnull=True)
-    if row is None or _aware(row.expires_at) <= now:
+    row = await LinkCode.filter(code_hash=_hash(f"{surface}:{code.strip()[:12]}"), surface=surface,
+                                used_at__isnull=True, expires_at__gt=now).order_by("-id").first()
+    if row is None:
         await AuditEvent.create(at=now, actor=actor, action="chat_link_refused",
-                                detail={"reason": "expired" if row else "wrong_code", "surface": surface})
+                                detail={"reason": "wrong_code", "surface": surface})
         raise LinkRefused("Mã liên kết không đúng hoặc đã hết hạn. Hãy lấy mã mới ở trang «Tài khoản» của web "
                           "console, hoặc gửi /lienket <địa chỉ e-mail của trường>.")
     column = "zalo_id" if surface == "zalo" else "telegram_id"

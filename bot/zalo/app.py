@@ -51,8 +51,8 @@ class ZaloSurface:
         if self.settings.zalo.api == "bot" and self.settings.zalo.mode == "polling":
             await self.receiver.poll()
             return
-        await self.receiver.start_webhook()
         try:
+            await self.receiver.start_webhook()
             await asyncio.Event().wait()
         finally:
             await self.receiver.stop()

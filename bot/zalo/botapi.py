@@ -21,7 +21,7 @@ import aiohttp
 from aiohttp import web
 
 from bot.textcommands import TextContext, handle
-from bot.zalo.chat import ZaloChat
+from bot.zalo.chat import NOT_TEXT, ZaloChat, answer_event
 from bot.zalo.render import LIMIT
 from core.config import Settings
 from core.jobs import Job, JobQueue
@@ -95,8 +95,9 @@ class ZaloBotClient:
                 raise ChatBusy(5.0) from None
             if exc.code in (401,):
                 raise ChatDown(str(exc)) from None
-            if exc.code in (403, 404) or "block" in exc.description.lower() or "not found" in exc.description.lower():
-                raise ChatRefused(str(exc)) from None
+            text = exc.description.lower()
+            if exc.code == 403 or "block" in text or "chat not found" in text or "user not found" in text:
+                raise ChatRefused(str(exc)) from None  # that person; a wrong address stays a channel failure
             raise
         return str((result or {}).get("message_id", "")) if isinstance(result, dict) else ""
 
@@ -145,17 +146,16 @@ class ZaloBotReceiver:
         self._runner: web.AppRunner | None = None
 
     async def event(self, job: Job) -> None:
-        """Job handler `zalo_event`: run the person's command and answer in their chat."""
+        """Job handler `zalo_event`: run the person's command once and answer in their chat."""
         payload = job.payload
-        actor = await actor_for_zalo(payload["user_id"], payload.get("name", ""), self.settings)
-        if payload.get("event") not in ("", TEXT_EVENT) or not payload.get("text"):
-            answer = "Bot chỉ đọc tin nhắn chữ. Gửi /giup để xem các lệnh."
-        else:
-            answer = await handle(self.text, actor, payload["user_id"], payload["text"])
-        try:
-            await self.chat.send_text(payload["user_id"], answer)
-        except ChatRefused as exc:  # they wrote, then blocked the bot: the command ran, the answer cannot go
-            log.info("Zalo answer to %s not delivered: %s", payload["user_id"], exc)
+
+        async def run() -> str:
+            if payload.get("event") not in ("", TEXT_EVENT) or not payload.get("text"):
+                return NOT_TEXT
+            actor = await actor_for_zalo(payload["user_id"], payload.get("name", ""), self.settings)
+            return await handle(self.text, actor, payload["user_id"], payload["text"])
+
+        await answer_event(job, self.chat, run)
 
     async def poll(self) -> None:
         """Long polling (the webhook removed first: the platform refuses getUpdates while one is set)."""
@@ -165,7 +165,7 @@ class ZaloBotReceiver:
             try:
                 result = await self.client.call("getUpdates", http_timeout=40.0, timeout=30)
                 for update in updates_of(result):
-                    await store_event(self.queue, update)
+                    await self._keep(update)
                 backoff = 1.0
             except ZaloApiError as exc:
                 if exc.code == 408:  # the long poll ended with nothing to hand out
@@ -178,6 +178,19 @@ class ZaloBotReceiver:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 60.0)
 
+    async def _keep(self, update: dict[str, Any]) -> None:
+        """Store an update handed out by getUpdates, however long the database takes: the platform has no
+        offset to fetch it again, so it is held here until it is stored."""
+        delay = 0.5
+        while True:
+            try:
+                await store_event(self.queue, update)
+                return
+            except Exception:  # noqa: BLE001 - the database away for a while must not lose the message
+                log.exception("Zalo update not stored yet; again in %.1f s", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
     async def start_webhook(self) -> None:
         """Serve the webhook and tell the platform its address and secret."""
         secret = self.settings.secret(self.settings.zalo.webhook_secret_env)
@@ -187,8 +200,13 @@ class ZaloBotReceiver:
         app.router.add_post(self.settings.zalo.webhook_path, self._webhook)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, self.settings.zalo.webhook_host, self.settings.zalo.webhook_port).start()
-        await self.client.call("setWebhook", url=self.settings.zalo.webhook_url, secret_token=secret)
+        try:
+            await web.TCPSite(self._runner, self.settings.zalo.webhook_host, self.settings.zalo.webhook_port).start()
+            await self.client.call("setWebhook", url=self.settings.zalo.webhook_url, secret_token=secret)
+        except BaseException:
+            await self._runner.cleanup()  # free the port for the supervisor's next try
+            self._runner = None
+            raise
 
     @property
     def webhook_port(self) -> int:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from bot.zalo.render import render, split, update_line
 from core.config import Settings
-from core.models import Staff
-from core.ports import Card, Clock
+from core.jobs import RetryLater
+from core.models import Job, Staff
+from core.ports import Card, ChatBusy, ChatRefused, Clock
+
+log = logging.getLogger(__name__)
+NOT_TEXT = "Bot chỉ đọc tin nhắn chữ. Gửi /giup để xem các lệnh."
 
 
 class Sender(Protocol):
@@ -52,3 +58,24 @@ class ZaloChat:
         """A plain answer, split at lines into messages of at most 2,000 characters."""
         for part in split(text):
             await self.client.send(chat, part)
+
+
+async def answer_event(job: Job, chat: ZaloChat, run: Callable[[], Awaitable[str]]) -> None:
+    """Run a person's command once and send its answer, part by part: the answer and the parts sent are kept in
+    the job, so a retry after a failed send (Zalo down, busy) sends what is left and never runs the command
+    again (a second /lienket would burn the code, a second #a token would look like a replay)."""
+    payload = dict(job.payload)
+    if "answer" not in payload:
+        payload["answer"], payload["parts_sent"] = await run(), 0
+        await Job.filter(id=job.id).update(payload=payload)
+    parts = split(str(payload["answer"]))
+    for n in range(int(payload.get("parts_sent", 0)), len(parts)):
+        try:
+            await chat.client.send(str(payload["user_id"]), parts[n])
+        except ChatRefused as exc:  # they wrote, then blocked the bot: the command ran, the answer cannot go
+            log.info("Zalo answer to %s not delivered: %s", payload["user_id"], exc)
+            return
+        except ChatBusy as exc:
+            raise RetryLater(exc.wait) from None
+        payload["parts_sent"] = n + 1
+        await Job.filter(id=job.id).update(payload=payload)

@@ -29,7 +29,7 @@ from aiohttp import web
 from tortoise.transactions import in_transaction
 
 from bot.textcommands import TextContext, handle
-from bot.zalo.chat import ZaloChat
+from bot.zalo.chat import NOT_TEXT, ZaloChat, answer_event
 from core.config import Settings
 from core.db import lock_for_transaction
 from core.jobs import Job, JobQueue
@@ -63,13 +63,15 @@ class OaTokens:
         self._lock = asyncio.Lock()
         self._session: aiohttp.ClientSession | None = None
 
-    async def access(self) -> str:
-        """A valid access token (refreshed when it expires within `refresh_before_minutes`)."""
+    async def access(self) -> tuple[str, int]:
+        """A valid access token and its generation (refreshed when it expires within `refresh_before_minutes`)."""
         row = await OAuthToken.get_or_none(name=self.name)
         margin = timedelta(minutes=self.settings.zalo.refresh_before_minutes)
         if row is not None and _aware(row.expires_at) - margin > self.clock.now():
-            return self.box.open(row.access_sealed)
-        return await self.refresh(row.generation if row is not None else -1)
+            return self.box.open(row.access_sealed), row.generation
+        await self.refresh(row.generation if row is not None else -1)
+        fresh = await OAuthToken.get(name=self.name)
+        return self.box.open(fresh.access_sealed), fresh.generation
 
     async def refresh(self, seen: int) -> str:
         """Refresh unless another replica already did (its generation is newer than `seen`)."""
@@ -141,13 +143,13 @@ class OaClient:
                 {"title": title, "type": "oa.query.hide", "payload": payload} for title, payload in buttons]}}
         body = {"recipient": {"user_id": user_id}, "message": message}
         for attempt in (0, 1):
-            token = await self.tokens.access()
+            token, generation = await self.tokens.access()
             try:
                 data = await self._post(body, token)
             except OaError as exc:
                 if exc.code in TOKEN_ERRORS and attempt == 0:
-                    row = await OAuthToken.get_or_none(name=self.tokens.name)
-                    await self.tokens.refresh(row.generation if row is not None else -1)
+                    # Refused this generation: refresh unless another send or replica already has.
+                    await self.tokens.refresh(generation)
                     continue
                 if exc.code in NOT_FOLLOWING:
                     raise ChatRefused(str(exc)) from None
@@ -200,20 +202,22 @@ class OaReceiver:
         self._runner: web.AppRunner | None = None
 
     async def event(self, job: Job) -> None:
-        """Job handler `zalo_event`."""
+        """Job handler `zalo_event`: run the person's command once and answer."""
         payload = job.payload
-        actor = await actor_for_zalo(payload["user_id"], "", self.settings)
-        if payload.get("event") != "user_send_text" or not payload.get("text"):
-            answer = "Bot chỉ đọc tin nhắn chữ. Gửi /giup để xem các lệnh."
-        else:
-            answer = await handle(self.text, actor, payload["user_id"], payload["text"])
-        try:
-            await self.chat.send_text(payload["user_id"], answer)
-        except ChatRefused as exc:  # they wrote, then blocked the bot: the command ran, the answer cannot go
-            log.info("Zalo answer to %s not delivered: %s", payload["user_id"], exc)
+
+        async def run() -> str:
+            if payload.get("event") != "user_send_text" or not payload.get("text"):
+                return NOT_TEXT
+            actor = await actor_for_zalo(payload["user_id"], "", self.settings)
+            return await handle(self.text, actor, payload["user_id"], payload["text"])
+
+        await answer_event(job, self.chat, run)
 
     async def start_webhook(self) -> None:
         """Serve the webhook (its address is set in Zalo's developer console)."""
+        if not self.settings.secret(self.settings.zalo.oa_secret_env):
+            # Without it the signature is sha256 of public values: anyone could act as a linked person.
+            raise ValueError(f"[zalo] api = \"oa\" needs the OA secret key in {self.settings.zalo.oa_secret_env}")
         app = web.Application(client_max_size=64 * 1024)
         app.router.add_post(self.settings.zalo.webhook_path, self._webhook)
         self._runner = web.AppRunner(app, access_log=None)
@@ -235,8 +239,10 @@ class OaReceiver:
         if not isinstance(event, dict):
             return web.Response(status=400)
         z = self.settings.zalo
-        expected = event_mac(z.app_id, body, str(event.get("timestamp", "")), self.settings.secret(z.oa_secret_env))
-        if not hmac.compare_digest(request.headers.get("X-ZEvent-Signature", "").encode(), expected.encode()):
+        oa_secret = self.settings.secret(z.oa_secret_env)
+        expected = event_mac(z.app_id, body, str(event.get("timestamp", "")), oa_secret)
+        given = request.headers.get("X-ZEvent-Signature", "").encode()
+        if not oa_secret or not hmac.compare_digest(given, expected.encode()):
             log.warning("Zalo OA event with a wrong signature refused")
             await AuditEvent.create(at=self.clock.now(), actor="zalo_oa", action="zalo_event_refused",
                                     detail={"reason": "signature", "event": str(event.get("event_name"))[:64]})

@@ -125,7 +125,11 @@ async def _signed(field: str, count: int) -> bool:
     return await SignatureStep.filter(field=field, state="signed").count() == count
 
 
-async def test_office_approves_with_a_command_and_with_the_one_time_link(world: World) -> None:
+async def test_office_approves_with_a_command_and_with_the_one_time_link(world: World,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
     app, fake = world.app, world.fake
     await world.link(OFFICE_ZALO, world.office.id)
     for sid, name, mid in (("20201234", "Nguyễn Văn An", "<z1@gmail.com>"),
@@ -159,6 +163,7 @@ async def test_office_approves_with_a_command_and_with_the_one_time_link(world: 
             assert "đã được dùng" in await again.text()
         async with http.get(f"{world.console}/a/not-a-real-token") as forged:
             assert forged.status == 404
+    assert token not in caplog.text, "the access log shows /a/…, never the token"
     refused = [e.detail["reason"] for e in await AuditEvent.filter(action="action_token_refused")]
     assert refused == ["replayed", "forged"]
     used = await AuditEvent.filter(action="action_token_used")
@@ -172,7 +177,8 @@ async def test_unlinked_people_and_wrong_codes(world: World) -> None:
     for _ in range(5):
         assert "không đúng" in await world.say("7319999999999999999", "/lienket 000000")
     assert "quá nhiều lần" in await world.say("7319999999999999999", "/lienket 123456")
-    answer = await world.say("7319999999999999999", "/lienket ai.do@example.com")
+    assert "quá nhiều lần" in await world.say("7319999999999999999", "/lienket ai.do@example.com")
+    answer = await world.say("7318888888888888888", "/lienket ai.do@example.com")
     assert "Nếu đây là địa chỉ e-mail" in answer  # the same answer for unknown addresses
 
 
@@ -275,3 +281,24 @@ async def _no_pending_cards() -> bool:
     from core.models import Job
 
     return not await Job.filter(kind="refresh_cards", state__in=["pending", "running"]).exists()
+
+
+async def test_a_failed_answer_is_sent_again_without_running_the_command_again(world: World) -> None:
+    fake = world.fake
+    code = await issue_link_code(world.office.id, "zalo", world.app.settings, world.app.clock, issued_by="test")
+    fake.fail_next("sendMessage", code=502, description="Bad Gateway", times=2)  # Zalo down for a moment
+    answer = await world.say(OFFICE_ZALO, f"/lienket {code}")
+    assert answer.startswith("✓ Đã liên kết"), answer  # not "wrong code": the link ran once
+    assert await AuditEvent.filter(action="chat_linked").count() == 1
+    assert not await AuditEvent.filter(action="chat_link_refused").exists()
+
+
+async def test_one_person_in_two_roles_gets_each_roles_card(world: World) -> None:
+    app, fake = world.app, world.fake
+    await Staff.filter(id=world.office.id).update(roles=["office", "technical"])
+    await world.link(OFFICE_ZALO, world.office.id)
+    await app.ledger.store(student_form_mail(message_id="<zb4@gmail.com>"), source="smtp")
+    await fake.wait_for(lambda: any("/duyet" in t for t in fake.bot_texts(OFFICE_ZALO)), 20.0)
+    request = await Request.get()
+    await world.say(OFFICE_ZALO, f"/duyet {request.id}")
+    await fake.wait_for(lambda: any(f"/capphat {request.id}" in t for t in fake.bot_texts(OFFICE_ZALO)), 20.0)

@@ -147,3 +147,15 @@ async def test_webhook_with_a_wrong_signature_is_refused(world: World) -> None:
         async with http.post(world.hook, data=body, headers={"X-ZEvent-Signature": "mac=00"}) as response:
             assert response.status == 401
     assert await AuditEvent.filter(action="zalo_event_refused").count() == 1
+
+
+async def test_the_oa_webhook_will_not_start_without_its_secret(settings_factory: Any,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.zalo.oa import OaReceiver
+    from core.ports import FakeClock
+
+    monkeypatch.delenv("EDUDESK_ZALO_OA_SECRET", raising=False)
+    settings = settings_factory(zalo={"enabled": True, "api": "oa", "app_id": "123", "webhook_port": 0})
+    receiver = OaReceiver(settings, FakeClock(), None, None, None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="EDUDESK_ZALO_OA_SECRET"):
+        await receiver.start_webhook()  # else sha256 of public values would "sign" anyone's events
