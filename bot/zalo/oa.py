@@ -74,7 +74,12 @@ class OaTokens:
         return self.box.open(fresh.access_sealed), fresh.generation
 
     async def refresh(self, seen: int) -> str:
-        """Refresh unless another replica already did (its generation is newer than `seen`)."""
+        """Refresh unless another replica already did (its generation is newer than `seen`). Shielded: once
+        Zalo has spent the old refresh token, a cancelled caller (a restart, a timeout) must not keep the new
+        pair from being stored."""
+        return await asyncio.shield(self._refresh(seen))
+
+    async def _refresh(self, seen: int) -> str:
         async with self._lock, in_transaction() as conn:
             await lock_for_transaction(conn, f"edudesk:{self.name}")
             row = await OAuthToken.filter(name=self.name).using_db(conn).first()
