@@ -14,6 +14,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from core.config import Settings
+from core.db import lock_for_transaction
 from core.jobs import JobQueue
 from core.models import Job, Staff
 from core.notify import enqueue_notice
@@ -97,7 +98,13 @@ async def sign_notice(settings: Settings, clock: Clock, queue: JobQueue, job: Jo
     else:
         text += await preflight_text(settings, clock, queue, teacher, credential)
     async with in_transaction() as conn:
-        await SignatureStep.filter(id__in=[s.id for s in new]).using_db(conn).update(notified_at=clock.now())
+        # Two notice jobs of one teacher, class and stage may run at once (turns opened across a debounce
+        # bucket): whoever claims the steps first sends the one message, the other finds nothing new.
+        await lock_for_transaction(conn, f"edudesk:signnotice:{teacher_id}:{class_id}:{stage}")
+        claimed = await SignatureStep.filter(id__in=[s.id for s in steps], notified_at__isnull=True).using_db(
+            conn).update(notified_at=clock.now())
+        if not claimed:
+            return
         if teacher.staff_id is not None:
             await enqueue_notice(conn, queue, f"{job.key}:sent", f"staff:{teacher.staff_id}", text,
                                  buttons=sign_buttons(settings, class_id, stage))

@@ -118,6 +118,7 @@ async def test_teacher_linked_on_zalo_signs_with_ky(world: World) -> None:
     assert answer.startswith("✍️ Đang ký 3 học bạ lớp 10A1"), answer
     await wait_until(lambda: _signed("gvbm_gv01", 3), 60.0)
     assert "Không có học bạ nào đang chờ" in await world.say(TEACHER_ZALO, "/ky")
+    assert len([t for t in fake.bot_texts(TEACHER_ZALO) if "Mời Thầy/Cô ký" in t]) == 1, "one sign-now message"
     assert not [r for r in fake.refused if r.method == "sendMessage"], fake.refused
 
 
