@@ -108,6 +108,11 @@ class IntakeSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    raw_mail_days: float = 180.0  # raw mails of closed requests keep only their headers after this many days
+
+
+@dataclass(frozen=True)
 class SlaSettings:
     check_hours: float = 24.0
     provision_hours: float = 24.0
@@ -331,6 +336,7 @@ class Settings:
     chat: ChatSettings = field(default_factory=ChatSettings)
     provisioning: ProvisioningSettings = field(default_factory=ProvisioningSettings)
     records: RecordsSettings = field(default_factory=RecordsSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
     base_dir: str = "."
 
     @property

@@ -15,9 +15,11 @@ from core.notify import enqueue_notice
 from core.passwordlinks import purge_expired
 from core.ports import Clock
 from core.reports import overdue
+from core.retention import purge_raw_mail
 from core.text import local_time
 from core.workflow import State
 
+RAW_MAIL_PURGE_EVERY = timedelta(hours=1)  # a scan of the ledger; hourly is plenty for a rule in days
 OWNER = {State.RECEIVED: "office", State.APPROVED: "technical", State.PROVISIONING: "technical"}
 
 
@@ -67,7 +69,11 @@ async def send_reminders(settings: Settings, clock: Clock, queue: JobQueue) -> t
 
 async def watch_deadlines(settings: Settings, clock: Clock, queue: JobQueue) -> None:
     """For the supervisor: check deadlines every `[chat].overdue_check_seconds`."""
+    last_purge = None
     while True:
         await send_reminders(settings, clock, queue)
         await purge_expired(clock)  # the sealed passwords of links nobody opened in time
+        if last_purge is None or clock.now() - last_purge >= RAW_MAIL_PURGE_EVERY:
+            last_purge = clock.now()
+            await purge_raw_mail(clock, settings.retention.raw_mail_days)
         await asyncio.sleep(settings.chat.overdue_check_seconds)
