@@ -11,23 +11,27 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from bot.cards import STATE_LABELS
+from core.access import Permission, allows, audit_denial, require
 from core.chatlinks import ACTION_PREFIX, Grant, mail_link_code, redeem_action, redeem_link_code
 from core.config import Settings
 from core.errors import EdudeskError
 from core.jobs import JobQueue
 from core.ports import Clock
-from core.reports import open_queue
+from core.queries import request_queue
 from core.services import ACTION_LABELS, Action, RequestService
 from core.signing.models import SchoolClass, SignatureStep, Teacher
 from core.signing.service import RecordService
 from core.signing.turns import role_text
-from core.staff import Actor, Role
+from core.staff import Actor
 from core.text import local_time
+from core.workflow import OPEN_STATES
 
 HELP = ("edudesk — bàn trợ giúp CNTT. Lệnh:\n"
         "/lienket <mã> — liên kết tài khoản (mã ở trang «Tài khoản» của web console), hoặc /lienket <e-mail trường>\n"
-        "/danhsach — việc đang chờ Anh/Chị\n"
+        "/danhsach [trang] — việc đang chờ Anh/Chị (quá hạn và cũ nhất trước)\n"
         "/duyet <số YC> — yêu cầu hợp lệ\n"
         "/tuchoi <số YC> <lý do> — từ chối\n"
         "/bosung <số YC> <nội dung> — yêu cầu bổ sung\n"
@@ -38,6 +42,8 @@ log = logging.getLogger(__name__)
 DECISIONS = {"/duyet": Action.APPROVE, "/tuchoi": Action.REJECT, "/bosung": Action.ASK_INFO,
              "/capphat": Action.PROVISION}
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+OPEN = [s.value for s in OPEN_STATES]
+TODO_PAGE = 15  # requests per /danhsach answer (a Zalo message holds 2,000 characters)
 
 
 @dataclass
@@ -64,22 +70,29 @@ async def handle(ctx: TextContext, actor: Actor, external_id: str, text: str) ->
             return await _link(ctx, external_id, rest)
         if word in ("/giup", "/help", "/start"):
             return HELP
+        if word not in (*DECISIONS, "/ky", "/danhsach"):
+            return HELP
         if actor.staff_id is None:
+            await audit_denial(actor, Permission.SIGN_IN, word, surface=ctx.surface, clock=ctx.clock)
             return (f"Tài khoản {ctx.surface.capitalize()} này chưa liên kết với cán bộ nào của trường. "
                     "Gửi /lienket <mã> (mã ở trang "
                     "«Tài khoản» của web console) hoặc /lienket <e-mail của trường>.")
+        await _require(ctx, actor, Permission.REQUESTS if word in DECISIONS else Permission.SIGN_IN, word)
         if word in DECISIONS:
             return await _decide(ctx, actor, DECISIONS[word], rest)
         if word == "/ky":
             return await _sign(ctx, actor, rest)
-        if word == "/danhsach":
-            return await _todo(ctx, actor)
-        return HELP
+        return await _todo(ctx, actor, rest)
     except EdudeskError as exc:
         return f"⚠ {exc.message}"
     except Exception:  # a bug must still give the person an answer, and not run again on every retry
         log.exception("chat command %r failed", text[:80])
         return "⚠ Có lỗi hệ thống khi thực hiện lệnh; cán bộ kỹ thuật đã được ghi nhận. Vui lòng thử lại sau."
+
+
+async def _require(ctx: TextContext, actor: Actor, permission: Permission, command: str) -> None:
+    await require(actor, permission, command, surface=ctx.surface, clock=ctx.clock,
+                  language=ctx.settings.general.language)
 
 
 async def _link(ctx: TextContext, external_id: str, arg: str) -> str:
@@ -139,18 +152,30 @@ async def _sign(ctx: TextContext, actor: Actor, arg: str) -> str:
             f"trên điện thoại.")
 
 
-async def _todo(ctx: TextContext, actor: Actor) -> str:
+async def _todo(ctx: TextContext, actor: Actor, arg: str = "") -> str:
+    """The person's own signing turns and, for request roles, a page of the open requests (overdue first)."""
     lines = []
     for klass, stage, count in await my_turns(actor):
         teacher = await Teacher.get(staff_id=actor.staff_id)
         lines.append(f"✍️ Lớp {klass.name} — {await role_text(teacher.id, klass.id, stage)}: {count} học bạ "
                      f"(gửi /ky {klass.name})")
-    if actor.has(Role.OFFICE, Role.TECHNICAL, Role.HEAD):
+    if allows(actor, Permission.REQUESTS):
         tz = ctx.settings.general.timezone
-        for r in await open_queue(limit=15):
+        page = int(arg) if arg.isascii() and arg.isdecimal() and len(arg) < 6 else 1
+        result = await request_queue(OPEN, page=page, per_page=TODO_PAGE)
+        for r in result.requests:
             due = f", hạn {local_time(r.deadline, tz)}" if r.deadline else ""
-            lines.append(f"📨 YC-{r.id} {r.sender_name or r.sender} · {r.state}{due}")
+            late = "⏰ " if r.deadline and _aware(r.deadline) < ctx.clock.now() else ""
+            lines.append(f"📨 {late}YC-{r.id} {r.sender_name or r.sender} · {STATE_LABELS['vi'].get(r.state, r.state)}"
+                         f"{due}")
+        if result.page < result.pages:
+            lines.append(f"Trang {result.page}/{result.pages} — còn {result.total - result.page * TODO_PAGE} yêu "
+                         f"cầu; gửi /danhsach {result.page + 1} để xem tiếp.")
     return "\n".join(["Việc đang chờ Anh/Chị:", *lines]) if lines else "Không có việc nào đang chờ Anh/Chị. 🎉"
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 async def _token(ctx: TextContext, actor: Actor, token: str) -> str:

@@ -76,6 +76,7 @@ def build_app(settings: Settings, clock: Clock, services: RequestService,
     web_accounts.add_routes(app)
     web_records.add_routes(app)
     web_actions.add_routes(app)
+    app.middlewares.append(web_session.access)  # innermost: after the guard and the records' nav badge
     app.router.add_static("/static/", STATIC, append_version=False)
     app.on_response_prepare.append(security_headers)
     return app

@@ -1,4 +1,5 @@
-"""The account log (every change made in a directory) for technical staff, heads and admins: page and exports."""
+"""The account log (every change made in a directory) for technical staff, heads and admins: page and exports
+(who may read it: core/access.py, checked by the guard)."""
 
 from __future__ import annotations
 
@@ -10,24 +11,21 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from bot.web_render import ACTOR, Console, console, has_role, render
+from bot.web_render import Console, console, needs, render
+from core.access import Permission
 from core.accountlog import ACTION_LABELS, COLUMNS, export_csv, export_xlsx, log_rows
 from core.models import AccountLog
-from core.staff import Role
 
 PAGE_SIZE = 50
-READERS = (Role.TECHNICAL, Role.HEAD)  # and admin, who holds every role
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _NUMBER = re.compile(r"(?:yc)?[-\s]*(\d{1,18})", re.IGNORECASE)
 
 WORDS = {
     "vi": {"title": "Nhật ký tài khoản", "request_no": "Số yêu cầu", "from": "Từ ngày", "to": "Đến ngày",
            "none": "Chưa có thay đổi nào.", "csv": "Tải CSV", "xlsx": "Tải Excel (.xlsx)",
-           "no_access": "Nhật ký tài khoản chỉ dành cho cán bộ kỹ thuật, trưởng bộ phận và quản trị viên.",
            "bad_date": "Ngày không hợp lệ; vui lòng chọn lại (dd/mm/yyyy).", "ok": "thành công", "failed": "lỗi"},
     "en": {"title": "Account log", "request_no": "Request number", "from": "From", "to": "To",
            "none": "No changes yet.", "csv": "Download CSV", "xlsx": "Download Excel (.xlsx)",
-           "no_access": "The account log is for technical staff, heads and administrators.",
            "bad_date": "Invalid date; please pick it again.", "ok": "ok", "failed": "failed"},
 }
 
@@ -76,24 +74,13 @@ def _row(c: Console, lang: str, row: AccountLog) -> dict[str, Any]:
             "ok": row.ok, "answer": row.answer}
 
 
-def _allowed(request: web.Request) -> web.Response | None:
-    """None when the actor may read the log, else the 403 page."""
-    if has_role(request.get(ACTOR), READERS):
-        return None
-    c = console(request)
-    words = WORDS[_lang(c)]
-    return render(request, "error.html.j2", status=403, title=c.t["refused_title"], message=words["no_access"])
-
-
 def _lang(c: Console) -> str:
     return "en" if c.t["lang"] == "en" else "vi"
 
 
+@needs(Permission.ACCOUNT_LOG)
 async def log_page(request: web.Request) -> web.Response:
     """GET /accounts/log: the account log, newest first, paged, filtered by request and dates."""
-    refused = _allowed(request)
-    if refused is not None:
-        return refused
     c = console(request)
     lang = _lang(c)
     f = parse_filter(request.query, c.settings.general.timezone)
@@ -117,9 +104,6 @@ async def log_page(request: web.Request) -> web.Response:
 
 
 async def _export(request: web.Request, kind: str) -> web.Response:
-    refused = _allowed(request)
-    if refused is not None:
-        return refused
     c = console(request)
     lang = _lang(c)
     f = parse_filter(request.query, c.settings.general.timezone)
@@ -135,11 +119,13 @@ async def _export(request: web.Request, kind: str) -> web.Response:
                         headers={"Content-Disposition": f'attachment; filename="{name}.{kind}"'})
 
 
+@needs(Permission.ACCOUNT_LOG)
 async def log_csv(request: web.Request) -> web.Response:
     """GET /accounts/log.csv: the filtered log as CSV (UTF-8 with a BOM, for Excel)."""
     return await _export(request, "csv")
 
 
+@needs(Permission.ACCOUNT_LOG)
 async def log_xlsx(request: web.Request) -> web.Response:
     """GET /accounts/log.xlsx: the filtered log as an Excel workbook."""
     return await _export(request, "xlsx")

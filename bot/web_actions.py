@@ -3,7 +3,9 @@
 GET /a/<token> only shows what the link does (link previews and mail scanners open links: a GET must not
 act); the button POSTs the token in the form body (so it is in no access log) and the action runs once, as
 the person the link was made for, whose roles the service checks again. The link is its own credential,
-like the password links: no sign-in needed, refusals (forged, replayed, expired) audited.
+like the password links: no sign-in needed, refusals (forged, replayed, expired) audited. A browser signed in
+to the console as someone else is refused (audited, the link stays usable by its owner): a forwarded link
+must not act in the owner's name from a colleague's desk.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import re
 
 from aiohttp import web
 
-from bot.web_render import ACTOR, console, redirect, render
+from bot.web_render import ACTOR, OPEN, console, needs, redirect, render
 from core.chatlinks import ActionRefused, Grant, issue_link_code, peek_action, redeem_action
 from core.errors import EdudeskError
 from core.models import AuditEvent, Staff
@@ -22,6 +24,7 @@ from core.staff import Actor, actor_for_staff
 
 _TOKEN_TAIL = re.compile(r"[^A-Za-z0-9_-].*$", re.S)  # chat apps glue punctuation to links
 NOTIFY = ("", "telegram", "zalo", "email")
+_STATUS = {"action_forged": 404, "action_not_yours": 403}
 
 
 async def _what(request: web.Request, grant: Grant) -> str:
@@ -34,11 +37,13 @@ async def action_page(request: web.Request) -> web.Response:
     """GET /a/{token}: what the link does, for whom, until when; a button that POSTs."""
     c = console(request)
     token = _TOKEN_TAIL.sub("", request.match_info["token"])[:200]
+    signed_in = request.get(ACTOR)
     try:
-        grant = await peek_action(token, c.clock, actor=f"web:{request.remote or '?'}")
+        grant = await peek_action(token, c.clock,
+                                  actor=signed_in.label if signed_in else f"web:{request.remote or '?'}",
+                                  staff_id=signed_in.staff_id if signed_in else None)
     except ActionRefused as exc:
-        return render(request, "action.html.j2", status=410 if exc.code != "action_forged" else 404,
-                      refused=exc.message)
+        return render(request, "action.html.j2", status=_STATUS.get(exc.code, 410), refused=exc.message)
     staff = await Staff.get_or_none(id=grant.staff_id)
     return render(request, "action.html.j2", token=token, what=await _what(request, grant),
                   name=staff.name if staff else "?", expires=c.when(grant.expires_at) if grant.expires_at else "")
@@ -48,8 +53,11 @@ async def action_run(request: web.Request) -> web.Response:
     """POST /a/: use the link once and do the action as its owner."""
     c = console(request)
     token = str((await request.post()).get("token", ""))[:200]
+    signed_in = request.get(ACTOR)  # a browser signed in to the console as someone else may not use the link
     try:
-        grant = await redeem_action(token, c.clock, actor=f"link:{request.remote or '?'}")
+        grant = await redeem_action(token, c.clock,
+                                    actor=signed_in.label if signed_in else f"link:{request.remote or '?'}",
+                                    staff_id=signed_in.staff_id if signed_in else None)
         base = await actor_for_staff(grant.staff_id, c.settings)
         if base is None:
             raise ActionRefused("Tài khoản cán bộ này đã bị khoá.", code="action_disabled")
@@ -63,10 +71,11 @@ async def action_run(request: web.Request) -> web.Response:
             await c.services.act(grant.target, Action(grant.action), actor, version=grant.version)
             done = await _what(request, grant)
     except EdudeskError as exc:
-        return render(request, "action.html.j2", refused=exc.message)
+        return render(request, "action.html.j2", status=_STATUS.get(exc.code, 200), refused=exc.message)
     return render(request, "action.html.j2", done=done)
 
 
+@needs(OPEN)
 async def link_code(request: web.Request) -> web.Response:
     """POST /whoami/link-code: a one-time code to link the person's Zalo account."""
     from bot.web_queue import whoami_page
@@ -83,6 +92,7 @@ async def link_code(request: web.Request) -> web.Response:
     return await whoami_page(request)
 
 
+@needs(OPEN)
 async def notify_via(request: web.Request) -> web.Response:
     """POST /whoami/notify: where the person's own notices go."""
     c = console(request)

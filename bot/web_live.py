@@ -14,6 +14,8 @@ from collections import defaultdict
 from aiohttp import web
 from tortoise.functions import Count, Max
 
+from bot.web_render import needs
+from core.access import Permission
 from core.models import AuditEvent, Request
 
 TTL = 0.2  # seconds a computed stamp is shared between waiting clients
@@ -59,6 +61,7 @@ async def compute(scope: str) -> str:
 STAMPS = web.AppKey("stamps", Stamps)
 
 
+@needs(Permission.REQUESTS)
 async def api_version(request: web.Request) -> web.Response:
     """GET /api/version?scope=queue|request:<id>&since=<stamp>&wait=<s>: the stamp, once it differs."""
     scope = request.query.get("scope", "queue")

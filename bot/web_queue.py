@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 
@@ -10,25 +9,17 @@ from aiohttp import web
 from tortoise.expressions import Q
 
 from bot.web_live import STAMPS
-from bot.web_render import ACTOR, SESSION, Console, console, render
-from core.models import RegistryEntry, Request, RequestPerson, Staff
+from bot.web_render import ACTOR, SESSION, Console, console, needs, render
+from bot.web_render import OPEN as OPEN_PAGE
+from core.access import Permission
+from core.models import RegistryEntry, Request, Staff
+from core.queries import request_queue
 from core.text import fold
 from core.workflow import OPEN_STATES
 
 OPEN = [s.value for s in OPEN_STATES]
-QUEUE_LIMIT = 500
+QUEUE_PAGE = 50
 REGISTRY_PAGE = 50
-_NUMBER = re.compile(r"(?:yc)?[-\s]*(\d{1,18})")
-_FAR = datetime.max.replace(tzinfo=None)
-
-
-def _matches(needle: str, request: Request, persons: list[dict[str, Any]]) -> bool:
-    number = _NUMBER.fullmatch(needle)
-    if number and int(number.group(1)) == request.id:
-        return True
-    hay = [request.sender, request.sender_name, request.subject]
-    hay += [p["full_name"] for p in persons] + [p["person_id"] for p in persons]
-    return any(needle in fold(h) for h in hay if h)
 
 
 def _row(c: Console, r: Request, people: int, now: datetime) -> dict[str, Any]:
@@ -41,36 +32,35 @@ def _row(c: Console, r: Request, people: int, now: datetime) -> dict[str, Any]:
             "left": left, "overdue": overdue}
 
 
+@needs(Permission.REQUESTS)
 async def queue_page(request: web.Request) -> web.Response:
-    """GET /: the open requests, most urgent first, with filters state / kind / overdue / free text."""
+    """GET /: the open requests, overdue and oldest first, page by page, with filters state / kind / overdue /
+    free text; a request number typed in the search box shows that request whatever its state or age."""
     c = console(request)
     stamp = await request.app[STAMPS].get("queue", fresh=True)  # before reading: a later change reloads
     q = request.query
     state, kind, text = q.get("state", ""), q.get("kind", ""), q.get("q", "").strip()[:200]
     overdue_only = q.get("overdue") == "1"
+    try:
+        page = int(q.get("page", "1"))
+    except ValueError:
+        page = 1
     now = c.clock.now()
-    query = Request.filter(state__in=[state] if state in c.t["states"] else OPEN)
-    if kind in c.t["kinds"]:
-        query = query.filter(kind=kind)
-    if overdue_only:
-        query = query.filter(deadline__lt=now)
-    requests = await query.order_by("-id").limit(QUEUE_LIMIT)
-    persons: dict[int, list[dict[str, Any]]] = {}
-    if requests:
-        for p in await RequestPerson.filter(request_id__in=[r.id for r in requests]).values(
-                "request_id", "full_name", "person_id"):
-            persons.setdefault(p["request_id"], []).append(p)
-    needle = fold(text)
-    if needle:
-        requests = [r for r in requests if _matches(needle, r, persons.get(r.id, []))]
-    requests.sort(key=lambda r: (r.deadline is None, r.deadline.replace(tzinfo=None) if r.deadline else _FAR, r.id))
-    rows = [_row(c, r, len(persons.get(r.id, [])), now) for r in requests]
+    result = await request_queue([state] if state in c.t["states"] else OPEN,
+                                 kind=kind if kind in c.t["kinds"] else "", overdue_at=now if overdue_only else None,
+                                 text=text, page=page, per_page=QUEUE_PAGE)
+    shown = ([result.found] if result.found is not None and result.page == 1 else []) + result.requests
+    rows = [_row(c, r, result.people.get(r.id, 0), now) for r in shown]
+    filters = {"state": state, "kind": kind, "q": text, "overdue": overdue_only}
+    link = {k: v for k, v in {**filters, "overdue": "1" if overdue_only else ""}.items() if v}
     return render(request, "queue.html.j2", rows=rows, stamp=stamp, scope="queue", live_url=request.path_qs,
-                  filters={"state": state, "kind": kind, "q": text, "overdue": overdue_only},
+                  filters=filters, total=result.total, page=result.page, pages=result.pages, link=link,
+                  found=result.found.id if result.found is not None else None,
                   states=[(s, c.t["states"][s]) for s in c.t["states"]],
                   kinds=list(c.t["kinds"].items()))
 
 
+@needs(Permission.REGISTRY)
 async def registry_page(request: web.Request) -> web.Response:
     """GET /registry: search the staff/student registry by name (diacritics optional) or id, paged."""
     c = console(request)
@@ -97,6 +87,7 @@ async def registry_page(request: web.Request) -> web.Response:
                   populations=list(c.t["populations"].items()))
 
 
+@needs(OPEN_PAGE)
 async def whoami_page(request: web.Request) -> web.Response:
     """GET /whoami: the signed-in staff member, roles and session."""
     c = console(request)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from bot.web_labels import labels
+from core.access import Permission, allows
 from core.config import Settings
 from core.models import WebSession
 from core.ports import Clock
@@ -26,6 +28,20 @@ COOKIE = "edudesk_session"
 FLASH_COOKIE = "edudesk_flash"
 FLASHES = {"done": "done_flash", "bye": "bye"}  # keys only: a cookie never carries text to show
 SECRET_WORDS = ("password", "secret", "token", "sealed", "csrf")
+OPEN = "open"  # a page every signed-in person reaches, with or without a role (/whoami, sign-out)
+PERMISSION_ATTR = "edudesk_permission"
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+def needs(permission: Permission | str) -> Callable[[H], H]:
+    """Mark a route handler with what it shows (core/access.py); the guard checks it before the handler runs.
+
+    Unmarked handlers need `Permission.SIGN_IN` (any role); `OPEN` lets people without a role in.
+    """
+    def mark(handler: H) -> H:
+        setattr(handler, PERMISSION_ATTR, permission)
+        return handler
+    return mark
 
 
 @dataclass
@@ -99,7 +115,8 @@ def render(request: web.Request, template: str, *, status: int = 200, flash: str
     if not flash and request.cookies.get(FLASH_COOKIE) in FLASHES:
         flash = c.t[FLASHES[request.cookies[FLASH_COOKIE]]]
     html = c.env.get_template(template).render(
-        t=c.t, actor=request.get(ACTOR), csrf=session.csrf if session else "", nonce=nonce(request),
+        t=c.t, actor=request.get(ACTOR), can={p.value: allows(request.get(ACTOR), p) for p in Permission},
+        csrf=session.csrf if session else "", nonce=nonce(request),
         flash=flash, error=error, records_turns=request.get("records_turns", 0), **context)
     response = web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
     if FLASH_COOKIE in request.cookies:

@@ -13,7 +13,8 @@ from tortoise.expressions import Q
 
 from bot.cards import build_card, load_view, preset
 from bot.web_live import STAMPS
-from bot.web_render import ACTOR, Console, clean_detail, console, has_role, redirect, render
+from bot.web_render import ACTOR, Console, clean_detail, console, has_role, needs, redirect, render
+from core.access import Permission
 from core.errors import EdudeskError, NotFound
 from core.models import AuditEvent, InboundMail, RequestPerson, Staff
 from core.services import ROLES, Action, AlreadyDecided
@@ -90,11 +91,13 @@ def _id(request: web.Request, name: str = "id") -> int:
     return int(request.match_info[name])
 
 
+@needs(Permission.REQUESTS)
 async def request_page(request: web.Request) -> web.Response:
     """GET /requests/{id}: card, buttons the actor may use, people, audit trail, raw mails."""
     return await _page(request, _id(request))
 
 
+@needs(Permission.REQUESTS)
 async def act(request: web.Request) -> web.Response:
     """POST /requests/{id}/act: one decision through RequestService.act; errors become a flash, never a 500."""
     c = console(request)
@@ -117,6 +120,7 @@ async def act(request: web.Request) -> web.Response:
     return redirect(request, f"/requests/{request_id}", flash="done")
 
 
+@needs(Permission.REQUESTS)
 async def assign(request: web.Request) -> web.Response:
     """POST /requests/{id}/assign: a head gives the request to one staff member."""
     c = console(request)
@@ -133,6 +137,7 @@ async def assign(request: web.Request) -> web.Response:
     return redirect(request, f"/requests/{request_id}", flash="done")
 
 
+@needs(Permission.RAW_MAIL)
 async def raw_mail(request: web.Request) -> web.Response:
     """GET /requests/{id}/mail/{mail_id}.eml: the mail as received, as an attachment."""
     request_id, mail_id = _id(request), _id(request, "mail_id")
@@ -149,6 +154,7 @@ def _cell(value: Any) -> str:
     return "'" + text if _FORMULA.match(text) and not _PHONE.fullmatch(text) else text
 
 
+@needs(Permission.EXPORT)
 async def rows_csv(request: web.Request) -> web.Response:
     """GET /requests/{id}/rows.csv: the people as CSV, UTF-8 with a BOM so Excel reads Vietnamese."""
     t = console(request).t

@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from yarl import URL
 
-from bot.web_render import ACTOR, COOKIE, SESSION, console, redirect, render
+from bot.web_render import ACTOR, COOKIE, OPEN, PERMISSION_ATTR, SESSION, console, needs, redirect, render
+from core.access import Permission, allows, audit_denial, denial_text
 from core.errors import EdudeskError
 from core.models import AuditEvent
 from core.staff import actor_for_staff
@@ -81,9 +82,6 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             return web.json_response({"error": "signed_out"}, status=401)
         target = request.path_qs if request.method == "GET" else "/"
         raise web.HTTPFound(str(URL("/login").with_query(next=target)) if target != "/" else "/login")
-    if not actor.roles and request.path not in ("/whoami", "/logout", "/whoami/link-code", "/whoami/notify"):
-        # Signed in but given no role (or it was taken away): requests hold personal data.
-        return render(request, "error.html.j2", status=403, title=c.t["refused_title"], message=c.t["no_role"])
     if request.method == "POST":
         form = await request.post()
         sent = str(form.get("csrf", ""))
@@ -94,6 +92,34 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     except EdudeskError as exc:  # a domain error is a message for the user, never a 500
         return render(request, "error.html.j2", status=404 if exc.code == "not_found" else 200,
                       title=c.t["error_title"], message=exc.message)
+
+
+def permission_of(request: web.Request) -> Permission | None:
+    """What the matched route shows (its handler's `needs` mark); None for open pages and unknown paths."""
+    route = request.match_info.route
+    if route.resource is None:
+        return None  # no such page: the 404 page tells nothing
+    mark = getattr(request.match_info.handler, PERMISSION_ATTR, Permission.SIGN_IN)
+    return None if mark == OPEN else Permission(mark)
+
+
+@web.middleware
+async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Who may see what (core/access.py), for the route's `needs` mark: a 403 (a page, or JSON for /api/) and an
+    audit entry otherwise. The innermost middleware: the guard has found the actor, the nav badges are set."""
+    actor = request.get(ACTOR)
+    public = request.path == "/login" or request.path.startswith((*PUBLIC_PREFIXES, "/static/"))
+    permission = permission_of(request) if actor is not None and not public else None
+    if permission is None or allows(actor, permission):
+        return await handler(request)
+    assert actor is not None
+    c = console(request)
+    await audit_denial(actor, permission, f"{request.method} {request.path}", surface="web", clock=c.clock)
+    log.info("web console: %s refused %s %s (%s)", actor.key, request.method, request.path, permission.value)
+    if request.path.startswith("/api/"):
+        return web.json_response({"error": "forbidden"}, status=403)
+    text = c.t["no_role"] if not actor.roles else denial_text(actor, permission, c.t["lang"])
+    return render(request, "error.html.j2", status=403, title=c.t["refused_title"], message=text)
 
 
 def _next(request: web.Request) -> str:
@@ -139,6 +165,7 @@ async def login_submit(request: web.Request) -> web.Response:
     return response
 
 
+@needs(OPEN)
 async def logout(request: web.Request) -> web.Response:
     """POST /logout (CSRF-checked by the guard): end the session, clear the cookie."""
     await close_session(request.cookies.get(COOKIE, ""), console(request).clock)

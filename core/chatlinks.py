@@ -176,10 +176,13 @@ async def _refuse(actor: str, reason: str, row: ActionToken | None, clock: Clock
     return ActionRefused(text, code=f"action_{reason}")
 
 
-async def peek_action(token: str, clock: Clock, *, actor: str) -> Grant:
-    """Check a token without using it (the confirmation page); refusals are audited."""
+async def peek_action(token: str, clock: Clock, *, actor: str, staff_id: int | None = None) -> Grant:
+    """Check a token without using it (the confirmation page); refusals are audited. `staff_id`, when the
+    browser is signed in to the console, must be the token's owner."""
     row = await ActionToken.get_or_none(token_hash=_hash(token[:200]))
     reason = _why_not(row, clock)
+    if not reason and row is not None and staff_id is not None and row.staff_id != staff_id:
+        reason = "not_yours"
     if reason:
         raise await _refuse(actor, reason, row, clock)
     assert row is not None
@@ -198,7 +201,7 @@ def _why_not(row: ActionToken | None, clock: Clock) -> str:
 
 async def redeem_action(token: str, clock: Clock, *, actor: str, staff_id: int | None = None) -> Grant:
     """Use a token once: exactly one of two concurrent uses wins. `staff_id`, when the token came from a
-    chat account, must be the token's owner."""
+    chat account or a browser signed in to the console, must be the token's owner."""
     row = await ActionToken.get_or_none(token_hash=_hash(token[:200]))
     reason = _why_not(row, clock)
     if not reason and row is not None and staff_id is not None and row.staff_id != staff_id:

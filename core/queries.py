@@ -1,11 +1,100 @@
-"""Read-side use cases for the command line and the web console: request lists and details."""
+"""Read-side use cases for the command line, the chats and the web console: the queue, request details."""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from core.errors import NotFound
 from core.models import AuditEvent, InboundMail, Request, RequestPerson
+from core.text import fold
+
+NUMBER = re.compile(r"(?:yc)?[\s#-]*(\d{1,18})", re.IGNORECASE)  # "12", "YC-12", "yc 12", "#12"
+MAX_ID = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    """One page of the queue: the most urgent first, how many in all, and the request a number named."""
+
+    requests: list[Request]
+    people: dict[int, int]  # request id -> how many people
+    total: int
+    page: int
+    pages: int
+    found: Request | None = None  # the request whose number was searched, whatever its state, age or filters
+
+
+def _ts(value: datetime | None) -> float:
+    if value is None:
+        return 0.0
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+
+
+def urgency(request: Request) -> tuple[bool, float, float, int]:
+    """The queue's order: overdue and nearest deadlines first, then those without a deadline (waiting for the
+    requester), each oldest received first."""
+    return (request.deadline is None, _ts(request.deadline), _ts(request.received_at), request.id)
+
+
+async def request_by_number(text: str) -> Request | None:
+    """The request a typed number names ("12", "YC-12", "#12"), in any state and of any age; None if none."""
+    match = NUMBER.fullmatch(text.strip())
+    if match is None or not 0 < int(match.group(1)) <= MAX_ID:
+        return None
+    return await Request.get_or_none(id=int(match.group(1)))
+
+
+async def _matching(query: Any, states: list[str], needle: str) -> list[Request]:
+    """Requests of `query` whose sender, subject, a person's name (diacritics optional) or ID contains `needle`."""
+    rows = await query
+    people: dict[int, list[str]] = {}
+    for rid, name, pid in await RequestPerson.filter(request__state__in=states).values_list(
+            "request_id", "full_name", "person_id"):
+        people.setdefault(int(rid), []).extend((fold(name or ""), fold(pid or "")))
+    return [r for r in rows if any(needle in h for h in people.get(r.id, []))
+            or any(needle in fold(h) for h in (r.sender, r.sender_name, r.subject) if h)]
+
+
+async def request_queue(states: list[str], *, kind: str = "", overdue_at: datetime | None = None, text: str = "",
+                        page: int = 1, per_page: int = 50) -> QueuePage:
+    """A page of the requests in `states` (optionally of one kind, overdue at `overdue_at`, matching `text`),
+    most urgent first; nothing is left out: every request is on some page."""
+    query = Request.filter(state__in=states)
+    if kind:
+        query = query.filter(kind=kind)
+    if overdue_at is not None:
+        query = query.filter(deadline__lt=overdue_at)
+    text = " ".join(text.split())
+    found = await request_by_number(text) if text else None
+    if text:
+        matched = sorted((r for r in await _matching(query, states, fold(text)) if not found or r.id != found.id),
+                         key=urgency)
+        total = len(matched)
+        pages = max(1, -(-total // per_page))
+        page = min(max(1, page), pages)
+        rows = matched[(page - 1) * per_page:page * per_page]
+    else:
+        dated, undated = query.filter(deadline__isnull=False), query.filter(deadline__isnull=True)
+        n_dated = await dated.count()
+        total = n_dated + await undated.count()
+        pages = max(1, -(-total // per_page))
+        page = min(max(1, page), pages)
+        offset = (page - 1) * per_page
+        rows = []
+        if offset < n_dated:
+            rows = await dated.order_by("deadline", "received_at", "id").offset(offset).limit(per_page)
+        if len(rows) < per_page:
+            rows += await undated.order_by("received_at", "id").offset(max(0, offset - n_dated)).limit(
+                per_page - len(rows))
+        rows.sort(key=urgency)  # the database sorted by the same key; equal deadlines in any time zone notation
+    ids = [r.id for r in rows] + ([found.id] if found else [])
+    people: dict[int, int] = {}
+    for rid in await RequestPerson.filter(request_id__in=ids or [0]).values_list("request_id", flat=True):
+        people[int(rid)] = people.get(int(rid), 0) + 1  # type: ignore[call-overload]
+    return QueuePage(rows, people, total, page, pages, found)
 
 
 def _count_problems(request: Request, persons: list[RequestPerson]) -> int:

@@ -1,4 +1,4 @@
-"""Commands: /start /help /whoami /queue /find /report /login. Staff-only ones check the role first."""
+"""Commands: /start /help /whoami /queue /find /report /login. All but /help and /whoami ask core/access.py first."""
 
 from __future__ import annotations
 
@@ -10,15 +10,21 @@ from aiogram.types import Message
 
 from bot.cards import KIND_LABELS, STATE_LABELS
 from bot.telegram.context import BotContext
+from core.access import Permission, require
 from core.errors import EdudeskError
 from core.models import Request
-from core.reports import counts, day_and_month_start, find_requests, open_queue
+from core.queries import request_by_number, request_queue
+from core.reports import counts, day_and_month_start, find_requests
 from core.staff import ROLE_LABELS, Actor, staff_for_telegram
 from core.text import local_time
+from core.workflow import OPEN_STATES
+
+OPEN = [s.value for s in OPEN_STATES]
+QUEUE_PAGE = 20  # lines per /queue message (a Telegram message holds 4,096 characters)
 
 HELP = (
     "<b>edudesk</b> — bàn trợ giúp CNTT\n"
-    "/queue — các yêu cầu đang mở, theo hạn xử lý\n"
+    "/queue [trang] — các yêu cầu đang mở, quá hạn và cũ nhất trước\n"
     "/find &lt;số|tên|mã&gt; — tìm yêu cầu (ví dụ: /find YC-12, /find Nguyễn Văn An)\n"
     "/report — số yêu cầu hôm nay và tháng này\n"
     "/whoami — Anh/Chị là ai và có vai trò gì\n"
@@ -26,9 +32,11 @@ HELP = (
 )
 
 
-async def _staff_only(message: Message, ctx: BotContext, actor: Actor, command: str) -> bool:
+async def _allowed(message: Message, ctx: BotContext, actor: Actor, permission: Permission, command: str) -> bool:
+    """Whether the person may use the command (core/access.py); a refusal is audited and answered."""
     try:
-        await ctx.services.require_staff(actor, f"command_{command}")
+        await require(actor, permission, f"/{command}", surface="telegram", clock=ctx.clock,
+                      language=ctx.settings.general.language)
     except EdudeskError as exc:
         await ctx.chat.send_text(message.chat.id, html.escape(exc.message))
         return False
@@ -59,31 +67,41 @@ async def on_whoami(message: Message, edudesk: BotContext, actor: Actor) -> None
                                                   f"Vai trò: {roles}")
 
 
-async def on_queue(message: Message, edudesk: BotContext, actor: Actor) -> None:
-    """Open requests, most urgent first."""
-    if not await _staff_only(message, edudesk, actor, "queue"):
+async def on_queue(message: Message, command: CommandObject, edudesk: BotContext, actor: Actor) -> None:
+    """Open requests, overdue and oldest first, a page at a time (/queue 2 for the next)."""
+    if not await _allowed(message, edudesk, actor, Permission.REQUESTS, "queue"):
         return
-    rows = await open_queue(limit=20)
-    text = "\n".join(_line(r, edudesk) for r in rows) if rows else "Không có yêu cầu nào đang mở. 🎉"
-    await edudesk.chat.send_text(message.chat.id, f"<b>Yêu cầu đang mở</b>\n{text}")
+    arg = (command.args or "").strip()
+    page = int(arg) if arg.isascii() and arg.isdecimal() and len(arg) < 6 else 1
+    result = await request_queue(OPEN, page=page, per_page=QUEUE_PAGE)
+    if not result.requests:
+        await edudesk.chat.send_text(message.chat.id, "<b>Yêu cầu đang mở</b>\nKhông có yêu cầu nào đang mở. 🎉")
+        return
+    lines = [f"<b>Yêu cầu đang mở</b> ({result.total}, quá hạn và cũ nhất trước)",
+             *(_line(r, edudesk) for r in result.requests)]
+    if result.pages > 1:
+        lines.append(f"Trang {result.page}/{result.pages}"
+                     + (f" · gửi /queue {result.page + 1} để xem tiếp" if result.page < result.pages else ""))
+    await edudesk.chat.send_text(message.chat.id, "\n".join(lines))
 
 
 async def on_find(message: Message, command: CommandObject, edudesk: BotContext, actor: Actor) -> None:
     """Find requests by number, person ID or name."""
-    if not await _staff_only(message, edudesk, actor, "find"):
+    if not await _allowed(message, edudesk, actor, Permission.REQUESTS, "find"):
         return
     term = (command.args or "").strip()
     if not term:
         await edudesk.chat.send_text(message.chat.id, "Cú pháp: /find &lt;số yêu cầu | họ tên | mã số&gt;")
         return
-    rows = await find_requests(term)
+    exact = await request_by_number(term)  # a number finds its request whatever its state or age
+    rows = ([exact] if exact else []) + [r for r in await find_requests(term) if not exact or r.id != exact.id]
     text = "\n".join(_line(r, edudesk) for r in rows) if rows else f"Không tìm thấy «{html.escape(term)}»."
     await edudesk.chat.send_text(message.chat.id, text)
 
 
 async def on_report(message: Message, edudesk: BotContext, actor: Actor) -> None:
     """Today's and this month's counts."""
-    if not await _staff_only(message, edudesk, actor, "report"):
+    if not await _allowed(message, edudesk, actor, Permission.REQUESTS, "report"):
         return
     now = edudesk.clock.now()
     day, month = day_and_month_start(now, edudesk.settings.general.timezone)
@@ -99,7 +117,7 @@ async def on_report(message: Message, edudesk: BotContext, actor: Actor) -> None
 
 async def on_login(message: Message, edudesk: BotContext, actor: Actor) -> None:
     """A one-time sign-in link to the web console, sent in a private chat only."""
-    if not await _staff_only(message, edudesk, actor, "login"):
+    if not await _allowed(message, edudesk, actor, Permission.SIGN_IN, "login"):
         return
     if message.chat.type != "private" or message.from_user is None:
         await edudesk.chat.send_text(message.chat.id, "Vì lý do bảo mật, hãy nhắn /login riêng cho bot.")

@@ -18,6 +18,7 @@ from aiogram.types import CallbackQuery, ForceReply, Message
 from bot.cards import build_card, load_view, picker_card, preset
 from bot.telegram.callbacks import Tap, TapAction
 from bot.telegram.context import BotContext
+from core.access import Permission, require
 from core.errors import EdudeskError
 from core.models import ChatCard
 from core.ports import Button, Card
@@ -66,7 +67,8 @@ async def on_tap(cb: CallbackQuery, callback_data: Tap, edudesk: BotContext, act
         elif a in (TapAction.TYPE_REJECT, TapAction.TYPE_ASK_INFO):
             await _ask_for_text(cb, ctx, actor, tap, a.value.removeprefix("type_"), state)
         elif a in (TapAction.BACK, TapAction.PAGE):
-            await ctx.services.require_staff(actor, a.value, tap.r)  # a card shows personal data
+            await require(actor, Permission.REQUESTS, f"tap:{a.value}:{tap.r}", surface="telegram", clock=ctx.clock,
+                          language=ctx.settings.general.language)  # a card shows personal data
             view = await load_view(tap.r)
             audience = await _audience(cb.message.chat.id, tap.r) if cb.message else "office"
             await cb.answer()

@@ -272,8 +272,8 @@ async def test_commands_answer_staff_and_refuse_strangers(bot: Bot) -> None:
     await bot.card(OFFICE_USER, "Văn phòng")
     bot.fake.inject_message(STRANGER, STRANGER, "/queue")
     await bot.card(STRANGER, "chưa được cấp quyền")
-    refused = await AuditEvent.get(action="action_refused")
-    assert refused.detail["action"] == "command_queue" and refused.actor.endswith(f"(tg:{STRANGER})")
+    refused = await AuditEvent.get(action="access_denied")
+    assert refused.detail["what"] == "/queue" and refused.actor.endswith(f"(tg:{STRANGER})")
     assert await ChatCard.filter(chat=str(OFFICE_CHAT)).count() == 1
 
 

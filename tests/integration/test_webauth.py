@@ -313,7 +313,7 @@ async def test_registry_search_ignores_diacritics_and_pages(console: Console) ->
                                    name_key=fold(name), imported_at=now)
     await RegistryEntry.create(population="staff", person_id="CB001", full_name="Đặng Văn Đức",
                                name_key=fold("Đặng Văn Đức"), imported_at=now)
-    client, _csrf = await console.signed_in()
+    client, _csrf = await console.signed_in(("admin",))  # only administrators see the registry
     async with client:
         async with client.get(f"{console.url}/registry", params={"q": "tran thi binh"}) as r:
             html = await r.text()
