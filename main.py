@@ -13,6 +13,7 @@ from typing import Any
 
 from bot.hub import ChatHub
 from bot.web import WebConsole
+from core import logsafe
 from core.config import Settings, load_settings
 from core.db import close_database, migrate_database, open_database
 from core.domain import Population
@@ -448,7 +449,7 @@ def cli(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load(args.config)
-        logging.basicConfig(level=settings.general.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logsafe.install(settings.general.log_level)  # control characters a sender wrote are escaped
         if settings.general.log_level != "DEBUG":
             # aiosmtpd logs every SMTP command line at INFO: noise, and a tenth of the listener's CPU.
             logging.getLogger("mail.log").setLevel(logging.WARNING)

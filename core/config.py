@@ -105,6 +105,7 @@ class IntakeSettings:
     max_rows: int = 5000
     personal_senders_for_new_accounts: bool = True
     flag_failed_authentication: bool = True
+    flood_limit: int = 100  # requests from one outside address per outgoing.auto_reply_window_minutes (0: none)
 
 
 @dataclass(frozen=True)

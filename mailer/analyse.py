@@ -7,7 +7,10 @@ import asyncio
 import concurrent.futures as cf
 import logging
 import multiprocessing
+import os
 import resource
+import threading
+import time
 from dataclasses import replace
 
 from core.config import Settings
@@ -20,12 +23,25 @@ from mailer.parse import parse_mail
 log = logging.getLogger(__name__)
 
 _settings: Settings | None = None
+PARENT_CHECK_SECONDS = 0.5
 
 
-def _init_worker(settings: Settings) -> None:
-    """Runs once in each worker: remember settings and cap memory so a bomb kills only the worker."""
+def _watch_parent(parent: int) -> None:
+    """Exit as soon as the service that started this worker is gone (kill -9 runs no shutdown code).
+
+    Polls the parent pid: an orphan is re-parented (to init or a subreaper), so its parent pid changes.
+    """
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(0)  # no clean-up to do: the worker holds nothing another process needs
+
+
+def _init_worker(settings: Settings, parent: int) -> None:
+    """Runs once in each worker: remember settings, cap memory so a bomb kills only the worker, and
+    leave with the service (a worker orphaned by kill -9 would hold its memory for ever)."""
     global _settings
     _settings = settings
+    threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
     limit = settings.intake.parser_memory_mb * 1024 * 1024
     if limit > 0:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -34,7 +50,8 @@ def _init_worker(settings: Settings) -> None:
 def analyse_raw(raw: bytes, settings: Settings) -> Analysis:
     """Parse, classify, extract (pure CPU work; attachment payloads are dropped from the result)."""
     mail = parse_mail(raw)
-    own = (settings.outgoing.from_address.lower(), settings.institution.office_address.lower())
+    own = tuple(a.lower() for a in (settings.outgoing.from_address, settings.institution.office_address,
+                                     *settings.smtpd.recipients))
     automatic = classify_automatic(mail, own)
     extracted = None
     if automatic is None:
@@ -51,8 +68,6 @@ def analyse_raw(raw: bytes, settings: Settings) -> Analysis:
 
 def _ready() -> bool:
     """A warm-up call: the worker has started and imported the parsers."""
-    import time
-
     time.sleep(0.02)  # long enough for the pool to hand the next warm-up to another worker
     return True
 
@@ -78,7 +93,7 @@ class ProcessMailAnalyser:
             max_workers=max(1, self.settings.intake.parser_processes),
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(self.settings,),
+            initargs=(self.settings, os.getpid()),
         )
 
     def _kill_pool(self) -> None:

@@ -27,6 +27,7 @@ import mailparser
 from mailparser.exceptions import MailParserRecursionError
 
 from core.domain import Attachment, IncomingMail
+from core.intake.sender import FROM_UNTRUSTED
 from core.text import clean, nfc
 
 _TONES = ("", "\u0300", "\u0301", "\u0309", "\u0303", "\u0323")
@@ -39,6 +40,11 @@ _WESTERN = {"", "ascii", "iso8859-1", "cp1252", "iso8859-15"}
 _NOT_CHARSETS = {"unicode-escape", "raw-unicode-escape", "idna", "punycode", "undefined"}
 _WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 _IDS = re.compile(r"<([^<>\s]+)>")
+_ANGLE = re.compile(r"<([^<>]*)>")
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
+_COMMENT = re.compile(r"\((?:[^()\\]|\\.)*\)")
+_DOMAIN_CHAR = r"a-z0-9\u00a0-\uffff"  # letters of internationalised domains too
+_ADDR_SPEC = re.compile(rf"[^\s@<>()\[\],;:\"\\]+@[{_DOMAIN_CHAR}](?:[{_DOMAIN_CHAR}.-]*[{_DOMAIN_CHAR}])?")
 _MAX_PARTS = 500  # a bound on work per mail; real mail has a handful of parts
 _BLOCKS = {"p", "div", "tr", "table", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre"}
 _HTML_START = {"br": "\n", "hr": "\n", "li": "\n- ", "td": "\t", "th": "\t"} | dict.fromkeys(_BLOCKS, "\n")
@@ -70,13 +76,15 @@ def _parse(raw: bytes, defects: list[str]) -> IncomingMail:
     defects.extend(f"header {k}: raw 8-bit text (no RFC 2047)" for k, vs in lists.items()
                    if not all(str(v).isascii() for v in vs))
     first = {k: _unfold(vs[0]) for k, vs in lists.items()}  # Return-Path: the topmost is the latest
-    sender = _addresses(first.get("from", "")) or [("", "")]
+    from_name, from_addr, from_problem = read_from(",".join(lists.get("from", [])))
+    if from_problem:
+        defects.append(f"{FROM_UNTRUSTED} {from_problem}")
     plain, html, attachments = _walk(msg, defects)
     return IncomingMail(
         message_id=next(iter(_ids(headers.get("message-id", ""))), ""),
         subject=clean(headers.get("subject", "").split("\n")[0]),
-        from_addr=sender[0][1],
-        from_name=sender[0][0],
+        from_addr=from_addr,
+        from_name=from_name,
         to=tuple(a for _, a in _addresses(",".join(lists.get("to", [])))),
         cc=tuple(a for _, a in _addresses(",".join(lists.get("cc", [])))),
         reply_to=next((a for _, a in _addresses(first.get("reply-to", ""))), ""),
@@ -305,6 +313,33 @@ def _addresses(value: str) -> list[tuple[str, str]]:
         value = _decode(value.encode("utf-8", "surrogateescape"), None)[0]
     pairs = email.utils.getaddresses([_unfold(value)])
     return [(clean(_header_text(n)).strip("\"'"), a.strip().lower()) for n, a in pairs if "@" in a]
+
+
+def read_from(value: str) -> tuple[str, str, str]:
+    """(display name, address, "" or why it cannot be trusted) of a From header, read as mail clients
+    and DMARC read it: the addr-spec, never the display name.
+
+    Encoded words are decoded only after the header is split, so "=?utf-8?q?admin=40hust=2Eedu=2Evn?="
+    stays a name. Two mailboxes, two angle addresses, or no valid address make the From untrusted.
+    """
+    if not value.isascii():
+        value = _decode(value.encode("utf-8", "surrogateescape"), None)[0]
+    text = _unfold(value).strip()
+    mailboxes = [(n, a) for n, a in email.utils.getaddresses([text]) if n or a]
+    bare = _QUOTED.sub('""', _COMMENT.sub(" ", text))  # quoted names and comments cannot hold the address
+    angles = _ANGLE.findall(bare)
+    many = sum("@" in a for _, a in mailboxes) > 1 or len(angles) > 1
+    problem = "several addresses in From" if many else ""
+    if len(angles) == 1:
+        at = text.rfind("<" + angles[0] + ">")
+        name, addr = text[:at] if at >= 0 else "", angles[0]
+    else:
+        name, addr = mailboxes[0] if mailboxes else ("", "")
+    addr = addr.strip().lower()
+    if (addr or text) and not _ADDR_SPEC.fullmatch(addr):
+        problem, addr = problem or "no valid address in From", ""
+    name = clean(_header_text(name.strip())).strip("\"'").strip()
+    return name, addr, problem
 
 
 def _ids(value: str) -> list[str]:

@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from core.config import SmtpdSettings
+from core.intake.ledger import raw_message_id
 from core.ports import IntakeSink
 
 log = logging.getLogger(__name__)
 BACKLOG_RECHECK = 0.1  # seconds
+BACKLOG_TIMEOUT = 10.0  # seconds: a count the database does not answer in time (a lock) is a "retry later"
+STORE_TIMEOUT = 120.0  # seconds: well inside a sender's DATA timeout (RFC 5321: 10 minutes)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Temporary answers name no exception and no database: a real sender keeps the mail and retries.
+RETRY_LATER = "451 4.3.0 Temporary local problem, please retry later"
+STORE_FAILED = "451 4.3.0 Temporary failure storing the message, please retry"
+BAD_SENDER = "501 5.1.7 Bad sender address syntax"
+BAD_RECIPIENT = "501 5.1.3 Bad recipient address syntax"
+BAD_MESSAGE_ID = "501 5.6.0 Syntax error: control character in the Message-ID header"
 
 
 class SmtpIntakeHandler:
@@ -31,7 +42,7 @@ class SmtpIntakeHandler:
         now = time.monotonic()
         if now - self._backlog_at >= BACKLOG_RECHECK:
             self._backlog_at = now
-            self._backlog = await self.sink.backlog()
+            self._backlog = await asyncio.wait_for(self.sink.backlog(), BACKLOG_TIMEOUT)
         return self._backlog
 
     async def _room(self) -> bool:
@@ -51,9 +62,19 @@ class SmtpIntakeHandler:
                           mail_options: list[str]) -> str:
         """Flow control before the body is sent: hold the sender while too much mail waits unprocessed.
 
-        A held sender loses nothing: past `backlog_wait_seconds` it gets 451 and its server retries.
+        A held sender loses nothing: past `backlog_wait_seconds` it gets 451 and its server retries. So
+        does a sender arriving while the database cannot be read (locked, down): 451, never a 5xx.
         """
-        if not await self._room():
+        if _CONTROL.search(address):
+            # A NUL in an address cannot be stored and never will be: refuse it once, for good.
+            log.warning("SMTP: refused a sender address with a control character: %s", address[:320])
+            return BAD_SENDER
+        try:
+            room = await self._room()
+        except Exception:  # noqa: BLE001 - a database that is down or locked: the sender tries again later
+            log.exception("SMTP: could not count the waiting mail, asking %s to retry later", address[:320])
+            return RETRY_LATER
+        if not room:
             log.warning("SMTP: backlog over %s for %.0f s, asking %s to retry later", self.settings.max_backlog,
                         self.settings.backlog_wait_seconds, address)
             return "451 4.3.2 Too much mail waiting to be processed, please retry later"
@@ -64,6 +85,9 @@ class SmtpIntakeHandler:
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
         """Refuse recipients that are not ours (550) before any data is sent."""
+        if _CONTROL.search(address):
+            log.warning("SMTP: refused a recipient address with a control character: %s", address[:320])
+            return BAD_RECIPIENT
         if self.recipients and address.lower() not in self.recipients:
             return "550 5.1.1 Mailbox unavailable"
         envelope.rcpt_tos.append(address)
@@ -72,15 +96,25 @@ class SmtpIntakeHandler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         """Store the raw message, then 250; a storage failure answers 451 so the sender retries."""
         raw = envelope.original_content or b""
+        if _CONTROL.search(raw_message_id(raw)):
+            log.warning("SMTP: refused a mail from %s whose Message-ID has a control character", envelope.mail_from)
+            return BAD_MESSAGE_ID
         try:
-            result = await self.sink.store(
+            # A store the database never answers is a 451 too: if it commits after all, the retry is a duplicate.
+            result = await asyncio.wait_for(self.sink.store(
                 raw, source="smtp", envelope_from=str(envelope.mail_from or ""),
                 envelope_to=tuple(envelope.rcpt_tos),
-            )
+            ), STORE_TIMEOUT)
         except Exception:  # noqa: BLE001 - never lose a mail: the sender keeps it and retries on 451
             log.exception("could not store a mail from %s", envelope.mail_from)
-            return "451 4.3.0 Temporary failure storing the message, please retry"
+            return STORE_FAILED
         return f"250 2.0.0 OK stored as {result.mail_id}"
+
+    async def handle_exception(self, error: Exception) -> str:
+        """Anything else that fails in a session: 451 (aiosmtpd would answer 500 and name the exception)."""
+        log.error("SMTP: session failed (%s), asking the sender to retry later", type(error).__name__,
+                  exc_info=error)
+        return RETRY_LATER
 
 
 class SmtpIntake:

@@ -6,7 +6,13 @@ from dataclasses import dataclass, field
 
 from core.config import Settings
 from core.domain import ExtractedRequest, IncomingMail, Kind, Person, Problem, Severity
-from core.intake.sender import auth_failed, is_institutional, parse_authentication_results, spoof_suspected
+from core.intake.sender import (
+    auth_failed,
+    from_untrusted,
+    parse_authentication_results,
+    spoof_suspected,
+    trusted_institutional,
+)
 from core.models import Account, RegistryEntry, RequestPerson
 from core.naming import local_part, propose_addresses
 from core.registry import compare, lookup
@@ -33,7 +39,7 @@ def sender_findings(mail: IncomingMail, kind: Kind, settings: Settings) -> tuple
     results = parse_authentication_results(mail.header("authentication-results"))
     problems: list[Problem] = []
     flags: list[str] = []
-    inside = is_institutional(mail.from_addr, domains)
+    inside = trusted_institutional(mail, domains)
     if not inside and (kind in SENSITIVE_KINDS or
                        (kind in NEW_KINDS and not settings.intake.personal_senders_for_new_accounts)):
         flags.append("external_sender")
@@ -45,6 +51,11 @@ def sender_findings(mail: IncomingMail, kind: Kind, settings: Settings) -> tuple
         problems.append(Problem("sender", "auth_failed",
                                 "Thư không qua kiểm tra xác thực (SPF/DKIM/DMARC): có thể bị giả mạo người gửi.",
                                 Severity.ERROR))
+    if from_untrusted(mail):
+        flags.append("from_untrusted")
+        problems.append(Problem("sender", "from_untrusted",
+                                "Dòng người gửi (From) của thư không chỉ rõ một địa chỉ duy nhất (có nhiều địa "
+                                "chỉ hoặc địa chỉ không hợp lệ): không coi là thư từ trong trường.", Severity.ERROR))
     if spoof_suspected(mail, domains):
         flags.append("spoof_suspected")
         problems.append(Problem("sender", "spoof_suspected",

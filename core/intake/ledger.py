@@ -22,26 +22,69 @@ from core.ports import Clock, StoreResult
 log = logging.getLogger(__name__)
 
 _MSGID = re.compile(r"<([^<>\s]+)>|(\S+@\S+)")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 CHANNEL_LABELS = {"imap": "IMAP", "smtp": "SMTP", "telegram": "Telegram", "zalo": "Zalo"}
 _HEADER_LIMIT = 256 * 1024  # Message-ID is in the header block; never scan a 30 MB body for it
+_MID_KEY_LIMIT = 200  # longer Message-IDs are keyed by their hash (the key column holds 300)
+# What the sender wrote: the same whichever servers carried the mail. Received, Return-Path,
+# Delivered-To, Authentication-Results and X-* trace headers are added on the way and left out.
+_WRITTEN = ("from", "sender", "to", "cc", "subject", "date", "message-id", "in-reply-to", "references",
+            "mime-version", "content-type", "content-transfer-encoding")
+
+
+def _split(raw: bytes) -> tuple[bytes, bytes]:
+    """(header block, body) of a raw mail."""
+    head = raw[:_HEADER_LIMIT]
+    end, gap = head.find(b"\r\n\r\n"), 4
+    if end < 0:
+        end, gap = head.find(b"\n\n"), 2
+    if end < 0:
+        return head, b""
+    return head[:end], raw[end + gap:]
+
+
+def raw_message_id(raw: bytes) -> str:
+    """The Message-ID header's value as sent ("" when missing), control characters and all."""
+    headers = BytesHeaderParser(policy=compat32).parsebytes(_split(raw)[0])
+    return str(headers.get("Message-ID", "") or "").strip()
 
 
 def message_id_of(raw: bytes) -> str:
-    """The Message-ID of a raw mail without brackets ("" when missing), read from the headers only."""
-    head = raw[:_HEADER_LIMIT]
-    end = head.find(b"\r\n\r\n")
-    if end < 0:
-        end = head.find(b"\n\n")
-    headers = BytesHeaderParser(policy=compat32).parsebytes(head[: end if end >= 0 else None])
-    value = str(headers.get("Message-ID", "") or "").strip()
-    match = _MSGID.search(value)
+    """The Message-ID of a raw mail without brackets ("" when missing), read from the headers only.
+
+    Control characters are dropped: a NUL cannot be stored in PostgreSQL text, and a mail that cannot
+    be stored would come back from IMAP forever.
+    """
+    match = _MSGID.search(_CONTROL.sub("", raw_message_id(raw)))
     return (match.group(1) or match.group(2)).strip()[:900] if match else ""
 
 
+def written_hash(raw: bytes) -> str:
+    """SHA-256 of what the sender wrote (the headers in `_WRITTEN` and the body), not of the trace
+    headers servers prepend: the same mail fetched over IMAP and received over SMTP hashes the same."""
+    head, body = _split(raw)
+    headers = BytesHeaderParser(policy=compat32).parsebytes(head)
+    digest = hashlib.sha256()
+    for name in _WRITTEN:
+        for value in headers.get_all(name) or ():
+            text = " ".join(str(value).split())  # unfolded, whitespace as one space
+            digest.update(f"{name}:{text}\n".encode("utf-8", "surrogateescape"))
+    digest.update(b"\n")
+    digest.update(body.replace(b"\r\n", b"\n").rstrip())
+    return digest.hexdigest()
+
+
+def message_id_key(message_id: str) -> str:
+    """The ledger key of the first mail with this Message-ID (long ones by their hash)."""
+    if len(message_id) <= _MID_KEY_LIMIT:
+        return f"mid:{message_id}"
+    return "mid:#" + hashlib.sha256(message_id.encode("utf-8", "surrogateescape")).hexdigest()
+
+
 def dedupe_key(raw: bytes, message_id: str) -> tuple[str, str]:
-    """(dedupe key, content hash): keyed on Message-ID, else on the content hash."""
-    digest = hashlib.sha256(raw).hexdigest()
-    return (f"mid:{message_id}" if message_id else f"sha256:{digest}"), digest
+    """(dedupe key, written hash) of a mail seen for the first time: Message-ID, else the written hash."""
+    digest = written_hash(raw)
+    return (message_id_key(message_id) if message_id else f"sha256:{digest}"), digest
 
 
 class MailLedger:
@@ -63,12 +106,18 @@ class MailLedger:
         envelope_to: tuple[str, ...] = (),
         oversize: int | None = None,
     ) -> StoreResult:
-        """Store a raw mail unless the ledger has it (same source key, Message-ID or content)."""
+        """Store a raw mail unless the ledger has it (same source key, or same Message-ID and content).
+
+        A different mail reusing an earlier Message-ID is stored as a new mail, keyed on the Message-ID
+        and its written hash, and audited as `message_id_reused`.
+        """
         message_id = message_id_of(raw)
         key, digest = dedupe_key(raw, message_id)
-        existing = await self._find(key, source_key)
+        existing, first = await self._find(raw, message_id, key, digest, source_key)
         if existing is not None:
             return StoreResult(existing, True)
+        if first is not None:
+            key = f"{key} sha256:{digest}"
         now = self.clock.now()
         try:
             async with in_transaction() as conn:
@@ -86,11 +135,16 @@ class MailLedger:
                     received_at=now,
                     using_db=conn,
                 )
+                if first is not None:
+                    log.warning("mail %s reuses the Message-ID of mail %s with other content", mail.id, first)
+                    await AuditEvent.create(at=now, actor="system", action="message_id_reused", mail_id=mail.id,
+                                            detail={"message_id": message_id[:300], "first_mail_id": first,
+                                                    "source": source}, using_db=conn)
                 await self.queue.enqueue("process_mail", f"process_mail:{mail.id}", {"mail_id": mail.id},
                                          connection=conn)
         except IntegrityError:
             # Another channel stored the same mail between our check and our insert.
-            existing = await self._find(key, source_key)
+            existing, _ = await self._find(raw, message_id, key, digest, source_key)
             if existing is None:
                 raise
             return StoreResult(existing, True)
@@ -101,11 +155,32 @@ class MailLedger:
         """Stored mails not yet processed (in this process and any other sharing the database)."""
         return await Job.filter(kind="process_mail", state__in=["pending", "running"]).count()
 
-    async def _find(self, key: str, source_key: str | None) -> int | None:
-        row = await InboundMail.filter(dedupe_key=key).only("id").first()
-        if row is None and source_key:
+    async def _find(self, raw: bytes, message_id: str, key: str, digest: str,
+                    source_key: str | None) -> tuple[int | None, int | None]:
+        """(the stored copy of this mail, the first mail with its Message-ID when that one differs)."""
+        if source_key:
             row = await InboundMail.filter(source_key=source_key).only("id").first()
-        return row.id if row else None
+            if row is not None:
+                return row.id, None
+        if not message_id:
+            # Rows stored before the written hash were keyed on the hash of the whole raw mail.
+            keys = [key, f"sha256:{hashlib.sha256(raw).hexdigest()}"]
+            row = await InboundMail.filter(dedupe_key__in=keys).only("id").first()
+            return (row.id if row else None), None
+        reused = await InboundMail.filter(dedupe_key=f"{key} sha256:{digest}").only("id").first()
+        if reused is not None:
+            return reused.id, None
+        keys = list(dict.fromkeys([key, f"mid:{message_id}"]))  # and a long Message-ID's key of old
+        first = await InboundMail.filter(dedupe_key__in=keys).only("id", "content_hash").first()
+        if first is None:
+            return None, None
+        if first.content_hash in (digest, hashlib.sha256(raw).hexdigest()):
+            return first.id, None
+        # A row stored before the written hash keeps the hash of its raw bytes: compare what was written.
+        content = await InboundMail.filter(id=first.id).values_list("content", flat=True)
+        if content and written_hash(bytes(content[0])) == digest:
+            return first.id, None
+        return None, first.id
 
     async def load_checkpoint(self, key: str) -> tuple[int, int] | None:
         """(uidvalidity, last_uid) for an IMAP mailbox, or None the first time."""

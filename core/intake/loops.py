@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from core.domain import IncomingMail, Kind
+from core.intake.sender import from_untrusted
 from core.text import fold
 
 _DAEMONS = {"mailer-daemon", "mailerdaemon", "postmaster", "mail-daemon", "mail.delivery.system"}
@@ -36,11 +37,16 @@ def classify_automatic(mail: IncomingMail, own_addresses: tuple[str, ...]) -> Ki
     return None
 
 
-def may_auto_reply(mail: IncomingMail) -> bool:
-    """True when answering this mail cannot start a loop: a person's mail with a usable sender."""
+def may_auto_reply(mail: IncomingMail, own_addresses: tuple[str, ...] = ()) -> bool:
+    """True when answering this mail cannot start a loop: a person's mail with a usable sender that is
+    not one of the office's own addresses (answering those would be the office writing to itself)."""
     # absent Return-Path is normal for SMTP-received mail (added at final delivery); only <> forbids
     if mail.return_path == "" or not mail.from_addr:
         return False
+    if mail.from_addr.lower() in {a.strip().lower() for a in own_addresses}:
+        return False
+    if from_untrusted(mail):
+        return False  # two addresses in From: an answer could go to a person the sender only named
     return classify_automatic(mail, ()) is None
 
 

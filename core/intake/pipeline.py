@@ -7,6 +7,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -17,8 +18,10 @@ from core.config import Settings
 from core.db import dialect, lock_for_transaction
 from core.domain import ExtractedRequest, IncomingMail, Kind, Population, Severity
 from core.errors import InvalidTransition
+from core.intake import flood
 from core.intake.checks import Checked, check_request
-from core.intake.loops import may_auto_reply
+from core.intake.loops import classify_automatic, may_auto_reply
+from core.intake.sender import from_untrusted
 from core.intake.threading import request_number_from_subject, thread_keys
 from core.jobs import JobQueue
 from core.mailqueue import mail_context, queue_mail
@@ -45,7 +48,7 @@ async def find_thread(mail: IncomingMail) -> Request | None:
     if number is not None:
         request = await Request.get_or_none(id=number)
         # A bare number in a subject is easy to guess: only the requester threads by it.
-        if request is not None and request.sender == mail.from_addr:
+        if request is not None and request.sender == mail.from_addr and not from_untrusted(mail):
             return request
     return None
 
@@ -70,17 +73,20 @@ class IntakePipeline:
         raw = bytes(row.content)
         if row.oversize:
             limit_mb = self.settings.smtpd.max_message_size // 2**20
-            await self._quarantine(row, self.headers_only(raw), "too_large", "too_large",
+            await self._quarantine(row, self._with_envelope(row, self.headers_only(raw)), "too_large", "too_large",
                                    {"limit_mb": limit_mb, "size": row.oversize})
             return
         try:
             analysis = await self.analyser.analyse(raw)
         except AnalysisTimeout as exc:
-            await self._quarantine(row, self.headers_only(raw), "timeout", "unreadable", {"error": str(exc)})
+            await self._quarantine(row, self._with_envelope(row, self.headers_only(raw)), "timeout", "unreadable",
+                                   {"error": str(exc)})
             return
-        mail = analysis.mail
-        if analysis.automatic is not None:
-            await self._finish(row, "ignored", analysis.automatic.value, mail, detail={
+        mail, automatic = self._with_envelope(row, analysis.mail), analysis.automatic
+        if automatic is None and mail is not analysis.mail:
+            automatic = classify_automatic(mail, self.own_addresses)  # a DSN subject from <> is a bounce
+        if automatic is not None:
+            await self._finish(row, "ignored", automatic.value, mail, detail={
                 "from": mail.from_addr, "subject": mail.subject[:200]})
             return
         request = await self._find_thread(mail)
@@ -89,6 +95,20 @@ class IntakePipeline:
             return
         assert analysis.extracted is not None
         await self._create_request(row, mail, analysis.extracted)
+
+    @property
+    def own_addresses(self) -> tuple[str, ...]:
+        """The office's own addresses: never answered automatically, whatever the mail says."""
+        s = self.settings
+        found = (s.outgoing.from_address, s.institution.office_address, *s.smtpd.recipients, s.imap.username)
+        return tuple(dict.fromkeys(a.strip().lower() for a in found if "@" in a))
+
+    @staticmethod
+    def _with_envelope(row: InboundMail, mail: IncomingMail) -> IncomingMail:
+        """The SMTP envelope's null sender (MAIL FROM:<>) is the Return-Path the header block lacks."""
+        if row.source == "smtp" and row.envelope_from in ("<>", "") and mail.return_path is None:
+            return replace(mail, return_path="")
+        return mail
 
     async def _finish(self, row: InboundMail, state: str, outcome: str, mail: IncomingMail | None,
                       conn: BaseDBAsyncClient | None = None, request_id: int | None = None,
@@ -110,7 +130,7 @@ class IntakePipeline:
         async with in_transaction() as conn:
             await self._finish(row, "quarantined", outcome, mail, conn,
                                detail={**detail, "from": mail.from_addr, "subject": mail.subject[:200]})
-            if mail.from_addr and may_auto_reply(mail):
+            if may_auto_reply(mail, self.own_addresses):
                 await queue_mail(conn, self.queue, self.clock, self.settings, key=f"{outcome}:{row.id}",
                                  template=template, recipient=self._reply_address(mail),
                                  context={**self._base_context(mail), **detail, "original_subject": mail.subject},
@@ -158,7 +178,7 @@ class IntakePipeline:
         form_kept = False
         if extracted is not None and extracted.persons:
             try:
-                if mail.from_addr.lower() != request.sender.lower():
+                if mail.from_addr.lower() != request.sender.lower() or from_untrusted(mail):
                     # Someone else in the thread (a colleague in Cc): their form is kept, not applied.
                     raise InvalidTransition("not the requester")
                 decision = transition(state, Event.REPLY_WITH_FORM)
@@ -223,8 +243,12 @@ class IntakePipeline:
         self.queue.wake()
 
     async def _check_and_create(self, row: InboundMail, mail: IncomingMail, extracted: ExtractedRequest) -> None:
-        checked = await check_request(extracted, mail, self.settings)
         now = self.clock.now()
+        if await flood.over_limit(mail, self.settings, now):
+            async with in_transaction() as conn:
+                await flood.park(conn, row.id, mail, self.settings, now)
+            return
+        checked = await check_request(extracted, mail, self.settings)
         received_at = row.received_at
         async with in_transaction() as conn:
             request = await Request.create(
@@ -241,12 +265,12 @@ class IntakePipeline:
                 "kind": request.kind, "population": request.population, "persons": len(checked.persons),
                 "problems": _count_problems(checked), "flags": checked.flags, "from": mail.from_addr})
             await enqueue_cards(conn, self.queue, request.id, 0, State.RECEIVED)
-            if mail.from_addr and may_auto_reply(mail):
+            if may_auto_reply(mail, self.own_addresses):
                 no_form = not checked.persons
                 await queue_mail(
                     conn, self.queue, self.clock, self.settings, key=f"ack:{request.id}",
                     template="unreadable" if no_form else "received", recipient=self._reply_address(mail),
-                    context=self._request_context(request, mail, checked),
+                    context=self._request_context(request, mail, checked, extracted),
                     request_id=request.id, in_reply_to=mail.message_id, references=mail.references,
                 )
 
@@ -256,17 +280,24 @@ class IntakePipeline:
     def _base_context(self, mail: IncomingMail) -> dict[str, Any]:
         return mail_context(self.settings, mail.from_name)
 
-    def _request_context(self, request: Request, mail: IncomingMail, checked: Checked) -> dict[str, Any]:
+    def _request_context(self, request: Request, mail: IncomingMail, checked: Checked,
+                         extracted: ExtractedRequest) -> dict[str, Any]:
+        """What the acknowledgement says: only what the sender wrote, never what the registry knows.
+
+        The mail goes to whoever typed an ID; the registry's name, date of birth, accounts, proposed
+        addresses (their numbering shows who exists) and other open requests stay with the office.
+        """
         deadline: datetime | None = request.deadline
+        written = [[p for p in extracted.problems if p.row == i and p.severity is not Severity.INFO]
+                   for i in range(len(checked.persons))]
         return {
             **self._base_context(mail),
             "number": request.id, "kind": request.kind,
             "deadline": deadline.isoformat() if deadline else None,
             "persons": [{"full_name": p.full_name, "student_id": p.student_id, "staff_id": p.staff_id,
-                         "proposed_address": p.proposed_address,
-                         "problems": [x.to_json() for x in checked.person_problems[i]
-                                      if x.severity is not Severity.INFO]}
+                         "problems": [x.to_json() for x in written[i]]}
                         for i, p in enumerate(checked.persons)],
+            # The form reader's own findings about the request (not the person rows), plus the sender checks.
             "problems": [p.to_json() for p in checked.problems],
             # The attachment we could not open, named in the "unreadable" answer.
             "filename": next((a.filename for a in mail.attachments for p in checked.problems

@@ -17,6 +17,9 @@ FREE_MAIL = frozenset({
     "icloud.com", "me.com", "mac.com", "aol.com", "proton.me", "protonmail.com", "zoho.com",
     "gmx.com", "mail.com", "yandex.com", "mail.ru", "qq.com", "163.com",
 })
+# The parser's defect that marks a From it could not read as one clear address (two mailboxes, two
+# angle addresses, no valid addr-spec): such a sender is never trusted as inside the institution.
+FROM_UNTRUSTED = "from-untrusted:"
 _METHODS = ("spf", "dkim", "dmarc")
 _RESULT = re.compile(r"(?:^|[;\s])(spf|dkim|dmarc)\s*=\s*([a-z]+)", re.I)
 _COMMENT = re.compile(r"\([^()]*\)")
@@ -77,14 +80,26 @@ def is_free_mail(addr: str) -> bool:
     return sender_domain(addr) in FREE_MAIL
 
 
+def from_untrusted(mail: IncomingMail) -> bool:
+    """True when the From header did not name exactly one valid address (see `FROM_UNTRUSTED`)."""
+    return any(d.startswith(FROM_UNTRUSTED) for d in mail.defects)
+
+
+def trusted_institutional(mail: IncomingMail, domains: tuple[str, ...]) -> bool:
+    """True when the sender is in an institution domain and its From header reads as one address."""
+    return is_institutional(mail.from_addr, domains) and not from_untrusted(mail)
+
+
 def spoof_suspected(mail: IncomingMail, domains: tuple[str, ...]) -> bool:
     """True when the sender probably is not who the mail says; staff then check by another channel.
 
-    Three signs, each enough: (1) From is in an institution domain but authentication failed;
-    (2) the display name shows an institution address other than the real From address
+    Four signs, each enough: (0) a From that is not one clear address; (1) From is in an institution
+    domain but authentication failed; (2) the display name shows an institution address other than the real From address
     ("hieutruong@truong.edu.vn" <someone@gmail.com>); (3) a free-mail From whose display name claims
     an office title, with Reply-To steering answers to yet another domain.
     """
+    if from_untrusted(mail):
+        return True  # a client would show one address, a filter read another: someone meant that
     sender = mail.from_addr.lower()
     results = parse_authentication_results(mail.header("authentication-results"))
     if is_institutional(sender, domains) and auth_failed(results):

@@ -94,7 +94,9 @@ async def test_form_mail_becomes_checked_request_and_acknowledgement_reaches_the
     assert ack.message["Auto-Submitted"] == "auto-generated"
     assert ack.message["In-Reply-To"] == "<form-1@gmail.com>"
     body = ack.message.get_body(("plain",)).get_content()
-    assert "Nguyễn Văn An" in body and "an.nguyenvan2@sis.hust.edu.vn" in body
+    assert "Nguyễn Văn An" in body and "20201234" in body
+    # The proposed address is for the office to approve; its number shows who else has an account.
+    assert "an.nguyenvan" not in body
     await wait_until(lambda: AuditEvent.filter(request_id=request.id, action="mail_sent").exists())
     assert await AuditEvent.filter(request_id=request.id, action="mail_request_created").exists()
 
