@@ -14,7 +14,7 @@ from bot.web_render import ACTOR, COOKIE, OPEN, PERMISSION_ATTR, SESSION, consol
 from core.access import Permission, allows, audit_denial, denial_text
 from core.errors import EdudeskError
 from core.models import AuditEvent
-from core.staff import actor_for_staff
+from core.staff import Actor, actor_for_staff
 from core.webauth import close_session, consume_login, open_session, peek_login, session_for
 
 log = logging.getLogger(__name__)
@@ -147,8 +147,15 @@ async def login_confirm(request: web.Request) -> web.Response:
     return render(request, "login_confirm.html.j2", token=token)
 
 
+def home_of(actor: Actor | None) -> str:
+    """Where a sign-in lands: the queue for request roles, school records for signers, else the account page."""
+    if allows(actor, Permission.REQUESTS):
+        return "/"
+    return "/records" if allows(actor, Permission.SIGN_IN) else "/whoami"
+
+
 async def login_submit(request: web.Request) -> web.Response:
-    """POST /login: consume the link, open a session, set the cookie, go to the queue."""
+    """POST /login: consume the link, open a session, set the cookie, go to the person's home page."""
     c = console(request)
     form = await request.post()
     try:
@@ -159,7 +166,7 @@ async def login_submit(request: web.Request) -> web.Response:
     if old:
         await close_session(old, c.clock)
     cookie, _csrf = await open_session(staff_id, c.settings, c.clock)
-    response = redirect(request, "/")
+    response = redirect(request, home_of(await actor_for_staff(staff_id, c.settings)))
     response.set_cookie(COOKIE, cookie, httponly=True, samesite="Strict", secure=c.secure, path="/",
                         max_age=int(c.settings.web.session_hours * 3600))
     return response

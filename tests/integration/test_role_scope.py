@@ -53,14 +53,17 @@ class Console:
     def url(self) -> str:
         return self.web.base_url
 
-    async def signed_in(self, role: str, name: str = "") -> tuple[aiohttp.ClientSession, str, Staff]:
-        """A client signed in through a one-time link as a new staff member with `role`; its CSRF token."""
+    async def signed_in(self, role: str, name: str = "", *,
+                        lands: str = "") -> tuple[aiohttp.ClientSession, str, Staff]:
+        """A client signed in through a one-time link as a new staff member with `role`; its CSRF token.
+        `lands`: the page the sign-in must lead to."""
         staff = await Staff.create(name=name or f"Cán bộ {role or 'mới'}", roles=[role] if role else [],
                                    created_at=self.clock.now())
         token = (await issue_login_link(staff.id, self.web.settings, self.clock, base_url=self.url)).rsplit("/", 1)[1]
         client = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
         async with client.post(f"{self.url}/login", data={"token": token}, allow_redirects=False) as r:
             assert r.status == 303
+            assert not lands or r.headers["Location"] == lands, (role, r.headers["Location"])
         async with client.get(f"{self.url}/whoami") as r:
             html = await r.text()
         return client, html.split('name="csrf" value="', 1)[1].split('"', 1)[0], staff
@@ -129,6 +132,12 @@ async def test_every_role_sees_only_its_pages_and_each_refusal_is_audited(consol
                     assert f"POST {path}" in await _denials(staff), (role, path)
                 else:
                     assert status in (200, 303, 409), (role, path, status)  # past the guard: the service decides
+    # Each sign-in lands on a page the person may open: never on a refusal.
+    for role, home in (("office", "/"), ("admin", "/"), ("teacher", "/records"), ("leader", "/records"),
+                       ("", "/whoami")):
+        client, _csrf, staff = await console.signed_in(role, lands=home)
+        await client.close()
+        assert not await _denials(staff), role
     # A person with a role only sees the navigation links of the pages they may open.
     client, _csrf, _staff = await console.signed_in("teacher")
     async with client:
