@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -36,6 +37,7 @@ from core.signing.runner import SignRunner
 from core.signing.service import RecordService
 from core.signing.turns import sign_notice
 from core.staff import Role
+from core.statefiles import PRIVATE_UMASK
 from core.supervisor import Supervisor
 from core.text import local_time
 from mailer.analyse import InlineMailAnalyser, ProcessMailAnalyser, headers_only
@@ -62,7 +64,7 @@ class App:
         self.pipeline = IntakePipeline(settings, self.clock, self.queue, self.analyser, headers_only)
         self.box = load_secret_box(settings)
         self.delivery = MailDelivery(settings, self.clock, mail_sender or make_mail_sender(settings),
-                                     TEMPLATES / "email", self.box)
+                                     TEMPLATES / "email", self.box, self.queue)
         self.services = RequestService(settings, self.clock, self.queue)
         self.directories = Directories(settings, self.clock, fixed=provisioner)
         self.provisioning = ProvisionJob(settings, self.clock, self.queue, self.directories, self.box)
@@ -447,6 +449,7 @@ def load(config: str | None) -> Settings:
 def cli(argv: list[str] | None = None) -> int:
     """Entry point of the `edudesk` command."""
     args = build_parser().parse_args(argv)
+    os.umask(PRIVATE_UMASK)  # state files (database, mails, keys) are the office's alone, whatever the shell's umask
     try:
         settings = load(args.config)
         logsafe.install(settings.general.log_level)  # control characters a sender wrote are escaped

@@ -11,6 +11,8 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.connection import get_connection
 
 from core.config import Settings
+from core.db_sqlite import BUSY_TIMEOUT_MS
+from core.statefiles import protect_state_files
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +30,9 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
             "journal_size_limit": 64 * 1024 * 1024,
             "synchronous": "FULL",
             "foreign_keys": "ON",
+            "busy_timeout": BUSY_TIMEOUT_MS,
         }
-        connection: Any = {"engine": "tortoise.backends.sqlite", "credentials": credentials}
+        connection: Any = {"engine": "core.db_sqlite", "credentials": credentials}
     else:
         connection = database_url
     return {
@@ -65,6 +68,7 @@ async def migrate_database(settings: Settings) -> None:
     """Apply pending schema migrations (tortoise-orm's own migration engine)."""
     from tortoise.migrations.api import migrate
 
+    protect_state_files(settings)
     await migrate(config=tortoise_config(settings.database_url))
     await Tortoise.close_connections()
 
@@ -73,6 +77,8 @@ async def open_database(settings: Settings, *, migrate_first: bool = True) -> Ba
     """Migrate, then open the connections for the service; returns the default client."""
     if migrate_first:
         await migrate_database(settings)
+    else:
+        protect_state_files(settings)
     await Tortoise.init(config=tortoise_config(settings.database_url))
     return get_connection("default")
 

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import OperationalError
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
@@ -21,6 +22,13 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Job], Awaitable[None]]
 URGENT_KINDS = ("process_mail", "refresh_cards")
+LOCKED_RETRY_SECONDS = 1.0  # a step that met "database is locked" (another process writing SQLite) runs again
+
+
+def database_locked(exc: BaseException) -> bool:
+    """Whether `exc` is SQLite's "database is locked"/"busy": another process held the file; try again."""
+    text = str(exc).lower()
+    return isinstance(exc, OperationalError) and ("database is locked" in text or "database is busy" in text)
 
 
 class PermanentJobError(Exception):
@@ -168,6 +176,15 @@ class JobWorker:
 
     async def run_one(self, job: Job) -> None:
         """Run one claimed job and record the outcome; never raises."""
+        try:
+            await self._run_one(job)
+        except OperationalError as exc:
+            if not database_locked(exc):
+                raise
+            # The lease runs out and the job runs again (handlers are safe to re-run).
+            log.warning("job %s (%s): outcome not recorded, the database stayed locked", job.id, job.kind)
+
+    async def _run_one(self, job: Job) -> None:
         handler = self.handlers.get(job.kind)
         if handler is None:
             await self.queue.fail(job, f"no handler for job kind {job.kind!r}", permanent=True)
@@ -178,6 +195,14 @@ class JobWorker:
             await self.queue.fail(job, str(exc), permanent=True)
         except RetryLater as exc:
             await self.queue.defer(job, exc.delay)
+        except OperationalError as exc:
+            if not database_locked(exc):
+                log.exception("job %s (%s) raised", job.id, job.kind)
+                await self.queue.fail(job, f"{type(exc).__name__}: {exc}")
+                return
+            # Not the job's fault: the CLI (or another process) held the SQLite file past the busy timeout.
+            log.warning("job %s (%s) met a locked database; running it again shortly", job.id, job.kind)
+            await self.queue.defer(job, LOCKED_RETRY_SECONDS * random.uniform(0.5, 1.5))
         except Exception as exc:  # noqa: BLE001 - a job's failure must never stop the worker
             log.exception("job %s (%s) raised", job.id, job.kind)
             await self.queue.fail(job, f"{type(exc).__name__}: {exc}")
@@ -202,7 +227,13 @@ class JobWorker:
             heartbeat = tg.create_task(self._heartbeat(running))
             while not self._stopping.is_set():
                 free = limit - len(running)
-                jobs = await self.queue.claim(free) if free > 0 else []
+                try:
+                    jobs = await self.queue.claim(free) if free > 0 else []
+                except OperationalError as exc:
+                    if not database_locked(exc):
+                        raise
+                    log.warning("claiming jobs: the database stayed locked; trying again")
+                    jobs = []
                 for job in jobs:
                     task = tg.create_task(self.run_one(job))
                     running[task] = job.id

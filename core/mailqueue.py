@@ -12,6 +12,16 @@ from core.jobs import JobQueue
 from core.models import OutgoingMail
 from core.ports import Clock
 
+# Mail to staff, not answers to outside senders: the automatic-reply cap never drops them; they are paced
+# (at most NOTICES_PER_MINUTE per recipient, the rest wait their turn), and one that fails is reported.
+STAFF_NOTICES = frozenset({"chat_notice", "link_code", "channel_failing"})
+NOTICES_PER_MINUTE = 6
+
+
+def is_staff_notice(template: str) -> bool:
+    """Whether a mail template is a notice to staff (paced, never capped as an automatic reply)."""
+    return template in STAFF_NOTICES
+
 
 def outgoing_message_id(key: str, settings: Settings) -> str:
     """A new Message-ID for one outgoing mail, stored with it so a retry re-sends the same message.
@@ -45,11 +55,16 @@ async def queue_mail(
     request_id: int | None = None,
     in_reply_to: str = "",
     references: tuple[str, ...] = (),
-    automatic: bool = True,
+    automatic: bool | None = None,
 ) -> None:
-    """Record the mail and enqueue its `send_mail` job; a second call with the same key does nothing."""
+    """Record the mail and enqueue its `send_mail` job; a second call with the same key does nothing.
+
+    `automatic` (capped per recipient as a loop breaker) defaults to True except for staff notices.
+    """
     if await OutgoingMail.filter(key=key).using_db(conn).exists():
         return
+    if automatic is None:
+        automatic = not is_staff_notice(template)
     message_id = outgoing_message_id(key, settings)
     mail = await OutgoingMail.create(
         key=key, request_id=request_id, template=template, recipient=recipient, message_id=message_id,

@@ -1,7 +1,9 @@
 """One-time password links: the result mail carries a link; the passwords stay sealed until it is opened once.
 
-Only the sha256 of the token is stored, so a copy of the database opens no link. The sealed passwords
-(`PendingSecret`) are deleted in the transaction that shows them, or by `purge_expired` once a link expires.
+Only the sha256 of the token is stored, so a copy of the database opens no link. Until the result mail is
+handed to the transport the URL itself is held sealed (`PendingSecret` "link:<hash>"), and the mail job names
+only that key; the delivery opens it, sends, and deletes it when it marks the mail sent. The sealed passwords
+are deleted in the transaction that shows them, or by `purge_expired` once a link expires.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from core.webauth import token_hash
 log = logging.getLogger(__name__)
 TOKEN_BYTES = 32  # secrets.token_urlsafe(32): 256 bits, 43 characters
 LINK_PATH = "/p/"
+LINK_SECRET = "link:"  # PendingSecret key prefix of a sealed link URL waiting for its mail
 ACTOR = "web (password link)"
 
 
@@ -94,17 +97,26 @@ def _keys(row: PasswordLink) -> list[str]:
     return [a["password_secret"] for a in row.accounts or [] if a.get("password_secret")]
 
 
-async def issue_password_link(conn: Any, settings: Settings, clock: Clock, *, request_id: int, recipient: str,
-                              accounts: list[dict[str, str]], is_list: bool = False) -> str:
-    """Store a one-time link to `accounts` in the caller's transaction; returns its full URL."""
+def link_secret_key(hashed: str) -> str:
+    """The `PendingSecret` key of the sealed URL of the link whose token hashes to `hashed`."""
+    return f"{LINK_SECRET}{hashed}"
+
+
+async def issue_password_link(conn: Any, settings: Settings, clock: Clock, box: SecretBox, *, request_id: int,
+                              recipient: str, accounts: list[dict[str, str]], is_list: bool = False) -> str:
+    """Store a one-time link to `accounts` in the caller's transaction; returns the key of its sealed URL."""
     token = secrets.token_urlsafe(TOKEN_BYTES)
+    hashed = token_hash(token)
     now = clock.now()
-    await PasswordLink.create(token_hash=token_hash(token), request_id=request_id, recipient=recipient[:320],
+    key = link_secret_key(hashed)
+    await PendingSecret.create(key=key, request_id=request_id, sealed=box.seal(f"{settings.web_url}{LINK_PATH}{token}"),
+                               created_at=now, using_db=conn)
+    await PasswordLink.create(token_hash=hashed, request_id=request_id, recipient=recipient[:320],
                               accounts=[{"full_name": a.get("full_name", ""), "address": a.get("address", ""),
                                          "password_secret": a.get("password_secret", "")} for a in accounts],
                               is_list=is_list, created_at=now,
                               expires_at=now + timedelta(hours=settings.provisioning.link_hours), using_db=conn)
-    return f"{settings.web_url}{LINK_PATH}{token}"
+    return key
 
 
 async def peek_password_link(token: str, clock: Clock) -> LinkInfo | LinkRefused:
@@ -177,10 +189,10 @@ async def _audit_refusal(conn: Any, reason: Refusal, row: PasswordLink | None, n
 
 
 async def purge_expired(clock: Clock) -> int:
-    """Delete the sealed passwords of links that expired unopened; returns how many were deleted."""
+    """Delete the sealed passwords (and unsent URLs) of links that expired unopened; returns how many."""
     now = clock.now()
     rows = await PasswordLink.filter(opened_at__isnull=True, expires_at__lte=now).only("token_hash", "accounts")
-    keys = [k for row in rows for k in _keys(row)]
+    keys = [k for row in rows for k in (*_keys(row), link_secret_key(row.token_hash))]
     deleted = 0
     for start in range(0, len(keys), 500):  # bounded IN lists
         deleted += await PendingSecret.filter(key__in=keys[start:start + 500]).delete()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,8 @@ from tortoise.transactions import in_transaction
 from core.accountsheet import build_accounts_xlsx
 from core.config import Settings
 from core.db import lock_for_transaction
-from core.jobs import PermanentJobError
+from core.jobs import JobQueue, PermanentJobError, RetryLater
+from core.mailqueue import NOTICES_PER_MINUTE, STAFF_NOTICES, is_staff_notice, mail_context, queue_mail
 from core.models import AuditEvent, Job, OutgoingMail, PendingSecret
 from core.ports import Clock, MailSender
 from core.secrets import SecretBox
@@ -23,6 +24,9 @@ from mailer.render import build_message
 log = logging.getLogger(__name__)
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+# Context fields naming a sealed value, and the field the opened value is rendered from.
+_SEALED = {"password_secret": "password", "password_link_secret": "password_link"}
+PACE_WINDOW = timedelta(minutes=1)
 
 
 def _bracket(mid: str) -> str:
@@ -33,16 +37,18 @@ class MailDelivery:
     """Job handler for `send_mail`; one automatic answer stream per sender is capped (loop breaker)."""
 
     def __init__(self, settings: Settings, clock: Clock, sender: MailSender, templates_dir: Path,
-                 box: SecretBox | None = None) -> None:
+                 box: SecretBox | None = None, queue: JobQueue | None = None) -> None:
         self.settings = settings
         self.clock = clock
         self.sender = sender
         self.templates_dir = templates_dir
         self.box = box
+        self.queue = queue  # to tell the alert addresses about a staff notice that failed
 
     async def _open_secrets(self, context: dict[str, Any]) -> list[str]:
-        """Put the sealed passwords into the context (only in memory, only for rendering)."""
-        keys = [a["password_secret"] for a in context.get("accounts", []) if a.get("password_secret")]
+        """Put the sealed passwords and link URLs into the context (only in memory, only for rendering)."""
+        accounts = context.get("accounts", [])
+        keys = list(dict.fromkeys(a[field] for a in accounts for field in _SEALED if a.get(field)))
         if not keys:
             return []
         if self.box is None:
@@ -50,9 +56,11 @@ class MailDelivery:
         sealed = {s.key: s.sealed for s in await PendingSecret.filter(key__in=keys)}
         missing = [k for k in keys if k not in sealed]
         if missing:
-            raise PermanentJobError(f"sealed passwords are gone: {missing}")
-        context["accounts"] = [{**a, "password": self.box.open(sealed[a["password_secret"]])}
-                               if a.get("password_secret") else a for a in context["accounts"]]
+            raise PermanentJobError(f"sealed secrets are gone: {len(missing)} of {len(keys)}")
+        opened = {k: self.box.open(v) for k, v in sealed.items()}
+        context["accounts"] = [{**{k: v for k, v in a.items() if k not in _SEALED},
+                                **{plain: opened[a[field]] for field, plain in _SEALED.items() if a.get(field)}}
+                               for a in accounts]
         return keys
 
     async def _sheet(self, context: dict[str, Any], request_id: int | None) -> list[tuple[str, str, bytes]]:
@@ -95,6 +103,45 @@ class MailDelivery:
             await OutgoingMail.filter(id=mail.id, state="pending").using_db(conn).update(state="sending", sent_at=now)
         return True
 
+    async def _pace(self, mail: OutgoingMail) -> float:
+        """Take one of the recipient's notice slots this minute; else how many seconds until one frees up."""
+        now = self.clock.now()
+        since = now - PACE_WINDOW
+        async with in_transaction() as conn:
+            await lock_for_transaction(conn, f"edudesk:notice_pace:{mail.recipient}")
+            recent = await OutgoingMail.filter(recipient=mail.recipient, template__in=list(STAFF_NOTICES),
+                                               state__in=["sent", "sending"], sent_at__gte=since).using_db(
+                conn).order_by("sent_at").values_list("sent_at", flat=True)
+            if len(recent) >= NOTICES_PER_MINUTE:
+                oldest: datetime = recent[len(recent) - NOTICES_PER_MINUTE]  # type: ignore[assignment]
+                oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
+                return max(1.0, (oldest + PACE_WINDOW - now).total_seconds())
+            await OutgoingMail.filter(id=mail.id, state="pending").using_db(conn).update(state="sending", sent_at=now)
+        return 0.0
+
+    async def _report_failed_notice(self, conn: Any, mail: OutgoingMail, error: str) -> None:
+        """A staff notice that will never arrive: audit it and tell the alert addresses (not about themselves)."""
+        now = self.clock.now()
+        await AuditEvent.create(at=now, actor="system", action="staff_notice_failed", request_id=mail.request_id,
+                                detail={"template": mail.template, "recipient": mail.recipient,
+                                        "error": error[:500]}, using_db=conn)
+        alerts = self.settings.outgoing.alerts_to or (self.settings.institution.office_address,)
+        if mail.key.startswith("notice_failed:") or self.queue is None:
+            return  # the report itself failed: the audit row and the dead job are what is left
+        en = self.settings.general.language == "en"
+        subject = "A staff notice could not be sent" if en else "Thông báo gửi cán bộ không gửi được"
+        text = (f"The notice mail to {mail.recipient} could not be delivered: {error[:300]}. "
+                "Please check this staff member's e-mail address and chat link." if en else
+                f"Thư thông báo gửi tới {mail.recipient} không gửi được: {error[:300]}. "
+                "Vui lòng kiểm tra địa chỉ thư và liên kết trò chuyện của cán bộ này.")
+        for recipient in alerts:
+            if recipient and recipient.lower() != mail.recipient.lower():
+                await queue_mail(conn, self.queue, self.clock, self.settings,
+                                 key=f"notice_failed:{mail.id}:{recipient}", template="chat_notice",
+                                 recipient=recipient, request_id=mail.request_id,
+                                 context={**mail_context(self.settings), "subject": subject, "text": text,
+                                          "link": "", "surface": ""})
+
     async def __call__(self, job: Job) -> None:
         """Send one queued mail (done once: a sent mail is never sent again by a re-run job)."""
         mail = await OutgoingMail.get_or_none(id=job.payload.get("outgoing_id"))
@@ -108,6 +155,10 @@ class MailDelivery:
         if mail.automatic and mail.state == "pending" and not await self._reserve(mail):
             log.warning("automatic mail to %s suppressed by the rate cap", mail.recipient)
             return
+        if not mail.automatic and is_staff_notice(mail.template) and mail.state == "pending":
+            wait = await self._pace(mail)
+            if wait:
+                raise RetryLater(wait)  # delayed, never dropped
         context = dict(job.payload.get("context") or {})
         secret_keys = await self._open_secrets(context)
         attachments = await self._sheet(context, mail.request_id)
@@ -126,6 +177,8 @@ class MailDelivery:
                 async with in_transaction() as conn:
                     await OutgoingMail.filter(id=mail.id).using_db(conn).update(state="dead",
                                                                                 detail=exc.message[:2000])
+                    if is_staff_notice(mail.template):
+                        await self._report_failed_notice(conn, mail, exc.message)
                     if secret_keys:
                         # Never to be delivered: do not keep the passwords (the accounts need a reset).
                         await PendingSecret.filter(key__in=secret_keys).using_db(conn).delete()
@@ -134,11 +187,13 @@ class MailDelivery:
         async with in_transaction() as conn:
             await OutgoingMail.filter(id=mail.id).using_db(conn).update(state="sent", sent_at=mail.sent_at or now)
             if secret_keys:
-                # Delivered: the passwords now live only in the requester's mailbox (and any left from
-                # people a corrected list dropped are of no use any more).
+                # Delivered: the passwords (or the link) now live only in the requester's mailbox.
                 await PendingSecret.filter(key__in=secret_keys).using_db(conn).delete()
-                if mail.request_id is not None:
-                    await PendingSecret.filter(request_id=mail.request_id).using_db(conn).delete()
+                if mail.request_id is not None and any(k.startswith("pw:") for k in secret_keys):
+                    # Passwords left from people a corrected list dropped are of no use any more (with link
+                    # delivery the passwords stay sealed until the link is opened: not these).
+                    await PendingSecret.filter(request_id=mail.request_id, key__startswith="pw:").using_db(
+                        conn).delete()
         await AuditEvent.create(at=now, actor="system", action="mail_sent", request_id=mail.request_id,
                                 detail={"template": mail.template, "recipient": mail.recipient,
                                         "message_id": mail.message_id})

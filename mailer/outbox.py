@@ -132,13 +132,14 @@ class MaildirMailSender:
 
     def _deliver(self, name: str, data: bytes) -> None:
         for sub in ("tmp", "new", "cur"):
-            (self.path / sub).mkdir(parents=True, exist_ok=True)
+            (self.path / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
         if self._delivered(name):
             log.info("maildir: %s already delivered, not storing it twice", name)
             return
         tmp = self.path / "tmp" / f"{name}.{os.getpid()}.{os.urandom(4).hex()}"
         try:
-            with open(tmp, "xb") as fh:
+            # 0600 whatever the umask: a result mail may carry a password or a password link.
+            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())

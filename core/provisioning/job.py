@@ -188,12 +188,14 @@ class ProvisionJob:
             return accounts
         from core.passwordlinks import issue_password_link
 
-        # Link delivery: the mail carries one single-use link; the passwords stay sealed until it is opened.
-        url = await issue_password_link(conn, self.settings, self.clock, request_id=request.id,
-                                        recipient=request.sender, is_list=len(accounts) > 1,
-                                        accounts=[{"full_name": a["full_name"], "address": a["address"],
-                                                   "password_secret": a["password_secret"]} for a in accounts])
-        return [{**{k: v for k, v in a.items() if k != "password_secret"}, "password_link": url} for a in accounts]
+        # Link delivery: the mail carries one single-use link; the passwords stay sealed until it is opened,
+        # and the link itself stays sealed until the mail goes (the job names only its key).
+        sealed_url = await issue_password_link(conn, self.settings, self.clock, self.box, request_id=request.id,
+                                               recipient=request.sender, is_list=len(accounts) > 1,
+                                               accounts=[{"full_name": a["full_name"], "address": a["address"],
+                                                          "password_secret": a["password_secret"]} for a in accounts])
+        return [{**{k: v for k, v in a.items() if k != "password_secret"}, "password_link_secret": sealed_url}
+                for a in accounts]
 
     async def _finish(self, request: Request, kind: Kind, persons: list[RequestPerson],
                       directory: Provisioner) -> None:

@@ -74,8 +74,12 @@ class Desk:
             await PendingSecret.create(key=key, request_id=request.id, sealed=self.box.seal(password), created_at=now)
             accounts.append({"full_name": name, "address": address, "password_secret": key})
         async with in_transaction() as conn:
-            url = await issue_password_link(conn, self.app.settings, self.clock, request_id=request.id,
+            key = await issue_password_link(conn, self.app.settings, self.clock, self.box, request_id=request.id,
                                             recipient=request.sender, accounts=accounts, is_list=people > 1)
+        # What the result mail's delivery does: open the sealed URL, send it, delete the sealed copy.
+        sealed = await PendingSecret.get(key=key)
+        url = self.box.open(sealed.sealed)
+        await sealed.delete()
         assert url.startswith(f"{self.app.settings.web_url}/p/")
         return url.rsplit("/", 1)[1], request
 

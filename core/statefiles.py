@@ -1,0 +1,59 @@
+"""State files are the office's alone: the data folder 0700, the database, mails and keys 0600, whatever the umask.
+
+The process umask is set to 077 at start (so files made later — WAL, outbox mails, keys, signed PDFs — are
+private too), and what an older version or another umask left behind is tightened once at start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from pathlib import Path
+
+from core.config import Settings
+
+log = logging.getLogger(__name__)
+PRIVATE_UMASK = 0o077
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def sqlite_path(database_url: str) -> Path | None:
+    """The SQLite database file of a URL, or None for PostgreSQL and in-memory databases."""
+    if not database_url.startswith("sqlite://") or database_url == "sqlite://:memory:":
+        return None
+    return Path(database_url.removeprefix("sqlite://"))
+
+
+def _tighten(path: Path, mode: int) -> None:
+    try:
+        current = stat.S_IMODE(path.lstat().st_mode)
+        if current & ~mode:
+            os.chmod(path, current & mode, follow_symlinks=False)
+    except (FileNotFoundError, NotImplementedError):
+        pass  # gone meanwhile, or a symlink on a system without lchmod: neither is ours to fix
+    except OSError as exc:
+        log.warning("cannot make %s private: %s", path, exc)
+
+
+def protect_state_files(settings: Settings) -> None:
+    """Set the umask to 077, make the data folder 0700 and every state file in it (and the database) 0600."""
+    os.umask(PRIVATE_UMASK)
+    data = Path(settings.data_dir)
+    data.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    _tighten(data, DIR_MODE)
+    for root, dirs, files in os.walk(data):
+        for name in dirs:
+            _tighten(Path(root, name), DIR_MODE)
+        for name in files:
+            _tighten(Path(root, name), FILE_MODE)
+    db = sqlite_path(settings.database_url)
+    if db is not None:
+        db.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+        if not db.exists():
+            # SQLite gives the -wal and -shm files the mode of the database file: make it private first.
+            os.close(os.open(db, os.O_WRONLY | os.O_CREAT, FILE_MODE))
+        for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm"), Path(f"{db}-journal")):
+            if path.exists():
+                _tighten(path, FILE_MODE)
