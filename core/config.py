@@ -230,9 +230,9 @@ class LocalBackendSettings:
 
 @dataclass(frozen=True)
 class DovecotBackendSettings:
-    passwd_file: str = "{data_dir}/dovecot/users"
+    passwd_file: str = "/var/lib/edudesk/dovecot/users"  # outside data_dir (private): Dovecot's group reads it
     scheme: str = "SHA512-CRYPT"  # password scheme written into the passwd-file
-    mail_home: str = "{data_dir}/dovecot/home/%d/%n"  # home directory template (Dovecot variables)
+    mail_home: str = "/var/vmail/%d/%n"  # home directory template (Dovecot variables)
 
 
 @dataclass(frozen=True)

@@ -37,17 +37,30 @@ def _tighten(path: Path, mode: int) -> None:
         log.warning("cannot make %s private: %s", path, exc)
 
 
+def shared_with_dovecot(settings: Settings) -> list[Path]:
+    """The passwd-files Dovecot reads (its auth process runs as another user): never made private here."""
+    files = {settings.provisioning.local.passwd_file, settings.provisioning.dovecot.passwd_file}
+    return [settings.path(f).resolve() for f in files if f]
+
+
 def protect_state_files(settings: Settings) -> None:
     """Set the umask to 077, make the data folder 0700 and every state file in it (and the database) 0600."""
     os.umask(PRIVATE_UMASK)
     data = Path(settings.data_dir)
     data.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
     _tighten(data, DIR_MODE)
+    shared = shared_with_dovecot(settings)
+    for path in shared:
+        if path.is_relative_to(data.resolve()) and path.exists():
+            log.warning("the Dovecot passwd-file %s is inside the private data folder %s, where Dovecot cannot "
+                        "read it: set [provisioning.dovecot].passwd_file to a folder Dovecot's group may read",
+                        path, data)
     for root, dirs, files in os.walk(data):
         for name in dirs:
             _tighten(Path(root, name), DIR_MODE)
         for name in files:
-            _tighten(Path(root, name), FILE_MODE)
+            if Path(root, name).resolve() not in shared:  # its mode is Dovecot's (passwd_file.py keeps it)
+                _tighten(Path(root, name), FILE_MODE)
     db = sqlite_path(settings.database_url)
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)

@@ -97,3 +97,22 @@ def test_the_command_line_makes_private_files_under_a_permissive_umask(tmp_path:
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "data" / "edudesk.sqlite3").exists()
     assert loose_modes(tmp_path / "data") == {}
+
+
+def test_a_passwd_file_dovecot_reads_keeps_its_mode(tmp_path: Path, umask: Any, caplog: Any) -> None:
+    """Dovecot's auth process reads the passwd-file as another user: its mode is not ours to tighten."""
+    from core.statefiles import protect_state_files
+    from tests.conftest import make_settings
+
+    users = tmp_path / "data" / "dovecot" / "users"
+    users.parent.mkdir(parents=True)
+    users.write_text("")
+    users.chmod(0o640)
+    other = tmp_path / "data" / "outbox.tmp"
+    other.write_text("")
+    other.chmod(0o644)
+    settings = make_settings(tmp_path, provisioning={"local": {"passwd_file": str(users)}})
+    protect_state_files(settings)
+    assert stat.S_IMODE(users.stat().st_mode) == 0o640
+    assert stat.S_IMODE(other.stat().st_mode) == 0o600
+    assert "inside the private data folder" in caplog.text, "the operator is told Dovecot cannot reach it there"
