@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 from tortoise.functions import Count
 
+from bot.web_records_pin import pin_labels
 from bot.web_render import ACTOR, Console, console, redirect, render
 from core.errors import EdudeskError, NotFound
 from core.signing.models import (
@@ -24,6 +25,7 @@ from core.signing.models import (
     SignSession,
     Teacher,
 )
+from core.signing.pin import check_new_pin, needs_pin
 from core.signing.quiet import in_quiet_hours, parse_quiet_hours, quiet_until
 from core.signing.reminders import blocking, remind_pending
 from core.signing.service import NotAllowed, RecordService
@@ -142,6 +144,8 @@ async def records_page(request: web.Request, *, error: str = "") -> web.Response
         context["turns"] = await my_turns(c, teacher, now)
         context["credential"] = await SignerCredential.filter(teacher_id=teacher.id).exclude(
             state__in=["rejected", "revoked"]).order_by("-id").first()
+        approved = await SignerCredential.filter(teacher_id=teacher.id, state="approved").order_by("-id").first()
+        context["needs_pin"] = needs_pin(approved)
         if request.query.get("session", "").isdigit():
             context["session"] = await SignSession.get_or_none(id=int(request.query["session"]),
                                                                teacher_id=teacher.id)
@@ -154,7 +158,7 @@ async def records_page(request: web.Request, *, error: str = "") -> web.Response
     if actor.has(Role.ADMIN):
         context.update(await admin_view(c))
     return render(request, "records.html.j2", error=error, flash=_reminder_flash(c, request.query),
-                  leader=leader, admin=actor.has(Role.ADMIN), **context)
+                  leader=leader, admin=actor.has(Role.ADMIN), p=pin_labels(c), **context)
 
 
 async def _post(request: web.Request, action: Any, back: str = "/records") -> web.Response:
@@ -172,9 +176,11 @@ async def _post(request: web.Request, action: Any, back: str = "/records") -> we
 
 
 async def sign_now(request: web.Request) -> web.Response:
-    """POST /records/sign: Ký ngay for one class and stage."""
+    """POST /records/sign: Ký ngay for one class and stage, with the teacher's PIN when the server holds the key
+    (the PIN goes to the service only: never into a page, a log line or the audit trail)."""
     async def act(records: RecordService, actor: Actor, form: Any) -> str:
-        session = await records.start_signing(actor, _int(form, "class_id"), _int(form, "stage"))
+        pin = str(form["pin"])[:100] if "pin" in form else None
+        session = await records.start_signing(actor, _int(form, "class_id"), _int(form, "stage"), pin=pin)
         return f"/records?session={session.id}"
     return await _post(request, act)
 
@@ -265,9 +271,11 @@ async def credentials_page(request: web.Request, *, error: str = "", flash: str 
     if teacher is not None:
         rows = await SignerCredential.filter(teacher_id=teacher.id).order_by("-id")
     items = [{"id": r.id, "kind": r.label or r.kind, "subject": r.subject_name, "expires": c.when(r.not_after),
-              "state": r.state, "at": c.when(r.created_at)} for r in rows]
+              "state": r.state, "at": c.when(r.created_at),
+              "pin_missing": r.kind == "pkcs12" and "pkcs12" in (r.config or {}) and r.state in ("pending", "approved")}
+             for r in rows]
     return render(request, "records_credentials.html.j2", status=status, error=error, flash=flash,
-                  teacher=teacher, credentials=items, smartca=bool(c.settings.records.smartca.url))
+                  teacher=teacher, credentials=items, smartca=bool(c.settings.records.smartca.url), p=pin_labels(c))
 
 
 async def register_credential(request: web.Request) -> web.Response:
@@ -284,13 +292,32 @@ async def register_credential(request: web.Request) -> web.Response:
         data = upload.file.read() if isinstance(upload, web.FileField) else b""
         if kind == "pkcs12" and not data:
             raise EdudeskError(c.t["rec"]["no_file"], code="cred_missing")
-        # The passphrase goes to the sealed store only: never into a page, a log line or the audit trail.
+        pin = ""
+        if kind == "pkcs12":
+            pin = check_new_pin(str(form.get("pin", ""))[:100], str(form.get("pin_repeat", ""))[:100])
+        # The passphrase and the PIN go to the sealed store only: never into a page, a log line or the audit trail.
         await records.credentials.register(teacher, kind, actor=actor, pkcs12=data,
-                                           passphrase=str(form.get("passphrase", "")),
+                                           passphrase=str(form.get("passphrase", "")), pin=pin,
                                            user_id=str(form.get("user_id", "")).strip()[:100])
     except EdudeskError as exc:
         return await credentials_page(request, error=exc.message)
     return redirect(request, "/records/credentials", flash="done")
+
+
+async def set_pin(request: web.Request) -> web.Response:
+    """POST /records/credentials/{id}/pin: the teacher seals a credential registered before PINs under a PIN."""
+    c = console(request)
+    records, actor = service(c), request[ACTOR]
+    form = await request.post()
+    try:
+        teacher = await records.teacher_of(actor, "rec_pin")
+        if records.credentials is None:
+            raise NotFound(c.t["rec"]["disabled"])
+        await records.credentials.pins.set_pin(actor, teacher, int(request.match_info["id"]),
+                                               str(form.get("pin", ""))[:100], str(form.get("pin_repeat", ""))[:100])
+    except EdudeskError as exc:
+        return await credentials_page(request, error=exc.message)
+    return await credentials_page(request, flash=pin_labels(c)["pin_set"])
 
 
 async def verify_page(request: web.Request) -> web.Response:
@@ -347,6 +374,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/records/credentials", credentials_page)
     app.router.add_post("/records/credentials", register_credential)
     app.router.add_post(f"/records/credentials/{ID}", decide_credential)
+    app.router.add_post(f"/records/credentials/{ID}/pin", set_pin)
     app.router.add_get("/records/verify", verify_page)
     app.router.add_post("/records/verify", verify_upload)
     app.router.add_get(f"/records/classes/{ID}", class_page)

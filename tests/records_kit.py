@@ -19,6 +19,7 @@ from core.signing.roster import ClassRow, Roster, TeacherRow
 from core.staff import Actor, Role
 
 ADMIN = Actor("test:admin", "Quản trị viên", frozenset({Role.ADMIN}))
+PIN = "246810"  # every test teacher's signing PIN (their PKCS#12 is sealed under it)
 
 
 def small_roster(students: int = 3) -> Roster:
@@ -84,7 +85,7 @@ class RecordsKit:
         teacher = await Teacher.get(code=code)
         cred = self.pki.issue_expired(teacher.name, now=self.clock.now()) if expired else self.pki.issue(teacher.name)
         desk = self.app.records.credentials
-        row = await desk.register(teacher, "pkcs12", actor=ADMIN, pkcs12=cred.pkcs12(b"pw"), passphrase="pw")
+        row = await desk.register(teacher, "pkcs12", actor=ADMIN, pkcs12=cred.pkcs12(b"pw"), passphrase="pw", pin=PIN)
         if approve:
             row = await desk.decide(ADMIN, row.id, True)
         return row
@@ -106,9 +107,9 @@ class RecordsKit:
         self.clock.advance(timedelta(seconds=seconds))
         await self.app.worker.drain()
 
-    async def sign(self, code: str, stage: int) -> SignSession:
-        """The teacher taps Ký ngay for their turn in the class; the jobs run."""
-        session = await self.app.records.start_signing(await self.actor(code), self.class_id, stage)
+    async def sign(self, code: str, stage: int, *, pin: str | None = PIN) -> SignSession:
+        """The teacher signs their turn in the class (Ký ngay with their PIN, as in the console); the jobs run."""
+        session = await self.app.records.start_signing(await self.actor(code), self.class_id, stage, pin=pin)
         await self.settle()
         return await SignSession.get(id=session.id)
 

@@ -21,9 +21,10 @@ from bot.telegram.decisions import TYPING_TIMEOUT
 from core.errors import EdudeskError
 from core.ports import Button, Card
 from core.signing.models import ClassSigner, SchoolClass, SchoolRecord, SignatureStep, Teacher
+from core.signing.pin import PinNotSet, PinRequired
 from core.signing.reminders import blocking, remind_pending
 from core.signing.service import NotAllowed, RecordService
-from core.signing.turns import role_text
+from core.signing.turns import role_text, sign_page, teacher_needs_pin
 from core.staff import Actor, Role
 from core.text import local_time
 
@@ -49,7 +50,14 @@ async def on_record_tap(cb: CallbackQuery, callback_data: Tap, edudesk: BotConte
     try:
         records = _records(ctx)
         if tap.a == TapAction.REC_SIGN:
-            session = await records.start_signing(actor, tap.r, tap.x)
+            try:
+                session = await records.start_signing(actor, tap.r, tap.x)  # no PIN: a held key is never used
+            except (PinRequired, PinNotSet) as exc:  # where and how to sign, in full (an alert holds 200 chars)
+                await cb.answer("🔐 Cần mã PIN ký: Thầy/Cô ký trên trang quản trị — xem tin nhắn bên dưới.",
+                                show_alert=True)
+                chat = cb.message.chat.id if cb.message is not None else cb.from_user.id
+                await ctx.chat.send_text(chat, html.escape(exc.message))
+                return
             await cb.answer(f"✍️ Đang ký {len(session.steps)} học bạ. Nếu dùng ký số từ xa, hãy xác nhận trên "
                             f"điện thoại.", show_alert=True)
         elif tap.a == TapAction.REC_REMIND:
@@ -181,11 +189,18 @@ async def on_sign_list(message: Message, edudesk: BotContext, actor: Actor) -> N
         await edudesk.chat.send_text(message.chat.id, "Không có học bạ nào đang chờ Thầy/Cô ký.")
         return
     lines, rows = ["✍️ <b>Học bạ chờ Thầy/Cô ký</b>"], []
+    pin = await teacher_needs_pin(teacher.id)
+    if pin:
+        lines.append("🔐 Chứng thư số của Thầy/Cô lưu trên máy chủ: Thầy/Cô ký trên trang quản trị với mã PIN ký.")
     for (class_id, stage), count in sorted(turns.items()):
         klass = await SchoolClass.get(id=class_id)
         role = html.escape(await role_text(teacher.id, class_id, stage))
         lines.append(f"• {html.escape(klass.name)} — {role}: {count} học bạ")
-        rows.append((Button(f"✍️ Ký ngay {klass.name}", "rec_sign", class_id, arg=stage),))
+        if pin and edudesk.settings.web.public_url:  # a key the server holds: the button opens the console's page
+            rows.append((Button(f"✍️ Ký ngay {klass.name}", "noop", 0, url=sign_page(edudesk.settings, class_id,
+                                                                                      stage)),))
+        else:
+            rows.append((Button(f"✍️ Ký ngay {klass.name}", "rec_sign", class_id, arg=stage),))
     await edudesk.chat.post_card(str(message.chat.id), Card("\n".join(lines), tuple(rows)))
 
 

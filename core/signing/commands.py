@@ -41,9 +41,11 @@ def add_parser(sub: Any, func: Any) -> None:
     exp.add_argument("class_name")
     exp.add_argument("--year", default="")
     exp.add_argument("--out", type=Path, required=True)
-    cred = rec.add_parser("credential", help="register a teacher's PKCS#12 (passphrase from EDUDESK_P12_PASSPHRASE)")
+    cred = rec.add_parser("credential", help="register a teacher's PKCS#12 (passphrase from EDUDESK_P12_PASSPHRASE), "
+                                             "sealed under the teacher's signing PIN")
     cred.add_argument("teacher_code")
     cred.add_argument("--pkcs12", type=Path, required=True)
+    cred.add_argument("--pin-env", help="environment variable holding the teacher's signing PIN (else it is asked)")
     appr = rec.add_parser("approve", help="approve (or --reject) a registered credential")
     appr.add_argument("credential_id", type=int)
     appr.add_argument("--reject", action="store_true")
@@ -59,7 +61,8 @@ async def run(app: Any, args: argparse.Namespace) -> int:
     if what == "import":
         return await _import(app, args)
     if what == "demo":
-        return await run_demo(app, args.students, sign=args.sign, out=args.out)
+        config = Path(args.config) if args.config else Path("config.toml") if Path("config.toml").exists() else None
+        return await run_demo(app, args.students, sign=args.sign, out=args.out, config=config)
     if what == "progress":
         from core.signing.reminders import blocking
 
@@ -82,7 +85,8 @@ async def run(app: Any, args: argparse.Namespace) -> int:
             raise EdudeskError(f"Không có giáo viên mã {args.teacher_code}.", code="not_found")
         row = await app.records.credentials.register(teacher, "pkcs12", actor=ADMIN,
                                                      pkcs12=args.pkcs12.read_bytes(),
-                                                     passphrase=os.environ.get("EDUDESK_P12_PASSPHRASE", ""))
+                                                     passphrase=os.environ.get("EDUDESK_P12_PASSPHRASE", ""),
+                                                     pin=_teacher_pin(args.pin_env, teacher.name))
         print(f"Đã đăng ký chứng thư số #{row.id} ({row.subject_name}); chờ quản trị viên duyệt.")
         return 0
     if what == "approve":
@@ -90,6 +94,24 @@ async def run(app: Any, args: argparse.Namespace) -> int:
         print(f"Chứng thư số #{row.id}: {row.state}")
         return 0
     return 2
+
+
+def _teacher_pin(env: str | None, name: str) -> str:
+    """The signing PIN for a credential registered from the command line: from `--pin-env`, or typed twice."""
+    import getpass
+    import sys
+
+    from core.signing.pin import check_new_pin
+
+    if env:
+        if not os.environ.get(env):
+            raise EdudeskError(f"Biến môi trường {env} (mã PIN ký) đang trống.", code="pin_format")
+        return check_new_pin(os.environ[env])
+    if not sys.stdin.isatty():
+        raise EdudeskError("Cần mã PIN ký của giáo viên: dùng --pin-env TÊN_BIẾN, hoặc chạy lệnh trong terminal để "
+                           "giáo viên tự gõ mã PIN.", code="pin_format")
+    pin = getpass.getpass(f"Mã PIN ký của {name} (từ 6 ký tự; giáo viên tự gõ): ")
+    return check_new_pin(pin, getpass.getpass("Nhập lại mã PIN: "))
 
 
 async def _import(app: Any, args: argparse.Namespace) -> int:
@@ -193,26 +215,31 @@ async def prepare_demo_pki(settings: Settings) -> Any:
     return pki
 
 
-async def run_demo(app: Any, students: int, *, sign: bool, out: Path | None) -> int:
-    """Import the demo class; with `sign`, every teacher taps Ký ngay as their turn comes, to the end."""
+async def run_demo(app: Any, students: int, *, sign: bool, out: Path | None, config: Path | None = None) -> int:
+    """Import the demo class; with `sign`, every teacher signs (Ký ngay with the demo PIN) as their turn comes."""
     from core.signing.demo import demo_pdf, demo_roster
+    from core.signing.demotrust import trust_demo_ca
     from core.signing.importer import import_roster
 
     pki = await prepare_demo_pki(app.settings)
+    print(trust_demo_ca(config, Path(app.settings.records.trusted_roots[0]), Path(app.settings.records.crls[0])))
+    pin = demo_pin(pki.directory)
     roster = demo_roster(students=students)
     result = await import_roster(roster, {}, actor=ADMIN, clock=app.clock, make_pdf=demo_pdf)
     for code, person in roster.teachers.items():
         teacher = await Teacher.get(code=code)
-        if not await SignerCredential.filter(teacher_id=teacher.id, state="approved").exists():
+        current = await SignerCredential.filter(teacher_id=teacher.id, state="approved").order_by("-id").first()
+        if current is None or "pin_sealed" not in (current.config or {}):  # none yet, or one from before PINs
             cred = pki.find(person.name) or pki.issue(person.name)
             pki.save(pki.directory)
             row = await app.records.credentials.register(teacher, "pkcs12", actor=ADMIN,
-                                                         pkcs12=cred.pkcs12(b"demo"), passphrase="demo")
+                                                         pkcs12=cred.pkcs12(b"demo"), passphrase="demo", pin=pin)
             await app.records.credentials.decide(ADMIN, row.id, True)
     for class_id in result.class_ids:
         await app.records.start_class(class_id)
     await _run_due_now(app)
     print(f"Lớp demo: {result.records} học bạ mới, {len(roster.teachers)} giáo viên; CA thử nghiệm ở {pki.directory}")
+    print(f"Mã PIN ký của mọi giáo viên demo: {pin} (lưu ở {pki.directory / 'teacher.pin'})")
     if not sign:
         return 0
     rounds = 0
@@ -224,7 +251,7 @@ async def run_demo(app: Any, students: int, *, sign: bool, out: Path | None) -> 
             actor = Actor(f"demo:{teacher.code}", teacher.name, frozenset({Role.TEACHER, Role.LEADER}),
                           staff_id=teacher.staff_id)
             try:
-                await app.records.start_signing(actor, step.record.klass_id, step.stage)
+                await app.records.start_signing(actor, step.record.klass_id, step.stage, pin=pin)
             except EdudeskError:
                 pass  # already in a session started this round
         await app.worker.drain()
@@ -238,6 +265,15 @@ async def run_demo(app: Any, students: int, *, sign: bool, out: Path | None) -> 
             print(f"Đã ghi {len(manifest['records'])} học bạ đã ký vào {out}")
             print(f"Kiểm tra: edudesk records verify {out}/*.pdf")
     return 0
+
+
+def demo_pin(folder: Path) -> str:
+    """The demo teachers' signing PIN (six digits, made once and kept in the demo folder)."""
+    path = folder / "teacher.pin"
+    if not path.exists():
+        path.write_text(f"{secrets.randbelow(10**6):06d}")
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 async def _run_due_now(app: Any) -> None:

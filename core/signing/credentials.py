@@ -4,6 +4,9 @@ whether the certificate is trusted, valid long enough, not revoked and in the te
 
 from __future__ import annotations
 
+import asyncio
+import base64
+from collections.abc import Sequence
 from html import escape as esc
 from typing import Any
 
@@ -12,14 +15,35 @@ from core.errors import EdudeskError
 from core.jobs import JobQueue
 from core.models import AuditEvent, Staff
 from core.notify import enqueue_notice
-from core.ports import Clock
+from core.ports import Clock, Signer
 from core.secrets import SecretBox
 from core.signing.factory import SignerFactory, certificate_facts, seal_pkcs12
 from core.signing.models import SignerCredential, Teacher
+from core.signing.pin import check_new_pin
 from core.signing.service import NotAllowed
 from core.signing.trust import trust_material
+from core.signing.unlock import PinGuard
 from core.staff import Actor, Role
 from core.text import local_time
+
+REFUSED_FINDINGS = ("untrusted", "revoked")  # a credential that could never make a signature the school trusts
+
+
+class CredentialRefused(EdudeskError):
+    """A credential whose certificate the school cannot trust: not registered at all."""
+
+    code = "cred_untrusted"
+
+
+def untrusted_text(settings: Settings, findings: Sequence[Any]) -> str:
+    """Why a credential is refused, and what the school's admin can do about it."""
+    why = "; ".join(f.text for f in findings)
+    if not settings.records.trusted_roots:
+        return (f"Không đăng ký được chứng thư số: {why}. Máy chủ chưa cấu hình CA tin cậy ([records] trusted_roots "
+                "trong config.toml): quản trị viên cần thêm chứng thư gốc của nhà cung cấp chứng thư số trước.")
+    return (f"Không đăng ký được chứng thư số: {why}. Hãy dùng chứng thư số do nhà cung cấp được nhà trường tin cậy "
+            "cấp, hoặc nhờ quản trị viên thêm CA đó vào [records] trusted_roots.")
+
 
 KIND_LABELS = {"pkcs12": "Tệp chứng thư số (PKCS#12)", "smartca": "VNPT SmartCA", "csc": "Ký số từ xa (CSC)",
                "pkcs11": "Thiết bị ký (token)"}
@@ -31,13 +55,22 @@ class CredentialDesk:
     def __init__(self, settings: Settings, clock: Clock, queue: JobQueue, box: SecretBox,
                  signers: SignerFactory) -> None:
         self.settings, self.clock, self.queue, self.box, self.signers = settings, clock, queue, box, signers
+        self.pins = PinGuard(settings, clock, queue, box, signers)
 
     async def register(self, teacher: Teacher, kind: str, *, actor: Actor, pkcs12: bytes = b"", passphrase: str = "",
-                       user_id: str = "", credential_id: str = "") -> SignerCredential:
-        """Store a credential as pending (its certificate read and checked) and ask the admins to decide."""
+                       pin: str = "", user_id: str = "", credential_id: str = "") -> SignerCredential:
+        """Store a credential as pending (its certificate read and checked) and ask the admins to decide.
+
+        A PKCS#12 file is kept sealed under the teacher's PIN (required here, never stored); a certificate
+        that chains to no trusted CA (or is revoked) is refused now rather than failing at signing time."""
         config: dict[str, Any]
+        signer: Signer
         if kind == "pkcs12":
-            config = seal_pkcs12(self.box, pkcs12, passphrase)
+            from core.signing.pkcs12 import Pkcs12Signer
+
+            pin = check_new_pin(pin)
+            signer = Pkcs12Signer(pkcs12, passphrase.encode())  # a wrong passphrase fails here, not at signing
+            config = await asyncio.to_thread(seal_pkcs12, self.box, pkcs12, passphrase, pin)
         elif kind in ("smartca", "csc"):
             if not user_id and kind == "smartca" or not credential_id and kind == "csc":
                 raise EdudeskError("Thiếu mã thuê bao hoặc mã chứng thư của nhà cung cấp ký số.", code="cred_missing")
@@ -47,15 +80,25 @@ class CredentialDesk:
         now = self.clock.now()
         row = SignerCredential(teacher_id=teacher.id, kind=kind, label=KIND_LABELS[kind], config=config,
                                created_at=now)
-        signer = self.signers.build(row)  # reads the certificate: a wrong passphrase fails here, not at signing
+        if kind != "pkcs12":
+            signer = self.signers.build(row)  # reads the provider's certificate
         try:
             der = await signer.certificate()
+            chain = getattr(signer, "chain", None)  # the CA certificates that came with it, to find a trusted root
+            config["chain"] = [base64.b64encode(c).decode() for c in (await chain() if chain else ())]
         finally:
             await signer.close()
         facts = certificate_facts(der)
         row.certificate, row.subject_name, row.not_after = der, facts["subject_name"], facts["not_after"]
-        await row.save()
         findings = self.findings(row, teacher)
+        refused = [f for f in findings if f.code in REFUSED_FINDINGS]
+        if refused:
+            await AuditEvent.create(at=now, actor=actor.label, action="records_refused",
+                                    detail={"action": "rec_cred", "reason": "cred_untrusted", "teacher": teacher.code,
+                                            "kind": kind, "subject": row.subject_name,
+                                            "findings": [f.code for f in findings]})
+            raise CredentialRefused(untrusted_text(self.settings, refused))
+        await row.save()
         await AuditEvent.create(at=now, actor=actor.label, action="signer_registered",
                                 detail={"credential": row.id, "teacher": teacher.code, "kind": kind,
                                         "subject": row.subject_name, "findings": [f.code for f in findings]})
@@ -80,8 +123,10 @@ class CredentialDesk:
         from core.signing.preflight import check_certificate
 
         roots, crls = trust_material(self.settings)
+        chain = [base64.b64decode(c) for c in (row.config or {}).get("chain", [])]
         return check_certificate(bytes(row.certificate or b""), roster_name=teacher.name, trusted_roots=roots,
-                                 crls=crls, now=self.clock.now(), warn_days=self.settings.records.warn_days)
+                                 crls=crls, chain=chain, now=self.clock.now(),
+                                 warn_days=self.settings.records.warn_days)
 
     async def decide(self, actor: Actor, credential_id: int, approve: bool) -> SignerCredential:
         """The admin approves (the teacher's earlier credentials are replaced) or rejects a credential."""

@@ -216,6 +216,10 @@ class CscSigner:
         """The signing certificate (DER) from credentials/info."""
         return (await self._credential())[1].der
 
+    async def chain(self) -> tuple[bytes, ...]:
+        """The CA certificates above the signing certificate (DER), as the provider gives them."""
+        return tuple(bytes(c.dump()) for c in (await self._credential())[1].chain)
+
     async def credential_info(self) -> CSCCredentialInfo:
         """pyHanko's view of the credential (chain, algorithms, multisign, SCAL), fetched once."""
         if self._info is None:

@@ -205,6 +205,11 @@ def cached_signer(credential: LocalCredential) -> Any:
     return signer
 
 
+def forget_signer(credential: LocalCredential) -> None:
+    """Drop a credential's loaded signer from this process's cache."""
+    _SIGNERS.pop(credential.fingerprint, None)
+
+
 async def sign_items(signer: Any, items: Sequence[SignItem]) -> list[bytes]:
     """Sign every item in its existing field with the spec's metadata and the shared stamp (async pyHanko)."""
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter

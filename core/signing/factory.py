@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from datetime import UTC
 from typing import Any
 
@@ -16,13 +17,23 @@ from core.errors import ConfigError, EdudeskError
 from core.ports import Clock, Signer
 from core.secrets import SecretBox
 from core.signing.models import SignerCredential
+from core.signing.pin import PinNotSet, PinRequired, seal_under_pin
+
+PIN_NOT_SET = ("Chứng thư số của Thầy/Cô được đăng ký khi chưa có mã PIN ký nên chưa ký được: hãy đặt mã PIN tại "
+               "trang quản trị (Học bạ số → Chứng thư số của tôi → Đặt mã PIN), rồi ký lại.")
 
 ISSUER_LABEL = "Chứng thư số của nhà trường (ký phát hành)"
 
 
-def seal_pkcs12(box: SecretBox, data: bytes, passphrase: str) -> dict[str, str]:
-    """The `config` of a PKCS#12 credential: the file and its passphrase, both sealed."""
-    return {"pkcs12": box.seal(base64.b64encode(data).decode()), "passphrase": box.seal(passphrase)}
+def seal_pkcs12(box: SecretBox, data: bytes, passphrase: str, pin: str) -> dict[str, Any]:
+    """The `config` of a teacher's PKCS#12 credential: the file and its passphrase sealed under the PIN (see
+    core/signing/pin.py), then with the server's secret box. Slow on purpose (scrypt): call it in a thread."""
+    return {"pin_sealed": box.seal(json.dumps(seal_under_pin(pin, data, passphrase)))}
+
+
+def open_legacy_pkcs12(box: SecretBox, config: dict[str, Any]) -> tuple[bytes, str]:
+    """The file and passphrase of a credential registered before PINs (only to seal them under a PIN)."""
+    return base64.b64decode(box.open(config["pkcs12"])), box.open(config["passphrase"])
 
 
 def certificate_facts(der: bytes) -> dict[str, Any]:
@@ -42,6 +53,7 @@ class SignerFactory:
         self.clock = clock
         self.box = box
         self._signers: dict[int, Signer] = dict(fixed or {})
+        self._unlocked: dict[int, Signer] = {}  # session id -> a teacher's key opened by their PIN
         self._pool: Any = None
         self._issuer_lock = asyncio.Lock()
 
@@ -53,6 +65,25 @@ class SignerFactory:
             self._pool = SigningPool()
         return self._pool
 
+    def hand(self, session_id: int, signer: Signer) -> None:
+        """Keep a signer unlocked by its teacher's PIN for one signing session (memory only)."""
+        self._unlocked[session_id] = signer
+
+    async def forget(self, session_id: int) -> None:
+        """The session ended: the key its PIN opened is dropped."""
+        signer = self._unlocked.pop(session_id, None)
+        if signer is not None:
+            await signer.close()
+
+    async def for_session(self, session_id: int, credential: SignerCredential) -> Signer:
+        """The signer of a session: the PIN-unlocked key handed for it, else the credential's own signer."""
+        if session_id in self._unlocked:
+            return self._unlocked[session_id]
+        if credential.kind == "pkcs12" and credential.teacher_id is not None:
+            raise PinRequired("Phiên ký không còn mã PIN trên máy chủ (máy chủ vừa khởi động lại?): hãy bấm «Ký ngay» "
+                              "trên trang quản trị và nhập lại mã PIN.")
+        return await self.signer(credential)
+
     async def signer(self, credential: SignerCredential) -> Signer:
         """The open signer of a credential."""
         if credential.id not in self._signers:
@@ -63,12 +94,14 @@ class SignerFactory:
         """A new signer for a credential (not kept: the caller closes it)."""
         config, records = credential.config or {}, self.settings.records
         if credential.kind == "pkcs12":
-            from core.signing.pkcs12 import Pkcs12Signer
-
             if credential.teacher_id is None and not config:
                 return self._issuer_pkcs12()
-            data = base64.b64decode(self.box.open(config["pkcs12"]))
-            return Pkcs12Signer(data, self.box.open(config["passphrase"]).encode(), pool=self.pool())
+            # A teacher's key the server holds opens only with the PIN typed for one session (`unlocked`):
+            # never from what the database (and the server's own secret) holds alone.
+            if "pin_sealed" in config:
+                raise PinRequired("Ký bằng chứng thư số lưu trên máy chủ cần mã PIN của Thầy/Cô: hãy bấm «Ký ngay» "
+                                  "trên trang quản trị (Học bạ số) và nhập mã PIN.")
+            raise PinNotSet(PIN_NOT_SET)
         if credential.kind == "pkcs11":
             from core.signing.pkcs11 import Pkcs11Signer
 
@@ -127,9 +160,10 @@ class SignerFactory:
 
     async def close(self) -> None:
         """Close every signer and the pool."""
-        for signer in self._signers.values():
+        for signer in [*self._signers.values(), *self._unlocked.values()]:
             await signer.close()
         self._signers.clear()
+        self._unlocked.clear()
         if self._pool is not None:
             self._pool.close()
             self._pool = None

@@ -77,6 +77,10 @@ class Pkcs12Signer:
         """The signing certificate (DER)."""
         return bytes(self._signer.signing_cert.dump())
 
+    async def chain(self) -> tuple[bytes, ...]:
+        """The CA certificates the PKCS#12 file carries beside the signing certificate (DER)."""
+        return tuple(bytes(c.dump()) for c in self._signer.cert_registry)
+
     async def sign(self, items: Sequence[SignItem]) -> SignOutcome:
         """Sign each item in its own pre-made field (on the pool's workers when there is a pool)."""
         from pyhanko.sign.general import SigningError
@@ -97,4 +101,8 @@ class Pkcs12Signer:
         raise Pkcs12Error("Chứng thư số dạng tệp (PKCS#12) không có giao dịch ký đang chờ.", code="no_pending")
 
     async def close(self) -> None:
-        """Nothing to release: the pool belongs to the factory, which closes it."""
+        """Drop this process's cached copy of the parsed key (a key a PIN opened lives no longer than its session);
+        the pool belongs to the factory, which closes it."""
+        from core.signing.engine import forget_signer
+
+        forget_signer(self._credential)

@@ -22,7 +22,7 @@ from core.ports import Clock
 from core.signing.models import ClassSigner, SchoolClass, SignatureStep, Teacher
 from core.signing.quiet import in_quiet_hours, parse_quiet_hours, quiet_until
 from core.signing.spec import STAGE_LABELS, Stage
-from core.signing.turns import role_text, sign_buttons
+from core.signing.turns import role_text, sign_buttons, teacher_needs_pin
 from core.staff import Actor, Role
 from core.text import local_time
 
@@ -85,7 +85,8 @@ async def _remind(queue: JobQueue, settings: Settings, key: Key, steps: list[Sig
             f"Còn <b>{len(steps)}</b> học bạ chờ Thầy/Cô ký; hạn {local_time(deadline, settings.general.timezone)}.")
     await queue.enqueue("chat_notice", f"notice:{job_key}",
                         {"audience": f"staff:{teacher.staff_id}", "text": text, "request_id": None,
-                         "buttons": sign_buttons(settings, key[1], key[2])}, run_after=run_after)
+                         "buttons": sign_buttons(settings, key[1], key[2], pin=await teacher_needs_pin(key[0]))},
+                        run_after=run_after)
     return True
 
 

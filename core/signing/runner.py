@@ -14,6 +14,7 @@ import logging
 import random
 from dataclasses import dataclass
 from datetime import timedelta
+from html import escape as esc
 
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
@@ -21,7 +22,7 @@ from tortoise.transactions import in_transaction
 from core.config import Settings
 from core.errors import EdudeskError
 from core.jobs import JobQueue, PermanentJobError, RetryLater
-from core.models import AuditEvent, Job
+from core.models import AuditEvent, Job, Staff
 from core.ports import Clock, SignItem, SignOutcome
 from core.signing import stages
 from core.signing.complete import record_completed
@@ -30,10 +31,21 @@ from core.signing.models import SchoolRecord, SignatureStep, SignerCredential, S
 from core.signing.service import step_states
 from core.signing.trust import trust_material
 from core.signing.turns import open_steps
+from core.staff import Role
 
 log = logging.getLogger(__name__)
 ROUND_WAIT = 3.0  # seconds before a session tries again the records another session held
 REMOTE_KINDS = ("smartca", "csc")  # signers that ask the person to confirm on their phone
+
+
+PLAIN = (("không chuỗi được tới CA tin cậy", "chứng thư số không do nhà cung cấp (CA) mà nhà trường tin cậy cấp"),
+         ("thu hồi", "chứng thư số đã bị thu hồi"), ("nguyên vẹn", "tệp sau khi ký không còn nguyên vẹn"),
+         ("không hợp lệ", "chữ ký không hợp lệ"), ("ngoài phạm vi", "tệp bị thay đổi ngoài phần được phép"))
+
+
+def plain_problem(problem: str) -> str:
+    """A check's finding in words a teacher reads."""
+    return next((words for key, words in PLAIN if key in problem), problem)
 
 
 @dataclass
@@ -92,7 +104,7 @@ class SignRunner:
         if work:
             items = [self._item(w, credential) for w in work]
             try:
-                signer = await self.signers.signer(credential)
+                signer = await self.signers.for_session(session.id, credential)
                 outcome = await signer.sign(items)
             except EdudeskError as exc:  # the signer's own clear no (passphrase, provider, token): told, not retried
                 await self._end(session, "refused", exc.message)
@@ -103,7 +115,9 @@ class SignRunner:
             if outcome.pending is not None:
                 await self._store_pending(session, work, outcome)
                 return
-            await self._settle(session, work, outcome)
+            if rejected := await self._settle(session, work, outcome):
+                await self._failed(session, rejected)  # the same key would fail the same check: not retried
+                return
         if left:
             raise RetryLater(ROUND_WAIT)
         await self._end(session, "done")
@@ -119,7 +133,7 @@ class SignRunner:
         records = {r.id: r for r in await SchoolRecord.filter(id__in=[s.record_id for s in steps.values()])}
         work = [_Work(steps[i], records[steps[i].record_id]) for i in ids]
         prepared = [bytes(w.step.prepared or b"") for w in work]
-        signer = await self.signers.signer(credential)
+        signer = await self.signers.for_session(session.id, credential)
         outcome = await signer.resume(session.pending["signer"], prepared)
         if outcome.pending is not None:
             attempt = int(job.payload.get("attempt", 0)) + 1
@@ -127,7 +141,9 @@ class SignRunner:
                                      {"session_id": session.id, "attempt": attempt},
                                      run_after=self.clock.now() + timedelta(seconds=self._poll_seconds()))
             return
-        await self._settle(session, work, outcome)
+        if rejected := await self._settle(session, work, outcome):
+            await self._failed(session, rejected)
+            return
         left = await SignatureStep.filter(session_id=session.id, state="open").exists()
         if left and outcome.signed:
             await SignSession.filter(id=session.id).update(state="queued", pending={}, updated_at=self.clock.now())
@@ -185,24 +201,28 @@ class SignRunner:
             await AuditEvent.create(at=now, actor=session.actor, action="records_sign_pending", using_db=conn,
                                     detail={"session": session.id, "steps": len(work)})
 
-    async def _settle(self, session: SignSession, work: list[_Work], outcome: SignOutcome) -> None:
-        """Store each signed PDF (checked first), or release the records when nothing was signed."""
+    async def _settle(self, session: SignSession, work: list[_Work], outcome: SignOutcome) -> list[list[str]]:
+        """Store each signed PDF (checked first), or release the records when nothing was signed; the
+        problems of each signature that failed its check (and was not stored)."""
         if not outcome.signed:
             await self._release(session, work)
-            return
+            return []
         if len(outcome.signed) != len(work):
             raise PermanentJobError("signer returned a different number of PDFs than items")
         roots, crls = trust_material(self.settings)
         reports = await self.signers.pool().check([(bytes(w.record.pdf), pdf, w.step.field)
                                                    for w, pdf in zip(work, outcome.signed, strict=True)],
                                                   trusted_roots=roots, crls=crls)
+        rejected = []
         for w, pdf, report in zip(work, outcome.signed, reports, strict=True):
             if not report.ok:
-                await self._rejected(session, w, list(report.problems) + [p for s in report.signatures
-                                                                          for p in s.problems])
+                problems = list(report.problems) + [p for s in report.signatures for p in s.problems]
+                await self._rejected(session, w, problems)
+                rejected.append(problems)
                 continue
             signer = report.signatures[-1].signer if report.signatures else ""
             await self._save(session, w, pdf, signer)
+        return rejected
 
     async def _save(self, session: SignSession, w: _Work, pdf: bytes, signed_by: str) -> None:
         now = self.clock.now()
@@ -233,6 +253,26 @@ class SignRunner:
         await AuditEvent.create(at=self.clock.now(), actor=session.actor, action="record_signature_rejected",
                                 detail={"record": w.record.id, "field": w.step.field, "problems": problems[:10]})
 
+    async def _failed(self, session: SignSession, rejected: list[list[str]]) -> None:
+        """Signatures made but failing their own check: the session fails, the signer and the admins are told
+        in plain words (nothing of it is stored, nothing says it was signed)."""
+        from core.notify import enqueue_notice
+
+        reasons = "; ".join(dict.fromkeys(plain_problem(p) for problems in rejected for p in problems[:3]))
+        signed = await SignatureStep.filter(id__in=[int(i) for i in session.steps], state="signed").count()
+        detail = (f"chữ ký trên {len(rejected)} học bạ không qua được bước kiểm tra sau khi ký nên KHÔNG được lưu "
+                  f"({reasons}). Các học bạ đó vẫn chờ ký; quản trị viên đã được báo."
+                  + (f" ({signed} học bạ khác đã ký và lưu bình thường.)" if signed else ""))
+        teacher = await Teacher.get_or_none(id=session.teacher_id) if session.teacher_id else None
+        who = f"{teacher.name} ({teacher.code})" if teacher else "chữ ký phát hành của nhà trường"
+        text = (f"⚠️ <b>Ký học bạ không thành công</b> — {esc(who)}: chữ ký trên {len(rejected)} học bạ không qua "
+                f"kiểm tra nên không được lưu ({esc(reasons)}). Hãy kiểm tra chứng thư số và [records] trusted_roots.")
+        for admin in await Staff.filter(active=True):
+            if Role.ADMIN.value in (admin.roles or []):
+                await enqueue_notice(None, self.queue, f"signfailed:{session.id}:{admin.id}", f"staff:{admin.id}", text)
+        await enqueue_notice(None, self.queue, f"signfailed:{session.id}:head", "head", text)
+        await self._end(session, "refused", detail[0].upper() + detail[1:])
+
     async def _release(self, session: SignSession, work: list[_Work]) -> None:
         for w in work:
             await SchoolRecord.filter(id=w.record.id, held_by=session.id).update(held_by=None)
@@ -241,6 +281,7 @@ class SignRunner:
     async def _end(self, session: SignSession, state: str, detail: str = "") -> None:
         """Close the session; steps it did not sign go back to their teacher, who is told why."""
         now = self.clock.now()
+        await self.signers.forget(session.id)  # a key its teacher's PIN opened lives no longer than the session
         await SchoolRecord.filter(held_by=session.id).update(held_by=None)
         await SignatureStep.filter(session_id=session.id).update(session_id=None, prepared=None)
         await SignSession.filter(id=session.id).update(state=state, detail=detail[:2000], updated_at=now)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from tortoise.transactions import in_transaction
 
 from core.config import Settings
+from core.db import lock_for_transaction
 from core.errors import EdudeskError, NotFound
 from core.jobs import JobQueue
 from core.models import AuditEvent
@@ -26,7 +27,8 @@ from core.signing.models import (
     SignSession,
     Teacher,
 )
-from core.signing.turns import open_steps
+from core.signing.pin import PinRequired, needs_pin
+from core.signing.turns import open_steps, sign_page
 from core.staff import Actor, Role
 from core.text import printable
 
@@ -69,21 +71,30 @@ class RecordService:
         return teacher
 
     async def start_class(self, class_id: int) -> int:
-        """Open the first stage of every record of a class not started yet; returns the steps opened."""
-        opened = 0
-        for record in await SchoolRecord.filter(klass_id=class_id, state="signing", signatures=0):
-            steps = await SignatureStep.filter(record_id=record.id)
-            if any(s.state != "waiting" for s in steps):
-                continue
-            advance = stages.first_turns(step_states(steps))
-            async with in_transaction() as conn:
-                await open_steps(conn, self.queue, self.settings, self.clock, class_id, advance.opened)
-            opened += len(advance.opened)
-        self.queue.wake()
-        return opened
+        """Open the first stage of every record of a class not started yet; returns the steps opened.
 
-    async def start_signing(self, actor: Actor, class_id: int, stage: int) -> SignSession:
-        """Ký ngay: one session signs all of the teacher's open steps of that class and stage."""
+        All records open in ONE transaction with their notice jobs: a notice can never run (and count) while
+        the class is half opened, whatever the load (it once counted 37 of 40 records)."""
+        opened: list[int] = []
+        async with in_transaction() as conn:
+            await lock_for_transaction(conn, f"edudesk:startclass:{class_id}")
+            records = await SchoolRecord.filter(klass_id=class_id, state="signing", signatures=0).using_db(conn)
+            by_record: dict[int, list[SignatureStep]] = {r.id: [] for r in records}
+            for step in await SignatureStep.filter(record_id__in=list(by_record) or [0]).using_db(conn):
+                by_record[step.record_id].append(step)
+            for steps in by_record.values():
+                if steps and all(s.state == "waiting" for s in steps):
+                    opened += stages.first_turns(step_states(steps)).opened
+            await open_steps(conn, self.queue, self.settings, self.clock, class_id, opened)
+        self.queue.wake()
+        return len(opened)
+
+    async def start_signing(self, actor: Actor, class_id: int, stage: int, *, pin: str | None = None) -> SignSession:
+        """Ký ngay: one session signs all of the teacher's open steps of that class and stage.
+
+        A key the server holds (PKCS#12) signs only with its teacher's PIN, typed in the web console: without
+        one (a chat tap, an action link) this raises PinRequired saying where to sign. A remote signer (SmartCA,
+        CSC) needs no PIN here: the confirmation on the teacher's phone is their proof."""
         teacher = await self.teacher_of(actor, "rec_sign")
         credential = await SignerCredential.filter(teacher_id=teacher.id, state="approved").order_by("-id").first()
         if credential is None:
@@ -101,20 +112,42 @@ class RecordService:
                     "Không còn học bạ nào chờ Thầy/Cô ký ở lớp này (hoặc đang được ký).")
             raise await self.refuse(actor, "rec_sign", stages.OutOfOrder(text), teacher=teacher.code,
                                     class_id=class_id, stage=stage)
+        unlocked = None
+        if needs_pin(credential):
+            if pin is None:  # a chat button or a link: it opens the page, it never signs with a held key
+                raise await self.refuse(actor, "rec_sign", PinRequired(self.pin_page_text(class_id, stage)),
+                                        teacher=teacher.code, class_id=class_id, stage=stage)
+            if self.credentials is None:
+                raise EdudeskError("Chức năng học bạ số chưa được bật đầy đủ.", code="records_off")
+            unlocked = await self.credentials.pins.unlock(actor, credential, pin)
         now = self.clock.now()
-        async with in_transaction() as conn:
-            session = await SignSession.create(teacher_id=teacher.id, credential_id=credential.id, actor=actor.label,
-                                               steps=[s.id for s in steps], created_at=now, updated_at=now,
-                                               using_db=conn)
-            await SignatureStep.filter(id__in=[s.id for s in steps], session_id__isnull=True).using_db(conn).update(
-                session_id=session.id)
-            await self.queue.enqueue("sign_batch", f"sign:{session.id}", {"session_id": session.id},
-                                     connection=conn)
-            await AuditEvent.create(at=now, actor=actor.label, action="records_sign_started", using_db=conn,
-                                    detail={"session": session.id, "class_id": class_id, "stage": stage,
-                                            "steps": len(steps), "signer": credential.kind})
+        try:
+            async with in_transaction() as conn:
+                session = await SignSession.create(teacher_id=teacher.id, credential_id=credential.id,
+                                                   actor=actor.label, steps=[s.id for s in steps], created_at=now,
+                                                   updated_at=now, using_db=conn)
+                if unlocked is not None and self.credentials is not None:
+                    self.credentials.signers.hand(session.id, unlocked)
+                await SignatureStep.filter(id__in=[s.id for s in steps], session_id__isnull=True).using_db(
+                    conn).update(session_id=session.id)
+                await self.queue.enqueue("sign_batch", f"sign:{session.id}", {"session_id": session.id},
+                                         connection=conn)
+                await AuditEvent.create(at=now, actor=actor.label, action="records_sign_started", using_db=conn,
+                                        detail={"session": session.id, "class_id": class_id, "stage": stage,
+                                                "steps": len(steps), "signer": credential.kind})
+        except BaseException:
+            if unlocked is not None:
+                await unlocked.close()
+            raise
         self.queue.wake()
         return session
+
+    def pin_page_text(self, class_id: int, stage: int) -> str:
+        """Where a teacher whose key the server holds signs (the console page that asks for the PIN)."""
+        where = (sign_page(self.settings, class_id, stage) if self.settings.web.public_url
+                 else "trang quản trị (web console), mục Học bạ số")
+        return (f"🔐 Chứng thư số của Thầy/Cô được lưu trên máy chủ nên mỗi lần ký cần mã PIN của Thầy/Cô. Hãy mở "
+                f"{where}, bấm «Ký ngay» và nhập mã PIN. Nút trong tin nhắn chỉ mở trang, không tự ký.")
 
     async def return_record(self, actor: Actor, record_id: int, reason: str) -> RecordReturn:
         """Báo sai sót: a signer (or leader) sends a record back; signing it stops until the admin decides."""

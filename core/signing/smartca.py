@@ -78,6 +78,10 @@ class SmartCaSigner:
         """The subscriber's signing certificate (DER) from credentials/info."""
         return (await self.credential()).der
 
+    async def chain(self) -> tuple[bytes, ...]:
+        """The CA certificates above the signing certificate (DER), as the provider gives them."""
+        return tuple(bytes(c.dump()) for c in (await self.credential()).chain)
+
     async def credential(self) -> remote.RemoteCredential:
         """The signing certificate and its chain (the first credential unless one is configured)."""
         if self._credential is None:

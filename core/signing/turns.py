@@ -1,9 +1,11 @@
 """Turns: opening signature steps (with their deadline) and the ONE aggregated "sign now" message per
 teacher, class and stage. Steps that open within `notice_delay_seconds` of each other share one message:
-the opening enqueues a debounced `sign_notice` job; the job counts what is open when it runs."""
+the opening enqueues a debounced `sign_notice` job; the job counts what is open when it runs, and waits
+(a while at most) while the stage before is still being signed for more of that teacher's records."""
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
@@ -15,11 +17,12 @@ from tortoise.transactions import in_transaction
 
 from core.config import Settings
 from core.db import lock_for_transaction
-from core.jobs import JobQueue
+from core.jobs import JobQueue, RetryLater
 from core.models import Job, Staff
 from core.notify import enqueue_notice
 from core.ports import Clock
-from core.signing.models import ClassSigner, SchoolClass, SignatureStep, SignerCredential, Teacher
+from core.signing.models import ClassSigner, SchoolClass, SignatureStep, SignerCredential, SignSession, Teacher
+from core.signing.pin import needs_pin
 from core.signing.spec import STAGE_LABELS, Stage
 from core.text import local_time
 
@@ -48,11 +51,24 @@ async def open_steps(conn: BaseDBAsyncClient, queue: JobQueue, settings: Setting
                             connection=conn, run_after=now + timedelta(seconds=delay))
 
 
-def sign_buttons(settings: Settings, class_id: int, stage: int) -> list[list[dict[str, Any]]]:
-    """Ký ngay (a tap), Xem danh sách and Báo sai sót (the class's page in the web console when it has a public
-    address, else taps answered in the chat)."""
-    rows: list[list[dict[str, Any]]] = [[{"label": "✍️ Ký ngay", "action": "rec_sign", "request_id": class_id,
-                                          "arg": stage}]]
+def sign_page(settings: Settings, class_id: int, stage: int) -> str:
+    """The console page where a teacher signs that turn (and types the PIN of a key the server holds)."""
+    return f"{settings.web_url}/records?class={class_id}&stage={stage}#turns"
+
+
+async def teacher_needs_pin(teacher_id: int) -> bool:
+    """Whether the teacher's approved credential is a key the server holds (signing asks for their PIN)."""
+    return needs_pin(await SignerCredential.filter(teacher_id=teacher_id, state="approved").order_by("-id").first())
+
+
+def sign_buttons(settings: Settings, class_id: int, stage: int, *, pin: bool = False) -> list[list[dict[str, Any]]]:
+    """Ký ngay, Xem danh sách and Báo sai sót (the class's page in the web console when it has a public
+    address, else taps answered in the chat). With `pin` (a key the server holds) Ký ngay only opens the
+    console's page, where the PIN is typed: a tap never signs with it."""
+    sign: dict[str, Any] = {"label": "✍️ Ký ngay", "action": "rec_sign", "request_id": class_id, "arg": stage}
+    if pin and settings.web.public_url:
+        sign = {"label": "✍️ Ký ngay", "action": "noop", "request_id": 0, "url": sign_page(settings, class_id, stage)}
+    rows: list[list[dict[str, Any]]] = [[sign]]
     if settings.web.public_url:
         page = f"{settings.web_url}/records/classes/{class_id}?stage={stage}"
         rows.append([{"label": "📋 Xem danh sách", "action": "noop", "request_id": 0, "url": page},
@@ -84,6 +100,13 @@ async def sign_notice(settings: Settings, clock: Clock, queue: JobQueue, job: Jo
     new = [s for s in steps if s.notified_at is None]
     if not new:
         return
+    delay = max(settings.records.notice_delay_seconds, 1.0)
+    first = min((s.opened_at for s in new if s.opened_at is not None), default=clock.now())
+    if await _earlier_stage_signing(teacher_id, class_id, stage) and \
+            clock.now() - first < timedelta(seconds=max(10 * delay, 60.0)):
+        # The stage before is being signed right now: more of this teacher's turns open in a moment. Wait
+        # (a while at most) so that they get ONE message counting them all, not "37" and then "40".
+        raise RetryLater(delay)
     deadline = min(s.deadline for s in steps if s.deadline is not None)
     tz = settings.general.timezone
     text = (f"✍️ <b>Mời Thầy/Cô ký học bạ số</b>\n"
@@ -97,6 +120,8 @@ async def sign_notice(settings: Settings, clock: Clock, queue: JobQueue, job: Jo
                  "(mục Học bạ số → Chứng thư số) để ký được.")
     else:
         text += await preflight_text(settings, clock, queue, teacher, credential)
+        if needs_pin(credential):
+            text += "\n🔐 Thầy/Cô ký trên trang quản trị (Học bạ số → Ký ngay) với mã PIN ký của mình."
     async with in_transaction() as conn:
         # Two notice jobs of one teacher, class and stage may run at once (turns opened across a debounce
         # bucket): whoever claims the steps first sends the one message, the other finds nothing new.
@@ -107,8 +132,20 @@ async def sign_notice(settings: Settings, clock: Clock, queue: JobQueue, job: Jo
             return
         if teacher.staff_id is not None:
             await enqueue_notice(conn, queue, f"{job.key}:sent", f"staff:{teacher.staff_id}", text,
-                                 buttons=sign_buttons(settings, class_id, stage))
+                                 buttons=sign_buttons(settings, class_id, stage, pin=needs_pin(credential)))
     queue.wake()
+
+
+async def _earlier_stage_signing(teacher_id: int, class_id: int, stage: int) -> bool:
+    """Whether a record where this teacher still waits has an earlier signature being made now (a local
+    session at work; a remote one waiting for a phone may take hours and does not count)."""
+    waiting = await SignatureStep.filter(teacher_id=teacher_id, stage=stage, state="waiting", record__klass_id=class_id,
+                                         record__state="signing").values_list("record_id", flat=True)
+    if not waiting:
+        return False
+    sessions = await SignatureStep.filter(record_id__in=list(waiting), stage__lt=stage, state="open",
+                                          session_id__isnull=False).values_list("session_id", flat=True)
+    return bool(sessions) and await SignSession.filter(id__in=list(set(sessions)), state="queued").exists()
 
 
 async def preflight_text(settings: Settings, clock: Clock, queue: JobQueue, teacher: Teacher,
@@ -120,8 +157,9 @@ async def preflight_text(settings: Settings, clock: Clock, queue: JobQueue, teac
     if not credential.certificate:
         return ""
     roots, crls = trust_material(settings)
+    chain = [base64.b64decode(c) for c in (credential.config or {}).get("chain", [])]
     findings = check_certificate(bytes(credential.certificate), roster_name=teacher.name, trusted_roots=roots,
-                                 crls=crls, now=clock.now(), warn_days=settings.records.warn_days)
+                                 crls=crls, chain=chain, now=clock.now(), warn_days=settings.records.warn_days)
     if not findings:
         return ""
     summary = summarise(findings)

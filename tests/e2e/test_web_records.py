@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from core.models import Staff
+from core.models import AuditEvent, Staff
 from core.ports import FakeClock
-from core.signing.models import RecordReturn, SchoolRecord, SignatureStep, SignerCredential, Teacher
+from core.signing.models import RecordReturn, SchoolRecord, SignatureStep, SignerCredential, SignSession, Teacher
 from core.signing.pki import DemoPki
 from core.signing.spec import Stage
 from core.webauth import issue_login_link
-from tests.records_kit import RecordsKit, records_settings, small_roster
+from tests.records_kit import PIN, RecordsKit, records_settings, small_roster
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [pytest.mark.db, pytest.mark.slow,
@@ -61,7 +61,7 @@ class School:
         page = await context.new_page()
         await page.goto(link)
         await page.get_by_role("button", name="Đăng nhập").click()
-        await page.wait_for_url(f"{self.url}/")
+        await page.wait_for_url(lambda url: url.startswith(self.url) and "/login" not in url)  # the person's home
         return page
 
     async def teacher(self, code: str) -> Page:
@@ -120,7 +120,8 @@ async def _post(page: Page, url: str, fields: dict[str, str]) -> dict[str, Any]:
     }""", [url, {"csrf": csrf or "", **fields}]))
 
 
-async def test_teacher_sees_the_turn_and_signs_with_one_tap(school: School) -> None:
+async def test_teacher_sees_the_turn_and_signs_with_the_pin(school: School, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     kit = school.kit
     page = await school.teacher("GV01")
     assert (await page.locator("#nav-records .badge").inner_text()).strip() == "✍️ 3"  # the console's sign-now
@@ -129,6 +130,12 @@ async def test_teacher_sees_the_turn_and_signs_with_one_tap(school: School) -> N
     text = await row.inner_text()
     assert "10A1" in text and "Toán, Tin học" in text and "còn" in text
     assert await row.locator("td").nth(2).inner_text() == "3"
+    # The key is held by the server: Ký ngay asks for the teacher's PIN; a wrong one signs nothing.
+    wrong = await _post(page, "/records/sign", {"class_id": str(kit.class_id), "stage": str(int(Stage.SUBJECT)),
+                                                "pin": "999999"})
+    assert wrong["status"] == 200 and "Mã PIN không đúng" in wrong["text"]
+    assert not await SignSession.exists()
+    await row.locator('input[name="pin"]').fill(PIN)
     await row.get_by_role("button", name="✍️ Ký ngay").click()
     await page.locator("#session").wait_for()
     assert "Đã ghi nhận" in await page.locator(".flash.ok").first.inner_text()
@@ -138,6 +145,10 @@ async def test_teacher_sees_the_turn_and_signs_with_one_tap(school: School) -> N
     assert await page.locator("#session").get_attribute("data-state") == "done"
     assert "Không có học bạ nào chờ Thầy/Cô ký" in await page.locator("#my-turns").inner_text()
     assert await page.locator("#nav-records .badge").count() == 0
+    school.seen.append(await page.content())
+    for secret in (PIN, "999999"):  # the PINs never reached a page, a log line or the audit trail
+        assert not [p for p in school.seen if secret in p] and secret not in caplog.text
+        assert not [e for e in await AuditEvent.all() if secret in str(e.detail)]
     # The homeroom teacher's turn has not come: no button, and a forged tap is refused by the service.
     homeroom = await school.teacher("GV02")
     await _open(homeroom, f"{school.url}/records")
@@ -194,12 +205,16 @@ async def test_teacher_registers_a_pkcs12_and_the_admin_approves_it(school: Scho
     await form.locator('input[name="pkcs12"]').set_input_files(
         files=[{"name": "gv03.p12", "mimeType": "application/x-pkcs12", "buffer": p12}])
     await form.locator('input[name="passphrase"]').fill("sai-mat-khau-123")
+    await form.locator('input[name="pin"]').fill("135792")
+    await form.locator('input[name="pin_repeat"]').fill("135792")
     await form.get_by_role("button", name="Đăng ký chứng thư số").click()
     assert "Mật khẩu của tệp chứng thư số" in await page.locator(".flash.error").inner_text()
     form = page.locator("#register-pkcs12")
     await form.locator('input[name="pkcs12"]').set_input_files(
         files=[{"name": "gv03.p12", "mimeType": "application/x-pkcs12", "buffer": p12}])
     await form.locator('input[name="passphrase"]').fill("mat-khau-rat-kin")
+    await form.locator('input[name="pin"]').fill("135792")
+    await form.locator('input[name="pin_repeat"]').fill("135792")
     await form.get_by_role("button", name="Đăng ký chứng thư số").click()
     await page.locator("#my-credentials tr[data-state=pending]").wait_for()
     row = await SignerCredential.get(teacher_id=teacher.id)
@@ -213,8 +228,9 @@ async def test_teacher_registers_a_pkcs12_and_the_admin_approves_it(school: Scho
     assert "Đã duyệt" in await page.locator("#my-credentials").inner_text()
     # The passphrases never reached a page or a log line.
     school.seen.append(await page.content())
-    for secret in ("mat-khau-rat-kin", "sai-mat-khau-123"):
+    for secret in ("mat-khau-rat-kin", "sai-mat-khau-123", "135792"):
         assert not [p for p in school.seen if secret in p] and secret not in caplog.text
+        assert secret not in str(row.config) and not [e for e in await AuditEvent.all() if secret in str(e.detail)]
 
 
 async def test_leader_reminds_everyone_and_in_quiet_hours_it_waits_for_the_morning(school: School) -> None:
@@ -282,3 +298,51 @@ async def test_verify_shows_every_signature_and_a_tampered_copy_fails(school: Sc
         return (await fetch("/records/credentials", {method: "POST", body})).status;
     }""", 3 * 1024 * 1024)
     assert elsewhere == 413
+
+
+async def test_untrusted_credential_is_refused_and_an_old_one_signs_only_after_its_teacher_sets_a_pin(
+        school: School) -> None:
+    import base64
+
+    from core.signing.factory import certificate_facts
+
+    kit = school.kit
+    teacher = await Teacher.get(code="GV03")
+    page = await school.teacher("GV03")
+    await _open(page, f"{school.url}/records/credentials")
+    form = page.locator("#register-pkcs12")
+    stranger = kit.pki.issue_from_stranger(teacher.name).pkcs12(b"pw-la")
+    await form.locator('input[name="pkcs12"]').set_input_files(
+        files=[{"name": "la.p12", "mimeType": "application/x-pkcs12", "buffer": stranger}])
+    await form.locator('input[name="passphrase"]').fill("pw-la")
+    await form.locator('input[name="pin"]').fill("135792")
+    await form.locator('input[name="pin_repeat"]').fill("135792")
+    await form.get_by_role("button", name="Đăng ký chứng thư số").click()
+    refusal = await page.locator(".flash.error").inner_text()
+    assert "Không đăng ký được chứng thư số" in refusal and "tin cậy" in refusal
+    assert not await SignerCredential.filter(teacher_id=teacher.id).exists(), "refused when registered"
+    # A credential registered before PINs (file and passphrase sealed with the server's key only).
+    cred = kit.pki.issue(teacher.name)
+    box = kit.app.box
+    old = await SignerCredential.create(
+        teacher_id=teacher.id, kind="pkcs12", label="Tệp chứng thư số (PKCS#12)", state="approved",
+        config={"pkcs12": box.seal(base64.b64encode(cred.pkcs12(b"cu")).decode()), "passphrase": box.seal("cu")},
+        certificate=cred.der, created_at=kit.clock.now(), **certificate_facts(cred.der))
+    await _open(page, f"{school.url}/records")
+    row = page.locator(f'#turns tr[data-class="{kit.class_id}"][data-stage="{int(Stage.SUBJECT)}"]')
+    await row.locator('input[name="pin"]').fill("135792")
+    await row.get_by_role("button", name="✍️ Ký ngay").click()
+    assert "chưa có mã PIN" in await page.locator(".flash.error").inner_text()
+    assert not await SignSession.exists()
+    await _open(page, f"{school.url}/records/credentials")
+    form = page.locator(f"#set-pin-{old.id}")
+    await form.locator('input[name="pin"]').fill("135792")
+    await form.locator('input[name="pin_repeat"]').fill("135792")
+    await form.get_by_role("button", name="Đặt mã PIN").click()
+    await page.locator(".flash.ok", has_text="Đã đặt mã PIN ký").wait_for()
+    config = (await SignerCredential.get(id=old.id)).config
+    assert "pin_sealed" in config and "pkcs12" not in config, "the copy sealed with the server's key alone is gone"
+    session = await kit.app.records.start_signing(await kit.actor("GV03"), kit.class_id, Stage.SUBJECT, pin="135792")
+    await kit.settle()
+    assert (await SignSession.get(id=session.id)).state == "done"
+    assert await SignatureStep.filter(field="gvbm_gv03", state="signed").count() == 3

@@ -102,7 +102,11 @@ async def _up(port: int) -> bool:
     return True
 
 
-async def test_teacher_linked_on_zalo_signs_with_ky(world: World) -> None:
+async def test_teacher_linked_on_zalo_signs_in_the_console_with_the_pin(world: World) -> None:
+    from core.signing.models import SignSession
+    from core.signing.spec import Stage
+    from tests.records_kit import PIN
+
     kit, fake = world.kit, world.fake
     teacher = await Teacher.get(code="GV01")
     assert teacher.staff_id is not None
@@ -111,11 +115,15 @@ async def test_teacher_linked_on_zalo_signs_with_ky(world: World) -> None:
     await kit.app.records.start_class(kit.class_id)
     notice = await fake.wait_for(lambda: next((t for t in fake.bot_texts(TEACHER_ZALO) if "Mời Thầy/Cô ký" in t),
                                               None), 15.0)
-    assert "10A1" in notice and "Toán, Tin học" in notice and "/ky 10A1" in notice
-    assert f"{world.console}/a/" in notice  # the one-time Ký ngay link, for this teacher only
+    assert "10A1" in notice and "Toán, Tin học" in notice and "mã PIN" in notice
+    page = f"{world.console}/records?class={kit.class_id}&stage=1"
+    assert f"✍️ Ký ngay: {page}#turns" in notice  # the key is held by the server: the button only opens the page
+    assert f"{world.console}/a/" not in notice and "/ky 10A1" not in notice
     assert len(notice) <= 2000 and "<b>" not in notice
     answer = await world.say(TEACHER_ZALO, "/ky")
-    assert answer.startswith("✍️ Đang ký 3 học bạ lớp 10A1"), answer
+    assert "mã PIN" in answer and page in answer and "Đang ký" not in answer, answer
+    assert not await SignSession.exists(), "a chat command never signs with a key the server holds"
+    await kit.app.records.start_signing(await kit.actor("GV01"), kit.class_id, Stage.SUBJECT, pin=PIN)  # the console
     await wait_until(lambda: _signed("gvbm_gv01", 3), 60.0)
     assert "Không có học bạ nào đang chờ" in await world.say(TEACHER_ZALO, "/ky")
     assert len([t for t in fake.bot_texts(TEACHER_ZALO) if "Mời Thầy/Cô ký" in t]) == 1, "one sign-now message"

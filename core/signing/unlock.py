@@ -1,0 +1,128 @@
+"""Opening a teacher's server-held key with their PIN, for one signing session: wrong PINs are refused,
+audited and counted (MAX_TRIES in a row lock the credential for LOCK_TIME, and the admins are told); a
+credential registered before PINs existed gets one from its own teacher. The PIN itself is never stored,
+logged or audited."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime
+from html import escape as esc
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from core.config import Settings
+from core.db import lock_for_transaction
+from core.jobs import JobQueue
+from core.models import AuditEvent, Staff
+from core.notify import enqueue_notice
+from core.ports import Clock, Signer
+from core.secrets import SecretBox
+from core.signing.factory import PIN_NOT_SET, SignerFactory, open_legacy_pkcs12, seal_pkcs12
+from core.signing.models import SignerCredential, Teacher
+from core.signing.pin import LOCK_TIME, MAX_TRIES, PinError, PinNotSet, PinRequired, check_new_pin, open_with_pin
+from core.staff import Actor, Role
+from core.text import local_time
+
+
+class PinGuard:
+    """Unlock PIN-sealed keys for a session; set the PIN of an older credential."""
+
+    def __init__(self, settings: Settings, clock: Clock, queue: JobQueue, box: SecretBox,
+                 signers: SignerFactory) -> None:
+        self.settings, self.clock, self.queue, self.box, self.signers = settings, clock, queue, box, signers
+
+    async def _refused(self, actor: Actor, reason: str, credential: SignerCredential, **detail: Any) -> None:
+        await AuditEvent.create(at=self.clock.now(), actor=actor.label, action="records_refused",
+                                detail={"action": "rec_sign", "reason": reason, "credential": credential.id, **detail})
+
+    def _locked_until(self, config: dict[str, Any]) -> datetime | None:
+        until = config.get("pin_locked_until")
+        if not until:
+            return None
+        moment = datetime.fromisoformat(str(until))
+        return moment if moment > self.clock.now() else None
+
+    def _locked_text(self, until: datetime) -> str:
+        return (f"Đã nhập sai mã PIN {MAX_TRIES} lần liên tiếp: chứng thư số tạm khoá đến "
+                f"{local_time(until, self.settings.general.timezone)}. Thầy/Cô hãy thử lại sau.")
+
+    async def unlock(self, actor: Actor, credential: SignerCredential, pin: str | None) -> Signer:
+        """The credential's signer opened with the PIN, or an audited PinError / PinRequired / PinNotSet."""
+        from core.signing.pkcs12 import Pkcs12Signer
+
+        config = credential.config or {}
+        if "pin_sealed" not in config:
+            await self._refused(actor, "pin_not_set", credential)
+            raise PinNotSet(PIN_NOT_SET)
+        until = self._locked_until(config)
+        if until is not None:
+            await self._refused(actor, "pin_locked", credential)
+            raise PinError(self._locked_text(until), code="pin_locked")
+        if not pin or not pin.strip():
+            await self._refused(actor, "pin_required", credential)
+            raise PinRequired("Hãy nhập mã PIN ký của Thầy/Cô.")
+        sealed = json.loads(self.box.open(config["pin_sealed"]))
+        opened = await asyncio.to_thread(open_with_pin, pin, sealed)  # scrypt: CPU work off the loop
+        if opened is None:
+            raise await self._wrong(actor, credential)
+        if config.get("pin_failures"):
+            await self._set_failures(credential.id, 0, None)
+        data, passphrase = opened
+        return Pkcs12Signer(data, passphrase.encode(), pool=self.signers.pool())
+
+    async def _set_failures(self, credential_id: int, failures: int, until: datetime | None) -> dict[str, Any]:
+        async with in_transaction() as conn:
+            await lock_for_transaction(conn, f"edudesk:pin:{credential_id}")
+            row = await SignerCredential.filter(id=credential_id).using_db(conn).get()
+            config = dict(row.config or {})
+            config["pin_failures"] = failures
+            config["pin_locked_until"] = until.isoformat() if until else ""
+            await SignerCredential.filter(id=credential_id).using_db(conn).update(config=config)
+        return config
+
+    async def _wrong(self, actor: Actor, credential: SignerCredential) -> PinError:
+        """Count a wrong PIN (atomically), lock after MAX_TRIES; the error to raise."""
+        now = self.clock.now()
+        async with in_transaction() as conn:
+            await lock_for_transaction(conn, f"edudesk:pin:{credential.id}")
+            row = await SignerCredential.filter(id=credential.id).using_db(conn).get()
+            config = dict(row.config or {})
+            failures = int(config.get("pin_failures") or 0) + 1
+            until = now + LOCK_TIME if failures >= MAX_TRIES else None
+            config["pin_failures"] = 0 if until else failures
+            config["pin_locked_until"] = until.isoformat() if until else ""
+            await SignerCredential.filter(id=credential.id).using_db(conn).update(config=config)
+            await AuditEvent.create(at=now, actor=actor.label, action="records_refused", using_db=conn,
+                                    detail={"action": "rec_sign", "reason": "pin_locked" if until else "pin_wrong",
+                                            "credential": credential.id, "failures": failures})
+        if until is None:
+            return PinError(f"Mã PIN không đúng; còn {MAX_TRIES - failures} lần thử trước khi chứng thư số bị tạm "
+                            f"khoá {int(LOCK_TIME.total_seconds() // 60)} phút.")
+        teacher = await Teacher.get_or_none(id=credential.teacher_id)
+        text = (f"🔒 Chứng thư số của <b>{esc(teacher.name if teacher else '?')}</b> bị tạm khoá đến "
+                f"{local_time(until, self.settings.general.timezone)}: nhập sai mã PIN {MAX_TRIES} lần liên tiếp.")
+        for admin in await Staff.filter(active=True):
+            if Role.ADMIN.value in (admin.roles or []):
+                await enqueue_notice(None, self.queue, f"pinlock:{credential.id}:{until.isoformat()}:{admin.id}",
+                                     f"staff:{admin.id}", text)
+        self.queue.wake()
+        return PinError(self._locked_text(until), code="pin_locked")
+
+    async def set_pin(self, actor: Actor, teacher: Teacher, credential_id: int, pin: str,
+                      repeat: str | None = None) -> SignerCredential:
+        """A teacher seals their own credential registered before PINs under a PIN (the clear copy is dropped)."""
+        row = await SignerCredential.get_or_none(id=credential_id, teacher_id=teacher.id)
+        if row is None or row.kind != "pkcs12" or "pkcs12" not in (row.config or {}):
+            raise PinError("Chứng thư số này không cần (hoặc đã có) mã PIN.", code="pin_not_needed")
+        pin = check_new_pin(pin, repeat)
+        data, passphrase = open_legacy_pkcs12(self.box, row.config)
+        config = await asyncio.to_thread(seal_pkcs12, self.box, data, passphrase, pin)
+        if "chain" in row.config:
+            config["chain"] = row.config["chain"]
+        await SignerCredential.filter(id=row.id).update(config=config)
+        await AuditEvent.create(at=self.clock.now(), actor=actor.label, action="signer_pin_set",
+                                detail={"credential": row.id, "teacher": teacher.code})
+        return await SignerCredential.get(id=row.id)
