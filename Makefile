@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
+# Empty: the database tests get a PostgreSQL database of their own on the local server, dropped after the run.
+PG_TEST_URL ?=
 
 .PHONY: run test venv test-deps lint unit pg bench migrations clean
 
@@ -28,7 +29,11 @@ lint: venv
 # The whole suite on SQLite, then the database tests again on the PostgreSQL server of this machine kind.
 test: venv test-deps lint
 	$(BIN)/pytest -q
+ifeq ($(PG_TEST_URL),)
+	$(BIN)/python scripts/pg_test_db.py $(BIN)/pytest -q -m db
+else
 	EDUDESK_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -q -m db
+endif
 
 bench: venv
 	$(BIN)/python bench/intake.py

@@ -6,6 +6,7 @@ is refused once, for good (5xx), never deferred forever. Real listener, real smt
 from __future__ import annotations
 
 import asyncio
+import os
 import smtplib
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
@@ -98,7 +99,24 @@ async def test_locked_database_defers_data_with_451_and_the_retry_is_stored_once
 
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-PG_OWN = "intake_trust_db"  # this test's own database: it is switched off and on, others must not share it
+# This test's own database: it is switched off and on, so nothing else (another test run on this host
+# included) may share it. One per process; those of processes that ended are dropped when the next starts.
+PG_OWN = f"intake_trust_{os.getpid()}"
+
+
+async def _drop_stale_own_databases() -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN)
+    try:
+        names = [r["datname"] for r in await conn.fetch(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'intake\\_trust\\_%'")]
+    finally:
+        await conn.close()
+    for name in names:
+        pid = name.rsplit("_", 1)[1]
+        if pid.isdigit() and name != PG_OWN and not Path(f"/proc/{pid}").exists():
+            await _pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 async def _pg_admin(*statements: str) -> None:
@@ -125,6 +143,7 @@ async def _pg_up() -> None:
 @pytest.fixture
 async def pg_listener(app_factory: Any, settings_factory: Any) -> AsyncIterator[Listener]:
     try:
+        await _drop_stale_own_databases()
         await _pg_admin(f"DROP DATABASE IF EXISTS {PG_OWN} WITH (FORCE)", f"CREATE DATABASE {PG_OWN}")
     except OSError:
         pytest.skip("no PostgreSQL server on 127.0.0.1:5432")
