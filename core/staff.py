@@ -5,10 +5,14 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from core.config import Settings
 from core.errors import EdudeskError
 from core.models import Staff
+
+if TYPE_CHECKING:
+    from tortoise.backends.base.client import BaseDBAsyncClient
 
 
 class Role(str, enum.Enum):
@@ -89,6 +93,23 @@ async def actor_for_zalo(user_id: str, name: str, settings: Settings) -> Actor:
     keys = [staff.email] + ([f"tg:{staff.telegram_id}"] if staff.telegram_id else [])
     roles = _config_roles(settings, *keys) | _staff_roles(staff)
     return Actor(f"zalo:{user_id[:64]}", staff.name, frozenset(roles), staff.id)
+
+
+def _keys(staff: Staff) -> list[str]:
+    return [staff.email] + ([f"tg:{staff.telegram_id}"] if staff.telegram_id else [])
+
+
+def roles_of(staff: Staff, settings: Settings) -> set[Role]:
+    """A staff member's roles: the staff table's and config.toml's `[roles]` entries naming them."""
+    if not staff.active:
+        return set()
+    return _config_roles(settings, *_keys(staff)) | _staff_roles(staff)
+
+
+async def staff_holding(role: Role, settings: Settings, conn: BaseDBAsyncClient | None = None) -> list[Staff]:
+    """The active staff members who hold `role`, whether the staff table or config.toml gives it to them."""
+    rows = await (Staff.filter(active=True).using_db(conn) if conn is not None else Staff.filter(active=True))
+    return [s for s in rows if role in roles_of(s, settings)]
 
 
 async def actor_for_staff(staff_id: int, settings: Settings) -> Actor | None:

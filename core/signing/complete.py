@@ -15,9 +15,9 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from core.config import Settings
 from core.errors import EdudeskError
 from core.jobs import JobQueue
-from core.models import Staff
 from core.notify import enqueue_notice
 from core.signing.models import SchoolClass, SchoolRecord, SignatureStep
+from core.staff import Role, staff_holding
 from core.text import strip_diacritics
 
 
@@ -34,10 +34,9 @@ async def record_completed(conn: BaseDBAsyncClient, queue: JobQueue, settings: S
             f"Đề nghị quản trị viên xác nhận hoàn tất để xuất hồ sơ.")
     buttons = [[{"label": "✅ Xác nhận hoàn tất", "action": "rec_confirm", "request_id": class_id}]]
     await enqueue_notice(conn, queue, f"classdone:{class_id}:head", "head", text, buttons=buttons)
-    for admin in await Staff.filter(active=True).using_db(conn):
-        if "admin" in (admin.roles or []):
-            await enqueue_notice(conn, queue, f"classdone:{class_id}:{admin.id}", f"staff:{admin.id}", text,
-                                 buttons=buttons)
+    for admin in await staff_holding(Role.ADMIN, settings, conn):
+        await enqueue_notice(conn, queue, f"classdone:{class_id}:{admin.id}", f"staff:{admin.id}", text,
+                             buttons=buttons)
 
 
 def file_stem(student_code: str, name: str) -> str:

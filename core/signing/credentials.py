@@ -13,7 +13,7 @@ from typing import Any
 from core.config import Settings
 from core.errors import EdudeskError
 from core.jobs import JobQueue
-from core.models import AuditEvent, Staff
+from core.models import AuditEvent
 from core.notify import enqueue_notice
 from core.ports import Clock, Signer
 from core.secrets import SecretBox
@@ -23,7 +23,7 @@ from core.signing.pin import check_new_pin
 from core.signing.service import NotAllowed
 from core.signing.trust import trust_material
 from core.signing.unlock import PinGuard
-from core.staff import Actor, Role
+from core.staff import Actor, Role, staff_holding
 from core.text import local_time
 
 REFUSED_FINDINGS = ("untrusted", "revoked")  # a credential that could never make a signature the school trusts
@@ -111,10 +111,9 @@ class CredentialDesk:
             text += "\n⚠️ " + summarise(findings)
         buttons = [[{"label": "✅ Duyệt", "action": "rec_cred_ok", "request_id": row.id},
                     {"label": "❌ Từ chối", "action": "rec_cred_no", "request_id": row.id}]]
-        for admin in await Staff.filter(active=True):
-            if Role.ADMIN.value in (admin.roles or []):
-                await enqueue_notice(None, self.queue, f"credential:{row.id}:{admin.id}", f"staff:{admin.id}", text,
-                                     buttons=buttons)
+        for admin in await staff_holding(Role.ADMIN, self.settings):
+            await enqueue_notice(None, self.queue, f"credential:{row.id}:{admin.id}", f"staff:{admin.id}", text,
+                                 buttons=buttons)
         self.queue.wake()
         return row
 

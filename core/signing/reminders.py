@@ -16,14 +16,14 @@ from tortoise.transactions import in_transaction
 
 from core.config import Settings
 from core.jobs import JobQueue
-from core.models import AuditEvent, Staff
+from core.models import AuditEvent
 from core.notify import enqueue_notice
 from core.ports import Clock
 from core.signing.models import ClassSigner, SchoolClass, SignatureStep, Teacher
 from core.signing.quiet import in_quiet_hours, parse_quiet_hours, quiet_until
 from core.signing.spec import STAGE_LABELS, Stage
 from core.signing.turns import role_text, sign_buttons, teacher_needs_pin
-from core.staff import Actor, Role
+from core.staff import Actor, Role, staff_holding
 from core.text import local_time
 
 Key = tuple[int, int, int]  # (teacher, class, stage)
@@ -120,10 +120,9 @@ async def _escalate(queue: JobQueue, settings: Settings, key: Key, late: list[Si
             f"{esc(await role_text(key[0], key[1], key[2]))}: còn {len(late)} học bạ chưa ký.")
     buttons = [[{"label": "🔔 Nhắc tất cả", "action": "rec_remind", "request_id": key[1]}]]
     async with in_transaction() as conn:
-        for staff in await Staff.filter(active=True).using_db(conn):
-            if Role.LEADER.value in (staff.roles or []):
-                await enqueue_notice(conn, queue, f"signlate:{key}:{now.date()}:{staff.id}", f"staff:{staff.id}",
-                                     text, buttons=buttons)
+        for staff in await staff_holding(Role.LEADER, settings, conn):
+            await enqueue_notice(conn, queue, f"signlate:{key}:{now.date()}:{staff.id}", f"staff:{staff.id}",
+                                 text, buttons=buttons)
         await enqueue_notice(conn, queue, f"signlate:{key}:{now.date()}:head", "head", text, buttons=buttons)
         await AuditEvent.create(at=now, actor="system", action="records_escalated", using_db=conn,
                                 detail={"teacher": teacher.code, "class": klass.name, "records": len(late)})

@@ -22,7 +22,7 @@ from tortoise.transactions import in_transaction
 from core.config import Settings
 from core.errors import EdudeskError
 from core.jobs import JobQueue, PermanentJobError, RetryLater
-from core.models import AuditEvent, Job, Staff
+from core.models import AuditEvent, Job
 from core.ports import Clock, SignItem, SignOutcome
 from core.signing import stages
 from core.signing.complete import record_completed
@@ -31,7 +31,7 @@ from core.signing.models import SchoolRecord, SignatureStep, SignerCredential, S
 from core.signing.service import step_states
 from core.signing.trust import trust_material
 from core.signing.turns import open_steps
-from core.staff import Role
+from core.staff import Role, staff_holding
 
 log = logging.getLogger(__name__)
 ROUND_WAIT = 3.0  # seconds before a session tries again the records another session held
@@ -267,9 +267,8 @@ class SignRunner:
         who = f"{teacher.name} ({teacher.code})" if teacher else "chữ ký phát hành của nhà trường"
         text = (f"⚠️ <b>Ký học bạ không thành công</b> — {esc(who)}: chữ ký trên {len(rejected)} học bạ không qua "
                 f"kiểm tra nên không được lưu ({esc(reasons)}). Hãy kiểm tra chứng thư số và [records] trusted_roots.")
-        for admin in await Staff.filter(active=True):
-            if Role.ADMIN.value in (admin.roles or []):
-                await enqueue_notice(None, self.queue, f"signfailed:{session.id}:{admin.id}", f"staff:{admin.id}", text)
+        for admin in await staff_holding(Role.ADMIN, self.settings):
+            await enqueue_notice(None, self.queue, f"signfailed:{session.id}:{admin.id}", f"staff:{admin.id}", text)
         await enqueue_notice(None, self.queue, f"signfailed:{session.id}:head", "head", text)
         await self._end(session, "refused", detail[0].upper() + detail[1:])
 

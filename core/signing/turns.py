@@ -18,12 +18,13 @@ from tortoise.transactions import in_transaction
 from core.config import Settings
 from core.db import lock_for_transaction
 from core.jobs import JobQueue, RetryLater
-from core.models import Job, Staff
+from core.models import Job
 from core.notify import enqueue_notice
 from core.ports import Clock
 from core.signing.models import ClassSigner, SchoolClass, SignatureStep, SignerCredential, SignSession, Teacher
 from core.signing.pin import needs_pin
 from core.signing.spec import STAGE_LABELS, Stage
+from core.staff import Role, staff_holding
 from core.text import local_time
 
 log = logging.getLogger(__name__)
@@ -166,9 +167,8 @@ async def preflight_text(settings: Settings, clock: Clock, queue: JobQueue, teac
     day = clock.now().date().isoformat()
     codes = ",".join(sorted(f.code for f in findings))
     admin_text = f"⚠️ Chứng thư số của <b>{esc(teacher.name)}</b> ({esc(teacher.code)}):\n{summary}"
-    for admin in await Staff.filter(active=True):
-        if "admin" in (admin.roles or []):
-            await enqueue_notice(None, queue, f"preflight:{credential.id}:{codes}:{day}:{admin.id}",
-                                 f"staff:{admin.id}", admin_text)
+    for admin in await staff_holding(Role.ADMIN, settings):
+        await enqueue_notice(None, queue, f"preflight:{credential.id}:{codes}:{day}:{admin.id}",
+                             f"staff:{admin.id}", admin_text)
     await enqueue_notice(None, queue, f"preflight:{credential.id}:{codes}:{day}:head", "head", admin_text)
     return f"\n\n⚠️ Kiểm tra chứng thư số:\n{summary}"

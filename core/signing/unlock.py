@@ -16,14 +16,14 @@ from tortoise.transactions import in_transaction
 from core.config import Settings
 from core.db import lock_for_transaction
 from core.jobs import JobQueue
-from core.models import AuditEvent, Staff
+from core.models import AuditEvent
 from core.notify import enqueue_notice
 from core.ports import Clock, Signer
 from core.secrets import SecretBox
 from core.signing.factory import PIN_NOT_SET, SignerFactory, open_legacy_pkcs12, seal_pkcs12
 from core.signing.models import SignerCredential, Teacher
 from core.signing.pin import LOCK_TIME, MAX_TRIES, PinError, PinNotSet, PinRequired, check_new_pin, open_with_pin
-from core.staff import Actor, Role
+from core.staff import Actor, Role, staff_holding
 from core.text import local_time
 
 
@@ -104,10 +104,9 @@ class PinGuard:
         teacher = await Teacher.get_or_none(id=credential.teacher_id)
         text = (f"🔒 Chứng thư số của <b>{esc(teacher.name if teacher else '?')}</b> bị tạm khoá đến "
                 f"{local_time(until, self.settings.general.timezone)}: nhập sai mã PIN {MAX_TRIES} lần liên tiếp.")
-        for admin in await Staff.filter(active=True):
-            if Role.ADMIN.value in (admin.roles or []):
-                await enqueue_notice(None, self.queue, f"pinlock:{credential.id}:{until.isoformat()}:{admin.id}",
-                                     f"staff:{admin.id}", text)
+        for admin in await staff_holding(Role.ADMIN, self.settings):
+            await enqueue_notice(None, self.queue, f"pinlock:{credential.id}:{until.isoformat()}:{admin.id}",
+                                 f"staff:{admin.id}", text)
         self.queue.wake()
         return PinError(self._locked_text(until), code="pin_locked")
 
