@@ -12,6 +12,7 @@ import stat
 from pathlib import Path
 
 from core.config import Settings
+from core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 PRIVATE_UMASK = 0o077
@@ -37,14 +38,49 @@ def _tighten(path: Path, mode: int) -> None:
         log.warning("cannot make %s private: %s", path, exc)
 
 
+OLD_DOVECOT_FILE = "{data_dir}/dovecot/users"  # the default before the data folder became private
+
+
+def dovecot_in_use(settings: Settings) -> list[Path]:
+    """The passwd-files Dovecot reads for the back ends in use (the local one's is optional)."""
+    prov = settings.provisioning
+    backends = {prov.backend, prov.populations.staff or prov.backend, prov.populations.student or prov.backend}
+    files = [prov.dovecot.passwd_file] if "dovecot" in backends else []
+    if "local" in backends and prov.local.passwd_file:
+        files.append(prov.local.passwd_file)
+    return [settings.path(f).resolve() for f in files if f]
+
+
 def shared_with_dovecot(settings: Settings) -> list[Path]:
     """The passwd-files Dovecot reads (its auth process runs as another user): never made private here."""
     files = {settings.provisioning.local.passwd_file, settings.provisioning.dovecot.passwd_file}
     return [settings.path(f).resolve() for f in files if f]
 
 
+def check_dovecot_files(settings: Settings) -> None:
+    """Refuse to start where Dovecot could not read its passwd-file, or an upgrade would start a new one.
+
+    The data folder is private (0700), so Dovecot's auth process cannot enter it; and a file still at the old
+    default place while the setting now names another would leave Dovecot reading accounts nobody updates.
+    """
+    data = Path(settings.data_dir).resolve()
+    old = settings.path(OLD_DOVECOT_FILE).resolve()
+    for path in dovecot_in_use(settings):
+        if path.is_relative_to(data):
+            raise ConfigError(
+                f"Tệp passwd của Dovecot ({path}) nằm trong thư mục dữ liệu riêng tư {data} (quyền 0700), Dovecot "
+                f"không đọc được: hãy chuyển tệp ra ngoài (ví dụ /var/lib/edudesk/dovecot/users, nhóm dovecot, "
+                f"quyền 0640) và đặt [provisioning.dovecot].passwd_file.", code="config_dovecot_path")
+        if old.exists() and path != old and not path.exists():
+            raise ConfigError(
+                f"Tìm thấy tệp passwd của Dovecot ở chỗ cũ {old}, nhưng cấu hình trỏ tới {path} (chưa có): hãy "
+                f"chuyển tệp cũ tới {path} (nhóm dovecot, quyền 0640) rồi cập nhật passdb của Dovecot.",
+                code="config_dovecot_moved")
+
+
 def protect_state_files(settings: Settings) -> None:
     """Set the umask to 077, make the data folder 0700 and every state file in it (and the database) 0600."""
+    check_dovecot_files(settings)
     os.umask(PRIVATE_UMASK)
     data = Path(settings.data_dir)
     data.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)

@@ -188,7 +188,10 @@ class PasswdFile:
         return entries
 
     def _rewrite(self, changes: list[Change]) -> list[bool]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.parent.exists():
+            # Dovecot's auth process (another user, in the folder's group) must be able to enter it.
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.path.parent, 0o750)
         with open(self.lock_path, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # other edudesk processes (a second worker, a CLI) wait here
             try:

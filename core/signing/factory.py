@@ -53,7 +53,8 @@ class SignerFactory:
         self.clock = clock
         self.box = box
         self._signers: dict[int, Signer] = dict(fixed or {})
-        self._unlocked: dict[int, Signer] = {}  # session id -> a teacher's key opened by their PIN
+        # session id -> (credential id, a teacher's key opened by their PIN for that session)
+        self._unlocked: dict[int, tuple[int, Signer]] = {}
         self._pool: Any = None
         self._issuer_lock = asyncio.Lock()
 
@@ -65,20 +66,26 @@ class SignerFactory:
             self._pool = SigningPool()
         return self._pool
 
-    def hand(self, session_id: int, signer: Signer) -> None:
+    def hand(self, session_id: int, credential_id: int, signer: Signer) -> None:
         """Keep a signer unlocked by its teacher's PIN for one signing session (memory only)."""
-        self._unlocked[session_id] = signer
+        self._unlocked[session_id] = (credential_id, signer)
 
     async def forget(self, session_id: int) -> None:
-        """The session ended: the key its PIN opened is dropped."""
-        signer = self._unlocked.pop(session_id, None)
-        if signer is not None:
-            await signer.close()
+        """The session ended (or was never stored): the key its PIN opened is dropped."""
+        held = self._unlocked.pop(session_id, None)
+        if held is not None:
+            await held[1].close()
 
     async def for_session(self, session_id: int, credential: SignerCredential) -> Signer:
-        """The signer of a session: the PIN-unlocked key handed for it, else the credential's own signer."""
-        if session_id in self._unlocked:
-            return self._unlocked[session_id]
+        """The signer of a session: the PIN-unlocked key handed for it, else the credential's own signer.
+
+        A key is only ever used for the credential it was opened for, even if a session id came round again.
+        """
+        held = self._unlocked.get(session_id)
+        if held is not None and held[0] == credential.id:
+            return held[1]
+        if held is not None:
+            await self.forget(session_id)
         if credential.kind == "pkcs12" and credential.teacher_id is not None:
             raise PinRequired("Phiên ký không còn mã PIN trên máy chủ (máy chủ vừa khởi động lại?): hãy bấm «Ký ngay» "
                               "trên trang quản trị và nhập lại mã PIN.")
@@ -160,7 +167,7 @@ class SignerFactory:
 
     async def close(self) -> None:
         """Close every signer and the pool."""
-        for signer in [*self._signers.values(), *self._unlocked.values()]:
+        for signer in [*self._signers.values(), *(held[1] for held in self._unlocked.values())]:
             await signer.close()
         self._signers.clear()
         self._unlocked.clear()

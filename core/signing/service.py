@@ -121,13 +121,14 @@ class RecordService:
                 raise EdudeskError("Chức năng học bạ số chưa được bật đầy đủ.", code="records_off")
             unlocked = await self.credentials.pins.unlock(actor, credential, pin)
         now = self.clock.now()
+        session: SignSession | None = None
         try:
             async with in_transaction() as conn:
                 session = await SignSession.create(teacher_id=teacher.id, credential_id=credential.id,
                                                    actor=actor.label, steps=[s.id for s in steps], created_at=now,
                                                    updated_at=now, using_db=conn)
                 if unlocked is not None and self.credentials is not None:
-                    self.credentials.signers.hand(session.id, unlocked)
+                    self.credentials.signers.hand(session.id, credential.id, unlocked)
                 await SignatureStep.filter(id__in=[s.id for s in steps], session_id__isnull=True).using_db(
                     conn).update(session_id=session.id)
                 await self.queue.enqueue("sign_batch", f"sign:{session.id}", {"session_id": session.id},
@@ -137,6 +138,8 @@ class RecordService:
                                                 "steps": len(steps), "signer": credential.kind})
         except BaseException:
             if unlocked is not None:
+                if self.credentials is not None and session is not None:
+                    await self.credentials.signers.forget(session.id)  # its id may be handed out again
                 await unlocked.close()
             raise
         self.queue.wake()

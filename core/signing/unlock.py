@@ -50,65 +50,79 @@ class PinGuard:
                 f"{local_time(until, self.settings.general.timezone)}. Thầy/Cô hãy thử lại sau.")
 
     async def unlock(self, actor: Actor, credential: SignerCredential, pin: str | None) -> Signer:
-        """The credential's signer opened with the PIN, or an audited PinError / PinRequired / PinNotSet."""
+        """The credential's signer opened with the PIN, or an audited PinError / PinRequired / PinNotSet.
+
+        Each try is counted before the PIN is checked, under the credential's lock, so tries sent in parallel
+        cannot outrun the count, and a lock once set holds until it expires, whatever arrives meanwhile.
+        """
         from core.signing.pkcs12 import Pkcs12Signer
 
         config = credential.config or {}
         if "pin_sealed" not in config:
             await self._refused(actor, "pin_not_set", credential)
             raise PinNotSet(PIN_NOT_SET)
-        until = self._locked_until(config)
-        if until is not None:
-            await self._refused(actor, "pin_locked", credential)
-            raise PinError(self._locked_text(until), code="pin_locked")
         if not pin or not pin.strip():
-            await self._refused(actor, "pin_required", credential)
+            until = self._locked_until(config)
+            await self._refused(actor, "pin_locked" if until else "pin_required", credential)
+            if until is not None:
+                raise PinError(self._locked_text(until), code="pin_locked")
             raise PinRequired("Hãy nhập mã PIN ký của Thầy/Cô.")
+        try_count, locks = await self._reserve_try(actor, credential)
         sealed = json.loads(self.box.open(config["pin_sealed"]))
         opened = await asyncio.to_thread(open_with_pin, pin, sealed)  # scrypt: CPU work off the loop
         if opened is None:
-            raise await self._wrong(actor, credential)
-        if config.get("pin_failures"):
-            await self._set_failures(credential.id, 0, None)
+            raise await self._wrong(actor, credential, try_count, locks)
+        await self._right(credential.id, locks)
         data, passphrase = opened
         return Pkcs12Signer(data, passphrase.encode(), pool=self.signers.pool())
 
-    async def _set_failures(self, credential_id: int, failures: int, until: datetime | None) -> dict[str, Any]:
-        async with in_transaction() as conn:
-            await lock_for_transaction(conn, f"edudesk:pin:{credential_id}")
-            row = await SignerCredential.filter(id=credential_id).using_db(conn).get()
-            config = dict(row.config or {})
-            config["pin_failures"] = failures
-            config["pin_locked_until"] = until.isoformat() if until else ""
-            await SignerCredential.filter(id=credential_id).using_db(conn).update(config=config)
-        return config
-
-    async def _wrong(self, actor: Actor, credential: SignerCredential) -> PinError:
-        """Count a wrong PIN (atomically), lock after MAX_TRIES; the error to raise."""
+    async def _reserve_try(self, actor: Actor, credential: SignerCredential) -> tuple[int, datetime | None]:
+        """Count one try before the PIN is checked; refuse while locked. (tries so far, the lock this try set)."""
         now = self.clock.now()
         async with in_transaction() as conn:
             await lock_for_transaction(conn, f"edudesk:pin:{credential.id}")
             row = await SignerCredential.filter(id=credential.id).using_db(conn).get()
             config = dict(row.config or {})
-            failures = int(config.get("pin_failures") or 0) + 1
-            until = now + LOCK_TIME if failures >= MAX_TRIES else None
-            config["pin_failures"] = 0 if until else failures
-            config["pin_locked_until"] = until.isoformat() if until else ""
-            await SignerCredential.filter(id=credential.id).using_db(conn).update(config=config)
-            await AuditEvent.create(at=now, actor=actor.label, action="records_refused", using_db=conn,
-                                    detail={"action": "rec_sign", "reason": "pin_locked" if until else "pin_wrong",
-                                            "credential": credential.id, "failures": failures})
-        if until is None:
+            until = self._locked_until(config)
+            if until is None:
+                failures = int(config.get("pin_failures") or 0) + 1
+                locks = now + LOCK_TIME if failures >= MAX_TRIES else None
+                config["pin_failures"] = 0 if locks else failures
+                config["pin_locked_until"] = locks.isoformat() if locks else ""
+                await SignerCredential.filter(id=credential.id).using_db(conn).update(config=config)
+        if until is not None:
+            await self._refused(actor, "pin_locked", credential)
+            raise PinError(self._locked_text(until), code="pin_locked")
+        return failures, locks
+
+    async def _right(self, credential_id: int, locks: datetime | None) -> None:
+        """The PIN was right: the count starts again (a lock this very try set is lifted, no other)."""
+        async with in_transaction() as conn:
+            await lock_for_transaction(conn, f"edudesk:pin:{credential_id}")
+            row = await SignerCredential.filter(id=credential_id).using_db(conn).get()
+            config = dict(row.config or {})
+            config["pin_failures"] = 0
+            if locks is not None and config.get("pin_locked_until") == locks.isoformat():
+                config["pin_locked_until"] = ""
+            await SignerCredential.filter(id=credential_id).using_db(conn).update(config=config)
+
+    async def _wrong(self, actor: Actor, credential: SignerCredential, failures: int,
+                     locks: datetime | None) -> PinError:
+        """Audit a wrong PIN (already counted); tell the admins when this try locked the credential."""
+        await AuditEvent.create(at=self.clock.now(), actor=actor.label, action="records_refused",
+                                detail={"action": "rec_sign", "reason": "pin_locked" if locks else "pin_wrong",
+                                        "credential": credential.id, "failures": failures})
+        if locks is None:
             return PinError(f"Mã PIN không đúng; còn {MAX_TRIES - failures} lần thử trước khi chứng thư số bị tạm "
                             f"khoá {int(LOCK_TIME.total_seconds() // 60)} phút.")
         teacher = await Teacher.get_or_none(id=credential.teacher_id)
         text = (f"🔒 Chứng thư số của <b>{esc(teacher.name if teacher else '?')}</b> bị tạm khoá đến "
-                f"{local_time(until, self.settings.general.timezone)}: nhập sai mã PIN {MAX_TRIES} lần liên tiếp.")
+                f"{local_time(locks, self.settings.general.timezone)}: nhập sai mã PIN {MAX_TRIES} lần liên tiếp.")
         for admin in await staff_holding(Role.ADMIN, self.settings):
-            await enqueue_notice(None, self.queue, f"pinlock:{credential.id}:{until.isoformat()}:{admin.id}",
+            await enqueue_notice(None, self.queue, f"pinlock:{credential.id}:{locks.isoformat()}:{admin.id}",
                                  f"staff:{admin.id}", text)
         self.queue.wake()
-        return PinError(self._locked_text(until), code="pin_locked")
+        return PinError(self._locked_text(locks), code="pin_locked")
 
     async def set_pin(self, actor: Actor, teacher: Teacher, credential_id: int, pin: str,
                       repeat: str | None = None) -> SignerCredential:

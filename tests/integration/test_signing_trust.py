@@ -85,6 +85,24 @@ async def test_wrong_pin_is_refused_audited_and_locks_then_the_right_pin_signs(k
     assert (await SignerCredential.get(teacher_id=teacher.id)).config["pin_failures"] == 0
 
 
+async def test_wrong_pins_sent_in_parallel_cannot_outrun_the_lock(kit: RecordsKit) -> None:
+    import asyncio
+
+    await kit.load()
+    await kit.start()
+    gv01 = await kit.actor("GV01")
+    start = kit.app.records.start_signing
+    results = await asyncio.gather(*(start(gv01, kit.class_id, Stage.SUBJECT, pin=f"{n:06d}")
+                                     for n in range(100, 112)), return_exceptions=True)
+    assert all(isinstance(r, PinError) for r in results), results
+    reasons = [e.detail["reason"] for e in await kit.audit("records_refused")]
+    assert reasons.count("pin_wrong") <= 4, reasons  # never more than MAX_TRIES PINs checked before the lock
+    assert reasons.count("pin_wrong") + reasons.count("pin_locked") == 12, reasons
+    with pytest.raises(PinError, match="tạm khoá"):  # the lock holds, also for the right PIN
+        await start(gv01, kit.class_id, Stage.SUBJECT, pin=PIN)
+    assert not await SignSession.exists()
+
+
 async def test_the_database_and_the_servers_secret_cannot_open_a_teachers_key(kit: RecordsKit) -> None:
     await kit.load()
     await kit.start()

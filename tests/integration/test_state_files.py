@@ -99,20 +99,40 @@ def test_the_command_line_makes_private_files_under_a_permissive_umask(tmp_path:
     assert loose_modes(tmp_path / "data") == {}
 
 
-def test_a_passwd_file_dovecot_reads_keeps_its_mode(tmp_path: Path, umask: Any, caplog: Any) -> None:
+def test_a_passwd_file_dovecot_reads_keeps_its_mode(tmp_path: Path, umask: Any) -> None:
     """Dovecot's auth process reads the passwd-file as another user: its mode is not ours to tighten."""
     from core.statefiles import protect_state_files
     from tests.conftest import make_settings
 
-    users = tmp_path / "data" / "dovecot" / "users"
+    users = tmp_path / "data" / "dovecot" / "users"  # the old default place; the local back end is in use
     users.parent.mkdir(parents=True)
     users.write_text("")
     users.chmod(0o640)
     other = tmp_path / "data" / "outbox.tmp"
     other.write_text("")
     other.chmod(0o644)
-    settings = make_settings(tmp_path, provisioning={"local": {"passwd_file": str(users)}})
-    protect_state_files(settings)
+    protect_state_files(make_settings(tmp_path, provisioning={"dovecot": {"passwd_file": str(users)}}))
     assert stat.S_IMODE(users.stat().st_mode) == 0o640
     assert stat.S_IMODE(other.stat().st_mode) == 0o600
-    assert "inside the private data folder" in caplog.text, "the operator is told Dovecot cannot reach it there"
+
+
+def test_dovecot_in_use_refuses_to_start_where_it_could_not_read_its_file(tmp_path: Path, umask: Any) -> None:
+    """Inside the private data folder Dovecot cannot read it; an upgrade must not start an empty new one."""
+    from core.errors import ConfigError
+    from core.statefiles import protect_state_files
+    from tests.conftest import make_settings
+
+    inside = tmp_path / "data" / "dovecot" / "users"
+    settings = make_settings(tmp_path, provisioning={"backend": "dovecot", "dovecot": {"passwd_file": str(inside)}})
+    with pytest.raises(ConfigError, match="Dovecot không đọc được"):
+        protect_state_files(settings)
+    inside.parent.mkdir(parents=True)
+    inside.write_text("an.nv@hust.edu.vn:{SHA512-CRYPT}x::::::\n")
+    moved = tmp_path / "dovecot" / "users"
+    settings = make_settings(tmp_path, provisioning={"populations": {"staff": "dovecot"},
+                                                     "dovecot": {"passwd_file": str(moved)}})
+    with pytest.raises(ConfigError, match="chỗ cũ"):
+        protect_state_files(settings)
+    moved.parent.mkdir()
+    inside.rename(moved)
+    protect_state_files(settings)  # moved as told: it starts
