@@ -13,7 +13,8 @@ from aiohttp import web
 from tortoise.functions import Count
 
 from bot.web_records_pin import pin_labels
-from bot.web_render import ACTOR, Console, console, redirect, render
+from bot.web_render import ACTOR, Console, console, needs, redirect, render
+from core.access import Permission
 from core.errors import EdudeskError, NotFound
 from core.signing.models import (
     ClassSigner,
@@ -133,6 +134,7 @@ def _reminder_flash(c: Console, query: Any) -> str:
     return str(c.t["rec"]["reminded"]).format(n=n, at=c.when(at))
 
 
+@needs(Permission.SIGN_IN)  # each signing role's own work; admin-only parts are checked inside
 async def records_page(request: web.Request, *, error: str = "") -> web.Response:
     """GET /records: my turns (teachers), who is blocking (leaders), classes, returns, credentials (admins)."""
     c = console(request)
@@ -175,6 +177,7 @@ async def _post(request: web.Request, action: Any, back: str = "/records") -> we
     return redirect(request, location or back, flash="done")
 
 
+@needs(Permission.SIGN_IN)  # each signing role's own work; admin-only parts are checked inside
 async def sign_now(request: web.Request) -> web.Response:
     """POST /records/sign: Ký ngay for one class and stage, with the teacher's PIN when the server holds the key
     (the PIN goes to the service only: never into a page, a log line or the audit trail)."""
@@ -185,6 +188,7 @@ async def sign_now(request: web.Request) -> web.Response:
     return await _post(request, act)
 
 
+@needs(Permission.SIGN_IN)  # each signing role's own work; admin-only parts are checked inside
 async def remind_all(request: web.Request) -> web.Response:
     """POST /records/remind: a leader reminds every teacher still owing signatures (after quiet hours)."""
     async def act(records: RecordService, actor: Actor, form: Any) -> str:
@@ -195,6 +199,7 @@ async def remind_all(request: web.Request) -> web.Response:
     return await _post(request, act)
 
 
+@needs(Permission.SIGN_IN)  # each signing role's own work; admin-only parts are checked inside
 async def confirm(request: web.Request) -> web.Response:
     """POST /records/classes/{id}/confirm: the admin confirms a complete class."""
     async def act(records: RecordService, actor: Actor, form: Any) -> str:
@@ -203,6 +208,7 @@ async def confirm(request: web.Request) -> web.Response:
     return await _post(request, act)
 
 
+@needs(Permission.SIGN_IN)  # each signing role's own work; admin-only parts are checked inside
 async def decide_return(request: web.Request) -> web.Response:
     """POST /records/returns/{id}: the admin approves (approve=1) or refuses a Báo sai sót."""
     async def act(records: RecordService, actor: Actor, form: Any) -> str:
@@ -211,6 +217,7 @@ async def decide_return(request: web.Request) -> web.Response:
     return await _post(request, act)
 
 
+@needs(Permission.SIGN_IN)  # each signing role's own work; admin-only parts are checked inside
 async def decide_credential(request: web.Request) -> web.Response:
     """POST /records/credentials/{id}: the admin approves (approve=1) or rejects a credential."""
     async def act(records: RecordService, actor: Actor, form: Any) -> str:
@@ -221,6 +228,7 @@ async def decide_credential(request: web.Request) -> web.Response:
     return await _post(request, act)
 
 
+@needs(Permission.SIGN_IN)  # each signing role's own work; admin-only parts are checked inside
 async def class_page(request: web.Request, *, error: str = "") -> web.Response:
     """GET /records/classes/{id}?stage=N: the class's records, my step in each, Báo sai sót per record."""
     c = console(request)
@@ -246,6 +254,7 @@ async def class_page(request: web.Request, *, error: str = "") -> web.Response:
                   stage=stage, can_report=actor.has(Role.TEACHER, Role.LEADER))
 
 
+@needs(Permission.SIGN_IN)  # each signing role's own work; admin-only parts are checked inside
 async def report_error(request: web.Request) -> web.Response:
     """POST /records/classes/{id}/return: Báo sai sót for one record, with the reason."""
     class_id = int(request.match_info["id"])
@@ -261,6 +270,7 @@ async def report_error(request: web.Request) -> web.Response:
     return await _post(request, act, back)
 
 
+@needs(Permission.SIGN_IN)  # each signing role's own work; admin-only parts are checked inside
 async def credentials_page(request: web.Request, *, error: str = "", flash: str = "",
                            status: int = 200) -> web.Response:
     """GET /records/credentials: the teacher's credentials and the registration form."""
@@ -278,6 +288,7 @@ async def credentials_page(request: web.Request, *, error: str = "", flash: str 
                   teacher=teacher, credentials=items, smartca=bool(c.settings.records.smartca.url), p=pin_labels(c))
 
 
+@needs(Permission.SIGN_IN)  # each signing role's own work; admin-only parts are checked inside
 async def register_credential(request: web.Request) -> web.Response:
     """POST /records/credentials: register a PKCS#12 file (with its passphrase) or a VNPT SmartCA account."""
     c = console(request)
@@ -304,6 +315,7 @@ async def register_credential(request: web.Request) -> web.Response:
     return redirect(request, "/records/credentials", flash="done")
 
 
+@needs(Permission.SIGN_IN)  # each signing role's own work; admin-only parts are checked inside
 async def set_pin(request: web.Request) -> web.Response:
     """POST /records/credentials/{id}/pin: the teacher seals a credential registered before PINs under a PIN."""
     c = console(request)
@@ -320,6 +332,7 @@ async def set_pin(request: web.Request) -> web.Response:
     return await credentials_page(request, flash=pin_labels(c)["pin_set"])
 
 
+@needs(Permission.SIGN_IN)  # each signing role's own work; admin-only parts are checked inside
 async def verify_page(request: web.Request) -> web.Response:
     """GET /records/verify: the upload form."""
     service(console(request))
@@ -346,6 +359,7 @@ def _verify_in_thread(pdf: bytes, roots: tuple[bytes, ...], crls: tuple[bytes, .
     return asyncio.run(verify_record(pdf, trusted_roots=roots, crls=crls))
 
 
+@needs(Permission.SIGN_IN)  # each signing role's own work; admin-only parts are checked inside
 async def verify_upload(request: web.Request) -> web.Response:
     """POST /records/verify: every signature of the uploaded PDF, as `edudesk records verify` shows it."""
     from core.signing.verify import format_report

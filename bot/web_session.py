@@ -109,6 +109,12 @@ async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
     audit entry otherwise. The innermost middleware: the guard has found the actor, the nav badges are set."""
     actor = request.get(ACTOR)
     public = request.path == "/login" or request.path.startswith((*PUBLIC_PREFIXES, "/static/"))
+    if actor is not None and not public and request.match_info.route.resource is not None and not hasattr(
+            request.match_info.handler, PERMISSION_ATTR):
+        # Fail closed: a page added without saying what it shows is shown to nobody (and the log says why).
+        log.error("web console: %s %s has no access mark (@needs): refused", request.method, request.path)
+        c = console(request)
+        return render(request, "error.html.j2", status=403, title=c.t["refused_title"], message=c.t["not_found"])
     permission = permission_of(request) if actor is not None and not public else None
     if permission is None or allows(actor, permission):
         return await handler(request)

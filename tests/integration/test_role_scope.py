@@ -229,3 +229,19 @@ async def test_the_queue_pages_overdue_and_oldest_first_and_hides_none(console: 
             assert _shown(await r.text())[:1] == [oldest_open]
         async with client.get(f"{console.url}/", params={"q": "tran thi khong co"}) as r:
             assert _shown(await r.text()) == []
+
+
+async def test_every_console_route_says_what_it_shows(console: Console) -> None:
+    """A page added without an access mark would be refused to everyone; none of today's is left unmarked."""
+    from bot.web_render import PERMISSION_ATTR
+    from bot.web_session import PUBLIC_PREFIXES
+
+    unmarked = []
+    for route in console.web.app.router.routes():
+        info = route.resource.get_info() if route.resource is not None else {}
+        path = str(info.get("path") or info.get("formatter") or info.get("prefix") or "")
+        if path == "/login" or path.startswith((*PUBLIC_PREFIXES, "/static")):
+            continue  # reachable signed out: the token in the path is the proof
+        if not hasattr(route.handler, PERMISSION_ATTR):
+            unmarked.append(f"{route.method} {path}")
+    assert not unmarked, unmarked
