@@ -154,11 +154,13 @@ class JobQueue:
         )
         log.warning("job %s (%s) failed, retry in %.0f s: %s", job.id, job.kind, delay, error)
 
-    async def defer(self, job: Job, delay: float) -> None:
-        """Put a running job back to wait `delay` seconds; the attempt it took is given back."""
+    async def defer(self, job: Job, delay: float, note: str = "") -> None:
+        """Put a running job back to wait `delay` seconds; the attempt it took is given back. A `note` says why
+        on the job's row (the console's dead/waiting lists show it), so a job that keeps waiting is seen."""
+        changes: dict[str, Any] = {"last_error": note[:4000]} if note else {}
         await self._mine(job).update(
             state="pending", run_after=self.clock.now() + timedelta(seconds=delay), locked_until=None,
-            attempts=max(0, job.attempts - 1))
+            attempts=max(0, job.attempts - 1), **changes)
 
 
 class JobWorker:
@@ -202,7 +204,8 @@ class JobWorker:
                 return
             # Not the job's fault: the CLI (or another process) held the SQLite file past the busy timeout.
             log.warning("job %s (%s) met a locked database; running it again shortly", job.id, job.kind)
-            await self.queue.defer(job, LOCKED_RETRY_SECONDS * random.uniform(0.5, 1.5))
+            await self.queue.defer(job, LOCKED_RETRY_SECONDS * random.uniform(0.5, 1.5),
+                                   note="database is locked by another process (busy timeout passed); waiting")
         except Exception as exc:  # noqa: BLE001 - a job's failure must never stop the worker
             log.exception("job %s (%s) raised", job.id, job.kind)
             await self.queue.fail(job, f"{type(exc).__name__}: {exc}")
