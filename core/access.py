@@ -9,6 +9,7 @@ Deciding a step (approve, provision, ...) is checked again by `RequestService` w
 from __future__ import annotations
 
 import enum
+from datetime import timedelta
 
 from core.models import AuditEvent
 from core.ports import Clock
@@ -61,6 +62,9 @@ NO_ROLE = {"vi": "Anh/Chị chưa được cấp quyền. Mã của Anh/Chị: {
            "en": "You have not been given a role yet. Your id: {key} — send it to an administrator."}
 
 
+DENIAL_WINDOW = timedelta(minutes=10)  # a refusal repeated within it counts up, it writes no new row
+
+
 class AccessDenied(NotAllowed):
     """The actor's roles do not include what they asked to see."""
 
@@ -82,9 +86,24 @@ def denial_text(actor: Actor | None, permission: Permission, language: str = "vi
 
 async def audit_denial(actor: Actor | None, permission: Permission, what: str, *, surface: str,
                        clock: Clock) -> None:
-    """Record a refusal: who, which permission, what was asked (a path or a command, never its arguments)."""
-    await AuditEvent.create(at=clock.now(), actor=actor.label if actor else surface, action="access_denied",
-                            detail={"permission": permission.value, "what": what[:200], "surface": surface,
+    """Record a refusal: who, which permission, what was asked (a path or a command, never its arguments).
+
+    The same refusal again within `DENIAL_WINDOW` only counts up the first row's `repeats`: a stranger sending
+    /queue ten thousand times writes one row, not ten thousand.
+    """
+    now = clock.now()
+    label = actor.label if actor else surface
+    what = what[:200]
+    recent = await AuditEvent.filter(action="access_denied", actor=label, at__gte=now - DENIAL_WINDOW).order_by(
+        "-id").limit(20)
+    for row in recent:
+        if row.detail.get("what") == what and row.detail.get("surface") == surface:
+            repeats = int(row.detail.get("repeats") or 0) + 1
+            await AuditEvent.filter(id=row.id).update(detail={**row.detail, "repeats": repeats,
+                                                              "last": now.isoformat()})
+            return
+    await AuditEvent.create(at=now, actor=label, action="access_denied",
+                            detail={"permission": permission.value, "what": what, "surface": surface,
                                     "roles": sorted(r.value for r in actor.roles) if actor else []})
 
 

@@ -245,3 +245,19 @@ async def test_every_console_route_says_what_it_shows(console: Console) -> None:
         if not hasattr(route.handler, PERMISSION_ATTR):
             unmarked.append(f"{route.method} {path}")
     assert not unmarked, unmarked
+
+
+async def test_a_refusal_repeated_writes_one_audit_row(console: Console) -> None:
+    """A stranger hammering a page is recorded once per window, with a count, not once per try."""
+    from core.access import Permission, audit_denial
+    from core.staff import Actor
+
+    stranger = Actor("zalo:999", "Người lạ", frozenset())
+    for _ in range(50):
+        await audit_denial(stranger, Permission.REQUESTS, "/queue", surface="zalo", clock=console.clock)
+    await audit_denial(stranger, Permission.REQUESTS, "/find", surface="zalo", clock=console.clock)
+    rows = await AuditEvent.filter(action="access_denied", actor=stranger.label).order_by("id")
+    assert [(r.detail["what"], r.detail.get("repeats", 0)) for r in rows] == [("/queue", 49), ("/find", 0)]
+    console.clock.advance(timedelta(minutes=11))
+    await audit_denial(stranger, Permission.REQUESTS, "/queue", surface="zalo", clock=console.clock)
+    assert await AuditEvent.filter(action="access_denied", actor=stranger.label).count() == 3
