@@ -20,7 +20,8 @@ class InboundMail(Model):
     envelope_from = fields.CharField(max_length=320, default="")
     envelope_to: fields.JSONField[list[Any]] = fields.JSONField(default=list)
     size = fields.BigIntField(default=0)
-    oversize = fields.BigIntField(null=True)  # set when only headers were kept (over the limit, or purged by retention)
+    oversize = fields.BigIntField(null=True)  # set when only headers were kept (mail over the limit)
+    purged_at = fields.DatetimeField(null=True)  # the body was dropped by [retention]; only headers are kept
     content = fields.BinaryField()  # the raw message bytes
     received_at = fields.DatetimeField()
     state = fields.CharField(max_length=16, default="pending", db_index=True)

@@ -35,7 +35,7 @@ def header_block(raw: bytes) -> bytes:
 async def purge_raw_mail(clock: Clock, days: float) -> int:
     """Keep only the headers of old raw mails whose request is closed (or that made none); returns how many.
 
-    Purged rows get `oversize` set (the ledger's "only headers kept" mark), so each is purged once.
+    Purged rows get `purged_at`, so each is purged once (and is never read as a form again).
     """
     if days <= 0:
         return 0
@@ -43,17 +43,17 @@ async def purge_raw_mail(clock: Clock, days: float) -> int:
     cutoff = now - timedelta(days=days)
     purged = 0
     while True:
-        rows = await (InboundMail.filter(received_at__lt=cutoff, oversize__isnull=True)
+        rows = await (InboundMail.filter(received_at__lt=cutoff, purged_at__isnull=True, oversize__isnull=True)
                       .exclude(state="pending")
                       .filter(Q(request_id__isnull=True) | Q(request__state__in=CLOSED))
-                      .order_by("id").limit(BATCH).only("id", "content", "size"))
+                      .order_by("id").limit(BATCH).only("id", "content"))
         if not rows:
             break
         async with in_transaction() as conn:
             for row in rows:
                 raw = bytes(row.content or b"")
-                await InboundMail.filter(id=row.id, oversize__isnull=True).using_db(conn).update(
-                    content=header_block(raw), oversize=row.size or len(raw))
+                await InboundMail.filter(id=row.id, purged_at__isnull=True).using_db(conn).update(
+                    content=header_block(raw), purged_at=now)
             await AuditEvent.create(at=now, actor="system", action="raw_mail_purged", using_db=conn,
                                     detail={"mails": len(rows), "older_than_days": days,
                                             "first_id": rows[0].id, "last_id": rows[-1].id})

@@ -316,11 +316,14 @@ def _count_problems(checked: Checked) -> int:
 async def reprocess_mail(pipeline: IntakePipeline, mail_id: int) -> str:
     """Run a kept raw mail through intake again: a mail with a request has that request re-checked
     (never a second request); a quarantined or ignored mail is processed as if new."""
-    from core.errors import NotFound
+    from core.errors import EdudeskError, NotFound
 
     row = await InboundMail.get_or_none(id=mail_id)
     if row is None:
         raise NotFound(f"Không có thư số {mail_id}.")
+    if row.purged_at is not None:
+        raise EdudeskError(f"Thư số {mail_id} đã quá thời hạn lưu ([retention]): chỉ còn phần đầu thư, không xử lý "
+                           f"lại được.", code="mail_purged")
     now = pipeline.clock.now()
     if row.request_id is None:  # type: ignore[attr-defined]
         await InboundMail.filter(id=mail_id).update(state="pending", outcome="")

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from core.errors import EdudeskError
+from core.intake.pipeline import reprocess_mail
 from core.models import AuditEvent, InboundMail, Request
 from core.retention import purge_raw_mail
 
@@ -43,7 +45,7 @@ async def test_old_mails_of_closed_requests_keep_only_their_headers(app_factory:
         kept = bytes((await InboundMail.get(id=row.id)).content)
         assert kept.endswith(b"\r\n\r\n") and b"Subject: Cap tai khoan" in kept
         assert b"Ngay sinh" not in kept and b"Nguyen Van An" not in kept
-        assert (await InboundMail.get(id=row.id)).oversize == row.size
+        assert (await InboundMail.get(id=row.id)).purged_at == app.clock.now()
     for row in (still_open, recent, pending):
         assert bytes((await InboundMail.get(id=row.id)).content) == bytes(row.content)
     (event,) = await AuditEvent.filter(action="raw_mail_purged")
@@ -51,3 +53,5 @@ async def test_old_mails_of_closed_requests_keep_only_their_headers(app_factory:
 
     assert await purge_raw_mail(app.clock, 180) == 0, "each mail is purged once"
     assert await purge_raw_mail(app.clock, 0) == 0, "0 turns the rule off"
+    with pytest.raises(EdudeskError, match="quá thời hạn lưu"):  # never read as a form again, nor answered
+        await reprocess_mail(app.pipeline, ignored.id)
