@@ -74,6 +74,13 @@ def written_hash(raw: bytes) -> str:
     return digest.hexdigest()
 
 
+def sender_stamp(raw: bytes) -> str:
+    """From and Date as the sender's client wrote them: relays that tag the Subject ("[External]"), append a
+    disclaimer or re-encode the body leave them alone, so one mail keeps one stamp however it was carried."""
+    headers = BytesHeaderParser(policy=compat32).parsebytes(_split(raw)[0])
+    return "\n".join(" ".join(str(headers.get(name, "") or "").split()) for name in ("from", "date"))
+
+
 def message_id_key(message_id: str) -> str:
     """The ledger key of the first mail with this Message-ID (long ones by their hash)."""
     if len(message_id) <= _MID_KEY_LIMIT:
@@ -143,8 +150,12 @@ class MailLedger:
                 await self.queue.enqueue("process_mail", f"process_mail:{mail.id}", {"mail_id": mail.id},
                                          connection=conn)
         except IntegrityError:
-            # Another channel stored the same mail between our check and our insert.
-            existing, _ = await self._find(raw, message_id, key, digest, source_key)
+            # Another channel stored the same mail between our check and our insert, or another mail with the
+            # same new Message-ID won the race: then this one is a reuse, stored under its own key on retry.
+            existing, first = await self._find(raw, message_id, key, digest, source_key)
+            if existing is None and first is not None and not key.endswith(f" sha256:{digest}"):
+                return await self.store(raw, source=source, source_key=source_key, envelope_from=envelope_from,
+                                        envelope_to=envelope_to, oversize=oversize)
             if existing is None:
                 raise
             return StoreResult(existing, True)
@@ -179,6 +190,10 @@ class MailLedger:
         # A row stored before the written hash keeps the hash of its raw bytes: compare what was written.
         content = await InboundMail.filter(id=first.id).values_list("content", flat=True)
         if content and written_hash(bytes(content[0])) == digest:
+            return first.id, None
+        # The same Message-ID, From and Date: the same mail that a relay changed on one of its ways in.
+        stamp = sender_stamp(raw)
+        if content and stamp.strip() and sender_stamp(bytes(content[0])) == stamp:
             return first.id, None
         return None, first.id
 

@@ -92,3 +92,16 @@ async def test_nul_in_a_fetched_message_id_is_dropped_so_the_mail_can_be_stored(
     stored = await app.ledger.store(raw, source="imap", source_key="imap:INBOX:7:3")
     row = await InboundMail.get(id=stored.mail_id)
     assert row.message_id == "nulid@gmail.com"
+
+
+async def test_the_same_mail_changed_by_a_relay_is_still_one_mail(app: App) -> None:
+    """Microsoft 365 tags outside mail's Subject and appends a disclaimer: the copy fetched over IMAP after the
+    listener had the original is the same mail (same Message-ID, From and Date), not a reuse."""
+    original = student_form_mail(message_id="<tagged@gmail.com>")
+    head, _, body = original.partition(b"\n\n") if b"\r\n\r\n" not in original else original.partition(b"\r\n\r\n")
+    tagged = head.replace(b"Subject: ", b"Subject: [External] ", 1) + b"\r\n\r\n" + body + (
+        b"\r\n-- \r\nThis message came from outside the organisation.\r\n")
+    first = await app.ledger.store(original, source="smtp")
+    again = await app.ledger.store(delivered(tagged), source="imap")
+    assert again.duplicate and again.mail_id == first.mail_id
+    assert not await AuditEvent.filter(action="message_id_reused").exists()
