@@ -13,7 +13,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from core.config import Settings
 from core.domain import IncomingMail
-from core.intake.sender import trusted_institutional
+from core.intake.sender import parse_authentication_results, trusted_institutional
 from core.models import AuditEvent, InboundMail, Request
 
 FLOOD_OUTCOME = "flood"
@@ -27,10 +27,20 @@ def _marker(sender: str) -> str:
     return f"flood:{sender}"
 
 
+def proved_institutional(mail: IncomingMail, settings: Settings) -> bool:
+    """An institution sender whose mail passed DMARC (or DKIM) where it was checked: a From line alone proves
+    nothing, and a forged school address must not lift the limit (issue 15 decides which results to trust)."""
+    if not trusted_institutional(mail, settings.institution.domains):
+        return False
+    results = parse_authentication_results(mail.header("authentication-results"))
+    return "pass" in (results.get("dmarc"), results.get("dkim"))
+
+
 async def over_limit(mail: IncomingMail, settings: Settings, now: datetime) -> bool:
-    """True when an outside sender already has `intake.flood_limit` requests in the current window."""
+    """True when a sender not proved to be the school's already has `intake.flood_limit` requests in the
+    current window."""
     limit = settings.intake.flood_limit
-    if limit <= 0 or not mail.from_addr or trusted_institutional(mail, settings.institution.domains):
+    if limit <= 0 or not mail.from_addr or proved_institutional(mail, settings):
         return False
     since = _window_start(settings, now)
     return await Request.filter(sender=mail.from_addr, received_at__gte=since).count() >= limit

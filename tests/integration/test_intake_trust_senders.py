@@ -111,3 +111,16 @@ async def test_a_from_hiding_an_institution_address_is_never_trusted(app: App, f
     assert "external_sender" in request.flags  # a reset from outside: the office verifies the person first
     # No answer goes to the institution address the sender only named.
     assert not await OutgoingMail.filter(recipient="tuyensinh@hust.edu.vn").exists()
+
+
+async def test_a_forged_school_address_does_not_lift_the_flood_limit(app: App) -> None:
+    """Only a school sender proved by DMARC/DKIM may send more than the limit; a bare From line proves nothing."""
+    for i in range(FLOOD_LIMIT + 5):
+        await take(app, student_form_mail(sid=f"2021{i:04d}", message_id=f"<forged-{i}@x>",
+                                          sender="phong.dt@hust.edu.vn"))
+    assert await Request.filter(sender="phong.dt@hust.edu.vn").count() == FLOOD_LIMIT
+    passed = {"Authentication-Results": "mx.hust.edu.vn; dkim=pass header.d=hust.edu.vn; dmarc=pass"}
+    for i in range(FLOOD_LIMIT + 5):
+        await take(app, student_form_mail(sid=f"2022{i:04d}", message_id=f"<signed-{i}@x>",
+                                          sender="phong.ctsv@hust.edu.vn", headers=passed))
+    assert await Request.filter(sender="phong.ctsv@hust.edu.vn").count() == FLOOD_LIMIT + 5
