@@ -136,6 +136,17 @@ class PinGuard:
         if "chain" in row.config:
             config["chain"] = row.config["chain"]
         await SignerCredential.filter(id=row.id).update(config=config)
-        await AuditEvent.create(at=self.clock.now(), actor=actor.label, action="signer_pin_set",
+        now = self.clock.now()
+        await AuditEvent.create(at=now, actor=actor.label, action="signer_pin_set",
                                 detail={"credential": row.id, "teacher": teacher.code})
+        # Whoever sat at the teacher's signed-in desk could have done this: the teacher and the admins hear of it.
+        text = (f"🔐 Mã PIN ký cho chứng thư số của <b>{esc(teacher.name)}</b> vừa được đặt lúc "
+                f"{local_time(now, self.settings.general.timezone)}. Nếu không phải Thầy/Cô đặt, hãy báo ngay quản "
+                f"trị viên để thu hồi chứng thư số này.")
+        targets = [f"staff:{a.id}" for a in await staff_holding(Role.ADMIN, self.settings)]
+        if teacher.staff_id is not None:
+            targets.append(f"staff:{teacher.staff_id}")
+        for target in dict.fromkeys(targets):
+            await enqueue_notice(None, self.queue, f"pinset:{row.id}:{now.isoformat()}:{target}", target, text)
+        self.queue.wake()
         return await SignerCredential.get(id=row.id)

@@ -146,6 +146,7 @@ async def test_a_tap_without_the_pin_signs_nothing_and_points_to_the_console(kit
 
 
 async def test_a_credential_from_before_pins_signs_nothing_until_a_pin_is_set(kit: RecordsKit) -> None:
+    admin = await _admin(kit)
     await kit.load(skip=("GV03",))
     await kit.start()
     teacher = await Teacher.get(code="GV03")
@@ -161,6 +162,10 @@ async def test_a_credential_from_before_pins_signs_nothing_until_a_pin_is_set(ki
         await kit.app.records.credentials.pins.set_pin(actor, teacher, old.id, PIN, "246811")
     await kit.app.records.credentials.pins.set_pin(actor, teacher, old.id, PIN, PIN)
     assert "pkcs12" not in (await SignerCredential.get(id=old.id)).config, "the copy under the server's key is gone"
+    told = [t for t in await _texts(f"staff:{admin.id}") if "Mã PIN ký" in t and "vừa được đặt" in t]
+    assert told and teacher.name in told[0], "whoever set it, the admins hear of it"
+    if teacher.staff_id is not None:
+        assert any("vừa được đặt" in t for t in await _texts(f"staff:{teacher.staff_id}"))
     session = await kit.sign("GV03", Stage.SUBJECT)
     assert session.state == "done" and len(session.steps) == 3
 
