@@ -24,7 +24,7 @@ test-deps:
 
 lint: venv
 	$(BIN)/ruff check .
-	$(BIN)/mypy core mailer bot main.py
+	$(BIN)/mypy core mailer bot cli main.py
 
 # The whole suite on SQLite, then the database tests again on the PostgreSQL server of this machine kind.
 test: venv test-deps lint

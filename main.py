@@ -13,30 +13,30 @@ from pathlib import Path
 from typing import Any
 
 from bot.hub import ChatHub
-from bot.web import WebConsole
+from bot.web.console import WebConsole
+from cli.records import add_parser as add_records_parser
 from core import logsafe
 from core.config import Settings, load_settings
 from core.db import close_database, migrate_database, open_database
-from core.domain import Population
 from core.errors import EdudeskError
+from core.intake.domain import Population
 from core.intake.ledger import MailLedger
 from core.intake.pipeline import IntakePipeline
 from core.jobs import JobQueue, JobWorker
-from core.overdue import watch_deadlines
+from core.people.staff import Role
 from core.ports import Clock, MailSender, Provisioner, Signer, SystemClock
 from core.provisioning import Directories
 from core.provisioning.job import ProvisionJob
 from core.provisioning.removal import DeleteAccountJob
+from core.requests.overdue import watch_deadlines
+from core.requests.service import RequestService
 from core.secrets import load_secret_box
-from core.services import RequestService
-from core.signing.commands import add_parser as add_records_parser
 from core.signing.credentials import CredentialDesk
 from core.signing.factory import SignerFactory
 from core.signing.reminders import watch_signing
 from core.signing.runner import SignRunner
 from core.signing.service import RecordService
 from core.signing.turns import sign_notice
-from core.staff import Role
 from core.statefiles import PRIVATE_UMASK
 from core.supervisor import Supervisor
 from core.text import local_time
@@ -170,7 +170,7 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
             kind = "Official Account, webhook" if z.api == "oa" else f"Bot Platform, {z.mode}"
             print(f"edudesk: Zalo ({kind})", flush=True)
         if app.web is not None:
-            from core.webauth import ensure_first_admin
+            from core.people.webauth import ensure_first_admin
 
             await app.web.start()  # web.run() under the supervisor keeps serving the started runner
             print(f"edudesk: web console on {app.web.base_url}", flush=True)
@@ -199,7 +199,7 @@ async def cmd_db_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_registry_import(settings: Settings, args: argparse.Namespace) -> int:
     """Import the staff or student registry."""
-    from core.registry import import_registry
+    from core.people.registry import import_registry
 
     await open_database(settings)
     try:
@@ -214,7 +214,7 @@ async def cmd_registry_import(settings: Settings, args: argparse.Namespace) -> i
 
 async def cmd_mail_inspect(settings: Settings, args: argparse.Namespace) -> int:
     """Dry run: what edudesk reads from a mail (kind, population, people, problems); stores nothing."""
-    from core.inspect import inspect_mail
+    from core.intake.inspect import inspect_mail
 
     raw = Path(args.file).read_bytes()
     analysis = await InlineMailAnalyser(settings).analyse(raw)
@@ -257,7 +257,7 @@ async def cmd_mail_reprocess(settings: Settings, args: argparse.Namespace) -> in
 
 async def cmd_requests_list(settings: Settings, args: argparse.Namespace) -> int:
     """List requests."""
-    from core.queries import list_requests
+    from core.requests.queries import list_requests
 
     await open_database(settings)
     try:
@@ -277,7 +277,7 @@ async def cmd_requests_list(settings: Settings, args: argparse.Namespace) -> int
 
 async def cmd_requests_show(settings: Settings, args: argparse.Namespace) -> int:
     """Show one request."""
-    from core.queries import show_request
+    from core.requests.queries import show_request
 
     await open_database(settings)
     try:
@@ -290,7 +290,7 @@ async def cmd_requests_show(settings: Settings, args: argparse.Namespace) -> int
 
 async def cmd_staff_add(settings: Settings, args: argparse.Namespace) -> int:
     """Add or update a staff member with roles."""
-    from core.staff import add_staff
+    from core.people.staff import add_staff
 
     await open_database(settings)
     try:
@@ -305,7 +305,7 @@ async def cmd_staff_add(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_staff_login(settings: Settings, args: argparse.Namespace) -> int:
     """Print a one-time web console sign-in link for a staff member (by id or e-mail)."""
     from core.models import Staff
-    from core.webauth import issue_login_link
+    from core.people.webauth import issue_login_link
 
     await open_database(settings)
     try:
@@ -349,7 +349,7 @@ async def cmd_accounts_log(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
-    from core.accountlog import export_csv, export_xlsx, log_rows
+    from core.accounts.log import export_csv, export_xlsx, log_rows
 
     tz = ZoneInfo(settings.general.timezone)
     since = datetime.fromisoformat(args.since).replace(tzinfo=tz) if args.since else None
@@ -370,7 +370,7 @@ async def cmd_accounts_log(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_records(settings: Settings, args: argparse.Namespace) -> int:
     """The `records` commands (học bạ số)."""
-    from core.signing import commands
+    from cli import records as commands
 
     if args.records_command == "verify":
         return await commands.verify_files(settings, args.files, as_json=args.json, lang=args.lang)

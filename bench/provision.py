@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from core.config import load_settings  # noqa: E402
 from core.models import Account, Job, Request, RequestPerson  # noqa: E402
-from core.staff import Actor, Role  # noqa: E402
+from core.people.staff import Actor, Role  # noqa: E402
 from main import App  # noqa: E402
 from tests.servers.slapd import SlapdServer, add_people, find_slapd  # noqa: E402
 

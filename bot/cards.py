@@ -10,12 +10,12 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from core.config import Settings
-from core.domain import Kind
 from core.errors import NotFound
+from core.intake.domain import Kind
 from core.models import AuditEvent, Request, RequestPerson, Staff
 from core.ports import Button, Card
+from core.requests.workflow import State
 from core.text import local_time
-from core.workflow import State
 from mailer.render import KIND_LABELS
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "chat"

@@ -14,8 +14,8 @@ from bot.cards import RequestView, build_card, load_view
 from core.config import Settings
 from core.jobs import JobQueue, PermanentJobError, RetryLater
 from core.models import ChatCard, Job, Staff
+from core.people.staff import Role, actor_for_staff
 from core.ports import Button, Card, ChatBusy, ChatDown, ChatPort, ChatRefused, Clock
-from core.staff import Role, actor_for_staff
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -255,7 +255,7 @@ class ChatHub:
         from tortoise.transactions import in_transaction
 
         from bot.zalo.render import plain
-        from core.mailqueue import mail_context, queue_mail
+        from core.requests.mailqueue import mail_context, queue_mail
 
         if not staff.email or self.queue is None:
             raise PermanentJobError(f"staff:{staff.id} has neither a working chat nor an e-mail address")

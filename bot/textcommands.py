@@ -14,20 +14,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bot.cards import STATE_LABELS
-from core.access import Permission, allows, audit_denial, require
-from core.chatlinks import ACTION_PREFIX, Grant, mail_link_code, redeem_action, redeem_link_code
 from core.config import Settings
 from core.errors import EdudeskError
 from core.jobs import JobQueue
+from core.people.access import Permission, allows, audit_denial, require
+from core.people.chatlinks import ACTION_PREFIX, Grant, mail_link_code, redeem_action, redeem_link_code
+from core.people.staff import Actor
 from core.ports import Clock
-from core.queries import request_queue
-from core.services import ACTION_LABELS, Action, RequestService
+from core.requests.queries import request_queue
+from core.requests.service import ACTION_LABELS, Action, RequestService
+from core.requests.workflow import OPEN_STATES
 from core.signing.models import SchoolClass, SignatureStep, Teacher
 from core.signing.service import RecordService
 from core.signing.turns import role_text
-from core.staff import Actor
 from core.text import local_time
-from core.workflow import OPEN_STATES
 
 HELP = ("edudesk — bàn trợ giúp CNTT. Lệnh:\n"
         "/lienket <mã> — liên kết tài khoản (mã ở trang «Tài khoản» của web console), hoặc /lienket <e-mail trường>\n"

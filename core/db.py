@@ -39,7 +39,7 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
         "connections": {"default": connection},
         "apps": {
             "models": {
-                "models": ["core.models", "core.linkmodels", "core.signing.models"],
+                "models": ["core.models", "core.people.linkmodels", "core.signing.models"],
                 "default_connection": "default",
                 "migrations": "core.migrations",
             }

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from core.domain import ExtractedRequest, IncomingMail, Kind
+from core.intake.domain import ExtractedRequest, IncomingMail, Kind
 
 
 class Clock(Protocol):

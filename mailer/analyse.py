@@ -14,8 +14,8 @@ import time
 from dataclasses import replace
 
 from core.config import Settings
-from core.domain import Attachment, IncomingMail
 from core.forms import extract_request
+from core.intake.domain import Attachment, IncomingMail
 from core.intake.loops import classify_automatic
 from core.ports import Analysis, AnalysisTimeout
 from mailer.parse import parse_mail

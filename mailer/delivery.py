@@ -10,13 +10,13 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from core.accountsheet import build_accounts_xlsx
+from core.accounts.sheet import build_accounts_xlsx
 from core.config import Settings
 from core.db import lock_for_transaction
 from core.jobs import JobQueue, PermanentJobError, RetryLater
-from core.mailqueue import NOTICES_PER_MINUTE, STAFF_NOTICES, is_staff_notice, mail_context, queue_mail
 from core.models import AuditEvent, Job, OutgoingMail, PendingSecret
 from core.ports import Clock, MailSender
+from core.requests.mailqueue import NOTICES_PER_MINUTE, STAFF_NOTICES, is_staff_notice, mail_context, queue_mail
 from core.secrets import SecretBox
 from mailer.outbox import MailSendError
 from mailer.render import build_message

@@ -26,7 +26,7 @@ from html.parser import HTMLParser
 import mailparser
 from mailparser.exceptions import MailParserRecursionError
 
-from core.domain import Attachment, IncomingMail
+from core.intake.domain import Attachment, IncomingMail
 from core.intake.sender import FROM_UNTRUSTED
 from core.text import clean, nfc
 

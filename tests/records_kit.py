@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from core.models import AuditEvent, Job, Staff
+from core.people.staff import Actor, Role
 from core.ports import FakeClock
 from core.signing.demo import demo_pdf, demo_roster
 from core.signing.importer import ImportResult, import_roster
 from core.signing.models import SchoolRecord, SignatureStep, SignerCredential, SignSession, Teacher
 from core.signing.pki import DemoPki
 from core.signing.roster import ClassRow, Roster, TeacherRow
-from core.staff import Actor, Role
 
 ADMIN = Actor("test:admin", "Quản trị viên", frozenset({Role.ADMIN}))
 PIN = "246810"  # every test teacher's signing PIN (their PKCS#12 is sealed under it)

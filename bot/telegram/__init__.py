@@ -23,7 +23,7 @@ from bot.telegram.pacing import Pacer
 from core.config import Settings
 from core.errors import ConfigError
 from core.ports import Clock
-from core.services import RequestService
+from core.requests.service import RequestService
 from core.signing.service import RecordService
 
 log = logging.getLogger(__name__)

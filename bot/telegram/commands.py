@@ -1,4 +1,6 @@
-"""Commands: /start /help /whoami /queue /find /report /login. All but /help and /whoami ask core/access.py first."""
+"""Commands: /start /help /whoami /queue /find /report /login.
+
+All but /help and /whoami ask core/people/access.py first."""
 
 from __future__ import annotations
 
@@ -10,14 +12,14 @@ from aiogram.types import Message
 
 from bot.cards import KIND_LABELS, STATE_LABELS
 from bot.telegram.context import BotContext
-from core.access import Permission, require
 from core.errors import EdudeskError
 from core.models import Request
-from core.queries import request_by_number, request_queue
-from core.reports import counts, day_and_month_start, find_requests
-from core.staff import ROLE_LABELS, Actor, staff_for_telegram
+from core.people.access import Permission, require
+from core.people.staff import ROLE_LABELS, Actor, staff_for_telegram
+from core.requests.queries import request_by_number, request_queue
+from core.requests.reports import counts, day_and_month_start, find_requests
+from core.requests.workflow import OPEN_STATES
 from core.text import local_time
-from core.workflow import OPEN_STATES
 
 OPEN = [s.value for s in OPEN_STATES]
 QUEUE_PAGE = 20  # lines per /queue message (a Telegram message holds 4,096 characters)
@@ -33,7 +35,7 @@ HELP = (
 
 
 async def _allowed(message: Message, ctx: BotContext, actor: Actor, permission: Permission, command: str) -> bool:
-    """Whether the person may use the command (core/access.py); a refusal is audited and answered."""
+    """Whether the person may use the command (core/people/access.py); a refusal is audited and answered."""
     try:
         await require(actor, permission, f"/{command}", surface="telegram", clock=ctx.clock,
                       language=ctx.settings.general.language)
@@ -122,7 +124,7 @@ async def on_login(message: Message, edudesk: BotContext, actor: Actor) -> None:
     if message.chat.type != "private" or message.from_user is None:
         await edudesk.chat.send_text(message.chat.id, "Vì lý do bảo mật, hãy nhắn /login riêng cho bot.")
         return
-    from core.webauth import issue_login_link
+    from core.people.webauth import issue_login_link
 
     staff = await staff_for_telegram(message.from_user.id, actor.name, edudesk.clock.now())
     link = await issue_login_link(staff.id, edudesk.settings, edudesk.clock, issued_by=actor.label)

@@ -11,10 +11,10 @@ from aiogram.types import TelegramObject, User
 
 from bot.telegram.chat import TelegramChat
 from core.config import Settings
+from core.people.staff import actor_for_telegram
 from core.ports import Clock
-from core.services import RequestService
+from core.requests.service import RequestService
 from core.signing.service import RecordService
-from core.staff import actor_for_telegram
 
 
 @dataclass

@@ -18,12 +18,12 @@ from aiogram.types import CallbackQuery, ForceReply, Message
 from bot.cards import build_card, load_view, picker_card, preset
 from bot.telegram.callbacks import Tap, TapAction
 from bot.telegram.context import BotContext
-from core.access import Permission, require
 from core.errors import EdudeskError
 from core.models import ChatCard
+from core.people.access import Permission, require
+from core.people.staff import Actor, Role, assignable_staff
 from core.ports import Button, Card
-from core.services import ACTION_LABELS, Action
-from core.staff import Actor, Role, assignable_staff
+from core.requests.service import ACTION_LABELS, Action
 
 log = logging.getLogger(__name__)
 TYPING_TIMEOUT = timedelta(minutes=10)  # a prompt for a typed reason is answered within this, or forgotten

@@ -7,7 +7,7 @@ from aiogram.types import CallbackQuery, Message
 
 from bot.telegram.context import BotContext
 from core.errors import EdudeskError
-from core.staff import Actor
+from core.people.staff import Actor
 from core.text import printable
 
 

@@ -19,13 +19,13 @@ from bot.telegram.callbacks import RECORD_ACTIONS, Tap, TapAction
 from bot.telegram.context import BotContext
 from bot.telegram.decisions import TYPING_TIMEOUT
 from core.errors import EdudeskError
+from core.people.staff import Actor, Role
 from core.ports import Button, Card
 from core.signing.models import ClassSigner, SchoolClass, SchoolRecord, SignatureStep, Teacher
 from core.signing.pin import PinNotSet, PinRequired
 from core.signing.reminders import blocking, remind_pending
 from core.signing.service import NotAllowed, RecordService
 from core.signing.turns import role_text, sign_page, teacher_needs_pin
-from core.staff import Actor, Role
 from core.text import local_time
 
 STEP_MARKS = {"open": "✍️ chờ Thầy/Cô ký", "signed": "✓ đã ký", "waiting": "⏳ chưa đến lượt"}

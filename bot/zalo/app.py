@@ -10,8 +10,8 @@ from bot.zalo.chat import ZaloChat
 from core.config import Settings
 from core.jobs import Job, JobQueue
 from core.ports import Clock
+from core.requests.service import RequestService
 from core.secrets import SecretBox
-from core.services import RequestService
 from core.signing.service import RecordService
 
 

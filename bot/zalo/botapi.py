@@ -25,8 +25,8 @@ from bot.zalo.chat import NOT_TEXT, ZaloChat, answer_event
 from bot.zalo.render import LIMIT
 from core.config import Settings
 from core.jobs import Job, JobQueue
+from core.people.staff import actor_for_zalo
 from core.ports import ChatBusy, ChatDown, ChatRefused, Clock
-from core.staff import actor_for_zalo
 
 log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Bot-Api-Secret-Token"

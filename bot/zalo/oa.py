@@ -9,7 +9,7 @@ pair and uses it. So two replicas seeing the token expire together spend the ref
 refresh token comes from the environment (`[zalo].refresh_token_env`); after that the database holds it.
 
 Buttons. `oa.query.hide` buttons carry "#a <token>": a one-time action token of the person the message
-goes to (`core.chatlinks`); the tap comes back as an ordinary text event from that person, and the token
+goes to (`core.people.chatlinks`); the tap comes back as an ordinary text event from that person, and the token
 must be theirs. Webhook events are checked against `X-ZEvent-Signature` (sha256 of app id + body +
 timestamp + OA secret key), stored as `zalo_event` jobs, and answered 200 at once.
 """
@@ -33,11 +33,11 @@ from bot.zalo.chat import NOT_TEXT, ZaloChat, answer_event
 from core.config import Settings
 from core.db import lock_for_transaction
 from core.jobs import Job, JobQueue
-from core.linkmodels import OAuthToken
 from core.models import AuditEvent
+from core.people.linkmodels import OAuthToken
+from core.people.staff import actor_for_zalo
 from core.ports import ChatDown, ChatRefused, Clock
 from core.secrets import SecretBox
-from core.staff import actor_for_zalo
 
 log = logging.getLogger(__name__)
 TOKEN_ERRORS = (-216, -220)  # invalid / expired access token (both are seen for an expired one)

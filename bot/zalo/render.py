@@ -12,8 +12,8 @@ import html
 import re
 from dataclasses import dataclass, field
 
-from core.chatlinks import ACTION_PREFIX, issue_action
 from core.config import Settings
+from core.people.chatlinks import ACTION_PREFIX, issue_action
 from core.ports import Card, Clock
 from core.signing.models import SchoolClass
 

@@ -10,7 +10,6 @@ import logging
 from collections.abc import Sequence
 
 from core.config import IntakeSettings
-from core.domain import Attachment, ExtractedRequest, IncomingMail, Kind, Population, Problem
 from core.forms import messages
 from core.forms.body import html_to_text, read_body
 from core.forms.classify import classify_kind, classify_population, student_domains_of
@@ -20,6 +19,7 @@ from core.forms.pdf import read_pdf
 from core.forms.records import FormResult, Record, build_persons, is_person
 from core.forms.sheet import read_csv, read_xlsx
 from core.forms.values import text_value
+from core.intake.domain import Attachment, ExtractedRequest, IncomingMail, Kind, Population, Problem
 from core.text import clean, fold
 
 __all__ = ["extract_request", "read_attachment", "html_to_text"]

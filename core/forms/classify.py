@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from core.domain import Kind, Population
+from core.intake.domain import Kind, Population
 from core.text import fold
 
 _OBJECT = r"(tai khoan|tk|email|e mail|hop thu|thu dien tu|dia chi email|accounts?|mailbox(es)?)"

@@ -7,8 +7,8 @@ import zipfile
 from dataclasses import dataclass
 
 from core.config import IntakeSettings
-from core.domain import Attachment, Problem
 from core.forms import messages
+from core.intake.domain import Attachment, Problem
 
 MAX_ZIP_ENTRIES = 1000  # a form has ~15 parts; thousands of entries is a parser-exhaustion trick
 RATIO_MIN_BYTES = 1_048_576  # small XML parts compress 20:1 legitimately; ratios matter for big ones

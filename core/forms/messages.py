@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.domain import Problem, Severity
+from core.intake.domain import Problem, Severity
 
 ERROR, WARNING, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
 

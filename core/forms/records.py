@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.domain import Person, Problem, Severity
+from core.accounts.naming import split_family_middle, split_full_name
 from core.forms import messages
 from core.forms.labels import ID_FIELDS, NAME_FIELDS, UNIT_OR_COHORT
 from core.forms.values import (
@@ -16,9 +16,9 @@ from core.forms.values import (
     parse_date,
     text_value,
 )
+from core.intake.domain import Person, Problem, Severity
 from core.legacy import repair_legacy
-from core.naming import split_family_middle, split_full_name
-from core.phones import normalise_mobile
+from core.people.phones import normalise_mobile
 
 Record = dict[str, Any]
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core.accounts.naming import local_part, propose_addresses
 from core.config import Settings
-from core.domain import ExtractedRequest, IncomingMail, Kind, Person, Problem, Severity
+from core.intake.domain import ExtractedRequest, IncomingMail, Kind, Person, Problem, Severity
 from core.intake.sender import (
     auth_failed,
     from_untrusted,
@@ -14,9 +15,8 @@ from core.intake.sender import (
     trusted_institutional,
 )
 from core.models import Account, RegistryEntry, RequestPerson
-from core.naming import local_part, propose_addresses
-from core.registry import compare, lookup
-from core.workflow import OPEN_STATES
+from core.people.registry import compare, lookup
+from core.requests.workflow import OPEN_STATES
 
 NEW_KINDS = (Kind.NEW_ACCOUNT, Kind.BULK_NEW_ACCOUNTS)
 SENSITIVE_KINDS = (Kind.PASSWORD_RESET, Kind.DELETE_ACCOUNTS)

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from core.config import Settings
-from core.domain import IncomingMail
+from core.intake.domain import IncomingMail
 from core.intake.sender import parse_authentication_results, trusted_institutional
 from core.models import AuditEvent, InboundMail, Request
 

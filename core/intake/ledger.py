@@ -15,9 +15,9 @@ from tortoise.transactions import in_transaction
 
 from core.config import Settings
 from core.jobs import JobQueue
-from core.mailqueue import mail_context, queue_mail
 from core.models import AuditEvent, ChannelHealth, ImapCheckpoint, InboundMail, Job
 from core.ports import Clock, StoreResult
+from core.requests.mailqueue import mail_context, queue_mail
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from core.domain import IncomingMail, Kind
+from core.intake.domain import IncomingMail, Kind
 from core.intake.sender import from_untrusted
 from core.text import fold
 

@@ -14,21 +14,21 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
+from core.chats.notify import enqueue_cards, enqueue_notice
 from core.config import Settings
 from core.db import dialect, lock_for_transaction
-from core.domain import ExtractedRequest, IncomingMail, Kind, Population, Severity
 from core.errors import InvalidTransition
 from core.intake import flood
 from core.intake.checks import Checked, check_request
+from core.intake.domain import ExtractedRequest, IncomingMail, Kind, Population, Severity
 from core.intake.loops import classify_automatic, may_auto_reply
 from core.intake.sender import from_untrusted
 from core.intake.threading import request_number_from_subject, thread_keys
 from core.jobs import JobQueue
-from core.mailqueue import mail_context, queue_mail
 from core.models import AuditEvent, InboundMail, OutgoingMail, Request, RequestPerson
-from core.notify import enqueue_cards, enqueue_notice
 from core.ports import AnalysisTimeout, Clock, MailAnalyser
-from core.workflow import Event, State, deadline_for, next_deadline, transition
+from core.requests.mailqueue import mail_context, queue_mail
+from core.requests.workflow import Event, State, deadline_for, next_deadline, transition
 
 log = logging.getLogger(__name__)
 DECISION_LOCK = "edudesk:decision"  # the advisory lock of request decisions (PostgreSQL)

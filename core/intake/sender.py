@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from core.domain import IncomingMail
+from core.intake.domain import IncomingMail
 from core.text import fold
 
 FREE_MAIL = frozenset({

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from core.domain import IncomingMail
+from core.intake.domain import IncomingMail
 from core.text import fold
 
 # Tried in order on the folded subject (no diacritics, lower case). Every form needs a marker

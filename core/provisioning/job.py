@@ -17,18 +17,18 @@ from typing import Any
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
+from core.chats.notify import enqueue_cards
 from core.config import Settings
-from core.domain import Kind
+from core.intake.domain import Kind
 from core.jobs import JobQueue, PermanentJobError
-from core.mailqueue import mail_context, queue_mail
 from core.models import AuditEvent, Job, PendingSecret, Request, RequestPerson
-from core.notify import enqueue_cards
 from core.ports import Clock, Provisioner, ProvisionError
 from core.provisioning import Directories
 from core.provisioning.rows import Outcome, RowRunner, Who, person_key
+from core.requests.mailqueue import mail_context, queue_mail
+from core.requests.workflow import Event, State, transition
 from core.secrets import SecretBox, generate_password
 from core.text import local_time
-from core.workflow import Event, State, transition
 
 log = logging.getLogger(__name__)
 PROGRESS_MIN_SECONDS = 3.0  # card edits while a list runs: enough to watch, few enough for chat limits
@@ -186,7 +186,7 @@ class ProvisionJob:
             accounts.append(item)
         if kind is Kind.DELETE_ACCOUNTS or self.settings.provisioning.delivery == "mail" or not request.sender:
             return accounts
-        from core.passwordlinks import issue_password_link
+        from core.accounts.passwordlinks import issue_password_link
 
         # Link delivery: the mail carries one single-use link; the passwords stay sealed until it is opened,
         # and the link itself stays sealed until the mail goes (the job names only its key).

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from tortoise.transactions import in_transaction
 
-from core.accountlog import record_change
+from core.accounts.log import record_change
 from core.jobs import Job, RetryLater
 from core.models import Account, AuditEvent
 from core.ports import Clock

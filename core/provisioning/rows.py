@@ -18,11 +18,11 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from core.accountlog import record_change
+from core.accounts.log import record_change
+from core.accounts.naming import slug
 from core.config import Settings
 from core.jobs import JobQueue
 from core.models import Account, AccountLog, RequestPerson
-from core.naming import slug
 from core.ports import AccountSpec, AddressTaken, Clock, Provisioner, ProvisionError
 
 MAX_CANDIDATES = 60  # addresses tried for one person before giving up (then it is a naming problem)

@@ -12,12 +12,12 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+from core.chats.notify import enqueue_notice
 from core.config import Settings
 from core.errors import EdudeskError
 from core.jobs import JobQueue
-from core.notify import enqueue_notice
+from core.people.staff import Role, staff_holding
 from core.signing.models import SchoolClass, SchoolRecord, SignatureStep
-from core.staff import Role, staff_holding
 from core.text import strip_diacritics
 
 

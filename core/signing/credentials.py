@@ -10,11 +10,12 @@ from collections.abc import Sequence
 from html import escape as esc
 from typing import Any
 
+from core.chats.notify import enqueue_notice
 from core.config import Settings
 from core.errors import EdudeskError
 from core.jobs import JobQueue
 from core.models import AuditEvent
-from core.notify import enqueue_notice
+from core.people.staff import Actor, Role, staff_holding
 from core.ports import Clock, Signer
 from core.secrets import SecretBox
 from core.signing.factory import SignerFactory, certificate_facts, seal_pkcs12
@@ -23,7 +24,6 @@ from core.signing.pin import check_new_pin
 from core.signing.service import NotAllowed
 from core.signing.trust import trust_material
 from core.signing.unlock import PinGuard
-from core.staff import Actor, Role, staff_holding
 from core.text import local_time
 
 REFUSED_FINDINGS = ("untrusted", "revoked")  # a credential that could never make a signature the school trusts

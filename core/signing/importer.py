@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from tortoise.transactions import in_transaction
 
 from core.models import AuditEvent, Staff
+from core.people.staff import Actor, Role
 from core.ports import Clock
 from core.signing.models import ClassSigner, SchoolClass, SchoolRecord, SignatureStep, Teacher
 from core.signing.roster import ClassRow, Roster, RosterError, TeacherRow
 from core.signing.spec import STAGE_LABELS, FieldSpec, Stage, field_name
-from core.staff import Actor, Role
 
 # A record PDF for a student the roster names but the school did not export (demo: a generated one).
 MakePdf = Callable[[ClassRow, tuple[str, str, str], Roster], bytes]

@@ -14,16 +14,16 @@ from html import escape as esc
 
 from tortoise.transactions import in_transaction
 
+from core.chats.notify import enqueue_notice
 from core.config import Settings
 from core.jobs import JobQueue
 from core.models import AuditEvent
-from core.notify import enqueue_notice
+from core.people.staff import Actor, Role, staff_holding
 from core.ports import Clock
 from core.signing.models import ClassSigner, SchoolClass, SignatureStep, Teacher
 from core.signing.quiet import in_quiet_hours, parse_quiet_hours, quiet_until
 from core.signing.spec import STAGE_LABELS, Stage
 from core.signing.turns import role_text, sign_buttons, teacher_needs_pin
-from core.staff import Actor, Role, staff_holding
 from core.text import local_time
 
 Key = tuple[int, int, int]  # (teacher, class, stage)

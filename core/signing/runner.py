@@ -23,6 +23,7 @@ from core.config import Settings
 from core.errors import EdudeskError
 from core.jobs import JobQueue, PermanentJobError, RetryLater
 from core.models import AuditEvent, Job
+from core.people.staff import Role, staff_holding
 from core.ports import Clock, SignItem, SignOutcome
 from core.signing import stages
 from core.signing.complete import record_completed
@@ -31,7 +32,6 @@ from core.signing.models import SchoolRecord, SignatureStep, SignerCredential, S
 from core.signing.service import step_states
 from core.signing.trust import trust_material
 from core.signing.turns import open_steps
-from core.staff import Role, staff_holding
 
 log = logging.getLogger(__name__)
 ROUND_WAIT = 3.0  # seconds before a session tries again the records another session held
@@ -256,7 +256,7 @@ class SignRunner:
     async def _failed(self, session: SignSession, rejected: list[list[str]]) -> None:
         """Signatures made but failing their own check: the session fails, the signer and the admins are told
         in plain words (nothing of it is stored, nothing says it was signed)."""
-        from core.notify import enqueue_notice
+        from core.chats.notify import enqueue_notice
 
         reasons = "; ".join(dict.fromkeys(plain_problem(p) for problems in rejected for p in problems[:3]))
         signed = await SignatureStep.filter(id__in=[int(i) for i in session.steps], state="signed").count()
@@ -287,7 +287,7 @@ class SignRunner:
         await AuditEvent.create(at=now, actor=session.actor, action=f"records_sign_{state}",
                                 detail={"session": session.id, "detail": detail[:500]})
         if state == "refused" and session.teacher_id is not None:
-            from core.notify import enqueue_notice
+            from core.chats.notify import enqueue_notice
 
             teacher = await Teacher.get(id=session.teacher_id)
             if teacher.staff_id is not None:

@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from tortoise.transactions import in_transaction
 
+from core.chats.notify import enqueue_notice
 from core.config import Settings
 from core.db import lock_for_transaction
 from core.errors import EdudeskError, NotFound
 from core.jobs import JobQueue
 from core.models import AuditEvent
-from core.notify import enqueue_notice
+from core.people.staff import Actor, Role
 from core.ports import Clock
 from core.signing import stages
 from core.signing.models import (
@@ -29,7 +30,6 @@ from core.signing.models import (
 )
 from core.signing.pin import PinRequired, needs_pin
 from core.signing.turns import open_steps, sign_page
-from core.staff import Actor, Role
 from core.text import printable
 
 if TYPE_CHECKING:

@@ -15,16 +15,16 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
+from core.chats.notify import enqueue_notice
 from core.config import Settings
 from core.db import lock_for_transaction
 from core.jobs import JobQueue, RetryLater
 from core.models import Job
-from core.notify import enqueue_notice
+from core.people.staff import Role, staff_holding
 from core.ports import Clock
 from core.signing.models import ClassSigner, SchoolClass, SignatureStep, SignerCredential, SignSession, Teacher
 from core.signing.pin import needs_pin
 from core.signing.spec import STAGE_LABELS, Stage
-from core.staff import Role, staff_holding
 from core.text import local_time
 
 log = logging.getLogger(__name__)

@@ -13,17 +13,17 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
+from core.chats.notify import enqueue_notice
 from core.config import Settings
 from core.db import lock_for_transaction
 from core.jobs import JobQueue
 from core.models import AuditEvent
-from core.notify import enqueue_notice
+from core.people.staff import Actor, Role, staff_holding
 from core.ports import Clock, Signer
 from core.secrets import SecretBox
 from core.signing.factory import PIN_NOT_SET, SignerFactory, open_legacy_pkcs12, seal_pkcs12
 from core.signing.models import SignerCredential, Teacher
 from core.signing.pin import LOCK_TIME, MAX_TRIES, PinError, PinNotSet, PinRequired, check_new_pin, open_with_pin
-from core.staff import Actor, Role, staff_holding
 from core.text import local_time
 
 

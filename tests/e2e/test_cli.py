@@ -136,7 +136,7 @@ def test_accounts_log_exports_csv_and_xlsx(config: Path, tmp_path: Path) -> None
 
     from openpyxl import load_workbook
 
-    from core.accountlog import record_change
+    from core.accounts.log import record_change
     from core.config import load_settings
     from core.db import close_database, open_database
 

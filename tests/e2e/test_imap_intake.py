@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from core.domain import Population
+from core.intake.domain import Population
 from core.models import AuditEvent, ChannelHealth, InboundMail, Request, RequestPerson
-from core.registry import import_registry
+from core.people.registry import import_registry
 from mailer.imap import DONE_KEYWORD
 from tests.conftest import wait_until
 from tests.mails import registry_xlsx, student_form_mail

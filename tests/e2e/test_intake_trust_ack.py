@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from core.domain import Population
+from core.intake.domain import Population
 from core.models import Account, Job, OutgoingMail, Request
-from core.registry import import_registry
+from core.people.registry import import_registry
 from core.text import fold
 from main import App
 from tests.conftest import wait_until

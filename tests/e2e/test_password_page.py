@@ -21,9 +21,9 @@ import openpyxl
 import pytest
 
 from core.models import Account, PasswordLink, PendingSecret, Request, RequestPerson, Staff
+from core.people.staff import Actor, Role
+from core.people.webauth import issue_login_link
 from core.provisioning.local import verify_password
-from core.staff import Actor, Role
-from core.webauth import issue_login_link
 from main import App
 
 CHROMIUM = Path("/usr/bin/chromium")

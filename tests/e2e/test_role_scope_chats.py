@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from tortoise.transactions import in_transaction
 
+from core.chats.notify import enqueue_cards
 from core.models import AuditEvent, Request, RequestPerson, Staff
-from core.notify import enqueue_cards
-from core.workflow import State
+from core.requests.workflow import State
 from main import App
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.zalo_bot import FakeZaloBot

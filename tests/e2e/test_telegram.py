@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from core.domain import Population
+from core.intake.domain import Population
 from core.models import AuditEvent, ChatCard, Request, Staff
-from core.overdue import send_reminders
+from core.people.registry import import_registry
 from core.ports import FakeClock
-from core.registry import import_registry
+from core.requests.overdue import send_reminders
 from main import App
 from tests.conftest import wait_until
 from tests.e2e.test_smtp_intake import send
@@ -377,7 +377,7 @@ async def test_a_new_form_in_a_reply_to_an_approved_request_goes_back_to_the_off
 
 
 async def test_login_sends_a_one_time_web_link_in_private_only(bot: Bot) -> None:
-    from core.webauth import consume_login
+    from core.people.webauth import consume_login
 
     await bot.fake.wait_for(lambda: bot.fake.commands())
     assert {c["command"] for c in bot.fake.commands()} >= {"queue", "find", "report", "whoami", "login"}

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from tortoise.transactions import in_transaction
 
+from core.chats.notify import enqueue_cards, enqueue_notice
 from core.models import ChatCard, Request, Staff
-from core.notify import enqueue_cards, enqueue_notice
-from core.workflow import State
+from core.requests.workflow import State
 from main import App
 from tests.conftest import wait_until
 from tests.fakes.telegram import FakeTelegram

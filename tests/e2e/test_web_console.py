@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from core.domain import Population
+from core.intake.domain import Population
 from core.models import AuditEvent, InboundMail, Request, Staff
-from core.registry import import_registry
-from core.webauth import issue_login_link
+from core.people.registry import import_registry
+from core.people.webauth import issue_login_link
 from main import App
 from tests.conftest import wait_until
 from tests.mails import registry_xlsx, student_form_mail
@@ -307,7 +307,7 @@ async def test_reject_with_a_preset_reason_and_ask_info_with_typed_text(desk: De
 
 async def test_whoami_gives_a_link_code_that_links_telegram_and_sets_the_notice_channel(desk: Desk) -> None:
     from bot.textcommands import TextContext, handle
-    from core.staff import actor_for_telegram
+    from core.people.staff import actor_for_telegram
 
     page = await desk.login("Lê Văn Phòng", ["office"])
     await _open(page, f"{desk.url}/whoami")

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from core.models import AuditEvent, Staff
+from core.people.webauth import issue_login_link
 from core.ports import FakeClock
 from core.signing.models import RecordReturn, SchoolRecord, SignatureStep, SignerCredential, SignSession, Teacher
 from core.signing.pki import DemoPki
 from core.signing.spec import Stage
-from core.webauth import issue_login_link
 from tests.records_kit import PIN, RecordsKit, records_settings, small_roster
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -15,10 +15,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from core.chatlinks import issue_link_code
-from core.domain import Population
+from core.intake.domain import Population
 from core.models import AuditEvent, Request, Staff
-from core.registry import import_registry
+from core.people.chatlinks import issue_link_code
+from core.people.registry import import_registry
 from core.signing.models import SignatureStep, Teacher
 from core.signing.pki import DemoPki
 from main import App

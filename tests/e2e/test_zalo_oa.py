@@ -17,11 +17,11 @@ import aiohttp
 import pytest
 
 from bot.zalo.oa import OaTokens
-from core.chatlinks import issue_link_code
-from core.domain import Population
-from core.linkmodels import OAuthToken
+from core.intake.domain import Population
 from core.models import AuditEvent, Request, Staff
-from core.registry import import_registry
+from core.people.chatlinks import issue_link_code
+from core.people.linkmodels import OAuthToken
+from core.people.registry import import_registry
 from core.secrets import load_secret_box
 from main import App
 from tests.conftest import wait_until

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from core.chatlinks import (
+from core.models import AuditEvent, Staff
+from core.people.chatlinks import (
     LINK_ATTEMPTS_ALL,
     ActionRefused,
     LinkRefused,
@@ -18,7 +19,6 @@ from core.chatlinks import (
     redeem_action,
     redeem_link_code,
 )
-from core.models import AuditEvent, Staff
 from core.ports import FakeClock
 
 pytestmark = pytest.mark.db

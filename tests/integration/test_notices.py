@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from tortoise.transactions import in_transaction
 
-from core.mailqueue import NOTICES_PER_MINUTE
+from core.chats.notify import enqueue_notice
 from core.models import AuditEvent, Job, OutgoingMail, Staff
-from core.notify import enqueue_notice
 from core.ports import FakeClock
+from core.requests.mailqueue import NOTICES_PER_MINUTE
 from main import App
 from tests.servers.smtp_sink import SmtpSink
 
@@ -61,7 +61,7 @@ async def test_ten_notices_to_one_teacher_in_a_minute_all_arrive(app_factory: An
 
 async def test_the_reply_cap_still_holds_for_answers_to_outside_senders(app_factory: Any, settings_factory: Any,
                                                                       smtp_sink: SmtpSink) -> None:
-    from core.mailqueue import mail_context, queue_mail
+    from core.requests.mailqueue import mail_context, queue_mail
 
     settings = settings_factory(outgoing={"transport": "smtp", "smtp_host": smtp_sink.host,
                                           "smtp_port": smtp_sink.port})

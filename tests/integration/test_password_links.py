@@ -18,9 +18,8 @@ import openpyxl
 import pytest
 from tortoise.transactions import in_transaction
 
-from bot.web import WebConsole
-from core.models import AccountLog, AuditEvent, PasswordLink, PendingSecret, Request, Staff
-from core.passwordlinks import (
+from bot.web.console import WebConsole
+from core.accounts.passwordlinks import (
     LinkRefused,
     OpenedLink,
     Refusal,
@@ -28,9 +27,10 @@ from core.passwordlinks import (
     open_password_link,
     purge_expired,
 )
+from core.models import AccountLog, AuditEvent, PasswordLink, PendingSecret, Request, Staff
+from core.people.webauth import issue_login_link, token_hash
 from core.ports import FakeClock
 from core.secrets import SecretBox
-from core.webauth import issue_login_link, token_hash
 from main import App
 
 pytestmark = pytest.mark.db

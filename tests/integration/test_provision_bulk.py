@@ -13,9 +13,9 @@ import pytest
 
 from bot.cards import load_view, render_text
 from core.models import Account, AccountLog, AuditEvent, Job, OutgoingMail, Request, RequestPerson
+from core.people.staff import Actor, Role
 from core.ports import AccountSpec, ProvisionError
 from core.provisioning.local import LocalProvisioner
-from core.staff import Actor, Role
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.db
@@ -152,7 +152,7 @@ async def test_the_account_log_never_holds_a_password(app_factory: Any, settings
     request = await bulk_request(app, 3)
     await app.worker.drain()
     assert (await Request.get(id=request.id)).state == "done"
-    from core.accountlog import export_csv, log_rows
+    from core.accounts.log import export_csv, log_rows
     from core.models import PendingSecret
 
     assert not await PendingSecret.all().exists()  # sent, so gone

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from core.domain import Population
+from core.intake.domain import Population
 from core.models import Account, InboundMail, OutgoingMail, Request, RequestPerson
-from core.registry import import_registry
-from core.staff import Actor, Role
+from core.people.registry import import_registry
+from core.people.staff import Actor, Role
 from tests.mails import registry_xlsx, student_form_mail
 
 pytestmark = pytest.mark.db

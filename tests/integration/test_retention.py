@@ -9,8 +9,8 @@ import pytest
 
 from core.errors import EdudeskError
 from core.intake.pipeline import reprocess_mail
+from core.intake.retention import purge_raw_mail
 from core.models import AuditEvent, InboundMail, Request
-from core.retention import purge_raw_mail
 
 pytestmark = pytest.mark.db
 

@@ -14,18 +14,18 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.web import WebConsole
-from core.chatlinks import issue_action
+from bot.web.console import WebConsole
 from core.models import AuditEvent, InboundMail, Request, RequestPerson, Staff
+from core.people.chatlinks import issue_action
+from core.people.webauth import issue_login_link
 from core.ports import FakeClock
-from core.webauth import issue_login_link
 
 pytestmark = pytest.mark.db
 
 NAME, SID = "Nguyễn Văn An", "20201234"
 ROLES = ("office", "technical", "head", "admin", "teacher", "leader", "")  # "": signed in, no role at all
 DESK = {"office", "technical", "head", "admin"}
-# The expected table, written out here (not read from core/access.py): page -> the roles that may open it.
+# The expected table, written out here (not read from core/people/access.py): page -> the roles that may open it.
 PAGES: dict[str, set[str]] = {
     "/": DESK,
     "/requests/{id}": DESK,
@@ -233,8 +233,8 @@ async def test_the_queue_pages_overdue_and_oldest_first_and_hides_none(console: 
 
 async def test_every_console_route_says_what_it_shows(console: Console) -> None:
     """A page added without an access mark would be refused to everyone; none of today's is left unmarked."""
-    from bot.web_render import PERMISSION_ATTR
-    from bot.web_session import PUBLIC_PREFIXES
+    from bot.web.render import PERMISSION_ATTR
+    from bot.web.session import PUBLIC_PREFIXES
 
     unmarked = []
     for route in console.web.app.router.routes():
@@ -249,8 +249,8 @@ async def test_every_console_route_says_what_it_shows(console: Console) -> None:
 
 async def test_a_refusal_repeated_writes_one_audit_row(console: Console) -> None:
     """A stranger hammering a page is recorded once per window, with a count, not once per try."""
-    from core.access import Permission, audit_denial
-    from core.staff import Actor
+    from core.people.access import Permission, audit_denial
+    from core.people.staff import Actor
 
     stranger = Actor("zalo:999", "Người lạ", frozenset())
     for _ in range(50):

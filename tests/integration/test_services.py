@@ -14,9 +14,9 @@ import pytest
 
 from core.errors import EdudeskError
 from core.models import Account, AccountLog, AuditEvent, Job, OutgoingMail, PendingSecret, Request, RequestPerson, Staff
+from core.people.staff import Actor, NotAllowed, Role, actor_for_telegram
 from core.provisioning.local import verify_password
-from core.services import AlreadyDecided
-from core.staff import Actor, NotAllowed, Role, actor_for_telegram
+from core.requests.service import AlreadyDecided
 
 pytestmark = pytest.mark.db
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from core.models import Staff
-from core.staff import Role, staff_holding
+from core.people.staff import Role, staff_holding
 
 pytestmark = pytest.mark.db
 

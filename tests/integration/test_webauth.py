@@ -14,13 +14,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.web import WebConsole
-from bot.web_labels import EN, VI
+from bot.web.console import WebConsole
+from bot.web.labels import EN, VI
 from core.config import Settings
 from core.models import AuditEvent, LoginToken, RegistryEntry, Request, RequestPerson, Staff, WebSession
+from core.people.webauth import LoginRefused, consume_login, ensure_first_admin, issue_login_link, token_hash
 from core.ports import FakeClock
 from core.text import fold
-from core.webauth import LoginRefused, consume_login, ensure_first_admin, issue_login_link, token_hash
 
 pytestmark = pytest.mark.db
 
@@ -403,7 +403,7 @@ def test_sign_in_only_returns_to_paths_of_the_console() -> None:
 
     from aiohttp.test_utils import make_mocked_request
 
-    from bot.web_session import _next
+    from bot.web.session import _next
 
     for target, expected in (("/requests/5", "/requests/5"), ("//evil.example", ""), ("/\t/evil.example", ""),
                              ("/\\evil.example", ""), ("https://evil.example", ""), ("/\n/evil", "")):

@@ -18,9 +18,9 @@ from docx.shared import Pt
 from pypdf import PdfReader, PdfWriter
 
 from core.config import IntakeSettings
-from core.domain import Attachment, IncomingMail, Kind, Population, Severity
 from core.forms import extract_request, html_to_text
 from core.forms.values import parse_date
+from core.intake.domain import Attachment, IncomingMail, Kind, Population, Severity
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "templates" / "forms"

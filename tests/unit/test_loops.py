@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.domain import IncomingMail, Kind
+from core.intake.domain import IncomingMail, Kind
 from core.intake.loops import classify_automatic, may_auto_reply
 from mailer.parse import parse_mail
 

@@ -6,10 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from core.config import NamingSettings
-from core.domain import Person
-from core.errors import ConfigError
-from core.naming import (
+from core.accounts.naming import (
     check_naming,
     local_part,
     propose_address,
@@ -17,6 +14,9 @@ from core.naming import (
     split_family_middle,
     split_full_name,
 )
+from core.config import NamingSettings
+from core.errors import ConfigError
+from core.intake.domain import Person
 
 SETTINGS = NamingSettings()
 AN = Person(full_name="Nguyễn Văn An", student_id="20201234", staff_id="CB0042")

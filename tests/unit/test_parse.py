@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core.domain import IncomingMail
+from core.intake.domain import IncomingMail
 from mailer import parse as parse_module
 from mailer.parse import parse_mail
 

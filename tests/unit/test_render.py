@@ -11,7 +11,7 @@ from typing import Any
 import jinja2
 import pytest
 
-from core.domain import Kind
+from core.intake.domain import Kind
 from mailer.outbox import to_mime
 from mailer.render import LANGUAGES, TEMPLATES, build_message, message_id_for, render_mail
 

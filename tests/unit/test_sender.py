@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.domain import IncomingMail
+from core.intake.domain import IncomingMail
 from core.intake.sender import (
     auth_failed,
     is_free_mail,

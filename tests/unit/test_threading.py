@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from core.domain import IncomingMail
+from core.intake.domain import IncomingMail
 from core.intake.threading import request_number_from_subject, thread_keys
 from mailer.parse import parse_mail
 

@@ -20,9 +20,9 @@ from tortoise.transactions import in_transaction
 from core.config import Settings
 from core.errors import EdudeskError
 from core.models import AuditEvent, PasswordLink, PendingSecret
+from core.people.webauth import token_hash
 from core.ports import Clock
 from core.secrets import SecretBox
-from core.webauth import token_hash
 
 log = logging.getLogger(__name__)
 TOKEN_BYTES = 32  # secrets.token_urlsafe(32): 256 bits, 43 characters

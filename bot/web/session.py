@@ -10,12 +10,12 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from yarl import URL
 
-from bot.web_render import ACTOR, COOKIE, OPEN, PERMISSION_ATTR, SESSION, console, needs, redirect, render
-from core.access import Permission, allows, audit_denial, denial_text
+from bot.web.render import ACTOR, COOKIE, OPEN, PERMISSION_ATTR, SESSION, console, needs, redirect, render
 from core.errors import EdudeskError
 from core.models import AuditEvent
-from core.staff import Actor, actor_for_staff
-from core.webauth import close_session, consume_login, open_session, peek_login, session_for
+from core.people.access import Permission, allows, audit_denial, denial_text
+from core.people.staff import Actor, actor_for_staff
+from core.people.webauth import close_session, consume_login, open_session, peek_login, session_for
 
 log = logging.getLogger(__name__)
 PUBLIC_PREFIXES = ("/login/", "/p/", "/a/")  # with "/login" and /static/: reachable signed out (/p/: password
@@ -105,7 +105,7 @@ def permission_of(request: web.Request) -> Permission | None:
 
 @web.middleware
 async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Who may see what (core/access.py), for the route's `needs` mark: a 403 (a page, or JSON for /api/) and an
+    """Who may see what (core/people/access.py), for the route's `needs` mark: a 403 (a page, or JSON for /api/) and an
     audit entry otherwise. The innermost middleware: the guard has found the actor, the nav badges are set."""
     actor = request.get(ACTOR)
     public = request.path == "/login" or request.path.startswith((*PUBLIC_PREFIXES, "/static/"))

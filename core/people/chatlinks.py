@@ -22,10 +22,10 @@ from tortoise.transactions import in_transaction
 from core.config import Settings
 from core.errors import EdudeskError
 from core.jobs import JobQueue
-from core.linkmodels import ActionToken, LinkCode
-from core.mailqueue import mail_context, queue_mail
 from core.models import AuditEvent, Staff
+from core.people.linkmodels import ActionToken, LinkCode
 from core.ports import Clock
+from core.requests.mailqueue import mail_context, queue_mail
 
 LINK_ATTEMPTS = 5  # wrong codes per chat account per hour
 MAILS_PER_HOUR = 3  # codes mailed to one address an hour

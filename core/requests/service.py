@@ -14,16 +14,16 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
+from core.chats.notify import enqueue_cards, enqueue_notice
 from core.config import Settings
 from core.errors import EdudeskError, InvalidTransition, NotFound
 from core.jobs import JobQueue
-from core.mailqueue import mail_context, queue_mail
 from core.models import AuditEvent, PendingSecret, Request, RequestPerson, Staff
-from core.notify import enqueue_cards, enqueue_notice
+from core.people.staff import Actor, NotAllowed, Role
 from core.ports import Clock
-from core.staff import Actor, NotAllowed, Role
+from core.requests.mailqueue import mail_context, queue_mail
+from core.requests.workflow import Decision, Event, State, next_deadline, transition
 from core.text import local_time, printable
-from core.workflow import Decision, Event, State, next_deadline, transition
 
 
 class Action(str, enum.Enum):

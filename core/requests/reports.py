@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 from tortoise.expressions import Q
 
 from core.models import AuditEvent, Request, RequestPerson
+from core.requests.workflow import OPEN_STATES
 from core.text import fold
-from core.workflow import OPEN_STATES
 
 
 async def open_queue(limit: int = 30) -> list[Request]:

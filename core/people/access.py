@@ -12,8 +12,8 @@ import enum
 from datetime import timedelta
 
 from core.models import AuditEvent
+from core.people.staff import Actor, NotAllowed, Role
 from core.ports import Clock
-from core.staff import Actor, NotAllowed, Role
 
 
 class Permission(str, enum.Enum):

@@ -14,13 +14,13 @@ import re
 
 from aiohttp import web
 
-from bot.web_render import ACTOR, OPEN, console, needs, redirect, render
-from core.chatlinks import ActionRefused, Grant, issue_link_code, peek_action, redeem_action
+from bot.web.render import ACTOR, OPEN, console, needs, redirect, render
 from core.errors import EdudeskError
 from core.models import AuditEvent, Staff
-from core.services import Action
+from core.people.chatlinks import ActionRefused, Grant, issue_link_code, peek_action, redeem_action
+from core.people.staff import Actor, actor_for_staff
+from core.requests.service import Action
 from core.signing.models import SchoolClass
-from core.staff import Actor, actor_for_staff
 
 _TOKEN_TAIL = re.compile(r"[^A-Za-z0-9_-].*$", re.S)  # chat apps glue punctuation to links
 NOTIFY = ("", "telegram", "zalo", "email")
@@ -78,7 +78,7 @@ async def action_run(request: web.Request) -> web.Response:
 @needs(OPEN)
 async def link_code(request: web.Request) -> web.Response:
     """POST /whoami/link-code: a one-time code to link the person's Zalo account."""
-    from bot.web_queue import whoami_page
+    from bot.web.queue import whoami_page
 
     c = console(request)
     actor = request[ACTOR]

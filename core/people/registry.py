@@ -8,10 +8,10 @@ from pathlib import Path
 from tortoise.transactions import in_transaction
 
 from core.config import Settings
-from core.domain import Attachment, Person, Population, Problem, Severity
 from core.errors import EdudeskError
 from core.forms import read_attachment
 from core.forms.records import build_persons
+from core.intake.domain import Attachment, Person, Population, Problem, Severity
 from core.intake.sender import is_institutional
 from core.models import RegistryEntry
 from core.ports import Clock

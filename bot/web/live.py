@@ -14,9 +14,9 @@ from collections import defaultdict
 from aiohttp import web
 from tortoise.functions import Count, Max
 
-from bot.web_render import needs
-from core.access import Permission
+from bot.web.render import needs
 from core.models import AuditEvent, Request
+from core.people.access import Permission
 
 TTL = 0.2  # seconds a computed stamp is shared between waiting clients
 STEP = 0.25  # seconds between checks while a client waits

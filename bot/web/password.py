@@ -15,11 +15,18 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.web_labels import labels
-from bot.web_render import CONSOLE, Console, console, nonce
-from core.accountsheet import build_accounts_xlsx
+from bot.web.labels import labels
+from bot.web.render import CONSOLE, Console, console, nonce
+from core.accounts.passwordlinks import (
+    LinkInfo,
+    LinkRefused,
+    OpenedLink,
+    Refusal,
+    open_password_link,
+    peek_password_link,
+)
+from core.accounts.sheet import build_accounts_xlsx
 from core.models import Request
-from core.passwordlinks import LinkInfo, LinkRefused, OpenedLink, Refusal, open_password_link, peek_password_link
 from core.secrets import SecretBox, load_secret_box
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 """The account log (every change made in a directory) for technical staff, heads and admins: page and exports
-(who may read it: core/access.py, checked by the guard)."""
+(who may read it: core/people/access.py, checked by the guard)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from bot.web_render import Console, console, needs, render
-from core.access import Permission
-from core.accountlog import ACTION_LABELS, COLUMNS, export_csv, export_xlsx, log_rows
+from bot.web.render import Console, console, needs, render
+from core.accounts.log import ACTION_LABELS, COLUMNS, export_csv, export_xlsx, log_rows
 from core.models import AccountLog
+from core.people.access import Permission
 
 PAGE_SIZE = 50
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

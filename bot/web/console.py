@@ -1,7 +1,7 @@
 """The web console (aiohttp + jinja2): the same cards and buttons as the chats, queues, audit trail, registry.
 
-Routes live in bot/web_session.py (sign-in, the guard), web_queue.py, web_request.py and web_live.py;
-templates in templates/web/. Sign-in is by one-time link only (core/webauth.py).
+Routes live in bot/web/session.py (sign-in, the guard), queue.py, request.py and live.py;
+templates in templates/web/. Sign-in is by one-time link only (core/people/webauth.py).
 """
 
 from __future__ import annotations
@@ -13,20 +13,20 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 
-from bot import (
-    web_accounts,
-    web_actions,
-    web_live,
-    web_password,
-    web_queue,
-    web_records,
-    web_request,
-    web_session,
+from bot.web import (
+    accounts,
+    actions,
+    live,
+    password,
+    queue,
+    session,
 )
-from bot.web_render import CONSOLE, STATIC, Console, console, make_env, render, security_headers
+from bot.web import records as records_pages
+from bot.web import request as request_pages
+from bot.web.render import CONSOLE, STATIC, Console, console, make_env, render, security_headers
 from core.config import Settings
 from core.ports import Clock
-from core.services import RequestService
+from core.requests.service import RequestService
 from core.signing.service import RecordService
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class RedactingAccessLogger(AbstractAccessLogger):
 
 
 @web.middleware
-async def not_found(request: web.Request, handler: web_session.Handler) -> web.StreamResponse:
+async def not_found(request: web.Request, handler: session.Handler) -> web.StreamResponse:
     """Unknown pages as a page in the console's language (after the guard: signed-out users go to /login)."""
     try:
         return await handler(request)
@@ -66,17 +66,17 @@ async def not_found(request: web.Request, handler: web_session.Handler) -> web.S
 def build_app(settings: Settings, clock: Clock, services: RequestService,
               records: RecordService | None = None) -> web.Application:
     """The aiohttp application with every route, the guard and the security headers."""
-    app = web.Application(middlewares=[web_session.guard, not_found], client_max_size=256 * 1024)
+    app = web.Application(middlewares=[session.guard, not_found], client_max_size=256 * 1024)
     app[CONSOLE] = Console(settings, clock, services, make_env(), records)
-    web_session.add_routes(app)
-    web_queue.add_routes(app)
-    web_request.add_routes(app)
-    web_live.add_routes(app)
-    web_password.add_routes(app)
-    web_accounts.add_routes(app)
-    web_records.add_routes(app)
-    web_actions.add_routes(app)
-    app.middlewares.append(web_session.access)  # innermost: after the guard and the records' nav badge
+    session.add_routes(app)
+    queue.add_routes(app)
+    request_pages.add_routes(app)
+    live.add_routes(app)
+    password.add_routes(app)
+    accounts.add_routes(app)
+    records_pages.add_routes(app)
+    actions.add_routes(app)
+    app.middlewares.append(session.access)  # innermost: after the guard and the records' nav badge
     app.router.add_static("/static/", STATIC, append_version=False)
     app.on_response_prepare.append(security_headers)
     return app

@@ -11,8 +11,8 @@ import string
 from collections.abc import Callable, Iterable
 
 from core.config import NamingSettings
-from core.domain import Person
 from core.errors import ConfigError
+from core.intake.domain import Person
 from core.text import clean, fold, strip_diacritics
 
 # Two-word family names; without them "Tôn Thất Thuyết" would get the family name "Tôn".

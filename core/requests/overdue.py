@@ -8,16 +8,16 @@ from datetime import timedelta
 
 from tortoise.transactions import in_transaction
 
+from core.accounts.passwordlinks import purge_expired
+from core.chats.notify import enqueue_notice
 from core.config import Settings
+from core.intake.retention import purge_raw_mail
 from core.jobs import JobQueue
 from core.models import AuditEvent, Request
-from core.notify import enqueue_notice
-from core.passwordlinks import purge_expired
 from core.ports import Clock
-from core.reports import overdue
-from core.retention import purge_raw_mail
+from core.requests.reports import overdue
+from core.requests.workflow import State
 from core.text import local_time
-from core.workflow import State
 
 RAW_MAIL_PURGE_EVERY = timedelta(hours=1)  # a scan of the ledger; hourly is plenty for a rule in days
 OWNER = {State.RECEIVED: "office", State.APPROVED: "technical", State.PROVISIONING: "technical"}

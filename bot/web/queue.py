@@ -8,14 +8,14 @@ from typing import Any
 from aiohttp import web
 from tortoise.expressions import Q
 
-from bot.web_live import STAMPS
-from bot.web_render import ACTOR, SESSION, Console, console, needs, render
-from bot.web_render import OPEN as OPEN_PAGE
-from core.access import Permission
+from bot.web.live import STAMPS
+from bot.web.render import ACTOR, SESSION, Console, console, needs, render
+from bot.web.render import OPEN as OPEN_PAGE
 from core.models import RegistryEntry, Request, Staff
-from core.queries import request_queue
+from core.people.access import Permission
+from core.requests.queries import request_queue
+from core.requests.workflow import OPEN_STATES
 from core.text import fold
-from core.workflow import OPEN_STATES
 
 OPEN = [s.value for s in OPEN_STATES]
 QUEUE_PAGE = 50

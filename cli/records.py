@@ -14,8 +14,8 @@ from typing import Any
 
 from core.config import Settings
 from core.errors import EdudeskError
+from core.people.staff import Actor, Role
 from core.signing.models import SchoolClass, SignatureStep, SignerCredential, Teacher
-from core.staff import Actor, Role
 
 ADMIN = Actor("cli", "Quản trị (dòng lệnh)", frozenset({Role.ADMIN}))
 

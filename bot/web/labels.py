@@ -90,7 +90,7 @@ EN: dict[str, Any] = {
 }
 
 
-# School records (bot/web_records.py, templates/web/records*.html.j2).
+# School records (bot/web/records.py, templates/web/records*.html.j2).
 VI["rec"] = {
     "nav": "Học bạ số", "badge": "{n} học bạ chờ Thầy/Cô ký", "title": "Học bạ số",
     "my_turns": "Học bạ chờ tôi ký", "class": "Lớp", "stage": "Bước",
@@ -181,7 +181,7 @@ def labels(language: str) -> dict[str, Any]:
     return EN if language == "en" else VI
 
 
-# Chat links and one-time action links (bot/web_actions.py, templates/web/action.html.j2, whoami).
+# Chat links and one-time action links (bot/web/actions.py, templates/web/action.html.j2, whoami).
 VI["links"] = {
     "zalo": "Zalo", "linked": "đã liên kết", "not_linked": "chưa liên kết", "get_code": "Lấy mã liên kết {surface}",
     "code_is": "Mã liên kết: {code} — gửi cho bot {surface} của trường tin nhắn «/lienket {code}» trong {minutes} "

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.accounts.naming import propose_addresses
 from core.config import Settings
-from core.domain import Kind
 from core.intake.checks import check_request
-from core.naming import propose_addresses
+from core.intake.domain import Kind
 from core.ports import Analysis
 
 

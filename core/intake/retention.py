@@ -16,7 +16,7 @@ from tortoise.transactions import in_transaction
 
 from core.models import AuditEvent, InboundMail
 from core.ports import Clock
-from core.workflow import State
+from core.requests.workflow import State
 
 log = logging.getLogger(__name__)
 BATCH = 200

@@ -1,9 +1,9 @@
 """The signing PIN's words on the records pages, Vietnamese and English (the console's other labels live in
-bot/web_labels.py)."""
+bot/web/labels.py)."""
 
 from __future__ import annotations
 
-from bot.web_render import Console
+from bot.web.render import Console
 
 PIN_LABELS = {
     "vi": {"pin": "Mã PIN ký", "pin_repeat": "Nhập lại mã PIN", "set_pin": "Đặt mã PIN",

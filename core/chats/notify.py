@@ -7,7 +7,7 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from core.jobs import JobQueue
-from core.workflow import State
+from core.requests.workflow import State
 
 # Which chat a request's card is posted to when it enters a state (edits go everywhere it already is).
 POST_TO: dict[State, tuple[str, ...]] = {State.RECEIVED: ("office",), State.APPROVED: ("technical",)}

@@ -12,10 +12,11 @@ from typing import Any
 from aiohttp import web
 from tortoise.functions import Count
 
-from bot.web_records_pin import pin_labels
-from bot.web_render import ACTOR, Console, console, needs, redirect, render
-from core.access import Permission
+from bot.web.records_pin import pin_labels
+from bot.web.render import ACTOR, Console, console, needs, redirect, render
 from core.errors import EdudeskError, NotFound
+from core.people.access import Permission
+from core.people.staff import Actor, Role
 from core.signing.models import (
     ClassSigner,
     RecordReturn,
@@ -31,7 +32,6 @@ from core.signing.quiet import in_quiet_hours, parse_quiet_hours, quiet_until
 from core.signing.reminders import blocking, remind_pending
 from core.signing.service import NotAllowed, RecordService
 from core.signing.turns import role_text
-from core.staff import Actor, Role
 
 VERIFY_MAX = 20 * 1024 * 1024  # a record PDF with 15 signatures and scans stays well below
 ID = r"{id:\d{1,18}}"
@@ -342,7 +342,7 @@ async def verify_page(request: web.Request) -> web.Response:
 def _trust(c: Console) -> tuple[tuple[bytes, ...], tuple[bytes, ...], bool]:
     from pathlib import Path
 
-    from core.signing.commands import demo_settings
+    from cli.records import demo_settings
     from core.signing.trust import trust_material
 
     roots, crls = trust_material(c.settings)

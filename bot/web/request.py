@@ -12,13 +12,13 @@ from aiohttp import web
 from tortoise.expressions import Q
 
 from bot.cards import build_card, load_view, preset
-from bot.web_live import STAMPS
-from bot.web_render import ACTOR, Console, clean_detail, console, has_role, needs, redirect, render
-from core.access import Permission
+from bot.web.live import STAMPS
+from bot.web.render import ACTOR, Console, clean_detail, console, has_role, needs, redirect, render
 from core.errors import EdudeskError, NotFound
 from core.models import AuditEvent, InboundMail, RequestPerson, Staff
-from core.services import ROLES, Action, AlreadyDecided
-from core.staff import Role
+from core.people.access import Permission
+from core.people.staff import Role
+from core.requests.service import ROLES, Action, AlreadyDecided
 
 REASONED = (Action.REJECT.value, Action.ASK_INFO.value)
 _FORMULA = re.compile(r"[=+\-@\t\r]")

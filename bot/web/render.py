@@ -12,17 +12,17 @@ from typing import Any, TypeVar
 from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from bot.web_labels import labels
-from core.access import Permission, allows
+from bot.web.labels import labels
 from core.config import Settings
 from core.models import WebSession
+from core.people.access import Permission, allows
+from core.people.staff import Actor
 from core.ports import Clock
-from core.services import RequestService
+from core.requests.service import RequestService
 from core.signing.service import RecordService
-from core.staff import Actor
 from core.text import local_time
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "web"
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "web"
 STATIC = TEMPLATES / "static"
 COOKIE = "edudesk_session"
 FLASH_COOKIE = "edudesk_flash"
@@ -34,7 +34,7 @@ H = TypeVar("H", bound=Callable[..., Any])
 
 
 def needs(permission: Permission | str) -> Callable[[H], H]:
-    """Mark a route handler with what it shows (core/access.py); the guard checks it before the handler runs.
+    """Mark a route handler with what it shows (core/people/access.py); the guard checks it before the handler runs.
 
     Unmarked handlers need `Permission.SIGN_IN` (any role); `OPEN` lets people without a role in.
     """
@@ -52,7 +52,7 @@ class Console:
     clock: Clock
     services: RequestService
     env: Environment
-    records: RecordService | None = None  # school records (bot/web_records.py)
+    records: RecordService | None = None  # school records (bot/web/records.py)
 
     @property
     def t(self) -> dict[str, Any]:

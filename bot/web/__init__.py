@@ -1,0 +1,1 @@
+"""The built-in web console (aiohttp + jinja2): no token needed."""

@@ -1,0 +1,1 @@
+"""The command line beside the composition root (main.py)."""

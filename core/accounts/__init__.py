@@ -1,0 +1,1 @@
+"""Accounts: naming rules, the account log and sheet, password links; provisioning lives in core/provisioning."""

@@ -1,0 +1,1 @@
+"""Requests: the state machine, the decisions (use cases), queries, deadlines and reports."""
