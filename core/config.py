@@ -36,6 +36,11 @@ class InstitutionSettings:
     short_name: str = "ĐHBK Hà Nội"
     domains: tuple[str, ...] = ("hust.edu.vn", "sis.hust.edu.vn")
     office_address: str = "office-bknic@hust.edu.vn"
+    office_unit: str = "Trung tâm Mạng Thông tin"  # the office's own unit, named in mails ("Phòng/Trung tâm ...")
+    staff_form: str = "BM01"  # the registration form of staff (named in mails and pages)
+    student_form: str = "BM02"  # the registration form of students
+    list_form: str = "BM-CNTT31"  # the bulk list of new students
+    report_form: str = "BM03"  # the summary report
 
 
 @dataclass(frozen=True)
