@@ -27,7 +27,6 @@ from core.people.staff import Role
 from core.ports import Clock, MailSender, Provisioner, Signer, SystemClock
 from core.provisioning import Directories
 from core.provisioning.job import ProvisionJob
-from core.provisioning.removal import DeleteAccountJob
 from core.requests.overdue import watch_deadlines
 from core.requests.service import RequestService
 from core.secrets import load_secret_box
@@ -36,7 +35,6 @@ from core.signing.factory import SignerFactory
 from core.signing.reminders import watch_signing
 from core.signing.runner import SignRunner
 from core.signing.service import RecordService
-from core.signing.turns import sign_notice
 from core.statefiles import PRIVATE_UMASK
 from core.supervisor import Supervisor
 from core.text import local_time
@@ -74,13 +72,9 @@ class App:
         self.signers = SignerFactory(settings, self.clock, self.box, fixed=signers)
         self.records.credentials = CredentialDesk(settings, self.clock, self.queue, self.box, self.signers)
         self.signing = SignRunner(settings, self.clock, self.queue, self.signers)
-        self.worker = JobWorker(self.queue, {
-            "process_mail": self._process_mail, "send_mail": self.delivery, "provision": self.provisioning,
-            "refresh_cards": self.chats.refresh_cards, "chat_notice": self.chats.notice,
-            "delete_account": DeleteAccountJob(self.clock, self.directories),
-            "sign_notice": self._sign_notice, "sign_batch": self.signing.sign_batch,
-            "sign_poll": self.signing.sign_poll, "sign_issue": self.signing.sign_issue,
-        })
+        self.worker = JobWorker(self.queue)
+        for part in (self.pipeline, self.delivery, self.chats, self.provisioning, self.signing):
+            self.worker.register(part.handlers())
         self.smtp = SmtpIntake(self.ledger, settings.smtpd) if settings.smtpd.enabled else None
         self.web = WebConsole(settings, self.clock, self.services, self.records) if settings.web.enabled else None
         self.telegram: Any = None
@@ -95,14 +89,8 @@ class App:
 
             self.zalo = ZaloSurface(settings, self.clock, self.queue, self.services, self.records, self.box)
             self.chats.add(self.zalo.chat, {})  # no groups: audiences are the people who chose Zalo
-            self.worker.handlers["zalo_event"] = self.zalo.event
+            self.worker.register(self.zalo.handlers())
         self._db: Any = None
-
-    async def _sign_notice(self, job: Any) -> None:
-        await sign_notice(self.settings, self.clock, self.queue, job)
-
-    async def _process_mail(self, job: Any) -> None:
-        await self.pipeline.process(int(job.payload["mail_id"]))
 
     async def open(self) -> None:
         """Migrate and open the database."""
@@ -440,10 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load(config: str | None) -> Settings:
-    """Settings from --config, ./config.toml, or the built-in defaults."""
-    if config:
-        return load_settings(config)
-    return load_settings("config.toml") if Path("config.toml").exists() else load_settings(None)
+    """Settings from --config, ./config.toml, or the built-in defaults, under `EDUDESK_<SECTION>__<KEY>`."""
+    path = config or ("config.toml" if Path("config.toml").exists() else None)
+    return load_settings(path, environ=os.environ)  # the one read of the environment: secrets resolved here
 
 
 def cli(argv: list[str] | None = None) -> int:

@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from bot.cards import RequestView, build_card, load_view
 from core.config import Settings
-from core.jobs import JobQueue, PermanentJobError, RetryLater
+from core.jobs import Handlers, JobKind, JobQueue, PermanentJobError, RetryLater
 from core.models import ChatCard, Job, Staff
 from core.people.staff import Role, actor_for_staff
 from core.ports import Button, Card, ChatBusy, ChatDown, ChatPort, ChatRefused, Clock
@@ -112,6 +112,10 @@ class ChatHub:
             raise
         await self._healthy(surface, True)
         return result
+
+    def handlers(self) -> Handlers:
+        """The jobs of the chat side: bring a request's cards up to date, post a notice."""
+        return {JobKind.REFRESH_CARDS: self.refresh_cards, JobKind.CHAT_NOTICE: self.notice}
 
     async def refresh_cards(self, job: Job) -> None:
         """Edit every posted card of a request to its current state; post it where it is now worked on."""

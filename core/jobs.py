@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -21,7 +22,36 @@ from core.ports import Clock
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Job], Awaitable[None]]
-URGENT_KINDS = ("process_mail", "refresh_cards")
+
+
+class JobKind(enum.StrEnum):
+    """Every kind of durable job; the value is what the `job.kind` column stores. Each package registers
+    the handlers of its own kinds (`handlers()` beside the code); main.py only composes them."""
+
+    PROCESS_MAIL = "process_mail"  # core/intake/pipeline.py IntakePipeline.job
+    SEND_MAIL = "send_mail"  # mailer/delivery.py MailDelivery
+    REFRESH_CARDS = "refresh_cards"  # core/chats ChatHub.refresh_cards
+    CHAT_NOTICE = "chat_notice"  # core/chats ChatHub.notice
+    PROVISION = "provision"  # core/provisioning/job.py ProvisionJob
+    DELETE_ACCOUNT = "delete_account"  # core/provisioning/removal.py DeleteAccountJob
+    SIGN_NOTICE = "sign_notice"  # core/signing/turns.py sign_notice
+    SIGN_BATCH = "sign_batch"  # core/signing/runner.py SignRunner.sign_batch
+    SIGN_POLL = "sign_poll"  # core/signing/runner.py SignRunner.sign_poll
+    SIGN_ISSUE = "sign_issue"  # core/signing/runner.py SignRunner.sign_issue
+    ZALO_EVENT = "zalo_event"  # bot/zalo/app.py ZaloSurface.event
+
+
+class JobState(enum.StrEnum):
+    """Where a job is: waiting (or retrying), claimed by a worker under a lease, finished, or parked."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    DEAD = "dead"
+
+
+Handlers = dict[JobKind, Handler]
+URGENT_KINDS = (JobKind.PROCESS_MAIL, JobKind.REFRESH_CARDS)
 LOCKED_RETRY_SECONDS = 1.0  # a step that met "database is locked" (another process writing SQLite) runs again
 
 
@@ -54,7 +84,7 @@ class JobQueue:
 
     async def enqueue(
         self,
-        kind: str,
+        kind: JobKind,
         key: str,
         payload: dict[str, Any] | None = None,
         *,
@@ -83,7 +113,7 @@ class JobQueue:
         """Lease up to `limit` due jobs (pending, or running with an expired lease after a crash)."""
         now = self.clock.now()
         lease = now + timedelta(seconds=self.settings.lease_seconds)
-        due = Q(state="pending", run_after__lte=now) | Q(state="running", locked_until__lt=now)
+        due = Q(state=JobState.PENDING, run_after__lte=now) | Q(state=JobState.RUNNING, locked_until__lt=now)
         async with in_transaction() as conn:
             # Mail waiting to become a request goes first: in a burst, the acknowledgements can wait.
             rows = await self._due(conn, due & Q(kind__in=URGENT_KINDS), limit)
@@ -94,9 +124,9 @@ class JobQueue:
                 # Conditional update: exactly one claimer wins even without row locks (SQLite).
                 won = await Job.filter(id=job.id, state=job.state, attempts=job.attempts).using_db(
                     conn
-                ).update(state="running", locked_until=lease, attempts=job.attempts + 1)
+                ).update(state=JobState.RUNNING, locked_until=lease, attempts=job.attempts + 1)
                 if won:
-                    job.state, job.locked_until, job.attempts = "running", lease, job.attempts + 1
+                    job.state, job.locked_until, job.attempts = JobState.RUNNING, lease, job.attempts + 1
                     claimed.append(job)
         return claimed
 
@@ -109,17 +139,17 @@ class JobQueue:
         """Extend the lease of jobs still running here, so that only a dead worker's jobs are taken over."""
         if job_ids:
             lease = self.clock.now() + timedelta(seconds=self.settings.lease_seconds)
-            await Job.filter(id__in=job_ids, state="running").update(locked_until=lease)
+            await Job.filter(id__in=job_ids, state=JobState.RUNNING).update(locked_until=lease)
 
     async def complete(self, job: Job) -> None:
         """Mark a job done."""
-        await self._mine(job).update(state="done", finished_at=self.clock.now(), locked_until=None)
+        await self._mine(job).update(state=JobState.DONE, finished_at=self.clock.now(), locked_until=None)
 
     @staticmethod
     def _mine(job: Job) -> Any:
         # Still ours: a worker whose lease ran out (and whose job another worker took over, bumping
         # attempts) must not overwrite the new holder's outcome.
-        return Job.filter(id=job.id, state="running", attempts=job.attempts)
+        return Job.filter(id=job.id, state=JobState.RUNNING, attempts=job.attempts)
 
     async def fail(self, job: Job, error: str, *, permanent: bool = False) -> None:
         """Schedule a retry with exponential backoff, or park the job as dead when out of attempts."""
@@ -127,7 +157,7 @@ class JobQueue:
         if permanent or job.attempts >= self.settings.max_attempts:
             async with in_transaction() as conn:
                 if not await self._mine(job).using_db(conn).update(
-                    state="dead", last_error=error[:4000], finished_at=now, locked_until=None
+                    state=JobState.DEAD, last_error=error[:4000], finished_at=now, locked_until=None
                 ):
                     return
                 await AuditEvent.create(
@@ -147,7 +177,7 @@ class JobQueue:
         )
         delay *= random.uniform(0.8, 1.2)  # jitter so replicas do not retry in lockstep
         await self._mine(job).update(
-            state="pending",
+            state=JobState.PENDING,
             run_after=now + timedelta(seconds=delay),
             last_error=error[:4000],
             locked_until=None,
@@ -159,17 +189,25 @@ class JobQueue:
         on the job's row (the console's dead/waiting lists show it), so a job that keeps waiting is seen."""
         changes: dict[str, Any] = {"last_error": note[:4000]} if note else {}
         await self._mine(job).update(
-            state="pending", run_after=self.clock.now() + timedelta(seconds=delay), locked_until=None,
+            state=JobState.PENDING, run_after=self.clock.now() + timedelta(seconds=delay), locked_until=None,
             attempts=max(0, job.attempts - 1), **changes)
 
 
 class JobWorker:
     """Runs claimed jobs with bounded concurrency; one per process."""
 
-    def __init__(self, queue: JobQueue, handlers: dict[str, Handler]) -> None:
+    def __init__(self, queue: JobQueue, handlers: Handlers | None = None) -> None:
         self.queue = queue
-        self.handlers = handlers
+        self.handlers: dict[str, Handler] = {}
+        self.register(handlers or {})
         self._stopping = asyncio.Event()
+
+    def register(self, handlers: Handlers) -> None:
+        """Add the handlers a package offers for its own job kinds; a kind has exactly one handler."""
+        for kind, handler in handlers.items():
+            if kind in self.handlers:
+                raise ValueError(f"job kind {kind!r} already has a handler")
+            self.handlers[JobKind(kind)] = handler
 
     def stop(self) -> None:
         """Ask the worker to finish the jobs in hand and return."""

@@ -13,7 +13,7 @@ from tortoise.transactions import in_transaction
 from core.accounts.sheet import build_accounts_xlsx
 from core.config import Settings
 from core.db import lock_for_transaction
-from core.jobs import JobQueue, PermanentJobError, RetryLater
+from core.jobs import Handlers, JobKind, JobQueue, PermanentJobError, RetryLater
 from core.models import AuditEvent, Job, OutgoingMail, PendingSecret
 from core.ports import Clock, MailSender
 from core.requests.mailqueue import NOTICES_PER_MINUTE, STAFF_NOTICES, is_staff_notice, mail_context, queue_mail
@@ -141,6 +141,10 @@ class MailDelivery:
                                  recipient=recipient, request_id=mail.request_id,
                                  context={**mail_context(self.settings), "subject": subject, "text": text,
                                           "link": "", "surface": ""})
+
+    def handlers(self) -> Handlers:
+        """The job this package runs: deliver one queued mail."""
+        return {JobKind.SEND_MAIL: self}
 
     async def __call__(self, job: Job) -> None:
         """Send one queued mail (done once: a sent mail is never sent again by a re-run job)."""

@@ -10,7 +10,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from core.ports import Card
 
 
-class TapAction(str, enum.Enum):
+class TapAction(enum.StrEnum):
     """Every button a card can carry (bot/cards.py); a payload naming anything else is refused."""
 
     APPROVE = "approve"

@@ -8,7 +8,7 @@ from typing import Any
 from bot.textcommands import TextContext
 from bot.zalo.chat import ZaloChat
 from core.config import Settings
-from core.jobs import Job, JobQueue
+from core.jobs import Handlers, Job, JobKind, JobQueue
 from core.ports import Clock
 from core.requests.service import RequestService
 from core.secrets import SecretBox
@@ -41,6 +41,10 @@ class ZaloSurface:
             self.receiver = ZaloBotReceiver(settings, clock, queue, self.client, self.chat, text)
         else:
             raise ValueError(f'[zalo] api = "{z.api}": use "bot" or "oa"')
+
+    def handlers(self) -> Handlers:
+        """Zalo's job: one stored incoming event (message, tap) answered."""
+        return {JobKind.ZALO_EVENT: self.event}
 
     async def event(self, job: Job) -> None:
         """Job handler `zalo_event`."""

@@ -24,7 +24,7 @@ from bot.textcommands import TextContext, handle
 from bot.zalo.chat import NOT_TEXT, ZaloChat, answer_event
 from bot.zalo.render import LIMIT
 from core.config import Settings
-from core.jobs import Job, JobQueue
+from core.jobs import Job, JobKind, JobQueue
 from core.people.staff import actor_for_zalo
 from core.ports import ChatBusy, ChatDown, ChatRefused, Clock
 
@@ -125,7 +125,7 @@ async def store_event(queue: JobQueue, update: dict[str, Any]) -> bool:
     if not user_id or sender.get("is_bot"):
         return False
     key = str(message.get("message_id") or f"{user_id}:{message.get('date')}")[:200]
-    await queue.enqueue("zalo_event", f"zalo:{key}", {
+    await queue.enqueue(JobKind.ZALO_EVENT, f"zalo:{key}", {
         "user_id": user_id, "name": str(sender.get("display_name") or "")[:100],
         "event": str(update.get("event_name", ""))[:64], "text": str(message.get("text") or "")[:4000]})
     queue.wake()

@@ -32,7 +32,7 @@ from bot.textcommands import TextContext, handle
 from bot.zalo.chat import NOT_TEXT, ZaloChat, answer_event
 from core.config import Settings
 from core.db import lock_for_transaction
-from core.jobs import Job, JobQueue
+from core.jobs import Job, JobKind, JobQueue
 from core.models import AuditEvent
 from core.people.linkmodels import OAuthToken
 from core.people.staff import actor_for_zalo
@@ -257,7 +257,7 @@ class OaReceiver:
         message: dict[str, Any] = raw if isinstance(raw, dict) else {}
         if sender and str(event.get("app_id")) == z.app_id:
             key = str(message.get("msg_id") or f"{sender}:{event.get('timestamp')}")[:200]
-            await self.queue.enqueue("zalo_event", f"zalo:{key}", {
+            await self.queue.enqueue(JobKind.ZALO_EVENT, f"zalo:{key}", {
                 "user_id": sender, "event": str(event.get("event_name", ""))[:64],
                 "text": str(message.get("text") or "")[:4000]})
             self.queue.wake()

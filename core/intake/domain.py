@@ -12,7 +12,7 @@ from datetime import date, datetime
 from typing import Any
 
 
-class Kind(str, enum.Enum):
+class Kind(enum.StrEnum):
     """What a mail asks for."""
 
     NEW_ACCOUNT = "new_account"
@@ -25,14 +25,14 @@ class Kind(str, enum.Enum):
     UNKNOWN = "unknown"
 
 
-class Population(str, enum.Enum):
+class Population(enum.StrEnum):
     """Who the accounts are for."""
 
     STAFF = "staff"
     STUDENT = "student"
 
 
-class Severity(str, enum.Enum):
+class Severity(enum.StrEnum):
     """How bad a finding is: errors block approval, warnings are shown."""
 
     ERROR = "error"

@@ -14,7 +14,7 @@ from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from core.config import Settings
-from core.jobs import JobQueue
+from core.jobs import JobKind, JobQueue, JobState
 from core.models import AuditEvent, ChannelHealth, ImapCheckpoint, InboundMail, Job
 from core.ports import Clock, StoreResult
 from core.requests.mailqueue import mail_context, queue_mail
@@ -147,7 +147,7 @@ class MailLedger:
                     await AuditEvent.create(at=now, actor="system", action="message_id_reused", mail_id=mail.id,
                                             detail={"message_id": message_id[:300], "first_mail_id": first,
                                                     "source": source}, using_db=conn)
-                await self.queue.enqueue("process_mail", f"process_mail:{mail.id}", {"mail_id": mail.id},
+                await self.queue.enqueue(JobKind.PROCESS_MAIL, f"process_mail:{mail.id}", {"mail_id": mail.id},
                                          connection=conn)
         except IntegrityError:
             # Another channel stored the same mail between our check and our insert, or another mail with the
@@ -164,7 +164,7 @@ class MailLedger:
 
     async def backlog(self) -> int:
         """Stored mails not yet processed (in this process and any other sharing the database)."""
-        return await Job.filter(kind="process_mail", state__in=["pending", "running"]).count()
+        return await Job.filter(kind=JobKind.PROCESS_MAIL, state__in=[JobState.PENDING, JobState.RUNNING]).count()
 
     async def _find(self, raw: bytes, message_id: str, key: str, digest: str,
                     source_key: str | None) -> tuple[int | None, int | None]:

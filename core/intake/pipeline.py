@@ -24,8 +24,8 @@ from core.intake.domain import ExtractedRequest, IncomingMail, Kind, Population,
 from core.intake.loops import classify_automatic, may_auto_reply
 from core.intake.sender import from_untrusted
 from core.intake.threading import request_number_from_subject, thread_keys
-from core.jobs import JobQueue
-from core.models import AuditEvent, InboundMail, OutgoingMail, Request, RequestPerson
+from core.jobs import Handlers, JobKind, JobQueue
+from core.models import AuditEvent, InboundMail, Job, OutgoingMail, Request, RequestPerson
 from core.ports import AnalysisTimeout, Clock, MailAnalyser
 from core.requests.mailqueue import mail_context, queue_mail
 from core.requests.workflow import Event, State, deadline_for, next_deadline, transition
@@ -64,6 +64,14 @@ class IntakePipeline:
         self.analyser = analyser
         self.headers_only = headers_only  # raw -> IncomingMail from the header block alone
         self._deciding = asyncio.Lock()
+
+    def handlers(self) -> Handlers:
+        """The job this package runs: turn a stored mail into a request."""
+        return {JobKind.PROCESS_MAIL: self.job}
+
+    async def job(self, job: Job) -> None:
+        """Job handler of `process_mail`."""
+        await self.process(int(job.payload["mail_id"]))
 
     async def process(self, mail_id: int) -> None:
         """Process one stored mail (idempotent: a mail already processed is left alone)."""

@@ -16,7 +16,7 @@ from core.people.staff import Actor, NotAllowed, Role
 from core.ports import Clock
 
 
-class Permission(str, enum.Enum):
+class Permission(enum.StrEnum):
     """Something a surface shows or exports."""
 
     SIGN_IN = "sign_in"  # anything beyond /whoami and /help: the web console at all, a /login link

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from tortoise.backends.base.client import BaseDBAsyncClient
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     """What a staff member may do."""
 
     OFFICE = "office"  # checks requests: approve, reject, ask for more

@@ -20,7 +20,7 @@ from tortoise.transactions import in_transaction
 from core.chats.notify import enqueue_cards
 from core.config import Settings
 from core.intake.domain import Kind
-from core.jobs import JobQueue, PermanentJobError
+from core.jobs import Handlers, JobKind, JobQueue, PermanentJobError
 from core.models import AuditEvent, Job, PendingSecret, Request, RequestPerson
 from core.ports import Clock, Provisioner, ProvisionError
 from core.provisioning import Directories
@@ -50,6 +50,12 @@ class ProvisionJob:
         self.directories = directories
         self.box = box
         self.rows = RowRunner(settings, clock, queue)
+
+    def handlers(self) -> Handlers:
+        """The directory's jobs: carry out a request, delete a suspended account after its grace period."""
+        from core.provisioning.removal import DeleteAccountJob
+
+        return {JobKind.PROVISION: self, JobKind.DELETE_ACCOUNT: DeleteAccountJob(self.clock, self.directories)}
 
     async def _passwords(self, request_id: int, persons: list[RequestPerson]) -> dict[int, tuple[str, str]]:
         """Each person's (secret key, password): generated once, sealed, committed before any directory call.

@@ -21,7 +21,7 @@ from tortoise.transactions import in_transaction
 from core.accounts.log import record_change
 from core.accounts.naming import slug
 from core.config import Settings
-from core.jobs import JobQueue
+from core.jobs import JobKind, JobQueue
 from core.models import Account, AccountLog, RequestPerson
 from core.ports import AccountSpec, AddressTaken, Clock, Provisioner, ProvisionError
 
@@ -209,6 +209,6 @@ class RowRunner:
                                  request_id=request_id, backend=directory.name, suspended_at=now,
                                  delete_after=delete_after, using_db=conn)
         # Durable from this very transaction: the deletion cannot be forgotten by a crash.
-        await self.queue.enqueue("delete_account", f"delete:{address}:{request_id}",
+        await self.queue.enqueue(JobKind.DELETE_ACCOUNT, f"delete:{address}:{request_id}",
                                  {"address": address, "request_id": request_id}, connection=conn,
                                  run_after=delete_after)

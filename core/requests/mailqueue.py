@@ -8,7 +8,7 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from core.config import Settings
-from core.jobs import JobQueue
+from core.jobs import JobKind, JobQueue
 from core.models import OutgoingMail
 from core.ports import Clock
 
@@ -71,7 +71,7 @@ async def queue_mail(
         automatic=automatic, created_at=clock.now(), using_db=conn,
     )
     await queue.enqueue(
-        "send_mail",
+        JobKind.SEND_MAIL,
         f"send_mail:{mail.id}",
         {"outgoing_id": mail.id, "request_id": request_id, "context": context,
          "in_reply_to": in_reply_to, "references": list(references)},

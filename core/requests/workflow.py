@@ -10,7 +10,7 @@ from core.config import SlaSettings
 from core.errors import InvalidTransition
 
 
-class State(str, enum.Enum):
+class State(enum.StrEnum):
     """Where a request is: each step has its own owner and a 24-hour limit."""
 
     RECEIVED = "received"  # office checks it
@@ -21,7 +21,7 @@ class State(str, enum.Enum):
     DONE = "done"
 
 
-class Event(str, enum.Enum):
+class Event(enum.StrEnum):
     """What can happen to a request."""
 
     REPLY = "reply"  # the requester answered
@@ -34,11 +34,19 @@ class Event(str, enum.Enum):
     PROVISION_FAILED = "provision_failed"  # the directory refused; back to technical staff
 
 
+class EffectKind(enum.StrEnum):
+    """What a decision makes happen, enqueued as a job in the decision's transaction."""
+
+    MAIL = "mail"  # a mail to the requester (template named by the effect)
+    CARD = "card"  # every card of the request brought up to date (core/chats/notify.py enqueue_cards)
+    PROVISION = "provision"  # the directory change (job `provision`)
+
+
 @dataclass(frozen=True)
 class Effect:
     """A side effect the service must enqueue as a job in the same transaction."""
 
-    kind: str  # "mail" | "card" | "provision"
+    kind: EffectKind
     template: str = ""
 
 
@@ -50,29 +58,37 @@ class Decision:
     effects: tuple[Effect, ...] = ()
 
 
+_CARD = Effect(EffectKind.CARD)
+_PROVISION = Effect(EffectKind.PROVISION)
+
+
+def _mail(template: str) -> Effect:
+    return Effect(EffectKind.MAIL, template)
+
+
 _TABLE: dict[tuple[State, Event], Decision] = {
-    (State.RECEIVED, Event.ASK_INFO): Decision(State.NEED_INFO, (Effect("mail", "need_info"), Effect("card"))),
-    (State.RECEIVED, Event.APPROVE): Decision(State.APPROVED, (Effect("card"),)),
-    (State.RECEIVED, Event.REJECT): Decision(State.REJECTED, (Effect("mail", "rejected"), Effect("card"))),
-    (State.RECEIVED, Event.REPLY): Decision(State.RECEIVED, (Effect("card"),)),
-    (State.NEED_INFO, Event.REPLY): Decision(State.RECEIVED, (Effect("card"),)),
-    (State.NEED_INFO, Event.REJECT): Decision(State.REJECTED, (Effect("mail", "rejected"), Effect("card"))),
-    (State.NEED_INFO, Event.APPROVE): Decision(State.APPROVED, (Effect("card"),)),
-    (State.APPROVED, Event.PROVISION): Decision(State.PROVISIONING, (Effect("provision"), Effect("card"))),
-    (State.APPROVED, Event.REJECT): Decision(State.REJECTED, (Effect("mail", "rejected"), Effect("card"))),
-    (State.APPROVED, Event.REPLY): Decision(State.APPROVED, (Effect("card"),)),
-    (State.PROVISIONING, Event.PROVISIONED): Decision(State.DONE, (Effect("mail", "done"), Effect("card"))),
-    (State.PROVISIONING, Event.PROVISION_FAILED): Decision(State.APPROVED, (Effect("card"),)),
-    (State.PROVISIONING, Event.REPLY): Decision(State.PROVISIONING, (Effect("card"),)),
+    (State.RECEIVED, Event.ASK_INFO): Decision(State.NEED_INFO, (_mail("need_info"), _CARD)),
+    (State.RECEIVED, Event.APPROVE): Decision(State.APPROVED, (_CARD,)),
+    (State.RECEIVED, Event.REJECT): Decision(State.REJECTED, (_mail("rejected"), _CARD)),
+    (State.RECEIVED, Event.REPLY): Decision(State.RECEIVED, (_CARD,)),
+    (State.NEED_INFO, Event.REPLY): Decision(State.RECEIVED, (_CARD,)),
+    (State.NEED_INFO, Event.REJECT): Decision(State.REJECTED, (_mail("rejected"), _CARD)),
+    (State.NEED_INFO, Event.APPROVE): Decision(State.APPROVED, (_CARD,)),
+    (State.APPROVED, Event.PROVISION): Decision(State.PROVISIONING, (_PROVISION, _CARD)),
+    (State.APPROVED, Event.REJECT): Decision(State.REJECTED, (_mail("rejected"), _CARD)),
+    (State.APPROVED, Event.REPLY): Decision(State.APPROVED, (_CARD,)),
+    (State.PROVISIONING, Event.PROVISIONED): Decision(State.DONE, (_mail("done"), _CARD)),
+    (State.PROVISIONING, Event.PROVISION_FAILED): Decision(State.APPROVED, (_CARD,)),
+    (State.PROVISIONING, Event.REPLY): Decision(State.PROVISIONING, (_CARD,)),
     # A reply to a closed request re-opens it for the office: the requester may be contesting it.
-    (State.REJECTED, Event.REPLY): Decision(State.RECEIVED, (Effect("card"),)),
-    (State.DONE, Event.REPLY): Decision(State.DONE, (Effect("card"),)),
+    (State.REJECTED, Event.REPLY): Decision(State.RECEIVED, (_CARD,)),
+    (State.DONE, Event.REPLY): Decision(State.DONE, (_CARD,)),
     # New people need a new check, whatever was decided about the old ones. While the directory is being
     # changed, or once it has been, a new form cannot replace the people (it is kept with the mail).
-    (State.RECEIVED, Event.REPLY_WITH_FORM): Decision(State.RECEIVED, (Effect("card"),)),
-    (State.NEED_INFO, Event.REPLY_WITH_FORM): Decision(State.RECEIVED, (Effect("card"),)),
-    (State.APPROVED, Event.REPLY_WITH_FORM): Decision(State.RECEIVED, (Effect("card"),)),
-    (State.REJECTED, Event.REPLY_WITH_FORM): Decision(State.RECEIVED, (Effect("card"),)),
+    (State.RECEIVED, Event.REPLY_WITH_FORM): Decision(State.RECEIVED, (_CARD,)),
+    (State.NEED_INFO, Event.REPLY_WITH_FORM): Decision(State.RECEIVED, (_CARD,)),
+    (State.APPROVED, Event.REPLY_WITH_FORM): Decision(State.RECEIVED, (_CARD,)),
+    (State.REJECTED, Event.REPLY_WITH_FORM): Decision(State.RECEIVED, (_CARD,)),
 }
 
 OPEN_STATES = (State.RECEIVED, State.NEED_INFO, State.APPROVED, State.PROVISIONING)

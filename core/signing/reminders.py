@@ -16,7 +16,7 @@ from tortoise.transactions import in_transaction
 
 from core.chats.notify import enqueue_notice
 from core.config import Settings
-from core.jobs import JobQueue
+from core.jobs import JobKind, JobQueue
 from core.models import AuditEvent
 from core.people.staff import Actor, Role, staff_holding
 from core.ports import Clock
@@ -83,7 +83,7 @@ async def _remind(queue: JobQueue, settings: Settings, key: Key, steps: list[Sig
     deadline = min(s.deadline for s in steps if s.deadline is not None)
     text = (f"{heading}\nLớp <b>{esc(klass.name)}</b> — {esc(await role_text(key[0], key[1], key[2]))}\n"
             f"Còn <b>{len(steps)}</b> học bạ chờ Thầy/Cô ký; hạn {local_time(deadline, settings.general.timezone)}.")
-    await queue.enqueue("chat_notice", f"notice:{job_key}",
+    await queue.enqueue(JobKind.CHAT_NOTICE, f"notice:{job_key}",
                         {"audience": f"staff:{teacher.staff_id}", "text": text, "request_id": None,
                          "buttons": sign_buttons(settings, key[1], key[2], pin=await teacher_needs_pin(key[0]))},
                         run_after=run_after)

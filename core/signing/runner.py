@@ -21,7 +21,7 @@ from tortoise.transactions import in_transaction
 
 from core.config import Settings
 from core.errors import EdudeskError
-from core.jobs import JobQueue, PermanentJobError, RetryLater
+from core.jobs import Handlers, JobKind, JobQueue, PermanentJobError, RetryLater
 from core.models import AuditEvent, Job
 from core.people.staff import Role, staff_holding
 from core.ports import Clock, SignItem, SignOutcome
@@ -31,7 +31,7 @@ from core.signing.factory import SignerFactory
 from core.signing.models import SchoolRecord, SignatureStep, SignerCredential, SignSession, Teacher
 from core.signing.service import step_states
 from core.signing.trust import trust_material
-from core.signing.turns import open_steps
+from core.signing.turns import open_steps, sign_notice
 
 log = logging.getLogger(__name__)
 ROUND_WAIT = 3.0  # seconds before a session tries again the records another session held
@@ -63,6 +63,15 @@ class SignRunner:
         self.queue = queue
         self.signers = signers
 
+    def handlers(self) -> Handlers:
+        """The signing workflow's jobs: notices of turns, batches of signatures, polls, the issuing seal."""
+        return {JobKind.SIGN_NOTICE: self.sign_notice, JobKind.SIGN_BATCH: self.sign_batch,
+                JobKind.SIGN_POLL: self.sign_poll, JobKind.SIGN_ISSUE: self.sign_issue}
+
+    async def sign_notice(self, job: Job) -> None:
+        """Job handler of `sign_notice` (core/signing/turns.py)."""
+        await sign_notice(self.settings, self.clock, self.queue, job)
+
     async def sign_issue(self, job: Job) -> None:
         """Open issuing steps of a class: one server session signs them with the organisation credential."""
         class_id = int(job.payload["class_id"])
@@ -77,7 +86,7 @@ class SignRunner:
                                                steps=[s.id for s in steps], created_at=now, updated_at=now,
                                                using_db=conn)
             await SignatureStep.filter(id__in=[s.id for s in steps]).using_db(conn).update(session_id=session.id)
-            await self.queue.enqueue("sign_batch", f"sign:{session.id}", {"session_id": session.id},
+            await self.queue.enqueue(JobKind.SIGN_BATCH, f"sign:{session.id}", {"session_id": session.id},
                                      connection=conn)
         self.queue.wake()
 
@@ -137,7 +146,7 @@ class SignRunner:
         outcome = await signer.resume(session.pending["signer"], prepared)
         if outcome.pending is not None:
             attempt = int(job.payload.get("attempt", 0)) + 1
-            await self.queue.enqueue("sign_poll", f"poll:{session.id}:{attempt}",
+            await self.queue.enqueue(JobKind.SIGN_POLL, f"poll:{session.id}:{attempt}",
                                      {"session_id": session.id, "attempt": attempt},
                                      run_after=self.clock.now() + timedelta(seconds=self._poll_seconds()))
             return
@@ -147,7 +156,7 @@ class SignRunner:
         left = await SignatureStep.filter(session_id=session.id, state="open").exists()
         if left and outcome.signed:
             await SignSession.filter(id=session.id).update(state="queued", pending={}, updated_at=self.clock.now())
-            await self.queue.enqueue("sign_batch", f"sign:{session.id}:{job.id}", {"session_id": session.id})
+            await self.queue.enqueue(JobKind.SIGN_BATCH, f"sign:{session.id}:{job.id}", {"session_id": session.id})
             self.queue.wake()
         else:
             await self._end(session, "refused" if outcome.refused else "done", outcome.refused)
@@ -196,8 +205,9 @@ class SignRunner:
                        "versions": [w.record.version for w in work]}
             await SignSession.filter(id=session.id).using_db(conn).update(state="pending", pending=pending,
                                                                           updated_at=now)
-            await self.queue.enqueue("sign_poll", f"poll:{session.id}:0", {"session_id": session.id, "attempt": 0},
-                                     connection=conn, run_after=now + timedelta(seconds=self._poll_seconds()))
+            await self.queue.enqueue(JobKind.SIGN_POLL, f"poll:{session.id}:0",
+                                     {"session_id": session.id, "attempt": 0}, connection=conn,
+                                     run_after=now + timedelta(seconds=self._poll_seconds()))
             await AuditEvent.create(at=now, actor=session.actor, action="records_sign_pending", using_db=conn,
                                     detail={"session": session.id, "steps": len(work)})
 

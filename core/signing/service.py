@@ -13,7 +13,7 @@ from core.chats.notify import enqueue_notice
 from core.config import Settings
 from core.db import lock_for_transaction
 from core.errors import EdudeskError, NotFound
-from core.jobs import JobQueue
+from core.jobs import JobKind, JobQueue
 from core.models import AuditEvent
 from core.people.staff import Actor, Role
 from core.ports import Clock
@@ -131,7 +131,7 @@ class RecordService:
                     self.credentials.signers.hand(session.id, credential.id, unlocked)
                 await SignatureStep.filter(id__in=[s.id for s in steps], session_id__isnull=True).using_db(
                     conn).update(session_id=session.id)
-                await self.queue.enqueue("sign_batch", f"sign:{session.id}", {"session_id": session.id},
+                await self.queue.enqueue(JobKind.SIGN_BATCH, f"sign:{session.id}", {"session_id": session.id},
                                          connection=conn)
                 await AuditEvent.create(at=now, actor=actor.label, action="records_sign_started", using_db=conn,
                                         detail={"session": session.id, "class_id": class_id, "stage": stage,

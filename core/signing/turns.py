@@ -18,7 +18,7 @@ from tortoise.transactions import in_transaction
 from core.chats.notify import enqueue_notice
 from core.config import Settings
 from core.db import lock_for_transaction
-from core.jobs import JobQueue, RetryLater
+from core.jobs import JobKind, JobQueue, RetryLater
 from core.models import Job
 from core.people.staff import Role, staff_holding
 from core.ports import Clock
@@ -44,10 +44,10 @@ async def open_steps(conn: BaseDBAsyncClient, queue: JobQueue, settings: Setting
     pairs = await SignatureStep.filter(id__in=list(step_ids)).using_db(conn).values_list("teacher_id", "stage")
     for teacher_id, stage in sorted(set(pairs), key=lambda p: (p[1], p[0] or 0)):
         if teacher_id is None:  # the issuing signature: the server signs, nobody is told
-            await queue.enqueue("sign_issue", f"issue:{class_id}:{bucket}", {"class_id": class_id},
+            await queue.enqueue(JobKind.SIGN_ISSUE, f"issue:{class_id}:{bucket}", {"class_id": class_id},
                                 connection=conn, run_after=now + timedelta(seconds=delay))
             continue
-        await queue.enqueue("sign_notice", f"signnotice:{teacher_id}:{class_id}:{stage}:{bucket}",
+        await queue.enqueue(JobKind.SIGN_NOTICE, f"signnotice:{teacher_id}:{class_id}:{stage}:{bucket}",
                             {"teacher_id": teacher_id, "class_id": class_id, "stage": stage},
                             connection=conn, run_after=now + timedelta(seconds=delay))
 
