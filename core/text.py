@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 _SPACES = re.compile(r"\s+")
 _D_MAP = str.maketrans({"đ": "d", "Đ": "D"})
+TIME_FORMAT = "%d/%m/%Y %H:%M"  # how a moment is shown to people: 05/03/2026 14:30
 
 
 def nfc(text: str) -> str:
@@ -40,18 +41,14 @@ def same_but_diacritics(a: str | None, b: str | None) -> bool:
     return clean(a).casefold() != clean(b).casefold() and fold(a) == fold(b)
 
 
-def title_name(text: str) -> str:
-    """Vietnamese name in title case word by word ("NGUYỄN văn an" -> "Nguyễn Văn An")."""
-    return " ".join(w[:1].upper() + w[1:].lower() for w in clean(text).split(" ") if w)
-
-
 def local_time(value: datetime | str, timezone: str) -> str:
-    """A moment as a Vietnamese reader writes it: "HH:MM dd/mm/YYYY" in the office's time zone."""
+    """A moment as people read it everywhere (pages, cards, mails, CLI, PDF stamps): "dd/mm/yyyy HH:MM" in the
+    office's time zone (`[general].timezone`)."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)  # job payloads and JSON carry dates as ISO text
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)  # SQLite drivers can hand back naive datetimes; stored as UTC
-    return value.astimezone(ZoneInfo(timezone)).strftime("%H:%M %d/%m/%Y")
+    return value.astimezone(ZoneInfo(timezone)).strftime(TIME_FORMAT)
 
 
 def printable(text: str, limit: int = 1000) -> str:

@@ -22,6 +22,7 @@ import jinja2
 
 from core.ports import OutgoingMessage
 from core.text import local_time
+from core.words import words
 
 TEMPLATES = ("received", "need_info", "rejected", "done", "too_large", "unreadable", "channel_failing", "link_code",
              "chat_notice")
@@ -33,26 +34,24 @@ DISPLAY_TIMEZONE = "Asia/Ho_Chi_Minh"
 LOOP_HEADERS: Mapping[str, str] = {"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All"}
 REQUEST_HEADER = "X-Edudesk-Request"
 
-KIND_LABELS: Mapping[str, Mapping[str, str]] = {
-    "vi": {
-        "new_account": "cấp tài khoản thư điện tử",
-        "password_reset": "cấp lại mật khẩu tài khoản thư điện tử",
-        "bulk_new_accounts": "cấp tài khoản thư điện tử theo danh sách",
-        "delete_accounts": "xóa tài khoản thư điện tử",
-        "unknown": "hỗ trợ",
-    },
-    "en": {
-        "new_account": "a new e-mail account",
-        "password_reset": "an e-mail password reset",
-        "bulk_new_accounts": "e-mail accounts for a list of people",
-        "delete_accounts": "deleting e-mail accounts",
-        "unknown": "support",
-    },
-}
+# The kinds as a phrase inside a sentence ("yêu cầu cấp tài khoản thư điện tử"), from the catalogue.
+KIND_LABELS: Mapping[str, Mapping[str, str]] = {lang: words(lang).group("mailkind") for lang in LANGUAGES}
+# Kinds that only a unit sends (a list of people): the mail addresses the unit, not a person.
+UNIT_KINDS = ("bulk_new_accounts", "delete_accounts")
+# Symbols a school PC without an emoji font shows as boxes; kept out of mail subjects.
+_EMOJI = re.compile("[\U00010000-\U0010FFFF\uFE0F\u200D\u2B50\u2B55\u231A\u231B\u23E9-\u23F3\u25FD\u25FE"
+                    "\u2614\u2615\u267F\u2693\u26A1\u26AA\u26AB\u26BD\u26BE\u26C4\u26C5\u26CE\u26D4"
+                    "\u26EA\u26F2\u26F3\u26F5\u26FA\u26FD\u2705\u270A\u270B\u2728\u274C\u274E"
+                    "\u2753-\u2755\u2757\u2795-\u2797\u27B0\u27BF\u2B1B\u2B1C]")
 
 # Only these may be left out by the caller; everything else a template names must be passed, and
 # StrictUndefined turns a missing or misspelt variable into an error instead of an empty gap.
-_OPTIONAL: Mapping[str, Any] = {"problems": (), "password": "", "link_valid_hours": 72}
+_OPTIONAL: Mapping[str, Any] = {"problems": (), "password": "", "link_valid_hours": 72, "requester_name": "",
+                                 "unit": "", "addressee": ""}
+# What the templates name when no settings are passed (the defaults of [institution] and [sla]).
+_INSTITUTION_DEFAULTS: Mapping[str, str] = {"name": "", "short_name": "", "office_unit": "", "staff_form": "BM01",
+                                            "student_form": "BM02", "list_form": "BM-CNTT31", "report_form": "BM03"}
+_SLA_DEFAULTS: Mapping[str, float] = {"check_hours": 24.0, "provision_hours": 24.0}
 _MAX_REFERENCES = 20
 _BLANK_RUNS = re.compile(r"\n{3,}")
 _KEY_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
@@ -87,27 +86,89 @@ def render_mail(
     *,
     templates_dir: Path,
     display_timezone: str = DISPLAY_TIMEZONE,
+    settings: Any = None,
 ) -> tuple[str, str, str]:
-    """Render templates/email/<template>.<lang>.{txt,html}.j2 into (subject, text, html)."""
+    """Render templates/email/<template>.<lang>.{txt,html}.j2 into (subject, text, html).
+
+    `settings` (the service's `Settings`) gives the words that belong to the institution, not the templates:
+    its form numbers, its office's unit, and the hours of each step ([sla]).
+    """
     if template not in TEMPLATES:
         raise ValueError(f"unknown mail template {template!r}")
     lang = lang if lang in LANGUAGES else LANGUAGES[0]
     env = _environment(Path(templates_dir).resolve())
-    values: dict[str, Any] = {**_OPTIONAL, **context, "lang": lang, "display_timezone": display_timezone}
+    values: dict[str, Any] = {**_OPTIONAL, **institution_context(settings), **context, "lang": lang,
+                              "display_timezone": display_timezone}
+    w = words(lang)
     if "kind" in values:
-        # A core `Kind` enum compares equal to its value, but str() of it does not give the value.
         values["kind"] = kind = str(getattr(values["kind"], "value", values["kind"]))
         values.setdefault("kind_label", KIND_LABELS[lang].get(kind, KIND_LABELS[lang]["unknown"]))
+        values.setdefault("kind_short", w.label("kind", kind, w("kind.unknown")))
+    else:  # a mail about no request (an alert, a notice) names no kind
+        values.setdefault("kind_label", "")
+        values.setdefault("kind_short", "")
+    values.update(addressing(values, lang))
 
     text_template = env.get_template(f"{template}.{lang}.txt.j2")
     subject_block = text_template.blocks.get("subject")
     if subject_block is None:
         raise ValueError(f"{template}.{lang}.txt.j2 has no subject block")
-    subject = " ".join("".join(subject_block(text_template.new_context(values))).split())
+    subject = _subject("".join(subject_block(text_template.new_context(values))))
     values["subject"] = subject
     text = _tidy(text_template.render(values))
     html = env.get_template(f"{template}.{lang}.html.j2").render(values)
     return subject, text, html
+
+
+def institution_context(settings: Any) -> dict[str, Any]:
+    """The institution's own words for the templates: form numbers, unit names, the hours of each step."""
+    inst = getattr(settings, "institution", None)
+    sla = getattr(settings, "sla", None)
+    out: dict[str, Any] = {k: getattr(inst, k, "") or v for k, v in _INSTITUTION_DEFAULTS.items()}
+    out["institution_short_name"] = out.pop("short_name")
+    name = out.pop("name")
+    if name:  # the caller's mail_context names it too; an empty default never hides it
+        out["institution_name"] = name
+    for key, default in _SLA_DEFAULTS.items():
+        out[key] = f"{float(getattr(sla, key, default) or default):g}"
+    return out
+
+
+def addressing(values: Mapping[str, Any], lang: str) -> dict[str, str]:
+    """Whom the mail addresses: a unit ("Kính gửi: Phòng Công tác sinh viên"), a teacher or a person.
+
+    A unit is named by the context (`unit`, or `addressee="unit"`), or is the sender of a unit's list
+    (`UNIT_KINDS`); a staff notice about school records goes to a teacher.
+    """
+    w = words(lang)
+    forms = {k: values.get(k, v) for k, v in _INSTITUTION_DEFAULTS.items() if k.endswith("_form")}
+    name = str(values.get("requester_name") or "")
+    addressee = str(values.get("addressee") or "")
+    unit = str(values.get("unit") or "")
+    if not addressee:
+        if unit or values.get("kind") in UNIT_KINDS:
+            addressee = "unit"
+        elif "Thầy/Cô" in str(values.get("text") or ""):
+            addressee = "teacher"  # a records notice written to a teacher, sent by mail instead of chat
+        else:
+            addressee = "person"
+    if addressee == "unit":
+        unit = unit or name
+        salutation = w("mail.dear_unit", name=unit) if unit else w("mail.dear_unit_unnamed")
+        return {"addressee": "unit", "salutation": salutation, "you": w("mail.you_unit"),
+                "forms": w("mail.forms_unit", **forms)}
+    key = "teacher" if addressee == "teacher" else "person"
+    salutation = w(f"mail.dear_{key}", name=name) if name else w(f"mail.dear_{key}_unnamed")
+    return {"addressee": key, "salutation": salutation, "you": w(f"mail.you_{key}"),
+            "forms": w("mail.forms_person", **forms)}
+
+
+def _subject(text: str) -> str:
+    # One line, no emoji (a school PC may have no emoji font) and no product name: the reader's mail list
+    # shows what happened and the [YC-N] tag, nothing else.
+    text = _EMOJI.sub("", text)
+    text = re.sub(r"\[?edudesk\]?:?", "", text, flags=re.IGNORECASE)
+    return " ".join(text.split())
 
 
 def _tidy(text: str) -> str:
@@ -143,10 +204,11 @@ def build_message(
     date: datetime | None = None,
     display_timezone: str = DISPLAY_TIMEZONE,
     attachments: Sequence[tuple[str, str, bytes]] = (),
+    settings: Any = None,
 ) -> OutgoingMessage:
     """Render a template and wrap it with threading, loop-prevention and request headers, and attachments."""
     subject, text, html = render_mail(
-        template, lang, context, templates_dir=templates_dir, display_timezone=display_timezone
+        template, lang, context, templates_dir=templates_dir, display_timezone=display_timezone, settings=settings
     )
     recipients = (to,) if isinstance(to, str) else tuple(to)
     if not recipients:

@@ -1,207 +1,28 @@
-"""The web console's words, in Vietnamese (default) and English: one dict per language, same keys."""
+"""The web console's words, read from the one catalogue (core/words/): one nested dict per language, same keys.
+
+Templates say `t.queue`, `t.states[r.state]`, `t.rec.stages[2]`; every text comes from core/words/<lang>.py.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from bot.cards import POPULATION_LABELS, STATE_LABELS
-
-VI: dict[str, Any] = {
-    "lang": "vi", "app": "edudesk", "queue": "Hàng đợi", "registry": "Danh bạ", "whoami": "Tài khoản",
-    "logout": "Đăng xuất", "login": "Đăng nhập", "all_open": "Tất cả yêu cầu đang mở", "all_kinds": "Mọi loại",
-    "state": "Trạng thái", "kind": "Loại", "population": "Đối tượng", "people": "Số người", "deadline": "Hạn xử lý",
-    "overdue_only": "Chỉ quá hạn", "search": "Tìm", "search_hint": "Số YC, người gửi, họ tên, mã số",
-    "filter": "Lọc", "no_requests": "Không có yêu cầu nào.", "overdue": "quá hạn", "left": "còn",
-    "hours": "giờ", "minutes": "phút", "number": "Số", "sender": "Người gửi", "open_requests": "yêu cầu",
-    "persons": "Danh sách người", "row": "STT", "full_name": "Họ và tên", "person_id": "Mã số",
-    "date_of_birth": "Ngày sinh", "unit_class": "Lớp / đơn vị", "mobile": "Điện thoại",
-    "address": "Địa chỉ đề xuất", "findings": "Kết quả kiểm tra", "audit": "Nhật ký xử lý", "time": "Thời gian",
-    "actor": "Người thực hiện", "action": "Thao tác", "detail": "Chi tiết", "mails": "Thư gốc",
-    "download_eml": "Tải thư gốc (.eml)", "download_csv": "Tải danh sách (CSV)", "reason": "Lý do",
-    "other_reason": "Lý do khác", "send": "Gửi", "back": "« Hàng đợi", "done_flash": "Đã ghi nhận.",
-    "assign": "Giao cho", "assign_button": "Giao việc", "nobody": "(chưa giao)", "changed": "Yêu cầu vừa thay đổi.",
-    "reload": "Tải lại", "roles": "Vai trò", "email": "Thư điện tử", "telegram": "Telegram",
-    "session_until": "Phiên đăng nhập đến", "yes": "có", "no": "không", "prev": "‹ Trước", "next": "Sau ›",
-    "page": "Trang", "results": "kết quả", "all_populations": "Mọi đối tượng", "cohort": "Khóa",
-    "registry_hint": "Họ tên (có hoặc không dấu) hoặc mã số", "bye": "Đã đăng xuất.",
-    "login_title": "Đăng nhập bảng điều khiển",
-    "login_how": "edudesk không dùng mật khẩu. Để đăng nhập, Anh/Chị cần một liên kết đăng nhập dùng một lần:",
-    "login_ways": ["gõ /login cho bot Telegram của phòng;",
-                   "hoặc dùng liên kết in ra khi edudesk khởi động lần đầu (quản trị viên);",
-                   "hoặc nhờ quản trị viên tạo liên kết bằng dòng lệnh trên máy chủ."],
-    "login_reopen": "Nếu Anh/Chị đã đăng nhập rồi, mở lại trang:",
-    "login_confirm": "Bấm nút dưới đây để đăng nhập. Liên kết chỉ dùng được một lần.",
-    "refused_title": "Yêu cầu bị từ chối",
-    "csrf_refused": "Biểu mẫu không hợp lệ hoặc đã cũ (kiểm tra bảo mật không đạt). "
-                    "Vui lòng tải lại trang rồi thử lại.",
-    "not_found": "Không tìm thấy trang này.", "error_title": "Có lỗi",
-    "no_role": "Tài khoản của Anh/Chị chưa được cấp vai trò nào nên chưa xem được yêu cầu. Hãy đề nghị quản trị viên "
-               "cấp vai trò (edudesk staff add ... --role ...).",
-    "bad_form": "Biểu mẫu không hợp lệ; vui lòng tải lại trang.",
-    "states": STATE_LABELS["vi"], "populations": POPULATION_LABELS["vi"],
-    "kinds": {"new_account": "Cấp tài khoản", "password_reset": "Cấp lại mật khẩu",
-              "bulk_new_accounts": "Cấp tài khoản theo danh sách", "delete_accounts": "Xoá tài khoản",
-              "unknown": "Hỗ trợ khác"},
-    "roles_names": {"office": "Văn phòng", "technical": "Kỹ thuật", "head": "Trưởng bộ phận", "admin": "Quản trị"},
-    "actions": {"mail_request_created": "Thư tạo yêu cầu", "mail_reply": "Thư trả lời", "mail_sent": "Đã gửi thư",
-                "action_refused": "Thao tác bị từ chối", "auto_reply_suppressed": "Không gửi thư tự động",
-                "request_provisioned": "Đã thực hiện", "request_provision_failed": "Lỗi khi thực hiện",
-                "request_rechecked": "Kiểm tra lại", "job_dead": "Công việc lỗi", "mail_reprocess": "Xử lý lại thư"},
-}
-
-EN: dict[str, Any] = {
-    "lang": "en", "app": "edudesk", "queue": "Queue", "registry": "Registry", "whoami": "Account",
-    "logout": "Sign out", "login": "Sign in", "all_open": "All open requests", "all_kinds": "All kinds",
-    "state": "State", "kind": "Kind", "population": "For", "people": "People", "deadline": "Deadline",
-    "overdue_only": "Overdue only", "search": "Search", "search_hint": "Request number, sender, name, ID",
-    "filter": "Filter", "no_requests": "No requests.", "overdue": "overdue", "left": "",
-    "hours": "h", "minutes": "min", "number": "No.", "sender": "Sender", "open_requests": "requests",
-    "persons": "People", "row": "#", "full_name": "Full name", "person_id": "ID", "date_of_birth": "Date of birth",
-    "unit_class": "Class / unit", "mobile": "Phone", "address": "Proposed address", "findings": "Checks",
-    "audit": "Audit trail", "time": "Time", "actor": "By", "action": "Action", "detail": "Detail",
-    "mails": "Original mail", "download_eml": "Download the mail (.eml)", "download_csv": "Download the list (CSV)",
-    "reason": "Reason", "other_reason": "Other reason", "send": "Send", "back": "« Queue", "done_flash": "Done.",
-    "assign": "Assign to", "assign_button": "Assign", "nobody": "(nobody)", "changed": "This request has changed.",
-    "reload": "Reload", "roles": "Roles", "email": "E-mail", "telegram": "Telegram",
-    "session_until": "Signed in until", "yes": "yes", "no": "no", "prev": "‹ Previous", "next": "Next ›",
-    "page": "Page", "results": "results", "all_populations": "Everyone", "cohort": "Cohort",
-    "registry_hint": "Name (with or without diacritics) or ID", "bye": "Signed out.",
-    "login_title": "Sign in to the console",
-    "login_how": "edudesk uses no passwords. To sign in you need a one-time sign-in link:",
-    "login_ways": ["send /login to the office's Telegram bot;",
-                   "or use the link printed when edudesk first starts (administrator);",
-                   "or ask an administrator to make one on the server's command line."],
-    "login_reopen": "If you are signed in already, open the page again:",
-    "login_confirm": "Press the button to sign in. The link works only once.",
-    "refused_title": "Request refused",
-    "csrf_refused": "The form is invalid or out of date (security check failed). Please reload the page and retry.",
-    "not_found": "Page not found.", "error_title": "Error",
-    "no_role": "Your account has no role yet, so requests are not shown. Ask an administrator for one.",
-    "bad_form": "Invalid form; please reload the page.",
-    "states": STATE_LABELS["en"], "populations": POPULATION_LABELS["en"],
-    "kinds": {"new_account": "New account", "password_reset": "Password reset",
-              "bulk_new_accounts": "Accounts for a list", "delete_accounts": "Delete accounts", "unknown": "Other"},
-    "roles_names": {"office": "Office", "technical": "Technical", "head": "Head", "admin": "Administrator"},
-    "actions": {"mail_request_created": "Mail created the request", "mail_reply": "Reply received",
-                "mail_sent": "Mail sent", "action_refused": "Action refused",
-                "auto_reply_suppressed": "Automatic mail suppressed", "request_provisioned": "Provisioned",
-                "request_provision_failed": "Provisioning failed", "request_rechecked": "Re-checked",
-                "job_dead": "Job failed", "mail_reprocess": "Mail reprocessed"},
-}
+from core.words import Words, words
 
 
-# School records (bot/web/records.py, templates/web/records*.html.j2).
-VI["rec"] = {
-    "nav": "Học bạ số", "badge": "{n} học bạ chờ Thầy/Cô ký", "title": "Học bạ số",
-    "my_turns": "Học bạ chờ tôi ký", "class": "Lớp", "stage": "Bước",
-    "open": "Chờ ký", "waiting": "Chưa đến lượt", "in_session": "Đang ký", "sign_now": "✍️ Ký ngay",
-    "no_turns": "Không có học bạ nào chờ Thầy/Cô ký.", "see_list": "Xem danh sách",
-    "credential": "Chứng thư số", "no_credential": "Thầy/Cô chưa có chứng thư số được duyệt.",
-    "register": "Đăng ký chứng thư số", "blocking": "Ai đang chờ ký", "nobody_blocking": "Không còn ai đang chờ ký.",
-    "remind_all": "🔔 Nhắc tất cả", "quiet": "Giờ yên lặng (không gửi tin nhắc)",
-    "quiet_now": "Đang trong giờ yên lặng: tin nhắc sẽ gửi lúc", "sends_now": "Tin nhắc được gửi ngay.",
-    "reminded": "Đã nhắc {n} giáo viên; tin nhắn gửi lúc {at}.", "classes": "Các lớp", "year": "Năm học",
-    "records": "Học bạ", "signed": "Đã ký xong", "confirm": "Xác nhận hoàn tất", "returns": "Báo sai sót chờ duyệt",
-    "no_returns": "Không có báo sai sót nào chờ duyệt.", "student": "Học sinh", "reported_by": "Người báo",
-    "approve_return": "✅ Duyệt huỷ, làm lại", "refuse_return": "↩️ Không huỷ, ký tiếp",
-    "pending_creds": "Chứng thư số chờ duyệt", "no_pending_creds": "Không có chứng thư số nào chờ duyệt.",
-    "teacher": "Giáo viên", "subject": "Chủ thể", "expires": "Hết hạn", "checks": "Kiểm tra",
-    "approve": "✅ Duyệt", "reject": "❌ Từ chối", "student_code": "Mã học sinh", "signatures": "Chữ ký",
-    "mine": "Bước của tôi", "report": "⚠️ Báo sai sót", "report_title": "Báo sai sót",
-    "report_hint": "Chọn học bạ có sai sót, ghi rõ cần sửa gì; học bạ đó dừng ký cho đến khi quản trị viên quyết định.",
-    "reason_hint": "Ví dụ: sai điểm môn Ngữ văn học kì II", "back": "« Học bạ số",
-    "creds_title": "Chứng thư số của tôi", "kind": "Loại", "pkcs12_file": "Tệp chứng thư số (.p12 / .pfx)",
-    "passphrase": "Mật khẩu của tệp", "smartca_user": "Mã thuê bao VNPT SmartCA (số CCCD hoặc mã người dùng)",
-    "no_creds": "Thầy/Cô chưa đăng ký chứng thư số nào.", "registered": "Đã đăng ký; chờ quản trị viên duyệt.",
-    "not_teacher": "Anh/Chị không có trong danh sách giáo viên ký học bạ.", "no_file": "Hãy chọn tệp chứng thư số.",
-    "verify": "Kiểm tra chữ ký", "verify_title": "Kiểm tra chữ ký học bạ (PDF)", "pdf_file": "Tệp học bạ (PDF)",
-    "verify_button": "Kiểm tra", "verify_hint": "Tệp tối đa 20 MB; tệp không được lưu lại.",
-    "no_pdf": "Hãy chọn một tệp PDF.", "ok": "ĐẠT: mọi chữ ký đều hợp lệ", "failed": "KHÔNG ĐẠT",
-    "field": "Trường", "role": "Vai trò", "signer": "Người ký", "signed_at": "Thời điểm ký", "intact": "Nguyên vẹn",
-    "trusted": "Tin cậy", "changes_after": "Sau chữ ký", "problems": "Vấn đề", "demo_ca":
-    "Chưa cấu hình [records] trusted_roots: đang tin cậy CA thử nghiệm của `edudesk records demo`.",
-    "text_report": "Báo cáo dạng chữ", "session": "Phiên ký", "nothing": "Anh/Chị không có việc nào về học bạ số.",
-    "disabled": "Học bạ số chưa được bật trên máy chủ này.", "kinds": {"pkcs12": "Tệp chứng thư số (PKCS#12)",
-                                                                      "smartca": "VNPT SmartCA"},
-    "record_states": {"signing": "Đang ký", "returned": "Đã báo sai sót", "signed": "Đã ký xong"},
-    "class_states": {"signing": "Đang ký", "complete": "Đã ký đủ, chờ xác nhận", "confirmed": "Đã xác nhận",
-                     "exported": "Đã xuất"},
-    "step_states": {"waiting": "Chưa đến lượt", "open": "Chờ ký", "signed": "Đã ký"},
-    "cred_states": {"pending": "Chờ duyệt", "approved": "Đã duyệt", "rejected": "Bị từ chối",
-                    "revoked": "Đã thay thế"},
-    "session_states": {"queued": "đang ký…", "pending": "chờ Thầy/Cô xác nhận trên ứng dụng ký số",
-                       "done": "đã ký xong", "refused": "không ký được"},
-    "stages": {1: "Giáo viên bộ môn", 2: "Giáo viên chủ nhiệm", 3: "Ban giám hiệu", 4: "Ký phát hành"},
-}
-EN["rec"] = {
-    "nav": "School records", "badge": "{n} records waiting for your signature", "title": "School records",
-    "my_turns": "Records waiting for my signature",
-    "class": "Class", "stage": "Stage", "open": "To sign", "waiting": "Not yet", "in_session": "Signing",
-    "sign_now": "✍️ Sign now", "no_turns": "No records wait for your signature.", "see_list": "See the list",
-    "credential": "Signing credential", "no_credential": "You have no approved signing credential.",
-    "register": "Register a credential", "blocking": "Who is blocking", "nobody_blocking": "Nobody is blocking.",
-    "remind_all": "🔔 Remind everyone", "quiet": "Quiet hours (no reminders)",
-    "quiet_now": "Quiet hours now: reminders go out at", "sends_now": "Reminders go out at once.",
-    "reminded": "Reminded {n} teachers; the messages go out at {at}.", "classes": "Classes", "year": "Year",
-    "records": "Records", "signed": "Signed", "confirm": "Confirm as complete", "returns": "Returns to decide",
-    "no_returns": "No returns to decide.", "student": "Student", "reported_by": "Reported by",
-    "approve_return": "✅ Cancel and remake", "refuse_return": "↩️ Keep signing",
-    "pending_creds": "Credentials to decide", "no_pending_creds": "No credentials to decide.",
-    "teacher": "Teacher", "subject": "Subject", "expires": "Expires", "checks": "Checks",
-    "approve": "✅ Approve", "reject": "❌ Reject", "student_code": "Student code", "signatures": "Signatures",
-    "mine": "My step", "report": "⚠️ Report an error", "report_title": "Report an error",
-    "report_hint": "Pick the record with the error and say what to fix; it stops being signed until an "
-                   "administrator decides.",
-    "reason_hint": "E.g. wrong literature mark, term II", "back": "« School records",
-    "creds_title": "My signing credentials", "kind": "Kind", "pkcs12_file": "Credential file (.p12 / .pfx)",
-    "passphrase": "File passphrase", "smartca_user": "VNPT SmartCA user id",
-    "no_creds": "You have registered no credential.", "registered": "Registered; waiting for an administrator.",
-    "not_teacher": "You are not on the list of teachers who sign records.", "no_file": "Choose a credential file.",
-    "verify": "Verify signatures", "verify_title": "Verify a record's signatures (PDF)", "pdf_file": "Record (PDF)",
-    "verify_button": "Verify", "verify_hint": "Up to 20 MB; the file is not kept.", "no_pdf": "Choose a PDF file.",
-    "ok": "OK: every signature holds", "failed": "FAILED", "field": "Field", "role": "Role", "signer": "Signer",
-    "signed_at": "Signed at", "intact": "Intact", "trusted": "Trusted", "changes_after": "After it",
-    "problems": "Problems", "demo_ca": "[records] trusted_roots is not set: trusting the demo CA.",
-    "text_report": "Text report", "session": "Signing session", "nothing": "You have nothing to do with records.",
-    "disabled": "School records are not enabled on this server.",
-    "kinds": {"pkcs12": "Credential file (PKCS#12)", "smartca": "VNPT SmartCA"},
-    "record_states": {"signing": "Signing", "returned": "Returned", "signed": "Signed"},
-    "class_states": {"signing": "Signing", "complete": "Complete, to confirm", "confirmed": "Confirmed",
-                     "exported": "Exported"},
-    "step_states": {"waiting": "Not yet", "open": "To sign", "signed": "Signed"},
-    "cred_states": {"pending": "Pending", "approved": "Approved", "rejected": "Rejected", "revoked": "Replaced"},
-    "session_states": {"queued": "signing…", "pending": "waiting for your confirmation in the signing app",
-                       "done": "signed", "refused": "could not sign"},
-    "stages": {1: "Subject teachers", 2: "Homeroom teacher", 3: "Leadership", 4: "Issuing"},
-}
+def _build(w: Words) -> dict[str, Any]:
+    t: dict[str, Any] = dict(w.tree("web"))
+    t["login_ways"] = [text for _, text in sorted(t["login_ways"].items())]
+    t.update(states=w.group("state"), populations=w.group("population"), kinds=w.group("kind"),
+             roles_names=w.group("role"), actions=w.group("event"), details=w.group("detail"),
+             rec=w.tree("rec"), links=w.tree("links"))
+    return t
+
+
+VI: dict[str, Any] = _build(words("vi"))
+EN: dict[str, Any] = _build(words("en"))
 
 
 def labels(language: str) -> dict[str, Any]:
-    """The labels for [general].language ("en" or Vietnamese)."""
+    """The labels for [general].language ("en", or Vietnamese for anything else)."""
     return EN if language == "en" else VI
-
-
-# Chat links and one-time action links (bot/web/actions.py, templates/web/action.html.j2, whoami).
-VI["links"] = {
-    "zalo": "Zalo", "linked": "đã liên kết", "not_linked": "chưa liên kết", "get_code": "Lấy mã liên kết {surface}",
-    "code_is": "Mã liên kết: {code} — gửi cho bot {surface} của trường tin nhắn «/lienket {code}» trong {minutes} "
-               "phút.",
-    "notify_via": "Nhận thông báo qua", "auto": "Tự động (kênh chat đã liên kết)", "by_email": "Thư điện tử",
-    "save": "Lưu", "saved": "Đã lưu cách nhận thông báo.",
-    "act_title": "Xác nhận thao tác", "act_for": "Thao tác của {name}", "act_once": "Liên kết chỉ dùng được một lần.",
-    "act_expires": "Hết hạn lúc {when}.", "act_button": "Xác nhận", "act_done": "Đã thực hiện",
-    "act_refused": "Không thực hiện được",
-    "actions": {"approve": "✅ Hợp lệ: yêu cầu YC-{target}", "provision": "⚙️ Thực hiện trên hệ thống: YC-{target}",
-                "rec_sign": "✍️ Ký ngay học bạ lớp {klass}"},
-}
-EN["links"] = {
-    "zalo": "Zalo", "linked": "linked", "not_linked": "not linked", "get_code": "Get a {surface} link code",
-    "code_is": "Link code: {code} — send the school's {surface} bot «/lienket {code}» within {minutes} minutes.",
-    "notify_via": "Notices go to", "auto": "Automatic (a linked chat)", "by_email": "E-mail",
-    "save": "Save", "saved": "Saved how you get notices.",
-    "act_title": "Confirm the action", "act_for": "Action of {name}", "act_once": "The link works once.",
-    "act_expires": "Expires at {when}.", "act_button": "Confirm", "act_done": "Done",
-    "act_refused": "Not done",
-    "actions": {"approve": "✅ Valid: request YC-{target}", "provision": "⚙️ Carry out: YC-{target}",
-                "rec_sign": "✍️ Sign the records of class {klass}"},
-}
