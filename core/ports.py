@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from core.chats.actions import ButtonAction
+from core.chats.surfaces import Capabilities, Surface
 from core.intake.domain import ExtractedRequest, IncomingMail, Kind
 
 
@@ -71,7 +73,7 @@ class Button:
     """One button of a card: an action on a request (ids only; the channel packs it, e.g. CallbackData)."""
 
     label: str
-    action: str  # approve | reject | ask_info | provision | pick_reason | pick_question | ... (bot/cards.py)
+    action: ButtonAction  # stored and packed as its value
     request_id: int
     version: int = 0  # the request version the card showed: a tap on an older card is stale
     arg: int = 0  # a preset index, a page or a staff id
@@ -103,16 +105,20 @@ class ChatRefused(Exception):
 
 
 class ChatPort(Protocol):
-    """Posts and edits cards and notices in staff chats (Telegram, Zalo); the web console reads the database."""
+    """Posts cards and notices in staff chats (Telegram, Zalo); the web console reads the database.
 
-    surface: str  # "telegram" | "zalo"
+    The chat hub (core/chats/hub.py) decides who gets what from `capabilities` alone, never from `surface`.
+    """
+
+    surface: Surface
+    capabilities: Capabilities
 
     async def post_card(self, chat: str, card: Card) -> str:
         """Post a card; returns the platform's message reference."""
         ...
 
     async def edit_card(self, chat: str, ref: str, card: Card) -> None:
-        """Replace a posted card's text and buttons in place."""
+        """Replace a posted card's text and buttons in place (called only when `capabilities.edit_in_place`)."""
         ...
 
 
@@ -248,18 +254,6 @@ class IntakeSink(Protocol):
         """How many stored mails wait to be processed (the listener slows senders down past a limit)."""
         ...
 
-    async def load_checkpoint(self, key: str) -> tuple[int, int] | None:
-        """(uidvalidity, last_uid) remembered for an IMAP mailbox, or None the first time."""
-        ...
-
-    async def save_checkpoint(self, key: str, uidvalidity: int, last_uid: int) -> None:
-        """Remember how far an IMAP mailbox has been stored."""
-        ...
-
-    async def report_health(self, channel: str, ok: bool, detail: str = "") -> None:
-        """Record a channel's health; repeated failures are reported to staff, never silent."""
-        ...
-
 
 @dataclass(frozen=True)
 class Analysis:
@@ -335,4 +329,24 @@ class Signer(Protocol):
 
     async def close(self) -> None:
         """Release sessions (PKCS#11 session, HTTP session, worker processes)."""
+        ...
+
+
+class ImapCheckpoints(Protocol):
+    """Where an IMAP watcher remembers how far a mailbox has been stored (UIDVALIDITY and the last UID)."""
+
+    async def load_checkpoint(self, key: str) -> tuple[int, int] | None:
+        """(uidvalidity, last_uid) remembered for an IMAP mailbox, or None the first time."""
+        ...
+
+    async def save_checkpoint(self, key: str, uidvalidity: int, last_uid: int) -> None:
+        """Remember how far an IMAP mailbox has been stored."""
+        ...
+
+
+class HealthReport(Protocol):
+    """Where a channel (IMAP, a chat) reports whether it works; repeated failures reach staff, never silent."""
+
+    async def report_health(self, channel: str, ok: bool, detail: str = "") -> None:
+        """Record a channel's health: `ok` after a success, else a failure with what went wrong."""
         ...

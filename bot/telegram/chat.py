@@ -17,6 +17,7 @@ from aiogram.exceptions import (
 
 from bot.telegram.callbacks import keyboard
 from bot.telegram.pacing import Pacer
+from core.chats.surfaces import Capabilities, Surface
 from core.ports import Card, ChatDown, ChatRefused
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,9 @@ def _translated() -> Iterator[None]:
 class TelegramChat:
     """Posts and edits cards through one bot and one shared pacer."""
 
-    surface = "telegram"
+    surface = Surface.TELEGRAM
+    # Staff groups per audience; inline buttons; edits in place; 4,096 characters; links open in the app.
+    capabilities = Capabilities(groups=True, buttons=True, edit_in_place=True, text_limit=4096, links=True)
 
     def __init__(self, bot: Bot, pacer: Pacer, *, max_wait: float = 2.0) -> None:
         self.bot = bot

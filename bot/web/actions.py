@@ -10,26 +10,28 @@ must not act in the owner's name from a colleague's desk.
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 from aiohttp import web
 
 from bot.web.render import ACTOR, OPEN, console, needs, redirect, render
+from core.chats.actions import ButtonAction
+from core.chats.surfaces import surface_of
 from core.errors import EdudeskError
-from core.models import AuditEvent, Staff
+from core.models import Staff
 from core.people.chatlinks import ActionRefused, Grant, issue_link_code, peek_action, redeem_action
-from core.people.staff import Actor, actor_for_staff
+from core.people.staff import Actor, actor_for_staff, choose_notify_via
 from core.requests.service import Action
 from core.signing.models import SchoolClass
 
 _TOKEN_TAIL = re.compile(r"[^A-Za-z0-9_-].*$", re.S)  # chat apps glue punctuation to links
-NOTIFY = ("", "telegram", "zalo", "email")
 _STATUS = {"action_forged": 404, "action_not_yours": 403}
 
 
 async def _what(request: web.Request, grant: Grant) -> str:
     labels = console(request).t["links"]["actions"]
-    klass = await SchoolClass.get_or_none(id=grant.target) if grant.action == "rec_sign" else None
+    klass = await SchoolClass.get_or_none(id=grant.target) if grant.action is ButtonAction.REC_SIGN else None
     return str(labels.get(grant.action, grant.action)).format(target=grant.target, klass=klass.name if klass else "")
 
 
@@ -62,7 +64,7 @@ async def action_run(request: web.Request) -> web.Response:
         if base is None:
             raise ActionRefused("Tài khoản cán bộ này đã bị khoá.", code="action_disabled")
         actor = Actor(f"link:{grant.staff_id}", base.name, base.roles, base.staff_id)
-        if grant.action == "rec_sign":
+        if grant.action is ButtonAction.REC_SIGN:
             if c.records is None:
                 raise EdudeskError(c.t["rec"]["disabled"], code="records_off")
             session = await c.records.start_signing(actor, grant.target, grant.arg)
@@ -77,15 +79,15 @@ async def action_run(request: web.Request) -> web.Response:
 
 @needs(OPEN)
 async def link_code(request: web.Request) -> web.Response:
-    """POST /whoami/link-code: a one-time code to link the person's Zalo account."""
+    """POST /whoami/link-code: a one-time code to link the person's account on a chat surface."""
     from bot.web.queue import whoami_page
 
     c = console(request)
     actor = request[ACTOR]
     if actor.staff_id is None:
         return redirect(request, "/whoami")
-    surface = str((await request.post()).get("surface", "zalo"))
-    if surface not in ("zalo", "telegram"):
+    surface = surface_of(str((await request.post()).get("surface", "")))
+    if surface is None:
         return redirect(request, "/whoami")
     request["link_code"] = await issue_link_code(actor.staff_id, surface, c.settings, c.clock, issued_by=actor.label)
     request["link_surface"] = surface.capitalize()
@@ -97,11 +99,9 @@ async def notify_via(request: web.Request) -> web.Response:
     """POST /whoami/notify: where the person's own notices go."""
     c = console(request)
     actor = request[ACTOR]
-    value = str((await request.post()).get("notify_via", ""))
-    if actor.staff_id is not None and value in NOTIFY:
-        await Staff.filter(id=actor.staff_id).update(notify_via=value)
-        await AuditEvent.create(at=c.clock.now(), actor=actor.label, action="notify_via_changed",
-                                detail={"staff_id": actor.staff_id, "notify_via": value})
+    value = str((await request.post()).get("notify_via", ""))[:40]
+    with contextlib.suppress(EdudeskError):  # no staff member behind the session, or a forged value: no change
+        await choose_notify_via(actor, value, c.clock.now())
     return redirect(request, "/whoami", flash="done")
 
 

@@ -6,10 +6,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from bot.zalo.render import render, split, update_line
+from bot.zalo.render import LIMIT, render, split
+from core.chats.accounts import staff_by_account
+from core.chats.surfaces import Capabilities, Surface
 from core.config import Settings
 from core.jobs import RetryLater
-from core.models import Job, Staff
+from core.models import Job
 from core.ports import Card, ChatBusy, ChatRefused, Clock
 
 log = logging.getLogger(__name__)
@@ -31,33 +33,27 @@ class Sender(Protocol):
 class ZaloChat:
     """Cards as Zalo messages for one person (their own one-time links and tokens)."""
 
-    surface = "zalo"
+    surface = Surface.ZALO
 
     def __init__(self, client: Sender, settings: Settings, clock: Clock, *, oa: bool = False) -> None:
         self.client = client
         self.settings = settings
         self.clock = clock
         self.oa = oa  # the OA API shows hidden query buttons; the Bot Platform none
+        # No groups (each person of a role gets the card in their own chat); no edits; 2,000 characters.
+        self.capabilities = Capabilities(groups=False, buttons=oa, edit_in_place=False, text_limit=LIMIT,
+                                         links=True)
 
     async def post_card(self, chat: str, card: Card) -> str:
         """Send a card to one person's chat; returns the message id."""
-        staff = await Staff.get_or_none(zalo_id=chat)
+        staff = await staff_by_account(self.surface, chat)
         zalo = await render(card, self.settings, self.clock, staff_id=staff.id if staff else None,
                             surface=self.surface, oa=self.oa)
         return await self.client.send(chat, zalo.text, zalo.buttons or None)
 
-    async def edit_card(self, chat: str, ref: str, card: Card, *, interactive: bool = False) -> None:
-        """Zalo cannot edit a message: a card that still asks something of the person goes again, whole (with
-        fresh commands and links); otherwise a short update says what changed."""
-        if any(b.action not in ("page", "noop") and not b.url for row in card.buttons for b in row):
-            await self.post_card(chat, card)
-        elif text := update_line(card):
-            await self.send_text(chat, text)
-
-    async def send_text(self, chat: str, text: str) -> None:
-        """A plain answer, split at lines into messages of at most 2,000 characters."""
-        for part in split(text):
-            await self.client.send(chat, part)
+    async def edit_card(self, chat: str, ref: str, card: Card) -> None:
+        """Zalo cannot edit a sent message (`capabilities.edit_in_place` is False): the hub posts instead."""
+        raise NotImplementedError("Zalo cannot edit a sent message")
 
 
 async def answer_event(job: Job, chat: ZaloChat, run: Callable[[], Awaitable[str]]) -> None:

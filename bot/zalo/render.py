@@ -8,25 +8,19 @@ first lines and every action, and says where the rest is.
 
 from __future__ import annotations
 
-import html
-import re
 from dataclasses import dataclass, field
 
+from core.chats.actions import ButtonAction
+from core.chats.surfaces import Surface
+from core.chats.text import plain
 from core.config import Settings
 from core.people.chatlinks import ACTION_PREFIX, issue_action
 from core.ports import Card, Clock
 from core.signing.models import SchoolClass
 
 LIMIT = 2000  # Zalo: text of 1-2,000 characters
-TOKEN_ACTIONS = ("approve", "provision", "rec_sign")  # one tap does it all; reject and ask need a typed text
-LINK = re.compile(r'<a\s+href="([^"]*)"[^>]*>(.*?)</a>', re.S)
-TAG = re.compile(r"<[^>]+>")
-
-
-def plain(text: str) -> str:
-    """Telegram's HTML subset as plain text: links as "text (address)", tags dropped, entities decoded."""
-    text = LINK.sub(lambda m: m.group(2) if m.group(1) in m.group(2) else f"{m.group(2)} ({m.group(1)})", text)
-    return html.unescape(TAG.sub("", text.replace("<br>", "\n")))
+# One tap does it all; reject and ask need a typed text.
+TOKEN_ACTIONS = frozenset({ButtonAction.APPROVE, ButtonAction.PROVISION, ButtonAction.REC_SIGN})
 
 
 @dataclass
@@ -37,7 +31,7 @@ class ZaloCard:
     buttons: list[tuple[str, str]] = field(default_factory=list)
 
 
-async def render(card: Card, settings: Settings, clock: Clock, *, staff_id: int | None, surface: str,
+async def render(card: Card, settings: Settings, clock: Clock, *, staff_id: int | None, surface: Surface,
                  oa: bool = False) -> ZaloCard:
     """The Zalo form of a card for one person (their own one-time links and tokens)."""
     actions: list[str] = []
@@ -65,16 +59,16 @@ async def render(card: Card, settings: Settings, clock: Clock, *, staff_id: int 
     return ZaloCard(fit(body, tail, link_base), buttons)
 
 
-async def _command(action: str, target: int, arg: int) -> str:
-    if action == "approve":
+async def _command(action: ButtonAction, target: int, arg: int) -> str:
+    if action is ButtonAction.APPROVE:
         return f"/duyet {target}"
-    if action in ("reject", "pick_reject", "type_reject"):
+    if action in (ButtonAction.REJECT, ButtonAction.PICK_REJECT, ButtonAction.TYPE_REJECT):
         return f"/tuchoi {target} <lý do>"
-    if action in ("ask_info", "pick_ask_info", "type_ask_info"):
+    if action in (ButtonAction.ASK_INFO, ButtonAction.PICK_ASK_INFO, ButtonAction.TYPE_ASK_INFO):
         return f"/bosung {target} <nội dung>"
-    if action == "provision":
+    if action is ButtonAction.PROVISION:
         return f"/capphat {target}"
-    if action == "rec_sign":
+    if action is ButtonAction.REC_SIGN:
         klass = await SchoolClass.get_or_none(id=target)
         return f"/ky {klass.name}" if klass is not None else "/ky"
     return ""  # pages, pickers, reassigning: in the web console
@@ -92,17 +86,6 @@ def fit(body: str, tail: str, link_base: str) -> str:
     cut = body[:room]
     cut = cut[: cut.rfind("\n")] if "\n" in cut else cut
     return f"{cut}{more}\n\n{tail}"[:LIMIT]
-
-
-
-def update_line(card: Card) -> str:
-    """A card's change in a few lines (Zalo cannot edit the message already sent): the heading, the state and
-    the newest event."""
-    lines = [line for line in plain(card.text).splitlines() if line.strip()]
-    if not lines:
-        return ""
-    state = next((line for line in lines if line.startswith(("Trạng thái:", "State:"))), "")
-    return "\n".join(x for x in dict.fromkeys([f"🔄 {lines[0]}", state, lines[-1]]) if x)
 
 
 def split(text: str, limit: int = LIMIT) -> list[str]:

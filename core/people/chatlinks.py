@@ -19,8 +19,10 @@ from datetime import UTC, datetime, timedelta
 
 from tortoise.transactions import in_transaction
 
+from core.chats.actions import ButtonAction
+from core.chats.surfaces import ACCOUNTS, Surface, surface_of
 from core.config import Settings
-from core.errors import EdudeskError
+from core.errors import EdudeskError, LinkRefused
 from core.jobs import JobQueue
 from core.models import AuditEvent, Staff
 from core.people.linkmodels import ActionToken, LinkCode
@@ -30,14 +32,8 @@ from core.requests.mailqueue import mail_context, queue_mail
 LINK_ATTEMPTS = 5  # wrong codes per chat account per hour
 MAILS_PER_HOUR = 3  # codes mailed to one address an hour
 LINK_ATTEMPTS_ALL = 50  # wrong codes of all accounts in ten minutes before linking pauses
-SURFACES = ("zalo", "telegram")
+SURFACES: tuple[Surface, ...] = tuple(Surface)
 ACTION_PREFIX = "#a "  # an OA button payload: "#a <token>"
-
-
-class LinkRefused(EdudeskError):
-    """A link code that is wrong, used or expired, or too many tries."""
-
-    code = "link_refused"
 
 
 class ActionRefused(EdudeskError):
@@ -57,7 +53,7 @@ def _aware(value: datetime) -> datetime:
 async def issue_link_code(staff_id: int, surface: str, settings: Settings, clock: Clock, *,
                           issued_by: str) -> str:
     """A new six-digit code for the staff member (older unused ones of the surface stop working)."""
-    if surface not in SURFACES:
+    if surface_of(surface) is None:
         raise LinkRefused(f"Không liên kết được kênh «{surface}».")
     now = clock.now()
     while True:  # no two live codes alike (a million codes, a handful live): the redeemer finds one owner
@@ -125,8 +121,8 @@ async def redeem_link_code(surface: str, external_id: str, code: str, clock: Clo
                                 detail={"reason": "wrong_code", "surface": surface})
         raise LinkRefused("Mã liên kết không đúng hoặc đã hết hạn. Hãy lấy mã mới ở trang «Tài khoản» của web "
                           "console, hoặc gửi /lienket <địa chỉ e-mail của trường>.")
-    column = "zalo_id" if surface == "zalo" else "telegram_id"
-    value: str | int = external_id if surface == "zalo" else int(external_id)
+    field = ACCOUNTS[Surface(surface)]
+    column, value = field.column, field.parse(external_id)
     async with in_transaction() as conn:
         if not await LinkCode.filter(id=row.id, used_at__isnull=True).using_db(conn).update(used_at=now):
             raise LinkRefused("Mã liên kết này vừa được dùng.")
@@ -145,15 +141,15 @@ class Grant:
     """What a redeemed action token allows: one action by one staff member."""
 
     staff_id: int
-    action: str
+    action: ButtonAction
     target: int
     version: int
     arg: int
     expires_at: datetime | None = None
 
 
-async def issue_action(staff_id: int, action: str, target: int, settings: Settings, clock: Clock, *,
-                       surface: str, version: int = 0, arg: int = 0) -> str:
+async def issue_action(staff_id: int, action: ButtonAction, target: int, settings: Settings, clock: Clock, *,
+                       surface: Surface, version: int = 0, arg: int = 0) -> str:
     """A new one-time token for one action of one person."""
     token = secrets.token_urlsafe(32)
     now = clock.now()
@@ -186,7 +182,7 @@ async def peek_action(token: str, clock: Clock, *, actor: str, staff_id: int | N
     if reason:
         raise await _refuse(actor, reason, row, clock)
     assert row is not None
-    return Grant(row.staff_id, row.action, row.target, row.version, row.arg, _aware(row.expires_at))
+    return Grant(row.staff_id, ButtonAction(row.action), row.target, row.version, row.arg, _aware(row.expires_at))
 
 
 def _why_not(row: ActionToken | None, clock: Clock) -> str:
@@ -217,4 +213,4 @@ async def redeem_action(token: str, clock: Clock, *, actor: str, staff_id: int |
     await AuditEvent.create(at=clock.now(), actor=actor[:200], action="action_token_used",
                             detail={"staff_id": row.staff_id, "action": row.action, "target": row.target,
                                     "surface": row.surface})
-    return Grant(row.staff_id, row.action, row.target, row.version, row.arg)
+    return Grant(row.staff_id, ButtonAction(row.action), row.target, row.version, row.arg)
