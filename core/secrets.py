@@ -48,7 +48,8 @@ class SecretBox:
 
 
 def load_secret_box(settings: Settings) -> SecretBox:
-    """The key from the environment variable named in config, else `<data_dir>/secret.key` (made once, 0600)."""
+    """The key from the variable named in config (read at start-up), else `<data_dir>/secret.key` (made once,
+    0600)."""
     key = settings.secret(settings.general.secret_key_env)
     if key:
         return SecretBox(key.encode())

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
+import shutil
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -242,16 +242,19 @@ async def load_into_softhsm(*, conf: Path, token_label: str, so_pin: str, pin: s
                             key_id: bytes = b"\x01", module: str = SOFTHSM_MODULE) -> None:
     """Make a SoftHSM2 token under `conf` and import a private key (PKCS#8 DER), its certificate and chain.
 
-    Points this process's SoftHSM2 at `conf` (SOFTHSM2_CONF, read only when the library initialises, so
-    the library is re-initialised: sessions opened before on this module are closed). The PINs go on
+    softhsm2-util is told `conf` in its own environment; the library in this process reads SOFTHSM2_CONF
+    when it initialises, so the caller (the command line, a test) points the process at `conf` first. The
+    library is re-initialised: sessions opened before on this module are closed. The PINs go on
     softhsm2-util's command line: fine for the demo and tests, not for a production token.
     """
-    os.environ["SOFTHSM2_CONF"] = str(conf)
+    tool = shutil.which("softhsm2-util")
+    if tool is None:
+        raise Pkcs11Error("Không tìm thấy softhsm2-util (apt-get install softhsm2).", code="softhsm")
     with _SHARED_GUARD:
         _SHARED.clear()  # the library is re-initialised below: sessions opened before are gone
     proc = await asyncio.create_subprocess_exec(
-        "softhsm2-util", "--init-token", "--free", "--label", token_label, "--so-pin", so_pin, "--pin", pin,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, "SOFTHSM2_CONF": str(conf)})
+        tool, "--init-token", "--free", "--label", token_label, "--so-pin", so_pin, "--pin", pin,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={"SOFTHSM2_CONF": str(conf)})
     out, err = await proc.communicate()
     if proc.returncode != 0:
         detail = (err or out).decode(errors="replace").strip()
