@@ -25,14 +25,17 @@ test-deps:
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy core mailer bot cli main.py
+	$(BIN)/lint-imports
 
 # The whole suite on SQLite, then the database tests again on the PostgreSQL server of this machine kind.
+# Each run keeps its state in temp dirs and its own database (no .pytest_cache): two runs can share a host.
+PYTEST := $(BIN)/pytest -q -p no:cacheprovider
 test: venv test-deps lint
-	$(BIN)/pytest -q
+	$(PYTEST)
 ifeq ($(PG_TEST_URL),)
-	$(BIN)/python scripts/pg_test_db.py $(BIN)/pytest -q -m db
+	$(BIN)/python scripts/pg_test_db.py $(PYTEST) -m db
 else
-	EDUDESK_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -q -m db
+	EDUDESK_TEST_DATABASE_URL=$(PG_TEST_URL) $(PYTEST) -m db
 endif
 
 bench: venv

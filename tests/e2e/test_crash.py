@@ -19,7 +19,7 @@ import pytest
 from core.config import Settings, load_settings
 from core.db import close_database, open_database
 from core.models import InboundMail, Job, OutgoingMail, Request
-from tests.conftest import PG_URL, reset_postgres, wait_until
+from tests.conftest import PG_URL, fresh_database, make_settings, wait_until
 from tests.mails import student_form_mail
 from tests.servers.smtp_sink import SmtpSink, free_port
 
@@ -109,9 +109,9 @@ backoff_max_seconds = 0.2
 
 
 @pytest.fixture
-def service(tmp_path: Path, smtp_sink: SmtpSink) -> Iterator[Service]:
-    if PG_URL:
-        asyncio.run(reset_postgres(PG_URL))
+def service(tmp_path: Path, smtp_sink: SmtpSink, _db_template_dir: Path) -> Iterator[Service]:
+    # The service's database, migrated already (its own `db migrate` at start finds nothing to do).
+    asyncio.run(fresh_database(make_settings(tmp_path), tmp_path))
     svc = Service(tmp_path, smtp_sink)
     yield svc
     svc.stop()

@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 
 from core.ports import Clock, SystemClock
 from core.signing.pki import Credential, DemoPki
+from tests.fakes.server import FakeServer
 
 SHA256_RSA, RSA = "1.2.840.113549.1.1.11", "1.2.840.113549.1.1.1"
 HASHES: dict[str, hashes.HashAlgorithm] = {"2.16.840.1.101.3.4.2.1": hashes.SHA256(),
@@ -99,8 +100,10 @@ class Sad:
     expires: dt.datetime
 
 
-class FakeCsc:
+class FakeCsc(FakeServer):
     """The fake remote signing service: subscribers, tokens, prompts on phones, SADs."""
+
+    handler_cancellation = True  # a client that hangs up on a held authorize cancels it (its prompt is abandoned)
 
     def __init__(self, pki: DemoPki, *, clock: Clock | None = None, multisign: int = 20, scal: int = 2,
                  sad_seconds: int = 300, token_seconds: int = 3600, hold_seconds: float = 60.0,
@@ -119,34 +122,14 @@ class FakeCsc:
         self.calls: list[tuple[str, Any]] = []
         self._tokens: dict[str, tuple[dt.datetime, str]] = {}
         self._prompted = asyncio.Condition()
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
-    @property
-    def url(self) -> str:
-        """The service's base address (what precedes /csc/v1)."""
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> FakeCsc:
-        """Listen on a free port of 127.0.0.1."""
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
+        """The fake's HTTP API."""
         app.router.add_post("/csc/v1/info", self._info)
         app.router.add_post("/csc/v1/auth/login", self._login)
         for name, handler in (("credentials/list", self._list), ("credentials/info", self._credential_info),
                               ("credentials/authorize", self._authorize), ("signatures/signHash", self._sign_hash)):
             app.router.add_post(f"/csc/v1/{name}", self._api(name, handler))
-        # handler_cancellation: a client that hangs up on a held authorize cancels it (its prompt is abandoned)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0, handler_cancellation=True)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.port = int(self._runner.addresses[0][1])
-        return self
-
-    async def stop(self) -> None:
-        """Close the server."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     # -- the test's side -------------------------------------------------------------------------------
 

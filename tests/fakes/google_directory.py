@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from core.ports import Clock, SystemClock
+from tests.fakes.server import FakeServer
 
 SCOPE = "https://www.googleapis.com/auth/admin.directory.user"
 GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -98,7 +99,7 @@ class FakeUser:
         return body
 
 
-class FakeGoogleDirectory:
+class FakeGoogleDirectory(FakeServer):
     """The fake Workspace: one customer, its domains and org units, one service account allowed to act."""
 
     def __init__(self, *, domains: tuple[str, ...] = ("school.test",), org_units: tuple[str, ...] = (
@@ -122,44 +123,19 @@ class FakeGoogleDirectory:
         self._throttle: list[str] = []
         self._failures: list[int] = []
         self._lose = 0
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
     # -- server ----------------------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """Base URL (api_url of the settings)."""
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def token_uri(self) -> str:
         """The OAuth token endpoint (token_uri of the service-account file)."""
         return f"{self.url}/token"
 
-    async def start(self) -> FakeGoogleDirectory:
-        """Listen on a free port of 127.0.0.1."""
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
+        """The fake's HTTP API."""
         app.router.add_post("/token", self._token)
         app.router.add_route("*", USERS, self._users)
         app.router.add_route("*", USERS + "/{key}", self._user)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.port = int(self._runner.addresses[0][1])
-        return self
-
-    async def stop(self) -> None:
-        """Close the server."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeGoogleDirectory:
-        return await self.start()
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.stop()
 
     # -- the service account ---------------------------------------------------------------------------
 

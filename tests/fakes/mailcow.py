@@ -28,6 +28,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from tests.fakes.server import FakeServer
+
 DEFAULT_KEY = "ABCDEF-123456-TEST-KEY"
 _EMAIL = re.compile(r"^[a-z0-9._%+-]+@[a-z0-9-]+(\.[a-z0-9-]+)+$")
 _DOMAIN = re.compile(r"^([a-z0-9-]+\.)+[a-z]{2,}$")
@@ -109,8 +111,10 @@ def _verify(password: str, stored: str) -> bool:
     return hashlib.sha256(password.encode() + salt).digest() == digest
 
 
-class FakeMailcow:
+class FakeMailcow(FakeServer):
     """mailcow's mailbox API with domains, mailboxes, aliases, API keys and a password policy."""
+
+    shutdown_timeout = 0.5
 
     def __init__(self, api_key: str = DEFAULT_KEY, unknown_domain: str = "domain_not_found") -> None:
         self.keys = {api_key: ApiKey(api_key)}
@@ -122,31 +126,12 @@ class FakeMailcow:
         self.keeps_tags = True  # False: a mailcow from before mailbox tags (2022), which ignores them
         self.calls: list[Call] = []
         self._faults: deque[_Fault] = deque()
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
     # ---- lifecycle and set-up ---------------------------------------------------------------------
 
-    @property
-    def url(self) -> str:
-        """Base address (what goes into [provisioning.mailcow] url)."""
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> FakeMailcow:
-        """Listen on a free port of 127.0.0.1."""
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
+        """The fake's HTTP API."""
         app.router.add_route("*", "/api/v1/{query:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.port = int(self._runner.addresses[0][1])
-        return self
-
-    async def stop(self) -> None:
-        """Close the server."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     def add_domain(self, name: str, **limits: int) -> Domain:
         """Create a domain (limits: mailboxes, maxquota, quota, defquota in MB)."""

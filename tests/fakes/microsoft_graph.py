@@ -24,6 +24,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from tests.fakes.server import FakeServer
+
 TENANT = "7d1f3c2a-5b6e-4f70-8a91-0b2c3d4e5f60"
 CLIENT_ID = "0f9e8d7c-6b5a-4938-a716-151413121110"
 CLIENT_SECRET = "Qx8~edudesk.test-secret_value"
@@ -117,7 +119,7 @@ class Throttle:
 
 
 @dataclass
-class FakeGraph:
+class FakeGraph(FakeServer):
     """The fake tenant: users, deleted users, issued tokens; configure faults, then inspect."""
 
     tenant: str = TENANT
@@ -138,31 +140,13 @@ class FakeGraph:
     _tokens: dict[str, float] = field(default_factory=dict)
     _faults: list[tuple[int, float | None]] = field(default_factory=list)
     _on_next_create: list[dict[str, Any]] = field(default_factory=list)
-    _runner: web.AppRunner | None = None
-    port: int = 0
 
     # ---- lifecycle --------------------------------------------------------------------------------------
 
-    @property
-    def url(self) -> str:
-        """Base URL for both login_url and graph_url (no trailing slash)."""
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> FakeGraph:
-        """Listen on a free port of 127.0.0.1."""
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
+        """The fake's HTTP API."""
         app.router.add_post("/{tenant}/oauth2/v2.0/token", self._token)
         app.router.add_route("*", "/v1.0/{tail:.*}", self._graph)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.port = int(self._runner.addresses[0][1])
-        return self
-
-    async def stop(self) -> None:
-        """Close the server."""
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     # ---- test controls and inspection ---------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 from cryptography.x509.oid import NameOID
 
 from core.ports import Clock, SystemClock
+from tests.fakes.server import FakeServer
 
 MAX_HASHES = 50
 WAITING, SIGNED, EXPIRED, REJECTED = 4000, 1, 4001, 4002
@@ -126,7 +127,7 @@ class SmartCaFail(Exception):
         self.code, self.desc, self.message, self.status = code, desc, message, status
 
 
-class FakeSmartCa:
+class FakeSmartCa(FakeServer):
     """The fake gateway: one service provider (client id/secret), its subscribers and their transactions."""
 
     def __init__(self, *, clock: Clock | None = None, ca: ProviderCa | None = None, token_seconds: int = 3600,
@@ -142,33 +143,14 @@ class FakeSmartCa:
         self.calls: list[tuple[str, Any]] = []
         self.token_requests = 0
         self._tokens: dict[str, tuple[dt.datetime, str]] = {}  # token -> (expiry, user_id)
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
-    @property
-    def url(self) -> str:
-        """The gateway's base URL."""
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> FakeSmartCa:
-        """Listen on a free port of 127.0.0.1."""
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
+        """The fake's HTTP API."""
         app.router.add_post("/auth/token", self._token)
         for path, handler in (("/csc/credentials/list", self._list), ("/csc/credentials/info", self._info),
                               ("/csc/signature/signhash", self._signhash),
                               ("/csc/credentials/gettraninfo", self._traninfo)):
             app.router.add_post(path, self._api(handler))
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.port = int(self._runner.addresses[0][1])
-        return self
-
-    async def stop(self) -> None:
-        """Close the server."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     # -- the test's side: subscribers and their phones -------------------------------------------------
 

@@ -21,6 +21,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiohttp import web
 
+from tests.fakes.server import FakeServer
 from tests.fakes.telegram_format import ApiError, Params, command_entities
 from tests.fakes.telegram_inspect import Inspection
 from tests.fakes.telegram_limits import FloodControl, Limit
@@ -61,7 +62,7 @@ class FastAiohttpSession(AiohttpSession):
             await self._session.close()
 
 
-class FakeTelegram(BotApiMethods, WebhookSender, Inspection):
+class FakeTelegram(FakeServer, BotApiMethods, WebhookSender, Inspection):
     """The fake Bot API server: state, HTTP front, update queue, webhook delivery, injection and inspection."""
 
     def __init__(
@@ -109,50 +110,29 @@ class FakeTelegram(BotApiMethods, WebhookSender, Inspection):
         self.waiting_polls = 0
         self._changed = asyncio.Event()
         self._closing = False
-        self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self.port = 0
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
 
-    @property
-    def url(self) -> str:
-        """Base URL of the server, e.g. http://127.0.0.1:PORT (no trailing slash)."""
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> FakeTelegram:
-        """Listen on a free port of 127.0.0.1 and start the webhook deliverer."""
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
+        """The fake's HTTP API."""
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.port = int(self._runner.addresses[0][1])
+
+    async def started(self) -> None:
+        """Start the webhook deliverer."""
         self._closing = False
         task = asyncio.get_running_loop().create_task(self._webhook_worker(), name="fake-telegram-webhook")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return self
 
-    async def stop(self) -> None:
-        """Answer pending long polls, stop delivering and close the server."""
+    async def stopping(self) -> None:
+        """Answer pending long polls and stop delivering."""
         self._closing = True
         self._notify()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeTelegram:
-        """Start the fake; `async with FakeTelegram(...) as fake:`."""
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        """Stop the fake."""
-        await self.stop()
 
     def make_bot(self, **kwargs: Any) -> Bot:
         """A real aiogram Bot talking to this fake; close it with `await bot.session.close()`."""

@@ -51,6 +51,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from tests.fakes.server import FakeServer
+
 DEFAULT_TOKEN = "1459232241454765289:fake-zalo-bot-access-token"
 MAX_TEXT = 2000
 SECRET_LENGTH = (8, 256)
@@ -123,7 +125,7 @@ class ApiError(Exception):
         self.code, self.kind, self.description = code, kind, description
 
 
-class FakeZaloBot:
+class FakeZaloBot(FakeServer):
     """The fake platform for one bot: its chats, the event queue, long polling, webhook delivery, inspection."""
 
     def __init__(self, token: str = DEFAULT_TOKEN, *, account_name: str = "bot.EduDesk",
@@ -156,50 +158,29 @@ class FakeZaloBot:
         self._failures: dict[str, list[tuple[int, str]]] = {}
         self._changed = asyncio.Event()
         self._closing = False
-        self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self.port = 0
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
 
-    @property
-    def url(self) -> str:
-        """Base URL, e.g. http://127.0.0.1:PORT (no trailing slash): the adapter's api_base."""
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> FakeZaloBot:
-        """Listen on a free port of 127.0.0.1 and start the webhook deliverer."""
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
+        """The fake's HTTP API."""
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.port = int(self._runner.addresses[0][1])
+
+    async def started(self) -> None:
+        """Start the webhook deliverer."""
         self._closing = False
         task = asyncio.get_running_loop().create_task(self._webhook_worker(), name="fake-zalo-bot-webhook")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return self
 
-    async def stop(self) -> None:
-        """Answer pending long polls, stop delivering and close the server."""
+    async def stopping(self) -> None:
+        """Answer pending long polls and stop delivering."""
         self._closing = True
         self._notify()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeZaloBot:
-        """`async with FakeZaloBot() as fake:`."""
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        """Stop the fake."""
-        await self.stop()
 
     # ---- HTTP front ------------------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ import pytest
 from aiohttp import web
 
 from core.ports import Clock, SystemClock
+from tests.fakes.server import FakeServer
 
 MAX_TEXT = 2000
 MAX_BUTTONS = 5
@@ -115,7 +116,7 @@ class _Fail(Exception):
         self.code, self.message = code, message
 
 
-class FakeZaloOa:
+class FakeZaloOa(FakeServer):
     """The fake OA: one app (app_id, secret_key), one OA (oa_id, oa_secret_key), its tokens, users and messages."""
 
     def __init__(self, *, clock: Clock | None = None, require_interaction: bool = False,
@@ -142,40 +143,13 @@ class FakeZaloOa:
         self._codes: dict[str, tuple[str | None, datetime]] = {}
         self._interacted: dict[str, datetime] = {}
         self._changed = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
 
-    @property
-    def url(self) -> str:
-        """Base URL for both `api_base` and `oauth_base` (no trailing slash)."""
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> FakeZaloOa:
-        """Listen on a free port of 127.0.0.1."""
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
+        """The fake's HTTP API."""
         app.router.add_post("/v3.0/oa/message/cs", self._send)
         app.router.add_post("/v4/oa/access_token", self._token)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.port = int(self._runner.addresses[0][1])
-        return self
-
-    async def stop(self) -> None:
-        """Close the server."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeZaloOa:
-        """`async with FakeZaloOa() as fake:`."""
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        """Stop the fake."""
-        await self.stop()
 
     # ---- the test's side: tokens, users, clock -----------------------------------------------------------------
 
