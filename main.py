@@ -12,13 +12,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bot.hub import ChatHub
+from bot.cards import build_card
 from bot.web.console import WebConsole
 from cli.records import add_parser as add_records_parser
 from core import logsafe
+from core.chats.hub import ChatHub
 from core.config import Settings, load_settings
 from core.db import close_database, migrate_database, open_database
 from core.errors import EdudeskError
+from core.intake.checkpoints import DbImapCheckpoints
 from core.intake.domain import Population
 from core.intake.ledger import MailLedger
 from core.intake.pipeline import IntakePipeline
@@ -66,7 +68,7 @@ class App:
         self.services = RequestService(settings, self.clock, self.queue)
         self.directories = Directories(settings, self.clock, fixed=provisioner)
         self.provisioning = ProvisionJob(settings, self.clock, self.queue, self.directories, self.box)
-        self.chats = ChatHub(settings, self.clock, self.ledger.report_health)
+        self.chats = ChatHub(settings, self.clock, build_card, self.ledger.report_health)
         self.chats.queue = self.queue
         self.records = RecordService(settings, self.clock, self.queue)
         self.signers = SignerFactory(settings, self.clock, self.box, fixed=signers)
@@ -123,7 +125,8 @@ class App:
             sup.add("zalo", self.zalo.run)
         if self.settings.imap.enabled:
             imap = ImapIntake(self.settings.imap, self.settings.secret(self.settings.imap.password_env),
-                              self.ledger, max_message_size=self.settings.smtpd.max_message_size)
+                              self.ledger, checkpoints=DbImapCheckpoints(self.clock), health=self.ledger,
+                              max_message_size=self.settings.smtpd.max_message_size)
             sup.add("imap", imap.run)
         return sup
 
@@ -363,7 +366,7 @@ async def cmd_records(settings: Settings, args: argparse.Namespace) -> int:
     if args.records_command == "verify":
         return await commands.verify_files(settings, args.files, as_json=args.json, lang=args.lang)
     if args.records_command == "demo":
-        settings = commands.demo_settings(settings)
+        settings = commands.demo_settings(settings, with_pin=True)
     app = App(settings, inline_analysis=True)
     await app.open()
     try:

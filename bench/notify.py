@@ -43,7 +43,7 @@ async def run(count: int) -> int:
         settings = load_settings(None, overrides={
             "general": {"data_dir": tmp, "log_level": "WARNING"}, "smtpd": {"enabled": False},
             "web": {"enabled": False}, "jobs": {"concurrency": 8, "poll_interval_seconds": 0.2},
-            "telegram": {"enabled": True, "api_server": fake.url}})
+            "telegram": {"enabled": True, "api_server": fake.url}}, environ=os.environ)
         app = App(settings, inline_analysis=True)
         await app.open()
         try:

@@ -46,7 +46,7 @@ async def provision(count: int, data_dir: str, backend: str, server: SlapdServer
         overrides["provisioning"]["ldap"] = {
             "url": server.url, "bind_dn": server.service_dn, "bind_password_env": "EDUDESK_BENCH_LDAP_PASSWORD",
             "staff_base": server.staff_base, "student_base": server.student_base, "pool_size": POOL}
-    app = App(load_settings(None, overrides=overrides), inline_analysis=True)
+    app = App(load_settings(None, overrides=overrides, environ=os.environ), inline_analysis=True)
     await app.open()
     try:
         now = app.clock.now()

@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bot.cards import STATE_LABELS
+from core.chats.actions import ButtonAction
+from core.chats.surfaces import Surface
 from core.config import Settings
 from core.errors import EdudeskError
 from core.jobs import JobQueue
@@ -22,12 +23,14 @@ from core.people.chatlinks import ACTION_PREFIX, Grant, mail_link_code, redeem_a
 from core.people.staff import Actor
 from core.ports import Clock
 from core.requests.queries import request_queue
-from core.requests.service import ACTION_LABELS, Action, RequestService
+from core.requests.service import Action, RequestService
 from core.requests.workflow import OPEN_STATES
-from core.signing.models import SchoolClass, SignatureStep, Teacher
+from core.signing.models import SchoolClass, Teacher
 from core.signing.service import RecordService
 from core.signing.turns import role_text
+from core.signing.usecases import my_turns as turns_of
 from core.text import local_time
+from core.words import words
 
 HELP = ("edudesk — bàn trợ giúp CNTT. Lệnh:\n"
         "/lienket <mã> — liên kết tài khoản (mã ở trang «Tài khoản» của web console), hoặc /lienket <e-mail trường>\n"
@@ -55,7 +58,7 @@ class TextContext:
     queue: JobQueue
     services: RequestService
     records: RecordService | None
-    surface: str = "zalo"
+    surface: Surface  # where the commands come from (the audit trail and the link codes name it)
 
 
 async def handle(ctx: TextContext, actor: Actor, external_id: str, text: str) -> str:
@@ -87,7 +90,7 @@ async def handle(ctx: TextContext, actor: Actor, external_id: str, text: str) ->
         return f"⚠ {exc.message}"
     except Exception:  # a bug must still give the person an answer, and not run again on every retry
         log.exception("chat command %r failed", text[:80])
-        return "⚠ Có lỗi hệ thống khi thực hiện lệnh; cán bộ kỹ thuật đã được ghi nhận. Vui lòng thử lại sau."
+        return "⚠ " + words(ctx.settings.general.language)("cmd.system_error")
 
 
 async def _require(ctx: TextContext, actor: Actor, permission: Permission, command: str) -> None:
@@ -113,7 +116,8 @@ async def _decide(ctx: TextContext, actor: Actor, action: Action, rest: str) -> 
         return f"Cú pháp: /{_command(action)} <số yêu cầu>" + (" <lý do>" if action in (Action.REJECT,
                                                                                        Action.ASK_INFO) else "")
     request = await ctx.services.act(int(number), action, actor, reason=reason.strip())
-    return f"✓ YC-{request.id}: đã ghi nhận «{ACTION_LABELS[action]}»."
+    w = words(ctx.settings.general.language)
+    return "✓ " + w("cmd.recorded", id=request.id, action=w.label("action", action))
 
 
 def _command(action: Action) -> str:
@@ -121,17 +125,8 @@ def _command(action: Action) -> str:
 
 
 async def my_turns(actor: Actor) -> list[tuple[SchoolClass, int, int]]:
-    """The teacher's open turns: (class, stage, records), by class name."""
-    teacher = await Teacher.get_or_none(staff_id=actor.staff_id) if actor.staff_id else None
-    if teacher is None:
-        return []
-    counts: dict[tuple[int, int], int] = {}
-    for row in await SignatureStep.filter(teacher_id=teacher.id, state="open", record__state="signing",
-                                          session_id__isnull=True).values("record__klass_id", "stage"):
-        key = (row["record__klass_id"], row["stage"])
-        counts[key] = counts.get(key, 0) + 1
-    classes = {k.id: k for k in await SchoolClass.filter(id__in=[c for c, _ in counts] or [0])}
-    return sorted(((classes[c], s, n) for (c, s), n in counts.items()), key=lambda t: (t[0].name, t[1]))
+    """The teacher's open turns not being signed: (class, stage, records), by class name."""
+    return [(t.klass, t.stage, t.open) for t in await turns_of(actor) if t.open]
 
 
 async def _sign(ctx: TextContext, actor: Actor, arg: str) -> str:
@@ -148,30 +143,29 @@ async def _sign(ctx: TextContext, actor: Actor, arg: str) -> str:
         return "\n".join(lines)
     klass, stage, count = turns[0]
     session = await ctx.records.start_signing(actor, klass.id, stage)
-    return (f"✍️ Đang ký {len(session.steps)} học bạ lớp {klass.name}. Nếu dùng ký số từ xa, hãy xác nhận "
-            f"trên điện thoại.")
+    return words(ctx.settings.general.language)("cmd.signing", n=len(session.steps), klass=klass.name)
 
 
 async def _todo(ctx: TextContext, actor: Actor, arg: str = "") -> str:
     """The person's own signing turns and, for request roles, a page of the open requests (overdue first)."""
     lines = []
+    w = words(ctx.settings.general.language)
     for klass, stage, count in await my_turns(actor):
         teacher = await Teacher.get(staff_id=actor.staff_id)
-        lines.append(f"✍️ Lớp {klass.name} — {await role_text(teacher.id, klass.id, stage)}: {count} học bạ "
-                     f"(gửi /ky {klass.name})")
+        lines.append("- " + w("cmd.todo_records", klass=klass.name, role=await role_text(teacher.id, klass.id, stage),
+                              count=count))
     if allows(actor, Permission.REQUESTS):
         tz = ctx.settings.general.timezone
         page = int(arg) if arg.isascii() and arg.isdecimal() and len(arg) < 6 else 1
         result = await request_queue(OPEN, page=page, per_page=TODO_PAGE)
         for r in result.requests:
-            due = f", hạn {local_time(r.deadline, tz)}" if r.deadline else ""
-            late = "⏰ " if r.deadline and _aware(r.deadline) < ctx.clock.now() else ""
-            lines.append(f"📨 {late}YC-{r.id} {r.sender_name or r.sender} · {STATE_LABELS['vi'].get(r.state, r.state)}"
-                         f"{due}")
+            due = ", " + w("cmd.todo_due", when=local_time(r.deadline, tz)) if r.deadline else ""
+            late = f"[{w('cmd.overdue')}] " if r.deadline and _aware(r.deadline) < ctx.clock.now() else ""
+            lines.append(f"- {late}YC-{r.id} {r.sender_name or r.sender} · {w.label('state', r.state)}{due}")
         if result.page < result.pages:
-            lines.append(f"Trang {result.page}/{result.pages} — còn {result.total - result.page * TODO_PAGE} yêu "
-                         f"cầu; gửi /danhsach {result.page + 1} để xem tiếp.")
-    return "\n".join(["Việc đang chờ Anh/Chị:", *lines]) if lines else "Không có việc nào đang chờ Anh/Chị. 🎉"
+            lines.append(w("cmd.todo_more", page=result.page, pages=result.pages,
+                           left=result.total - result.page * TODO_PAGE, next=result.page + 1))
+    return "\n".join([w("cmd.todo_title"), *lines]) if lines else w("cmd.todo_none")
 
 
 def _aware(value: datetime) -> datetime:
@@ -186,12 +180,13 @@ async def _token(ctx: TextContext, actor: Actor, token: str) -> str:
 
 async def perform(ctx: TextContext, actor: Actor, grant: Grant, reason: str = "") -> str:
     """Carry out a redeemed grant as the actor (whose roles the services check again)."""
-    if grant.action == "rec_sign":
+    if grant.action is ButtonAction.REC_SIGN:
         if ctx.records is None:
-            return "Chức năng học bạ số chưa được bật."
+            return words(ctx.settings.general.language)("cmd.records_off")
         session = await ctx.records.start_signing(actor, grant.target, grant.arg)
-        return f"✍️ Đang ký {len(session.steps)} học bạ."
+        return words(ctx.settings.general.language)("cmd.signing_n", n=len(session.steps))
     action = Action(grant.action)
     request = await ctx.services.act(grant.target, action, actor, reason=reason, version=grant.version)
-    return f"✓ YC-{request.id}: đã ghi nhận «{ACTION_LABELS[action]}»."
+    w = words(ctx.settings.general.language)
+    return "✓ " + w("cmd.recorded", id=request.id, action=w.label("action", action))
 

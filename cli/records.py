@@ -8,13 +8,13 @@ import dataclasses
 import json
 import os
 import secrets
-import shutil
 from pathlib import Path
 from typing import Any
 
 from core.config import Settings
 from core.errors import EdudeskError
 from core.people.staff import Actor, Role
+from core.signing.demotrust import demo_settings, issuer_pin
 from core.signing.models import SchoolClass, SignatureStep, SignerCredential, Teacher
 
 ADMIN = Actor("cli", "Quản trị (dòng lệnh)", frozenset({Role.ADMIN}))
@@ -64,9 +64,7 @@ async def run(app: Any, args: argparse.Namespace) -> int:
         config = Path(args.config) if args.config else Path("config.toml") if Path("config.toml").exists() else None
         return await run_demo(app, args.students, sign=args.sign, out=args.out, config=config)
     if what == "progress":
-        from core.signing.reminders import blocking
-
-        rows = await blocking()
+        rows = await app.records.progress(ADMIN)
         print("\n".join(b.text() for b in rows) or "Không còn ai đang chờ ký học bạ.")
         return 0
     if what == "export":
@@ -90,7 +88,7 @@ async def run(app: Any, args: argparse.Namespace) -> int:
         print(f"Đã đăng ký chứng thư số #{row.id} ({row.subject_name}); chờ quản trị viên duyệt.")
         return 0
     if what == "approve":
-        row = await app.records.credentials.decide(ADMIN, args.credential_id, not args.reject)
+        row = await app.records.decide_credential(ADMIN, args.credential_id, not args.reject)
         print(f"Chứng thư số #{row.id}: {row.state}")
         return 0
     return 2
@@ -165,25 +163,8 @@ async def verify_files(settings: Settings, files: list[Path], *, as_json: bool =
                              ensure_ascii=False, default=str))
         else:
             print(f"== {path}")
-            print(format_report(report, lang=lang))
+            print(format_report(report, lang=lang, timezone=settings.general.timezone))
     return 1 if bad else 0
-
-
-def demo_settings(settings: Settings) -> Settings:
-    """Settings for the demo: its CA trusted, its CRL read, the issuer on SoftHSM2 when present."""
-    from core.signing.pkcs11 import SOFTHSM_MODULE
-
-    folder = Path(settings.records.demo_dir.replace("{data_dir}", str(settings.data_dir)))
-    records = dataclasses.replace(settings.records, trusted_roots=(str(folder / "ca.crt.pem"),),
-                                  crls=(str(folder / "demo.crl"),), school=settings.records.school or "Trường THPT "
-                                  "Lê Quý Đôn")
-    if os.path.exists(SOFTHSM_MODULE) and shutil.which("softhsm2-util"):
-        issuer = dataclasses.replace(records.issuer, kind="pkcs11", pkcs11_module=SOFTHSM_MODULE,
-                                     token_label="edudesk-demo", key_label="phat-hanh", pin_env="EDUDESK_DEMO_PIN")
-    else:
-        issuer = dataclasses.replace(records.issuer, kind="pkcs12", pkcs12_path=str(folder / "issuer.p12"),
-                                     passphrase_env="EDUDESK_DEMO_PIN")
-    return dataclasses.replace(settings, records=dataclasses.replace(records, issuer=issuer))
 
 
 async def prepare_demo_pki(settings: Settings) -> Any:
@@ -194,24 +175,22 @@ async def prepare_demo_pki(settings: Settings) -> Any:
     folder = Path(settings.records.crls[0]).parent
     folder.mkdir(parents=True, exist_ok=True)
     pki = DemoPki.open(folder, school=settings.records.school)
-    pin_file = folder / "issuer.pin"
-    if not pin_file.exists():
-        pin_file.write_text(secrets.token_hex(8))
-        pin_file.chmod(0o600)
-    os.environ["EDUDESK_DEMO_PIN"] = pin_file.read_text().strip()
+    pin = issuer_pin(folder)
     issuer = settings.records.issuer
     org = pki.find(settings.records.school) or pki.issue_organisation(settings.records.school)
     pki.save(folder)
     (folder / "demo.crl").write_bytes(pki.crl(days=365))
     if issuer.kind == "pkcs11":
         conf = write_softhsm_conf(folder / "softhsm")
+        # The PKCS#11 library of this process reads SOFTHSM2_CONF when it first loads: the command line's
+        # process environment, set before the token is made or used.
+        os.environ["SOFTHSM2_CONF"] = str(conf)
         if not any((folder / "softhsm").iterdir()):
             await load_into_softhsm(conf=conf, token_label=issuer.token_label, so_pin=secrets.token_hex(8),
-                                    pin=os.environ["EDUDESK_DEMO_PIN"], key_der=org.key_der, cert_der=org.der,
+                                    pin=pin, key_der=org.key_der, cert_der=org.der,
                                     chain=org.chain_der, key_label=issuer.key_label, module=issuer.pkcs11_module)
-        os.environ["SOFTHSM2_CONF"] = str(conf)
     elif not Path(issuer.pkcs12_path).exists():
-        Path(issuer.pkcs12_path).write_bytes(org.pkcs12(os.environ["EDUDESK_DEMO_PIN"].encode()))
+        Path(issuer.pkcs12_path).write_bytes(org.pkcs12(pin.encode()))
     return pki
 
 

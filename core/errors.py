@@ -21,18 +21,6 @@ class ConfigError(EdudeskError):
     code = "config"
 
 
-class MessageTooLarge(EdudeskError):
-    """A mail is over the configured size limit."""
-
-    code = "too_large"
-
-
-class HostileInput(EdudeskError):
-    """An attachment that would explode on opening (zip bomb, too many parts, nesting)."""
-
-    code = "hostile_input"
-
-
 class NotFound(EdudeskError):
     """The thing asked for does not exist."""
 
@@ -43,3 +31,24 @@ class InvalidTransition(EdudeskError):
     """The request is not in a state that allows this action."""
 
     code = "invalid_transition"
+
+
+class NotAllowed(EdudeskError):
+    """The actor lacks the role (or the tie to the class, the record, the request) an action needs."""
+
+    code = "not_allowed"
+
+
+class LinkRefused(EdudeskError):
+    """A one-time link or code that does nothing: wrong, used, expired, gone, or tried too often.
+
+    `code` names the kind of link (`link_refused` a chat link code, `password_link_refused` a password
+    link); `reason` says why, for the surface that words the answer (e.g. a password link's `Refusal`)."""
+
+    code = "link_refused"
+
+    def __init__(self, message: str, *, reason: str = "", code: str | None = None,
+                 request_id: int | None = None) -> None:
+        super().__init__(message, code=code)
+        self.reason = reason
+        self.request_id = request_id  # a password link's request: the page speaks the mail's language

@@ -172,7 +172,7 @@ class MailDelivery:
             sender_name=self.settings.outgoing.from_name, to=mail.recipient,
             message_id=_bracket(mail.message_id), in_reply_to=_bracket(job.payload.get("in_reply_to", "")),
             references=[_bracket(r) for r in job.payload.get("references", [])], date=now,
-            display_timezone=self.settings.general.timezone, attachments=attachments,
+            display_timezone=self.settings.general.timezone, attachments=attachments, settings=self.settings,
         )
         try:
             await self.sender.send(message)

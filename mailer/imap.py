@@ -19,7 +19,7 @@ from imapclient import IMAPClient, SocketTimeout
 
 from core.config import ImapSettings
 from core.errors import ConfigError
-from core.ports import IntakeSink
+from core.ports import HealthReport, ImapCheckpoints, IntakeSink
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +34,13 @@ class ImapIntake:
     already opened must still arrive), fetched with PEEK and flagged or moved only after `store` returned,
     so a crash in between means storing it again (the sink knows it) rather than losing it."""
 
-    def __init__(self, settings: ImapSettings, password: str, sink: IntakeSink, *, max_message_size: int,
-                 batch_size: int = 100, max_attempts: int = 3, timeout: float = 60.0,
-                 rescan_days: int = 7) -> None:
+    def __init__(self, settings: ImapSettings, password: str, sink: IntakeSink, *, checkpoints: ImapCheckpoints,
+                 health: HealthReport, max_message_size: int, batch_size: int = 100, max_attempts: int = 3,
+                 timeout: float = 60.0, rescan_days: int = 7) -> None:
         self.settings = settings
-        self.sink = sink
+        self.sink = sink  # stores the mail (and its processing job) before the watcher flags it
+        self.checkpoints = checkpoints  # how far the mailbox has been stored
+        self.health = health  # where failures go (an alert mail after [imap].alert_after_failures)
         self.max_message_size = max_message_size
         self.batch_size = batch_size
         self.max_attempts = max_attempts
@@ -127,7 +129,7 @@ class ImapIntake:
         return await loop.run_in_executor(self._executor, partial(fn, *args, **kwargs))
 
     async def _start_point(self, uidvalidity: int, uidnext: int | None) -> int:
-        saved = await self.sink.load_checkpoint(self.checkpoint_key)
+        saved = await self.checkpoints.load_checkpoint(self.checkpoint_key)
         if saved is not None and saved[0] == uidvalidity:
             return saved[1]
         since = self._since
@@ -147,7 +149,7 @@ class ImapIntake:
         else:
             found = await self._call(self._client.search, ["SINCE", since])
             last = min(found) - 1 if found else uidnext - 1
-        await self.sink.save_checkpoint(self.checkpoint_key, uidvalidity, last)
+        await self.checkpoints.save_checkpoint(self.checkpoint_key, uidvalidity, last)
         return last
 
     async def _watch(self, uidvalidity: int, last: int) -> None:
@@ -192,7 +194,7 @@ class ImapIntake:
                 stored += 1
                 if not failed:  # the checkpoint never passes a mail that still has to be stored
                     last = uid
-                    await self.sink.save_checkpoint(self.checkpoint_key, uidvalidity, last)
+                    await self.checkpoints.save_checkpoint(self.checkpoint_key, uidvalidity, last)
         # Every store failing at once looks like the sink being down, not like bad mails: only count
         # attempts when something else got through, or when one mail alone is failing.
         counted = stored > 0 or len(failed) == 1
@@ -200,7 +202,7 @@ class ImapIntake:
         new_last = min(pending) - 1 if pending else max(uids, default=last)
         if new_last > last:
             last = new_last
-            await self.sink.save_checkpoint(self.checkpoint_key, uidvalidity, last)
+            await self.checkpoints.save_checkpoint(self.checkpoint_key, uidvalidity, last)
         return last, bool(pending), bool(uids)
 
     async def _ingest(self, uidvalidity: int, uid: int, size: int) -> Exception | None:
@@ -284,7 +286,7 @@ class ImapIntake:
     async def _report(self, ok: bool, detail: str = "") -> None:
         self._healthy = ok
         try:
-            await self.sink.report_health("imap", ok, detail)
+            await self.health.report_health("imap", ok, detail)
         except Exception:
             log.exception("IMAP %s: could not record health", self.checkpoint_key)
 

@@ -2,43 +2,14 @@
 
 from __future__ import annotations
 
-import enum
-
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
+from core.chats.actions import RECORD_ACTIONS as RECORD_ACTIONS
+from core.chats.actions import ButtonAction
 from core.ports import Card
 
-
-class TapAction(enum.StrEnum):
-    """Every button a card can carry (bot/cards.py); a payload naming anything else is refused."""
-
-    APPROVE = "approve"
-    REJECT = "reject"
-    ASK_INFO = "ask_info"
-    PROVISION = "provision"
-    PICK_REJECT = "pick_reject"
-    PICK_ASK_INFO = "pick_ask_info"
-    TYPE_REJECT = "type_reject"
-    TYPE_ASK_INFO = "type_ask_info"
-    BACK = "back"
-    PAGE = "page"
-    REASSIGN_PICK = "reassign_pick"
-    REASSIGN = "reassign"
-    NOOP = "noop"
-    # School records (bot/telegram/records.py): r is a class, a return or a credential id; x a stage.
-    REC_SIGN = "rec_sign"
-    REC_REMIND = "rec_remind"
-    REC_RETURN_OK = "rec_return_ok"
-    REC_RETURN_NO = "rec_return_no"
-    REC_CONFIRM = "rec_confirm"
-    REC_CRED_OK = "rec_cred_ok"
-    REC_CRED_NO = "rec_cred_no"
-    REC_LIST = "rec_list"
-    REC_REPORT = "rec_report"
-
-
-RECORD_ACTIONS = frozenset(a for a in TapAction if a.value.startswith("rec_"))
+TapAction = ButtonAction  # every button a card can carry; a payload naming anything else is refused
 
 
 class Tap(CallbackData, prefix="t"):
@@ -59,7 +30,7 @@ def keyboard(card: Card) -> InlineKeyboardMarkup | None:
             if b.url:
                 buttons.append(InlineKeyboardButton(text=b.label, url=b.url))
             else:
-                data = Tap(a=TapAction(b.action), r=b.request_id, v=b.version, x=b.arg).pack()
+                data = Tap(a=b.action, r=b.request_id, v=b.version, x=b.arg).pack()
                 buttons.append(InlineKeyboardButton(text=b.label, callback_data=data))
         if buttons:
             rows.append(buttons)

@@ -10,16 +10,16 @@ from aiogram import Router
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import Message
 
-from bot.cards import KIND_LABELS, STATE_LABELS
 from bot.telegram.context import BotContext
 from core.errors import EdudeskError
 from core.models import Request
 from core.people.access import Permission, require
-from core.people.staff import ROLE_LABELS, Actor, staff_for_telegram
+from core.people.staff import Actor, staff_for_telegram
 from core.requests.queries import request_by_number, request_queue
 from core.requests.reports import counts, day_and_month_start, find_requests
 from core.requests.workflow import OPEN_STATES
 from core.text import local_time
+from core.words import words
 
 OPEN = [s.value for s in OPEN_STATES]
 QUEUE_PAGE = 20  # lines per /queue message (a Telegram message holds 4,096 characters)
@@ -46,14 +46,14 @@ async def _allowed(message: Message, ctx: BotContext, actor: Actor, permission: 
 
 
 def _line(r: Request, ctx: BotContext) -> str:
-    lang = "en" if ctx.settings.general.language == "en" else "vi"
+    w = words(ctx.settings.general.language)
     now = ctx.clock.now()
     due = ""
     if r.deadline is not None:
-        mark = "⏰ " if r.deadline < now else ""
-        due = f" · {mark}hạn {local_time(r.deadline, ctx.settings.general.timezone)}"
-    kind = KIND_LABELS[lang].get(r.kind, r.kind)
-    return (f"<b>YC-{r.id}</b> {html.escape(kind)} · {STATE_LABELS[lang].get(r.state, r.state)}{due}\n"
+        mark = f"<b>{w('cmd.overdue')}</b> · " if r.deadline < now else ""
+        due = f" · {mark}{w('cmd.todo_due', when=local_time(r.deadline, ctx.settings.general.timezone))}"
+    kind = w.label("kind", r.kind)
+    return (f"<b>YC-{r.id}</b> {html.escape(kind)} · {w.label('state', r.state)}{due}\n"
             f"   {html.escape(r.sender_name or r.sender)}")
 
 
@@ -64,9 +64,10 @@ async def on_help(message: Message, edudesk: BotContext, actor: Actor) -> None:
 
 async def on_whoami(message: Message, edudesk: BotContext, actor: Actor) -> None:
     """Who the bot thinks the person is, and their roles."""
-    roles = ", ".join(ROLE_LABELS[r] for r in sorted(actor.roles, key=lambda r: r.value)) or "chưa có vai trò"
+    w = words(edudesk.settings.general.language)
+    roles = ", ".join(w.label("role", r) for r in sorted(actor.roles, key=lambda r: r.value)) or w("role.none")
     await edudesk.chat.send_text(message.chat.id, f"{html.escape(actor.name)} · <code>{actor.key}</code>\n"
-                                                  f"Vai trò: {roles}")
+                                                  f"{w('cmd.roles', roles=roles)}")
 
 
 async def on_queue(message: Message, command: CommandObject, edudesk: BotContext, actor: Actor) -> None:
@@ -76,14 +77,15 @@ async def on_queue(message: Message, command: CommandObject, edudesk: BotContext
     arg = (command.args or "").strip()
     page = int(arg) if arg.isascii() and arg.isdecimal() and len(arg) < 6 else 1
     result = await request_queue(OPEN, page=page, per_page=QUEUE_PAGE)
+    w = words(edudesk.settings.general.language)
     if not result.requests:
-        await edudesk.chat.send_text(message.chat.id, "<b>Yêu cầu đang mở</b>\nKhông có yêu cầu nào đang mở. 🎉")
+        await edudesk.chat.send_text(message.chat.id, f"<b>{w('cmd.queue_title')}</b>\n{w('cmd.queue_none')}")
         return
-    lines = [f"<b>Yêu cầu đang mở</b> ({result.total}, quá hạn và cũ nhất trước)",
+    lines = [f"<b>{w('cmd.queue_title')}</b> ({w('cmd.queue_count', total=result.total)})",
              *(_line(r, edudesk) for r in result.requests)]
     if result.pages > 1:
-        lines.append(f"Trang {result.page}/{result.pages}"
-                     + (f" · gửi /queue {result.page + 1} để xem tiếp" if result.page < result.pages else ""))
+        lines.append(w("cmd.queue_page", page=result.page, pages=result.pages)
+                     + (" · " + w("cmd.queue_more", next=result.page + 1) if result.page < result.pages else ""))
     await edudesk.chat.send_text(message.chat.id, "\n".join(lines))
 
 
@@ -93,11 +95,13 @@ async def on_find(message: Message, command: CommandObject, edudesk: BotContext,
         return
     term = (command.args or "").strip()
     if not term:
-        await edudesk.chat.send_text(message.chat.id, "Cú pháp: /find &lt;số yêu cầu | họ tên | mã số&gt;")
+        await edudesk.chat.send_text(message.chat.id, html.escape(words(edudesk.settings.general.language)(
+            "cmd.find_usage")))
         return
     exact = await request_by_number(term)  # a number finds its request whatever its state or age
     rows = ([exact] if exact else []) + [r for r in await find_requests(term) if not exact or r.id != exact.id]
-    text = "\n".join(_line(r, edudesk) for r in rows) if rows else f"Không tìm thấy «{html.escape(term)}»."
+    none = words(edudesk.settings.general.language)("cmd.find_none", term=html.escape(term))
+    text = "\n".join(_line(r, edudesk) for r in rows) if rows else none
     await edudesk.chat.send_text(message.chat.id, text)
 
 
@@ -108,12 +112,11 @@ async def on_report(message: Message, edudesk: BotContext, actor: Actor) -> None
     now = edudesk.clock.now()
     day, month = day_and_month_start(now, edudesk.settings.general.timezone)
     today, this_month = await counts(day, now), await counts(month, now)
-    text = (f"<b>Báo cáo</b> (đến {local_time(now, edudesk.settings.general.timezone)})\n"
-            f"Hôm nay: nhận {today.received}, hợp lệ {today.approved}, từ chối {today.rejected}, "
-            f"hoàn thành {today.done}\n"
-            f"Tháng này: nhận {this_month.received}, hợp lệ {this_month.approved}, từ chối {this_month.rejected}, "
-            f"hoàn thành {this_month.done}\n"
-            f"Đang mở: {today.open_now}, trong đó quá hạn: {today.overdue_now}")
+    text = words(edudesk.settings.general.language)(
+        "cmd.report", when=local_time(now, edudesk.settings.general.timezone),
+        t_received=today.received, t_approved=today.approved, t_rejected=today.rejected, t_done=today.done,
+        m_received=this_month.received, m_approved=this_month.approved, m_rejected=this_month.rejected,
+        m_done=this_month.done, open_now=today.open_now, overdue_now=today.overdue_now)
     await edudesk.chat.send_text(message.chat.id, text)
 
 
@@ -122,7 +125,7 @@ async def on_login(message: Message, edudesk: BotContext, actor: Actor) -> None:
     if not await _allowed(message, edudesk, actor, Permission.SIGN_IN, "login"):
         return
     if message.chat.type != "private" or message.from_user is None:
-        await edudesk.chat.send_text(message.chat.id, "Vì lý do bảo mật, hãy nhắn /login riêng cho bot.")
+        await edudesk.chat.send_text(message.chat.id, words(edudesk.settings.general.language)("cmd.login_private"))
         return
     from core.people.webauth import issue_login_link
 
@@ -142,7 +145,7 @@ async def on_link(message: Message, command: CommandObject, edudesk: BotContext,
         await edudesk.chat.send_text(message.chat.id, "Hãy gửi /lienket trong tin nhắn riêng với bot.")
         return
     context = TextContext(edudesk.settings, edudesk.clock, edudesk.services.queue, edudesk.services,
-                          edudesk.records, surface="telegram")
+                          edudesk.records, surface=edudesk.chat.surface)
     answer = await handle(context, actor, str(message.from_user.id), f"/lienket {command.args or ''}")
     await edudesk.chat.send_text(message.chat.id, html.escape(answer))
 

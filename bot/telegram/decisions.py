@@ -17,13 +17,15 @@ from aiogram.types import CallbackQuery, ForceReply, Message
 
 from bot.cards import build_card, load_view, picker_card, preset
 from bot.telegram.callbacks import Tap, TapAction
+from bot.telegram.chat import TelegramChat
 from bot.telegram.context import BotContext
 from core.errors import EdudeskError
 from core.models import ChatCard
 from core.people.access import Permission, require
 from core.people.staff import Actor, Role, assignable_staff
 from core.ports import Button, Card
-from core.requests.service import ACTION_LABELS, Action
+from core.requests.service import Action
+from core.words import words
 
 log = logging.getLogger(__name__)
 TYPING_TIMEOUT = timedelta(minutes=10)  # a prompt for a typed reason is answered within this, or forgotten
@@ -36,13 +38,14 @@ class Typing(StatesGroup):
 
 
 async def _audience(chat_id: int, request_id: int) -> str:
-    card = await ChatCard.get_or_none(surface="telegram", chat=str(chat_id), request_id=request_id)
+    card = await ChatCard.get_or_none(surface=TelegramChat.surface, chat=str(chat_id), request_id=request_id)
     return card.audience if card else "office"
 
 
 async def _act(cb: CallbackQuery, ctx: BotContext, actor: Actor, action: str, tap: Tap, reason: str = "") -> None:
     await ctx.services.act(tap.r, action, actor, reason=reason, version=tap.v)
-    await cb.answer(f"✓ Đã ghi nhận: {ACTION_LABELS[Action(action)]}")
+    w = words(ctx.settings.general.language)
+    await cb.answer("✓ " + w("cmd.recorded_short", action=w.label("action", Action(action))))
 
 
 async def _edit(cb: CallbackQuery, ctx: BotContext, card: Card) -> None:
@@ -78,7 +81,7 @@ async def on_tap(cb: CallbackQuery, callback_data: Tap, edudesk: BotContext, act
             await _reassign_picker(cb, ctx, actor, tap)
         elif a is TapAction.REASSIGN:
             await ctx.services.reassign(tap.r, tap.x, actor)
-            await cb.answer("✓ Đã giao lại")
+            await cb.answer("✓ " + words(ctx.settings.general.language)("cmd.reassigned"))
         else:
             await cb.answer()
     except EdudeskError as exc:
@@ -114,10 +117,11 @@ async def _reassign_picker(cb: CallbackQuery, ctx: BotContext, actor: Actor, tap
     if not actor.has(Role.HEAD):
         raise await ctx.services.refuse(actor, "reassign", tap.r, EdudeskError(
             "Chỉ trưởng bộ phận mới giao lại được yêu cầu.", code="not_allowed"))
-    rows = tuple((Button(f"👤 {s.name}", "reassign", tap.r, tap.v, s.id),) for s in await assignable_staff())
+    rows = tuple((Button(s.name, TapAction.REASSIGN, tap.r, tap.v, s.id),) for s in await assignable_staff())
     await cb.answer()
     text = cb.message.html_text if cb.message is not None and hasattr(cb.message, "html_text") else f"YC-{tap.r}"
-    await _edit(cb, ctx, Card(f"{text}\n\n<b>Giao cho:</b>", rows or ((Button("Chưa có cán bộ nào", "noop", tap.r),),)))
+    nobody = ((Button("Chưa có cán bộ nào", TapAction.NOOP, tap.r),),)
+    await _edit(cb, ctx, Card(f"{text}\n\n<b>Giao cho:</b>", rows or nobody))
 
 
 async def on_reason(message: Message, edudesk: BotContext, actor: Actor, state: FSMContext) -> None:

@@ -19,13 +19,13 @@ from bot.telegram.callbacks import RECORD_ACTIONS, Tap, TapAction
 from bot.telegram.context import BotContext
 from bot.telegram.decisions import TYPING_TIMEOUT
 from core.errors import EdudeskError
-from core.people.staff import Actor, Role
+from core.people.staff import Actor
 from core.ports import Button, Card
-from core.signing.models import ClassSigner, SchoolClass, SchoolRecord, SignatureStep, Teacher
+from core.signing.models import SchoolClass, SchoolRecord, SignatureStep
 from core.signing.pin import PinNotSet, PinRequired
-from core.signing.reminders import blocking, remind_pending
-from core.signing.service import NotAllowed, RecordService
+from core.signing.service import RecordService
 from core.signing.turns import role_text, sign_page, teacher_needs_pin
+from core.signing.usecases import my_turns, signer_for
 from core.text import local_time
 
 STEP_MARKS = {"open": "✍️ chờ Thầy/Cô ký", "signed": "✓ đã ký", "waiting": "⏳ chưa đến lượt"}
@@ -61,9 +61,7 @@ async def on_record_tap(cb: CallbackQuery, callback_data: Tap, edudesk: BotConte
             await cb.answer(f"✍️ Đang ký {len(session.steps)} học bạ. Nếu dùng ký số từ xa, hãy xác nhận trên "
                             f"điện thoại.", show_alert=True)
         elif tap.a == TapAction.REC_REMIND:
-            if not actor.has(Role.LEADER, Role.HEAD):
-                raise await records.refuse(actor, "rec_remind", NotAllowed("Chỉ ban giám hiệu nhắc ký."))
-            sent, when = await remind_pending(ctx.settings, ctx.clock, records.queue, actor, tap.r or None)
+            sent, when = await records.remind_all(actor, tap.r or None)
             later = when > ctx.clock.now()
             await cb.answer(f"🔔 Đã gửi nhắc {sent} giáo viên" + (
                 f" (giờ nghỉ: sẽ gửi lúc {local_time(when, ctx.settings.general.timezone)})" if later else "."),
@@ -76,9 +74,7 @@ async def on_record_tap(cb: CallbackQuery, callback_data: Tap, edudesk: BotConte
             klass = await records.confirm_class(actor, tap.r)
             await cb.answer(f"✓ Đã xác nhận hoàn tất lớp {klass.name}.")
         elif tap.a in (TapAction.REC_CRED_OK, TapAction.REC_CRED_NO):
-            if records.credentials is None:
-                raise EdudeskError("Chức năng học bạ số chưa được bật.", code="records_off")
-            row = await records.credentials.decide(actor, tap.r, tap.a == TapAction.REC_CRED_OK)
+            row = await records.decide_credential(actor, tap.r, tap.a == TapAction.REC_CRED_OK)
             await cb.answer("✓ Đã duyệt chứng thư số." if row.state == "approved" else "✓ Đã từ chối chứng thư số.")
     except EdudeskError as exc:
         await cb.answer(f"⚠ {exc.message}"[:200], show_alert=True)
@@ -86,11 +82,7 @@ async def on_record_tap(cb: CallbackQuery, callback_data: Tap, edudesk: BotConte
 
 async def _class_for(records: RecordService, actor: Actor, class_id: int, action: str) -> tuple[SchoolClass, int]:
     """The class and the actor's teacher id, when they sign its records or lead the school (personal data)."""
-    klass = await SchoolClass.get_or_none(id=class_id)
-    teacher = await Teacher.get_or_none(staff_id=actor.staff_id) if actor.staff_id else None
-    signs = teacher is not None and await ClassSigner.filter(klass_id=class_id, teacher_id=teacher.id).exists()
-    if klass is None or not (signs or actor.has(Role.LEADER, Role.HEAD)):
-        raise await records.refuse(actor, action, NotAllowed("Anh/Chị không ký học bạ của lớp này."))
+    klass, teacher = await records.class_for(actor, class_id, action)
     return klass, teacher.id if teacher is not None else 0
 
 
@@ -176,15 +168,11 @@ async def on_report_reason(message: Message, edudesk: BotContext, actor: Actor, 
 
 async def on_sign_list(message: Message, edudesk: BotContext, actor: Actor) -> None:
     """/ky: the classes where it is the teacher's turn, each with its Ký ngay button."""
-    teacher = await Teacher.get_or_none(staff_id=actor.staff_id) if actor.staff_id else None
+    teacher = await signer_for(actor)
     if teacher is None:
         await edudesk.chat.send_text(message.chat.id, "Anh/Chị không có trong danh sách giáo viên ký học bạ.")
         return
-    turns: dict[tuple[int, int], int] = {}
-    for step in await SignatureStep.filter(teacher_id=teacher.id, state="open", record__state="signing") \
-            .prefetch_related("record"):
-        key = (step.record.klass_id, step.stage)
-        turns[key] = turns.get(key, 0) + 1
+    turns = {(t.klass.id, t.stage): t.to_sign for t in await my_turns(actor)}
     if not turns:
         await edudesk.chat.send_text(message.chat.id, "Không có học bạ nào đang chờ Thầy/Cô ký.")
         return
@@ -197,24 +185,25 @@ async def on_sign_list(message: Message, edudesk: BotContext, actor: Actor) -> N
         role = html.escape(await role_text(teacher.id, class_id, stage))
         lines.append(f"• {html.escape(klass.name)} — {role}: {count} học bạ")
         if pin and edudesk.settings.web.public_url:  # a key the server holds: the button opens the console's page
-            rows.append((Button(f"✍️ Ký ngay {klass.name}", "noop", 0, url=sign_page(edudesk.settings, class_id,
+            rows.append((Button(f"✍️ Ký ngay {klass.name}", TapAction.NOOP, 0, url=sign_page(edudesk.settings, class_id,
                                                                                       stage)),))
         else:
-            rows.append((Button(f"✍️ Ký ngay {klass.name}", "rec_sign", class_id, arg=stage),))
+            rows.append((Button(f"✍️ Ký ngay {klass.name}", TapAction.REC_SIGN, class_id, arg=stage),))
     await edudesk.chat.post_card(str(message.chat.id), Card("\n".join(lines), tuple(rows)))
 
 
 async def on_progress(message: Message, edudesk: BotContext, actor: Actor) -> None:
     """/tiendo: per class and stage, who is blocking which records; one button reminds everyone."""
-    if not actor.has(Role.LEADER, Role.HEAD):
-        await edudesk.chat.send_text(message.chat.id, "Chỉ ban giám hiệu xem tiến độ ký học bạ.")
+    try:
+        rows = await _records(edudesk).progress(actor)
+    except EdudeskError as exc:
+        await edudesk.chat.send_text(message.chat.id, html.escape(exc.message))
         return
-    rows = await blocking()
     if not rows:
         await edudesk.chat.send_text(message.chat.id, "Không còn ai đang chờ ký học bạ.")
         return
     text = "📊 <b>Tiến độ ký học bạ</b>\n" + "\n".join(html.escape(b.text()) for b in rows)
-    card = Card(text[:4000], ((Button("🔔 Nhắc tất cả", "rec_remind", 0),),))
+    card = Card(text[:4000], ((Button("🔔 Nhắc tất cả", TapAction.REC_REMIND, 0),),))
     await edudesk.chat.post_card(str(message.chat.id), card)
 
 

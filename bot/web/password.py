@@ -105,8 +105,8 @@ def _page(request: web.Request, template: str, lang: str, *, status: int = 200, 
 
 async def _refused(request: web.Request, refused: LinkRefused) -> web.Response:
     lang = _lang(await _request_lang(refused.request_id), console(request).settings.general.language)
-    status = 404 if refused.reason is Refusal.UNKNOWN else 410
-    return _page(request, "password_refused.html.j2", lang, status=status, reason=refused.reason.value,
+    status = 404 if refused.reason == Refusal.UNKNOWN else 410
+    return _page(request, "password_refused.html.j2", lang, status=status, reason=str(refused.reason),
                  message=PAGE[lang]["pw_reasons"][refused.reason])
 
 

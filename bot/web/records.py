@@ -18,7 +18,6 @@ from core.errors import EdudeskError, NotFound
 from core.people.access import Permission
 from core.people.staff import Actor, Role
 from core.signing.models import (
-    ClassSigner,
     RecordReturn,
     SchoolClass,
     SchoolRecord,
@@ -29,9 +28,10 @@ from core.signing.models import (
 )
 from core.signing.pin import check_new_pin, needs_pin
 from core.signing.quiet import in_quiet_hours, parse_quiet_hours, quiet_until
-from core.signing.reminders import blocking, remind_pending
-from core.signing.service import NotAllowed, RecordService
+from core.signing.service import RecordService
 from core.signing.turns import role_text
+from core.signing.usecases import may_follow_progress, open_turn_count, signer_for
+from core.signing.usecases import my_turns as turns_of
 
 VERIFY_MAX = 20 * 1024 * 1024  # a record PDF with 15 signatures and scans stays well below
 ID = r"{id:\d{1,18}}"
@@ -60,12 +60,9 @@ async def turns_badge(request: web.Request, handler: Any) -> web.StreamResponse:
     """For a signed-in teacher's pages: the count of records waiting for their signature, shown in the nav
     (the console's side of the "sign now" message)."""
     actor = request.get(ACTOR)
-    if request.method == "GET" and actor is not None and actor.staff_id is not None \
-            and actor.has(Role.TEACHER, Role.LEADER) and console(request).records is not None:
-        teacher = await Teacher.get_or_none(staff_id=actor.staff_id).only("id")
-        if teacher is not None:
-            request[TURNS] = await SignatureStep.filter(teacher_id=teacher.id, state="open",
-                                                        record__state="signing").count()
+    if request.method == "GET" and actor is not None and console(request).records is not None:
+        if await signer_for(actor) is not None:
+            request[TURNS] = await open_turn_count(actor)
     return await handler(request)
 
 
@@ -73,32 +70,15 @@ def _int(form: Any, name: str) -> int:
     return int(str(form.get(name, "")))
 
 
-async def _teacher(actor: Actor) -> Teacher | None:
-    if actor.staff_id is None or not actor.has(Role.TEACHER, Role.LEADER):
-        return None
-    return await Teacher.get_or_none(staff_id=actor.staff_id)
-
-
-async def my_turns(c: Console, teacher: Teacher, now: datetime) -> list[dict[str, Any]]:
+async def my_turns(c: Console, actor: Actor, teacher: Teacher, now: datetime) -> list[dict[str, Any]]:
     """The teacher's steps still to sign, per class and stage: open, being signed, not yet their turn."""
-    steps = await SignatureStep.filter(teacher_id=teacher.id, state__in=["open", "waiting"],
-                                       record__state="signing").values(
-        "record__klass_id", "stage", "state", "deadline", "session_id")
-    groups: dict[tuple[int, int], list[dict[str, Any]]] = defaultdict(list)
-    for s in steps:
-        groups[(s["record__klass_id"], s["stage"])].append(s)
-    names = {k.id: k for k in await SchoolClass.filter(id__in=[k for k, _ in groups] or [0])}
     rows = []
-    for (class_id, stage), items in sorted(groups.items(), key=lambda g: (names[g[0][0]].name, g[0][1])):
-        open_ = [s for s in items if s["state"] == "open"]
-        deadlines = [s["deadline"] for s in open_ if s["deadline"]]
-        left, overdue = c.time_left(min(deadlines), now) if deadlines else ("", False)
-        rows.append({"class_id": class_id, "class": names[class_id].name, "year": names[class_id].year,
-                     "stage": stage, "role": await role_text(teacher.id, class_id, stage),
-                     "open": sum(1 for s in open_ if s["session_id"] is None),
-                     "in_session": sum(1 for s in open_ if s["session_id"] is not None),
-                     "waiting": len(items) - len(open_), "deadline": c.when(min(deadlines)) if deadlines else "",
-                     "left": left, "overdue": overdue})
+    for t in await turns_of(actor, waiting=True):
+        left, overdue = c.time_left(t.deadline, now) if t.deadline else ("", False)
+        rows.append({"class_id": t.klass.id, "class": t.klass.name, "year": t.klass.year, "stage": t.stage,
+                     "role": await role_text(teacher.id, t.klass.id, t.stage), "open": t.open,
+                     "in_session": t.in_session, "waiting": t.waiting,
+                     "deadline": c.when(t.deadline) if t.deadline else "", "left": left, "overdue": overdue})
     return rows
 
 
@@ -140,10 +120,10 @@ async def records_page(request: web.Request, *, error: str = "") -> web.Response
     c = console(request)
     service(c)
     actor, now = request[ACTOR], c.clock.now()
-    teacher = await _teacher(actor)
+    teacher = await signer_for(actor)
     context: dict[str, Any] = {"teacher": teacher, "turns": [], "credential": None, "session": None}
     if teacher is not None:
-        context["turns"] = await my_turns(c, teacher, now)
+        context["turns"] = await my_turns(c, actor, teacher, now)
         context["credential"] = await SignerCredential.filter(teacher_id=teacher.id).exclude(
             state__in=["rejected", "revoked"]).order_by("-id").first()
         approved = await SignerCredential.filter(teacher_id=teacher.id, state="approved").order_by("-id").first()
@@ -151,11 +131,12 @@ async def records_page(request: web.Request, *, error: str = "") -> web.Response
         if request.query.get("session", "").isdigit():
             context["session"] = await SignSession.get_or_none(id=int(request.query["session"]),
                                                                teacher_id=teacher.id)
-    leader = actor.has(Role.LEADER, Role.HEAD)
+    leader = may_follow_progress(actor)
     if leader:
         window = parse_quiet_hours(c.settings.records.quiet_hours)
         quiet = in_quiet_hours(now, window, c.settings.general.timezone)
-        context.update(blocking=[b.text() for b in await blocking()], quiet_hours=c.settings.records.quiet_hours,
+        context.update(blocking=[b.text() for b in await service(c).progress(actor)],
+                       quiet_hours=c.settings.records.quiet_hours,
                        quiet_until=c.when(quiet_until(now, window, c.settings.general.timezone)) if quiet else "")
     if actor.has(Role.ADMIN):
         context.update(await admin_view(c))
@@ -192,9 +173,7 @@ async def sign_now(request: web.Request) -> web.Response:
 async def remind_all(request: web.Request) -> web.Response:
     """POST /records/remind: a leader reminds every teacher still owing signatures (after quiet hours)."""
     async def act(records: RecordService, actor: Actor, form: Any) -> str:
-        if not actor.has(Role.LEADER, Role.HEAD):
-            raise await records.refuse(actor, "rec_remind", NotAllowed("Chỉ ban giám hiệu nhắc ký học bạ."))
-        sent, when = await remind_pending(records.settings, records.clock, records.queue, actor)
+        sent, when = await records.remind_all(actor)
         return f"/records?reminded={sent}&at={int(when.timestamp())}"
     return await _post(request, act)
 
@@ -221,9 +200,7 @@ async def decide_return(request: web.Request) -> web.Response:
 async def decide_credential(request: web.Request) -> web.Response:
     """POST /records/credentials/{id}: the admin approves (approve=1) or rejects a credential."""
     async def act(records: RecordService, actor: Actor, form: Any) -> str:
-        if records.credentials is None:
-            raise NotFound(console(request).t["rec"]["disabled"])
-        await records.credentials.decide(actor, int(request.match_info["id"]), _int(form, "approve") == 1)
+        await records.decide_credential(actor, int(request.match_info["id"]), _int(form, "approve") == 1)
         return ""
     return await _post(request, act)
 
@@ -232,16 +209,9 @@ async def decide_credential(request: web.Request) -> web.Response:
 async def class_page(request: web.Request, *, error: str = "") -> web.Response:
     """GET /records/classes/{id}?stage=N: the class's records, my step in each, Báo sai sót per record."""
     c = console(request)
-    service(c)
     actor = request[ACTOR]
     class_id = int(request.match_info["id"])
-    klass = await SchoolClass.get_or_none(id=class_id)
-    if klass is None:
-        raise NotFound("Không có lớp này.")
-    teacher = await _teacher(actor)
-    signs_here = teacher is not None and await ClassSigner.filter(klass_id=class_id, teacher_id=teacher.id).exists()
-    if not signs_here and not actor.has(Role.LEADER, Role.HEAD):
-        raise NotAllowed("Anh/Chị không ký học bạ của lớp này.")  # the list holds students' personal data
+    klass, teacher = await service(c).class_for(actor, class_id, "rec_list")  # students' personal data
     stage = int(request.query["stage"]) if request.query.get("stage", "").isdigit() else 0
     mine: dict[int, str] = {}
     if teacher is not None:
@@ -276,7 +246,7 @@ async def credentials_page(request: web.Request, *, error: str = "", flash: str 
     """GET /records/credentials: the teacher's credentials and the registration form."""
     c = console(request)
     service(c)
-    teacher = await _teacher(request[ACTOR])
+    teacher = await signer_for(request[ACTOR])
     rows = []
     if teacher is not None:
         rows = await SignerCredential.filter(teacher_id=teacher.id).order_by("-id")
@@ -342,7 +312,7 @@ async def verify_page(request: web.Request) -> web.Response:
 def _trust(c: Console) -> tuple[tuple[bytes, ...], tuple[bytes, ...], bool]:
     from pathlib import Path
 
-    from cli.records import demo_settings
+    from core.signing.demotrust import demo_settings
     from core.signing.trust import trust_material
 
     roots, crls = trust_material(c.settings)
@@ -374,7 +344,7 @@ async def verify_upload(request: web.Request) -> web.Response:
     # pyHanko's validation is CPU work: in a thread of its own, so the console and the bot keep answering.
     report = await asyncio.to_thread(_verify_in_thread, data, roots, crls)
     return render(request, "records_verify.html.j2", report=report, demo=demo, name=name,
-                  text=format_report(report, lang=c.t["lang"]))
+                  when=c.when, text=format_report(report, lang=c.t["lang"], timezone=c.settings.general.timezone))
 
 
 def add_routes(app: web.Application) -> None:

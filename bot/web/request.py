@@ -19,6 +19,7 @@ from core.models import AuditEvent, InboundMail, RequestPerson, Staff
 from core.people.access import Permission
 from core.people.staff import Role
 from core.requests.service import ROLES, Action, AlreadyDecided
+from core.words import detail_pairs, event_label
 
 REASONED = (Action.REJECT.value, Action.ASK_INFO.value)
 _FORMULA = re.compile(r"[=+\-@\t\r]")
@@ -72,8 +73,8 @@ async def _page(request: web.Request, request_id: int, *, status: int = 200, err
     events = await AuditEvent.filter(Q(request_id=request_id) | Q(mail_id__in=mail_ids or [0])).order_by("id")
     t = c.t
     audit = [{"at": c.when(e.at), "actor": e.actor,
-              "action": (e.detail or {}).get("label") or t["actions"].get(e.action, e.action), "code": e.action,
-              "detail": clean_detail(e.detail)} for e in events]
+              "action": event_label(e.action, t["lang"], (e.detail or {}).get("label", "")), "code": e.action,
+              "detail": detail_pairs(clean_detail(e.detail), t["lang"], c.settings.general.timezone)} for e in events]
     actor = request[ACTOR]
     staff = await Staff.filter(active=True).order_by("name") if has_role(actor, (Role.HEAD,)) else []
     r = view.request

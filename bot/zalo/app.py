@@ -21,7 +21,7 @@ class ZaloSurface:
     def __init__(self, settings: Settings, clock: Clock, queue: JobQueue, services: RequestService,
                  records: RecordService | None, box: SecretBox) -> None:
         self.settings = settings
-        text = TextContext(settings, clock, queue, services, records)
+        text = TextContext(settings, clock, queue, services, records, ZaloChat.surface)
         z = settings.zalo
         if z.api == "oa":
             from bot.zalo.oa import OaClient, OaReceiver, OaTokens

@@ -18,7 +18,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from core.config import Settings
-from core.errors import EdudeskError
+from core.errors import EdudeskError, LinkRefused
 from core.models import AuditEvent, PasswordLink, PendingSecret
 from core.people.webauth import token_hash
 from core.ports import Clock
@@ -48,15 +48,10 @@ _MESSAGES = {
 }
 
 
-class LinkRefused(EdudeskError):
-    """A password link that shows nothing; `reason` tells the page which message to give."""
-
-    code = "password_link_refused"
-
-    def __init__(self, reason: Refusal, request_id: int | None = None) -> None:
-        super().__init__(f"{_MESSAGES[reason]} Vui lòng trả lời thư để nhận liên kết mới.")
-        self.reason = reason
-        self.request_id = request_id  # known for used and expired links: the page speaks the mail's language
+def refused(reason: Refusal, request_id: int | None = None) -> LinkRefused:
+    """A password link that shows nothing; its `reason` (a `Refusal`) tells the page which message to give."""
+    return LinkRefused(f"{_MESSAGES[reason]} Vui lòng trả lời thư để nhận liên kết mới.", reason=reason,
+                       code="password_link_refused", request_id=request_id)
 
 
 @dataclass(frozen=True)
@@ -124,7 +119,7 @@ async def peek_password_link(token: str, clock: Clock) -> LinkInfo | LinkRefused
     row = await PasswordLink.get_or_none(token_hash=token_hash(token[:200]))
     refusal = _refusal(row, clock.now())
     if refusal is not None or row is None:
-        return LinkRefused(refusal or Refusal.UNKNOWN, row.request_id if row else None)
+        return refused(refusal or Refusal.UNKNOWN, row.request_id if row else None)
     return LinkInfo(request_id=row.request_id, expires_at=_aware(row.expires_at), count=len(row.accounts or []),
                     is_list=row.is_list)
 
@@ -155,7 +150,7 @@ async def open_password_link(token: str, clock: Clock, box: SecretBox, *,
                 refusal = None if won else Refusal.USED
             if refusal is not None or row is None:
                 await _audit_refusal(conn, refusal or Refusal.UNKNOWN, row, now, where)
-                return LinkRefused(refusal or Refusal.UNKNOWN, row.request_id if row else None)
+                return refused(refusal or Refusal.UNKNOWN, row.request_id if row else None)
             keys = _keys(row)
             sealed = {s.key: s.sealed for s in await PendingSecret.filter(key__in=keys).using_db(conn)} if keys else {}
             if any(k not in sealed for k in keys):
@@ -177,7 +172,7 @@ async def open_password_link(token: str, clock: Clock, box: SecretBox, *,
                   row.request_id if row else "?", gone.cause)
         async with in_transaction() as conn:
             await _audit_refusal(conn, Refusal.GONE, row, now, {"cause": gone.cause, **where})
-        return LinkRefused(Refusal.GONE, row.request_id if row else None)
+        return refused(Refusal.GONE, row.request_id if row else None)
     return OpenedLink(request_id=row.request_id, recipient=row.recipient, is_list=row.is_list, accounts=accounts)
 
 

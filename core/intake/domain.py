@@ -132,16 +132,6 @@ class Person:
         data.pop("note")
         return data
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Person:
-        """Inverse of `to_json` (unknown keys ignored)."""
-        values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        if "class" in data:
-            values["class_name"] = data["class"]
-        dob = data.get("date_of_birth")
-        values["date_of_birth"] = date.fromisoformat(dob) if dob else None
-        return cls(**values)
-
 
 @dataclass(frozen=True)
 class ExtractedRequest:

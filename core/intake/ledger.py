@@ -15,15 +15,15 @@ from tortoise.transactions import in_transaction
 
 from core.config import Settings
 from core.jobs import JobKind, JobQueue, JobState
-from core.models import AuditEvent, ChannelHealth, ImapCheckpoint, InboundMail, Job
+from core.models import AuditEvent, ChannelHealth, InboundMail, Job
 from core.ports import Clock, StoreResult
 from core.requests.mailqueue import mail_context, queue_mail
+from core.words import words
 
 log = logging.getLogger(__name__)
 
 _MSGID = re.compile(r"<([^<>\s]+)>|(\S+@\S+)")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-CHANNEL_LABELS = {"imap": "IMAP", "smtp": "SMTP", "telegram": "Telegram", "zalo": "Zalo"}
 _HEADER_LIMIT = 256 * 1024  # Message-ID is in the header block; never scan a 30 MB body for it
 _MID_KEY_LIMIT = 200  # longer Message-IDs are keyed by their hash (the key column holds 300)
 # What the sender wrote: the same whichever servers carried the mail. Received, Return-Path,
@@ -95,7 +95,8 @@ def dedupe_key(raw: bytes, message_id: str) -> tuple[str, str]:
 
 
 class MailLedger:
-    """The `IntakeSink` both channels feed: `store` commits the raw mail and its job before returning."""
+    """The `IntakeSink` both channels feed: `store` commits the raw mail and its job before returning. It is
+    also the `HealthReport` of the channels (`report_health`); IMAP checkpoints are `DbImapCheckpoints`."""
 
     def __init__(self, queue: JobQueue, clock: Clock, settings: Settings) -> None:
         self.queue = queue
@@ -197,20 +198,6 @@ class MailLedger:
             return first.id, None
         return None, first.id
 
-    async def load_checkpoint(self, key: str) -> tuple[int, int] | None:
-        """(uidvalidity, last_uid) for an IMAP mailbox, or None the first time."""
-        row = await ImapCheckpoint.get_or_none(key=key)
-        return (row.uidvalidity, row.last_uid) if row else None
-
-    async def save_checkpoint(self, key: str, uidvalidity: int, last_uid: int) -> None:
-        """Remember how far an IMAP mailbox has been stored."""
-        now = self.clock.now()
-        updated = await ImapCheckpoint.filter(key=key).update(
-            uidvalidity=uidvalidity, last_uid=last_uid, updated_at=now
-        )
-        if not updated:
-            await ImapCheckpoint.create(key=key, uidvalidity=uidvalidity, last_uid=last_uid, updated_at=now)
-
     async def report_health(self, channel: str, ok: bool, detail: str = "") -> None:
         """Record a channel's health; after N failures in a row staff are alerted once (audit + mail).
 
@@ -245,8 +232,8 @@ class MailLedger:
     async def _alert_staff(self, conn: BaseDBAsyncClient, channel: str, failures: int, detail: str) -> None:
         """Tell the technical staff by mail (queued with the audit entry, so it is sent once)."""
         stamp = int(self.clock.now().timestamp())
-        context = {**mail_context(self.settings), "channel_label": CHANNEL_LABELS.get(channel, channel),
-                   "failures": failures, "error": detail[:500]}
+        label = words(self.settings.general.language).label("channel", channel)
+        context = {**mail_context(self.settings), "channel_label": label, "failures": failures, "error": detail[:500]}
         for recipient in self.settings.outgoing.alerts_to or (self.settings.institution.office_address,):
             await queue_mail(conn, self.queue, self.clock, self.settings, template="channel_failing",
                              key=f"channel_failing:{channel}:{stamp}:{recipient}", recipient=recipient,

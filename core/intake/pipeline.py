@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -18,15 +18,15 @@ from core.chats.notify import enqueue_cards, enqueue_notice
 from core.config import Settings
 from core.db import dialect, lock_for_transaction
 from core.errors import InvalidTransition
-from core.intake import flood
 from core.intake.checks import Checked, check_request
 from core.intake.domain import ExtractedRequest, IncomingMail, Kind, Population, Severity
-from core.intake.loops import classify_automatic, may_auto_reply
+from core.intake.filters import FILTERS, Filter, MailContext
+from core.intake.loops import may_auto_reply
 from core.intake.sender import from_untrusted
 from core.intake.threading import request_number_from_subject, thread_keys
 from core.jobs import Handlers, JobKind, JobQueue
 from core.models import AuditEvent, InboundMail, Job, OutgoingMail, Request, RequestPerson
-from core.ports import AnalysisTimeout, Clock, MailAnalyser
+from core.ports import Clock, MailAnalyser
 from core.requests.mailqueue import mail_context, queue_mail
 from core.requests.workflow import Event, State, deadline_for, next_deadline, transition
 
@@ -57,7 +57,8 @@ class IntakePipeline:
     """Runs the intake filters in order for one stored mail; safe to run twice for the same mail."""
 
     def __init__(self, settings: Settings, clock: Clock, queue: JobQueue, analyser: MailAnalyser,
-                 headers_only: Any) -> None:
+                 headers_only: Any, filters: Sequence[Filter] = FILTERS) -> None:
+        self.filters = tuple(filters)
         self.settings = settings
         self.clock = clock
         self.queue = queue
@@ -73,36 +74,38 @@ class IntakePipeline:
         """Job handler of `process_mail`."""
         await self.process(int(job.payload["mail_id"]))
 
-    async def process(self, mail_id: int) -> None:
-        """Process one stored mail (idempotent: a mail already processed is left alone)."""
+    async def process(self, mail_id: int) -> str | None:
+        """Process one stored mail (idempotent: a mail already processed is left alone): run the filters in
+        order until one finishes it; returns its outcome (None when there was nothing to do)."""
         row = await InboundMail.get_or_none(id=mail_id)
         if row is None or row.state != "pending":
-            return
-        raw = bytes(row.content)
-        if row.oversize:
-            limit_mb = self.settings.smtpd.max_message_size // 2**20
-            await self._quarantine(row, self._with_envelope(row, self.headers_only(raw)), "too_large", "too_large",
-                                   {"limit_mb": limit_mb, "size": row.oversize})
-            return
+            return None
+        ctx = MailContext(self, row, bytes(row.content))
         try:
-            analysis = await self.analyser.analyse(raw)
-        except AnalysisTimeout as exc:
-            await self._quarantine(row, self._with_envelope(row, self.headers_only(raw)), "timeout", "unreadable",
-                                   {"error": str(exc)})
-            return
-        mail, automatic = self._with_envelope(row, analysis.mail), analysis.automatic
-        if automatic is None and mail is not analysis.mail:
-            automatic = classify_automatic(mail, self.own_addresses)  # a DSN subject from <> is a bounce
-        if automatic is not None:
-            await self._finish(row, "ignored", automatic.value, mail, detail={
-                "from": mail.from_addr, "subject": mail.subject[:200]})
-            return
-        request = await self._find_thread(mail)
-        if request is not None:
-            await self._attach_reply(row, mail, request, analysis.extracted)
-            return
-        assert analysis.extracted is not None
-        await self._create_request(row, mail, analysis.extracted)
+            return await self._run(ctx, self.filters)
+        finally:
+            self.queue.wake()
+
+    async def _run(self, ctx: MailContext, filters: Sequence[Filter]) -> str | None:
+        """Each filter in turn; from the first one that `decides`, the rest run inside the decision."""
+        for index, step in enumerate(filters):
+            if step.decides:
+                async with self._decision():
+                    return await self._run_each(ctx, filters[index:])
+            outcome = await self._run_each(ctx, (step,))
+            if outcome is not None:
+                return outcome
+        return None
+
+    @staticmethod
+    async def _run_each(ctx: MailContext, filters: Sequence[Filter]) -> str | None:
+        for step in filters:
+            ctx.seen.append(step.name)
+            outcome = await step.run(ctx)
+            if outcome is not None:
+                log.debug("mail %s: %s by the %s filter (after %s)", ctx.row.id, outcome, step.name, ctx.seen)
+                return outcome
+        return None
 
     @property
     def own_addresses(self) -> tuple[str, ...]:
@@ -216,7 +219,7 @@ class IntakePipeline:
                     await self._save_persons(conn, request.id, checked)
                 await self._finish(row, "processed", "reply", mail, conn, request.id, detail={
                     "from": mail.from_addr, "state": decision.state.value, "updated_form": checked is not None,
-                    "form_not_applied": form_kept})
+                    "form_not_applied": form_kept, "filter": "thread"})
                 await enqueue_cards(conn, self.queue, request.id, version, decision.state)
                 notice = ""
                 if form_kept:
@@ -244,18 +247,10 @@ class IntakePipeline:
             for i, p in enumerate(checked.persons)
         ], batch_size=500, using_db=conn)
 
-    async def _create_request(self, row: InboundMail, mail: IncomingMail, extracted: ExtractedRequest) -> None:
-        """A new request with its findings, deadline, audit entry and acknowledgement, in one transaction."""
-        async with self._decision():
-            await self._check_and_create(row, mail, extracted)
-        self.queue.wake()
-
     async def _check_and_create(self, row: InboundMail, mail: IncomingMail, extracted: ExtractedRequest) -> None:
+        """A new request with its findings, deadline, audit entry and acknowledgement, in one transaction (the
+        `create_request` filter, inside the decision)."""
         now = self.clock.now()
-        if await flood.over_limit(mail, self.settings, now):
-            async with in_transaction() as conn:
-                await flood.park(conn, row.id, mail, self.settings, now)
-            return
         checked = await check_request(extracted, mail, self.settings)
         received_at = row.received_at
         async with in_transaction() as conn:
@@ -271,7 +266,8 @@ class IntakePipeline:
             await self._save_persons(conn, request.id, checked)
             await self._finish(row, "processed", "request_created", mail, conn, request.id, detail={
                 "kind": request.kind, "population": request.population, "persons": len(checked.persons),
-                "problems": _count_problems(checked), "flags": checked.flags, "from": mail.from_addr})
+                "problems": _count_problems(checked), "flags": checked.flags, "from": mail.from_addr,
+                "filter": "create_request"})
             await enqueue_cards(conn, self.queue, request.id, 0, State.RECEIVED)
             if may_auto_reply(mail, self.own_addresses):
                 no_form = not checked.persons

@@ -11,8 +11,9 @@ from __future__ import annotations
 import enum
 from datetime import timedelta
 
+from core.errors import NotAllowed
 from core.models import AuditEvent
-from core.people.staff import Actor, NotAllowed, Role
+from core.people.staff import Actor, Role
 from core.ports import Clock
 
 

@@ -7,9 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from tortoise.transactions import in_transaction
+
+from core.chats.surfaces import NOTIFY_CHOICES
 from core.config import Settings
 from core.errors import EdudeskError
-from core.models import Staff
+from core.errors import NotAllowed as NotAllowed  # its old home: importers may still name it here
+from core.models import AuditEvent, Staff
 
 if TYPE_CHECKING:
     from tortoise.backends.base.client import BaseDBAsyncClient
@@ -24,16 +28,6 @@ class Role(enum.StrEnum):
     ADMIN = "admin"  # everything, and manages staff
     TEACHER = "teacher"  # signs school records (subject, homeroom)
     LEADER = "leader"  # school leadership: signs records, sees signing progress, reminds teachers
-
-
-ROLE_LABELS = {Role.OFFICE: "Văn phòng", Role.TECHNICAL: "Kỹ thuật", Role.HEAD: "Trưởng bộ phận",
-               Role.ADMIN: "Quản trị", Role.TEACHER: "Giáo viên", Role.LEADER: "Ban giám hiệu"}
-
-
-class NotAllowed(EdudeskError):
-    """The actor lacks the role an action needs."""
-
-    code = "not_allowed"
 
 
 @dataclass(frozen=True)
@@ -53,9 +47,6 @@ class Actor:
     def has(self, *roles: Role) -> bool:
         """Whether the actor holds one of `roles` (admin holds them all)."""
         return Role.ADMIN in self.roles or any(r in self.roles for r in roles)
-
-
-SYSTEM = Actor("system", "edudesk", frozenset({Role.ADMIN}))
 
 
 def _config_roles(settings: Settings, *keys: str) -> set[Role]:
@@ -157,3 +148,16 @@ async def assignable_staff(limit: int = 20) -> list[Staff]:
     """Who a head can give work to: active office and technical staff."""
     rows = await Staff.filter(active=True).order_by("name")
     return [s for s in rows if {Role.OFFICE.value, Role.TECHNICAL.value} & set(s.roles or [])][:limit]
+
+
+async def choose_notify_via(actor: Actor, value: str, now: datetime) -> None:
+    """Where the actor's own notices go (a staff member's choice, audited); refused for anyone who is not
+    a staff member and for a value that names no channel."""
+    if actor.staff_id is None:
+        raise NotAllowed("Chỉ cán bộ của trường chọn được nơi nhận thông báo.")
+    if value not in NOTIFY_CHOICES:
+        raise EdudeskError(f"Không có kênh thông báo «{value[:40]}».", code="bad_notify_via")
+    async with in_transaction() as conn:
+        await Staff.filter(id=actor.staff_id).using_db(conn).update(notify_via=value)
+        await AuditEvent.create(at=now, actor=actor.label, action="notify_via_changed", using_db=conn,
+                                detail={"staff_id": actor.staff_id, "notify_via": value})

@@ -14,13 +14,6 @@ from core.requests.workflow import OPEN_STATES
 from core.text import fold
 
 
-async def open_queue(limit: int = 30) -> list[Request]:
-    """Open requests, the most urgent (earliest deadline) first; waiting-for-requester last."""
-    rows = await Request.filter(state__in=[s.value for s in OPEN_STATES]).order_by("deadline", "id").limit(500)
-    rows.sort(key=lambda r: (r.deadline is None, r.deadline.timestamp() if r.deadline else 0.0, r.id))
-    return rows[:limit]
-
-
 async def overdue(now: datetime) -> list[Request]:
     """Open requests past their step's deadline."""
     return await Request.filter(state__in=[s.value for s in OPEN_STATES], deadline__lt=now).order_by("deadline")

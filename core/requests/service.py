@@ -74,12 +74,6 @@ class RequestService:
                                 detail={"action": action, "reason": error.code, **detail})
         return error
 
-    async def require_staff(self, actor: Actor, what: str, request_id: int | None = None) -> None:
-        """Anything beyond /help and /whoami is for staff (any role): refuse and audit others."""
-        if not actor.roles:
-            raise await self.refuse(actor, what, request_id, NotAllowed(
-                f"Anh/Chị chưa được cấp quyền. Mã của Anh/Chị: {actor.key} — hãy gửi mã này cho quản trị viên."))
-
     async def _last_decision(self, request: Request) -> str:
         event = await AuditEvent.filter(request_id=request.id, action__startswith="request_").order_by("-id").first()
         if event is None:

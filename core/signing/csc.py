@@ -62,9 +62,13 @@ class CscError(EdudeskError):
 class CscWaiting(CscError):
     """credentials/authorize did not complete in time: the person has not confirmed yet."""
 
+    code = "csc_waiting"
+
 
 class CscRefused(CscError):
     """The person (or the provider on their behalf) declined the authorisation."""
+
+    code = "csc_refused"
 
 
 def translate(endpoint: str, status: int, body: object) -> CscError:

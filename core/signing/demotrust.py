@@ -5,9 +5,14 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import secrets
+import shutil
 import tomllib
 from pathlib import Path
+
+from core.config import Settings
 
 _HEADER = re.compile(r"^\s*\[\s*records\s*\]\s*(#.*)?$")
 _TABLE = re.compile(r"^\s*\[")
@@ -51,3 +56,33 @@ def trust_demo_ca(config: Path | None, ca_file: Path, crl_file: Path) -> str:
         return f"(không sửa được {config}: hãy thêm [records] trusted_roots = [\"{ca}\"] bằng tay)"
     config.write_text(updated, encoding="utf-8")
     return f"Đã ghi CA thử nghiệm vào [records] trusted_roots của {config}."
+
+
+def demo_settings(settings: Settings, *, with_pin: bool = False) -> Settings:
+    """Settings for the demo: its CA trusted, its CRL read, the issuer on SoftHSM2 when present, and (with
+    `with_pin`) the issuer's PIN, made once in the demo folder, as the secret `EDUDESK_DEMO_PIN`."""
+    from core.signing.pkcs11 import SOFTHSM_MODULE
+
+    folder = Path(settings.records.demo_dir.replace("{data_dir}", str(settings.data_dir)))
+    records = settings.records.model_copy(update={
+        "trusted_roots": (str(folder / "ca.crt.pem"),), "crls": (str(folder / "demo.crl"),),
+        "school": settings.records.school or "Trường THPT Lê Quý Đôn"})
+    if os.path.exists(SOFTHSM_MODULE) and shutil.which("softhsm2-util"):
+        issuer = records.issuer.model_copy(update={"kind": "pkcs11", "pkcs11_module": SOFTHSM_MODULE,
+                                                   "token_label": "edudesk-demo", "key_label": "phat-hanh",
+                                                   "pin_env": "EDUDESK_DEMO_PIN"})
+    else:
+        issuer = records.issuer.model_copy(update={"kind": "pkcs12", "pkcs12_path": str(folder / "issuer.p12"),
+                                                   "passphrase_env": "EDUDESK_DEMO_PIN"})
+    demo = settings.model_copy(update={"records": records.model_copy(update={"issuer": issuer})})
+    return demo.with_secrets({"EDUDESK_DEMO_PIN": issuer_pin(folder)}) if with_pin else demo
+
+
+def issuer_pin(folder: Path) -> str:
+    """The demo issuer's PIN (PKCS#11) or passphrase (PKCS#12), made once and kept in the demo folder."""
+    pin_file = folder / "issuer.pin"
+    if not pin_file.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        pin_file.write_text(secrets.token_hex(8))
+        pin_file.chmod(0o600)
+    return pin_file.read_text().strip()

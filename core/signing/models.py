@@ -3,10 +3,62 @@ remote signing sessions and returns. Registered in the same tortoise app as core
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 from tortoise import fields
 from tortoise.models import Model
+
+
+class ClassState(enum.StrEnum):
+    """Where a class stands (`school_class.state`; the stored values are these strings)."""
+
+    SIGNING = "signing"  # records still being signed
+    COMPLETE = "complete"  # every record signed; the admin has not confirmed yet
+    CONFIRMED = "confirmed"  # the admin confirmed completion
+    EXPORTED = "exported"  # the PDFs and manifest were written
+
+
+class RecordState(enum.StrEnum):
+    """Where one record stands (`school_record.state`)."""
+
+    SIGNING = "signing"
+    RETURNED = "returned"  # Báo sai sót: signing stops until the admin decides
+    SIGNED = "signed"  # every signature is there
+
+
+class StepState(enum.StrEnum):
+    """One signature step (`signature_step.state`)."""
+
+    WAITING = "waiting"  # an earlier stage is not complete
+    OPEN = "open"  # the signer's turn
+    SIGNED = "signed"
+
+
+class SessionState(enum.StrEnum):
+    """One Ký ngay session (`sign_session.state`)."""
+
+    QUEUED = "queued"  # waiting for the sign_batch job
+    PENDING = "pending"  # a remote signer waits for the teacher's confirmation
+    DONE = "done"
+    REFUSED = "refused"
+
+
+class CredentialState(enum.StrEnum):
+    """A registered signing credential (`signer_credential.state`): only an approved one signs."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    REVOKED = "revoked"
+
+
+class ReturnState(enum.StrEnum):
+    """A Báo sai sót (`record_return.state`)."""
+
+    OPEN = "open"
+    APPROVED = "approved"  # the record is re-made and signed again from the start
+    REFUSED = "refused"  # signing continues where it was
 
 
 class Teacher(Model):
@@ -31,7 +83,7 @@ class SchoolClass(Model):
     year = fields.CharField(max_length=16)  # "2025-2026"
     name = fields.CharField(max_length=32)  # "10A1"
     school = fields.CharField(max_length=300, default="")
-    state = fields.CharField(max_length=16, default="signing")  # signing | complete | confirmed | exported
+    state = fields.CharField(max_length=16, default=ClassState.SIGNING.value)  # ClassState
     confirmed_by = fields.CharField(max_length=200, default="")
     confirmed_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField()
@@ -77,7 +129,7 @@ class SignerCredential(Model):
     certificate = fields.BinaryField(null=True)  # DER
     subject_name = fields.CharField(max_length=300, default="")
     not_after = fields.DatetimeField(null=True)
-    state = fields.CharField(max_length=16, default="pending")  # pending | approved | rejected | revoked
+    state = fields.CharField(max_length=16, default=CredentialState.PENDING.value)  # CredentialState
     decided_by = fields.CharField(max_length=200, default="")
     decided_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField()
@@ -95,7 +147,7 @@ class SchoolRecord(Model):
     klass_id: int
     student_code = fields.CharField(max_length=40)
     student_name = fields.CharField(max_length=200)
-    state = fields.CharField(max_length=16, default="signing", db_index=True)  # signing | returned | signed
+    state = fields.CharField(max_length=16, default=RecordState.SIGNING.value, db_index=True)  # RecordState
     stage = fields.IntField(default=1)  # the open stage (5 once every signature is there)
     original = fields.BinaryField()  # as imported: a cancelled record is re-made from it
     pdf = fields.BinaryField()
@@ -120,7 +172,7 @@ class SignatureStep(Model):
     stage = fields.IntField()
     field = fields.CharField(max_length=64)
     teacher_id = fields.BigIntField(null=True, db_index=True)  # null: the issuing signature (organisation)
-    state = fields.CharField(max_length=16, default="waiting", db_index=True)  # waiting | open | signed
+    state = fields.CharField(max_length=16, default=StepState.WAITING.value, db_index=True)  # StepState
     opened_at = fields.DatetimeField(null=True)
     deadline = fields.DatetimeField(null=True)
     notified_at = fields.DatetimeField(null=True)
@@ -143,7 +195,7 @@ class SignSession(Model):
     teacher_id = fields.BigIntField(null=True, db_index=True)
     credential_id = fields.BigIntField()
     actor = fields.CharField(max_length=200)
-    state = fields.CharField(max_length=16, default="queued", db_index=True)  # queued | pending | done | refused
+    state = fields.CharField(max_length=16, default=SessionState.QUEUED.value, db_index=True)  # SessionState
     steps: fields.JSONField[list[Any]] = fields.JSONField(default=list)  # step ids, in item order
     pending: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     detail = fields.TextField(default="")
@@ -163,7 +215,7 @@ class RecordReturn(Model):
     record_id: int
     actor = fields.CharField(max_length=200)
     reason = fields.TextField()
-    state = fields.CharField(max_length=16, default="open")  # open | approved | refused
+    state = fields.CharField(max_length=16, default=ReturnState.OPEN.value)  # ReturnState
     decided_by = fields.CharField(max_length=200, default="")
     decided_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField()

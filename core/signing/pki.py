@@ -216,12 +216,6 @@ class DemoPki:
         """The last credential issued for `name` by this CA, if any."""
         return next((c for c in reversed(self.issued) if c.name == name), None)
 
-    def revoke(self, serial: int, *, when: dt.datetime | None = None) -> None:
-        """Mark a certificate revoked (from `when`, default now) in the next CRL."""
-        self.revoked[serial] = when or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
-        if self.directory is not None:
-            self.save(self.directory)
-
     def crl(self, *, now: dt.datetime | None = None, days: int = 7) -> bytes:
         """A CRL (DER) listing the revoked serials, valid from `now` for `days`."""
         now = now or dt.datetime.now(dt.UTC)

@@ -20,7 +20,7 @@ from core.jobs import JobKind, JobQueue
 from core.models import AuditEvent
 from core.people.staff import Actor, Role, staff_holding
 from core.ports import Clock
-from core.signing.models import ClassSigner, SchoolClass, SignatureStep, Teacher
+from core.signing.models import ClassSigner, RecordState, SchoolClass, SignatureStep, StepState, Teacher
 from core.signing.quiet import in_quiet_hours, parse_quiet_hours, quiet_until
 from core.signing.spec import STAGE_LABELS, Stage
 from core.signing.turns import role_text, sign_buttons, teacher_needs_pin
@@ -47,7 +47,7 @@ class Blocking:
 
 
 async def _open_by_signer(class_id: int | None = None) -> dict[Key, list[SignatureStep]]:
-    query = SignatureStep.filter(state="open", teacher_id__isnull=False, record__state="signing")
+    query = SignatureStep.filter(state=StepState.OPEN, teacher_id__isnull=False, record__state=RecordState.SIGNING)
     if class_id is not None:
         query = query.filter(record__klass_id=class_id)
     grouped: dict[Key, list[SignatureStep]] = defaultdict(list)

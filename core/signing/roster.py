@@ -151,26 +151,3 @@ def read_roster(data: bytes) -> Roster:
     return Roster(teachers, classes)
 
 
-def write_roster(roster: Roster) -> bytes:
-    """The roster as a workbook in the same layout (for `records demo` and as a template for schools)."""
-    from openpyxl import Workbook
-
-    book = Workbook()
-    sheets = {what: (book.create_sheet(title), columns) for what, (title, columns) in SHEETS.items()}
-    book.remove(book.worksheets[0])
-    for ws, columns in sheets.values():
-        ws.append(list(columns))
-    for t in roster.teachers.values():
-        sheets["teachers"][0].append([t.code, t.name, t.email])
-    for c in roster.classes.values():
-        sheets["classes"][0].append([c.year, c.name, c.school, c.homeroom])
-        for code, subjects in c.subjects.items():
-            for subject in subjects:
-                sheets["subjects"][0].append([c.name, subject, code])
-        for i, code in enumerate(c.leaders, 1):
-            sheets["leaders"][0].append([c.name, code, i])
-        for student in c.students:
-            sheets["students"][0].append([c.name, *student])
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()

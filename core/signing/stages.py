@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.errors import EdudeskError
+from core.signing.models import StepState as Turn
 from core.signing.spec import STAGE_LABELS, Stage
 
 DONE = 5  # the stage number of a record whose every signature is there
@@ -24,7 +25,7 @@ class StepState:
 
     id: int
     stage: int
-    state: str  # waiting | open | signed
+    state: str  # a `core.signing.models.StepState` value
     teacher_id: int | None = None
 
 
@@ -39,7 +40,7 @@ class Advance:
 
 def open_stage(steps: Sequence[StepState]) -> int:
     """The lowest stage with a signature missing (DONE when none is)."""
-    missing = [s.stage for s in steps if s.state != "signed"]
+    missing = [s.stage for s in steps if s.state != Turn.SIGNED]
     return min(missing) if missing else DONE
 
 
@@ -48,7 +49,7 @@ def check_may_sign(steps: Sequence[StepState], step_id: int) -> None:
     step = next((s for s in steps if s.id == step_id), None)
     if step is None:
         raise OutOfOrder("Không có chữ ký này trong học bạ.")
-    if step.state == "signed":
+    if step.state == Turn.SIGNED:
         raise OutOfOrder("Chữ ký này đã có rồi.")
     current = open_stage(steps)
     if step.stage != current:
@@ -64,12 +65,9 @@ def first_turns(steps: Sequence[StepState]) -> Advance:
 def after_signing(steps: Sequence[StepState], signed: Sequence[int]) -> Advance:
     """The record after `signed` steps got their signatures: the next stage opens once this one is full."""
     done = set(signed)
-    now = [StepState(s.id, s.stage, "signed" if s.id in done else s.state, s.teacher_id) for s in steps]
+    now = [StepState(s.id, s.stage, Turn.SIGNED if s.id in done else s.state, s.teacher_id) for s in steps]
     stage = open_stage(now)
-    opened = tuple(s.id for s in now if s.stage == stage and s.state == "waiting")
+    opened = tuple(s.id for s in now if s.stage == stage and s.state == Turn.WAITING)
     return Advance(opened, stage, stage == DONE)
 
 
-def first_signature(steps: Sequence[StepState]) -> bool:
-    """Whether no step is signed yet: the next signature certifies the document (DocMDP)."""
-    return not any(s.state == "signed" for s in steps)

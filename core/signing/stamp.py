@@ -13,13 +13,17 @@ from __future__ import annotations
 import functools
 import io
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.font.api import FontEngine, FontEngineFactory, ShapeResult
 from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.pdf_utils.writer import BasePdfFileWriter
 from pyhanko.stamp import TextStampStyle
+
+from core.text import TIME_FORMAT, local_time
 
 SYSTEM_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 BUNDLED_FONT = Path(__file__).with_name("fonts") / "DejaVuSans.ttf"
@@ -161,12 +165,26 @@ class StampFontFactory(FontEngineFactory):
         return StampFontEngine(writer, ref)
 
 
+@dataclass(frozen=True)
+class LocalTimeStampStyle(TextStampStyle):
+    """A text stamp whose time is the office's local time, "dd/mm/yyyy HH:MM" (pyHanko would use the server's
+    own zone, often UTC on a server, and its own format)."""
+
+    timezone: str = "Asia/Ho_Chi_Minh"
+
+    def create_stamp(self, writer: BasePdfFileWriter, box: Any, text_params: dict[str, Any]) -> Any:
+        """The stamp, with `ts` set to the local signing time unless the caller gave one."""
+        params = {"ts": local_time(datetime.now(UTC), self.timezone), **(text_params or {})}
+        return super().create_stamp(writer, box, params)
+
+
 @functools.cache
-def stamp_style() -> TextStampStyle:
+def stamp_style(timezone: str = "Asia/Ho_Chi_Minh") -> TextStampStyle:
     """The stamp every signer uses for the visible boxes (PKCS#12, PKCS#11 and remote alike)."""
-    return TextStampStyle(
+    return LocalTimeStampStyle(
         stamp_text="Đã ký số: %(signer)s\nNgày ký: %(ts)s",
-        timestamp_format="%d/%m/%Y %H:%M:%S %Z",
+        timestamp_format=TIME_FORMAT,
         text_box_style=TextBoxStyle(font=StampFontFactory(), font_size=8),
         border_width=1,
+        timezone=timezone,
     )

@@ -22,7 +22,18 @@ from core.jobs import JobKind, JobQueue, RetryLater
 from core.models import Job
 from core.people.staff import Role, staff_holding
 from core.ports import Clock
-from core.signing.models import ClassSigner, SchoolClass, SignatureStep, SignerCredential, SignSession, Teacher
+from core.signing.models import (
+    ClassSigner,
+    CredentialState,
+    RecordState,
+    SchoolClass,
+    SessionState,
+    SignatureStep,
+    SignerCredential,
+    SignSession,
+    StepState,
+    Teacher,
+)
 from core.signing.pin import needs_pin
 from core.signing.spec import STAGE_LABELS, Stage
 from core.text import local_time
@@ -37,8 +48,8 @@ async def open_steps(conn: BaseDBAsyncClient, queue: JobQueue, settings: Setting
         return
     now = clock.now()
     deadline = now + timedelta(days=settings.records.stage_days)
-    await SignatureStep.filter(id__in=list(step_ids), state="waiting").using_db(conn).update(
-        state="open", opened_at=now, deadline=deadline)
+    await SignatureStep.filter(id__in=list(step_ids), state=StepState.WAITING).using_db(conn).update(
+        state=StepState.OPEN, opened_at=now, deadline=deadline)
     delay = max(settings.records.notice_delay_seconds, 1.0)
     bucket = int(now.timestamp() // delay)
     pairs = await SignatureStep.filter(id__in=list(step_ids)).using_db(conn).values_list("teacher_id", "stage")
@@ -59,7 +70,8 @@ def sign_page(settings: Settings, class_id: int, stage: int) -> str:
 
 async def teacher_needs_pin(teacher_id: int) -> bool:
     """Whether the teacher's approved credential is a key the server holds (signing asks for their PIN)."""
-    return needs_pin(await SignerCredential.filter(teacher_id=teacher_id, state="approved").order_by("-id").first())
+    return needs_pin(await SignerCredential.filter(teacher_id=teacher_id, state=CredentialState.APPROVED)
+                     .order_by("-id").first())
 
 
 def sign_buttons(settings: Settings, class_id: int, stage: int, *, pin: bool = False) -> list[list[dict[str, Any]]]:
@@ -96,8 +108,8 @@ async def sign_notice(settings: Settings, clock: Clock, queue: JobQueue, job: Jo
     klass = await SchoolClass.get_or_none(id=class_id)
     if teacher is None or klass is None:
         return
-    steps = await SignatureStep.filter(teacher_id=teacher_id, stage=stage, state="open",
-                                       record__klass_id=class_id, record__state="signing")
+    steps = await SignatureStep.filter(teacher_id=teacher_id, stage=stage, state=StepState.OPEN,
+                                       record__klass_id=class_id, record__state=RecordState.SIGNING)
     new = [s for s in steps if s.notified_at is None]
     if not new:
         return
@@ -115,7 +127,8 @@ async def sign_notice(settings: Settings, clock: Clock, queue: JobQueue, job: Jo
             f"Vai trò: {esc(await role_text(teacher_id, class_id, stage))}\n"
             f"Số học bạ chờ Thầy/Cô ký: <b>{len(steps)}</b>\n"
             f"Hạn ký: <b>{local_time(deadline, tz)}</b>")
-    credential = await SignerCredential.filter(teacher_id=teacher_id, state="approved").order_by("-id").first()
+    credential = await SignerCredential.filter(teacher_id=teacher_id,
+                                               state=CredentialState.APPROVED).order_by("-id").first()
     if credential is None:
         text += ("\n\n⚠️ Thầy/Cô chưa có chứng thư số được duyệt: hãy đăng ký chứng thư số trên trang quản trị "
                  "(mục Học bạ số → Chứng thư số) để ký được.")
@@ -140,13 +153,14 @@ async def sign_notice(settings: Settings, clock: Clock, queue: JobQueue, job: Jo
 async def _earlier_stage_signing(teacher_id: int, class_id: int, stage: int) -> bool:
     """Whether a record where this teacher still waits has an earlier signature being made now (a local
     session at work; a remote one waiting for a phone may take hours and does not count)."""
-    waiting = await SignatureStep.filter(teacher_id=teacher_id, stage=stage, state="waiting", record__klass_id=class_id,
-                                         record__state="signing").values_list("record_id", flat=True)
+    waiting = await SignatureStep.filter(teacher_id=teacher_id, stage=stage, state=StepState.WAITING,
+                                         record__klass_id=class_id,
+                                         record__state=RecordState.SIGNING).values_list("record_id", flat=True)
     if not waiting:
         return False
-    sessions = await SignatureStep.filter(record_id__in=list(waiting), stage__lt=stage, state="open",
+    sessions = await SignatureStep.filter(record_id__in=list(waiting), stage__lt=stage, state=StepState.OPEN,
                                           session_id__isnull=False).values_list("session_id", flat=True)
-    return bool(sessions) and await SignSession.filter(id__in=list(set(sessions)), state="queued").exists()
+    return bool(sessions) and await SignSession.filter(id__in=list(set(sessions)), state=SessionState.QUEUED).exists()
 
 
 async def preflight_text(settings: Settings, clock: Clock, queue: JobQueue, teacher: Teacher,

@@ -18,6 +18,8 @@ from io import BytesIO
 from typing import Any
 
 from core.signing.spec import STAGE_LABELS, Stage
+from core.text import local_time
+from core.words import t
 
 PREFIX_STAGE = {"gvbm": Stage.SUBJECT, "gvcn": Stage.HOMEROOM, "bgh": Stage.LEADERSHIP, "phat": Stage.ISSUER}
 CHANGES = {"NONE": ("không có thay đổi", "no changes"), "LTA_UPDATES": ("chỉ thêm dữ liệu kiểm tra (LTV)",
@@ -166,13 +168,13 @@ async def check_new_signature(previous: bytes, signed: bytes, *, field: str, tru
     return RecordReport(tuple(reports), tuple(problems))
 
 
-def format_report(report: RecordReport, *, lang: str = "vi") -> str:
-    """One line per signature (signer, role, time, intact, trusted, changes after it), then the problems."""
+def format_report(report: RecordReport, *, lang: str = "vi", timezone: str = "Asia/Ho_Chi_Minh") -> str:
+    """One line per signature (signer, role, local time, intact, trusted, changes after it), then the problems."""
     en = lang == "en"
     yes, no = ("yes", "NO") if en else ("có", "KHÔNG")
     lines = []
     for n, s in enumerate(report.signatures, start=1):
-        when = s.signed_at.strftime("%Y-%m-%d %H:%M:%S %Z") if s.signed_at else "?"
+        when = local_time(s.signed_at, timezone) if s.signed_at else "?"
         changes = CHANGES.get(s.modification, (s.changes_after, s.changes_after))[1] if en else s.changes_after
         if en:
             lines.append(f"{n}. {s.field} [{s.role}] {s.signer} at {when}: intact {yes if s.intact else no}, "
@@ -184,6 +186,5 @@ def format_report(report: RecordReport, *, lang: str = "vi") -> str:
                          f"sau đó: {changes}")
         lines += [f"   ⚠ {p}" for p in s.problems]
     lines += [f"⚠ {p}" for p in report.problems]
-    lines.append(("OK: every signature holds" if en else "ĐẠT: mọi chữ ký đều hợp lệ") if report.ok else
-                 ("FAILED" if en else "KHÔNG ĐẠT"))
+    lines.append(t("cli.verify_ok" if report.ok else "cli.verify_failed", lang))
     return "\n".join(lines)

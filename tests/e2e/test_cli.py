@@ -84,7 +84,7 @@ def test_registry_import_then_requests_list_show_and_reprocess(config: Path, tmp
     table = edudesk(config, "requests", "list").stdout
     # Staff read the deadline in Vietnam's time and day-first, 24 h after the mail came in.
     deadline = datetime.fromisoformat(rows[0]["deadline"]).astimezone(ZoneInfo("Asia/Ho_Chi_Minh"))
-    assert "YC-1" in table and deadline.strftime("%H:%M %d/%m/%Y") in table
+    assert "YC-1" in table and deadline.strftime("%d/%m/%Y %H:%M") in table
     shown = json.loads(edudesk(config, "requests", "show", "1", "--json").stdout)
     assert shown["number"] == 1
     assert shown["persons"][0]["proposed_address"] == "an.nguyenvan@sis.hust.edu.vn"

@@ -135,14 +135,14 @@ async def test_with_redis_the_bot_paces_through_shared_windows(start: Any) -> No
 
 
 async def test_two_workers_refreshing_one_request_post_its_card_once(start: Any) -> None:
-    from bot.hub import ChatHub
+    from core.chats.hub import ChatHub
     from core.models import Job
 
     fake = FakeTelegram(chat_limit=None, group_limit=None)
     app = await start(fake, rate_chat_seconds=0.0)
     app.worker.stop()  # drive the handlers by hand
     request = await one_request(app)
-    other = ChatHub(app.settings, app.clock)  # another replica: its own in-process lock, same database
+    other = ChatHub(app.settings, app.clock, app.chats.cards)  # another replica: its own in-process lock, same database
     other.add(app.telegram.chat, app.telegram.chats())
     job = Job(kind="refresh_cards", key="k", payload={"request_id": request.id, "post_to": ["office"]})
     from core.jobs import RetryLater

@@ -124,7 +124,7 @@ async def test_teacher_sees_the_turn_and_signs_with_the_pin(school: School, capl
     caplog.set_level(logging.DEBUG)
     kit = school.kit
     page = await school.teacher("GV01")
-    assert (await page.locator("#nav-records .badge").inner_text()).strip() == "✍️ 3"  # the console's sign-now
+    assert (await page.locator("#nav-records .badge").inner_text()).strip() == "3"  # the console's sign-now
     await page.locator("#nav-records").click()
     row = page.locator(f'#turns tr[data-class="{kit.class_id}"][data-stage="{int(Stage.SUBJECT)}"]')
     text = await row.inner_text()
@@ -136,7 +136,7 @@ async def test_teacher_sees_the_turn_and_signs_with_the_pin(school: School, capl
     assert wrong["status"] == 200 and "Mã PIN không đúng" in wrong["text"]
     assert not await SignSession.exists()
     await row.locator('input[name="pin"]').fill(PIN)
-    await row.get_by_role("button", name="✍️ Ký ngay").click()
+    await row.get_by_role("button", name="Ký ngay").click()
     await page.locator("#session").wait_for()
     assert "Đã ghi nhận" in await page.locator(".flash.ok").first.inner_text()
     await kit.settle()  # the worker runs the session's signatures
@@ -186,7 +186,7 @@ async def test_teacher_reports_an_error_and_the_admin_approves_the_return(school
     await _open(admin, f"{school.url}/records")
     pending = admin.locator(f'#returns tr[data-return="{ret.id}"]')
     assert "Sai điểm môn Ngữ văn" in await pending.inner_text() and "Học Sinh Số 1" in await pending.inner_text()
-    await pending.get_by_role("button", name="✅ Duyệt huỷ, làm lại").click()
+    await pending.get_by_role("button", name="Duyệt huỷ, làm lại").click()
     await admin.locator("#returns", has_text="Không có báo sai sót nào chờ duyệt").wait_for()
     assert (await RecordReturn.get(id=ret.id)).state == "approved"
     remade = await SchoolRecord.get(id=first.id)
@@ -221,7 +221,7 @@ async def test_teacher_registers_a_pkcs12_and_the_admin_approves_it(school: Scho
     assert row.state == "pending" and row.subject_name == teacher.name
     admin = await school.admin()
     await _open(admin, f"{school.url}/records")
-    await admin.locator(f'#credentials tr[data-credential="{row.id}"]').get_by_role("button", name="✅ Duyệt").click()
+    await admin.locator(f'#credentials tr[data-credential="{row.id}"]').get_by_role("button", name="Duyệt").click()
     await admin.locator("#credentials", has_text="Không có chứng thư số nào chờ duyệt").wait_for()
     assert (await SignerCredential.get(id=row.id)).state == "approved"
     await _open(page, f"{school.url}/records/credentials")
@@ -241,7 +241,7 @@ async def test_leader_reminds_everyone_and_in_quiet_hours_it_waits_for_the_morni
     section = page.locator("#blocking")
     assert "10A1: Giáo viên bộ môn 0/3" in await section.inner_text()
     assert "sẽ gửi lúc 07:00" in await page.locator("#quiet").inner_text()
-    await section.get_by_role("button", name="🔔 Nhắc tất cả").click()
+    await section.get_by_role("button", name="Nhắc tất cả").click()
     await page.locator(".flash.ok", has_text="Đã nhắc 3 giáo viên").wait_for()
     assert "lúc 07:00" in await page.locator(".flash.ok").inner_text()
     teacher = await school.teacher("GV01")
@@ -331,7 +331,7 @@ async def test_untrusted_credential_is_refused_and_an_old_one_signs_only_after_i
     await _open(page, f"{school.url}/records")
     row = page.locator(f'#turns tr[data-class="{kit.class_id}"][data-stage="{int(Stage.SUBJECT)}"]')
     await row.locator('input[name="pin"]').fill("135792")
-    await row.get_by_role("button", name="✍️ Ký ngay").click()
+    await row.get_by_role("button", name="Ký ngay").click()
     assert "chưa có mã PIN" in await page.locator(".flash.error").inner_text()
     assert not await SignSession.exists()
     await _open(page, f"{school.url}/records/credentials")

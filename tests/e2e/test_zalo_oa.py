@@ -1,5 +1,5 @@
 """Zalo Official Account end to end, against the fake OA API and OAuth server: an office member linked
-through the OA gets a card with hidden query buttons; tapping ✅ approves (the payload is a one-time token
+through the OA gets a card with hidden query buttons; tapping Hợp lệ approves (the payload is a one-time token
 of that person), tapping it again or forwarding it from another account does nothing (audited); an
 expired access token is refreshed once and the message still goes; two replicas refreshing together spend
 the single-use refresh token once; a webhook call with a wrong signature is refused."""
@@ -94,7 +94,7 @@ async def test_tap_approves_once_and_only_for_its_owner(world: World) -> None:
     card = next(m for m in fake.messages(OFFICE) if m.buttons)
     request = await Request.get()
     assert f"YC-{request.id}" in card.text and f"/tuchoi {request.id}" in card.text and len(card.text) <= 2000
-    [button] = [b for b in card.buttons if b["title"].startswith("✅")]
+    [button] = [b for b in card.buttons if b["title"].startswith("Hợp lệ")]
     assert button["type"] == "oa.query.hide" and button["payload"].startswith("#a ")
     assert not [m for m in fake.messages(OTHER) if m.buttons], "the other office member chose e-mail"
 

@@ -334,12 +334,13 @@ async def test_the_workflow_signs_with_a_csc_credential_across_a_restart(
     try:
         records = records_settings(tmp_path, pki, (fake.pki.root_der,), csc={"url": fake.url + "/csc/v1"},
                                    smartca={"poll_seconds": 2})
+        roster = small_roster()
+        sub = fake.add_subscriber(roster.teachers["GV03"].name)
+        monkeypatch.setenv("EDUDESK_CSC_TOKEN", fake.token_for(sub))  # read when the settings are loaded
         settings = settings_factory(records=records, web={"enabled": False})
-        kit = RecordsKit(await app_factory(settings, clock=clock, inline_analysis=True), pki, clock, small_roster())
+        kit = RecordsKit(await app_factory(settings, clock=clock, inline_analysis=True), pki, clock, roster)
         await kit.load(skip=("GV03",))
         teacher = await Teacher.get(code="GV03")
-        sub = fake.add_subscriber(teacher.name)
-        monkeypatch.setenv("EDUDESK_CSC_TOKEN", fake.token_for(sub))
         row = await kit.app.records.credentials.register(teacher, "csc", actor=ADMIN, credential_id=sub.credential_id)
         await kit.app.records.credentials.decide(ADMIN, row.id, True)
         await kit.start()

@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -71,8 +70,8 @@ async def make(fake: FakeGoogleDirectory, clock: FakeClock, sleeps: Sleeps,
     key_file = fake.write_service_account(tmp_path / "sa.json")
 
     def factory(account: ServiceAccount | None = None, sleep: Any = None, **overrides: Any) -> GoogleProvisioner:
-        config = replace(GoogleBackendSettings(admin_subject="admin@school.test", api_url=fake.url,
-                                               backoff_initial_seconds=0.5, max_retries=4), **overrides)
+        config = GoogleBackendSettings(admin_subject="admin@school.test", api_url=fake.url,
+                                       backoff_initial_seconds=0.5, max_retries=4).model_copy(update=overrides)
         provisioner = GoogleProvisioner(config, account or ServiceAccount.parse(str(key_file)), clock,
                                         sleep=sleep or sleeps)
         made.append(provisioner)
@@ -341,10 +340,10 @@ async def test_domain_outside_the_workspace_is_permanent(google: GoogleProvision
 async def test_build_reads_the_key_from_the_environment_as_text_or_path(
         fake: FakeGoogleDirectory, clock: FakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         settings_factory: Callable[..., Settings]) -> None:
-    settings = settings_factory(provisioning={"google": {"admin_subject": "admin@school.test",
-                                                         "api_url": fake.url}})
     for source in (json.dumps(fake.service_account_info()), str(fake.write_service_account(tmp_path / "k.json"))):
-        monkeypatch.setenv("EDUDESK_GOOGLE_CREDENTIALS", source)
+        monkeypatch.setenv("EDUDESK_GOOGLE_CREDENTIALS", source)  # read when the settings are loaded
+        settings = settings_factory(provisioning={"google": {"admin_subject": "admin@school.test",
+                                                             "api_url": fake.url}})
         provisioner = build(settings, clock)
         try:
             assert await provisioner.lookup("an.nguyen@school.test") is None

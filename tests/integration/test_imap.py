@@ -105,13 +105,14 @@ def imap_settings(server: DovecotServer, **changes: object) -> ImapSettings:
     base = ImapSettings(enabled=True, host=server.host, port=server.port, ssl=False, username=DEFAULT_USER,
                         backlog_since="all", idle_timeout=60, poll_interval=0.2, backoff_initial=0.05,
                         backoff_max=0.3)
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+    return base.model_copy(update=changes)
 
 
 def make_intake(server: DovecotServer, sink: MemorySink, *, max_message_size: int = 1_000_000,
                 password: str = DEFAULT_PASSWORD, **changes: object) -> ImapIntake:
     """An ImapIntake watching the private server's INBOX."""
-    return ImapIntake(imap_settings(server, **changes), password, sink, max_message_size=max_message_size)
+    return ImapIntake(imap_settings(server, **changes), password, sink, checkpoints=sink, health=sink,
+                      max_message_size=max_message_size)
 
 
 @asynccontextmanager

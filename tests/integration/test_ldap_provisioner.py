@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -35,7 +34,7 @@ def settings_for(server: SlapdServer, **overrides: Any) -> LdapBackendSettings:
     base = LdapBackendSettings(url=server.url, bind_dn=server.service_dn, staff_base=server.staff_base,
                                student_base=server.student_base, ca_file=server.ca_file, pool_size=2,
                                timeout_seconds=5.0)
-    return replace(base, **overrides)
+    return base.model_copy(update=overrides)
 
 
 def ad_settings(server: SlapdServer, **overrides: Any) -> LdapBackendSettings:

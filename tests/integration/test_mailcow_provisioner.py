@@ -330,11 +330,12 @@ def test_reason_masks_a_password_the_server_echoes() -> None:
 
 async def test_build_reads_the_key_from_the_environment(tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
                                                         fake_mailcow: FakeMailcow) -> None:
-    settings = make_settings(tmp_path, provisioning={"mailcow": {"url": fake_mailcow.url}})
     monkeypatch.delenv("EDUDESK_MAILCOW_API_KEY", raising=False)
     with pytest.raises(ConfigError):
-        make_provisioner(settings, FakeClock(), "mailcow")
-    monkeypatch.setenv("EDUDESK_MAILCOW_API_KEY", DEFAULT_KEY)
+        make_provisioner(make_settings(tmp_path, provisioning={"mailcow": {"url": fake_mailcow.url}}), FakeClock(),
+                         "mailcow")
+    monkeypatch.setenv("EDUDESK_MAILCOW_API_KEY", DEFAULT_KEY)  # read when the settings are loaded
+    settings = make_settings(tmp_path, provisioning={"mailcow": {"url": fake_mailcow.url}})
     provisioner = make_provisioner(settings, FakeClock(), "mailcow")
     try:
         assert provisioner.name == "mailcow" and await provisioner.lookup(ADDRESS) is None

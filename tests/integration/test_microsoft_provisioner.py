@@ -355,11 +355,11 @@ def microsoft_settings(settings_factory: Callable[..., Settings], **values: Any)
 
 def test_build_reads_the_secret_from_the_environment(
         settings_factory: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = microsoft_settings(settings_factory, tenant_id=TENANT, client_id=CLIENT_ID)
     monkeypatch.delenv("EDUDESK_GRAPH_CLIENT_SECRET", raising=False)
     with pytest.raises(ConfigError, match="EDUDESK_GRAPH_CLIENT_SECRET"):
-        build(settings, FakeClock())
-    monkeypatch.setenv("EDUDESK_GRAPH_CLIENT_SECRET", CLIENT_SECRET)
+        build(microsoft_settings(settings_factory, tenant_id=TENANT, client_id=CLIENT_ID), FakeClock())
+    monkeypatch.setenv("EDUDESK_GRAPH_CLIENT_SECRET", CLIENT_SECRET)  # read when the settings are loaded
+    settings = microsoft_settings(settings_factory, tenant_id=TENANT, client_id=CLIENT_ID)
     provisioner = make_provisioner(settings, FakeClock())
     assert isinstance(provisioner, GraphProvisioner) and provisioner.name == "microsoft"
 

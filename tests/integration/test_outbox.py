@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email
+import os
 import unicodedata
 from dataclasses import replace
 from email import policy
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from core.config import OutgoingSettings, Settings
+from core.config import OutgoingSettings, Settings, load_settings
 from core.errors import ConfigError
 from core.ports import OutgoingMessage
 from mailer.outbox import MaildirMailSender, MailSendError, SmtpMailSender, make_mail_sender, to_mime
@@ -70,7 +71,7 @@ async def test_smtp_delivers_over_a_real_socket_with_the_vietnamese_subject(smtp
     await SmtpMailSender(smtp_sink.host, smtp_sink.port, timeout=5).send(message())
     mail = await smtp_sink.wait_for(lambda m: REQUESTER in m.rcpt_tos)
     assert mail.mail_from == OFFICE  # the envelope carries the bare address, not the display name
-    assert mail.subject == "[YC-12] Đã tiếp nhận yêu cầu cấp tài khoản thư điện tử"
+    assert mail.subject == "[YC-12] Đã tiếp nhận yêu cầu cấp tài khoản"
     assert mail.message["From"].addresses[0].display_name == OFFICE_NAME
     assert mail.message["Auto-Submitted"] == "auto-generated"
     assert mail.message["X-Auto-Response-Suppress"] == "All"
@@ -125,15 +126,15 @@ def test_factory_builds_the_smtp_relay_with_the_password_from_the_environment(
         smtp_username="edudesk",
         smtp_password_env="EDUDESK_TEST_SMTP_PW",
     )
-    sender = make_mail_sender(Settings(outgoing=outgoing))
+    sender = make_mail_sender(load_settings(None, overrides={"outgoing": outgoing.model_dump()}, environ=os.environ))
     assert isinstance(sender, SmtpMailSender)
     assert (sender.host, sender.port, sender.starttls) == ("relay.hust.edu.vn", 587, True)
     assert (sender.username, sender.password) == ("edudesk", "bí-mật")
 
 
-def test_factory_refuses_an_unknown_transport() -> None:
-    with pytest.raises(ConfigError):
-        make_mail_sender(Settings(outgoing=OutgoingSettings(transport="sendmail")))
+def test_an_unknown_transport_is_refused_when_the_config_is_read() -> None:
+    with pytest.raises(ConfigError, match=r"\[outgoing\] transport: Input should be 'maildir' or 'smtp'"):
+        load_settings(None, overrides={"outgoing": {"transport": "sendmail"}})
 
 
 LONG_NAME = "Danh sách tài khoản sinh viên K70 – Trường Điện – Điện tử, Đại học Bách khoa Hà Nội.xlsx"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import tomllib
 from pathlib import Path
+
+from pydantic import BaseModel
 
 from core.config import Settings
 
@@ -14,25 +15,25 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_config_toml_lists_every_setting_with_its_default() -> None:
     data = tomllib.loads((ROOT / "config.toml").read_text(encoding="utf-8"))
     defaults = Settings()
-    for f in dataclasses.fields(Settings):
-        if f.name == "base_dir":
+    for name in Settings.model_fields:
+        if name == "base_dir":
             continue
-        assert f.name in data, f"[{f.name}] missing from config.toml"
-        _check_section(getattr(defaults, f.name), data[f.name], f.name)
+        assert name in data, f"[{name}] missing from config.toml"
+        _check_section(getattr(defaults, name), data[name], name)
 
 
-def _check_section(section: object, data: dict[str, object], where: str) -> None:
-    for g in dataclasses.fields(section):  # type: ignore[arg-type]
-        assert g.name in data, f"[{where}].{g.name} missing from config.toml"
-        value = data[g.name]
-        expected = getattr(section, g.name)
-        if dataclasses.is_dataclass(expected):
-            assert isinstance(value, dict), f"[{where}.{g.name}] must be a table"
-            _check_section(expected, value, f"{where}.{g.name}")
+def _check_section(section: BaseModel, data: dict[str, object], where: str) -> None:
+    for name in type(section).model_fields:
+        assert name in data, f"[{where}].{name} missing from config.toml"
+        value = data[name]
+        expected = getattr(section, name)
+        if isinstance(expected, BaseModel):
+            assert isinstance(value, dict), f"[{where}.{name}] must be a table"
+            _check_section(expected, value, f"{where}.{name}")
             continue
         if isinstance(expected, tuple):
             value = tuple(value)  # type: ignore[arg-type]
-        assert value == expected, f"[{where}].{g.name}: config.toml says {value!r}, default is {expected!r}"
+        assert value == expected, f"[{where}].{name}: config.toml says {value!r}, default is {expected!r}"
 
 
 def test_every_line_of_config_toml_has_a_comment() -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from core.accounts.naming import (
@@ -73,7 +71,7 @@ def test_collision_takes_smallest_free_suffix() -> None:
 
 
 def test_suffix_start_is_configurable() -> None:
-    settings = replace(SETTINGS, suffix_start=1)
+    settings = SETTINGS.model_copy(update={"suffix_start": 1})
     taken = {"an.nguyenvan@hust.edu.vn"}
     assert propose_address(AN, "staff", settings, taken) == "an.nguyenvan1@hust.edu.vn"
 
@@ -90,7 +88,7 @@ def test_taken_may_be_a_callable() -> None:
 
 
 def test_student_id_suffix_strategy() -> None:
-    settings = replace(SETTINGS, collision="student_id_suffix")
+    settings = SETTINGS.model_copy(update={"collision": "student_id_suffix"})
     taken = {"an.nguyenvan@sis.hust.edu.vn"}
     assert propose_address(AN, "student", settings, taken) == "an.nguyenvan20201234@sis.hust.edu.vn"
     # without an ID it falls back to numbers
@@ -126,9 +124,9 @@ def test_rule_is_a_configurable_format(rule: str, expected: str) -> None:
 
 def test_unknown_rule_field_is_a_config_error() -> None:
     with pytest.raises(ConfigError):
-        check_naming(replace(SETTINGS, rule="{given}.{surname}"))
+        check_naming(SETTINGS.model_copy(update={"rule": "{given}.{surname}"}))
     with pytest.raises(ConfigError):
-        check_naming(replace(SETTINGS, collision="random"))
+        check_naming(SETTINGS.model_copy(update={"collision": "random"}))
 
 
 def test_empty_name_gives_no_address() -> None:

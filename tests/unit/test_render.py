@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from email import policy
 from email.parser import BytesParser
@@ -11,6 +12,7 @@ from typing import Any
 import jinja2
 import pytest
 
+from core.config import load_settings
 from core.intake.domain import Kind
 from mailer.outbox import to_mime
 from mailer.render import LANGUAGES, TEMPLATES, build_message, message_id_for, render_mail
@@ -102,7 +104,7 @@ def test_channel_alert_names_the_channel_the_failures_and_the_error(lang: str, s
 
 def test_vietnamese_is_the_default_and_unknown_languages_fall_back_to_it() -> None:
     subject, text, _ = render("received", "fr")
-    assert subject == "[YC-12] Đã tiếp nhận yêu cầu cấp tài khoản thư điện tử"
+    assert subject == "[YC-12] Đã tiếp nhận yêu cầu cấp tài khoản"
     assert text.startswith("Kính gửi Anh/Chị Nguyễn Thị Hoà,")
     assert "Trân trọng,\n" + OFFICE_NAME in text
 
@@ -116,7 +118,7 @@ def test_acknowledgement_lists_people_addresses_problems_and_deadline_in_vietnam
         assert "anh.lethingoc@sis.hust.edu.vn" in body
         assert "Thiếu số điện thoại di động" in body
         assert "Thư được gửi từ địa chỉ ngoài trường" in body
-        assert "15:00 01/09/2026" in body
+        assert "01/09/2026 15:00" in body
         assert "[YC-12]" in body  # the reply hint names the token to keep
     assert ("trong vòng 24 giờ" if lang == "vi" else "within 24 hours") in text
 
@@ -179,9 +181,9 @@ def test_done_mail_for_a_unit_lists_every_account() -> None:
 
 def test_password_reset_and_deletion_have_their_own_wording() -> None:
     subject, text, _ = render("done", kind="password_reset")
-    assert subject == "[YC-12] Đã cấp lại mật khẩu tài khoản thư điện tử"
+    assert subject == "[YC-12] Đã cấp lại mật khẩu"
     subject, text, _ = render("done", kind="delete_accounts")
-    assert subject == "[YC-12] Đã xóa tài khoản thư điện tử"
+    assert subject == "[YC-12] Đã xoá tài khoản"
     assert "Liên kết nhận mật khẩu" not in text
 
 
@@ -215,8 +217,8 @@ def test_a_missing_variable_fails_instead_of_leaving_a_gap(template: str, missin
 
 def test_kind_may_be_the_core_enum_and_deadline_iso_text_from_a_job_payload() -> None:
     subject, text, _ = render("received", kind=Kind.PASSWORD_RESET, deadline="2026-09-01T08:00:00+00:00")
-    assert subject == "[YC-12] Đã tiếp nhận yêu cầu cấp lại mật khẩu tài khoản thư điện tử"
-    assert "15:00 01/09/2026" in text
+    assert subject == "[YC-12] Đã tiếp nhận yêu cầu cấp lại mật khẩu"
+    assert "01/09/2026 15:00" in text
 
 
 def test_unknown_template_is_refused() -> None:
@@ -270,7 +272,7 @@ def test_mime_encodes_the_vietnamese_sender_and_subject_and_round_trips() -> Non
     parsed = BytesParser(policy=policy.default).parsebytes(raw)
     assert parsed["From"].addresses[0].display_name == OFFICE_NAME
     assert parsed["From"].addresses[0].addr_spec == OFFICE
-    assert str(parsed["Subject"]) == "[YC-12] Đã tiếp nhận yêu cầu cấp tài khoản thư điện tử"
+    assert str(parsed["Subject"]) == "[YC-12] Đã tiếp nhận yêu cầu cấp tài khoản"
     assert parsed["Message-ID"] == "<edudesk.mail-received-12@hust.edu.vn>"
     assert parsed["In-Reply-To"] == REQUESTER_MSGID
     assert parsed["Auto-Submitted"] == "auto-generated"
@@ -293,3 +295,78 @@ def test_staff_mails_carry_the_code_or_the_notice(lang: str) -> None:
                                  link="https://hd.vn/records")
     assert subject.endswith("Mời Thầy/Cô ký học bạ <10A1>") and "Lớp <10A1> & 3 học bạ" in text
     assert "Lớp &lt;10A1&gt; &amp; 3 học bạ" in html and "https://hd.vn/records" in html
+
+
+# The words themselves, as a Vietnamese school's staff read them.
+
+def _settings(**institution: Any) -> Any:
+    return load_settings(None, overrides={"institution": institution,
+                                          "sla": {"check_hours": 12.0, "provision_hours": 36.0}})
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_subjects_are_short_without_product_name_or_emoji(template: str, lang: str) -> None:
+    subject, _, _ = render(template, lang, channel_label="IMAP", failures=4, error="x", code="123456",
+                           surface="Telegram", minutes=10, text="⏰ YC-12 đã quá hạn\nDòng hai", link="",
+                           subject="⏰ YC-12 đã quá hạn")
+    assert "edudesk" not in subject.lower()
+    assert not re.search("[\U00010000-\U0010FFFF\u23F0\u2705\u274C\uFE0F]", subject), subject
+    assert len(subject) <= 70, subject
+
+
+@pytest.mark.parametrize("template", REQUEST_TEMPLATES)
+def test_a_units_list_addresses_the_unit_not_anh_chi(template: str) -> None:
+    subject, text, html = render(template, kind="bulk_new_accounts", requester_name="Phòng Công tác sinh viên",
+                                 accounts=[{"full_name": "Trần Văn Đức", "address": "duc@x", "password_link": "l"}])
+    for body in (text, html):
+        assert "Kính gửi: Phòng Công tác sinh viên" in body
+        assert "Anh/Chị" not in body
+    assert text.startswith("Kính gửi: Phòng Công tác sinh viên\n")
+
+
+def test_a_person_stays_anh_chi_and_a_teacher_is_thay_co() -> None:
+    _, text, _ = render("received")
+    assert text.startswith("Kính gửi Anh/Chị Nguyễn Thị Hoà,")
+    _, text, _ = render("chat_notice", requester_name="Lê Thị Mai", number=None, link="", surface="",
+                        subject="Học bạ chờ ký", text="Còn 3 học bạ chờ Thầy/Cô ký.", addressee="teacher")
+    assert text.startswith("Kính gửi Thầy/Cô Lê Thị Mai,") and "Anh/Chị" not in text
+
+
+def test_acknowledgement_promises_each_steps_own_hours_from_the_settings() -> None:
+    _, text, html = render_mail("received", "vi", context(), templates_dir=TEMPLATES_DIR, settings=_settings())
+    for body in (text, html):
+        assert "trong vòng 12 giờ" in body.replace("<strong>", "").replace("</strong>", "")
+        assert "trong vòng 36 giờ" in body.replace("<strong>", "").replace("</strong>", "")
+    assert "24 giờ" not in text
+
+
+@pytest.mark.parametrize("template", ["need_info", "rejected", "too_large", "unreadable"])
+def test_form_names_come_from_the_institution_settings(template: str) -> None:
+    ctx = context(filename="phieu.docx")
+    settings = _settings(staff_form="QT-CB01", student_form="QT-SV02", list_form="DS-05")
+    _, text, html = render_mail(template, "vi", ctx, templates_dir=TEMPLATES_DIR, settings=settings)
+    for body in (text, html):
+        assert "QT-CB01" in body and "QT-SV02" in body and "BM01" not in body and "BM02" not in body
+    ctx = context(kind="bulk_new_accounts", requester_name="Phòng Đào tạo")
+    _, text, _ = render_mail(template, "en", ctx, templates_dir=TEMPLATES_DIR, settings=settings)
+    assert "DS-05" in text and "BM-CNTT31" not in text
+
+
+def test_list_file_without_passwords_says_it_does_not_contain_them() -> None:
+    accounts = [{"full_name": "A", "address": "a@x", "password_link": "https://x/1"},
+                {"full_name": "B", "address": "b@x", "password_link": "https://x/1"}]
+    _, text, html = render("done", kind="bulk_new_accounts", accounts=accounts, accounts_sheet=True)
+    for body in (text, html):
+        assert "tệp này không chứa mật khẩu" in body and "không có mật khẩu" not in body
+
+
+def test_plain_text_keeps_its_line_breaks() -> None:
+    _, text, _ = render("done")
+    assert "Liên kết nhận mật khẩu: https://edudesk.hust.edu.vn/p/Zk3q9w\n\nVì lý do bảo mật" in text
+    _, text, _ = render("done", kind="delete_accounts", accounts=[{"full_name": "A", "address": "a@x"}])
+    assert "Các tài khoản sau đã được xóa:\n- A: a@x\n" in text
+    _, text, _ = render("chat_notice", number=None, link="https://x/r/1", surface="Zalo", subject="s",
+                        text="Dòng một\nDòng hai")
+    assert "Dòng một\nDòng hai\n\nMở: https://x/r/1\n\n(Thư này" in text
+    assert "gửi được tới Anh/Chị.)\n\nTrân trọng," in text

@@ -3,7 +3,8 @@ every action kept, answers split at lines, and a card's change as a short update
 
 from __future__ import annotations
 
-from bot.zalo.render import LIMIT, fit, plain, split, update_line
+from bot.zalo.render import LIMIT, fit, plain, split
+from core.chats.text import update_line
 from core.ports import Button, Card
 
 

@@ -1,0 +1,46 @@
+"""One error root: every refusal a person can see is an `EdudeskError` subclass with a stable catalogue code,
+and there is one `NotAllowed` and one `LinkRefused` whatever module a caller names them from."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+
+import core
+import mailer
+from core import errors
+from core.errors import EdudeskError
+
+
+def _subclasses(cls: type) -> set[type]:
+    found = set()
+    for sub in cls.__subclasses__():
+        found |= {sub, *_subclasses(sub)}
+    return found
+
+
+def test_one_not_allowed_and_one_link_refused() -> None:
+    from core.accounts import passwordlinks
+    from core.people import access, chatlinks, staff
+    from core.signing import service
+
+    assert staff.NotAllowed is service.NotAllowed is errors.NotAllowed
+    assert issubclass(access.AccessDenied, errors.NotAllowed)
+    assert chatlinks.LinkRefused is passwordlinks.LinkRefused is errors.LinkRefused
+    refused = passwordlinks.refused(passwordlinks.Refusal.USED, 4)
+    assert isinstance(refused, errors.LinkRefused)
+    assert (refused.code, refused.reason, refused.request_id) == ("password_link_refused", "used", 4)
+    assert errors.LinkRefused("Mã sai.").code == "link_refused"
+
+
+def test_every_domain_error_has_a_stable_catalogue_code() -> None:
+    for package in (core, mailer):
+        for module in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
+            if ".migrations" not in module.name:
+                importlib.import_module(module.name)
+    classes = _subclasses(EdudeskError)
+    assert len(classes) > 20
+    for cls in classes:
+        assert re.fullmatch(r"[a-z][a-z0-9_]*", cls.code), cls
+        assert cls.code != EdudeskError.code, f"{cls.__module__}.{cls.__name__} has no code of its own"
