@@ -295,7 +295,7 @@ async def cmd_staff_add(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_staff_login(settings: Settings, args: argparse.Namespace) -> int:
     """Print a one-time web console sign-in link for a staff member (by id or e-mail)."""
-    from core.models import Staff
+    from core.people.models import Staff
     from core.people.webauth import issue_login_link
 
     await open_database(settings)
@@ -315,7 +315,7 @@ async def cmd_staff_login(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_staff_list(settings: Settings, args: argparse.Namespace) -> int:
     """List staff members and their roles (database and config.toml)."""
-    from core.models import Staff
+    from core.people.models import Staff
 
     await open_database(settings)
     try:

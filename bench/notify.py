@@ -27,7 +27,7 @@ from tortoise.transactions import in_transaction  # noqa: E402
 
 from core.chats.notify import enqueue_notice  # noqa: E402
 from core.config import load_settings  # noqa: E402
-from core.models import Staff  # noqa: E402
+from core.people.models import Staff  # noqa: E402
 from main import App  # noqa: E402
 from tests.fakes.telegram import FakeTelegram  # noqa: E402
 

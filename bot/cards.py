@@ -13,8 +13,8 @@ from core.chats.view import RequestView as RequestView  # the view model lives i
 from core.chats.view import load_view as load_view
 from core.config import Settings
 from core.errors import NotFound
-from core.models import RequestPerson
 from core.ports import Button, Card
+from core.requests.models import RequestPerson
 from core.requests.workflow import State
 from core.text import local_time
 from core.words import LANGUAGES, event_label, words

@@ -16,6 +16,18 @@ from core.statefiles import protect_state_files
 
 log = logging.getLogger(__name__)
 
+# Every module holding tables of the one tortoise app `models` (each feature keeps its own).
+MODEL_MODULES = [
+    "core.models",  # the audit trail, the job queue
+    "core.intake.models",
+    "core.requests.models",
+    "core.chats.models",
+    "core.people.models",
+    "core.people.linkmodels",
+    "core.accounts.models",
+    "core.signing.models",
+]
+
 
 def tortoise_config(database_url: str) -> dict[str, Any]:
     """The tortoise-orm config for one database URL (sqlite://path or postgres://...)."""
@@ -39,7 +51,7 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
         "connections": {"default": connection},
         "apps": {
             "models": {
-                "models": ["core.models", "core.people.linkmodels", "core.signing.models"],
+                "models": MODEL_MODULES,
                 "default_connection": "default",
                 "migrations": "core.migrations",
             }

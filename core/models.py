@@ -46,15 +46,3 @@ class Job(Model):
         table = "job"
         indexes = (("state", "run_after"),)
 
-
-# Every feature's tables, importable from here until each import names its feature's module
-# (tortoise discovers the models of the app `models` through this module).
-from core.accounts.models import Account, AccountLog, PasswordLink, PendingSecret  # noqa: E402
-from core.chats.models import ChatCard  # noqa: E402
-from core.intake.models import ChannelHealth, ImapCheckpoint, InboundMail  # noqa: E402
-from core.people.models import LoginToken, RegistryEntry, Staff, WebSession  # noqa: E402
-from core.requests.models import OutgoingMail, Request, RequestPerson  # noqa: E402
-
-__all__ = ["Account", "AccountLog", "AuditEvent", "ChannelHealth", "ChatCard", "ImapCheckpoint", "InboundMail", "Job",
-           "LoginToken", "OutgoingMail", "PasswordLink", "PendingSecret", "RegistryEntry", "Request", "RequestPerson",
-           "Staff", "WebSession"]

@@ -10,13 +10,15 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
+from core.accounts.models import PendingSecret
 from core.accounts.sheet import build_accounts_xlsx
 from core.config import Settings
 from core.db import lock_for_transaction
 from core.jobs import Handlers, JobKind, JobQueue, PermanentJobError, RetryLater
-from core.models import AuditEvent, Job, OutgoingMail, PendingSecret
+from core.models import AuditEvent, Job
 from core.ports import Clock, MailSender
 from core.requests.mailqueue import NOTICES_PER_MINUTE, STAFF_NOTICES, is_staff_notice, mail_context, queue_mail
+from core.requests.models import OutgoingMail
 from core.secrets import SecretBox
 from mailer.outbox import MailSendError
 from mailer.render import build_message

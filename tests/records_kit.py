@@ -9,7 +9,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from core.models import AuditEvent, Job, Staff
+from core.models import AuditEvent, Job
+from core.people.models import Staff
 from core.people.staff import Actor, Role
 from core.ports import FakeClock
 from core.signing.demo import demo_pdf, demo_roster

@@ -12,9 +12,9 @@ from aiogram.types import Message
 
 from bot.telegram.context import BotContext
 from core.errors import EdudeskError
-from core.models import Request
 from core.people.access import Permission, require
 from core.people.staff import Actor, staff_for_telegram
+from core.requests.models import Request
 from core.requests.queries import request_by_number, request_queue
 from core.requests.reports import counts, day_and_month_start, find_requests
 from core.requests.workflow import OPEN_STATES

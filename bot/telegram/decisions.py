@@ -19,8 +19,8 @@ from bot.cards import build_card, load_view, picker_card, preset
 from bot.telegram.callbacks import Tap, TapAction
 from bot.telegram.chat import TelegramChat
 from bot.telegram.context import BotContext
+from core.chats.models import ChatCard
 from core.errors import EdudeskError
-from core.models import ChatCard
 from core.people.access import Permission, require
 from core.people.staff import Actor, Role, assignable_staff
 from core.ports import Button, Card

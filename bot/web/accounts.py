@@ -13,7 +13,7 @@ from aiohttp import web
 
 from bot.web.render import Console, console, needs, render
 from core.accounts.log import ACTION_LABELS, COLUMNS, export_csv, export_xlsx, log_rows
-from core.models import AccountLog
+from core.accounts.models import AccountLog
 from core.people.access import Permission
 
 PAGE_SIZE = 50

@@ -19,8 +19,8 @@ from bot.web.render import ACTOR, OPEN, console, needs, redirect, render
 from core.chats.actions import ButtonAction
 from core.chats.surfaces import surface_of
 from core.errors import EdudeskError
-from core.models import Staff
 from core.people.chatlinks import ActionRefused, Grant, issue_link_code, peek_action, redeem_action
+from core.people.models import Staff
 from core.people.staff import Actor, actor_for_staff, choose_notify_via
 from core.requests.service import Action
 from core.signing.models import SchoolClass

@@ -15,8 +15,9 @@ from aiohttp import web
 from tortoise.functions import Count, Max
 
 from bot.web.render import needs
-from core.models import AuditEvent, Request
+from core.models import AuditEvent
 from core.people.access import Permission
+from core.requests.models import Request
 
 TTL = 0.2  # seconds a computed stamp is shared between waiting clients
 STEP = 0.25  # seconds between checks while a client waits

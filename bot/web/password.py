@@ -26,7 +26,7 @@ from core.accounts.passwordlinks import (
     peek_password_link,
 )
 from core.accounts.sheet import build_accounts_xlsx
-from core.models import Request
+from core.requests.models import Request
 from core.secrets import SecretBox, load_secret_box
 
 log = logging.getLogger(__name__)

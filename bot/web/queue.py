@@ -11,8 +11,9 @@ from tortoise.expressions import Q
 from bot.web.live import STAMPS
 from bot.web.render import ACTOR, SESSION, Console, console, needs, render
 from bot.web.render import OPEN as OPEN_PAGE
-from core.models import RegistryEntry, Request, Staff
 from core.people.access import Permission
+from core.people.models import RegistryEntry, Staff
+from core.requests.models import Request
 from core.requests.queries import request_queue
 from core.requests.workflow import OPEN_STATES
 from core.text import fold

@@ -14,8 +14,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from bot.web.labels import labels
 from core.config import Settings
-from core.models import WebSession
 from core.people.access import Permission, allows
+from core.people.models import WebSession
 from core.people.staff import Actor
 from core.ports import Clock
 from core.requests.service import RequestService

@@ -15,9 +15,12 @@ from bot.cards import build_card, load_view, preset
 from bot.web.live import STAMPS
 from bot.web.render import ACTOR, Console, clean_detail, console, has_role, needs, redirect, render
 from core.errors import EdudeskError, NotFound
-from core.models import AuditEvent, InboundMail, RequestPerson, Staff
+from core.intake.models import InboundMail
+from core.models import AuditEvent
 from core.people.access import Permission
+from core.people.models import Staff
 from core.people.staff import Role
+from core.requests.models import RequestPerson
 from core.requests.service import ROLES, Action, AlreadyDecided
 from core.words import detail_pairs, event_label
 

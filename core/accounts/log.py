@@ -10,7 +10,7 @@ from typing import Any
 from openpyxl import Workbook
 from openpyxl.styles import Font
 
-from core.models import AccountLog
+from core.accounts.models import AccountLog
 
 COLUMNS = (
     ("at", "Thời gian", "Time"),

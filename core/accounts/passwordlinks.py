@@ -17,9 +17,10 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
+from core.accounts.models import PasswordLink, PendingSecret
 from core.config import Settings
 from core.errors import EdudeskError, LinkRefused
-from core.models import AuditEvent, PasswordLink, PendingSecret
+from core.models import AuditEvent
 from core.people.webauth import token_hash
 from core.ports import Clock
 from core.secrets import SecretBox

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.chats.surfaces import ACCOUNTS, Surface
-from core.models import Staff
+from core.people.models import Staff
 
 
 def account(staff: Staff, surface: Surface) -> str:

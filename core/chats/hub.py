@@ -24,12 +24,14 @@ from typing import TypeVar
 from core.chats.accounts import account, linked_staff, staff_by_account
 from core.chats.actions import NAVIGATION, ButtonAction
 from core.chats.mail import mail_card
+from core.chats.models import ChatCard
 from core.chats.surfaces import NOTIFY_EMAIL, Surface
 from core.chats.text import cut, update_line
 from core.chats.view import RequestView, load_view
 from core.config import Settings
 from core.jobs import Handlers, JobKind, JobQueue, PermanentJobError, RetryLater
-from core.models import ChatCard, Job, Staff
+from core.models import Job
+from core.people.models import Staff
 from core.people.staff import Role, actor_for_staff
 from core.ports import Button, Card, ChatBusy, ChatDown, ChatPort, ChatRefused, Clock
 

@@ -8,7 +8,7 @@ from tortoise.transactions import in_transaction
 from core.chats.text import plain
 from core.config import Settings
 from core.jobs import JobQueue, PermanentJobError
-from core.models import Staff
+from core.people.models import Staff
 from core.ports import Card, Clock
 from core.requests.mailqueue import mail_context, queue_mail
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.errors import NotFound
-from core.models import AuditEvent, Request, RequestPerson, Staff
+from core.models import AuditEvent
+from core.people.models import Staff
+from core.requests.models import Request, RequestPerson
 from core.words import words
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.models import ImapCheckpoint
+from core.intake.models import ImapCheckpoint
 from core.ports import Clock
 
 

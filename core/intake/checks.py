@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core.accounts.models import Account
 from core.accounts.naming import local_part, propose_addresses
 from core.config import Settings
 from core.intake.domain import ExtractedRequest, IncomingMail, Kind, Person, Problem, Severity
@@ -14,8 +15,9 @@ from core.intake.sender import (
     spoof_suspected,
     trusted_institutional,
 )
-from core.models import Account, RegistryEntry, RequestPerson
+from core.people.models import RegistryEntry
 from core.people.registry import compare, lookup
+from core.requests.models import RequestPerson
 from core.requests.workflow import OPEN_STATES
 
 NEW_KINDS = (Kind.NEW_ACCOUNT, Kind.BULK_NEW_ACCOUNTS)

@@ -20,7 +20,7 @@ from tortoise.transactions import in_transaction
 from core.intake import flood
 from core.intake.domain import IncomingMail
 from core.intake.loops import classify_automatic
-from core.models import InboundMail
+from core.intake.models import InboundMail
 from core.ports import Analysis, AnalysisTimeout
 
 if TYPE_CHECKING:

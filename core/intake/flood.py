@@ -13,8 +13,10 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from core.config import Settings
 from core.intake.domain import IncomingMail
+from core.intake.models import InboundMail
 from core.intake.sender import parse_authentication_results, trusted_institutional
-from core.models import AuditEvent, InboundMail, Request
+from core.models import AuditEvent
+from core.requests.models import Request
 
 FLOOD_OUTCOME = "flood"
 

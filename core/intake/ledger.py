@@ -14,8 +14,9 @@ from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from core.config import Settings
+from core.intake.models import ChannelHealth, InboundMail
 from core.jobs import JobKind, JobQueue, JobState
-from core.models import AuditEvent, ChannelHealth, InboundMail, Job
+from core.models import AuditEvent, Job
 from core.ports import Clock, StoreResult
 from core.requests.mailqueue import mail_context, queue_mail
 from core.words import words

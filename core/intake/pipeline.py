@@ -22,12 +22,14 @@ from core.intake.checks import Checked, check_request
 from core.intake.domain import ExtractedRequest, IncomingMail, Kind, Population, Severity
 from core.intake.filters import FILTERS, Filter, MailContext
 from core.intake.loops import may_auto_reply
+from core.intake.models import InboundMail
 from core.intake.sender import from_untrusted
 from core.intake.threading import request_number_from_subject, thread_keys
 from core.jobs import Handlers, JobKind, JobQueue
-from core.models import AuditEvent, InboundMail, Job, OutgoingMail, Request, RequestPerson
+from core.models import AuditEvent, Job
 from core.ports import Clock, MailAnalyser
 from core.requests.mailqueue import mail_context, queue_mail
+from core.requests.models import OutgoingMail, Request, RequestPerson
 from core.requests.workflow import Event, State, deadline_for, next_deadline, transition
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,8 @@ from datetime import timedelta
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from core.models import AuditEvent, InboundMail
+from core.intake.models import InboundMail
+from core.models import AuditEvent
 from core.ports import Clock
 from core.requests.workflow import State
 

@@ -24,8 +24,9 @@ from core.chats.surfaces import ACCOUNTS, Surface, surface_of
 from core.config import Settings
 from core.errors import EdudeskError, LinkRefused
 from core.jobs import JobQueue
-from core.models import AuditEvent, Staff
+from core.models import AuditEvent
 from core.people.linkmodels import ActionToken, LinkCode
+from core.people.models import Staff
 from core.ports import Clock
 from core.requests.mailqueue import mail_context, queue_mail
 

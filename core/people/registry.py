@@ -13,7 +13,7 @@ from core.forms import read_attachment
 from core.forms.records import build_persons
 from core.intake.domain import Attachment, Person, Population, Problem, Severity
 from core.intake.sender import is_institutional
-from core.models import RegistryEntry
+from core.people.models import RegistryEntry
 from core.ports import Clock
 from core.text import clean, fold, same_but_diacritics
 

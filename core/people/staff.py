@@ -13,7 +13,8 @@ from core.chats.surfaces import NOTIFY_CHOICES
 from core.config import Settings
 from core.errors import EdudeskError
 from core.errors import NotAllowed as NotAllowed  # its old home: importers may still name it here
-from core.models import AuditEvent, Staff
+from core.models import AuditEvent
+from core.people.models import Staff
 
 if TYPE_CHECKING:
     from tortoise.backends.base.client import BaseDBAsyncClient

@@ -14,7 +14,8 @@ from tortoise.transactions import in_transaction
 from core.config import Settings
 from core.db import lock_for_transaction
 from core.errors import EdudeskError, NotFound
-from core.models import AuditEvent, LoginToken, Staff, WebSession
+from core.models import AuditEvent
+from core.people.models import LoginToken, Staff, WebSession
 from core.ports import Clock
 
 TOKEN_BYTES = 32  # secrets.token_urlsafe(32): 256 bits, 43 characters

@@ -16,9 +16,9 @@ from collections.abc import Awaitable
 
 from tortoise.exceptions import IntegrityError
 
+from core.accounts.models import Account
 from core.config import Settings
 from core.errors import ConfigError
-from core.models import Account
 from core.ports import AccountSpec, AddressTaken, Clock, DirectoryEntry, ProvisionError
 from core.provisioning.local import LocalProvisioner
 from core.provisioning.passwd_file import PasswdEntry, PasswdFile, check_field

@@ -17,15 +17,17 @@ from typing import Any
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
+from core.accounts.models import PendingSecret
 from core.chats.notify import enqueue_cards
 from core.config import Settings
 from core.intake.domain import Kind
 from core.jobs import Handlers, JobKind, JobQueue, PermanentJobError
-from core.models import AuditEvent, Job, PendingSecret, Request, RequestPerson
+from core.models import AuditEvent, Job
 from core.ports import Clock, Provisioner, ProvisionError
 from core.provisioning import Directories
 from core.provisioning.rows import Outcome, RowRunner, Who, person_key
 from core.requests.mailqueue import mail_context, queue_mail
+from core.requests.models import Request, RequestPerson
 from core.requests.workflow import Event, State, transition
 from core.secrets import SecretBox, generate_password
 from core.text import local_time

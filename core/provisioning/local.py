@@ -8,8 +8,8 @@ import hashlib
 import hmac
 import secrets
 
+from core.accounts.models import Account
 from core.config import Settings
-from core.models import Account
 from core.ports import AccountSpec, AddressTaken, Clock, DirectoryEntry, ProvisionError
 
 _N, _R, _P = 2**14, 8, 1

@@ -9,8 +9,9 @@ from __future__ import annotations
 from tortoise.transactions import in_transaction
 
 from core.accounts.log import record_change
+from core.accounts.models import Account
 from core.jobs import Job, RetryLater
-from core.models import Account, AuditEvent
+from core.models import AuditEvent
 from core.ports import Clock
 from core.provisioning import Directories
 

@@ -19,11 +19,12 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from core.accounts.log import record_change
+from core.accounts.models import Account, AccountLog
 from core.accounts.naming import slug
 from core.config import Settings
 from core.jobs import JobKind, JobQueue
-from core.models import Account, AccountLog, RequestPerson
 from core.ports import AccountSpec, AddressTaken, Clock, Provisioner, ProvisionError
+from core.requests.models import RequestPerson
 
 MAX_CANDIDATES = 60  # addresses tried for one person before giving up (then it is a naming problem)
 

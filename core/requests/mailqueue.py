@@ -9,8 +9,8 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from core.config import Settings
 from core.jobs import JobKind, JobQueue
-from core.models import OutgoingMail
 from core.ports import Clock
+from core.requests.models import OutgoingMail
 
 # Mail to staff, not answers to outside senders: the automatic-reply cap never drops them; they are paced
 # (at most NOTICES_PER_MINUTE per recipient, the rest wait their turn), and one that fails is reported.

@@ -13,8 +13,9 @@ from core.chats.notify import enqueue_notice
 from core.config import Settings
 from core.intake.retention import purge_raw_mail
 from core.jobs import JobQueue
-from core.models import AuditEvent, Request
+from core.models import AuditEvent
 from core.ports import Clock
+from core.requests.models import Request
 from core.requests.reports import overdue
 from core.requests.workflow import State
 from core.text import local_time

@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.errors import NotFound
-from core.models import AuditEvent, InboundMail, Request, RequestPerson
+from core.intake.models import InboundMail
+from core.models import AuditEvent
+from core.requests.models import Request, RequestPerson
 from core.text import fold
 
 NUMBER = re.compile(r"(?:yc)?[\s#-]*(\d{1,18})", re.IGNORECASE)  # "12", "YC-12", "yc 12", "#12"

@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 
 from tortoise.expressions import Q
 
-from core.models import AuditEvent, Request, RequestPerson
+from core.models import AuditEvent
+from core.requests.models import Request, RequestPerson
 from core.requests.workflow import OPEN_STATES
 from core.text import fold
 

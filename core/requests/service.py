@@ -14,14 +14,17 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
+from core.accounts.models import PendingSecret
 from core.chats.notify import enqueue_cards, enqueue_notice
 from core.config import Settings
 from core.errors import EdudeskError, InvalidTransition, NotFound
 from core.jobs import JobKind, JobQueue
-from core.models import AuditEvent, PendingSecret, Request, RequestPerson, Staff
+from core.models import AuditEvent
+from core.people.models import Staff
 from core.people.staff import Actor, NotAllowed, Role
 from core.ports import Clock
 from core.requests.mailqueue import mail_context, queue_mail
+from core.requests.models import Request, RequestPerson
 from core.requests.workflow import Decision, EffectKind, Event, State, next_deadline, transition
 from core.text import local_time, printable
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 from tortoise.transactions import in_transaction
 
-from core.models import AuditEvent, Staff
+from core.models import AuditEvent
+from core.people.models import Staff
 from core.people.staff import Actor, Role
 from core.ports import Clock
 from core.signing.models import ClassSigner, SchoolClass, SchoolRecord, SignatureStep, Teacher

@@ -18,7 +18,9 @@ import pytest
 
 from core.config import Settings, load_settings
 from core.db import close_database, open_database
-from core.models import InboundMail, Job, OutgoingMail, Request
+from core.intake.models import InboundMail
+from core.models import Job
+from core.requests.models import OutgoingMail, Request
 from tests.conftest import PG_URL, fresh_database, make_settings, wait_until
 from tests.mails import student_form_mail
 from tests.servers.smtp_sink import SmtpSink, free_port

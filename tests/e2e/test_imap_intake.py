@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 
 from core.intake.domain import Population
-from core.models import AuditEvent, ChannelHealth, InboundMail, Request, RequestPerson
+from core.intake.models import ChannelHealth, InboundMail
+from core.models import AuditEvent
 from core.people.registry import import_registry
+from core.requests.models import Request, RequestPerson
 from mailer.imap import DONE_KEYWORD
 from tests.conftest import wait_until
 from tests.mails import registry_xlsx, student_form_mail

@@ -16,9 +16,11 @@ from typing import Any
 
 import pytest
 
+from core.accounts.models import Account
 from core.intake.domain import Population
-from core.models import Account, Job, OutgoingMail, Request
+from core.models import Job
 from core.people.registry import import_registry
+from core.requests.models import OutgoingMail, Request
 from core.text import fold
 from main import App
 from tests.conftest import wait_until

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 
-from core.models import AuditEvent, InboundMail
+from core.intake.models import InboundMail
+from core.models import AuditEvent
 from main import App
 from tests.conftest import PG_URL
 from tests.mails import student_form_mail

@@ -20,10 +20,12 @@ from typing import Any
 import openpyxl
 import pytest
 
-from core.models import Account, PasswordLink, PendingSecret, Request, RequestPerson, Staff
+from core.accounts.models import Account, PasswordLink, PendingSecret
+from core.people.models import Staff
 from core.people.staff import Actor, Role
 from core.people.webauth import issue_login_link
 from core.provisioning.local import verify_password
+from core.requests.models import Request, RequestPerson
 from main import App
 
 CHROMIUM = Path("/usr/bin/chromium")

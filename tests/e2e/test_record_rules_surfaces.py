@@ -18,7 +18,8 @@ import aiohttp
 import pytest
 
 from bot.telegram.callbacks import Tap, TapAction
-from core.models import AuditEvent, Staff
+from core.models import AuditEvent
+from core.people.models import Staff
 from core.people.webauth import issue_login_link
 from core.signing.models import CredentialState, SignerCredential, Teacher
 from core.signing.pki import DemoPki

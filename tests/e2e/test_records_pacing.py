@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from core.models import Staff
+from core.people.models import Staff
 from core.signing.demo import demo_pdf
 from core.signing.importer import import_roster
 from core.signing.models import SignatureStep, Teacher

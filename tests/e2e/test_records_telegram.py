@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from core.models import AuditEvent, Staff
+from core.models import AuditEvent
+from core.people.models import Staff
 from core.signing.models import RecordReturn, SchoolRecord
 from core.signing.pki import DemoPki
 from main import App

@@ -15,7 +15,9 @@ import pytest
 from tortoise.transactions import in_transaction
 
 from core.chats.notify import enqueue_cards
-from core.models import AuditEvent, Request, RequestPerson, Staff
+from core.models import AuditEvent
+from core.people.models import Staff
+from core.requests.models import Request, RequestPerson
 from core.requests.workflow import State
 from main import App
 from tests.fakes.telegram import FakeTelegram

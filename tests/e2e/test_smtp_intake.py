@@ -11,9 +11,12 @@ from typing import Any
 
 import pytest
 
+from core.accounts.models import Account
 from core.intake.domain import Population
-from core.models import Account, AuditEvent, InboundMail, Job, OutgoingMail, Request, RequestPerson
+from core.intake.models import InboundMail
+from core.models import AuditEvent, Job
 from core.people.registry import import_registry
+from core.requests.models import OutgoingMail, Request, RequestPerson
 from main import App
 from tests.conftest import wait_until
 from tests.mails import DOCX, filled_bm02, mail, registry_xlsx, student_form_mail, zip_bomb_docx

@@ -13,10 +13,13 @@ from typing import Any
 
 import pytest
 
+from core.chats.models import ChatCard
 from core.intake.domain import Population
-from core.models import AuditEvent, ChatCard, Request, Staff
+from core.models import AuditEvent
+from core.people.models import Staff
 from core.people.registry import import_registry
 from core.ports import FakeClock
+from core.requests.models import Request
 from core.requests.overdue import send_reminders
 from main import App
 from tests.conftest import wait_until
@@ -367,7 +370,7 @@ async def test_a_new_form_in_a_reply_to_an_approved_request_goes_back_to_the_off
     await bot.mail_in(swapped)
     await bot.card(OFFICE_CHAT, "người gửi đã trả lời lại")
     request = await wait_until(lambda: Request.filter(state="received").first())
-    from core.models import RequestPerson
+    from core.requests.models import RequestPerson
 
     assert [p.full_name for p in await RequestPerson.filter(request_id=request.id)] == ["Trần Thị Bình"]
     # The card is back in the office's hands with the new person; the technical card lost its button.

@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from tortoise.transactions import in_transaction
 
+from core.chats.models import ChatCard
 from core.chats.notify import enqueue_cards, enqueue_notice
-from core.models import ChatCard, Request, Staff
+from core.people.models import Staff
+from core.requests.models import Request
 from core.requests.workflow import State
 from main import App
 from tests.conftest import wait_until
@@ -172,7 +174,9 @@ async def test_a_card_claimed_by_a_worker_that_died_is_posted_after_the_claim_ti
 
 
 async def test_a_chat_that_keeps_failing_is_reported_to_staff_and_its_recovery_noted(start: Any) -> None:
-    from core.models import AuditEvent, ChannelHealth, Job, OutgoingMail
+    from core.intake.models import ChannelHealth
+    from core.models import AuditEvent, Job
+    from core.requests.models import OutgoingMail
 
     fake = FakeTelegram(chat_limit=None, group_limit=None)
     app = await start(fake, rate_chat_seconds=0.0)
@@ -211,8 +215,9 @@ async def test_a_card_another_worker_is_posting_makes_the_job_come_back_not_fini
 
 
 async def test_a_person_who_never_started_the_bot_is_not_a_failing_channel(start: Any) -> None:
+    from core.intake.models import ChannelHealth
     from core.jobs import PermanentJobError
-    from core.models import ChannelHealth, Job
+    from core.models import Job
 
     fake = FakeTelegram(chat_limit=None, group_limit=None)
     app = await start(fake, rate_chat_seconds=0.0)
@@ -226,7 +231,8 @@ async def test_a_person_who_never_started_the_bot_is_not_a_failing_channel(start
 
 
 async def test_a_channel_marked_failing_before_a_restart_recovers_on_the_first_success(start: Any) -> None:
-    from core.models import ChannelHealth, Job
+    from core.intake.models import ChannelHealth
+    from core.models import Job
 
     fake = FakeTelegram(chat_limit=None, group_limit=None)
     app = await start(fake, rate_chat_seconds=0.0)

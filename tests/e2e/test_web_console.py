@@ -17,9 +17,12 @@ from typing import Any
 import pytest
 
 from core.intake.domain import Population
-from core.models import AuditEvent, InboundMail, Request, Staff
+from core.intake.models import InboundMail
+from core.models import AuditEvent
+from core.people.models import Staff
 from core.people.registry import import_registry
 from core.people.webauth import issue_login_link
+from core.requests.models import Request
 from main import App
 from tests.conftest import wait_until
 from tests.mails import registry_xlsx, student_form_mail

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from core.models import AuditEvent, Staff
+from core.models import AuditEvent
+from core.people.models import Staff
 from core.people.webauth import issue_login_link
 from core.ports import FakeClock
 from core.signing.models import RecordReturn, SchoolRecord, SignatureStep, SignerCredential, SignSession, Teacher

@@ -16,9 +16,11 @@ import aiohttp
 import pytest
 
 from core.intake.domain import Population
-from core.models import AuditEvent, Request, Staff
+from core.models import AuditEvent
 from core.people.chatlinks import issue_link_code
+from core.people.models import Staff
 from core.people.registry import import_registry
+from core.requests.models import Request
 from core.signing.models import SignatureStep, Teacher
 from core.signing.pki import DemoPki
 from main import App
@@ -195,7 +197,7 @@ async def test_a_code_mailed_to_the_institutional_address_links_the_account(worl
     import email
     import re
 
-    from core.models import OutgoingMail
+    from core.requests.models import OutgoingMail
 
     answer = await world.say(OFFICE_ZALO, "/lienket Phong@HUST.edu.vn")
     assert "Nếu đây là địa chỉ e-mail" in answer
@@ -213,7 +215,7 @@ async def test_a_code_mailed_to_the_institutional_address_links_the_account(worl
 
 
 async def test_a_blocked_zalo_chat_falls_back_to_e_mail(world: World) -> None:
-    from core.models import OutgoingMail
+    from core.requests.models import OutgoingMail
 
     kit, fake = world.kit, world.fake
     teacher = await Teacher.get(code="GV01")
@@ -267,7 +269,8 @@ async def test_webhook_mode_checks_the_secret(app_factory: Any, settings_factory
 
 
 async def test_one_office_member_blocking_the_bot_does_not_stop_the_others(world: World) -> None:
-    from core.models import ChatCard, Job
+    from core.chats.models import ChatCard
+    from core.models import Job
 
     app, fake = world.app, world.fake
     second = await Staff.create(name="Phạm Thu Hà", email="ha@hust.edu.vn", roles=["office"], notify_via="zalo",

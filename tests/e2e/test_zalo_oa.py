@@ -18,10 +18,12 @@ import pytest
 
 from bot.zalo.oa import OaTokens
 from core.intake.domain import Population
-from core.models import AuditEvent, Request, Staff
+from core.models import AuditEvent
 from core.people.chatlinks import issue_link_code
 from core.people.linkmodels import OAuthToken
+from core.people.models import Staff
 from core.people.registry import import_registry
+from core.requests.models import Request
 from core.secrets import load_secret_box
 from main import App
 from tests.conftest import wait_until

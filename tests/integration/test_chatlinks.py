@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from core.models import AuditEvent, Staff
+from core.models import AuditEvent
 from core.people.chatlinks import (
     LINK_ATTEMPTS_ALL,
     ActionRefused,
@@ -19,6 +19,7 @@ from core.people.chatlinks import (
     redeem_action,
     redeem_link_code,
 )
+from core.people.models import Staff
 from core.ports import FakeClock
 
 pytestmark = pytest.mark.db

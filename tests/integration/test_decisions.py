@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from core.intake.pipeline import IntakePipeline
-from core.models import RequestPerson
+from core.requests.models import RequestPerson
 from mailer.analyse import headers_only
 from tests.conftest import PG_URL
 from tests.mails import student_form_mail

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from core.accounts.models import Account
 from core.errors import ConfigError
-from core.models import Account
 from core.ports import AccountSpec, AddressTaken, ProvisionError
 from core.provisioning import make_provisioner
 from core.provisioning.dovecot import DovecotProvisioner

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from core.intake.filters import FILTERS, CreateRequest, MailContext, Thread
-from core.models import AuditEvent, InboundMail, Request
+from core.intake.models import InboundMail
+from core.models import AuditEvent
+from core.requests.models import Request
 from tests.mails import student_form_mail
 
 pytestmark = pytest.mark.db

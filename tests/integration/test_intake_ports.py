@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from core.intake.checkpoints import DbImapCheckpoints
-from core.models import ChannelHealth, ImapCheckpoint
+from core.intake.models import ChannelHealth, ImapCheckpoint
 from core.ports import FakeClock, HealthReport, ImapCheckpoints, IntakeSink
 
 pytestmark = pytest.mark.db

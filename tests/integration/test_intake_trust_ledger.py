@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from core.models import AuditEvent, InboundMail, Request
+from core.intake.models import InboundMail
+from core.models import AuditEvent
+from core.requests.models import Request
 from main import App
 from tests.mails import student_form_mail
 

@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 
-from core.models import AuditEvent, InboundMail, OutgoingMail, Request
+from core.intake.models import InboundMail
+from core.models import AuditEvent
 from core.ports import FakeClock
+from core.requests.models import OutgoingMail, Request
 from main import App
 from tests.conftest import wait_until
 from tests.mails import mail, student_form_mail

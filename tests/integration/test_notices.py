@@ -13,9 +13,11 @@ import pytest
 from tortoise.transactions import in_transaction
 
 from core.chats.notify import enqueue_notice
-from core.models import AuditEvent, Job, OutgoingMail, Staff
+from core.models import AuditEvent, Job
+from core.people.models import Staff
 from core.ports import FakeClock
 from core.requests.mailqueue import NOTICES_PER_MINUTE
+from core.requests.models import OutgoingMail
 from main import App
 from tests.servers.smtp_sink import SmtpSink
 

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from core.errors import EdudeskError, NotAllowed
-from core.models import AuditEvent, Staff
+from core.models import AuditEvent
+from core.people.models import Staff
 from core.people.staff import Actor, Role, choose_notify_via
 
 pytestmark = pytest.mark.db

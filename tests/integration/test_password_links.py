@@ -19,6 +19,7 @@ import pytest
 from tortoise.transactions import in_transaction
 
 from bot.web.console import WebConsole
+from core.accounts.models import AccountLog, PasswordLink, PendingSecret
 from core.accounts.passwordlinks import (
     LinkRefused,
     OpenedLink,
@@ -27,9 +28,11 @@ from core.accounts.passwordlinks import (
     open_password_link,
     purge_expired,
 )
-from core.models import AccountLog, AuditEvent, PasswordLink, PendingSecret, Request, Staff
+from core.models import AuditEvent
+from core.people.models import Staff
 from core.people.webauth import issue_login_link, token_hash
 from core.ports import FakeClock
+from core.requests.models import Request
 from core.secrets import SecretBox
 from main import App
 

@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 
 from bot.cards import load_view, render_text
-from core.models import Account, AccountLog, AuditEvent, Job, OutgoingMail, Request, RequestPerson
+from core.accounts.models import Account, AccountLog
+from core.models import AuditEvent, Job
 from core.people.staff import Actor, Role
 from core.ports import AccountSpec, ProvisionError
 from core.provisioning.local import LocalProvisioner
+from core.requests.models import OutgoingMail, Request, RequestPerson
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.db
@@ -153,7 +155,7 @@ async def test_the_account_log_never_holds_a_password(app_factory: Any, settings
     await app.worker.drain()
     assert (await Request.get(id=request.id)).state == "done"
     from core.accounts.log import export_csv, log_rows
-    from core.models import PendingSecret
+    from core.accounts.models import PendingSecret
 
     assert not await PendingSecret.all().exists()  # sent, so gone
     exported = export_csv(await log_rows(request_id=request.id)).decode("utf-8-sig")

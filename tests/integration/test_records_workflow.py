@@ -102,7 +102,7 @@ async def test_unapproved_or_rejected_signer_cannot_sign(kit: RecordsKit) -> Non
 
 
 async def test_expired_certificate_is_warned_to_teacher_and_admin(kit: RecordsKit) -> None:
-    from core.models import Staff
+    from core.people.models import Staff
 
     admin = await Staff.create(name="Quản trị", email="admin@thpt.edu.vn", roles=["admin"], telegram_id=99,
                                created_at=kit.clock.now())

@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 
 from core.errors import EdudeskError
+from core.intake.models import InboundMail
 from core.intake.pipeline import reprocess_mail
 from core.intake.retention import purge_raw_mail
-from core.models import AuditEvent, InboundMail, Request
+from core.models import AuditEvent
+from core.requests.models import Request
 
 pytestmark = pytest.mark.db
 

@@ -15,10 +15,13 @@ import aiohttp
 import pytest
 
 from bot.web.console import WebConsole
-from core.models import AuditEvent, InboundMail, Request, RequestPerson, Staff
+from core.intake.models import InboundMail
+from core.models import AuditEvent
 from core.people.chatlinks import issue_action
+from core.people.models import Staff
 from core.people.webauth import issue_login_link
 from core.ports import FakeClock
+from core.requests.models import Request, RequestPerson
 
 pytestmark = pytest.mark.db
 

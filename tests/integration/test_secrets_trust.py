@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 from tortoise.connection import get_connection
 
+from core.accounts.models import PasswordLink, PendingSecret
 from core.accounts.passwordlinks import LinkInfo, peek_password_link
 from core.db import dialect
-from core.models import OutgoingMail, PasswordLink, PendingSecret, Request, RequestPerson
 from core.people.staff import Actor, Role
 from core.ports import MailSender, OutgoingMessage
+from core.requests.models import OutgoingMail, Request, RequestPerson
 from mailer.outbox import SmtpMailSender
 from main import App
 from tests.conftest import wait_until

@@ -12,10 +12,13 @@ from typing import Any
 
 import pytest
 
+from core.accounts.models import Account, AccountLog, PendingSecret
 from core.errors import EdudeskError
-from core.models import Account, AccountLog, AuditEvent, Job, OutgoingMail, PendingSecret, Request, RequestPerson, Staff
+from core.models import AuditEvent, Job
+from core.people.models import Staff
 from core.people.staff import Actor, NotAllowed, Role, actor_for_telegram
 from core.provisioning.local import verify_password
+from core.requests.models import OutgoingMail, Request, RequestPerson
 from core.requests.service import AlreadyDecided
 
 pytestmark = pytest.mark.db

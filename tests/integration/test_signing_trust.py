@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from core.errors import EdudeskError
-from core.models import AuditEvent, Job, Staff
+from core.models import AuditEvent, Job
+from core.people.models import Staff
 from core.ports import FakeClock
 from core.signing.credentials import CredentialRefused
 from core.signing.factory import certificate_facts, seal_pkcs12

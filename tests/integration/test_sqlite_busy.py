@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from tortoise.transactions import in_transaction
 
-from core.models import Job, OutgoingMail
+from core.models import Job
 from core.requests.mailqueue import mail_context, queue_mail
+from core.requests.models import OutgoingMail
 from main import App
 from tests.conftest import PG_URL, wait_until
 from tests.mails import registry_xlsx

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from core.models import Staff
+from core.people.models import Staff
 from core.people.staff import Role, staff_holding
 
 pytestmark = pytest.mark.db

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from core.models import OutgoingMail
+from core.requests.models import OutgoingMail
 from tests.conftest import wait_until
 from tests.mails import student_form_mail
 

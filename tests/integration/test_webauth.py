@@ -17,9 +17,11 @@ import pytest
 from bot.web.console import WebConsole
 from bot.web.labels import EN, VI
 from core.config import Settings
-from core.models import AuditEvent, LoginToken, RegistryEntry, Request, RequestPerson, Staff, WebSession
+from core.models import AuditEvent
+from core.people.models import LoginToken, RegistryEntry, Staff, WebSession
 from core.people.webauth import LoginRefused, consume_login, ensure_first_admin, issue_login_link, token_hash
 from core.ports import FakeClock
+from core.requests.models import Request, RequestPerson
 from core.text import fold
 
 pytestmark = pytest.mark.db

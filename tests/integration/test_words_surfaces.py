@@ -15,11 +15,14 @@ from tortoise.transactions import in_transaction
 
 from bot.cards import build_card, load_view
 from bot.textcommands import TextContext, handle
+from core.accounts.models import PendingSecret
 from core.accounts.passwordlinks import OpenedLink, issue_password_link, open_password_link
-from core.models import AuditEvent, PendingSecret, Request, RequestPerson, Staff
+from core.models import AuditEvent
+from core.people.models import Staff
 from core.people.staff import actor_for_staff
 from core.people.webauth import issue_login_link
 from core.ports import FakeClock
+from core.requests.models import Request, RequestPerson
 from core.requests.overdue import send_reminders
 from core.requests.workflow import State, deadline_for
 from core.words import CATALOGUES

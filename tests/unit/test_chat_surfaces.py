@@ -9,8 +9,8 @@ from bot.zalo.chat import ZaloChat
 from core.chats.actions import NAVIGATION, ButtonAction
 from core.chats.surfaces import ACCOUNTS, NOTIFY_CHOICES, Surface, surface_of
 from core.chats.text import cut
-from core.models import Staff
 from core.people.chatlinks import SURFACES
+from core.people.models import Staff
 
 
 def test_the_stored_values_of_surfaces_and_notice_choices_are_unchanged() -> None:
