@@ -28,8 +28,8 @@ from core.signing.turns import role_text, sign_page, teacher_needs_pin
 from core.signing.usecases import my_turns, signer_for
 from core.text import local_time
 
-STEP_MARKS = {"open": "✍️ chờ Thầy/Cô ký", "signed": "✓ đã ký", "waiting": "⏳ chưa đến lượt"}
-RECORD_MARKS = {"returned": "⚠️ đang chờ xử lý báo sai sót", "signed": "✅ đã ký xong", "cancelled": "✖ đã huỷ"}
+STEP_MARKS = {"open": "chờ Thầy/Cô ký", "signed": "✓ đã ký", "waiting": "chưa đến lượt"}
+RECORD_MARKS = {"returned": "đang chờ xử lý báo sai sót", "signed": "đã ký xong", "cancelled": "đã huỷ"}
 
 
 class Reporting(StatesGroup):
@@ -53,17 +53,17 @@ async def on_record_tap(cb: CallbackQuery, callback_data: Tap, edudesk: BotConte
             try:
                 session = await records.start_signing(actor, tap.r, tap.x)  # no PIN: a held key is never used
             except (PinRequired, PinNotSet) as exc:  # where and how to sign, in full (an alert holds 200 chars)
-                await cb.answer("🔐 Cần mã PIN ký: Thầy/Cô ký trên trang quản trị — xem tin nhắn bên dưới.",
+                await cb.answer("Cần mã PIN ký: Thầy/Cô ký trên trang quản trị — xem tin nhắn bên dưới.",
                                 show_alert=True)
                 chat = cb.message.chat.id if cb.message is not None else cb.from_user.id
                 await ctx.chat.send_text(chat, html.escape(exc.message))
                 return
-            await cb.answer(f"✍️ Đang ký {len(session.steps)} học bạ. Nếu dùng ký số từ xa, hãy xác nhận trên "
+            await cb.answer(f"Đang ký {len(session.steps)} học bạ. Nếu dùng ký số từ xa, hãy xác nhận trên "
                             f"điện thoại.", show_alert=True)
         elif tap.a == TapAction.REC_REMIND:
             sent, when = await records.remind_all(actor, tap.r or None)
             later = when > ctx.clock.now()
-            await cb.answer(f"🔔 Đã gửi nhắc {sent} giáo viên" + (
+            await cb.answer(f"Đã gửi nhắc {sent} giáo viên" + (
                 f" (giờ nghỉ: sẽ gửi lúc {local_time(when, ctx.settings.general.timezone)})" if later else "."),
                 show_alert=True)
         elif tap.a in (TapAction.REC_RETURN_OK, TapAction.REC_RETURN_NO):
@@ -107,7 +107,7 @@ async def on_list_tap(cb: CallbackQuery, callback_data: Tap, edudesk: BotContext
         return
     mine = {s["record_id"]: s["state"] for s in await SignatureStep.filter(
         teacher_id=teacher_id, stage=callback_data.x, record__klass_id=klass.id).values("record_id", "state")}
-    lines = [f"📋 <b>Học bạ lớp {html.escape(klass.name)}</b> ({html.escape(klass.year)})"]
+    lines = [f"<b>Học bạ lớp {html.escape(klass.name)}</b> ({html.escape(klass.year)})"]
     for r in await SchoolRecord.filter(klass_id=klass.id).order_by("student_code"):
         mark = RECORD_MARKS.get(r.state) or STEP_MARKS.get(mine.get(r.id, ""), f"{r.signatures} chữ ký")
         lines.append(f"• {html.escape(r.student_code)} {html.escape(r.student_name)} — {mark}")
@@ -128,7 +128,7 @@ async def on_report_tap(cb: CallbackQuery, callback_data: Tap, edudesk: BotConte
     await cb.answer("Trả lời tin nhắn của bot: mã học sinh và sai sót.")
     chat = cb.message.chat.id if cb.message is not None else cb.from_user.id
     prompt = await edudesk.chat.send_text(
-        chat, f"⚠️ Báo sai sót học bạ lớp <b>{html.escape(klass.name)}</b>: trả lời tin này với mã học sinh và sai "
+        chat, f"Báo sai sót học bạ lớp <b>{html.escape(klass.name)}</b>: trả lời tin này với mã học sinh và sai "
               f"sót, ví dụ «HS003 Sai điểm Toán học kì II». Học bạ đó dừng ký cho đến khi quản trị viên xử lý.",
         reply_markup=ForceReply(selective=True, input_field_placeholder="HS003 Sai điểm …"))
     await state.set_state(Reporting.reason)
@@ -176,19 +176,19 @@ async def on_sign_list(message: Message, edudesk: BotContext, actor: Actor) -> N
     if not turns:
         await edudesk.chat.send_text(message.chat.id, "Không có học bạ nào đang chờ Thầy/Cô ký.")
         return
-    lines, rows = ["✍️ <b>Học bạ chờ Thầy/Cô ký</b>"], []
+    lines, rows = ["<b>Học bạ chờ Thầy/Cô ký</b>"], []
     pin = await teacher_needs_pin(teacher.id)
     if pin:
-        lines.append("🔐 Chứng thư số của Thầy/Cô lưu trên máy chủ: Thầy/Cô ký trên trang quản trị với mã PIN ký.")
+        lines.append("Chứng thư số của Thầy/Cô lưu trên máy chủ: Thầy/Cô ký trên trang quản trị với mã PIN ký.")
     for (class_id, stage), count in sorted(turns.items()):
         klass = await SchoolClass.get(id=class_id)
         role = html.escape(await role_text(teacher.id, class_id, stage))
         lines.append(f"• {html.escape(klass.name)} — {role}: {count} học bạ")
         if pin and edudesk.settings.web.public_url:  # a key the server holds: the button opens the console's page
-            rows.append((Button(f"✍️ Ký ngay {klass.name}", TapAction.NOOP, 0, url=sign_page(edudesk.settings, class_id,
+            rows.append((Button(f"Ký ngay {klass.name}", TapAction.NOOP, 0, url=sign_page(edudesk.settings, class_id,
                                                                                       stage)),))
         else:
-            rows.append((Button(f"✍️ Ký ngay {klass.name}", TapAction.REC_SIGN, class_id, arg=stage),))
+            rows.append((Button(f"Ký ngay {klass.name}", TapAction.REC_SIGN, class_id, arg=stage),))
     await edudesk.chat.post_card(str(message.chat.id), Card("\n".join(lines), tuple(rows)))
 
 
@@ -202,8 +202,8 @@ async def on_progress(message: Message, edudesk: BotContext, actor: Actor) -> No
     if not rows:
         await edudesk.chat.send_text(message.chat.id, "Không còn ai đang chờ ký học bạ.")
         return
-    text = "📊 <b>Tiến độ ký học bạ</b>\n" + "\n".join(html.escape(b.text()) for b in rows)
-    card = Card(text[:4000], ((Button("🔔 Nhắc tất cả", TapAction.REC_REMIND, 0),),))
+    text = "<b>Tiến độ ký học bạ</b>\n" + "\n".join(html.escape(b.text()) for b in rows)
+    card = Card(text[:4000], ((Button("Nhắc tất cả", TapAction.REC_REMIND, 0),),))
     await edudesk.chat.post_card(str(message.chat.id), card)
 
 

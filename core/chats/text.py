@@ -29,7 +29,7 @@ def update_line(card: Card) -> str:
     if not lines:
         return ""
     state = next((line for line in lines if line.startswith(STATE_PREFIXES)), "")
-    return "\n".join(x for x in dict.fromkeys([f"🔄 {lines[0]}", state, lines[-1]]) if x)
+    return "\n".join(x for x in dict.fromkeys([f"{lines[0]}", state, lines[-1]]) if x)
 
 
 def cut(text: str, limit: int, link: str = "", lang: str = "vi") -> str:

@@ -225,14 +225,14 @@ class IntakePipeline:
                 await enqueue_cards(conn, self.queue, request.id, version, decision.state)
                 notice = ""
                 if form_kept:
-                    notice = (f"✉️ <b>YC-{request.id}</b>: có phiếu mới trong thư trả lời nhưng không được áp dụng "
+                    notice = (f"<b>YC-{request.id}</b>: có phiếu mới trong thư trả lời nhưng không được áp dụng "
                               "(yêu cầu đã/đang được thực hiện, hoặc người gửi không phải người đề nghị) — "
                               "xem thư trên trang quản trị.")
                 elif decision.state != state:
                     what = "đã bổ sung thông tin" if state is State.NEED_INFO else "đã trả lời lại"
-                    notice = f"✉️ <b>YC-{request.id}</b>: người gửi {what}; yêu cầu được mở lại để kiểm tra."
+                    notice = f"<b>YC-{request.id}</b>: người gửi {what}; yêu cầu được mở lại để kiểm tra."
                 elif checked is not None:
-                    notice = f"✉️ <b>YC-{request.id}</b>: người gửi gửi phiếu đã sửa; danh sách đã được kiểm tra lại."
+                    notice = f"<b>YC-{request.id}</b>: người gửi gửi phiếu đã sửa; danh sách đã được kiểm tra lại."
                 if notice:
                     # The card is edited in place, far up the chat by now: say so where people look.
                     await enqueue_notice(conn, self.queue, f"reply:{request.id}:{version}", "office", notice,

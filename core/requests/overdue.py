@@ -41,7 +41,7 @@ async def send_reminders(settings: Settings, clock: Clock, queue: JobQueue) -> t
         if r.reminded_at is None:
             async with in_transaction() as conn:
                 if await Request.filter(id=r.id, reminded_at__isnull=True).using_db(conn).update(reminded_at=now):
-                    text = (f"⏰ <b>YC-{r.id}</b> đã quá hạn xử lý ({when}, trễ {hours} giờ). "
+                    text = (f"<b>YC-{r.id}</b> đã quá hạn xử lý ({when}, trễ {hours} giờ). "
                             f"Đề nghị xử lý ngay.")
                     key = f"remind:{r.id}:{r.version}:{r.deadline.isoformat()}"
                     await enqueue_notice(conn, queue, key, owner, text, r.id)
@@ -54,9 +54,9 @@ async def send_reminders(settings: Settings, clock: Clock, queue: JobQueue) -> t
         if r.escalated_at is None and late >= escalate_after:
             async with in_transaction() as conn:
                 if await Request.filter(id=r.id, escalated_at__isnull=True).using_db(conn).update(escalated_at=now):
-                    text = (f"🔺 <b>YC-{r.id}</b> quá hạn {hours} giờ (hạn {when}), bước của bộ phận "
+                    text = (f"<b>YC-{r.id}</b> quá hạn {hours} giờ (hạn {when}), bước của bộ phận "
                             f"{'văn phòng' if owner == 'office' else 'kỹ thuật'} chưa xong.")
-                    buttons = [[{"label": "👤 Giao lại", "action": "reassign_pick", "request_id": r.id,
+                    buttons = [[{"label": "Giao lại", "action": "reassign_pick", "request_id": r.id,
                                  "version": r.version, "arg": 0}]]
                     await enqueue_notice(conn, queue, f"escalate:{r.id}:{r.version}:{r.deadline.isoformat()}", "head",
                                          text, r.id, buttons)

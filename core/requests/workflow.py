@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from core.config import SlaSettings
 from core.errors import InvalidTransition
+from core.words import words
 
 
 class State(enum.StrEnum):
@@ -98,9 +99,9 @@ def transition(state: State, event: Event) -> Decision:
     """Apply an event; raises InvalidTransition with a Vietnamese message when not allowed."""
     decision = _TABLE.get((state, event))
     if decision is None:
-        raise InvalidTransition(
-            f"Không thể thực hiện '{event.value}' khi yêu cầu đang ở trạng thái '{state.value}'."
-        )
+        w = words("vi")
+        raise InvalidTransition(w("workflow.refused", step=w(f"workflow.step.{event.value}"),
+                                  state=w(f"state.{state.value}")))
     return decision
 
 

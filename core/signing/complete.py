@@ -29,10 +29,10 @@ async def record_completed(conn: BaseDBAsyncClient, queue: JobQueue, settings: S
         return
     klass = await SchoolClass.filter(id=class_id).using_db(conn).get()
     count = await SchoolRecord.filter(klass_id=class_id).using_db(conn).count()
-    text = (f"✅ Lớp <b>{esc(klass.name)}</b> ({esc(klass.year)}): {count} học bạ đã đủ chữ ký, "
+    text = (f"Lớp <b>{esc(klass.name)}</b> ({esc(klass.year)}): {count} học bạ đã đủ chữ ký, "
             f"kể cả chữ ký phát hành.\n"
             f"Đề nghị quản trị viên xác nhận hoàn tất để xuất hồ sơ.")
-    buttons = [[{"label": "✅ Xác nhận hoàn tất", "action": "rec_confirm", "request_id": class_id}]]
+    buttons = [[{"label": "Xác nhận hoàn tất", "action": "rec_confirm", "request_id": class_id}]]
     await enqueue_notice(conn, queue, f"classdone:{class_id}:head", "head", text, buttons=buttons)
     for admin in await staff_holding(Role.ADMIN, settings, conn):
         await enqueue_notice(conn, queue, f"classdone:{class_id}:{admin.id}", f"staff:{admin.id}", text,

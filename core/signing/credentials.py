@@ -102,15 +102,15 @@ class CredentialDesk:
         await AuditEvent.create(at=now, actor=actor.label, action="signer_registered",
                                 detail={"credential": row.id, "teacher": teacher.code, "kind": kind,
                                         "subject": row.subject_name, "findings": [f.code for f in findings]})
-        text = (f"🪪 <b>Đăng ký chứng thư số</b> — {esc(teacher.name)} ({esc(teacher.code)})\n"
+        text = (f"<b>Đăng ký chứng thư số</b> — {esc(teacher.name)} ({esc(teacher.code)})\n"
                 f"Loại: {row.label}\nChủ thể: {row.subject_name}\n"
                 f"Hết hạn: {local_time(row.not_after, self.settings.general.timezone)}")
         if findings:
             from core.signing.preflight import summarise
 
-            text += "\n⚠️ " + summarise(findings)
-        buttons = [[{"label": "✅ Duyệt", "action": "rec_cred_ok", "request_id": row.id},
-                    {"label": "❌ Từ chối", "action": "rec_cred_no", "request_id": row.id}]]
+            text += "\n" + summarise(findings)
+        buttons = [[{"label": "Duyệt", "action": "rec_cred_ok", "request_id": row.id},
+                    {"label": "Từ chối", "action": "rec_cred_no", "request_id": row.id}]]
         for admin in await staff_holding(Role.ADMIN, self.settings):
             await enqueue_notice(None, self.queue, f"credential:{row.id}:{admin.id}", f"staff:{admin.id}", text,
                                  buttons=buttons)
@@ -145,8 +145,8 @@ class CredentialDesk:
                                 detail={"credential": credential_id})
         teacher = await Teacher.get_or_none(id=row.teacher_id) if row.teacher_id else None
         if teacher is not None and teacher.staff_id is not None:
-            text = ("✅ Chứng thư số của Thầy/Cô đã được duyệt; Thầy/Cô có thể ký học bạ." if approve else
-                    "❌ Chứng thư số của Thầy/Cô không được duyệt; hãy liên hệ quản trị viên.")
+            text = ("Chứng thư số của Thầy/Cô đã được duyệt; Thầy/Cô có thể ký học bạ." if approve else
+                    "Chứng thư số của Thầy/Cô không được duyệt; hãy liên hệ quản trị viên.")
             await enqueue_notice(None, self.queue, f"credential-decided:{credential_id}", f"staff:{teacher.staff_id}",
                                  text)
             self.queue.wake()

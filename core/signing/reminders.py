@@ -103,7 +103,7 @@ async def send_sign_reminders(settings: Settings, clock: Clock, queue: JobQueue)
         if due and await SignatureStep.filter(id__in=[s.id for s in due], reminded_at__isnull=True).update(
                 reminded_at=now):
             reminded += await _remind(queue, settings, key, steps, f"signremind:{key}:{now.date()}", None,
-                                      "⏰ <b>Nhắc ký học bạ số</b> — sắp đến hạn.")
+                                      "<b>Nhắc ký học bạ số</b> — sắp đến hạn.")
         late = [s for s in steps if s.deadline and s.escalated_at is None and s.deadline <= now]
         if late and await SignatureStep.filter(id__in=[s.id for s in late], escalated_at__isnull=True).update(
                 escalated_at=now):
@@ -116,9 +116,9 @@ async def send_sign_reminders(settings: Settings, clock: Clock, queue: JobQueue)
 async def _escalate(queue: JobQueue, settings: Settings, key: Key, late: list[SignatureStep], now: datetime) -> int:
     teacher = await Teacher.get(id=key[0])
     klass = await SchoolClass.get(id=key[1])
-    text = (f"🔺 <b>Quá hạn ký học bạ</b>: {esc(teacher.name)} — lớp {esc(klass.name)}, "
+    text = (f"<b>Quá hạn ký học bạ</b>: {esc(teacher.name)} — lớp {esc(klass.name)}, "
             f"{esc(await role_text(key[0], key[1], key[2]))}: còn {len(late)} học bạ chưa ký.")
-    buttons = [[{"label": "🔔 Nhắc tất cả", "action": "rec_remind", "request_id": key[1]}]]
+    buttons = [[{"label": "Nhắc tất cả", "action": "rec_remind", "request_id": key[1]}]]
     async with in_transaction() as conn:
         for staff in await staff_holding(Role.LEADER, settings, conn):
             await enqueue_notice(conn, queue, f"signlate:{key}:{now.date()}:{staff.id}", f"staff:{staff.id}",
@@ -139,7 +139,7 @@ async def remind_pending(settings: Settings, clock: Clock, queue: JobQueue, acto
     messages = 0
     for key, steps in (await _open_by_signer(class_id)).items():
         job_key = f"signnudge:{key}:{int(now.timestamp() // 60)}"
-        if await _remind(queue, settings, key, steps, job_key, when, "🔔 <b>Ban giám hiệu nhắc ký học bạ số</b>"):
+        if await _remind(queue, settings, key, steps, job_key, when, "<b>Ban giám hiệu nhắc ký học bạ số</b>"):
             teachers.add(key[0])  # one message per class and stage (each has its own Ký ngay), counted per person
             messages += 1
     await AuditEvent.create(at=now, actor=actor.label, action="records_reminded",

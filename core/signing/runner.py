@@ -275,7 +275,7 @@ class SignRunner:
                   + (f" ({signed} học bạ khác đã ký và lưu bình thường.)" if signed else ""))
         teacher = await Teacher.get_or_none(id=session.teacher_id) if session.teacher_id else None
         who = f"{teacher.name} ({teacher.code})" if teacher else "chữ ký phát hành của nhà trường"
-        text = (f"⚠️ <b>Ký học bạ không thành công</b> — {esc(who)}: chữ ký trên {len(rejected)} học bạ không qua "
+        text = (f"<b>Ký học bạ không thành công</b> — {esc(who)}: chữ ký trên {len(rejected)} học bạ không qua "
                 f"kiểm tra nên không được lưu ({esc(reasons)}). Hãy kiểm tra chứng thư số và [records] trusted_roots.")
         for admin in await staff_holding(Role.ADMIN, self.settings):
             await enqueue_notice(None, self.queue, f"signfailed:{session.id}:{admin.id}", f"staff:{admin.id}", text)
@@ -302,6 +302,6 @@ class SignRunner:
             teacher = await Teacher.get(id=session.teacher_id)
             if teacher.staff_id is not None:
                 await enqueue_notice(None, self.queue, f"signrefused:{session.id}", f"staff:{teacher.staff_id}",
-                                     f"❌ Chưa ký được: {detail}\nThầy/Cô có thể bấm «Ký ngay» để gửi lại yêu cầu ký.")
+                                     f"Chưa ký được: {detail}\nThầy/Cô có thể bấm «Ký ngay» để gửi lại yêu cầu ký.")
                 self.queue.wake()
 

@@ -160,7 +160,7 @@ class RecordService:
         """Where a teacher whose key the server holds signs (the console page that asks for the PIN)."""
         where = (sign_page(self.settings, class_id, stage) if self.settings.web.public_url
                  else "trang quản trị (web console), mục Học bạ số")
-        return (f"🔐 Chứng thư số của Thầy/Cô được lưu trên máy chủ nên mỗi lần ký cần mã PIN của Thầy/Cô. Hãy mở "
+        return (f"Chứng thư số của Thầy/Cô được lưu trên máy chủ nên mỗi lần ký cần mã PIN của Thầy/Cô. Hãy mở "
                 f"{where}, bấm «Ký ngay» và nhập mã PIN. Nút trong tin nhắn chỉ mở trang, không tự ký.")
 
     async def return_record(self, actor: Actor, record_id: int, reason: str) -> RecordReturn:
@@ -194,10 +194,10 @@ class RecordService:
                                             using_db=conn)
             await AuditEvent.create(at=now, actor=actor.label, action="record_returned", using_db=conn,
                                     detail={"record": record_id, "return": ret.id, "reason": reason})
-            text = (f"⚠️ <b>Báo sai sót học bạ</b> — {esc(record.student_name)} ({esc(record.student_code)})\n"
+            text = (f"<b>Báo sai sót học bạ</b> — {esc(record.student_name)} ({esc(record.student_code)})\n"
                     f"Người báo: {esc(actor.name or actor.key)}\nLý do: {esc(reason)}")  # chat HTML; the text is typed
-            buttons = [[{"label": "✅ Duyệt huỷ, làm lại", "action": "rec_return_ok", "request_id": ret.id},
-                        {"label": "↩️ Không huỷ, ký tiếp", "action": "rec_return_no", "request_id": ret.id}]]
+            buttons = [[{"label": "Duyệt huỷ, làm lại", "action": "rec_return_ok", "request_id": ret.id},
+                        {"label": "Không huỷ, ký tiếp", "action": "rec_return_no", "request_id": ret.id}]]
             await enqueue_notice(conn, self.queue, f"return:{ret.id}", "head", text, buttons=buttons)
         self.queue.wake()
         return ret

@@ -78,17 +78,17 @@ def sign_buttons(settings: Settings, class_id: int, stage: int, *, pin: bool = F
     """Ký ngay, Xem danh sách and Báo sai sót (the class's page in the web console when it has a public
     address, else taps answered in the chat). With `pin` (a key the server holds) Ký ngay only opens the
     console's page, where the PIN is typed: a tap never signs with it."""
-    sign: dict[str, Any] = {"label": "✍️ Ký ngay", "action": "rec_sign", "request_id": class_id, "arg": stage}
+    sign: dict[str, Any] = {"label": "Ký ngay", "action": "rec_sign", "request_id": class_id, "arg": stage}
     if pin and settings.web.public_url:
-        sign = {"label": "✍️ Ký ngay", "action": "noop", "request_id": 0, "url": sign_page(settings, class_id, stage)}
+        sign = {"label": "Ký ngay", "action": "noop", "request_id": 0, "url": sign_page(settings, class_id, stage)}
     rows: list[list[dict[str, Any]]] = [[sign]]
     if settings.web.public_url:
         page = f"{settings.web_url}/records/classes/{class_id}?stage={stage}"
-        rows.append([{"label": "📋 Xem danh sách", "action": "noop", "request_id": 0, "url": page},
-                     {"label": "⚠️ Báo sai sót", "action": "noop", "request_id": 0, "url": page + "#bao-sai-sot"}])
+        rows.append([{"label": "Xem danh sách", "action": "noop", "request_id": 0, "url": page},
+                     {"label": "Báo sai sót", "action": "noop", "request_id": 0, "url": page + "#bao-sai-sot"}])
     else:  # no console reachable from the phone: the list and the report happen in the chat itself
-        rows.append([{"label": "📋 Xem danh sách", "action": "rec_list", "request_id": class_id, "arg": stage},
-                     {"label": "⚠️ Báo sai sót", "action": "rec_report", "request_id": class_id, "arg": stage}])
+        rows.append([{"label": "Xem danh sách", "action": "rec_list", "request_id": class_id, "arg": stage},
+                     {"label": "Báo sai sót", "action": "rec_report", "request_id": class_id, "arg": stage}])
     return rows
 
 
@@ -122,7 +122,7 @@ async def sign_notice(settings: Settings, clock: Clock, queue: JobQueue, job: Jo
         raise RetryLater(delay)
     deadline = min(s.deadline for s in steps if s.deadline is not None)
     tz = settings.general.timezone
-    text = (f"✍️ <b>Mời Thầy/Cô ký học bạ số</b>\n"
+    text = (f"<b>Mời Thầy/Cô ký học bạ số</b>\n"
             f"Lớp <b>{esc(klass.name)}</b> — năm học {esc(klass.year)}\n"
             f"Vai trò: {esc(await role_text(teacher_id, class_id, stage))}\n"
             f"Số học bạ chờ Thầy/Cô ký: <b>{len(steps)}</b>\n"
@@ -130,12 +130,12 @@ async def sign_notice(settings: Settings, clock: Clock, queue: JobQueue, job: Jo
     credential = await SignerCredential.filter(teacher_id=teacher_id,
                                                state=CredentialState.APPROVED).order_by("-id").first()
     if credential is None:
-        text += ("\n\n⚠️ Thầy/Cô chưa có chứng thư số được duyệt: hãy đăng ký chứng thư số trên trang quản trị "
+        text += ("\n\nThầy/Cô chưa có chứng thư số được duyệt: hãy đăng ký chứng thư số trên trang quản trị "
                  "(mục Học bạ số → Chứng thư số) để ký được.")
     else:
         text += await preflight_text(settings, clock, queue, teacher, credential)
         if needs_pin(credential):
-            text += "\n🔐 Thầy/Cô ký trên trang quản trị (Học bạ số → Ký ngay) với mã PIN ký của mình."
+            text += "\nThầy/Cô ký trên trang quản trị (Học bạ số → Ký ngay) với mã PIN ký của mình."
     async with in_transaction() as conn:
         # Two notice jobs of one teacher, class and stage may run at once (turns opened across a debounce
         # bucket): whoever claims the steps first sends the one message, the other finds nothing new.
@@ -180,9 +180,9 @@ async def preflight_text(settings: Settings, clock: Clock, queue: JobQueue, teac
     summary = summarise(findings)
     day = clock.now().date().isoformat()
     codes = ",".join(sorted(f.code for f in findings))
-    admin_text = f"⚠️ Chứng thư số của <b>{esc(teacher.name)}</b> ({esc(teacher.code)}):\n{summary}"
+    admin_text = f"Chứng thư số của <b>{esc(teacher.name)}</b> ({esc(teacher.code)}):\n{summary}"
     for admin in await staff_holding(Role.ADMIN, settings):
         await enqueue_notice(None, queue, f"preflight:{credential.id}:{codes}:{day}:{admin.id}",
                              f"staff:{admin.id}", admin_text)
     await enqueue_notice(None, queue, f"preflight:{credential.id}:{codes}:{day}:head", "head", admin_text)
-    return f"\n\n⚠️ Kiểm tra chứng thư số:\n{summary}"
+    return f"\n\nKiểm tra chứng thư số:\n{summary}"

@@ -116,7 +116,7 @@ class PinGuard:
             return PinError(f"Mã PIN không đúng; còn {MAX_TRIES - failures} lần thử trước khi chứng thư số bị tạm "
                             f"khoá {int(LOCK_TIME.total_seconds() // 60)} phút.")
         teacher = await Teacher.get_or_none(id=credential.teacher_id)
-        text = (f"🔒 Chứng thư số của <b>{esc(teacher.name if teacher else '?')}</b> bị tạm khoá đến "
+        text = (f"Chứng thư số của <b>{esc(teacher.name if teacher else '?')}</b> bị tạm khoá đến "
                 f"{local_time(locks, self.settings.general.timezone)}: nhập sai mã PIN {MAX_TRIES} lần liên tiếp.")
         for admin in await staff_holding(Role.ADMIN, self.settings):
             await enqueue_notice(None, self.queue, f"pinlock:{credential.id}:{locks.isoformat()}:{admin.id}",
@@ -140,7 +140,7 @@ class PinGuard:
         await AuditEvent.create(at=now, actor=actor.label, action="signer_pin_set",
                                 detail={"credential": row.id, "teacher": teacher.code})
         # Whoever sat at the teacher's signed-in desk could have done this: the teacher and the admins hear of it.
-        text = (f"🔐 Mã PIN ký cho chứng thư số của <b>{esc(teacher.name)}</b> vừa được đặt lúc "
+        text = (f"Mã PIN ký cho chứng thư số của <b>{esc(teacher.name)}</b> vừa được đặt lúc "
                 f"{local_time(now, self.settings.general.timezone)}. Nếu không phải Thầy/Cô đặt, hãy báo ngay quản "
                 f"trị viên để thu hồi chứng thư số này.")
         targets = [f"staff:{a.id}" for a in await staff_holding(Role.ADMIN, self.settings)]

@@ -470,4 +470,13 @@ WORDS.update({
     "links.actions.approve": "Valid: request YC-{target}",
     "links.actions.provision": "Carry out: YC-{target}",
     "links.actions.rec_sign": "Sign the records of class {klass}",
+    "workflow.refused": "Cannot {step} while the request is «{state}».",
+    "workflow.step.reply": "take a reply",
+    "workflow.step.reply_with_form": "take a corrected form",
+    "workflow.step.ask_info": "ask for more information",
+    "workflow.step.approve": "approve",
+    "workflow.step.reject": "reject",
+    "workflow.step.provision": "carry out the request",
+    "workflow.step.provisioned": "record the change as done",
+    "workflow.step.provision_failed": "record the change as failed",
 })

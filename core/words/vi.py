@@ -497,4 +497,13 @@ WORDS.update({
     "links.actions.approve": "Hợp lệ: yêu cầu YC-{target}",
     "links.actions.provision": "Thực hiện trên hệ thống: YC-{target}",
     "links.actions.rec_sign": "Ký ngay học bạ lớp {klass}",
+    "workflow.refused": "Không thể {step} khi yêu cầu đang ở trạng thái «{state}».",
+    "workflow.step.reply": "nhận thư trả lời",
+    "workflow.step.reply_with_form": "nhận phiếu đã sửa",
+    "workflow.step.ask_info": "yêu cầu bổ sung",
+    "workflow.step.approve": "xác nhận hợp lệ",
+    "workflow.step.reject": "từ chối",
+    "workflow.step.provision": "thực hiện trên hệ thống",
+    "workflow.step.provisioned": "ghi nhận đã thực hiện",
+    "workflow.step.provision_failed": "ghi nhận thực hiện lỗi",
 })

@@ -89,7 +89,7 @@ async def test_one_tap_reminds_sixty_turns_within_telegrams_limits(
     assert "10A1: Giáo viên bộ môn 0/30" in card.text and "10A2: Giáo viên bộ môn 0/30" in card.text
     loop = asyncio.get_running_loop()
     tapped = loop.time()
-    query = fake.press(BGH_CHAT, BGH_CHAT, "🔔 Nhắc tất cả")
+    query = fake.press(BGH_CHAT, BGH_CHAT, "Nhắc tất cả")
     answer = await fake.wait_for(lambda: fake.answers.get(query), 5.0)
     answered = loop.time() - tapped
     assert "nhắc 30 giáo viên" in (answer.text or ""), answer.text

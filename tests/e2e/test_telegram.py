@@ -254,7 +254,7 @@ async def test_overdue_reminder_then_escalation_to_the_head(bot: Bot) -> None:
     later.advance(timedelta(hours=bot.app.settings.chat.escalate_after_hours, minutes=-4))
     assert await send_reminders(bot.app.settings, later, bot.app.queue) == (0, 1)
     notice = await bot.card(HEAD_CHAT, f"YC-{request.id}")
-    assert any(b.get("text") == "👤 Giao lại" for b in notice.buttons())
+    assert any(b.get("text") == "Giao lại" for b in notice.buttons())
     assert await AuditEvent.filter(action="request_escalated").count() == 1
 
 

@@ -172,7 +172,7 @@ async def test_teacher_reports_an_error_and_the_admin_approves_the_return(school
     # Without a reason the service says what is missing (the browser's `required` would stop a person).
     blank = await _post(page, f"/records/classes/{kit.class_id}/return", {"record_id": str(first.id), "reason": " "})
     assert blank["status"] == 200 and "Hãy ghi rõ sai sót" in blank["text"]
-    await row.get_by_text("⚠️ Báo sai sót").click()
+    await row.get_by_text("Báo sai sót").click()
     await row.locator("textarea").fill("Sai điểm môn Ngữ văn học kì II")
     await row.get_by_role("button", name="Gửi").click()
     await page.locator(f'tr[data-record="{first.id}"][data-state="returned"]').wait_for()

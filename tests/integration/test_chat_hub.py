@@ -135,7 +135,7 @@ async def test_without_edit_in_place_a_card_that_still_asks_goes_again_and_any_o
     await Request.filter(id=r.id).update(version=2, state="approved")  # nothing more for the office to do
     await hub.refresh_cards(job(r.id))
     update = port.to("101")[-1].text
-    assert update.startswith("🔄 YC-") and "Trạng thái: approved" in update and "dòng" not in update
+    assert update.startswith("YC-") and "Trạng thái: approved" in update and "dòng" not in update
     assert not any(p.edited for p in port.sent)
 
 

@@ -102,6 +102,14 @@ def test_no_text_depends_on_an_emoji_font() -> None:
         assert not drawn, (lang, drawn)
 
 
+def test_no_code_or_template_draws_an_emoji() -> None:
+    """Words built in code (notices, buttons) and the templates, not only the catalogue."""
+    files = SOURCES + sorted((ROOT / "templates").rglob("*.j2"))
+    drawn = [f"{p.relative_to(ROOT)}:{n}: {line.strip()[:80]}" for p in files
+             for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if EMOJI.search(line)]
+    assert not drawn, "\n".join(drawn)
+
+
 def test_teachers_are_thay_co_in_the_records_words() -> None:
     teacher_words = [v for k, v in CATALOGUES["vi"].items() if k.startswith("rec.") and "Anh/Chị" in v]
     # Only the page for someone with no records role at all may say Anh/Chị.
