@@ -22,7 +22,7 @@ from bot.telegram.context import BotContext
 from core.chats.models import ChatCard
 from core.errors import EdudeskError
 from core.people.access import Permission, require
-from core.people.staff import Actor, Role, assignable_staff
+from core.people.staff import Actor
 from core.ports import Button, Card
 from core.requests.service import Action
 from core.words import words
@@ -114,10 +114,8 @@ async def _ask_for_text(cb: CallbackQuery, ctx: BotContext, actor: Actor, tap: T
 
 
 async def _reassign_picker(cb: CallbackQuery, ctx: BotContext, actor: Actor, tap: Tap) -> None:
-    if not actor.has(Role.HEAD):
-        raise await ctx.services.refuse(actor, "reassign", tap.r, EdudeskError(
-            "Chỉ trưởng bộ phận mới giao lại được yêu cầu.", code="not_allowed"))
-    rows = tuple((Button(s.name, TapAction.REASSIGN, tap.r, tap.v, s.id),) for s in await assignable_staff())
+    choices = await ctx.services.reassign_choices(tap.r, actor)  # the rule lives in the use case
+    rows = tuple((Button(s.name, TapAction.REASSIGN, tap.r, tap.v, s.id),) for s in choices)
     await cb.answer()
     text = cb.message.html_text if cb.message is not None and hasattr(cb.message, "html_text") else f"YC-{tap.r}"
     nobody = ((Button("Chưa có cán bộ nào", TapAction.NOOP, tap.r),),)

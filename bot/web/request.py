@@ -18,8 +18,6 @@ from core.errors import EdudeskError, NotFound
 from core.intake.models import InboundMail
 from core.models import AuditEvent
 from core.people.access import Permission
-from core.people.models import Staff
-from core.people.staff import Role
 from core.requests.models import RequestPerson
 from core.requests.service import ROLES, Action, AlreadyDecided
 from core.words import detail_pairs, event_label
@@ -79,7 +77,7 @@ async def _page(request: web.Request, request_id: int, *, status: int = 200, err
               "action": event_label(e.action, t["lang"], (e.detail or {}).get("label", "")), "code": e.action,
               "detail": detail_pairs(clean_detail(e.detail), t["lang"], c.settings.general.timezone)} for e in events]
     actor = request[ACTOR]
-    staff = await Staff.filter(active=True).order_by("name") if has_role(actor, (Role.HEAD,)) else []
+    staff = await c.services.reassign_offer(request_id, actor)  # the rule lives in the use case
     r = view.request
     left, overdue = c.time_left(r.deadline, now)
     return render(request, "request.html.j2", status=status, error=error, r=r, card=card,

@@ -145,8 +145,8 @@ async def staff_for_telegram(user_id: int, name: str, now: datetime) -> Staff:
     return staff
 
 
-async def assignable_staff(limit: int = 20) -> list[Staff]:
-    """Who a head can give work to: active office and technical staff."""
+async def assignable_staff(limit: int | None = 20) -> list[Staff]:
+    """Who a head can give work to: active office and technical staff (the first `limit` by name)."""
     rows = await Staff.filter(active=True).order_by("name")
     return [s for s in rows if {Role.OFFICE.value, Role.TECHNICAL.value} & set(s.roles or [])][:limit]
 

@@ -21,11 +21,11 @@ from core.errors import EdudeskError, InvalidTransition, NotFound
 from core.jobs import JobKind, JobQueue
 from core.models import AuditEvent
 from core.people.models import Staff
-from core.people.staff import Actor, NotAllowed, Role
+from core.people.staff import Actor, NotAllowed, Role, assignable_staff
 from core.ports import Clock
 from core.requests.mailqueue import mail_context, queue_mail
 from core.requests.models import Request, RequestPerson
-from core.requests.workflow import Decision, EffectKind, Event, State, next_deadline, transition
+from core.requests.workflow import OPEN_STATES, Decision, EffectKind, Event, State, next_deadline, transition
 from core.text import local_time, printable
 
 
@@ -187,6 +187,28 @@ class RequestService:
                 x for x in request.problems or [] if x.get("severity") != "info"]
         return context
 
+    @staticmethod
+    def may_reassign(request: Request, actor: Actor) -> bool:
+        """The rule: a head may give an open request to someone else."""
+        return actor.has(Role.HEAD) and State(request.state) in OPEN_STATES
+
+    async def reassign_offer(self, request_id: int, actor: Actor) -> list[Staff]:
+        """The staff a page offers for `reassign` (none when the actor may not reassign this request)."""
+        request = await Request.get_or_none(id=request_id) if 0 < request_id < MAX_ID else None
+        return await assignable_staff(limit=None) if request and self.may_reassign(request, actor) else []
+
+    async def reassign_choices(self, request_id: int, actor: Actor, limit: int = 20) -> list[Staff]:
+        """The same offer for a picker a tap opened: a tap that may not reassign is refused and audited."""
+        request = await Request.get_or_none(id=request_id) if 0 < request_id < MAX_ID else None
+        if request is None:
+            raise await self.refuse(actor, "reassign", None, NotFound(f"Không có yêu cầu số {str(request_id)[:20]}."))
+        if not actor.has(Role.HEAD):
+            raise await self.refuse(actor, "reassign", request_id,
+                                     NotAllowed("Chỉ trưởng bộ phận mới giao lại được yêu cầu."))
+        if not self.may_reassign(request, actor):
+            raise await self.refuse(actor, "reassign", request_id, AlreadyDecided(await self._last_decision(request)))
+        return await assignable_staff(limit=limit)
+
     async def reassign(self, request_id: int, staff_id: int, actor: Actor) -> Request:
         """A head gives an open request to one staff member, who is told in private."""
         request = await Request.get_or_none(id=request_id) if 0 < request_id < MAX_ID else None
@@ -196,10 +218,11 @@ class RequestService:
         if not actor.has(Role.HEAD):
             raise await self.refuse(actor, "reassign", request_id,
                                      NotAllowed("Chỉ trưởng bộ phận mới giao lại được yêu cầu."))
-        staff = await Staff.get_or_none(id=staff_id, active=True) if 0 < staff_id < MAX_ID else None
-        if staff is None:
+        offered = {s.id: s for s in await assignable_staff(limit=None)}
+        staff = offered.get(staff_id)
+        if staff is None:  # not active, or not office or technical staff: nobody the head was offered
             raise await self.refuse(actor, "reassign", request_id, NotFound("Không có cán bộ này."))
-        if State(request.state) not in (State.RECEIVED, State.NEED_INFO, State.APPROVED, State.PROVISIONING):
+        if State(request.state) not in OPEN_STATES:
             raise await self.refuse(actor, "reassign", request_id, AlreadyDecided(await self._last_decision(request)))
         now = self.clock.now()
         async with in_transaction() as conn:

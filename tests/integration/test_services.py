@@ -287,3 +287,26 @@ async def test_accounts_of_students_who_left_are_suspended_then_deleted_after_th
     assert log == [("suspend", "an.nv0@sis.hust.edu.vn", "Lê Văn Phòng (tg:1)"),
                    ("suspend", "an.nv1@sis.hust.edu.vn", "Lê Văn Phòng (tg:1)"),
                    ("delete", "an.nv0@sis.hust.edu.vn", "Lê Văn Phòng (tg:1)")]
+
+
+async def test_who_may_reassign_and_to_whom_is_one_rule_for_every_surface(app_factory: Any) -> None:
+    app = await app_factory(inline_analysis=True)
+    head = Actor("tg:5", "Trưởng phòng", frozenset({Role.HEAD}))
+    now = app.clock.now()
+    tech = await Staff.create(name="Kỹ thuật 2", roles=["technical"], created_at=now)
+    await Staff.create(name="Nghỉ việc", roles=["office"], active=False, created_at=now)
+    admin = await Staff.create(name="Quản trị", roles=["admin"], created_at=now)
+    request = await make_request(app)
+    assert [s.id for s in await app.services.reassign_offer(request.id, head)] == [tech.id]
+    assert await app.services.reassign_offer(request.id, OFFICE) == []  # the page shows no picker
+    with pytest.raises(NotAllowed):
+        await app.services.reassign_choices(request.id, OFFICE)  # a forged tap on the picker
+    assert await AuditEvent.filter(action="action_refused", request_id=request.id).count() == 1
+    with pytest.raises(EdudeskError):
+        await app.services.reassign(request.id, admin.id, head)  # not someone the head was offered
+    await app.services.reassign(request.id, tech.id, head)
+    assert (await Request.get(id=request.id)).assignee_id == tech.id
+    await app.services.act(request.id, "reject", OFFICE, reason="Sai mẫu")
+    assert await app.services.reassign_offer(request.id, head) == []  # closed: nothing to give
+    with pytest.raises(EdudeskError):
+        await app.services.reassign_choices(request.id, head)
