@@ -9,6 +9,8 @@ COPY pyproject.toml README.md main.py ./
 COPY core core
 COPY mailer mailer
 COPY bot bot
+COPY cli cli
+COPY directories directories
 COPY templates templates
 # Editable, so that main.py finds templates/ beside it, as in a checkout.
 RUN pip install -e . && chown -R root:root /app

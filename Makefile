@@ -24,9 +24,9 @@ test-deps:
 
 lint: venv
 	$(BIN)/ruff check .
-	$(BIN)/mypy core mailer bot cli main.py
+	$(BIN)/mypy core mailer bot cli directories main.py
 	$(BIN)/lint-imports
-	$(BIN)/vulture core bot mailer cli main.py scripts/vulture_allow.py --exclude core/migrations --min-confidence 60
+	$(BIN)/vulture core bot mailer cli directories main.py scripts/vulture_allow.py --exclude core/migrations --min-confidence 60
 
 # The whole suite on SQLite, then the database tests again on the PostgreSQL server of this machine kind.
 # Each run keeps its state in temp dirs and its own database (no .pytest_cache): two runs can share a host.

@@ -40,6 +40,7 @@ from core.signing.service import RecordService
 from core.statefiles import PRIVATE_UMASK
 from core.supervisor import Supervisor
 from core.text import local_time
+from directories import make_provisioner
 from mailer.analyse import InlineMailAnalyser, ProcessMailAnalyser, headers_only
 from mailer.delivery import MailDelivery
 from mailer.imap import ImapIntake
@@ -66,7 +67,7 @@ class App:
         self.delivery = MailDelivery(settings, self.clock, mail_sender or make_mail_sender(settings),
                                      TEMPLATES / "email", self.box, self.queue)
         self.services = RequestService(settings, self.clock, self.queue)
-        self.directories = Directories(settings, self.clock, fixed=provisioner)
+        self.directories = Directories(settings, self.clock, make_provisioner, fixed=provisioner)
         self.provisioning = ProvisionJob(settings, self.clock, self.queue, self.directories, self.box)
         self.chats = ChatHub(settings, self.clock, build_card, self.ledger.report_health)
         self.chats.queue = self.queue

@@ -1,44 +1,37 @@
-"""Directory back ends behind one `Provisioner` port, and the factory that picks them from config.
+"""Provisioning use cases: carry out a request in the directory (job.py, rows.py), delete accounts after their
+grace period (removal.py), and `Directories`, the provisioner of each population.
 
-Each back end is a module here with a `build(settings, clock) -> Provisioner` function; the population
-decides which one holds an account (`[provisioning.populations]`: staff in LDAP, students in Google).
+The back ends themselves (adapters of the `Provisioner` port) live outside the core, in `directories/`; the
+composition root hands `Directories` the function that builds one by name.
 """
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
 
 from core.config import Settings
 from core.errors import ConfigError
 from core.ports import Clock, Provisioner
 
-BACKENDS = ("local", "dovecot", "ldap", "google", "microsoft", "mailcow")
 POPULATIONS = ("staff", "student")
-
-
-def make_provisioner(settings: Settings, clock: Clock, backend: str | None = None) -> Provisioner:
-    """The provisioner named `backend` (default: `[provisioning].backend`)."""
-    name = backend or settings.provisioning.backend
-    if name not in BACKENDS:
-        raise ConfigError(f"Back end thư mục '{name}' không có (hiện có: {', '.join(BACKENDS)}).",
-                          code="config_backend")
-    module = importlib.import_module(f"core.provisioning.{name}")
-    built: Provisioner = module.build(settings, clock)
-    return built
+Build = Callable[[Settings, Clock, str], Provisioner]  # (settings, clock, back end name) -> Provisioner
 
 
 class Directories:
     """The provisioner for each population; one instance per back end, shared by the populations."""
 
-    def __init__(self, settings: Settings, clock: Clock, fixed: Provisioner | None = None) -> None:
+    def __init__(self, settings: Settings, clock: Clock, build: Build | None = None,
+                 fixed: Provisioner | None = None) -> None:
         self.settings = settings
         self._by_name: dict[str, Provisioner] = {}
         self._fixed = fixed
         if fixed is None:
+            if build is None:
+                raise ValueError("Directories needs a back-end builder or a fixed provisioner")
             for population in POPULATIONS:
                 name = settings.provisioning.backend_for(population)
                 if name not in self._by_name:
-                    self._by_name[name] = make_provisioner(settings, clock, name)
+                    self._by_name[name] = build(settings, clock, name)
 
     def for_population(self, population: str) -> Provisioner:
         """The back end that holds this population's accounts."""

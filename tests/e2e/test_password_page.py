@@ -24,8 +24,8 @@ from core.accounts.models import Account, PasswordLink, PendingSecret
 from core.people.models import Staff
 from core.people.staff import Actor, Role
 from core.people.webauth import issue_login_link
-from core.provisioning.local import verify_password
 from core.requests.models import Request, RequestPerson
+from directories.local import verify_password
 from main import App
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -15,9 +15,9 @@ import pytest
 from core.accounts.models import Account
 from core.errors import ConfigError
 from core.ports import AccountSpec, AddressTaken, ProvisionError
-from core.provisioning import make_provisioner
-from core.provisioning.dovecot import DovecotProvisioner
-from core.provisioning.passwd_file import PasswdFile, parse_line
+from directories import make_provisioner
+from directories.dovecot import DovecotProvisioner
+from directories.passwd_file import PasswdFile, parse_line
 from tests.conftest import wait_until
 from tests.servers.dovecot import DovecotServer, find_dovecot
 
@@ -224,7 +224,7 @@ def test_an_unknown_scheme_is_a_config_error(settings_factory: Any, clock: Any) 
 _WRITER = """
 import asyncio, sys
 from pathlib import Path
-from core.provisioning.passwd_file import PasswdFile
+from directories.passwd_file import PasswdFile
 
 async def main():
     passwd = PasswdFile(Path(sys.argv[1]))

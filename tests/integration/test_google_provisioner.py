@@ -20,7 +20,7 @@ import pytest
 from core.config import GoogleBackendSettings, Settings
 from core.errors import ConfigError
 from core.ports import AccountSpec, AddressTaken, FakeClock, ProvisionError
-from core.provisioning.google import GoogleProvisioner, ServiceAccount, build
+from directories.google import GoogleProvisioner, ServiceAccount, build
 from tests.fakes.google_directory import FakeGoogleDirectory
 
 PASSWORD = "Mat-Khau-9x!"

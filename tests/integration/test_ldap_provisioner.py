@@ -18,7 +18,7 @@ import pytest
 from core.config import LdapBackendSettings
 from core.errors import ConfigError
 from core.ports import AccountSpec, AddressTaken, ProvisionError
-from core.provisioning.ldap import LdapProvisioner, refusal
+from directories.ldap import LdapProvisioner, refusal
 from tests.servers.slapd import SlapdServer, slapd_fixture  # noqa: F401
 
 AD_CLASSES = ("top", "person", "organizationalPerson", "user")

@@ -13,8 +13,8 @@ import pytest
 from core.config import MailcowBackendSettings
 from core.errors import ConfigError
 from core.ports import AccountSpec, AddressTaken, FakeClock, ProvisionError
-from core.provisioning import make_provisioner
-from core.provisioning.mailcow import MailcowProvisioner, Outcome, reason
+from directories import make_provisioner
+from directories.mailcow import MailcowProvisioner, Outcome, reason
 from tests.conftest import make_settings
 from tests.fakes.mailcow import DEFAULT_KEY, FakeMailcow, fake_mailcow_fixture  # noqa: F401
 

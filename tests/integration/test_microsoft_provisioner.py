@@ -17,8 +17,8 @@ import pytest
 from core.config import MicrosoftBackendSettings, Settings
 from core.errors import ConfigError
 from core.ports import AccountSpec, AddressTaken, FakeClock, ProvisionError
-from core.provisioning import make_provisioner
-from core.provisioning.microsoft import GraphProvisioner, build, graph_upn, mail_nickname
+from directories import make_provisioner
+from directories.microsoft import GraphProvisioner, build, graph_upn, mail_nickname
 from tests.fakes.microsoft_graph import CLIENT_ID, CLIENT_SECRET, TENANT, FakeGraph, Throttle
 
 PASSWORD = "Mat-Khau-9x!"

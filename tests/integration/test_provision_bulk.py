@@ -16,8 +16,8 @@ from core.accounts.models import Account, AccountLog
 from core.models import AuditEvent, Job
 from core.people.staff import Actor, Role
 from core.ports import AccountSpec, ProvisionError
-from core.provisioning.local import LocalProvisioner
 from core.requests.models import OutgoingMail, Request, RequestPerson
+from directories.local import LocalProvisioner
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.db

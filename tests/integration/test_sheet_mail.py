@@ -23,9 +23,9 @@ from core.accounts.models import Account, PendingSecret
 from core.accounts.sheet import build_accounts_xlsx
 from core.models import Job
 from core.people.staff import Actor, Role
-from core.provisioning.local import verify_password
 from core.requests.mailqueue import mail_context, queue_mail
 from core.requests.models import OutgoingMail, Request, RequestPerson
+from directories.local import verify_password
 from mailer.delivery import XLSX, MailDelivery
 from mailer.outbox import MailSendError, SmtpMailSender
 from tests.servers.smtp_sink import SmtpSink, free_port

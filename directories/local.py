@@ -111,7 +111,7 @@ def build(settings: Settings, clock: Clock) -> LocalProvisioner:
     """The local directory of `[provisioning.local]`, keeping its Dovecot passwd-file in step when one is set."""
     if settings.provisioning.local.passwd_file:
         # The `dovecot` back end is this directory plus the file: imported here, it imports this module.
-        from core.provisioning.dovecot import for_file
+        from directories.dovecot import for_file
 
         return for_file(settings, clock, settings.provisioning.local.passwd_file, name="local")
     return LocalProvisioner(clock)

@@ -20,8 +20,8 @@ from core.accounts.models import Account
 from core.config import Settings
 from core.errors import ConfigError
 from core.ports import AccountSpec, AddressTaken, Clock, DirectoryEntry, ProvisionError
-from core.provisioning.local import LocalProvisioner
-from core.provisioning.passwd_file import PasswdEntry, PasswdFile, check_field
+from directories.local import LocalProvisioner
+from directories.passwd_file import PasswdEntry, PasswdFile, check_field
 
 SCHEMES = ("SHA512-CRYPT", "BLF-CRYPT")
 SHA512_ROUNDS = 5000  # crypt(3)'s default, what Dovecot's own `doveadm pw -s SHA512-CRYPT` writes
