@@ -292,6 +292,7 @@ class SignItem:
     reason: str = ""
     location: str = ""
     signer_name: str = ""
+    timezone: str = "Asia/Ho_Chi_Minh"  # the visible stamp's local time ([general].timezone)
 
 
 @dataclass(frozen=True)

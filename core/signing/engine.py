@@ -220,7 +220,7 @@ async def sign_items(signer: Any, items: Sequence[SignItem]) -> list[bytes]:
     install_fast_pdf_parsing()
     out = []
     for item in items:
-        pdf_signer = PdfSigner(spec.signature_metadata(item), signer=signer, stamp_style=stamp_style())
+        pdf_signer = PdfSigner(spec.signature_metadata(item), signer=signer, stamp_style=stamp_style(item.timezone))
         writer = IncrementalPdfFileWriter(BytesIO(item.pdf))
         signed = await pdf_signer.async_sign_pdf(writer, existing_fields_only=True, bytes_reserved=spec.BYTES_RESERVED)
         out.append(signed.getvalue())

@@ -201,9 +201,9 @@ class Pkcs11Signer:
         from core.signing.stamp import stamp_style
 
         signer = await self._ready()
-        style = self._stamp_style or stamp_style()
         signed: list[bytes] = []
         for item in items:
+            style = self._stamp_style or stamp_style(item.timezone)
             pdf_signer = PdfSigner(spec.signature_metadata(item), signer=signer, stamp_style=style)
             writer = IncrementalPdfFileWriter(BytesIO(item.pdf))
             try:

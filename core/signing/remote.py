@@ -149,7 +149,10 @@ class Prepared:
 async def prepare_item(item: SignItem, credential: RemoteCredential, when: datetime | None = None) -> Prepared:
     """Placeholder into the item's existing field, digest, signed attributes (PAdES, spec metadata)."""
     signer = ExternalSigner(credential.cert, credential.registry(), signature_value=credential.signature_size())
-    pdf_signer = PdfSigner(spec.signature_metadata(item), signer=signer)
+    from core.signing.stamp import stamp_style
+
+    # The same visible stamp as a local signature (Vietnamese, local time), not pyHanko's English default.
+    pdf_signer = PdfSigner(spec.signature_metadata(item), signer=signer, stamp_style=stamp_style(item.timezone))
     writer = IncrementalPdfFileWriter(BytesIO(item.pdf))
     digest, tbs_document, output = await pdf_signer.async_digest_doc_for_signing(
         writer, existing_fields_only=True, bytes_reserved=spec.BYTES_RESERVED)

@@ -167,7 +167,8 @@ class SignRunner:
     def _item(self, w: _Work, credential: SignerCredential) -> SignItem:
         return SignItem(key=f"step:{w.step.id}", pdf=bytes(w.record.pdf), field=w.step.field,
                         certify=w.record.signatures == 0, reason="Ký học bạ số",
-                        location=self.settings.records.school, signer_name=credential.subject_name)
+                        location=self.settings.records.school, signer_name=credential.subject_name,
+                        timezone=self.settings.general.timezone)
 
     async def _hold(self, session: SignSession, *, all_or_none: bool = False) -> tuple[list[_Work], int]:
         """The session's open steps whose record it could hold (in its stage's turn, in record order); how

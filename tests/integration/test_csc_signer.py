@@ -95,6 +95,26 @@ async def assert_signed(outcome: SignOutcome, fake: FakeCsc, name: str, count: i
         assert report.ok, report
         (sig,) = report.signatures
         assert (sig.field, sig.signer, sig.certified, sig.trusted) == (FIELD, name, True, True)
+        stream, fonts = stamp_of(pdf, FIELD)
+        # The same visible stamp as a local signature (embedded Vietnamese font, local time), not pyHanko's
+        # default "Digitally signed by" in Courier.
+        assert b"Digitally signed" not in stream and fonts and not any("Courier" in f for f in fonts), fonts
+
+
+def stamp_of(pdf: bytes, field: str) -> tuple[bytes, list[str]]:
+    """The signature box's appearance stream and the fonts it draws with."""
+    from io import BytesIO
+
+    from pypdf import PdfReader
+
+    for page in PdfReader(BytesIO(pdf)).pages:
+        for annot in page.get("/Annots", []):
+            widget = annot.get_object()
+            if widget.get("/T") == field:
+                ap = widget["/AP"]["/N"].get_object()
+                fonts = ap["/Resources"]["/Font"]
+                return ap.get_data(), [str(f.get_object().get("/BaseFont")) for f in fonts.values()]
+    raise AssertionError(f"no field {field}")
 
 
 async def phone(fake: FakeCsc, answers: Sequence[str]) -> None:
