@@ -447,6 +447,9 @@ def cli(argv: list[str] | None = None) -> int:
         if settings.general.log_level != "DEBUG":
             # aiosmtpd logs every SMTP command line at INFO: noise, and a tenth of the listener's CPU.
             logging.getLogger("mail.log").setLevel(logging.WARNING)
+            # Library chatter an operator cannot act on: tortoise's start/stop lines, fontTools' subsetting.
+            for name in ("tortoise", "fontTools"):
+                logging.getLogger(name).setLevel(logging.WARNING)
         return int(asyncio.run(args.func(settings, args)) or 0)
     except EdudeskError as exc:
         print(f"edudesk: {exc.message}", file=sys.stderr)

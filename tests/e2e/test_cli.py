@@ -62,6 +62,11 @@ def test_mail_inspect_names_the_kind_of_mails_from_the_wild(config: Path, fixtur
     assert report["kind"] == kind
 
 
+def test_db_migrate_says_one_line_and_nothing_else(config: Path) -> None:
+    done = edudesk(config, "db", "migrate")  # no tortoise INFO lines for the operator to wade through
+    assert (done.stdout + done.stderr).strip().splitlines() == ["edudesk: database is up to date"]
+
+
 def test_registry_import_then_requests_list_show_and_reprocess(config: Path, tmp_path: Path) -> None:
     edudesk(config, "db", "migrate")
     xlsx = registry_xlsx(tmp_path / "sv.xlsx", [("20201234", "Nguyễn Văn An", "05/03/2003", "CNTT-01 K65", "")])
