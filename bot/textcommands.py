@@ -87,7 +87,7 @@ async def handle(ctx: TextContext, actor: Actor, external_id: str, text: str) ->
             return await _sign(ctx, actor, rest)
         return await _todo(ctx, actor, rest)
     except EdudeskError as exc:
-        return f"⚠ {exc.message}"
+        return f"⚠ {exc.in_words(ctx.settings.general.language)}"
     except Exception:  # a bug must still give the person an answer, and not run again on every retry
         log.exception("chat command %r failed", text[:80])
         return "⚠ " + words(ctx.settings.general.language)("cmd.system_error")

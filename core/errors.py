@@ -14,6 +14,16 @@ class EdudeskError(Exception):
         if code:
             self.code = code
 
+    def in_words(self, lang: str | None = "vi") -> str:
+        """What the person reads: the message (Vietnamese, with its details), or in another language the
+        catalogue's words for the code (core/words), so an English console never shows Vietnamese."""
+        if lang in (None, "", "vi"):
+            return self.message
+        from core.words import words
+
+        w = words(lang)
+        return w(f"error.{self.code}") if w.has(f"error.{self.code}") else self.message
+
 
 class ConfigError(EdudeskError):
     """config.toml is missing a value or has a wrong one."""

@@ -40,7 +40,7 @@ async def _allowed(message: Message, ctx: BotContext, actor: Actor, permission: 
         await require(actor, permission, f"/{command}", surface="telegram", clock=ctx.clock,
                       language=ctx.settings.general.language)
     except EdudeskError as exc:
-        await ctx.chat.send_text(message.chat.id, html.escape(exc.message))
+        await ctx.chat.send_text(message.chat.id, html.escape(exc.in_words(ctx.settings.general.language)))
         return False
     return True
 

@@ -85,7 +85,7 @@ async def on_tap(cb: CallbackQuery, callback_data: Tap, edudesk: BotContext, act
         else:
             await cb.answer()
     except EdudeskError as exc:
-        await _answer_once(cb, exc.message[:200])
+        await _answer_once(cb, exc.in_words(ctx.settings.general.language)[:200])
     except Exception:
         # Never leave the person with a spinning button: say so, and let the error be logged.
         await _answer_once(cb, "Có lỗi hệ thống; vui lòng thử lại sau ít phút.")
@@ -143,7 +143,8 @@ async def on_reason(message: Message, edudesk: BotContext, actor: Actor, state: 
         await edudesk.chat.send_text(message.chat.id, f"✓ Đã ghi nhận cho YC-{data['request_id']}.",
                                      reply_to_message_id=message.message_id)
     except EdudeskError as exc:
-        await edudesk.chat.send_text(message.chat.id, f"⚠ {html.escape(exc.message)}",
+        said = exc.in_words(edudesk.settings.general.language)
+        await edudesk.chat.send_text(message.chat.id, f"⚠ {html.escape(said)}",
                                      reply_to_message_id=message.message_id)
 
 

@@ -16,7 +16,7 @@ async def on_unknown_button(cb: CallbackQuery, edudesk: BotContext, actor: Actor
     error = EdudeskError("Nút này không hợp lệ hoặc đã cũ.", code="bad_callback")
     await edudesk.services.refuse(actor or Actor("unknown", "", frozenset()), "callback", None, error,
                                   data=printable(cb.data or "", 64))
-    await cb.answer(error.message, show_alert=True)
+    await cb.answer(error.in_words(edudesk.settings.general.language), show_alert=True)
 
 
 async def on_other(message: Message, edudesk: BotContext) -> None:

@@ -56,7 +56,7 @@ async def on_record_tap(cb: CallbackQuery, callback_data: Tap, edudesk: BotConte
                 await cb.answer("Cần mã PIN ký: Thầy/Cô ký trên trang quản trị — xem tin nhắn bên dưới.",
                                 show_alert=True)
                 chat = cb.message.chat.id if cb.message is not None else cb.from_user.id
-                await ctx.chat.send_text(chat, html.escape(exc.message))
+                await ctx.chat.send_text(chat, html.escape(exc.in_words(ctx.settings.general.language)))
                 return
             await cb.answer(f"Đang ký {len(session.steps)} học bạ. Nếu dùng ký số từ xa, hãy xác nhận trên "
                             f"điện thoại.", show_alert=True)
@@ -77,7 +77,7 @@ async def on_record_tap(cb: CallbackQuery, callback_data: Tap, edudesk: BotConte
             row = await records.decide_credential(actor, tap.r, tap.a == TapAction.REC_CRED_OK)
             await cb.answer("✓ Đã duyệt chứng thư số." if row.state == "approved" else "✓ Đã từ chối chứng thư số.")
     except EdudeskError as exc:
-        await cb.answer(f"⚠ {exc.message}"[:200], show_alert=True)
+        await cb.answer(f"⚠ {exc.in_words(ctx.settings.general.language)}"[:200], show_alert=True)
 
 
 async def _class_for(records: RecordService, actor: Actor, class_id: int, action: str) -> tuple[SchoolClass, int]:
@@ -103,7 +103,7 @@ async def on_list_tap(cb: CallbackQuery, callback_data: Tap, edudesk: BotContext
         records = _records(edudesk)
         klass, teacher_id = await _class_for(records, actor, callback_data.r, "rec_list")
     except EdudeskError as exc:
-        await cb.answer(f"⚠ {exc.message}"[:200], show_alert=True)
+        await cb.answer(f"⚠ {exc.in_words(edudesk.settings.general.language)}"[:200], show_alert=True)
         return
     mine = {s["record_id"]: s["state"] for s in await SignatureStep.filter(
         teacher_id=teacher_id, stage=callback_data.x, record__klass_id=klass.id).values("record_id", "state")}
@@ -123,7 +123,7 @@ async def on_report_tap(cb: CallbackQuery, callback_data: Tap, edudesk: BotConte
     try:
         klass, _ = await _class_for(_records(edudesk), actor, callback_data.r, "rec_return")
     except EdudeskError as exc:
-        await cb.answer(f"⚠ {exc.message}"[:200], show_alert=True)
+        await cb.answer(f"⚠ {exc.in_words(edudesk.settings.general.language)}"[:200], show_alert=True)
         return
     await cb.answer("Trả lời tin nhắn của bot: mã học sinh và sai sót.")
     chat = cb.message.chat.id if cb.message is not None else cb.from_user.id
@@ -154,7 +154,8 @@ async def on_report_reason(message: Message, edudesk: BotContext, actor: Actor, 
     try:
         await _records(edudesk).return_record(actor, record.id, reason)
     except EdudeskError as exc:
-        await edudesk.chat.send_text(message.chat.id, f"⚠ {html.escape(exc.message)}",
+        said = exc.in_words(edudesk.settings.general.language)
+        await edudesk.chat.send_text(message.chat.id, f"⚠ {html.escape(said)}",
                                      reply_to_message_id=message.message_id)
         if exc.code == "reason_missing":
             return  # the prompt still stands
@@ -197,7 +198,7 @@ async def on_progress(message: Message, edudesk: BotContext, actor: Actor) -> No
     try:
         rows = await _records(edudesk).progress(actor)
     except EdudeskError as exc:
-        await edudesk.chat.send_text(message.chat.id, html.escape(exc.message))
+        await edudesk.chat.send_text(message.chat.id, html.escape(exc.in_words(edudesk.settings.general.language)))
         return
     if not rows:
         await edudesk.chat.send_text(message.chat.id, "Không còn ai đang chờ ký học bạ.")

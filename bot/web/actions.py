@@ -45,7 +45,8 @@ async def action_page(request: web.Request) -> web.Response:
                                   actor=signed_in.label if signed_in else f"web:{request.remote or '?'}",
                                   staff_id=signed_in.staff_id if signed_in else None)
     except ActionRefused as exc:
-        return render(request, "action.html.j2", status=_STATUS.get(exc.code, 410), refused=exc.message)
+        return render(request, "action.html.j2", status=_STATUS.get(exc.code, 410),
+                      refused=exc.in_words(console(request).lang))
     staff = await Staff.get_or_none(id=grant.staff_id)
     return render(request, "action.html.j2", token=token, what=await _what(request, grant),
                   name=staff.name if staff else "?", expires=c.when(grant.expires_at) if grant.expires_at else "")
@@ -73,7 +74,8 @@ async def action_run(request: web.Request) -> web.Response:
             await c.services.act(grant.target, Action(grant.action), actor, version=grant.version)
             done = await _what(request, grant)
     except EdudeskError as exc:
-        return render(request, "action.html.j2", status=_STATUS.get(exc.code, 200), refused=exc.message)
+        return render(request, "action.html.j2", status=_STATUS.get(exc.code, 200),
+                      refused=exc.in_words(console(request).lang))
     return render(request, "action.html.j2", done=done)
 
 

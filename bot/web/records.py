@@ -151,7 +151,7 @@ async def _post(request: web.Request, action: Any, back: str = "/records") -> we
     try:
         location = await action(service(c), request[ACTOR], form)
     except (ValueError, EdudeskError) as exc:
-        message = exc.message if isinstance(exc, EdudeskError) else c.t["bad_form"]
+        message = exc.in_words(console(request).lang) if isinstance(exc, EdudeskError) else c.t["bad_form"]
         if back.startswith("/records/classes/"):
             return await class_page(request, error=message)
         return await records_page(request, error=message)
@@ -281,7 +281,7 @@ async def register_credential(request: web.Request) -> web.Response:
                                            passphrase=str(form.get("passphrase", "")), pin=pin,
                                            user_id=str(form.get("user_id", "")).strip()[:100])
     except EdudeskError as exc:
-        return await credentials_page(request, error=exc.message)
+        return await credentials_page(request, error=exc.in_words(console(request).lang))
     return redirect(request, "/records/credentials", flash="done")
 
 
@@ -298,7 +298,7 @@ async def set_pin(request: web.Request) -> web.Response:
         await records.credentials.pins.set_pin(actor, teacher, int(request.match_info["id"]),
                                                str(form.get("pin", ""))[:100], str(form.get("pin_repeat", ""))[:100])
     except EdudeskError as exc:
-        return await credentials_page(request, error=exc.message)
+        return await credentials_page(request, error=exc.in_words(console(request).lang))
     return await credentials_page(request, flash=pin_labels(c)["pin_set"])
 
 

@@ -60,6 +60,11 @@ class Console:
         return labels(self.settings.general.language)
 
     @property
+    def lang(self) -> str:
+        """The configured language ("vi" or "en")."""
+        return self.settings.general.language
+
+    @property
     def secure(self) -> bool:
         """Whether cookies get the Secure flag (the console is reached over https)."""
         return self.settings.web_url.startswith("https")

@@ -116,9 +116,9 @@ async def act(request: web.Request) -> web.Response:
             reason = preset(c.settings, action, int(str(form["reason_preset"])))
         await c.services.act(request_id, action, request[ACTOR], reason=reason, version=version)
     except AlreadyDecided as exc:
-        return await _page(request, request_id, status=409, error=exc.message)
+        return await _page(request, request_id, status=409, error=exc.in_words(console(request).lang))
     except EdudeskError as exc:
-        return await _page(request, request_id, error=exc.message)
+        return await _page(request, request_id, error=exc.in_words(console(request).lang))
     return redirect(request, f"/requests/{request_id}", flash="done")
 
 
@@ -133,9 +133,9 @@ async def assign(request: web.Request) -> web.Response:
     except ValueError:
         return await _page(request, request_id, error=c.t["bad_form"])
     except AlreadyDecided as exc:
-        return await _page(request, request_id, status=409, error=exc.message)
+        return await _page(request, request_id, status=409, error=exc.in_words(console(request).lang))
     except EdudeskError as exc:
-        return await _page(request, request_id, error=exc.message)
+        return await _page(request, request_id, error=exc.in_words(console(request).lang))
     return redirect(request, f"/requests/{request_id}", flash="done")
 
 

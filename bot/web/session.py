@@ -91,7 +91,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except EdudeskError as exc:  # a domain error is a message for the user, never a 500
         return render(request, "error.html.j2", status=404 if exc.code == "not_found" else 200,
-                      title=c.t["error_title"], message=exc.message)
+                      title=c.t["error_title"], message=exc.in_words(console(request).lang))
 
 
 def permission_of(request: web.Request) -> Permission | None:
@@ -149,7 +149,7 @@ async def login_confirm(request: web.Request) -> web.Response:
     try:
         await peek_login(token, console(request).clock)
     except EdudeskError as exc:
-        return render(request, "login.html.j2", status=410, error=exc.message, next="")
+        return render(request, "login.html.j2", status=410, error=exc.in_words(console(request).lang), next="")
     return render(request, "login_confirm.html.j2", token=token)
 
 
@@ -167,7 +167,7 @@ async def login_submit(request: web.Request) -> web.Response:
     try:
         staff_id = await consume_login(str(form.get("token", "")), c.clock)
     except EdudeskError as exc:
-        return render(request, "login.html.j2", status=410, error=exc.message, next="")
+        return render(request, "login.html.j2", status=410, error=exc.in_words(console(request).lang), next="")
     old = request.cookies.get(COOKIE)
     if old:
         await close_session(old, c.clock)

@@ -44,3 +44,14 @@ def test_every_domain_error_has_a_stable_catalogue_code() -> None:
     for cls in classes:
         assert re.fullmatch(r"[a-z][a-z0-9_]*", cls.code), cls
         assert cls.code != EdudeskError.code, f"{cls.__module__}.{cls.__name__} has no code of its own"
+
+
+def test_an_english_reader_gets_the_catalogues_words_for_the_code_and_a_vietnamese_one_the_details() -> None:
+    from core.errors import EdudeskError, NotAllowed
+
+    refused = NotAllowed("Chỉ trưởng bộ phận mới giao lại được yêu cầu.")
+    assert refused.in_words("vi") == refused.message
+    english = refused.in_words("en")
+    assert english and english != refused.message and english.isascii()
+    odd = EdudeskError("Lỗi lạ", code="a_code_without_words")
+    assert odd.in_words("en") == "Lỗi lạ"  # nothing better to say than the message itself
