@@ -52,12 +52,16 @@ async def open_steps(conn: BaseDBAsyncClient, queue: JobQueue, settings: Setting
         state=StepState.OPEN, opened_at=now, deadline=deadline)
     delay = max(settings.records.notice_delay_seconds, 1.0)
     bucket = int(now.timestamp() // delay)
-    pairs = await SignatureStep.filter(id__in=list(step_ids)).using_db(conn).values_list("teacher_id", "stage")
-    for teacher_id, stage in sorted(set(pairs), key=lambda p: (p[1], p[0] or 0)):
-        if teacher_id is None:  # the issuing signature: the server signs, nobody is told
-            await queue.enqueue(JobKind.SIGN_ISSUE, f"issue:{class_id}:{bucket}", {"class_id": class_id},
-                                connection=conn, run_after=now + timedelta(seconds=delay))
-            continue
+    rows = await SignatureStep.filter(id__in=list(step_ids)).using_db(conn).values_list("id", "teacher_id", "stage")
+    issuing = [step_id for step_id, teacher_id, _ in rows if teacher_id is None]
+    if issuing:
+        # The issuing signature: the server signs, nobody is told. One job per opening, keyed by its first step
+        # (not by a time bucket: a job of the same bucket that already ran would swallow these steps, and
+        # nothing else signs them); it still waits `delay`, and signs every issuing step of the class then open.
+        await queue.enqueue(JobKind.SIGN_ISSUE, f"issue:{class_id}:{min(issuing)}", {"class_id": class_id},
+                            connection=conn, run_after=now + timedelta(seconds=delay))
+    pairs = {(teacher_id, stage) for _, teacher_id, stage in rows if teacher_id is not None}
+    for teacher_id, stage in sorted(pairs, key=lambda p: (p[1], p[0])):
         await queue.enqueue(JobKind.SIGN_NOTICE, f"signnotice:{teacher_id}:{class_id}:{stage}:{bucket}",
                             {"teacher_id": teacher_id, "class_id": class_id, "stage": stage},
                             connection=conn, run_after=now + timedelta(seconds=delay))

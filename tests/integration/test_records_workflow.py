@@ -18,7 +18,7 @@ from core.signing.reminders import blocking, remind_pending, send_sign_reminders
 from core.signing.spec import Stage
 from core.signing.verify import verify_record
 from tests.fakes.smartca import FakeSmartCa, fake_smartca_fixture  # noqa: F401
-from tests.records_kit import ADMIN, RecordsKit, records_settings, small_roster
+from tests.records_kit import ADMIN, PIN, RecordsKit, records_settings, small_roster
 
 pytestmark = pytest.mark.db
 
@@ -210,3 +210,26 @@ async def test_progress_names_who_is_blocking(kit: RecordsKit) -> None:
     assert row.done == 1 and row.total == 3
     assert row.text().startswith("10A1: Giáo viên bộ môn 1/3 — chờ Trần Văn Cường (Ngữ văn, 3 HB)")
     assert await SignerCredential.filter(state="approved").count() >= 4
+
+
+async def test_issuing_steps_opened_after_the_issue_job_ran_are_still_issued(kit: RecordsKit) -> None:
+    """Records reach the issuing stage one after another; the server's issue job of the first has already run
+    (as `records demo` runs due jobs at once) when the next reach it in the same minute: they are issued too."""
+    await kit.load()
+    await kit.start()
+    for code in ("GV01", "GV02", "GV03"):
+        await kit.sign(code, Stage.SUBJECT)
+    await kit.sign("GV02", Stage.HOMEROOM)
+    leadership = sorted(await kit.open_steps(Stage.LEADERSHIP), key=lambda s: s.record_id)
+    held = [s.id for s in leadership[1:]]
+    await SignatureStep.filter(id__in=held).update(state="waiting")  # the leader signs one record first
+    leader = await kit.actor("BGH01")
+    await kit.app.records.start_signing(leader, kit.class_id, Stage.LEADERSHIP, pin=PIN)
+    await kit.app.worker.drain()
+    await Job.filter(kind="sign_issue", state="pending").update(run_after=kit.clock.now())
+    await kit.app.worker.drain()  # the issue job runs at once and issues that record
+    assert [r.state for r in await kit.records()].count("signed") == 1
+    await SignatureStep.filter(id__in=held).update(state="open")
+    await kit.app.records.start_signing(leader, kit.class_id, Stage.LEADERSHIP, pin=PIN)  # same minute
+    await kit.settle()
+    assert [r.state for r in await kit.records()] == ["signed"] * 3
