@@ -241,10 +241,10 @@ async def test_leader_reminds_everyone_and_in_quiet_hours_it_waits_for_the_morni
     await _open(page, f"{school.url}/records")
     section = page.locator("#blocking")
     assert "10A1: Giáo viên bộ môn 0/3" in await section.inner_text()
-    assert "sẽ gửi lúc 07:00" in await page.locator("#quiet").inner_text()
+    assert "sẽ gửi lúc 21/05/2026 07:00" in await page.locator("#quiet").inner_text()  # the next morning
     await section.get_by_role("button", name="Nhắc tất cả").click()
     await page.locator(".flash.ok", has_text="Đã nhắc 3 giáo viên").wait_for()
-    assert "lúc 07:00" in await page.locator(".flash.ok").inner_text()
+    assert "lúc 21/05/2026 07:00" in await page.locator(".flash.ok").inner_text()
     teacher = await school.teacher("GV01")
     answer = await _post(teacher, "/records/remind", {})
     assert "Chỉ ban giám hiệu" in answer["text"]
