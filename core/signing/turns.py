@@ -39,6 +39,7 @@ from core.signing.spec import STAGE_LABELS, Stage
 from core.text import local_time
 
 log = logging.getLogger(__name__)
+LOCAL_SESSION_WAIT_SECONDS = 600.0  # longest a sign-now notice waits for a local session of the stage before
 
 
 async def open_steps(conn: BaseDBAsyncClient, queue: JobQueue, settings: Settings, clock: Clock,
@@ -120,9 +121,10 @@ async def sign_notice(settings: Settings, clock: Clock, queue: JobQueue, job: Jo
     delay = max(settings.records.notice_delay_seconds, 1.0)
     first = min((s.opened_at for s in new if s.opened_at is not None), default=clock.now())
     if await _earlier_stage_signing(teacher_id, class_id, stage) and \
-            clock.now() - first < timedelta(seconds=max(10 * delay, 60.0)):
+            clock.now() - first < timedelta(seconds=max(10 * delay, LOCAL_SESSION_WAIT_SECONDS)):
         # The stage before is being signed right now: more of this teacher's turns open in a moment. Wait
-        # (a while at most) so that they get ONE message counting them all, not "37" and then "40".
+        # (a while at most) so that they get ONE message counting them all, not "37" and then "40". A local
+        # session ends within minutes even on a busy small server; the cap only guards against a stuck one.
         raise RetryLater(delay)
     deadline = min(s.deadline for s in steps if s.deadline is not None)
     tz = settings.general.timezone
