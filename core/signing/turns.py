@@ -158,15 +158,24 @@ async def sign_notice(settings: Settings, clock: Clock, queue: JobQueue, job: Jo
 
 async def _earlier_stage_signing(teacher_id: int, class_id: int, stage: int) -> bool:
     """Whether a record where this teacher still waits has an earlier signature being made now (a local
-    session at work; a remote one waiting for a phone may take hours and does not count)."""
+    session at work, or a remote one putting in confirmed signatures; a remote one waiting for a phone may
+    take hours and does not count)."""
     waiting = await SignatureStep.filter(teacher_id=teacher_id, stage=stage, state=StepState.WAITING,
                                          record__klass_id=class_id,
                                          record__state=RecordState.SIGNING).values_list("record_id", flat=True)
     if not waiting:
         return False
-    sessions = await SignatureStep.filter(record_id__in=list(waiting), stage__lt=stage, state=StepState.OPEN,
-                                          session_id__isnull=False).values_list("session_id", flat=True)
-    return bool(sessions) and await SignSession.filter(id__in=list(set(sessions)), state=SessionState.QUEUED).exists()
+    sessions = list(set(await SignatureStep.filter(
+        record_id__in=list(waiting), stage__lt=stage, state=StepState.OPEN, session_id__isnull=False,
+    ).values_list("session_id", flat=True)))
+    if not sessions:
+        return False
+    if await SignSession.filter(id__in=sessions, state=SessionState.QUEUED).exists():
+        return True
+    # A remote session whose confirmation came and which is now putting its signatures in, record after
+    # record, is at work too (one still waiting for the phone has none of its steps signed yet).
+    pending = await SignSession.filter(id__in=sessions, state=SessionState.PENDING).values_list("id", flat=True)
+    return bool(pending) and await SignatureStep.filter(session_id__in=list(pending), state=StepState.SIGNED).exists()
 
 
 async def preflight_text(settings: Settings, clock: Clock, queue: JobQueue, teacher: Teacher,
