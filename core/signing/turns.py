@@ -39,7 +39,7 @@ from core.signing.spec import STAGE_LABELS, Stage
 from core.text import local_time
 
 log = logging.getLogger(__name__)
-LOCAL_SESSION_WAIT_SECONDS = 600.0  # longest a sign-now notice waits for a local session of the stage before
+LOCAL_SESSION_WAIT_SECONDS = 600.0  # longest a sign-now notice waits for a session of the stage before
 
 
 async def open_steps(conn: BaseDBAsyncClient, queue: JobQueue, settings: Settings, clock: Clock,
@@ -157,9 +157,8 @@ async def sign_notice(settings: Settings, clock: Clock, queue: JobQueue, job: Jo
 
 
 async def _earlier_stage_signing(teacher_id: int, class_id: int, stage: int) -> bool:
-    """Whether a record where this teacher still waits has an earlier signature being made now (a local
-    session at work, or a remote one putting in confirmed signatures; a remote one waiting for a phone may
-    take hours and does not count)."""
+    """Whether a record where this teacher still waits has an earlier signature being made now (a session
+    of the stage before, local or remote, not yet done)."""
     waiting = await SignatureStep.filter(teacher_id=teacher_id, stage=stage, state=StepState.WAITING,
                                          record__klass_id=class_id,
                                          record__state=RecordState.SIGNING).values_list("record_id", flat=True)
@@ -170,12 +169,9 @@ async def _earlier_stage_signing(teacher_id: int, class_id: int, stage: int) -> 
     ).values_list("session_id", flat=True)))
     if not sessions:
         return False
-    if await SignSession.filter(id__in=sessions, state=SessionState.QUEUED).exists():
-        return True
-    # A remote session whose confirmation came and which is now putting its signatures in, record after
-    # record, is at work too (one still waiting for the phone has none of its steps signed yet).
-    pending = await SignSession.filter(id__in=sessions, state=SessionState.PENDING).values_list("id", flat=True)
-    return bool(pending) and await SignatureStep.filter(session_id__in=list(pending), state=StepState.SIGNED).exists()
+    # A local session at work, or a remote one waiting for (or putting in) the phone's confirmation: either
+    # ends within minutes as a rule, and the caller waits at most LOCAL_SESSION_WAIT_SECONDS for it.
+    return await SignSession.filter(id__in=sessions, state__in=[SessionState.QUEUED, SessionState.PENDING]).exists()
 
 
 async def preflight_text(settings: Settings, clock: Clock, queue: JobQueue, teacher: Teacher,

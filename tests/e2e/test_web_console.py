@@ -243,6 +243,9 @@ async def test_a_user_without_the_role_sees_no_button_and_a_forged_post_is_refus
     request = await Request.get(id=request_id)
     # The form an office member would have, posted with the technical user's own valid session.
     csrf = await tech.locator('input[name="csrf"]').first.get_attribute("value")
+    # Post from a page that does not reload itself: the request page reloads live when the request changes,
+    # which would tear down the script mid-fetch on a busy machine.
+    await _open(tech, f"{desk.url}/whoami")
     result = await tech.evaluate("""async ([url, csrf, version]) => {
         const r = await fetch(url, {method: "POST", body: new URLSearchParams({csrf, action: "approve", version})});
         return {status: r.status, text: await r.text()};
