@@ -117,14 +117,17 @@ def render(request: web.Request, template: str, *, status: int = 200, flash: str
     """An HTML page from templates/web with the actor, CSRF token, labels and flash messages."""
     c = console(request)
     session = request.get(SESSION)
-    if not flash and request.cookies.get(FLASH_COOKIE) in FLASHES:
+    # An error page (a lost double submit, say) leaves a pending flash for the page it was meant for: two
+    # posts of one browser at once must not have the loser's answer eat the winner's "done".
+    consume = not error and FLASH_COOKIE in request.cookies
+    if not flash and consume and request.cookies.get(FLASH_COOKIE) in FLASHES:
         flash = c.t[FLASHES[request.cookies[FLASH_COOKIE]]]
     html = c.env.get_template(template).render(
         t=c.t, actor=request.get(ACTOR), can={p.value: allows(request.get(ACTOR), p) for p in Permission},
         csrf=session.csrf if session else "", nonce=nonce(request),
         flash=flash, error=error, records_turns=request.get("records_turns", 0), **context)
     response = web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
-    if FLASH_COOKIE in request.cookies:
+    if consume:
         response.del_cookie(FLASH_COOKIE, path="/")
     return response
 
