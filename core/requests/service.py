@@ -197,20 +197,8 @@ class RequestService:
         request = await Request.get_or_none(id=request_id) if 0 < request_id < MAX_ID else None
         return await assignable_staff(limit=None) if request and self.may_reassign(request, actor) else []
 
-    async def reassign_choices(self, request_id: int, actor: Actor, limit: int = 20) -> list[Staff]:
-        """The same offer for a picker a tap opened: a tap that may not reassign is refused and audited."""
-        request = await Request.get_or_none(id=request_id) if 0 < request_id < MAX_ID else None
-        if request is None:
-            raise await self.refuse(actor, "reassign", None, NotFound(f"Không có yêu cầu số {str(request_id)[:20]}."))
-        if not actor.has(Role.HEAD):
-            raise await self.refuse(actor, "reassign", request_id,
-                                     NotAllowed("Chỉ trưởng bộ phận mới giao lại được yêu cầu."))
-        if not self.may_reassign(request, actor):
-            raise await self.refuse(actor, "reassign", request_id, AlreadyDecided(await self._last_decision(request)))
-        return await assignable_staff(limit=limit)
-
-    async def reassign(self, request_id: int, staff_id: int, actor: Actor) -> Request:
-        """A head gives an open request to one staff member, who is told in private."""
+    async def _reassignable(self, request_id: int, actor: Actor) -> Request:
+        """The open request a head may give to someone else; refused (and audited) otherwise."""
         request = await Request.get_or_none(id=request_id) if 0 < request_id < MAX_ID else None
         if request is None:
             raise await self.refuse(actor, "reassign", request_id if 0 < request_id < MAX_ID else None,
@@ -218,12 +206,22 @@ class RequestService:
         if not actor.has(Role.HEAD):
             raise await self.refuse(actor, "reassign", request_id,
                                      NotAllowed("Chỉ trưởng bộ phận mới giao lại được yêu cầu."))
+        if not self.may_reassign(request, actor):
+            raise await self.refuse(actor, "reassign", request_id, AlreadyDecided(await self._last_decision(request)))
+        return request
+
+    async def reassign_choices(self, request_id: int, actor: Actor, limit: int = 20) -> list[Staff]:
+        """The same offer for a picker a tap opened: a tap that may not reassign is refused and audited."""
+        await self._reassignable(request_id, actor)
+        return await assignable_staff(limit=limit)
+
+    async def reassign(self, request_id: int, staff_id: int, actor: Actor) -> Request:
+        """A head gives an open request to one staff member, who is told in private."""
+        request = await self._reassignable(request_id, actor)
         offered = {s.id: s for s in await assignable_staff(limit=None)}
         staff = offered.get(staff_id)
         if staff is None:  # not active, or not office or technical staff: nobody the head was offered
             raise await self.refuse(actor, "reassign", request_id, NotFound("Không có cán bộ này."))
-        if State(request.state) not in OPEN_STATES:
-            raise await self.refuse(actor, "reassign", request_id, AlreadyDecided(await self._last_decision(request)))
         now = self.clock.now()
         async with in_transaction() as conn:
             version_now = request.version + 1
