@@ -41,6 +41,25 @@ class InboundMail(Model):
 
 
 
+class SenderConfirmation(Model):
+    """A link mailed to the address the registry holds for a person, proving an unverified request is theirs.
+
+    Only the token's hash is kept; opening the link (once, before `expires_at`) sets `opened_at` and lets the
+    request move on."""
+
+    token_hash = fields.CharField(max_length=64, primary_key=True)
+    request_id = fields.BigIntField(db_index=True)
+    address = fields.CharField(max_length=320)  # where the link went (the registry's personal address)
+    person_id = fields.CharField(max_length=64, default="")
+    sent_by = fields.CharField(max_length=200, default="")  # the staff member who asked for it
+    created_at = fields.DatetimeField()
+    expires_at = fields.DatetimeField()
+    opened_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "sender_confirmation"
+
+
 class ImapCheckpoint(Model):
     """How far an IMAP mailbox has been stored: UIDVALIDITY and the last UID."""
 

@@ -24,6 +24,8 @@ class RegistryEntry(Model):
     cohort = fields.CharField(max_length=50, default="")
     email = fields.CharField(max_length=320, default="")  # institutional account, when it has one
     mobile = fields.CharField(max_length=32, default="")
+    # a personal address (not the institution's) the office confirms an unverified sender's request through
+    personal_email = fields.CharField(max_length=320, default="")
     imported_at = fields.DatetimeField()
 
     class Meta:

@@ -34,6 +34,8 @@ class Request(Model):
     assignee_id = fields.BigIntField(null=True, db_index=True)  # the staff member a head gave it to
     reminded_at = fields.DatetimeField(null=True)  # overdue reminder sent for the current step
     escalated_at = fields.DatetimeField(null=True)  # head told for the current step
+    # None: no authentication result; True: aligned DMARC/DKIM pass; False: failed or not aligned
+    sender_verified = fields.BooleanField(null=True)
 
     class Meta:
         table = "request"
@@ -58,6 +60,9 @@ class RequestPerson(Model):
     result = fields.CharField(max_length=16, default="")  # created, linked, reset, suspended, deleted, absent
     final_address = fields.CharField(max_length=320, default="")  # may differ from the proposed one (taken)
     outcome_detail = fields.CharField(max_length=500, default="")  # the backend's refusal, for staff
+    # a row with a problem (no ID, unknown to the registry) is provisioned only once someone approved it:
+    approved_by = fields.CharField(max_length=200, default="")  # the staff member's name ("" = not approved)
+    name_source = fields.CharField(max_length=16, default="")  # "" / "registry" (default) or "form": display name
 
     class Meta:
         table = "request_person"
