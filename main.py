@@ -44,6 +44,7 @@ from directories import make_provisioner
 from mailer.analyse import InlineMailAnalyser, ProcessMailAnalyser, headers_only
 from mailer.delivery import MailDelivery
 from mailer.imap import ImapIntake
+from mailer.oauth import make_token_source
 from mailer.outbox import make_mail_sender
 from mailer.smtpd import SmtpIntake
 
@@ -78,7 +79,7 @@ class App:
         self.worker = JobWorker(self.queue)
         for part in (self.pipeline, self.delivery, self.chats, self.provisioning, self.signing):
             self.worker.register(part.handlers())
-        self.smtp = SmtpIntake(self.ledger, settings.smtpd) if settings.smtpd.enabled else None
+        self.smtp = SmtpIntake(self.ledger, settings.smtpd, settings.intake) if settings.smtpd.enabled else None
         self.web = WebConsole(settings, self.clock, self.services, self.records) if settings.web.enabled else None
         self.telegram: Any = None
         if settings.telegram.enabled:
@@ -127,7 +128,9 @@ class App:
         if self.settings.imap.enabled:
             imap = ImapIntake(self.settings.imap, self.settings.secret(self.settings.imap.password_env),
                               self.ledger, checkpoints=DbImapCheckpoints(self.clock), health=self.ledger,
-                              max_message_size=self.settings.smtpd.max_message_size)
+                              max_message_size=self.settings.smtpd.max_message_size,
+                              tokens=make_token_source(self.settings, "imap"),
+                              mechanism=self.settings.mail_oauth.mechanism, lang=self.settings.general.language)
             sup.add("imap", imap.run)
         return sup
 
@@ -204,6 +207,17 @@ async def cmd_registry_import(settings: Settings, args: argparse.Namespace) -> i
     return 0
 
 
+def _sender_line(report: dict[str, Any], lang: str) -> str:
+    """One line on whether a trusted server proved the sender (`mail inspect`)."""
+    from core.words import t
+
+    verified = report.get("sender_verified")
+    if verified is None:
+        return t("cli.inspect.sender_unknown", lang)
+    shown = {m: r or "-" for m, r in report.get("auth", {}).items()}
+    return t("cli.inspect.sender_verified" if verified else "cli.inspect.sender_unverified", lang, **shown)
+
+
 async def cmd_mail_inspect(settings: Settings, args: argparse.Namespace) -> int:
     """Dry run: what edudesk reads from a mail (kind, population, people, problems); stores nothing."""
     from core.intake.inspect import inspect_mail
@@ -223,6 +237,7 @@ async def cmd_mail_inspect(settings: Settings, args: argparse.Namespace) -> int:
         _print(report, True)
     else:
         print(f"Loại: {report['kind']}   Đối tượng: {report['population']}   Nguồn: {report['source']}")
+        print(_sender_line(report, settings.general.language))
         for i, person in enumerate(report["persons"], 1):
             ident = person["student_id"] or person["staff_id"]
             print(f"{i}. {person['full_name']} ({ident}) -> {person['proposed_address'] or '-'}")
@@ -245,6 +260,15 @@ async def cmd_mail_reprocess(settings: Settings, args: argparse.Namespace) -> in
         await app.close()
     print(f"edudesk: thư {args.number}: {outcome}")
     return 0
+
+
+async def cmd_mail_check(settings: Settings, args: argparse.Namespace) -> int:
+    """Sign in to the office mailbox as configured and say what works and what to fix (exit 1 on a failure)."""
+    from cli.mailcheck import report
+
+    screen, ok = await asyncio.to_thread(report, settings, args.lang or settings.general.language)
+    print(screen)
+    return 0 if ok else 1
 
 
 async def cmd_requests_list(settings: Settings, args: argparse.Namespace) -> int:
@@ -395,6 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("file")
     ins.add_argument("--json", action="store_true")
     ins.set_defaults(func=cmd_mail_inspect)
+    chk = mail.add_parser("check", help="sign in to the office mailbox (IMAP, SMTP) as configured; sends nothing")
+    chk.add_argument("--lang", choices=["vi", "en"], default=None, help="default: [general].language")
+    chk.set_defaults(func=cmd_mail_check)
     rep = mail.add_parser("reprocess", help="run a stored mail through intake again")
     rep.add_argument("number", type=int)
     rep.set_defaults(func=cmd_mail_reprocess)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,10 @@ from core.chats.view import RequestView as RequestView  # the view model lives i
 from core.chats.view import load_view as load_view
 from core.config import Settings
 from core.errors import NotFound
+from core.intake.confirm import CONFIRMED, UNVERIFIED
 from core.ports import Button, Card
 from core.requests.models import RequestPerson
+from core.requests.rows import with_problem
 from core.requests.workflow import State
 from core.text import local_time
 from core.words import LANGUAGES, event_label, words
@@ -84,7 +87,7 @@ def render_text(view: RequestView, settings: Settings, now: datetime, page: int 
     page = min(max(page, 0), pages - 1)
     shown = view.persons[page * size:(page + 1) * size]
     left, overdue = _time_left(r.deadline, now, lang)
-    with_problems = sum(1 for p in view.persons if any(x.get("severity") == "error" for x in p.problems or []))
+    with_problems = sum(1 for p in view.persons if with_problem(p))  # rows the office approved are not counted
     context: dict[str, Any] = {
         "w": words(lang), "r": r,
         "kind_label": _capitalised(_mail_kinds(lang).get(r.kind, _mail_kinds(lang)["unknown"])),
@@ -96,13 +99,20 @@ def render_text(view: RequestView, settings: Settings, now: datetime, page: int 
                     for i, p in enumerate(shown)],
         "total": len(view.persons), "with_problems": with_problems, "page": page + 1, "pages": pages,
         "problems": [x for x in r.problems or [] if x.get("severity") != "info"],
+        "forwarded": [x.get("message", "") for x in r.problems or [] if x.get("code") == "forwarded"],
         "flags": r.flags or [], "assignee": view.assignee, "progress": _progress(view),
-        "history": [{"who": e.actor.split(" (")[0], "label": event_label(e.action, lang, e.detail.get("label", "")),
+        "history": [{"who": e.actor.split(" (")[0], "label": _event(e.action, e.detail, lang),
                      "reason": e.detail.get("reason", ""), "error": e.detail.get("error", ""),
                      "when": local_time(e.at, tz)} for e in view.events],
     }
     text = _env.get_template(f"request.{lang}.html.j2").render(context).strip()
     return _fit(text)
+
+
+def _event(action: str, detail: dict[str, Any], lang: str) -> str:
+    """An event in the card's history; a decision about one row names the row ("Giữ tài khoản · Dòng 2")."""
+    label = event_label(action, lang, detail.get("label", ""))
+    return f"{label} · {words(lang)('detail.row')} {detail['row']}" if detail.get("row") else label
 
 
 def _progress(view: RequestView) -> dict[str, int] | None:
@@ -136,8 +146,14 @@ def buttons(view: RequestView, audience: str, settings: Settings, page: int = 0)
         rows.append((Button(_label(settings, "approve"), ButtonAction.APPROVE, r.id, v),
                      Button(_label(settings, "reject"), ButtonAction.REJECT, r.id, v)))
         rows.append((Button(_label(settings, "ask_info"), ButtonAction.ASK_INFO, r.id, v),))
+        if UNVERIFIED in (r.flags or []) and CONFIRMED not in (r.flags or []):
+            # An unverified sender: approving waits for the person's confirmation through the registry's address.
+            rows.append((Button(_label(settings, "send_confirm"), ButtonAction.SEND_CONFIRM, r.id, v),))
     if audience in ("technical", "web") and state is State.APPROVED:
         rows.append((Button(_label(settings, r.kind), ButtonAction.PROVISION, r.id, v),))
+    if audience == "office" and len(view.persons) == 1 and 0 in view.keepable:
+        # A leaver's account in its grace period: the office may keep it (the web page has a button per row).
+        rows.append((Button(_label(settings, "keep"), ButtonAction.KEEP_ACCOUNT, r.id, v, 0),))
     size = max(1, settings.chat.page_size)
     pages = max(1, -(-len(view.persons) // size))
     if pages > 1 and audience != "web":
@@ -156,6 +172,16 @@ def buttons(view: RequestView, audience: str, settings: Settings, page: int = 0)
 def build_card(view: RequestView, audience: str, settings: Settings, now: datetime, page: int = 0) -> Card:
     """A request's card for one audience."""
     return Card(render_text(view, settings, now, page), buttons(view, audience, settings, page))
+
+
+def confirm_card(view: RequestView, lines: list[str], settings: Settings, now: datetime) -> Card:
+    """ "Hợp lệ" over a difference from the registry: the differences, then "Vẫn xác nhận hợp lệ" and "back"."""
+    w = words(settings.general.language)
+    r = view.request
+    text = "\n".join([f"<b>{html.escape(w('rows.confirm_title', id=r.id))}</b>", *(html.escape(x) for x in lines)])
+    return Card(render_text(view, settings, now) + "\n\n" + text, (
+        (Button(w("rows.confirm_button"), ButtonAction.APPROVE_CONFIRM, r.id, r.version),
+         Button(_label(settings, "back"), ButtonAction.BACK, r.id, r.version)),))
 
 
 def picker_card(view: RequestView, action: str, settings: Settings, now: datetime) -> Card:

@@ -23,6 +23,7 @@ from core.people.chatlinks import ACTION_PREFIX, Grant, mail_link_code, redeem_a
 from core.people.staff import Actor
 from core.ports import Clock
 from core.requests.queries import request_queue
+from core.requests.rows import ConfirmNeeded
 from core.requests.service import Action, RequestService
 from core.requests.workflow import OPEN_STATES
 from core.signing.models import SchoolClass, Teacher
@@ -39,11 +40,17 @@ HELP = ("edudesk — bàn trợ giúp CNTT. Lệnh:\n"
         "/tuchoi <số YC> <lý do> — từ chối\n"
         "/bosung <số YC> <nội dung> — yêu cầu bổ sung\n"
         "/capphat <số YC> — thực hiện trên hệ thống\n"
+        "/duyetdong <số YC> <số dòng> — duyệt một dòng có lỗi (thiếu mã, mã không có trong danh sách, trùng)\n"
+        "/giulai <số YC> [số dòng] — giữ tài khoản đang chờ xoá\n"
+        "/xacnhan <số YC> — gửi liên kết xác nhận người gửi (người gửi chưa được xác minh)\n"
         "/ky [lớp] — ký học bạ số đang chờ Thầy/Cô\n"
         "/giup — danh sách lệnh")
 log = logging.getLogger(__name__)
 DECISIONS = {"/duyet": Action.APPROVE, "/tuchoi": Action.REJECT, "/bosung": Action.ASK_INFO,
              "/capphat": Action.PROVISION}
+CONFIRM = "/xacnhan"  # mail the sender confirmation link of an unverified sender's request
+ROW_COMMANDS = ("/duyetdong", "/giulai")  # approve a row held back; keep a leaver's account (core/requests/rows.py)
+CONFIRMED = ("xacnhan", "xác nhận", "confirm")  # "/duyet 12 xacnhan": "Hợp lệ" over a ✗, asked once more
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 OPEN = [s.value for s in OPEN_STATES]
 TODO_PAGE = 15  # requests per /danhsach answer (a Zalo message holds 2,000 characters)
@@ -73,16 +80,24 @@ async def handle(ctx: TextContext, actor: Actor, external_id: str, text: str) ->
             return await _link(ctx, external_id, rest)
         if word in ("/giup", "/help", "/start"):
             return HELP
-        if word not in (*DECISIONS, "/ky", "/danhsach"):
+        if word not in (*DECISIONS, CONFIRM, *ROW_COMMANDS, "/ky", "/danhsach"):
             return HELP
         if actor.staff_id is None:
             await audit_denial(actor, Permission.SIGN_IN, word, surface=ctx.surface, clock=ctx.clock)
             return (f"Tài khoản {ctx.surface.capitalize()} này chưa liên kết với cán bộ nào của trường. "
                     "Gửi /lienket <mã> (mã ở trang "
                     "«Tài khoản» của web console) hoặc /lienket <e-mail của trường>.")
-        await _require(ctx, actor, Permission.REQUESTS if word in DECISIONS else Permission.SIGN_IN, word)
+        await _require(ctx, actor, Permission.REQUESTS if word in (*DECISIONS, CONFIRM, *ROW_COMMANDS)
+                       else Permission.SIGN_IN, word)
+        if word in ROW_COMMANDS:
+            return await _row_command(ctx, actor, word, rest)
         if word in DECISIONS:
             return await _decide(ctx, actor, DECISIONS[word], rest)
+        if word == CONFIRM:
+            number = rest.upper().removeprefix("YC-")
+            if not (number.isascii() and number.isdecimal()) or len(number) > 18:
+                return f"Cú pháp: {CONFIRM} <số yêu cầu>"
+            return "✓ " + (await ctx.services.send_confirmation(int(number), actor)).text
         if word == "/ky":
             return await _sign(ctx, actor, rest)
         return await _todo(ctx, actor, rest)
@@ -115,9 +130,31 @@ async def _decide(ctx: TextContext, actor: Actor, action: Action, rest: str) -> 
     if not (number.isascii() and number.isdecimal()) or len(number) > 18:
         return f"Cú pháp: /{_command(action)} <số yêu cầu>" + (" <lý do>" if action in (Action.REJECT,
                                                                                        Action.ASK_INFO) else "")
-    request = await ctx.services.act(int(number), action, actor, reason=reason.strip())
     w = words(ctx.settings.general.language)
+    confirmed = action is Action.APPROVE and reason.strip().lower() in CONFIRMED
+    try:
+        request = await ctx.services.act(int(number), action, actor, reason="" if confirmed else reason.strip(),
+                                         confirmed=confirmed)
+    except ConfirmNeeded as ask:  # "Hợp lệ" over a ✗: named here (a private chat), confirmed by a second command
+        lang = "en" if ctx.settings.general.language == "en" else "vi"
+        return "\n".join(["⚠ " + ask.in_words(lang), w("cmd.confirm_with", id=ask.request_id)])
     return "✓ " + w("cmd.recorded", id=request.id, action=w.label("action", action))
+
+
+async def _row_command(ctx: TextContext, actor: Actor, word: str, rest: str) -> str:
+    """/duyetdong <YC> <dòng>: approve a row held back; /giulai <YC> [dòng]: keep an account waiting for deletion."""
+    w = words(ctx.settings.general.language)
+    number, _, row = rest.partition(" ")
+    number, row = number.upper().removeprefix("YC-"), row.strip()
+    keep = word == "/giulai"
+    if not (number.isascii() and number.isdecimal() and len(number) <= 18) or (
+            row and not (row.isascii() and row.isdecimal() and len(row) <= 6)) or (not row and not keep):
+        return w("cmd.row_syntax", command=word.lstrip("/"))
+    if keep:
+        request = await ctx.services.rows.keep_account(int(number), int(row) if row else None, actor)
+        return w("cmd.kept", id=request.id, row=row or 1)
+    request = await ctx.services.rows.approve_row(int(number), int(row), actor)
+    return w("cmd.row_approved", id=request.id, row=int(row))
 
 
 def _command(action: Action) -> str:
@@ -185,6 +222,15 @@ async def perform(ctx: TextContext, actor: Actor, grant: Grant, reason: str = ""
             return words(ctx.settings.general.language)("cmd.records_off")
         session = await ctx.records.start_signing(actor, grant.target, grant.arg)
         return words(ctx.settings.general.language)("cmd.signing_n", n=len(session.steps))
+    if grant.action is ButtonAction.SEND_CONFIRM:
+        return "✓ " + (await ctx.services.send_confirmation(grant.target, actor, grant.version)).text
+    if grant.action is ButtonAction.KEEP_ACCOUNT:
+        await ctx.services.rows.keep_account(grant.target, grant.arg + 1, actor, grant.version)
+        return words(ctx.settings.general.language)("cmd.kept", id=grant.target, row=grant.arg + 1)
+    if grant.action is ButtonAction.APPROVE_CONFIRM:
+        request = await ctx.services.act(grant.target, Action.APPROVE, actor, version=grant.version, confirmed=True)
+        w = words(ctx.settings.general.language)
+        return "✓ " + w("cmd.recorded", id=request.id, action=w.label("action", Action.APPROVE))
     action = Action(grant.action)
     request = await ctx.services.act(grant.target, action, actor, reason=reason, version=grant.version)
     w = words(ctx.settings.general.language)

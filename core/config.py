@@ -58,6 +58,9 @@ class SmtpdSettings(Section):
     recipients: tuple[str, ...] = ()
     max_backlog: NonNegInt = 20
     backlog_wait_seconds: NonNegFloat = 120.0
+    # Peers whose mail edudesk does not verify itself (the school's MX in front of us): SPF of the relay
+    # would fail; their own Authentication-Results count when their id is in intake.trusted_authserv_ids.
+    trusted_relays: tuple[str, ...] = ("127.0.0.1", "::1")
 
 
 class ImapSettings(Section):
@@ -68,6 +71,7 @@ class ImapSettings(Section):
     starttls: bool = False
     username: str = ""
     password_env: str = "EDUDESK_IMAP_PASSWORD"
+    auth: Literal["password", "oauth2"] = "password"  # oauth2: a token from [mail_oauth] (Microsoft 365, Google)
     mailbox: str = "INBOX"
     processed_mailbox: str = ""
     idle: bool = True
@@ -99,9 +103,25 @@ class OutgoingSettings(Section):
     smtp_starttls: bool = False
     smtp_username: str = ""
     smtp_password_env: str = "EDUDESK_SMTP_PASSWORD"
+    auth: Literal["password", "oauth2"] = "password"  # oauth2: AUTH XOAUTH2 with a token from [mail_oauth]
     auto_reply_limit: NonNegInt = 3
     auto_reply_window_minutes: NonNegInt = 10
     alerts_to: tuple[str, ...] = ()
+
+
+class MailOAuthSettings(Section):
+    """How edudesk gets a token for the office mailbox when [imap] or [outgoing] has auth = "oauth2"."""
+
+    provider: Literal["microsoft", "google"] = "microsoft"
+    tenant_id: str = ""  # Microsoft: the directory (tenant) id
+    client_id: str = ""  # Microsoft: the app's (client) id
+    client_secret_env: str = "EDUDESK_MAIL_CLIENT_SECRET"  # Microsoft: the secret's value
+    certificate_env: str = ""  # Microsoft: instead of a secret, private key + certificate (PEM text or a path)
+    certificate_thumbprint: str = ""  # Microsoft: SHA-1 thumbprint; "" = taken from the certificate (SHA-256)
+    google_credentials_env: str = "EDUDESK_MAIL_GOOGLE_CREDENTIALS"  # Google: service-account JSON (text or path)
+    login_url: str = "https://login.microsoftonline.com"
+    mailbox: str = ""  # the mailbox the token is for; "" = [imap].username (else [outgoing].smtp_username)
+    mechanism: Literal["xoauth2", "oauthbearer"] = "xoauth2"
 
 
 class IntakeSettings(Section):
@@ -115,6 +135,23 @@ class IntakeSettings(Section):
     personal_senders_for_new_accounts: bool = True
     flag_failed_authentication: bool = True
     flood_limit: NonNegInt = 100  # requests from one outside address per outgoing.auto_reply_window_minutes (0: none)
+    # Sender authentication: our own Authentication-Results id ("" = this host's name), the ids of the
+    # servers whose Authentication-Results we believe (mx.google.com, ...), and the DNS the listener asks.
+    authserv_id: str = ""
+    trusted_authserv_ids: tuple[str, ...] = ()
+    verify_senders: bool = True  # the SMTP listener checks SPF, DKIM and DMARC of mail from outside itself
+    dns_servers: tuple[str, ...] = ()  # () = the system resolver; "127.0.0.1:5353" names a port
+    dns_timeout_seconds: NonNegFloat = 5.0
+    # Circular 53/2012: official business (staff accounts, unit lists, deletions) from public mail providers
+    # is flagged ("flag") or refused at intake with a mail naming the rule ("refuse").
+    free_mail_domains: tuple[str, ...] = (
+        "gmail.com", "googlemail.com", "yahoo.com", "yahoo.com.vn", "ymail.com", "rocketmail.com",
+        "outlook.com", "outlook.com.vn", "hotmail.com", "hotmail.com.vn", "live.com", "msn.com",
+        "icloud.com", "me.com", "mac.com", "aol.com", "proton.me", "protonmail.com", "zoho.com",
+        "gmx.com", "mail.com", "yandex.com", "mail.ru", "qq.com", "163.com",
+    )
+    free_mail_official: Literal["flag", "refuse"] = "flag"
+    confirm_link_hours: NonNegFloat = 72.0  # a sender confirmation link (to the registry's address) lasts this long
 
 
 class RetentionSettings(Section):
@@ -316,6 +353,7 @@ class Settings(Section):
     smtpd: SmtpdSettings = SmtpdSettings()
     imap: ImapSettings = ImapSettings()
     outgoing: OutgoingSettings = OutgoingSettings()
+    mail_oauth: MailOAuthSettings = MailOAuthSettings()
     intake: IntakeSettings = IntakeSettings()
     sla: SlaSettings = SlaSettings()
     jobs: JobSettings = JobSettings()

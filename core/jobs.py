@@ -34,6 +34,7 @@ class JobKind(enum.StrEnum):
     CHAT_NOTICE = "chat_notice"  # core/chats ChatHub.notice
     PROVISION = "provision"  # core/provisioning/job.py ProvisionJob
     DELETE_ACCOUNT = "delete_account"  # core/provisioning/removal.py DeleteAccountJob
+    RESTORE_ACCOUNT = "restore_account"  # core/provisioning/removal.py RestoreAccountJob (a kept account)
     SIGN_NOTICE = "sign_notice"  # core/signing/turns.py sign_notice
     SIGN_BATCH = "sign_batch"  # core/signing/runner.py SignRunner.sign_batch
     SIGN_POLL = "sign_poll"  # core/signing/runner.py SignRunner.sign_poll

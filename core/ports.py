@@ -212,6 +212,10 @@ class Provisioner(Protocol):
         """Disable sign-in, keep the data; returns "suspended" or "absent"."""
         ...
 
+    async def restore(self, address: str) -> str:
+        """Allow sign-in again on a suspended account (kept during its grace period); "restored" or "absent"."""
+        ...
+
     async def delete(self, address: str) -> str:
         """Remove the account; returns "deleted" or "absent"."""
         ...

@@ -110,6 +110,13 @@ class DovecotProvisioner(LocalProvisioner):
         in_file = await self._write(address, self.passwd.suspend(address))
         return "suspended" if local == "suspended" or in_file else "absent"
 
+    async def restore(self, address: str) -> str:
+        """Allow the login again (`nologin=y` removed): the line kept its hash, so the old password works."""
+        self._check_address(address)
+        local = await super().restore(address)
+        in_file = await self._write(address, self.passwd.unlock(address))
+        return "restored" if local == "restored" or in_file else "absent"
+
     async def delete(self, address: str) -> str:
         """Mark the account deleted and remove its line (the mail folder is left to the administrator)."""
         self._check_address(address)

@@ -184,6 +184,15 @@ class GoogleProvisioner:
             raise refusal(address, status, *_error(body))
         return "suspended"
 
+    async def restore(self, address: str) -> str:
+        """Lift the suspension (sign-in allowed again, password unchanged); "absent" when there is none."""
+        status, body = await self._call("PATCH", self._user(address), address, {"suspended": False})
+        if status == 404:
+            return "absent"
+        if status != 200:
+            raise refusal(address, status, *_error(body))
+        return "restored"
+
     async def delete(self, address: str) -> str:
         """Delete the user (Google keeps it restorable for a while); "absent" when there is none."""
         status, body = await self._call("DELETE", self._user(address), address)

@@ -178,6 +178,21 @@ class LdapProvisioner:
             return "suspended"
         return await self._call(work, address)
 
+    async def restore(self, address: str) -> str:
+        """Unlock sign-in again (ppolicy lock removed, or AD ACCOUNTDISABLE cleared); the password stands."""
+        def work(conn: Connection) -> str:
+            found = self._find(conn, address)
+            if found is None:
+                return "absent"
+            if self.ad:
+                change = {"userAccountControl": [(MODIFY_REPLACE, [str(found.control & ~UAC_DISABLED)])]}
+            else:
+                change = {"pwdAccountLockedTime": [(MODIFY_REPLACE, [])]}
+            conn.modify(found.dn, change)
+            self._check(conn, address, allowed=(16,))  # noSuchAttribute: it was not locked
+            return "restored"
+        return await self._call(work, address)
+
     async def delete(self, address: str) -> str:
         """Remove the entry; "absent" when there is none."""
         def work(conn: Connection) -> str:

@@ -97,6 +97,17 @@ class LocalProvisioner:
             return "suspended"
         return "suspended" if await Account.exists(address=address, state="suspended") else "absent"
 
+    async def restore(self, address: str) -> str:
+        """A suspended account is active again and no longer waits for deletion.
+
+        Suspending dropped the password hash: the account signs in again after a password reset (the Dovecot
+        back end keeps the hash in its file and restores the old password too)."""
+        updated = await Account.filter(address=address, state="suspended").update(
+            state="active", updated_at=self.clock.now(), suspended_at=None, delete_after=None)
+        if updated:
+            return "restored"
+        return "restored" if await Account.exists(address=address, state="active") else "absent"
+
     async def delete(self, address: str) -> str:
         """Mark the account deleted (kept for the audit trail; the address stays taken)."""
         updated = await Account.filter(address=address).exclude(state__in=["deleted", "foreign"]).update(

@@ -180,6 +180,17 @@ class MailcowProvisioner:
         log.info("mailcow: suspended %s", address)
         return "suspended"
 
+    async def restore(self, address: str) -> str:
+        """Allow sign-in again (active "1"); "absent" when there is no mailbox."""
+        reply = await self._call("POST", "edit/mailbox", address, {"items": [address], "attr": {"active": "1"}})
+        failure = next((o for o in outcomes(reply.body) if o.failed), None)
+        if failure is not None:
+            if failure.code == "access_denied" and await self.lookup(address) is None:
+                return "absent"
+            raise self._refusal("mở lại hộp thư", address, failure)
+        log.info("mailcow: restored %s", address)
+        return "restored"
+
     async def delete(self, address: str) -> str:
         """Delete the mailbox (mailcow moves its mail to the garbage collector); "absent" when none."""
         reply = await self._call("POST", "delete/mailbox", address, [address])

@@ -198,6 +198,16 @@ class GraphProvisioner:
             raise refusal(address, status, body)
         return "suspended"
 
+    async def restore(self, address: str) -> str:
+        """PATCH accountEnabled true (sign-in allowed again); "absent" when there is no such user."""
+        status, body = await self._call("PATCH", self._user_path(graph_upn(address)), address,
+                                        json={"accountEnabled": True})
+        if status == 404:
+            return "absent"
+        if status != 204:
+            raise refusal(address, status, body)
+        return "restored"
+
     async def delete(self, address: str) -> str:
         """DELETE the user: Entra keeps it 30 days in deletedItems (lookup then says "deleted")."""
         status, body = await self._call("DELETE", self._user_path(graph_upn(address)), address)

@@ -63,7 +63,7 @@ def parse_line(line: str) -> PasswdEntry | None:
 
 @dataclass(frozen=True)
 class Change:
-    """One edit of one user's line: `set` (password, enabled), `suspend` or `remove`."""
+    """One edit of one user's line: `set` (password, enabled), `suspend`, `unlock` or `remove`."""
 
     op: str
     user: str
@@ -115,6 +115,9 @@ def _changed(line: str | None, change: Change) -> str:
     if change.op == "set":
         return PasswdEntry(entry.user, change.password, entry.uid, entry.gid, entry.gecos, entry.home,
                            entry.shell, extra).line()
+    if change.op == "unlock":
+        return PasswdEntry(entry.user, entry.password, entry.uid, entry.gid, entry.gecos, entry.home,
+                           entry.shell, extra).line()
     return PasswdEntry(entry.user, entry.password, entry.uid, entry.gid, entry.gecos, entry.home, entry.shell,
                        (*extra, NOLOGIN)).line()
 
@@ -142,6 +145,11 @@ class PasswdFile:
         """Refuse the user's logins, keeping the line; False when there is no line."""
         check_field("user", user)
         return await self._submit(Change("suspend", user))
+
+    async def unlock(self, user: str) -> bool:
+        """Allow the user's logins again with the password the line keeps; False when there is no line."""
+        check_field("user", user)
+        return await self._submit(Change("unlock", user))
 
     async def remove(self, user: str) -> bool:
         """Remove the user's line; False when there was none."""

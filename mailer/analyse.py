@@ -63,7 +63,9 @@ def analyse_raw(raw: bytes, settings: Settings) -> Analysis:
         )
     # The raw mail stays in the ledger; sending 30 MB back over the pipe buys nothing.
     slim = tuple(Attachment(a.filename, a.content_type, b"") for a in mail.attachments)
-    return Analysis(replace(mail, attachments=slim), automatic, extracted)
+    inner = tuple(replace(f, attachments=tuple(Attachment(a.filename, a.content_type, b"") for a in f.attachments))
+                  for f in mail.forwarded)
+    return Analysis(replace(mail, attachments=slim, forwarded=inner), automatic, extracted)
 
 
 def _ready() -> bool:

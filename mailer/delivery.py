@@ -14,6 +14,8 @@ from core.accounts.models import PendingSecret
 from core.accounts.sheet import build_accounts_xlsx
 from core.config import Settings
 from core.db import lock_for_transaction
+from core.intake.confirm import TEMPLATE as CONFIRM_TEMPLATE
+from core.intake.confirm import mask
 from core.jobs import Handlers, JobKind, JobQueue, PermanentJobError, RetryLater
 from core.models import AuditEvent, Job
 from core.ports import Clock, MailSender
@@ -51,6 +53,9 @@ class MailDelivery:
         """Put the sealed passwords and link URLs into the context (only in memory, only for rendering)."""
         accounts = context.get("accounts", [])
         keys = list(dict.fromkeys(a[field] for a in accounts for field in _SEALED if a.get(field)))
+        link_key = str(context.get("link_secret") or "")  # a one-time link of its own (a sender confirmation)
+        if link_key:
+            keys.append(link_key)
         if not keys:
             return []
         if self.box is None:
@@ -63,6 +68,8 @@ class MailDelivery:
         context["accounts"] = [{**{k: v for k, v in a.items() if k not in _SEALED},
                                 **{plain: opened[a[field]] for field, plain in _SEALED.items() if a.get(field)}}
                                for a in accounts]
+        if link_key:
+            context["link"] = opened[context.pop("link_secret")]
         return keys
 
     async def _sheet(self, context: dict[str, Any], request_id: int | None) -> list[tuple[str, str, bytes]]:
@@ -200,6 +207,8 @@ class MailDelivery:
                     # delivery the passwords stay sealed until the link is opened: not these).
                     await PendingSecret.filter(request_id=mail.request_id, key__startswith="pw:").using_db(
                         conn).delete()
+        # A personal address from the registry (a sender confirmation) is personal data: the trail masks it.
+        recipient = mask(mail.recipient) if mail.template == CONFIRM_TEMPLATE else mail.recipient
         await AuditEvent.create(at=now, actor="system", action="mail_sent", request_id=mail.request_id,
-                                detail={"template": mail.template, "recipient": mail.recipient,
+                                detail={"template": mail.template, "recipient": recipient,
                                         "message_id": mail.message_id})

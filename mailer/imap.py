@@ -16,10 +16,12 @@ from functools import partial
 from typing import Any
 
 from imapclient import IMAPClient, SocketTimeout
+from imapclient.exceptions import LoginError
 
 from core.config import ImapSettings
-from core.errors import ConfigError
+from core.errors import ConfigError, EdudeskError
 from core.ports import HealthReport, ImapCheckpoints, IntakeSink
+from mailer.oauth import TokenSource
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +38,14 @@ class ImapIntake:
 
     def __init__(self, settings: ImapSettings, password: str, sink: IntakeSink, *, checkpoints: ImapCheckpoints,
                  health: HealthReport, max_message_size: int, batch_size: int = 100, max_attempts: int = 3,
-                 timeout: float = 60.0, rescan_days: int = 7) -> None:
+                 timeout: float = 60.0, rescan_days: int = 7, tokens: TokenSource | None = None,
+                 mechanism: str = "xoauth2", lang: str = "vi") -> None:
+        if settings.auth == "oauth2" and tokens is None:
+            raise ConfigError('imap.auth = "oauth2" cần mục [mail_oauth].', code="config_mail_oauth")
         self.settings = settings
+        self.tokens = tokens  # with auth = "oauth2": the mailbox's bearer tokens
+        self.mechanism = mechanism  # "xoauth2" or "oauthbearer"
+        self.lang = lang  # of the failure texts staff read in the alert
         self.sink = sink  # stores the mail (and its processing job) before the watcher flags it
         self.checkpoints = checkpoints  # how far the mailbox has been stored
         self.health = health  # where failures go (an alert mail after [imap].alert_after_failures)
@@ -83,8 +91,10 @@ class ImapIntake:
                 wait = min(delay, self.settings.backoff_max) * random.uniform(0.5, 1.0)
                 # Network and server errors are expected; anything else is a bug worth a traceback.
                 log.warning("IMAP %s failed: %r; reconnecting in %.1f s", self.checkpoint_key, exc, wait,
-                            exc_info=not isinstance(exc, (OSError, IMAPClient.Error)))
-                await self._report(False, f"{type(exc).__name__}: {exc}")
+                            exc_info=not isinstance(exc, (OSError, IMAPClient.Error, EdudeskError)))
+                # A refused token or an unusable set-up is told in words (what to fix), anything else as is.
+                await self._report(False, exc.in_words(self.lang) if isinstance(exc, EdudeskError)
+                                   else f"{type(exc).__name__}: {exc}")
                 await self._sleep(wait)
                 delay = min(delay * 2, self.settings.backoff_max)
             finally:
@@ -104,7 +114,10 @@ class ImapIntake:
         try:
             if s.starttls and not s.ssl:
                 client.starttls(ssl.create_default_context())
-            client.login(s.username, self._password)
+            if self.tokens is not None and s.auth == "oauth2":
+                oauth2_login(client, self.tokens, self.mechanism)
+            else:
+                client.login(s.username, self._password)
             if s.processed_mailbox and not client.folder_exists(s.processed_mailbox):
                 client.create_folder(s.processed_mailbox)
             client.capabilities()  # cached from here on, so has_capability never talks to the server
@@ -289,6 +302,24 @@ class ImapIntake:
             await self.health.report_health("imap", ok, detail)
         except Exception:
             log.exception("IMAP %s: could not record health", self.checkpoint_key)
+
+
+def oauth2_login(client: IMAPClient, tokens: TokenSource, mechanism: str) -> None:
+    """AUTHENTICATE with the mailbox's bearer token; a refused token is renewed and tried once more (it may
+    have been revoked or run out early), a second refusal is a MailAuthError saying what to fix."""
+    for attempt in (1, 2):
+        token = tokens.token()
+        try:
+            if mechanism == "oauthbearer":
+                client.oauthbearer_login(tokens.user, token)
+            else:
+                client.oauth2_login(tokens.user, token)
+            return
+        except LoginError as exc:
+            if attempt == 2:
+                raise tokens.refused("IMAP", str(exc)) from None
+            log.info("IMAP %s: token refused (%s), fetching a new one", tokens.user, exc)
+            tokens.invalidate()
 
 
 def _parse_since(value: str) -> str | date:

@@ -21,6 +21,7 @@ from pathlib import Path
 from core.config import Settings
 from core.errors import ConfigError, EdudeskError
 from core.ports import MailSender, OutgoingMessage
+from mailer.oauth import MailAuthError, TokenSource, make_token_source, sasl_string
 from mailer.render import build_message, message_id_for, render_mail, with_attachments
 
 __all__ = [
@@ -180,6 +181,8 @@ class SmtpMailSender:
         timeout: float = 30.0,
         tls_context: ssl.SSLContext | None = None,
         envelope_from: str = "",
+        tokens: TokenSource | None = None,
+        mechanism: str = "xoauth2",
     ) -> None:
         self.host = host
         self.port = port
@@ -189,6 +192,8 @@ class SmtpMailSender:
         self.timeout = timeout
         self.tls_context = tls_context
         self.envelope_from = envelope_from
+        self.tokens = tokens  # OAuth2 (Microsoft 365, Google): AUTH with a bearer token instead of a password
+        self.mechanism = mechanism  # "xoauth2" or "oauthbearer"
 
     async def send(self, message: OutgoingMessage) -> None:
         """Hand one message to the relay; raises MailSendError (with `permanent`) when it refuses."""
@@ -196,6 +201,14 @@ class SmtpMailSender:
         sender = self.envelope_from or _bare_address(message.sender)
         recipients = [_bare_address(r) for r in message.to]
         await asyncio.to_thread(self._send_sync, sender, recipients, data)
+
+    def login(self, smtp: smtplib.SMTP) -> None:
+        """Sign in on an open (and, if configured, STARTTLS-secured) session: a bearer token with OAuth2,
+        else the password when a user name is set; `edudesk mail check` uses it too."""
+        if self.tokens is not None:
+            oauth2_login(smtp, self.tokens, self.mechanism, self.host, self.port)
+        elif self.username:
+            _login(smtp, self.username, self.password)
 
     def _send_sync(self, sender: str, recipients: list[str], data: bytes) -> None:
         where = f"{self.host}:{self.port}"
@@ -205,9 +218,11 @@ class SmtpMailSender:
                 if self.starttls:
                     smtp.starttls(context=self.tls_context or ssl.create_default_context())
                     smtp.ehlo()
-                if self.username:
-                    _login(smtp, self.username, self.password)
+                self.login(smtp)
                 refused = smtp.sendmail(sender, recipients, data)
+        except MailAuthError as exc:
+            # The words say what to fix (the app's SMTP.SendAsApp, the delegation, the secret).
+            raise MailSendError(exc.message, permanent=exc.permanent) from exc
         except smtplib.SMTPNotSupportedError as exc:
             # STARTTLS or AUTH configured but not offered: a configuration problem, not a passing one.
             raise MailSendError(f"Máy chủ SMTP {where} không hỗ trợ: {exc}", permanent=True) from exc
@@ -246,6 +261,29 @@ def _login(smtp: smtplib.SMTP, username: str, password: str) -> None:
         raise smtplib.SMTPAuthenticationError(code, resp)
 
 
+def oauth2_login(smtp: smtplib.SMTP, tokens: TokenSource, mechanism: str, host: str = "", port: int = 0) -> None:
+    """AUTH XOAUTH2 (or OAUTHBEARER) with the mailbox's token; a refused token is renewed and tried once
+    more, a second refusal raises MailAuthError saying what to fix."""
+    name = mechanism.upper()
+    if name not in smtp.esmtp_features.get("auth", "").upper().split():
+        raise smtplib.SMTPNotSupportedError(f"AUTH {name}")
+    for attempt in (1, 2):
+        initial = sasl_string(mechanism, tokens.user, tokens.token(), host, port)
+
+        def respond(challenge: bytes | None = None, initial: str = initial) -> str:
+            # A refusing server sends its error as a challenge and waits for an empty answer before 535.
+            return initial if challenge is None else ""
+
+        try:
+            smtp.auth(name, respond, initial_response_ok=True)
+            return
+        except smtplib.SMTPAuthenticationError as exc:
+            if attempt == 2:
+                raise tokens.refused("SMTP", _reply(exc)) from None
+            log.info("SMTP %s: token refused (%s), fetching a new one", tokens.user, _reply(exc))
+            tokens.invalidate()
+
+
 def _reply(exc: smtplib.SMTPResponseException) -> str:
     text = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else exc.smtp_error
     return f"{exc.smtp_code} {text}"
@@ -272,6 +310,8 @@ def make_mail_sender(settings: Settings) -> MailSender:
             starttls=out.smtp_starttls,
             username=out.smtp_username,
             password=settings.secret(out.smtp_password_env),
+            tokens=make_token_source(settings, "smtp"),
+            mechanism=settings.mail_oauth.mechanism,
         )
     raise ConfigError(
         f'outgoing.transport = "{out.transport}" không hợp lệ (chọn "maildir" hoặc "smtp")',

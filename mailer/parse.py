@@ -46,6 +46,7 @@ _COMMENT = re.compile(r"\((?:[^()\\]|\\.)*\)")
 _DOMAIN_CHAR = r"a-z0-9\u00a0-\uffff"  # letters of internationalised domains too
 _ADDR_SPEC = re.compile(rf"[^\s@<>()\[\],;:\"\\]+@[{_DOMAIN_CHAR}](?:[{_DOMAIN_CHAR}.-]*[{_DOMAIN_CHAR}])?")
 _MAX_PARTS = 500  # a bound on work per mail; real mail has a handful of parts
+_MAX_FORWARDED = 5  # forwarded mails parsed per mail; the rest stay plain attachments
 _BLOCKS = {"p", "div", "tr", "table", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre"}
 _HTML_START = {"br": "\n", "hr": "\n", "li": "\n- ", "td": "\t", "th": "\t"} | dict.fromkeys(_BLOCKS, "\n")
 # mail-parser logs every part that is not text and every header it cannot decode; we decode those
@@ -66,7 +67,7 @@ def parse_mail(raw: bytes) -> IncomingMail:
         return IncomingMail(message_id="", subject="", from_addr="", text=text, defects=tuple(defects))
 
 
-def _parse(raw: bytes, defects: list[str]) -> IncomingMail:
+def _parse(raw: bytes, defects: list[str], depth: int = 0) -> IncomingMail:
     msg, mp = _message(raw, defects)
     lists: dict[str, list[str]] = {}
     for name, value in msg.raw_items():
@@ -81,6 +82,7 @@ def _parse(raw: bytes, defects: list[str]) -> IncomingMail:
         defects.append(f"{FROM_UNTRUSTED} {from_problem}")
     plain, html, attachments = _walk(msg, defects)
     return IncomingMail(
+        forwarded=_forwarded(msg, attachments, depth),
         message_id=next(iter(_ids(headers.get("message-id", ""))), ""),
         subject=clean(headers.get("subject", "").split("\n")[0]),
         from_addr=from_addr,
@@ -98,6 +100,22 @@ def _parse(raw: bytes, defects: list[str]) -> IncomingMail:
         headers=headers,
         defects=tuple(dict.fromkeys(d[:300] for d in defects)),
     )
+
+
+def _forwarded(msg: Message, attachments: list[Attachment], depth: int) -> tuple[IncomingMail, ...]:
+    """Mails forwarded as attachments (message/rfc822), parsed one level deep; a bounce's copy of our own
+    mail (multipart/report) is no forward."""
+    if depth or msg.get_content_type() == "multipart/report":
+        return ()
+    found: list[IncomingMail] = []
+    for att in attachments:
+        if att.content_type == "message/rfc822" and att.payload and len(found) < _MAX_FORWARDED:
+            inner: list[str] = []  # the inner mail's defects are its own, not the forwarder's
+            try:
+                found.append(_parse(att.payload, inner, depth + 1))
+            except Exception:  # a broken forwarded mail costs only itself
+                continue
+    return tuple(found)
 
 
 def _message(raw: bytes, defects: list[str]) -> tuple[Message, object | None]:

@@ -25,7 +25,7 @@ from core.text import local_time
 from core.words import words
 
 TEMPLATES = ("received", "need_info", "rejected", "done", "too_large", "unreadable", "channel_failing", "link_code",
-             "chat_notice")
+             "chat_notice", "confirm_sender", "question", "kept")
 LANGUAGES = ("vi", "en")
 DISPLAY_TIMEZONE = "Asia/Ho_Chi_Minh"
 
@@ -47,7 +47,7 @@ _EMOJI = re.compile("[\U00010000-\U0010FFFF\uFE0F\u200D\u2B50\u2B55\u231A\u231B\
 # Only these may be left out by the caller; everything else a template names must be passed, and
 # StrictUndefined turns a missing or misspelt variable into an error instead of an empty gap.
 _OPTIONAL: Mapping[str, Any] = {"problems": (), "password": "", "link_valid_hours": 72, "requester_name": "",
-                                 "unit": "", "addressee": ""}
+                                 "unit": "", "addressee": "", "skipped": (), "by_reply": False}
 # What the templates name when no settings are passed (the defaults of [institution] and [sla]).
 _INSTITUTION_DEFAULTS: Mapping[str, str] = {"name": "", "short_name": "", "office_unit": "", "staff_form": "BM01",
                                             "student_form": "BM02", "list_form": "BM-CNTT31", "report_form": "BM03"}

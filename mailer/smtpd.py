@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import re
 import time
@@ -10,9 +11,11 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from core.config import SmtpdSettings
+from core.config import IntakeSettings, SmtpdSettings
 from core.intake.ledger import raw_message_id
+from core.intake.sender import own_authserv_id
 from core.ports import IntakeSink
+from mailer.authverify import temperror_results, verify_in_thread, with_results
 
 log = logging.getLogger(__name__)
 BACKLOG_RECHECK = 0.1  # seconds
@@ -30,9 +33,11 @@ BAD_MESSAGE_ID = "501 5.6.0 Syntax error: control character in the Message-ID he
 class SmtpIntakeHandler:
     """aiosmtpd handler: thin, everything else happens in the `receive_mail` service (the sink)."""
 
-    def __init__(self, sink: IntakeSink, settings: SmtpdSettings) -> None:
+    def __init__(self, sink: IntakeSink, settings: SmtpdSettings, intake: IntakeSettings | None = None) -> None:
         self.sink = sink
         self.settings = settings
+        self.intake = intake  # None: no sender verification and no Authentication-Results handling at all
+        self.relays = [ipaddress.ip_network(r.strip(), strict=False) for r in settings.trusted_relays]
         self.recipients = {r.lower() for r in settings.recipients}
         self._backlog = 0
         self._backlog_at = float("-inf")
@@ -99,6 +104,7 @@ class SmtpIntakeHandler:
         if _CONTROL.search(raw_message_id(raw)):
             log.warning("SMTP: refused a mail from %s whose Message-ID has a control character", envelope.mail_from)
             return BAD_MESSAGE_ID
+        raw = await self._authenticated(raw, session, envelope)
         try:
             # A store the database never answers is a 451 too: if it commits after all, the retry is a duplicate.
             result = await asyncio.wait_for(self.sink.store(
@@ -110,6 +116,33 @@ class SmtpIntakeHandler:
             return STORE_FAILED
         return f"250 2.0.0 OK stored as {result.mail_id}"
 
+    def _trusted_relay(self, peer: str) -> bool:
+        try:
+            address = ipaddress.ip_address(peer)
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.relays)
+
+    async def _authenticated(self, raw: bytes, session: Session, envelope: Envelope) -> bytes:
+        """The mail with forged Authentication-Results bearing our id removed and, for mail from outside
+        (not a trusted relay), our own SPF/DKIM/DMARC results on top. Never fails: the mail is kept."""
+        if self.intake is None:
+            return raw
+        own_id = own_authserv_id(self.intake)
+        peer = str(session.peer[0]) if isinstance(session.peer, tuple) and session.peer else ""
+        try:
+            if not self.intake.verify_senders or self._trusted_relay(peer):
+                return with_results(raw, None, own_id)
+            value = await verify_in_thread(raw, peer, str(session.host_name or ""),
+                                           str(envelope.mail_from or ""), self.intake)
+            return with_results(raw, value, own_id)
+        except Exception:  # noqa: BLE001 - checking the sender must never lose the mail
+            log.exception("SMTP: could not check the sender of a mail from %s", envelope.mail_from)
+            # our (temperror) header on top still outranks any copy with our id the sender wrote below it
+            return f"Authentication-Results: {temperror_results(self.intake)}\r\n".encode() + raw
+
     async def handle_exception(self, error: Exception) -> str:
         """Anything else that fails in a session: 451 (aiosmtpd would answer 500 and name the exception)."""
         log.error("SMTP: session failed (%s), asking the sender to retry later", type(error).__name__,
@@ -120,9 +153,9 @@ class SmtpIntakeHandler:
 class SmtpIntake:
     """Runs the listener on the service's own event loop (no extra thread)."""
 
-    def __init__(self, sink: IntakeSink, settings: SmtpdSettings) -> None:
+    def __init__(self, sink: IntakeSink, settings: SmtpdSettings, intake: IntakeSettings | None = None) -> None:
         self.settings = settings
-        self.handler = SmtpIntakeHandler(sink, settings)
+        self.handler = SmtpIntakeHandler(sink, settings, intake)
         self.server: asyncio.Server | None = None
 
     def _factory(self) -> SMTP:

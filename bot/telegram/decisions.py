@@ -15,7 +15,7 @@ from aiogram.fsm.state import State as FsmState
 from aiogram.fsm.state import StatesGroup
 from aiogram.types import CallbackQuery, ForceReply, Message
 
-from bot.cards import build_card, load_view, picker_card, preset
+from bot.cards import build_card, confirm_card, load_view, picker_card, preset
 from bot.telegram.callbacks import Tap, TapAction
 from bot.telegram.chat import TelegramChat
 from bot.telegram.context import BotContext
@@ -24,6 +24,7 @@ from core.errors import EdudeskError
 from core.people.access import Permission, require
 from core.people.staff import Actor
 from core.ports import Button, Card
+from core.requests.rows import ConfirmNeeded
 from core.requests.service import Action
 from core.words import words
 
@@ -58,8 +59,23 @@ async def on_tap(cb: CallbackQuery, callback_data: Tap, edudesk: BotContext, act
     """Every card button lands here; errors become an alert for the person who tapped."""
     tap, ctx, a = callback_data, edudesk, callback_data.a
     try:
-        if a in (TapAction.APPROVE, TapAction.PROVISION):
+        if a is TapAction.APPROVE:
+            try:
+                await _act(cb, ctx, actor, a.value, tap)
+            except ConfirmNeeded as ask:  # a ✗ against the registry: the card asks once more, naming it
+                await cb.answer()
+                await _edit(cb, ctx, confirm_card(await load_view(tap.r), ask.lines[ctx.settings.general.language
+                                                  if ctx.settings.general.language == "en" else "vi"],
+                                                  ctx.settings, ctx.clock.now()))
+        elif a is TapAction.APPROVE_CONFIRM:
+            await ctx.services.act(tap.r, Action.APPROVE, actor, version=tap.v, confirmed=True)
+            w = words(ctx.settings.general.language)
+            await cb.answer("✓ " + w("cmd.recorded_short", action=w.label("action", Action.APPROVE)))
+        elif a is TapAction.PROVISION:
             await _act(cb, ctx, actor, a.value, tap)
+        elif a is TapAction.KEEP_ACCOUNT:
+            await ctx.services.rows.keep_account(tap.r, tap.x + 1, actor, tap.v)
+            await cb.answer(words(ctx.settings.general.language)("cmd.kept", id=tap.r, row=tap.x + 1))
         elif a in (TapAction.REJECT, TapAction.ASK_INFO):
             await ctx.services.check(tap.r, a.value, actor, tap.v)
             await cb.answer()
@@ -82,6 +98,9 @@ async def on_tap(cb: CallbackQuery, callback_data: Tap, edudesk: BotContext, act
         elif a is TapAction.REASSIGN:
             await ctx.services.reassign(tap.r, tap.x, actor)
             await cb.answer("✓ " + words(ctx.settings.general.language)("cmd.reassigned"))
+        elif a is TapAction.SEND_CONFIRM:
+            sent = await ctx.services.send_confirmation(tap.r, actor, tap.v)
+            await cb.answer(("✓ " + sent.text)[:200], show_alert=True)
         else:
             await cb.answer()
     except EdudeskError as exc:

@@ -22,7 +22,9 @@ from core.errors import EdudeskError
 from core.people.chatlinks import ActionRefused, Grant, issue_link_code, peek_action, redeem_action
 from core.people.models import Staff
 from core.people.staff import Actor, actor_for_staff, choose_notify_via
-from core.requests.service import Action
+from core.requests.models import Request
+from core.requests.rows import mismatch_rows
+from core.requests.service import ROLES, Action
 from core.signing.models import SchoolClass
 
 _TOKEN_TAIL = re.compile(r"[^A-Za-z0-9_-].*$", re.S)  # chat apps glue punctuation to links
@@ -49,7 +51,23 @@ async def action_page(request: web.Request) -> web.Response:
                       refused=exc.in_words(console(request).lang))
     staff = await Staff.get_or_none(id=grant.staff_id)
     return render(request, "action.html.j2", token=token, what=await _what(request, grant),
-                  name=staff.name if staff else "?", expires=c.when(grant.expires_at) if grant.expires_at else "")
+                  name=staff.name if staff else "?", expires=c.when(grant.expires_at) if grant.expires_at else "",
+                  confirm=await _mismatches(request, grant))
+
+
+async def _mismatches(request: web.Request, grant: Grant) -> list[str]:
+    """ "Hợp lệ" over a ✗: the page names the differences from the registry, and its button is the second tap.
+
+    Shown only when the link's owner may approve (they are shown on the owner's card already)."""
+    if grant.action is not ButtonAction.APPROVE:
+        return []
+    c = console(request)
+    owner = await actor_for_staff(grant.staff_id, c.settings)
+    target = await Request.get_or_none(id=grant.target)
+    if owner is None or target is None or not owner.has(*ROLES[Action.APPROVE]):
+        return []
+    lines, _ = await mismatch_rows(target)
+    return lines["en" if c.lang == "en" else "vi"]
 
 
 async def action_run(request: web.Request) -> web.Response:
@@ -70,8 +88,12 @@ async def action_run(request: web.Request) -> web.Response:
                 raise EdudeskError(c.t["rec"]["disabled"], code="records_off")
             session = await c.records.start_signing(actor, grant.target, grant.arg)
             done = f"{await _what(request, grant)} — {len(session.steps)}"
+        elif grant.action is ButtonAction.SEND_CONFIRM:
+            done = (await c.services.send_confirmation(grant.target, actor, grant.version)).text
         else:
-            await c.services.act(grant.target, Action(grant.action), actor, version=grant.version)
+            # The page named any difference from the registry before this button: it is the confirming tap.
+            await c.services.act(grant.target, Action(grant.action), actor, version=grant.version,
+                                 confirmed=grant.action is ButtonAction.APPROVE)
             done = await _what(request, grant)
     except EdudeskError as exc:
         return render(request, "action.html.j2", status=_STATUS.get(exc.code, 200),

@@ -21,6 +21,7 @@ from bot.web import (
     queue,
     session,
 )
+from bot.web import confirm as confirm_pages
 from bot.web import records as records_pages
 from bot.web import request as request_pages
 from bot.web.render import CONSOLE, STATIC, Console, console, make_env, render, security_headers
@@ -39,7 +40,7 @@ class RedactingAccessLogger(AbstractAccessLogger):
     def log(self, request: BaseRequest, response: web.StreamResponse, time: float) -> None:
         """One line per request: method, path (tokens cut), status, duration."""
         path = request.path
-        if path.startswith(("/login/", "/p/", "/a/")):
+        if path.startswith(("/login/", "/p/", "/a/", "/confirm/")):
             path = path[:path.index("/", 1) + 1] + "…"  # the token is a credential until used
         elif path.startswith(QUIET) and response.status < 400:
             return
@@ -76,6 +77,7 @@ def build_app(settings: Settings, clock: Clock, services: RequestService,
     accounts.add_routes(app)
     records_pages.add_routes(app)
     actions.add_routes(app)
+    confirm_pages.add_routes(app)
     app.middlewares.append(session.access)  # innermost: after the guard and the records' nav badge
     app.router.add_static("/static/", STATIC, append_version=False)
     app.on_response_prepare.append(security_headers)

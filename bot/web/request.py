@@ -14,11 +14,14 @@ from tortoise.expressions import Q
 from bot.cards import build_card, load_view, preset
 from bot.web.live import STAMPS
 from bot.web.render import ACTOR, Console, clean_detail, console, has_role, needs, redirect, render
+from core.chats.actions import ButtonAction
 from core.errors import EdudeskError, NotFound
+from core.intake.confirm import SEND_ROLES
 from core.intake.models import InboundMail
 from core.models import AuditEvent
 from core.people.access import Permission
 from core.requests.models import RequestPerson
+from core.requests.rows import ROW_ROLES, ConfirmNeeded, row_errors
 from core.requests.service import ROLES, Action, AlreadyDecided
 from core.words import detail_pairs, event_label
 
@@ -40,11 +43,16 @@ def _findings(person: RequestPerson) -> list[dict[str, str]]:
              "text": p.get("message", "")} for p in person.problems or [] if p.get("severity") != "info"]
 
 
-def _person(person: RequestPerson) -> dict[str, Any]:
+def _person(person: RequestPerson, keepable: set[int] | None = None) -> dict[str, Any]:
     data = person.data or {}
     return {"row": person.row + 1, "full_name": person.full_name, "ident": person.person_id,
             "dob": _dob(data.get("date_of_birth")), "unit": data.get("class") or data.get("unit", ""),
-            "mobile": data.get("mobile", ""), "address": person.proposed_address, "findings": _findings(person)}
+            "mobile": data.get("mobile", ""), "address": person.proposed_address, "findings": _findings(person),
+            # what the office may decide about this row (core/requests/rows.py checks it again)
+            "held": bool(row_errors(person)) and not person.approved_by, "approved_by": person.approved_by,
+            "named": any(p.get("code") in ("name_mismatch", "name_diacritics") for p in person.problems or []),
+            "name_source": person.name_source, "keepable": person.row in (keepable or set()),
+            "skipped": person.outcome == "skipped", "kept": person.result == "kept"}
 
 
 def _buttons(c: Console, card_buttons: Any, actor: Any) -> list[dict[str, Any]]:
@@ -53,6 +61,10 @@ def _buttons(c: Console, card_buttons: Any, actor: Any) -> list[dict[str, Any]]:
         for b in row:
             if b.url:
                 continue  # the page has its own download links
+            if b.action == ButtonAction.SEND_CONFIRM:
+                if has_role(actor, SEND_ROLES):
+                    out.append({"label": b.label, "action": b.action, "version": b.version, "presets": []})
+                continue
             if b.action not in Action._value2member_map_ or not has_role(actor, ROLES[Action(b.action)]):
                 continue  # hidden; the service refuses a forged post anyway
             presets: tuple[str, ...] = ()
@@ -62,7 +74,8 @@ def _buttons(c: Console, card_buttons: Any, actor: Any) -> list[dict[str, Any]]:
     return out
 
 
-async def _page(request: web.Request, request_id: int, *, status: int = 200, error: str = "") -> web.Response:
+async def _page(request: web.Request, request_id: int, *, status: int = 200, error: str = "",
+                confirm: list[str] | None = None) -> web.Response:
     c = console(request)
     stamp = await request.app[STAMPS].get(f"request:{request_id}", fresh=True)
     view = await load_view(request_id)
@@ -81,7 +94,9 @@ async def _page(request: web.Request, request_id: int, *, status: int = 200, err
     r = view.request
     left, overdue = c.time_left(r.deadline, now)
     return render(request, "request.html.j2", status=status, error=error, r=r, card=card,
-                  buttons=_buttons(c, card.buttons, actor), persons=[_person(p) for p in view.persons],
+                  buttons=_buttons(c, card.buttons, actor),
+                  persons=[_person(p, view.keepable) for p in view.persons],
+                  row_actions=has_role(actor, ROW_ROLES), confirm=confirm or [],
                   audit=audit, mails=[{"id": m.id, "at": c.when(m.received_at), "source": m.source,
                                        "outcome": m.outcome, "size": m.size} for m in mails],
                   staff=staff, stamp=stamp, scope=f"request:{request_id}", live_url=f"/requests/{request_id}",
@@ -114,11 +129,48 @@ async def act(request: web.Request) -> web.Response:
     try:
         if not reason and action in REASONED and str(form.get("reason_preset", "")).isdigit():
             reason = preset(c.settings, action, int(str(form["reason_preset"])))
-        await c.services.act(request_id, action, request[ACTOR], reason=reason, version=version)
+        if action == ButtonAction.SEND_CONFIRM:  # the confirmation link of an unverified sender
+            await c.services.send_confirmation(request_id, request[ACTOR], version)
+        else:
+            await c.services.act(request_id, action, request[ACTOR], reason=reason, version=version,
+                                 confirmed=action == "approve" and form.get("confirmed") == "1")
+    except ConfirmNeeded as ask:  # "Hợp lệ" over a ✗: the page names the differences and asks once more
+        return await _page(request, request_id, confirm=ask.in_words(c.lang).split("\n"))
     except AlreadyDecided as exc:
         return await _page(request, request_id, status=409, error=exc.in_words(console(request).lang))
     except EdudeskError as exc:
         return await _page(request, request_id, error=exc.in_words(console(request).lang))
+    return redirect(request, f"/requests/{request_id}", flash="done")
+
+
+ROW_DECISIONS = ("approve_row", "form_name", "registry_name", "keep")
+
+
+@needs(Permission.REQUESTS)
+async def row_act(request: web.Request) -> web.Response:
+    """POST /requests/{id}/row: a decision about one row (approve it, the name's spelling, keep the account)."""
+    c = console(request)
+    request_id = _id(request)
+    form = await request.post()
+    what = str(form.get("what", ""))
+    try:
+        version, row = int(str(form.get("version", ""))), int(str(form.get("row", "")))
+    except ValueError:
+        return await _page(request, request_id, error=c.t["bad_form"])
+    if what not in ROW_DECISIONS:
+        return await _page(request, request_id, error=c.t["bad_form"])
+    desk, actor = c.services.rows, request[ACTOR]
+    try:
+        if what == "approve_row":
+            await desk.approve_row(request_id, row, actor, version)
+        elif what == "keep":
+            await desk.keep_account(request_id, row, actor, version)
+        else:
+            await desk.use_form_name(request_id, row, actor, version, form=what == "form_name")
+    except AlreadyDecided as exc:
+        return await _page(request, request_id, status=409, error=exc.in_words(c.lang))
+    except EdudeskError as exc:
+        return await _page(request, request_id, error=exc.in_words(c.lang))
     return redirect(request, f"/requests/{request_id}", flash="done")
 
 
@@ -180,5 +232,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(f"/requests/{number}", request_page)
     app.router.add_post(f"/requests/{number}/act", act)
     app.router.add_post(f"/requests/{number}/assign", assign)
+    app.router.add_post(f"/requests/{number}/row", row_act)
     app.router.add_get(f"/requests/{number}/rows.csv", rows_csv)
     app.router.add_get(f"/requests/{number}/mail/{{mail_id:\\d{{1,18}}}}.eml", raw_mail)

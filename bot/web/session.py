@@ -18,8 +18,8 @@ from core.people.staff import Actor, actor_for_staff
 from core.people.webauth import close_session, consume_login, open_session, peek_login, session_for
 
 log = logging.getLogger(__name__)
-PUBLIC_PREFIXES = ("/login/", "/p/", "/a/")  # with "/login" and /static/: reachable signed out (/p/: password
-# links; /a/: one-time action links, each its own credential)
+PUBLIC_PREFIXES = ("/login/", "/p/", "/a/", "/confirm/")  # with "/login" and /static/: reachable signed out (/p/:
+# password links; /a/: one-time action links; /confirm/: sender confirmation links, each its own credential)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

@@ -20,7 +20,8 @@ from core.signing.models import SchoolClass
 
 LIMIT = 2000  # Zalo: text of 1-2,000 characters
 # One tap does it all; reject and ask need a typed text.
-TOKEN_ACTIONS = frozenset({ButtonAction.APPROVE, ButtonAction.PROVISION, ButtonAction.REC_SIGN})
+TOKEN_ACTIONS = frozenset({ButtonAction.APPROVE, ButtonAction.PROVISION, ButtonAction.REC_SIGN,
+                           ButtonAction.SEND_CONFIRM})
 
 
 @dataclass
@@ -68,6 +69,8 @@ async def _command(action: ButtonAction, target: int, arg: int) -> str:
         return f"/bosung {target} <nội dung>"
     if action is ButtonAction.PROVISION:
         return f"/capphat {target}"
+    if action is ButtonAction.SEND_CONFIRM:
+        return f"/xacnhan {target}"
     if action is ButtonAction.REC_SIGN:
         klass = await SchoolClass.get_or_none(id=target)
         return f"/ky {klass.name}" if klass is not None else "/ky"

@@ -27,9 +27,9 @@ COLUMNS = (
 )
 ACTION_LABELS = {
     "vi": {"create": "Tạo", "link": "Nhận lại", "reset": "Đặt lại mật khẩu", "suspend": "Tạm khoá",
-           "delete": "Xoá", "taken": "Địa chỉ đã có người dùng"},
+           "delete": "Xoá", "taken": "Địa chỉ đã có người dùng", "restore": "Giữ lại (mở khoá)"},
     "en": {"create": "Create", "link": "Link existing", "reset": "Password reset", "suspend": "Suspend",
-           "delete": "Delete", "taken": "Address taken"},
+           "delete": "Delete", "taken": "Address taken", "restore": "Kept (unlocked)"},
 }
 
 

@@ -14,6 +14,8 @@ class ButtonAction(enum.StrEnum):
     REJECT = "reject"
     ASK_INFO = "ask_info"
     PROVISION = "provision"
+    APPROVE_CONFIRM = "approve_confirm"  # the second tap of "Hợp lệ" over a difference from the registry
+    KEEP_ACCOUNT = "keep_account"  # keep a deletion's account during its grace period; the argument is the row
     PICK_REJECT = "pick_reject"
     PICK_ASK_INFO = "pick_ask_info"
     TYPE_REJECT = "type_reject"
@@ -21,6 +23,7 @@ class ButtonAction(enum.StrEnum):
     BACK = "back"
     PAGE = "page"
     ROWS = "rows"  # a link button: the request's rows as CSV from the web console
+    SEND_CONFIRM = "send_confirm"  # mail the sender confirmation link (an unverified sender; core/intake/confirm.py)
     REASSIGN_PICK = "reassign_pick"
     REASSIGN = "reassign"
     NOOP = "noop"

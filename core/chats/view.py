@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from core.accounts.models import Account
 from core.errors import NotFound
 from core.models import AuditEvent
 from core.people.models import Staff
@@ -19,6 +20,7 @@ class RequestView:
     persons: list[RequestPerson]
     events: list[AuditEvent]
     assignee: str = ""
+    keepable: set[int] = field(default_factory=set)  # rows (0-based) whose account waits for its deletion
 
 
 async def load_view(request_id: int) -> RequestView:
@@ -32,4 +34,17 @@ async def load_view(request_id: int) -> RequestView:
     if request.assignee_id:
         staff = await Staff.get_or_none(id=request.assignee_id)
         assignee = staff.name if staff else ""
-    return RequestView(request, persons, events, assignee)
+    return RequestView(request, persons, events, assignee, await _keepable(request, persons))
+
+
+async def _keepable(request: Request, persons: list[RequestPerson]) -> set[int]:
+    """Rows of a deletion whose account is suspended and still waits for its deletion (may be kept)."""
+    if request.kind != "delete_accounts":
+        return set()
+    rows = {p.final_address or p.proposed_address: p.row for p in persons
+            if p.outcome == "done" and p.result == "suspended"}
+    if not rows:
+        return set()
+    waiting = await Account.filter(address__in=list(rows), state="suspended", delete_after__not_isnull=True
+                                   ).values_list("address", flat=True)
+    return {rows[str(a)] for a in waiting}

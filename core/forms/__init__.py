@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 
 from core.config import IntakeSettings
 from core.forms import messages
 from core.forms.body import html_to_text, read_body
-from core.forms.classify import classify_kind, classify_population, student_domains_of
+from core.forms.classify import classify_kind, classify_population, is_question, student_domains_of
 from core.forms.docx import read_docx
+from core.forms.forward import split_forward
 from core.forms.guard import check_attachment
+from core.forms.html import read_html_tables
 from core.forms.pdf import read_pdf
 from core.forms.records import FormResult, Record, build_persons, is_person
 from core.forms.sheet import read_csv, read_xlsx
@@ -25,6 +28,7 @@ from core.text import clean, fold
 __all__ = ["extract_request", "read_attachment", "html_to_text"]
 
 log = logging.getLogger(__name__)
+MAX_FIELDS = 40  # "label: value" pairs kept for a partial reply; a form has about ten
 
 
 def read_attachment(att: Attachment, settings: IntakeSettings) -> tuple[FormResult | None, list[Problem]]:
@@ -72,12 +76,51 @@ def extract_request(
 ) -> ExtractedRequest:
     """Read the request a mail makes from its body and attachments (pure; never raises)."""
     try:
-        return _extract(mail, settings, institution_domains, student_domains)
+        extracted = _extract(mail, settings, institution_domains, student_domains)
+        if not extracted.persons and mail.forwarded:
+            # forwarded as an attachment (message/rfc822): the form is the forwarded mail's
+            inner = mail.forwarded[0]
+            found = _extract(inner, settings, institution_domains, student_domains)
+            if found.persons:
+                kind = found.kind if found.kind is not Kind.UNKNOWN or extracted.kind is Kind.QUESTION \
+                    else extracted.kind
+                who = _who(inner.from_name, inner.from_addr)
+                outer = tuple(p for p in extracted.problems if p.code != "no_form")
+                return replace(found, kind=kind, forwarded_from=who,
+                               problems=outer + found.problems + (messages.forwarded(who),))
+        return extracted
     except Exception:  # a bug here must not stop intake: the office sees the mail as unknown
         log.exception("form extraction failed for %s", mail.message_id)
         return ExtractedRequest(
             Kind.UNKNOWN, Population.STUDENT, source="none", problems=(messages.no_form(),)
         )
+
+
+def _who(name: str, addr: str) -> str:
+    return f"{name} <{addr}>" if name and addr else addr or name
+
+
+def _filled(result: FormResult) -> int:
+    return sum(1 for r in result.records if is_person(r) for v in r.values() if text_value(v))
+
+
+def _read_text(mail: IncomingMail, max_rows: int) -> tuple[FormResult, bool, str]:
+    """(result, truncated, forwarded from) of the body: the inline forward's part when there is one, and the
+    HTML part's tables when they hold more than the text part kept of them."""
+    body_text = mail.text if mail.text.strip() else html_to_text(mail.html)
+    forward = split_forward(body_text, mail.subject)
+    if forward is not None and forward.body:
+        own, _ = read_body(forward.own, max_rows)
+        body, truncated = read_body(forward.body, max_rows)
+        body.texts[:0] = own.texts
+    else:
+        body, truncated = read_body(body_text, max_rows)
+    if mail.html:
+        tables, cut = read_html_tables(mail.html, max_rows)
+        if _filled(tables) > _filled(body):
+            tables.texts[:0] = body.texts
+            body, truncated = tables, cut
+    return body, truncated, forward.sender if forward is not None and forward.body else ""
 
 
 def _extract(
@@ -91,8 +134,7 @@ def _extract(
         problems.extend(found)
         if result is not None:
             forms.append(result)
-    body_text = mail.text if mail.text.strip() else html_to_text(mail.html)
-    body, truncated = read_body(body_text, settings.max_rows)
+    body, truncated, forwarded_from = _read_text(mail, settings.max_rows)
     if truncated:
         problems.append(messages.too_many_rows(settings.max_rows))
     with_people = [f for f in forms if any(is_person(r) for r in f.records)]
@@ -121,8 +163,15 @@ def _extract(
     )
     if repaired or any(f.legacy for f in chosen):
         problems.append(messages.legacy_encoding())
-    if not persons:
+    fields = () if body.is_list else tuple(
+        (key, text_value(value)) for r in body.records for key, value in r.items()
+        if text_value(value) and not key.startswith("_"))[:MAX_FIELDS]
+    if not persons and is_question(kind, mail.subject, body.texts, fields, forms, problems):
+        kind = Kind.QUESTION
+    elif not persons:
         problems.append(messages.no_form())
+    if forwarded_from and persons:
+        problems.append(messages.forwarded(forwarded_from))
     unit = next((f.unit for f in chosen if f.unit), "") or body.unit
     if not unit and persons and len({p.unit for p in persons}) == 1:
         unit = persons[0].unit
@@ -133,4 +182,6 @@ def _extract(
         source=chosen[0].source if persons else "none",
         problems=tuple(problems + person_problems),
         unit=clean(unit),
+        forwarded_from=forwarded_from if persons else "",
+        fields=fields,
     )

@@ -13,8 +13,12 @@ from core.forms.table import read_list
 _BLOCK_TAGS = {"p", "div", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "blockquote", "pre"}
 # Quoted earlier mails and signatures: their fields are not this request's.
 _QUOTE_HEADER = re.compile(
-    r"^(On .{0,200} wrote:|Vào .{0,200} đã viết:|-----\s*Original Message|-----\s*Thư gốc|From: .+@)", re.I
+    r"^(On .{0,200} wrote:|Vào .{0,200} đã viết:|-----\s*Original Message|-----\s*Thư gốc|\*?(From|Từ)\s*:.+@"
+    r"|_{10,}\s*$)", re.I
 )
+# Gmail wraps a long attribution: "Vào Th 2, 9 thg 9, 2024 lúc 08:15 Tổ Tin học <" / "cntt@...> đã viết:"
+_ATTRIBUTION_START = re.compile(r"^(On|Vào)\s.{0,200}$", re.I)
+_ATTRIBUTION_END = re.compile(r"(wrote|đã viết)\s*:\s*$", re.I)
 _FORWARDED = re.compile(r"-{3,}\s*(Forwarded message|Thư chuyển tiếp|Tin nhắn đã chuyển tiếp)", re.I)
 MAX_BODY_CHARS = 200_000
 
@@ -59,9 +63,14 @@ def html_to_text(html: str) -> str:
 def _own_lines(text: str) -> list[str]:
     lines = []
     forwarded = False  # a forwarded request is the request: its "From:" header is not a quote
-    for line in text[:MAX_BODY_CHARS].splitlines():
+    all_lines = text[:MAX_BODY_CHARS].splitlines()
+    for index, line in enumerate(all_lines):
         forwarded = forwarded or bool(_FORWARDED.search(line))
         if line.rstrip() == "--" or (_QUOTE_HEADER.match(line.strip()) and not forwarded):
+            break
+        following = all_lines[index + 1].strip() if index + 1 < len(all_lines) else ""
+        if not forwarded and _ATTRIBUTION_START.match(line.strip()) and _ATTRIBUTION_END.search(following) \
+                and len(line) + len(following) < 300:
             break
         if not line.lstrip().startswith(">"):
             lines.append(line)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from core.intake.domain import Kind, Population
+from core.intake.domain import Kind, Population, Problem
 from core.text import fold
 
 _OBJECT = r"(tai khoan|tk|email|e mail|hop thu|thu dien tu|dia chi email|accounts?|mailbox(es)?)"
@@ -33,6 +33,13 @@ _STAFF = re.compile(
 )
 _STUDENT = re.compile(r"\b(sinh vien|sv|hoc vien|hoc sinh|nghien cuu sinh|mssv|ma sv|student|students)\b")
 _NON_WORD = re.compile(r"[^a-z0-9]+")
+# what people ask the IT office about that is not an account request (folded words)
+_TOPICS = re.compile(
+    r"\b(wi ?fi|wireless|mang|internet|lms|moodle|elearning|e learning|hoc truc tuyen|zoom|teams|google meet"
+    r"|may chieu|may in|phong may|phan mem|vpn|cong thong tin|portal|office 365|microsoft 365|onedrive|drive"
+    r"|so lien lac|hoc ba|lich thi|diem)\b"
+)
+MIN_FORM_LABELS = 2  # two form labels ("Họ và tên", "SĐT") make a form with gaps, never a question
 _CHECKED = "☒☑✓✔■▣⊠"
 _BOXES = _CHECKED + "☐□▢"
 _STUDENT_LABELS = {"sis", "st", "student", "students", "sv", "stu", "hs", "hocsinh", "sinhvien"}
@@ -128,3 +135,23 @@ def classify_population(
     if domain and any(domain == d or domain.endswith("." + d) for d in staff_domains):
         return Population.STAFF
     return Population.STUDENT
+
+
+def is_question(kind: Kind, subject: str, texts: Sequence[str], fields: Sequence[tuple[str, str]],
+                forms: Sequence[object], problems: Sequence[Problem]) -> bool:
+    """A mail with no person in it that asks something rather than sends a form with gaps.
+
+    Not a question: a form attachment was found or could not be read (the sender meant a form), two or
+    more form labels were filled in, or the wording asks for an account change (it then gets the "we
+    could not read your form" answer) unless it names another service (Wi-Fi, the LMS: "quên mật khẩu
+    Wi-Fi" is a question).
+    """
+    if forms or any(p.field == "attachment" for p in problems) or not any(t.strip() for t in texts):
+        return False
+    if len({f for f, _ in fields}) >= MIN_FORM_LABELS:
+        return False
+    if kind in (Kind.UNKNOWN, Kind.QUESTION):
+        return True
+    words = _words(subject + "\n" + "\n".join(texts))
+    return kind is not Kind.DELETE_ACCOUNTS and bool(_TOPICS.search(words)) and not re.search(
+        r"\b(email|e mail|thu dien tu|hop thu)\b", words)

@@ -33,7 +33,7 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "staff_id": (
         "ma can bo", "ma so can bo", "mscb", "ma cb", "ma so cb", "ma nhan vien", "ma so nhan vien",
         "msnv", "ma giang vien", "so hieu can bo", "so hieu cong chuc", "ma vien chuc", "ma so vien chuc",
-        "staff id", "staff code", "staff number", "employee id",
+        "staff id", "staff code", "staff number", "employee id", "ma giao vien", "ma so giao vien", "ma gv",
     ),
     "person_id": ("ma so", "ma", "id"),
     "date_of_birth": (

@@ -92,3 +92,8 @@ def duplicate_row(row: int, person_id: str, first_row: int) -> Problem:
     """The same ID twice in one list."""
     text = t("form.duplicate_row", LANG, person_id=person_id, first=first_row + 1, second=row + 1)
     return Problem("person_id", "duplicate_row", text, WARNING, row)
+
+
+def forwarded(sender: str) -> Problem:
+    """The form came in a forwarded mail: who wrote it (the requester is whoever forwarded it)."""
+    return Problem("forwarded_from", "forwarded", t("form.forwarded", LANG, sender=sender), INFO)

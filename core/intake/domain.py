@@ -19,6 +19,7 @@ class Kind(enum.StrEnum):
     PASSWORD_RESET = "password_reset"
     BULK_NEW_ACCOUNTS = "bulk_new_accounts"
     DELETE_ACCOUNTS = "delete_accounts"
+    QUESTION = "question"  # a person asks something (Wi-Fi, the LMS): no form, no provisioning
     REPLY = "reply"
     AUTO_REPLY = "auto_reply"
     BOUNCE = "bounce"
@@ -69,6 +70,7 @@ class IncomingMail:
     attachments: tuple[Attachment, ...] = ()
     headers: dict[str, str] = field(default_factory=dict)  # lower-case name -> decoded value
     defects: tuple[str, ...] = ()
+    forwarded: tuple[IncomingMail, ...] = ()  # mails forwarded as message/rfc822 attachments, parsed
 
     def header(self, name: str) -> str:
         """Return a header's decoded value, or "" when absent."""
@@ -132,6 +134,19 @@ class Person:
         data.pop("note")
         return data
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Person:
+        """The Person `to_json` wrote (a request's stored row); unknown keys are ignored."""
+        values = {k: str(data.get(k) or "") for k in (
+            "full_name", "family_name", "middle_name", "given_name", "student_id", "staff_id", "unit", "cohort",
+            "mobile", "personal_email", "proposed_address")}
+        born = data.get("date_of_birth")
+        try:
+            birth = date.fromisoformat(born) if isinstance(born, str) and born else None
+        except ValueError:
+            birth = None
+        return cls(**values, class_name=str(data.get("class") or ""), date_of_birth=birth)
+
 
 @dataclass(frozen=True)
 class ExtractedRequest:
@@ -143,3 +158,7 @@ class ExtractedRequest:
     source: str = "body"  # body | docx | xlsx | pdf | none
     problems: tuple[Problem, ...] = ()
     unit: str = ""  # the requesting unit, for lists sent by a unit
+    forwarded_from: str = ""  # "Name <address>" of the forwarded mail's writer; the requester forwarded it
+    # every "label: value" the mail's own text holds (canonical field, value as written): a reply that
+    # only adds the missing field ("SĐT: 0912 345 678") is merged into its request with these
+    fields: tuple[tuple[str, str], ...] = ()

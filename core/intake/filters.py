@@ -3,7 +3,7 @@
 Each filter either finishes the mail (and returns its outcome: what `inbound_mail.outcome` says) or returns
 `CONTINUE` and lets the next one look. The order is `FILTERS`, here and nowhere else:
 
-    oversize -> unreadable -> automatic -> thread -> flood -> create_request
+    oversize -> unreadable -> automatic -> spam -> thread -> flood -> create_request
 
 A filter with `decides` set runs inside the pipeline's decision (an asyncio lock, and a PostgreSQL advisory
 lock), together with every filter after it: checking a sender's flood count, free addresses and open
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from tortoise.transactions import in_transaction
 
-from core.intake import flood
+from core.intake import flood, spam
 from core.intake.domain import IncomingMail
 from core.intake.loops import classify_automatic
 from core.intake.models import InboundMail
@@ -112,6 +112,24 @@ class Automatic:
         return automatic.value
 
 
+class Spam:
+    """Mail an upstream filter marked as spam, or a DMARC reject from an unknown domain: finished silently
+    (`ignored`, outcome `spam`): no answer (backscatter), no card, one audit entry."""
+
+    name: ClassVar[str] = "spam"
+    decides: ClassVar[bool] = False
+
+    async def run(self, ctx: MailContext) -> str | None:
+        """Finish as `spam` when `core/intake/spam.py` says so."""
+        mail, _ = ctx.parsed()
+        reason = await spam.spam_reason(mail, ctx.pipeline.settings, ctx.row.id)
+        if not reason:
+            return CONTINUE
+        await ctx.pipeline._finish(ctx.row, "ignored", "spam", mail, detail={
+            "from": mail.from_addr, "subject": mail.subject[:200], "spam": reason, "filter": self.name})
+        return "spam"
+
+
 class Thread:
     """A reply (by In-Reply-To/References, or the requester's own subject number) joins its request."""
 
@@ -161,4 +179,4 @@ class CreateRequest:
         return "request_created"
 
 
-FILTERS: tuple[Filter, ...] = (Oversize(), Unreadable(), Automatic(), Thread(), Flood(), CreateRequest())
+FILTERS: tuple[Filter, ...] = (Oversize(), Unreadable(), Automatic(), Spam(), Thread(), Flood(), CreateRequest())

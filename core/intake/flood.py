@@ -14,7 +14,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from core.config import Settings
 from core.intake.domain import IncomingMail
 from core.intake.models import InboundMail
-from core.intake.sender import parse_authentication_results, trusted_institutional
+from core.intake.sender import sender_verification, trusted_institutional
 from core.models import AuditEvent
 from core.requests.models import Request
 
@@ -34,8 +34,7 @@ def proved_institutional(mail: IncomingMail, settings: Settings) -> bool:
     nothing, and a forged school address must not lift the limit (issue 15 decides which results to trust)."""
     if not trusted_institutional(mail, settings.institution.domains):
         return False
-    results = parse_authentication_results(mail.header("authentication-results"))
-    return "pass" in (results.get("dmarc"), results.get("dkim"))
+    return sender_verification(mail, settings).verified is True  # aligned DMARC/DKIM pass, trusted header
 
 
 async def over_limit(mail: IncomingMail, settings: Settings, now: datetime) -> bool:

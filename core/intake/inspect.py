@@ -8,13 +8,17 @@ from core.accounts.naming import propose_addresses
 from core.config import Settings
 from core.intake.checks import check_request
 from core.intake.domain import Kind
+from core.intake.sender import sender_verification
 from core.ports import Analysis
 
 
 async def inspect_mail(analysis: Analysis, settings: Settings, *, use_db: bool) -> dict[str, Any]:
-    """kind, population, source, persons (with proposed_address), problems (field, code, message)."""
+    """kind, population, source, persons (with proposed_address), problems (field, code, message), and
+    whether a trusted Authentication-Results proves the sender (`sender_verified`, `auth`)."""
     mail = analysis.mail
-    base = {"message_id": mail.message_id, "from": mail.from_addr, "subject": mail.subject}
+    verification = sender_verification(mail, settings)
+    base = {"message_id": mail.message_id, "from": mail.from_addr, "subject": mail.subject,
+            "sender_verified": verification.verified, "auth": verification.to_json()}
     if analysis.automatic is not None or analysis.extracted is None:
         kind = analysis.automatic.value if analysis.automatic else Kind.UNKNOWN.value
         return {**base, "kind": kind, "population": None, "source": "none", "persons": [], "problems": [],

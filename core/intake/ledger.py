@@ -234,7 +234,9 @@ class MailLedger:
         """Tell the technical staff by mail (queued with the audit entry, so it is sent once)."""
         stamp = int(self.clock.now().timestamp())
         label = words(self.settings.general.language).label("channel", channel)
-        context = {**mail_context(self.settings), "channel_label": label, "failures": failures, "error": detail[:500]}
+        # Room for a whole fix in words (an OAuth2 refusal names the permissions and commands to run).
+        context = {**mail_context(self.settings), "channel_label": label, "failures": failures,
+                   "error": detail[:1500]}
         for recipient in self.settings.outgoing.alerts_to or (self.settings.institution.office_address,):
             await queue_mail(conn, self.queue, self.clock, self.settings, template="channel_failing",
                              key=f"channel_failing:{channel}:{stamp}:{recipient}", recipient=recipient,

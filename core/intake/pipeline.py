@@ -17,13 +17,14 @@ from tortoise.transactions import in_transaction
 from core.chats.notify import enqueue_cards, enqueue_notice
 from core.config import Settings
 from core.db import dialect, lock_for_transaction
-from core.errors import InvalidTransition
-from core.intake.checks import Checked, check_request
+from core.errors import EdudeskError, InvalidTransition
+from core.intake.checks import FREE_MAIL_OFFICIAL, Checked, check_request
 from core.intake.domain import ExtractedRequest, IncomingMail, Kind, Population, Severity
 from core.intake.filters import FILTERS, Filter, MailContext
 from core.intake.loops import may_auto_reply
 from core.intake.models import InboundMail
-from core.intake.sender import from_untrusted
+from core.intake.partial import is_partial, partial_reply
+from core.intake.sender import from_untrusted, sender_domain
 from core.intake.threading import request_number_from_subject, thread_keys
 from core.jobs import Handlers, JobKind, JobQueue
 from core.models import AuditEvent, Job
@@ -31,6 +32,7 @@ from core.ports import Clock, MailAnalyser
 from core.requests.mailqueue import mail_context, queue_mail
 from core.requests.models import OutgoingMail, Request, RequestPerson
 from core.requests.workflow import Event, State, deadline_for, next_deadline, transition
+from core.words import words
 
 log = logging.getLogger(__name__)
 DECISION_LOCK = "edudesk:decision"  # the advisory lock of request decisions (PostgreSQL)
@@ -180,7 +182,19 @@ class IntakePipeline:
                 request = await Request.get(id=request.id)
             else:
                 raise RuntimeError(f"request {request.id} keeps changing; the reply job will retry")
+        if request.kind == Kind.DELETE_ACCOUNTS.value and not from_untrusted(mail):
+            await self._keep_from_reply(request.id, mail)
         self.queue.wake()
+
+    async def _keep_from_reply(self, request_id: int, mail: IncomingMail) -> None:
+        """The unit answers a deletion with "giữ lại"/"không xoá" and an ID or address: those accounts are kept."""
+        from core.requests.service import RequestService
+
+        try:
+            await RequestService(self.settings, self.clock, self.queue).rows.keep_by_reply(
+                request_id, mail.text, mail.from_addr)
+        except EdudeskError as exc:  # kept a moment ago by the office, or deleted: the reply stays on record
+            log.info("reply to YC-%s: account not kept (%s)", request_id, exc.code)
 
     async def _update_from_reply(self, row: InboundMail, mail: IncomingMail, request: Request,
                                  extracted: ExtractedRequest | None) -> bool:
@@ -189,6 +203,11 @@ class IntakePipeline:
         decision = transition(state, Event.REPLY)
         checked = None
         form_kept = False
+        fields_updated: list[str] = []  # a reply with only the missing fields: merged (core/intake/partial.py)
+        if extracted is not None and is_partial(extracted) and state in (State.RECEIVED, State.NEED_INFO) \
+                and mail.from_addr.lower() == request.sender.lower() and not from_untrusted(mail):
+            merged = await partial_reply(request, extracted)
+            extracted, fields_updated = merged if merged is not None else (None, [])
         if extracted is not None and extracted.persons:
             try:
                 if mail.from_addr.lower() != request.sender.lower() or from_untrusted(mail):
@@ -202,7 +221,7 @@ class IntakePipeline:
                 # and replace the people.
                 extracted = ExtractedRequest(Kind(request.kind), Population(request.population), extracted.persons,
                                              extracted.source, extracted.problems, extracted.unit)
-                checked = await check_request(extracted, mail, self.settings, exclude_request=request.id)
+                checked = await check_request(extracted, mail, self.settings, exclude_request=request.id, reply=True)
         version = request.version + 1
         changes: dict[str, Any] = {"state": decision.state.value, "updated_at": now, "version": version}
         deadline = next_deadline(state, decision.state, request.deadline, now, self.settings.sla)
@@ -211,7 +230,7 @@ class IntakePipeline:
             changes["reminded_at"] = changes["escalated_at"] = None
         if checked is not None:
             changes.update(problems=[p.to_json() for p in checked.problems], flags=checked.flags,
-                           auth_results=checked.auth_results)
+                           auth_results=checked.auth_results, sender_verified=checked.verified)
         try:
             async with in_transaction() as conn:
                 if not await Request.filter(id=request.id, version=request.version).using_db(conn).update(**changes):
@@ -221,7 +240,7 @@ class IntakePipeline:
                     await self._save_persons(conn, request.id, checked)
                 await self._finish(row, "processed", "reply", mail, conn, request.id, detail={
                     "from": mail.from_addr, "state": decision.state.value, "updated_form": checked is not None,
-                    "form_not_applied": form_kept, "filter": "thread"})
+                    "form_not_applied": form_kept, "fields_updated": fields_updated, "filter": "thread"})
                 await enqueue_cards(conn, self.queue, request.id, version, decision.state)
                 notice = ""
                 if form_kept:
@@ -254,15 +273,20 @@ class IntakePipeline:
         `create_request` filter, inside the decision)."""
         now = self.clock.now()
         checked = await check_request(extracted, mail, self.settings)
+        # Circular 53/2012 with [intake].free_mail_official = "refuse": official business from free mail is
+        # refused here, with a mail naming the rule (the office still sees the request, closed).
+        refused = FREE_MAIL_OFFICIAL in checked.flags and self.settings.intake.free_mail_official == "refuse"
         received_at = row.received_at
         async with in_transaction() as conn:
             request = await Request.create(
-                kind=extracted.kind.value, population=extracted.population.value, state=State.RECEIVED.value,
+                kind=extracted.kind.value, population=extracted.population.value,
+                state=(State.REJECTED if refused else State.RECEIVED).value, sender_verified=checked.verified,
                 sender=mail.from_addr, sender_name=mail.from_name, subject=mail.subject[:900],
                 message_id=mail.message_id, unit=extracted.unit, source=extracted.source,
                 problems=[p.to_json() for p in checked.problems], flags=checked.flags,
                 auth_results=checked.auth_results, lang=self.settings.general.language,
-                received_at=received_at, deadline=deadline_for(State.RECEIVED, received_at, self.settings.sla),
+                received_at=received_at,
+                deadline=None if refused else deadline_for(State.RECEIVED, received_at, self.settings.sla),
                 updated_at=now, using_db=conn,
             )
             await self._save_persons(conn, request.id, checked)
@@ -270,15 +294,34 @@ class IntakePipeline:
                 "kind": request.kind, "population": request.population, "persons": len(checked.persons),
                 "problems": _count_problems(checked), "flags": checked.flags, "from": mail.from_addr,
                 "filter": "create_request"})
-            await enqueue_cards(conn, self.queue, request.id, 0, State.RECEIVED)
-            if may_auto_reply(mail, self.own_addresses):
+            await enqueue_cards(conn, self.queue, request.id, 0, State.REJECTED if refused else State.RECEIVED)
+            if refused:
+                await self._refuse_free_mail(conn, request, mail)
+            elif may_auto_reply(mail, self.own_addresses):
                 no_form = not checked.persons
+                ack = "question" if extracted.kind is Kind.QUESTION else "unreadable" if no_form else "received"
                 await queue_mail(
                     conn, self.queue, self.clock, self.settings, key=f"ack:{request.id}",
-                    template="unreadable" if no_form else "received", recipient=self._reply_address(mail),
+                    template=ack, recipient=self._reply_address(mail),
                     context=self._request_context(request, mail, checked, extracted),
                     request_id=request.id, in_reply_to=mail.message_id, references=mail.references,
                 )
+
+    async def _refuse_free_mail(self, conn: BaseDBAsyncClient, request: Request, mail: IncomingMail) -> None:
+        """Close an official request sent from free mail (Circular 53/2012): audited, the sender told why."""
+        w = words(request.lang)
+        reason = w("freemail.refused", kind=w.label("mailkind", request.kind), domain=sender_domain(mail.from_addr),
+                   domains=", ".join(self.settings.institution.domains))
+        await AuditEvent.create(at=self.clock.now(), actor="system", action="request_reject", request_id=request.id,
+                                using_db=conn, detail={"from": State.RECEIVED.value, "to": State.REJECTED.value,
+                                                       "label": words("vi")("freemail.label"), "reason": reason,
+                                                       "version": 0, "filter": "create_request"})
+        if may_auto_reply(mail, self.own_addresses):
+            await queue_mail(conn, self.queue, self.clock, self.settings, key=f"rejected:{request.id}:0",
+                             template="rejected", recipient=self._reply_address(mail),
+                             context={**self._base_context(mail), "number": request.id, "kind": request.kind,
+                                      "lang": request.lang, "reason": reason},
+                             request_id=request.id, in_reply_to=mail.message_id, references=mail.references)
 
     def _reply_address(self, mail: IncomingMail) -> str:
         return mail.from_addr

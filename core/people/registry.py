@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import openpyxl
 from tortoise.transactions import in_transaction
 
 from core.config import Settings
 from core.errors import EdudeskError
 from core.forms import read_attachment
+from core.forms.labels import field_for_label, label_key
 from core.forms.records import build_persons
+from core.forms.sheet import decode_text_file
+from core.forms.values import clean_email, clean_id, looks_like_id
 from core.intake.domain import Attachment, Person, Population, Problem, Severity
 from core.intake.sender import is_institutional
 from core.people.models import RegistryEntry
@@ -47,9 +56,68 @@ def read_registry_file(path: Path, population: Population, settings: Settings) -
     return persons, problems + found
 
 
+# Columns holding a person's own address (not the institution's): folded labels, as `core/forms/labels.py` folds.
+PERSONAL_LABELS = frozenset({
+    "email ca nhan", "e mail ca nhan", "thu dien tu ca nhan", "dia chi email ca nhan", "dia chi thu dien tu ca nhan",
+    "email rieng", "personal email", "personal e mail", "private email", "email khac", "gmail",
+})
+_HEADER_ROWS = 15
+
+
+def _sheet_rows(path: Path) -> Iterator[list[Any]]:
+    """The cells of a registry file row by row (the first sheet of an .xlsx; a .csv as Excel writes it)."""
+    payload = path.read_bytes()
+    if path.suffix.lower() == ".csv":
+        text = decode_text_file(payload)
+        try:
+            dialect: Any = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|")
+        except csv.Error:
+            dialect = csv.excel
+        yield from csv.reader(io.StringIO(text), dialect)
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # openpyxl warns about extensions it does not read
+        wb = openpyxl.load_workbook(io.BytesIO(payload), read_only=True, data_only=True)
+    try:
+        if wb.worksheets:
+            for values in wb.worksheets[0].iter_rows(max_col=40, values_only=True):
+                yield list(values)
+    finally:
+        wb.close()
+
+
+def read_personal_addresses(path: Path, population: Population, settings: Settings) -> dict[str, str] | None:
+    """{ID: personal address} from the file's personal e-mail column ("Email cá nhân", "Personal email");
+    None when it has no such column (then the addresses already kept stay). Addresses in the institution's
+    own domains are not personal and are left out."""
+    ids = ("staff_id", "student_id", "person_id") if population is Population.STAFF else (
+        "student_id", "staff_id", "person_id")
+    rows = _sheet_rows(path)
+    for _, cells in zip(range(_HEADER_ROWS), rows, strict=False):
+        labels = [label_key(c) if isinstance(c, str) else "" for c in cells]
+        personal = next((i for i, key in enumerate(labels) if key in PERSONAL_LABELS), None)
+        fields = [field_for_label(c) if isinstance(c, str) else None for c in cells]
+        id_column = next((fields.index(f) for f in ids if f in fields), None)
+        if personal is not None and id_column is not None:
+            break
+    else:
+        return None
+    found: dict[str, str] = {}
+    for cells in rows:
+        if len(found) >= 1_000_000:
+            break
+        person = clean_id(cells[id_column]) if id_column < len(cells) else ""
+        address, valid = clean_email(cells[personal]) if personal < len(cells) else ("", False)
+        if person and looks_like_id(person):
+            found[person] = address if valid and not is_institutional(address, settings.institution.domains) else ""
+    return found
+
+
 async def import_registry(path: Path, population: Population, settings: Settings, clock: Clock) -> ImportResult:
-    """Insert or update registry entries from a file (keyed on population + ID)."""
+    """Insert or update registry entries from a file (keyed on population + ID); a personal e-mail column, when
+    the file has one, is kept as each person's `personal_email` (the address sender confirmations go to)."""
     persons, problems = read_registry_file(path, population, settings)
+    personal = read_personal_addresses(path, population, settings)
     now = clock.now()
     created = updated = skipped = 0
     existing = {e.person_id: e for e in await RegistryEntry.filter(population=population.value)}
@@ -61,11 +129,13 @@ async def import_registry(path: Path, population: Population, settings: Settings
                 continue
             email = person.personal_email if is_institutional(person.personal_email,
                                                               settings.institution.domains) else ""
-            values = dict(
+            values: dict[str, Any] = dict(
                 full_name=person.full_name, name_key=fold(person.full_name), date_of_birth=person.date_of_birth,
                 unit=person.unit, class_name=person.class_name, cohort=person.cohort, email=email,
                 mobile=person.mobile, imported_at=now,
             )
+            if personal is not None:
+                values["personal_email"] = personal.get(person.person_id, "")
             entry = existing.get(person.person_id)
             if entry is None:
                 new_rows.append(RegistryEntry(population=population.value, person_id=person.person_id, **values))

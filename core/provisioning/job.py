@@ -25,9 +25,10 @@ from core.jobs import Handlers, JobKind, JobQueue, PermanentJobError
 from core.models import AuditEvent, Job
 from core.ports import Clock, Provisioner, ProvisionError
 from core.provisioning import Directories
-from core.provisioning.rows import Outcome, RowRunner, Who, person_key
+from core.provisioning.rows import Outcome, RowRunner, Who, display_names, person_key
 from core.requests.mailqueue import mail_context, queue_mail
 from core.requests.models import Request, RequestPerson
+from core.requests.rows import held_back
 from core.requests.workflow import Event, State, transition
 from core.secrets import SecretBox, generate_password
 from core.text import local_time
@@ -55,9 +56,10 @@ class ProvisionJob:
 
     def handlers(self) -> Handlers:
         """The directory's jobs: carry out a request, delete a suspended account after its grace period."""
-        from core.provisioning.removal import DeleteAccountJob
+        from core.provisioning.removal import DeleteAccountJob, RestoreAccountJob
 
-        return {JobKind.PROVISION: self, JobKind.DELETE_ACCOUNT: DeleteAccountJob(self.clock, self.directories)}
+        return {JobKind.PROVISION: self, JobKind.DELETE_ACCOUNT: DeleteAccountJob(self.clock, self.directories),
+                JobKind.RESTORE_ACCOUNT: RestoreAccountJob(self.settings, self.clock, self.queue, self.directories)}
 
     async def _passwords(self, request_id: int, persons: list[RequestPerson]) -> dict[int, tuple[str, str]]:
         """Each person's (secret key, password): generated once, sealed, committed before any directory call.
@@ -87,13 +89,13 @@ class ProvisionJob:
                    executed_by=f"{executor} ({directory.name})" if executor else f"system ({directory.name})")
 
     async def _row(self, kind: Kind, request: Request, directory: Provisioner, person: RequestPerson,
-                   who: Who, address: str, password: str, avoid: frozenset[str]) -> Outcome:
+                   who: Who, address: str, password: str, avoid: frozenset[str], names: dict[int, Any]) -> Outcome:
         if kind is Kind.DELETE_ACCOUNTS:
             return await self.rows.suspend(directory, person)
         if kind is Kind.PASSWORD_RESET:
             return await self.rows.reset(directory, person, password)
         return await self.rows.create(directory, request.id, request.population, person, address, password, who,
-                                      avoid)
+                                      avoid, names.get(person.id))
 
     async def __call__(self, job: Job) -> None:
         """Provision every person not done yet; then finish, retry, or hand back with the failures listed."""
@@ -118,7 +120,7 @@ class ProvisionJob:
         async def one(person: RequestPerson, address: str, password: str) -> Outcome:
             async with gate:
                 try:
-                    return await self._row(kind, request, directory, person, who, address, password, avoid)
+                    return await self._row(kind, request, directory, person, who, address, password, avoid, names)
                 except ProvisionError as exc:
                     if not exc.permanent:
                         transient.append(exc)
@@ -129,6 +131,13 @@ class ProvisionJob:
                     return Outcome(person, action, ok=False, detail=f"Lỗi hệ thống: {type(exc).__name__}")
 
         todo = [p for p in persons if p.outcome != "done"]
+        # Rows with no ID, an ID the registry does not know, or a repeat wait for the office's approval.
+        held = [p for p in todo if held_back(p)]
+        if held:
+            await self.rows.skip(held)
+        todo = [p for p in todo if not held_back(p)]
+        names = await display_names(request.population, todo) if kind in (Kind.NEW_ACCOUNT,
+                                                                             Kind.BULK_NEW_ACCOUNTS) else {}
         unnamed = [p for p in todo if not p.proposed_address]
         if unnamed:
             await self.rows.record(directory, request.id, request.population, [
@@ -148,7 +157,7 @@ class ProvisionJob:
             await progress.done(sum(1 for o in outcomes if o.ok))
 
         persons = await RequestPerson.filter(request_id=request.id).order_by("row")
-        failed = [p for p in persons if p.outcome != "done"]
+        failed = [p for p in persons if p.outcome not in ("done", "skipped")]
         if not failed:
             await self._finish(request, kind, persons, directory)
             return
@@ -192,7 +201,8 @@ class ProvisionJob:
             if kind is not Kind.DELETE_ACCOUNTS:
                 item["password_secret"] = password_key(request.id, p)
             accounts.append(item)
-        if kind is Kind.DELETE_ACCOUNTS or self.settings.provisioning.delivery == "mail" or not request.sender:
+        if kind is Kind.DELETE_ACCOUNTS or self.settings.provisioning.delivery == "mail" or not request.sender \
+                or not accounts:
             return accounts
         from core.accounts.passwordlinks import issue_password_link
 
@@ -209,17 +219,24 @@ class ProvisionJob:
                       directory: Provisioner) -> None:
         now = self.clock.now()
         decision = transition(State.PROVISIONING, Event.PROVISIONED)
+        # A run after a row was approved late mails only what the earlier result mails did not carry.
+        earlier = await AuditEvent.filter(request_id=request.id, action="request_provisioned")
+        mailed = {int(n) for event in earlier for n in (event.detail or {}).get("rows", [])}
+        fresh = [p for p in persons if p.outcome == "done" and p.row + 1 not in mailed]
+        skipped = [{"row": p.row + 1, "full_name": p.full_name, "person_id": p.person_id}
+                   for p in persons if p.outcome == "skipped"]
         async with in_transaction() as conn:
             version = await self._leave_provisioning(conn, request, decision.state, deadline=None)
             if version is None:
                 return  # another run finished it
-            accounts = await self._mail_accounts(conn, request, kind, persons)
+            accounts = await self._mail_accounts(conn, request, kind, fresh)
             await AuditEvent.create(at=now, actor=f"system ({directory.name})", action="request_provisioned",
                                     request_id=request.id, using_db=conn, detail={
                                         "from": State.PROVISIONING.value, "to": decision.state.value,
                                         "label": "Đã thực hiện", "version": version,
                                         "accounts": [{"address": a["address"], "result": a["result"]}
-                                                     for a in accounts[:200]], "total": len(accounts)})
+                                                     for a in accounts[:200]], "total": len(accounts),
+                                        "rows": [p.row + 1 for p in fresh], "skipped": len(skipped)})
             await enqueue_cards(conn, self.queue, request.id, version, decision.state)
             if request.sender:
                 grace = self.settings.provisioning.delete_grace_days
@@ -229,9 +246,10 @@ class ProvisionJob:
                            "login_url": self.settings.provisioning.login_url,
                            "link_valid_hours": f"{self.settings.provisioning.link_hours:g}",
                            "accounts_sheet": kind is Kind.BULK_NEW_ACCOUNTS or len(accounts) > 1,
-                           "grace_days": f"{grace:g}",
+                           "grace_days": f"{grace:g}", "skipped": skipped,
                            "delete_on": local_time(now + timedelta(days=grace), self.settings.general.timezone)}
-                await queue_mail(conn, self.queue, self.clock, self.settings, key=f"done:{request.id}",
+                key = f"done:{request.id}" if not earlier else f"done:{request.id}:{version}"
+                await queue_mail(conn, self.queue, self.clock, self.settings, key=key,
                                  template="done", recipient=request.sender, context=context,
                                  request_id=request.id, in_reply_to=request.message_id, automatic=False)
         self.queue.wake()

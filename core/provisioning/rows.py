@@ -22,9 +22,13 @@ from core.accounts.log import record_change
 from core.accounts.models import Account, AccountLog
 from core.accounts.naming import slug
 from core.config import Settings
+from core.intake.domain import Population
 from core.jobs import JobKind, JobQueue
+from core.people.registry import lookup
 from core.ports import AccountSpec, AddressTaken, Clock, Provisioner, ProvisionError
 from core.requests.models import RequestPerson
+from core.text import clean
+from core.words import t
 
 MAX_CANDIDATES = 60  # addresses tried for one person before giving up (then it is a naming problem)
 
@@ -48,6 +52,31 @@ class Who:
 
     approved_by: str
     executed_by: str
+
+
+@dataclass(frozen=True)
+class Name:
+    """How the account names its owner in the directory."""
+
+    full: str
+    given: str
+    family: str
+
+
+async def display_names(population: str, persons: list[RequestPerson]) -> dict[int, Name]:
+    """The name each account shows: the registry's spelling when it knows the person, unless the office
+    picked the form's for that row (`name_source = "form"`); rows missing here use the form's."""
+    wanted = [p for p in persons if p.person_id and p.name_source != "form"]
+    entries = await lookup(Population(population), [p.person_id for p in wanted]) if wanted else {}
+    out = {}
+    for p in wanted:
+        entry = entries.get(p.person_id)
+        full = clean(entry.full_name) if entry is not None else ""
+        if not full or full == p.full_name:
+            continue
+        parts = full.split()  # Vietnamese order: family name first, given name last
+        out[p.id] = Name(full, parts[-1], parts[0] if len(parts) > 1 else "")
+    return out
 
 
 def person_key(request_id: int, person: RequestPerson) -> str:
@@ -133,14 +162,16 @@ class RowRunner:
         return out
 
     async def create(self, directory: Provisioner, request_id: int, population: str, person: RequestPerson,
-                     address: str, password: str, who: Who, avoid: frozenset[str] = frozenset()) -> Outcome:
+                     address: str, password: str, who: Who, avoid: frozenset[str] = frozenset(),
+                     name: Name | None = None) -> Outcome:
         """Create (or link) the account at its journalled address; a taken one moves on to the next free one."""
         key = person_key(request_id, person)
         data = person.data or {}
+        name = name or Name(person.full_name, data.get("given_name", ""), data.get("family_name", ""))
         for _ in range(MAX_CANDIDATES):
-            spec = AccountSpec(address=address, full_name=person.full_name, population=population,
-                               person_id=person.person_id, given_name=data.get("given_name", ""),
-                               family_name=data.get("family_name", ""), request_id=request_id, key=key,
+            spec = AccountSpec(address=address, full_name=name.full, population=population,
+                               person_id=person.person_id, given_name=name.given,
+                               family_name=name.family, request_id=request_id, key=key,
                                force_change=self.settings.provisioning.force_change)
             try:
                 result = await directory.create(spec, password)
@@ -161,6 +192,13 @@ class RowRunner:
         """Suspend now (the deletion is queued when the outcome is recorded)."""
         address = person.proposed_address
         return Outcome(person, "suspend", await directory.suspend(address), address)
+
+    async def skip(self, persons: list[RequestPerson]) -> None:
+        """Rows held back until the office approves them: a result of their own, not a failure to retry."""
+        detail = t("rows.skipped", "vi")
+        for p in persons:
+            p.outcome, p.outcome_detail = "skipped", detail
+        await RequestPerson.bulk_update(persons, fields=["outcome", "outcome_detail"])
 
     async def record(self, directory: Provisioner, request_id: int, population: str, outcomes: list[Outcome],
                      who: Who) -> None:

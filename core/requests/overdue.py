@@ -11,6 +11,7 @@ from tortoise.transactions import in_transaction
 from core.accounts.passwordlinks import purge_expired
 from core.chats.notify import enqueue_notice
 from core.config import Settings
+from core.intake.confirm import purge_expired as purge_confirmations
 from core.intake.retention import purge_raw_mail
 from core.jobs import JobQueue
 from core.models import AuditEvent
@@ -74,6 +75,7 @@ async def watch_deadlines(settings: Settings, clock: Clock, queue: JobQueue) -> 
     while True:
         await send_reminders(settings, clock, queue)
         await purge_expired(clock)  # the sealed passwords of links nobody opened in time
+        await purge_confirmations(clock)  # unsent URLs of sender confirmation links that expired
         if last_purge is None or clock.now() - last_purge >= RAW_MAIL_PURGE_EVERY:
             last_purge = clock.now()
             await purge_raw_mail(clock, settings.retention.raw_mail_days)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import html
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tortoise.transactions import in_transaction
 
@@ -18,6 +18,8 @@ from core.accounts.models import PendingSecret
 from core.chats.notify import enqueue_cards, enqueue_notice
 from core.config import Settings
 from core.errors import EdudeskError, InvalidTransition, NotFound
+from core.intake import confirm
+from core.intake.models import SenderConfirmation
 from core.jobs import JobKind, JobQueue
 from core.models import AuditEvent
 from core.people.models import Staff
@@ -26,7 +28,12 @@ from core.ports import Clock
 from core.requests.mailqueue import mail_context, queue_mail
 from core.requests.models import Request, RequestPerson
 from core.requests.workflow import OPEN_STATES, Decision, EffectKind, Event, State, next_deadline, transition
+from core.secrets import load_secret_box
 from core.text import local_time, printable
+from core.words import t
+
+if TYPE_CHECKING:
+    from core.requests.rows import RowDesk
 
 
 class Action(enum.StrEnum):
@@ -115,22 +122,49 @@ class RequestService:
             raise await self.refuse(actor, action.value, request_id, EdudeskError(
                 f"YC-{request.id} không có người nào (không đọc được phiếu): hãy yêu cầu bổ sung hoặc từ chối.",
                 code="no_persons"))
+        if action in (Action.APPROVE, Action.PROVISION) and await confirm.confirmation_pending(request):
+            # An unverified school sender: one tap cannot approve it; the registry's address confirms first.
+            sent = await SenderConfirmation.filter(request_id=request.id).exists()
+            raise await self.refuse(actor, action.value, request_id, EdudeskError(
+                t("confirm.waiting" if sent else "confirm.blocked", "vi", id=request.id), code="unverified_sender"))
         return request
 
+    async def send_confirmation(self, request_id: int, actor: Actor, version: int | None = None) -> confirm.Sent:
+        """Mail the confirmation link of an unverified sender's request (office, head, admin; audited)."""
+        return await confirm.send_confirmation(self, load_secret_box(self.settings), request_id, actor, version)
+
+    @property
+    def rows(self) -> RowDesk:
+        """Decisions about one row: approve a row held back, the form's spelling of a name, keep an account."""
+        from core.requests.rows import RowDesk
+
+        return RowDesk(self)
+
     async def act(self, request_id: int, action: Action | str, actor: Actor, *, reason: str = "",
-                  version: int | None = None) -> Request:
-        """Apply one staff action; raises an EdudeskError with a Vietnamese message (and audits it)."""
+                  version: int | None = None, confirmed: bool = False) -> Request:
+        """Apply one staff action; raises an EdudeskError with a Vietnamese message (and audits it).
+
+        "Hợp lệ" over a difference from the registry (name, date of birth) raises `ConfirmNeeded` naming them
+        unless `confirmed` (the surface's second, explicit tap)."""
         request = await self.check(request_id, action, actor, version)
         action = Action(action)
         reason = printable(reason)
         if action in (Action.REJECT, Action.ASK_INFO) and not reason:
             raise await self.refuse(actor, action.value, request_id, EdudeskError(
                 "Vui lòng chọn hoặc nhập lý do.", code="reason_missing"))
+        extra: dict[str, Any] = {}
+        if action is Action.APPROVE:
+            from core.requests.rows import ConfirmNeeded, mismatch_rows
+
+            lines, rows = await mismatch_rows(request)
+            if rows and not confirmed:
+                raise ConfirmNeeded(request.id, lines)
+            extra = {"mismatch_rows": rows} if rows else {}
         decision = transition(State(request.state), EVENTS[action])
         now = self.clock.now()
         old = State(request.state)
         try:
-            version_now = await self._apply(request, action, actor, decision, old, now, reason)
+            version_now = await self._apply(request, action, actor, decision, old, now, reason, extra)
         except _Lost:
             fresh = await Request.get(id=request.id)
             raise await self.refuse(actor, action.value, request.id,
@@ -140,7 +174,7 @@ class RequestService:
         return request
 
     async def _apply(self, request: Request, action: Action, actor: Actor, decision: Decision, old: State,
-                     now: datetime, reason: str) -> int:
+                     now: datetime, reason: str, extra: dict[str, Any] | None = None) -> int:
         deadline = next_deadline(old, decision.state, request.deadline, now, self.settings.sla)
         async with in_transaction() as conn:
             won = await Request.filter(id=request.id, version=request.version).using_db(conn).update(
@@ -156,7 +190,7 @@ class RequestService:
                                     request_id=request.id, using_db=conn,
                                     detail={"from": old.value, "to": decision.state.value,
                                             "label": ACTION_LABELS[action], "reason": reason,
-                                            "version": version_now})
+                                            "version": version_now, **(extra or {})})
             if decision.state is State.REJECTED:
                 # Passwords generated by a provisioning attempt that failed will never be mailed now.
                 await PendingSecret.filter(request_id=request.id).using_db(conn).delete()

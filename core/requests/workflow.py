@@ -33,6 +33,7 @@ class Event(enum.StrEnum):
     PROVISION = "provision"  # technical staff tapped the provisioning button
     PROVISIONED = "provisioned"  # the directory change succeeded
     PROVISION_FAILED = "provision_failed"  # the directory refused; back to technical staff
+    ROW_APPROVED = "row_approved"  # the office approved a row held back (no ID, unknown ID, repeated row)
 
 
 class EffectKind(enum.StrEnum):
@@ -84,6 +85,8 @@ _TABLE: dict[tuple[State, Event], Decision] = {
     # A reply to a closed request re-opens it for the office: the requester may be contesting it.
     (State.REJECTED, Event.REPLY): Decision(State.RECEIVED, (_CARD,)),
     (State.DONE, Event.REPLY): Decision(State.DONE, (_CARD,)),
+    # A row provisioning held back, approved after the request was done: back to technical staff for it.
+    (State.DONE, Event.ROW_APPROVED): Decision(State.APPROVED, (_CARD,)),
     # New people need a new check, whatever was decided about the old ones. While the directory is being
     # changed, or once it has been, a new form cannot replace the people (it is kept with the mail).
     (State.RECEIVED, Event.REPLY_WITH_FORM): Decision(State.RECEIVED, (_CARD,)),

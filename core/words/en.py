@@ -13,6 +13,7 @@ WORDS: dict[str, str] = {
     "kind.password_reset": "Password reset",
     "kind.bulk_new_accounts": "Accounts for a list",
     "kind.delete_accounts": "Delete accounts",
+    "kind.question": "Question",
     "kind.reply": "Reply",
     "kind.auto_reply": "Automatic reply",
     "kind.bounce": "Bounce",
@@ -21,6 +22,7 @@ WORDS: dict[str, str] = {
     "mailkind.password_reset": "an e-mail password reset",
     "mailkind.bulk_new_accounts": "e-mail accounts for a list of people",
     "mailkind.delete_accounts": "deleting e-mail accounts",
+    "mailkind.question": "support (a question)",
     "mailkind.reply": "support",
     "mailkind.auto_reply": "support",
     "mailkind.bounce": "support",
@@ -62,6 +64,7 @@ WORDS: dict[str, str] = {
     "event.mail_reprocess": "Mail reprocessed",
     "event.mail_request_created": "Mail created the request",
     "event.mail_sent": "Mail sent",
+    "event.mail_spam": "Spam (ignored, not answered)",
     "event.mail_timeout": "Mail unreadable (timed out)",
     "event.mail_too_large": "Mail too large",
     "event.mail_updated_form": "Corrected form received",
@@ -121,6 +124,7 @@ WORDS: dict[str, str] = {
     "detail.error": "Error",
     "detail.failures": "Failures",
     "detail.field": "Signature field",
+    "detail.fields_updated": "Fields added",
     "detail.findings": "Checks",
     "detail.first_mail_id": "First mail",
     "detail.flags": "Warnings",
@@ -137,6 +141,7 @@ WORDS: dict[str, str] = {
     "detail.owner": "Team",
     "detail.path": "Page",
     "detail.permission": "Permission",
+    "detail.spam": "Spam sign",
     "detail.persons": "People",
     "detail.population": "For",
     "detail.previous": "Before",
@@ -352,6 +357,7 @@ WORDS: dict[str, str] = {
                            "Please split the list over several mails."),
     "form.legacy_encoding": ("The form was typed in an old encoding (TCVN3/VNI); the names were converted to "
                              "Unicode, please check them."),
+    "form.forwarded": "The form came in a forwarded mail, first written by {sender}.",
     "form.missing_name": "The full name is missing.",
     "form.missing_id": "The {what} is missing.",
     "form.staff_id": "staff ID",
@@ -479,4 +485,240 @@ WORDS.update({
     "workflow.step.provision": "carry out the request",
     "workflow.step.provisioned": "record the change as done",
     "workflow.step.provision_failed": "record the change as failed",
+})
+
+# OAuth2 mailboxes (mailer/oauth.py MailAuthError) and `edudesk mail check` (cli/mailcheck.py).
+WORDS.update({
+    "error.mail_auth": "Could not sign in to the mailbox with OAuth2.",
+    "error.config_mail_oauth": "The mailbox's OAuth2 settings ([mail_oauth]) are wrong.",
+    "mailauth.unreachable": "Could not reach the token server for mailbox {mailbox}: {detail}. Check the network, "
+                            "firewall and proxy of the edudesk server; edudesk retries by itself.",
+    "mailauth.microsoft.7000215": "The client secret of app {client_id} is wrong. In Entra ID → App registrations → "
+                                  "the app → Certificates & secrets, create a new secret and put its Value (not the "
+                                  "Secret ID) in the environment variable mail_oauth.client_secret_env names.",
+    "mailauth.microsoft.7000222": "The client secret of app {client_id} has expired. Create a new one in Entra ID → "
+                                  "App registrations → Certificates & secrets and put its Value in the environment "
+                                  "variable mail_oauth.client_secret_env names.",
+    "mailauth.microsoft.700016": "There is no app {client_id} in tenant {tenant}. Check mail_oauth.client_id "
+                                 "(Application (client) ID) and mail_oauth.tenant_id (Directory (tenant) ID) on the "
+                                 "app's Overview page in Entra ID.",
+    "mailauth.microsoft.90002": "Microsoft Entra ID has no tenant {tenant}. Check mail_oauth.tenant_id (Directory "
+                                "(tenant) ID) and mail_oauth.login_url.",
+    "mailauth.microsoft.65001": "An administrator has not consented to app {client_id}'s permissions. In Entra ID → "
+                                "App registrations → API permissions, press «Grant admin consent» for "
+                                "IMAP.AccessAsApp and SMTP.SendAsApp (Office 365 Exchange Online).",
+    "mailauth.microsoft.7000112": "App {client_id} is disabled. Enable it again in Entra ID → Enterprise "
+                                  "applications → the app → Properties («Enabled for users to sign-in»).",
+    "mailauth.microsoft.700027": "Microsoft did not accept the certificate signature of app {client_id}: the "
+                                 "certificate was not uploaded to the app, has expired, or the thumbprint does not "
+                                 "match. Upload the certificate's public part in Entra ID → App registrations → "
+                                 "Certificates & secrets and check mail_oauth.certificate_thumbprint.",
+    "mailauth.microsoft.700024": "The time in the certificate signature is not valid: the edudesk server's clock is "
+                                 "off. Synchronise it (NTP) and try again.",
+    "mailauth.microsoft.7000216": "App {client_id} has no secret or certificate: set the environment variable "
+                                  "mail_oauth.client_secret_env (or mail_oauth.certificate_env) names.",
+    "mailauth.microsoft.1002012": "Microsoft did not accept the scope edudesk asked for: {detail}",
+    "mailauth.microsoft.bad_certificate": "The certificate's private key in mail_oauth.certificate_env cannot be used: "
+                                          "{detail}",
+    "mailauth.microsoft.other": "Microsoft refused a token to app {client_id}: {detail}",
+    "mailauth.microsoft.refused": "Microsoft 365's {protocol} server refused app {client_id}'s token for mailbox "
+                                  "{mailbox} ({detail}). Needed: the application permissions IMAP.AccessAsApp "
+                                  "(receiving) and SMTP.SendAsApp (sending) of Office 365 Exchange Online with admin "
+                                  "consent (Grant admin consent); then in Exchange Online PowerShell: "
+                                  "New-ServicePrincipal -AppId {client_id} -ObjectId <Object ID in Enterprise "
+                                  "applications>, Add-MailboxPermission -Identity {mailbox} -User <Object ID> "
+                                  "-AccessRights FullAccess, and for sending Add-RecipientPermission -Identity "
+                                  "{mailbox} -Trustee <Object ID> -AccessRights SendAs. New permissions can take up to "
+                                  "30 minutes to apply.",
+    "mailauth.google.unauthorized_client": "The service account (client ID {client_id}) has no domain-wide delegation "
+                                           "for the scope https://mail.google.com/. In Google Admin → Security → "
+                                           "Access and data control → API controls → Domain-wide delegation, add "
+                                           "client ID {client_id} with the scope https://mail.google.com/ (it can "
+                                           "take from minutes to 24 hours to apply).",
+    "mailauth.google.invalid_signature": "Google did not accept the service account's key (client ID {client_id}): "
+                                         "the key was deleted or revoked. Create a new JSON key in Google Cloud "
+                                         "Console → IAM → Service accounts → Keys and put it in the environment "
+                                         "variable mail_oauth.google_credentials_env names.",
+    "mailauth.google.invalid_subject": "Google does not allow delegation to mailbox {mailbox}: the address is not in "
+                                       "the school's Google Workspace, or it was deleted or suspended. Check "
+                                       "mail_oauth.mailbox (or imap.username).",
+    "mailauth.google.clock": "Google refused because the edudesk server's clock is off. Synchronise it (NTP) and try "
+                             "again.",
+    "mailauth.google.bad_key": "The Google service-account key in mail_oauth.google_credentials_env cannot be used: "
+                               "{detail}",
+    "mailauth.google.other": "Google refused a token for mailbox {mailbox}: {detail}",
+    "mailauth.google.refused": "Google's {protocol} server refused the token for mailbox {mailbox} ({detail}). Check "
+                               "that client ID {client_id} has domain-wide delegation for the scope "
+                               "https://mail.google.com/, and that IMAP is turned on for the user in Google Admin.",
+    "mailcheck.title": "Checking mailbox {mailbox} — {method}",
+    "mailcheck.password": "password sign-in",
+    "mailcheck.oauth": "OAuth2 {provider} ({mechanism})",
+    "mailcheck.provider.microsoft": "Microsoft 365",
+    "mailcheck.provider.google": "Google Workspace",
+    "mailcheck.ok": "OK",
+    "mailcheck.fail": "FAIL",
+    "mailcheck.skip": "--",
+    "mailcheck.fix": "To fix: {fix}",
+    "mailcheck.token": "Token from {provider}, valid until {until}",
+    "mailcheck.token_failed": "Token from {provider}",
+    "mailcheck.imap_connect": "IMAP {host}:{port}: connect",
+    "mailcheck.imap_login": "IMAP: sign in as {user} ({how})",
+    "mailcheck.imap_folder": "IMAP: open folder {folder} (read-only): {count} messages",
+    "mailcheck.imap_folder_failed": "IMAP: open folder {folder}",
+    "mailcheck.imap_off": "IMAP: not set up ([imap].username is empty), skipped",
+    "mailcheck.smtp_connect": "SMTP {host}:{port}: connect{tls}",
+    "mailcheck.starttls": ", STARTTLS",
+    "mailcheck.smtp_login": "SMTP: sign in as {user} ({how}), nothing sent",
+    "mailcheck.smtp_no_login": "SMTP: no sign-in ([outgoing].smtp_username is empty)",
+    "mailcheck.smtp_off": "SMTP: not used (outgoing mail is written to the folder {path})",
+    "mailcheck.all_ok": "Every step works.",
+    "mailcheck.failed": "{count} steps failed: fix them as said above, then run «edudesk mail check» again.",
+    "mailcheck.fix_connect": "Check host, port, ssl/starttls in [{section}] and the firewall between edudesk and the "
+                             "mail server ({detail}).",
+    "mailcheck.fix_password": "Check the user name and the password (environment variable {env}) ({detail}). "
+                              "Microsoft 365 has turned password sign-in off: use auth = \"oauth2\" and [mail_oauth].",
+    "mailcheck.fix_folder": "Could not open folder {folder} ({detail}): correct [imap].mailbox.",
+    "mailcheck.fix_mechanism": "The server does not offer the {mechanism} mechanism (it offers: {offered}): set "
+                               "[mail_oauth].mechanism = \"xoauth2\" or check the server.",
+    "mailcheck.fix_config": "{detail}",
+})
+
+# Sender policy (issue 15): an unverified school sender confirms through the registry's personal address;
+# official business from free mail (Circular 53/2012).
+WORDS.update({
+    "card.send_confirm": "Send confirmation link",
+    "card.flag.unverified_sender": "Sender not verified: to be confirmed through the personal address on record",
+    "card.flag.sender_confirmed": "Sender confirmed through the personal address on record",
+    "card.flag.free_mail_official": "Official business sent from free mail (Circular 53/2012)",
+    "event.request_confirm_sent": "Sender confirmation link sent",
+    "event.request_sender_confirmed": "Sender confirmed through the link",
+    "event.sender_confirmation_refused": "Confirmation link refused",
+    "detail.people": "To confirm",
+    "detail.person": "Confirmed by",
+    "detail.sent_to": "Sent to",
+    "detail.expires": "Expires",
+    "detail.sent_by": "Link sent by",
+    "detail.complete": "Everyone confirmed",
+    "detail.client": "Client address",
+    "error.unverified_sender": "The sender is not verified: send the confirmation link first; this request cannot "
+                               "be approved with one tap.",
+    "error.confirm_not_open": "A confirmation link is sent only while the request waits for the office's check.",
+    "error.confirm_not_needed": "This request needs no sender confirmation.",
+    "error.no_personal_address": "The records hold no personal address to send the confirmation link to.",
+    "error.confirm_link_refused": "The confirmation link is not valid, was used already or has expired.",
+    "confirm.why.none": "no DMARC/DKIM result from a trusted server (a missing result is not a pass)",
+    "confirm.why.fail": "DMARC failed",
+    "confirm.why.misaligned": "the DKIM/SPF domain is not the sender address's domain (DMARC not aligned)",
+    "confirm.problem": "The mail ({kind}) names a school address as its sender, but the sender is not verified: "
+                       "{why}. Send a confirmation link to the personal address on record before approving.",
+    "confirm.problem_reply": "A reply with a new form changes the request; it names a school address as its sender, "
+                             "but the sender is not verified: {why}. Send a confirmation link to the personal "
+                             "address on record before approving.",
+    "confirm.blocked": "YC-{id}: the sender is not verified. Send the confirmation link to the personal address on "
+                       "record first; this request cannot be approved with one tap.",
+    "confirm.waiting": "YC-{id}: the confirmation link was sent and is not confirmed yet; it cannot be approved.",
+    "confirm.not_allowed": "Only office staff, heads and administrators may send a confirmation link.",
+    "confirm.stale": "Request YC-{id} has just changed; please look at the latest card.",
+    "confirm.not_open": "YC-{id} is «{state}»: a confirmation link is sent only while the request waits for the "
+                        "office's check.",
+    "confirm.not_needed": "YC-{id} needs no sender confirmation (the sender is verified or has confirmed).",
+    "confirm.no_address": "The school's records hold no personal address for {names}: no confirmation link can be "
+                          "sent for YC-{id}. Verify another way (in person, or the phone number on record), then "
+                          "reject or ask for more, and add the personal address to the school's list.",
+    "confirm.no_entry": "{names} is not in the school's staff or student list: there is no personal address to send "
+                        "the confirmation link for YC-{id} to. Verify another way, then reject or ask for more.",
+    "confirm.sent": "Confirmation link for YC-{id} sent to the personal address on record of {names} ({addresses}); "
+                    "it is valid until {when}.",
+    "confirm.refused.invalid": "The confirmation link is not valid or was used already (each link works once).",
+    "confirm.refused.expired": "The confirmation link has expired. If you sent this request, please contact the "
+                               "office for a new link.",
+    "confirm.notice_done": "<b>YC-{id}</b>: {name} confirmed the request through the link sent to the personal "
+                           "address on record; it may be approved now.",
+    "confirm.notice_partial": "<b>YC-{id}</b>: {name} confirmed the request; {left} more still to confirm.",
+    "freemail.problem": "Under Circular 53/2012/TT-BGDĐT, official business ({kind}) must be sent from the school's "
+                        "or unit's official e-mail address, not from free mail ({domain}).",
+    "freemail.refused": "Under Circular 53/2012/TT-BGDĐT of the Ministry of Education and Training, a request for "
+                        "{kind} is official business and must be sent from the official e-mail address of the school "
+                        "or unit ({domains}). Mail from a free mail provider ({domain}) is not accepted; please send "
+                        "the request again from the official address.",
+    "freemail.label": "Refused at intake: sent from free mail (Circular 53/2012)",
+    "links.actions.send_confirm": "Send the sender confirmation link: YC-{target}",
+    "web.confirm.title": "Confirm a request",
+    "web.confirm.what": "Request for {kind}, number YC-{number}, sent from {sender}.",
+    "web.confirm.for": "Confirming: {name}.",
+    "web.confirm.ask": "If you sent (or agree with) this request, press the button below. If not, do not press it "
+                       "and tell the office at once.",
+    "web.confirm.expires": "The link works once, until {when}.",
+    "web.confirm.button": "I confirm",
+    "web.confirm.done_title": "Confirmed",
+    "web.confirm.done": "Thank you. The office will go on with request YC-{number}.",
+    "web.confirm.refused_title": "The link cannot be used",
+})
+
+WORDS.update({
+    # mail inspect: one line about the sender, from the trusted Authentication-Results (issue 15)
+    "cli.inspect.sender_verified": "Sender: verified (SPF: {spf}, DKIM: {dkim}, DMARC: {dmarc})",
+    "cli.inspect.sender_unverified": "Sender: not verified (SPF: {spf}, DKIM: {dkim}, DMARC: {dmarc})",
+    "cli.inspect.sender_unknown": "Sender: no authentication results (SPF/DKIM/DMARC) from a trusted server",
+})
+
+# Checks the office can rely on (issue 15): rows held back until approved, "Approve" over a ✗ asks once more,
+# the account's display name, keeping a leaver's account during the grace period.
+WORDS.update({
+    "rows.duplicate_in_list": "Same person as row {other} of the list.",
+    "rows.skipped": "Row with a problem, not approved",
+    "rows.mismatch_name": "Row {row}: name «{form}» ≠ «{registry}» in the school's registry",
+    "rows.mismatch_dob": "Row {row}: date of birth {form} ≠ {registry} in the school's registry",
+    "rows.confirm_title": "YC-{id} has details that differ from the school's registry. Tap «Approve anyway» once "
+                          "you have checked them:",
+    "rows.confirm_button": "Approve anyway",
+    "rows.not_allowed": "You may not «{action}» (office staff only).",
+    "rows.action.row_approve": "Approve a row with a problem",
+    "rows.action.name_form": "Use the form's name",
+    "rows.action.name_registry": "Use the registry's name",
+    "rows.action.keep_account": "Keep the account",
+    "rows.approve_row": "Approve row {row}",
+    "rows.keep_row": "Keep the account of row {row}",
+    "rows.no_row": "Request YC-{id} has no row {row}.",
+    "rows.not_now": "Row {row} cannot be changed while YC-{id} is «{state}».",
+    "rows.nothing_held": "Row {row} of YC-{id} has no problem to approve.",
+    "rows.approved_already": "Row {row} of YC-{id} was approved by {who}.",
+    "rows.which_row": "YC-{id} has several rows: give the row whose account to keep.",
+    "rows.not_waiting": "The account of row {row} of YC-{id} is not waiting for deletion (deleted, kept, or not "
+                        "suspended).",
+    "rows.approved_by": "approved by {who}",
+    "rows.kept": "Account kept",
+    "rows.name_registry": "Account name as in the school's registry: {name}",
+    "rows.name_form": "Account name as on the form: {name}",
+    "card.held": "{n} rows with problems not approved will not be carried out",
+    "card.skipped": "{n} rows not approved",
+    "card.keep": "Keep the account",
+    "event.request_row_approve": "Row with a problem approved",
+    "event.request_name_form": "Form's name chosen",
+    "event.request_name_registry": "Registry's name chosen",
+    "event.request_keep_account": "Account kept",
+    "detail.row": "Row",
+    "detail.by": "By",
+    "detail.codes": "Problems",
+    "detail.mismatch_rows": "Differing rows confirmed",
+    "detail.rows": "Rows mailed",
+    "detail.skipped": "Rows not approved",
+    "workflow.step.row_approved": "approve a row with a problem",
+    "mail.template.kept": "Account kept",
+    "error.confirm_mismatch": "Some details differ from the school's registry; confirm once more.",
+    "error.no_row": "The request has no such row.",
+    "error.row_not_now": "That row cannot be changed in the request's current state.",
+    "error.row_nothing_held": "This row has no problem to approve.",
+    "error.row_approved_already": "This row was approved already.",
+    "error.row_which_row": "The request has several rows: give the row number.",
+    "error.row_not_waiting": "This row's account is not waiting for deletion.",
+    "cmd.row_syntax": "Usage: /{command} <request number> <row number>",
+    "cmd.row_approved": "✓ YC-{id}: row {row} approved.",
+    "cmd.kept": "✓ YC-{id}: the account of row {row} is kept; it will be unlocked.",
+    "cmd.confirm_with": "Send /duyet {id} xacnhan to approve anyway.",
+    "web.row_approve": "Approve row",
+    "web.use_form_name": "Use the form's name",
+    "web.use_registry_name": "Use the registry's name",
+    "web.keep_account": "Keep the account",
+    "web.confirm_approve": "Approve anyway",
 })

@@ -1,8 +1,8 @@
 """Every word a person reads, in Vietnamese: one flat dict, key -> text (str.format placeholders).
 
 Keys are grouped by prefix: state., kind., mailkind., population., role., channel., event., detail., error.,
-card., cmd., cli., web., rec., links., form., time., mail. The English catalogue (en.py) has exactly these keys
-with the same placeholders (tests/unit/test_words.py checks it).
+card., cmd., cli., web., rec., links., form., time., mail., mailauth., mailcheck. The English catalogue (en.py)
+has exactly these keys with the same placeholders (tests/unit/test_words.py checks it).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ WORDS: dict[str, str] = {
     "kind.password_reset": "Cấp lại mật khẩu",
     "kind.bulk_new_accounts": "Cấp tài khoản theo danh sách",
     "kind.delete_accounts": "Xoá tài khoản",
+    "kind.question": "Câu hỏi",
     "kind.reply": "Thư trả lời",
     "kind.auto_reply": "Thư trả lời tự động",
     "kind.bounce": "Thư báo lỗi gửi",
@@ -29,6 +30,7 @@ WORDS: dict[str, str] = {
     "mailkind.password_reset": "cấp lại mật khẩu tài khoản thư điện tử",
     "mailkind.bulk_new_accounts": "cấp tài khoản thư điện tử theo danh sách",
     "mailkind.delete_accounts": "xoá tài khoản thư điện tử",
+    "mailkind.question": "hỗ trợ (câu hỏi)",
     "mailkind.reply": "hỗ trợ",
     "mailkind.auto_reply": "hỗ trợ",
     "mailkind.bounce": "hỗ trợ",
@@ -75,6 +77,7 @@ WORDS: dict[str, str] = {
     "event.mail_reprocess": "Xử lý lại thư",
     "event.mail_request_created": "Thư tạo yêu cầu",
     "event.mail_sent": "Đã gửi thư",
+    "event.mail_spam": "Thư rác (bỏ qua, không trả lời)",
     "event.mail_timeout": "Không đọc được thư (quá thời gian)",
     "event.mail_too_large": "Thư quá lớn",
     "event.mail_updated_form": "Thư gửi lại phiếu đã sửa",
@@ -135,6 +138,7 @@ WORDS: dict[str, str] = {
     "detail.error": "Lỗi",
     "detail.failures": "Số lần lỗi",
     "detail.field": "Trường chữ ký",
+    "detail.fields_updated": "Thông tin được bổ sung",
     "detail.findings": "Kết quả kiểm tra",
     "detail.first_mail_id": "Thư đầu tiên",
     "detail.flags": "Cảnh báo",
@@ -151,6 +155,7 @@ WORDS: dict[str, str] = {
     "detail.owner": "Bộ phận",
     "detail.path": "Trang",
     "detail.permission": "Quyền",
+    "detail.spam": "Dấu hiệu thư rác",
     "detail.persons": "Số người",
     "detail.population": "Đối tượng",
     "detail.previous": "Trước đó",
@@ -374,6 +379,7 @@ WORDS: dict[str, str] = {
                            "Vui lòng chia danh sách thành nhiều thư."),
     "form.legacy_encoding": ("Phiếu được gõ bằng bảng mã cũ (TCVN3/VNI); họ tên đã được chuyển sang Unicode, "
                              "vui lòng kiểm tra lại."),
+    "form.forwarded": "Phiếu nằm trong thư được chuyển tiếp; người viết thư gốc: {sender}.",
     "form.missing_name": "Thiếu họ và tên.",
     "form.missing_id": "Thiếu {what}.",
     "form.staff_id": "mã cán bộ",
@@ -506,4 +512,243 @@ WORDS.update({
     "workflow.step.provision": "thực hiện trên hệ thống",
     "workflow.step.provisioned": "ghi nhận đã thực hiện",
     "workflow.step.provision_failed": "ghi nhận thực hiện lỗi",
+})
+
+# OAuth2 mailboxes (mailer/oauth.py MailAuthError) and `edudesk mail check` (cli/mailcheck.py).
+WORDS.update({
+    "error.mail_auth": "Không đăng nhập được hộp thư bằng OAuth2.",
+    "error.config_mail_oauth": "Cấu hình OAuth2 của hộp thư ([mail_oauth]) chưa đúng.",
+    "mailauth.unreachable": "Không liên lạc được máy chủ cấp mã truy cập (token) cho hộp thư {mailbox}: {detail}. "
+                            "Kiểm tra mạng, tường lửa và proxy của máy chủ edudesk; edudesk sẽ tự thử lại.",
+    "mailauth.microsoft.7000215": "Khoá bí mật (client secret) của ứng dụng {client_id} không đúng. Trong Entra ID → "
+                                  "App registrations → ứng dụng → Certificates & secrets, tạo khoá mới và đặt phần "
+                                  "Value (không phải Secret ID) vào biến môi trường mà mail_oauth.client_secret_env "
+                                  "chỉ tới.",
+    "mailauth.microsoft.7000222": "Khoá bí mật (client secret) của ứng dụng {client_id} đã hết hạn. Tạo khoá mới trong "
+                                  "Entra ID → App registrations → Certificates & secrets và đặt phần Value vào biến "
+                                  "môi trường mà mail_oauth.client_secret_env chỉ tới.",
+    "mailauth.microsoft.700016": "Không có ứng dụng {client_id} trong tenant {tenant}. Kiểm tra mail_oauth.client_id "
+                                 "(Application (client) ID) và mail_oauth.tenant_id (Directory (tenant) ID) ở trang "
+                                 "Overview của ứng dụng trong Entra ID.",
+    "mailauth.microsoft.90002": "Không có tenant {tenant} trên Microsoft Entra ID. Kiểm tra mail_oauth.tenant_id "
+                                "(Directory (tenant) ID) và mail_oauth.login_url.",
+    "mailauth.microsoft.65001": "Quản trị viên chưa đồng ý cấp quyền cho ứng dụng {client_id}. Trong Entra ID → App "
+                                "registrations → API permissions, bấm «Grant admin consent» cho IMAP.AccessAsApp và "
+                                "SMTP.SendAsApp (Office 365 Exchange Online).",
+    "mailauth.microsoft.7000112": "Ứng dụng {client_id} đã bị tắt. Bật lại trong Entra ID → Enterprise applications → "
+                                  "ứng dụng → Properties («Enabled for users to sign-in»).",
+    "mailauth.microsoft.700027": "Microsoft không nhận chữ ký bằng chứng thư của ứng dụng {client_id}: chứng thư chưa "
+                                 "được tải lên ứng dụng, đã hết hạn, hoặc thumbprint không khớp. Tải phần công khai "
+                                 "của chứng thư lên Entra ID → App registrations → Certificates & secrets và kiểm tra "
+                                 "mail_oauth.certificate_thumbprint.",
+    "mailauth.microsoft.700024": "Thời điểm ghi trong chữ ký bằng chứng thư không hợp lệ: đồng hồ máy chủ edudesk đang "
+                                 "lệch giờ. Đồng bộ giờ (NTP) rồi thử lại.",
+    "mailauth.microsoft.7000216": "Chưa có khoá bí mật hay chứng thư cho ứng dụng {client_id}: đặt biến môi trường mà "
+                                  "mail_oauth.client_secret_env (hoặc mail_oauth.certificate_env) chỉ tới.",
+    "mailauth.microsoft.1002012": "Microsoft không nhận phạm vi quyền (scope) edudesk xin: {detail}",
+    "mailauth.microsoft.bad_certificate": "Không dùng được khoá riêng của chứng thư trong mail_oauth.certificate_env: "
+                                          "{detail}",
+    "mailauth.microsoft.other": "Microsoft từ chối cấp mã truy cập (token) cho ứng dụng {client_id}: {detail}",
+    "mailauth.microsoft.refused": "Máy chủ {protocol} của Microsoft 365 từ chối mã truy cập của ứng dụng {client_id} "
+                                  "cho hộp thư {mailbox} ({detail}). Cần: quyền ứng dụng IMAP.AccessAsApp (nhận thư) "
+                                  "và SMTP.SendAsApp (gửi thư) của Office 365 Exchange Online, đã được quản trị viên "
+                                  "đồng ý (Grant admin consent); rồi trong Exchange Online PowerShell: "
+                                  "New-ServicePrincipal -AppId {client_id} -ObjectId <Object ID ở Enterprise "
+                                  "applications>, Add-MailboxPermission -Identity {mailbox} -User <Object ID> "
+                                  "-AccessRights FullAccess, và để gửi thư Add-RecipientPermission -Identity "
+                                  "{mailbox} -Trustee <Object ID> -AccessRights SendAs. Quyền mới có thể mất đến 30 "
+                                  "phút mới có hiệu lực.",
+    "mailauth.google.unauthorized_client": "Tài khoản dịch vụ (client ID {client_id}) chưa được ủy quyền trên toàn "
+                                           "miền cho phạm vi https://mail.google.com/. Trong Google Admin → Bảo mật → "
+                                           "Kiểm soát truy cập và dữ liệu → Kiểm soát API → Ủy quyền trên toàn miền, "
+                                           "thêm client ID {client_id} với phạm vi https://mail.google.com/ (có thể "
+                                           "mất từ vài phút đến 24 giờ mới có hiệu lực).",
+    "mailauth.google.invalid_signature": "Google không nhận khoá của tài khoản dịch vụ (client ID {client_id}): khoá "
+                                         "đã bị xoá hoặc thu hồi. Tạo khoá JSON mới trong Google Cloud Console → IAM "
+                                         "→ Service accounts → Keys và đặt vào biến môi trường mà "
+                                         "mail_oauth.google_credentials_env chỉ tới.",
+    "mailauth.google.invalid_subject": "Google không cho ủy quyền vào hộp thư {mailbox}: địa chỉ không thuộc Google "
+                                       "Workspace của trường, hoặc đã bị xoá hay tạm ngưng. Kiểm tra "
+                                       "mail_oauth.mailbox (hoặc imap.username).",
+    "mailauth.google.clock": "Google từ chối vì đồng hồ máy chủ edudesk lệch giờ. Đồng bộ giờ (NTP) rồi thử lại.",
+    "mailauth.google.bad_key": "Khoá tài khoản dịch vụ Google trong mail_oauth.google_credentials_env không dùng "
+                               "được: {detail}",
+    "mailauth.google.other": "Google từ chối cấp mã truy cập (token) cho hộp thư {mailbox}: {detail}",
+    "mailauth.google.refused": "Máy chủ {protocol} của Google từ chối mã truy cập cho hộp thư {mailbox} ({detail}). "
+                               "Kiểm tra ủy quyền trên toàn miền của client ID {client_id} có phạm vi "
+                               "https://mail.google.com/, và IMAP đã được bật cho người dùng trong Google Admin.",
+    "mailcheck.title": "Kiểm tra hộp thư {mailbox} — {method}",
+    "mailcheck.password": "đăng nhập bằng mật khẩu",
+    "mailcheck.oauth": "OAuth2 {provider} ({mechanism})",
+    "mailcheck.provider.microsoft": "Microsoft 365",
+    "mailcheck.provider.google": "Google Workspace",
+    "mailcheck.ok": "OK",
+    "mailcheck.fail": "LỖI",
+    "mailcheck.skip": "--",
+    "mailcheck.fix": "Cách sửa: {fix}",
+    "mailcheck.token": "Lấy mã truy cập (token) từ {provider}, dùng được đến {until}",
+    "mailcheck.token_failed": "Lấy mã truy cập (token) từ {provider}",
+    "mailcheck.imap_connect": "IMAP {host}:{port}: kết nối",
+    "mailcheck.imap_login": "IMAP: đăng nhập {user} ({how})",
+    "mailcheck.imap_folder": "IMAP: mở thư mục {folder} (chỉ đọc): {count} thư",
+    "mailcheck.imap_folder_failed": "IMAP: mở thư mục {folder}",
+    "mailcheck.imap_off": "IMAP: chưa cấu hình ([imap].username trống), bỏ qua",
+    "mailcheck.smtp_connect": "SMTP {host}:{port}: kết nối{tls}",
+    "mailcheck.starttls": ", STARTTLS",
+    "mailcheck.smtp_login": "SMTP: đăng nhập {user} ({how}), không gửi thư nào",
+    "mailcheck.smtp_no_login": "SMTP: không đăng nhập ([outgoing].smtp_username trống)",
+    "mailcheck.smtp_off": "SMTP: không dùng (thư gửi đi được ghi vào thư mục {path})",
+    "mailcheck.all_ok": "Mọi bước đều ổn.",
+    "mailcheck.failed": "Có {count} bước lỗi: sửa theo hướng dẫn ở trên rồi chạy lại «edudesk mail check».",
+    "mailcheck.fix_connect": "Kiểm tra host, port, ssl/starttls trong [{section}] và tường lửa giữa edudesk với "
+                             "máy chủ thư ({detail}).",
+    "mailcheck.fix_password": "Kiểm tra tên đăng nhập và mật khẩu (biến môi trường {env}) ({detail}). Microsoft 365 "
+                              "đã tắt đăng nhập bằng mật khẩu: dùng auth = \"oauth2\" và [mail_oauth].",
+    "mailcheck.fix_folder": "Không mở được thư mục {folder} ({detail}): sửa [imap].mailbox.",
+    "mailcheck.fix_mechanism": "Máy chủ không nhận cơ chế {mechanism} (máy chủ có: {offered}): đặt "
+                               "[mail_oauth].mechanism = \"xoauth2\" hoặc kiểm tra máy chủ.",
+    "mailcheck.fix_config": "{detail}",
+})
+
+# Sender policy (issue 15): an unverified school sender confirms through the registry's personal address;
+# official business from free mail (Circular 53/2012).
+WORDS.update({
+    "card.send_confirm": "Gửi liên kết xác nhận",
+    "card.flag.unverified_sender": "Người gửi chưa được xác minh: cần xác nhận qua địa chỉ cá nhân trong hồ sơ",
+    "card.flag.sender_confirmed": "Người gửi đã xác nhận qua địa chỉ cá nhân trong hồ sơ",
+    "card.flag.free_mail_official": "Công việc chính thức gửi từ hộp thư miễn phí (Thông tư 53/2012)",
+    "event.request_confirm_sent": "Gửi liên kết xác nhận người gửi",
+    "event.request_sender_confirmed": "Người gửi đã xác nhận qua liên kết",
+    "event.sender_confirmation_refused": "Liên kết xác nhận bị từ chối",
+    "detail.people": "Người cần xác nhận",
+    "detail.person": "Người xác nhận",
+    "detail.sent_to": "Gửi tới",
+    "detail.expires": "Hết hạn",
+    "detail.sent_by": "Người gửi liên kết",
+    "detail.complete": "Đủ người xác nhận",
+    "detail.client": "Địa chỉ máy",
+    "error.unverified_sender": "Người gửi chưa được xác minh: hãy gửi liên kết xác nhận trước; yêu cầu này không "
+                               "thể duyệt bằng một lần bấm.",
+    "error.confirm_not_open": "Chỉ gửi được liên kết xác nhận khi yêu cầu đang chờ văn phòng kiểm tra.",
+    "error.confirm_not_needed": "Yêu cầu này không cần xác nhận người gửi.",
+    "error.no_personal_address": "Hồ sơ không có địa chỉ thư cá nhân để gửi liên kết xác nhận.",
+    "error.confirm_link_refused": "Liên kết xác nhận không hợp lệ, đã được dùng hoặc đã hết hạn.",
+    "confirm.why.none": "không có kết quả DMARC/DKIM từ máy chủ tin cậy (thiếu kết quả không được coi là đạt)",
+    "confirm.why.fail": "DMARC không đạt",
+    "confirm.why.misaligned": "chữ ký DKIM/SPF không cùng tên miền với địa chỉ người gửi (DMARC không khớp)",
+    "confirm.problem": "Thư {kind} ghi người gửi là địa chỉ của trường nhưng chưa xác minh được người gửi: {why}. "
+                       "Cần gửi liên kết xác nhận tới địa chỉ cá nhân trong hồ sơ trước khi duyệt.",
+    "confirm.problem_reply": "Thư trả lời có phiếu mới làm thay đổi yêu cầu, ghi người gửi là địa chỉ của trường "
+                             "nhưng chưa xác minh được người gửi: {why}. Cần gửi liên kết xác nhận tới địa chỉ cá "
+                             "nhân trong hồ sơ trước khi duyệt.",
+    "confirm.blocked": "YC-{id}: người gửi chưa được xác minh. Hãy gửi liên kết xác nhận tới địa chỉ cá nhân trong "
+                       "hồ sơ trước; yêu cầu này không thể duyệt bằng một lần bấm.",
+    "confirm.waiting": "YC-{id}: đã gửi liên kết xác nhận, đang chờ người nhận bấm xác nhận; chưa thể duyệt.",
+    "confirm.not_allowed": "Chỉ cán bộ văn phòng, trưởng bộ phận và quản trị viên mới gửi được liên kết xác nhận.",
+    "confirm.stale": "Yêu cầu YC-{id} vừa thay đổi; vui lòng xem lại thẻ mới nhất.",
+    "confirm.not_open": "YC-{id} đang ở trạng thái «{state}»: chỉ gửi liên kết xác nhận khi yêu cầu đang chờ văn "
+                        "phòng kiểm tra.",
+    "confirm.not_needed": "YC-{id} không cần xác nhận người gửi (người gửi đã được xác minh hoặc đã xác nhận).",
+    "confirm.no_address": "Hồ sơ của trường không có địa chỉ thư cá nhân của {names}: không gửi được liên kết xác "
+                          "nhận cho YC-{id}. Hãy xác minh bằng cách khác (gặp trực tiếp, gọi số điện thoại trong hồ "
+                          "sơ) rồi từ chối hoặc yêu cầu bổ sung, và bổ sung địa chỉ cá nhân vào danh sách của "
+                          "trường.",
+    "confirm.no_entry": "Không tìm thấy {names} trong danh sách cán bộ, sinh viên của trường: không có địa chỉ thư "
+                        "cá nhân để gửi liên kết xác nhận cho YC-{id}. Hãy xác minh bằng cách khác rồi từ chối hoặc "
+                        "yêu cầu bổ sung.",
+    "confirm.sent": "Đã gửi liên kết xác nhận YC-{id} tới địa chỉ cá nhân trong hồ sơ của {names} ({addresses}); "
+                    "liên kết có hiệu lực đến {when}.",
+    "confirm.refused.invalid": "Liên kết xác nhận không hợp lệ hoặc đã được dùng (mỗi liên kết chỉ dùng được một "
+                               "lần).",
+    "confirm.refused.expired": "Liên kết xác nhận đã hết hạn. Nếu Anh/Chị đã gửi yêu cầu này, vui lòng liên hệ văn "
+                               "phòng để được gửi liên kết mới.",
+    "confirm.notice_done": "<b>YC-{id}</b>: {name} đã xác nhận yêu cầu qua liên kết gửi tới địa chỉ cá nhân trong "
+                           "hồ sơ; yêu cầu có thể được duyệt.",
+    "confirm.notice_partial": "<b>YC-{id}</b>: {name} đã xác nhận yêu cầu; còn chờ {left} người xác nhận.",
+    "freemail.problem": "Theo Thông tư 53/2012/TT-BGDĐT, công việc chính thức ({kind}) phải được gửi từ địa chỉ "
+                        "thư điện tử chính thức của trường hoặc đơn vị, không dùng hộp thư miễn phí ({domain}).",
+    "freemail.refused": "Theo Thông tư 53/2012/TT-BGDĐT của Bộ Giáo dục và Đào tạo, yêu cầu {kind} là công việc "
+                        "chính thức, phải được gửi từ địa chỉ thư điện tử chính thức của trường hoặc đơn vị "
+                        "({domains}). Thư gửi từ hộp thư miễn phí ({domain}) không được tiếp nhận; vui lòng gửi lại "
+                        "yêu cầu từ địa chỉ thư chính thức.",
+    "freemail.label": "Từ chối khi tiếp nhận: gửi từ hộp thư miễn phí (Thông tư 53/2012)",
+    "links.actions.send_confirm": "Gửi liên kết xác nhận người gửi: YC-{target}",
+    "web.confirm.title": "Xác nhận yêu cầu",
+    "web.confirm.what": "Yêu cầu {kind} số YC-{number}, gửi từ địa chỉ {sender}.",
+    "web.confirm.for": "Người xác nhận: {name}.",
+    "web.confirm.ask": "Nếu đúng Anh/Chị đã gửi (hoặc đồng ý với) yêu cầu này, hãy bấm nút dưới đây. Nếu không, "
+                       "đừng bấm và hãy báo ngay cho văn phòng.",
+    "web.confirm.expires": "Liên kết dùng được một lần, đến {when}.",
+    "web.confirm.button": "Tôi xác nhận",
+    "web.confirm.done_title": "Đã xác nhận",
+    "web.confirm.done": "Cảm ơn Anh/Chị. Văn phòng sẽ tiếp tục xử lý yêu cầu YC-{number}.",
+    "web.confirm.refused_title": "Không dùng được liên kết",
+})
+
+WORDS.update({
+    # mail inspect: one line about the sender, from the trusted Authentication-Results (issue 15)
+    "cli.inspect.sender_verified": "Người gửi: đã xác minh (SPF: {spf}, DKIM: {dkim}, DMARC: {dmarc})",
+    "cli.inspect.sender_unverified": "Người gửi: chưa xác minh được (SPF: {spf}, DKIM: {dkim}, DMARC: {dmarc})",
+    "cli.inspect.sender_unknown": "Người gửi: không có kết quả xác thực (SPF/DKIM/DMARC) từ máy chủ đáng tin cậy",
+})
+
+# Checks the office can rely on (issue 15): rows held back until approved, "Hợp lệ" over a ✗ asks once more,
+# the account's display name, keeping a leaver's account during the grace period.
+WORDS.update({
+    "rows.duplicate_in_list": "Trùng với dòng {other} của danh sách.",
+    "rows.skipped": "Chưa duyệt dòng có lỗi",
+    "rows.mismatch_name": "Dòng {row}: họ tên «{form}» ≠ «{registry}» theo danh sách của trường",
+    "rows.mismatch_dob": "Dòng {row}: ngày sinh {form} ≠ {registry} theo danh sách của trường",
+    "rows.confirm_title": "YC-{id} có thông tin không khớp với danh sách của trường. Bấm «Vẫn xác nhận hợp lệ» "
+                          "nếu đã kiểm tra:",
+    "rows.confirm_button": "Vẫn xác nhận hợp lệ",
+    "rows.not_allowed": "Anh/Chị không có quyền «{action}» (cần vai trò văn phòng).",
+    "rows.action.row_approve": "Duyệt dòng có lỗi",
+    "rows.action.name_form": "Dùng tên theo phiếu",
+    "rows.action.name_registry": "Dùng tên theo danh sách của trường",
+    "rows.action.keep_account": "Giữ tài khoản",
+    "rows.approve_row": "Duyệt dòng {row}",
+    "rows.keep_row": "Giữ tài khoản dòng {row}",
+    "rows.no_row": "Yêu cầu YC-{id} không có dòng {row}.",
+    "rows.not_now": "Không thể làm việc này với dòng {row} khi YC-{id} đang ở trạng thái «{state}».",
+    "rows.nothing_held": "Dòng {row} của YC-{id} không có lỗi cần duyệt.",
+    "rows.approved_already": "Dòng {row} của YC-{id} đã được {who} duyệt.",
+    "rows.which_row": "YC-{id} có nhiều dòng: hãy ghi số dòng cần giữ tài khoản.",
+    "rows.not_waiting": "Tài khoản ở dòng {row} của YC-{id} không còn chờ xoá (đã xoá, đã giữ lại hoặc chưa "
+                        "tạm khoá).",
+    "rows.approved_by": "đã duyệt: {who}",
+    "rows.kept": "Đã giữ lại tài khoản",
+    "rows.name_registry": "Tên tài khoản theo danh sách của trường: {name}",
+    "rows.name_form": "Tên tài khoản theo phiếu: {name}",
+    "card.held": "{n} dòng có lỗi chưa duyệt sẽ không được thực hiện",
+    "card.skipped": "{n} dòng chưa duyệt",
+    "card.keep": "Giữ tài khoản",
+    "event.request_row_approve": "Duyệt dòng có lỗi",
+    "event.request_name_form": "Dùng tên theo phiếu",
+    "event.request_name_registry": "Dùng tên theo danh sách của trường",
+    "event.request_keep_account": "Giữ tài khoản",
+    "detail.row": "Dòng",
+    "detail.by": "Theo",
+    "detail.codes": "Lỗi",
+    "detail.mismatch_rows": "Dòng không khớp đã xác nhận",
+    "detail.rows": "Dòng đã gửi kết quả",
+    "detail.skipped": "Dòng chưa duyệt",
+    "workflow.step.row_approved": "duyệt dòng có lỗi",
+    "mail.template.kept": "Đã giữ lại tài khoản",
+    "error.confirm_mismatch": "Có thông tin không khớp với danh sách của trường; hãy xác nhận lại.",
+    "error.no_row": "Yêu cầu không có dòng này.",
+    "error.row_not_now": "Không thể làm việc này với dòng đó ở trạng thái hiện tại của yêu cầu.",
+    "error.row_nothing_held": "Dòng này không có lỗi cần duyệt.",
+    "error.row_approved_already": "Dòng này đã được duyệt.",
+    "error.row_which_row": "Yêu cầu có nhiều dòng: hãy ghi số dòng.",
+    "error.row_not_waiting": "Tài khoản của dòng này không còn chờ xoá.",
+    "cmd.row_syntax": "Cú pháp: /{command} <số yêu cầu> <số dòng>",
+    "cmd.row_approved": "✓ YC-{id}: đã duyệt dòng {row}.",
+    "cmd.kept": "✓ YC-{id}: đã giữ tài khoản dòng {row}; tài khoản sẽ được mở khoá.",
+    "cmd.confirm_with": "Gửi /duyet {id} xacnhan để vẫn xác nhận hợp lệ.",
+    "web.row_approve": "Duyệt dòng",
+    "web.use_form_name": "Dùng tên theo phiếu",
+    "web.use_registry_name": "Dùng tên theo danh sách của trường",
+    "web.keep_account": "Giữ tài khoản",
+    "web.confirm_approve": "Vẫn xác nhận hợp lệ",
 })

@@ -60,6 +60,22 @@ def test_mail_inspect_json_has_the_stable_names_and_stores_nothing(config: Path,
 def test_mail_inspect_names_the_kind_of_mails_from_the_wild(config: Path, fixture: str, kind: str) -> None:
     report = json.loads(edudesk(config, "mail", "inspect", str(FIXTURES / fixture), "--json").stdout)
     assert report["kind"] == kind
+    assert set(report["auth"]) == {"spf", "dkim", "dmarc"} and "sender_verified" in report  # in every branch
+
+
+def test_mail_inspect_tells_whether_a_trusted_server_proved_the_sender(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[general]\ndata_dir = "{tmp_path / "data"}"\n[intake]\nparser_processes = 1\n'
+                      'trusted_authserv_ids = ["mx.google.com"]\n', encoding="utf-8")
+    passed = json.loads(edudesk(config, "mail", "inspect", str(FIXTURES / "auth_gmail_pass.eml"), "--json").stdout)
+    assert (passed["sender_verified"], passed["auth"]) == (True, {"spf": "pass", "dkim": "pass", "dmarc": "pass"})
+    forged = json.loads(edudesk(config, "mail", "inspect", str(FIXTURES / "auth_gmail_fail_forged_below.eml"),
+                                "--json").stdout)
+    assert (forged["sender_verified"], forged["auth"]) == (False, {"spf": "softfail", "dkim": "", "dmarc": "fail"})
+    none = json.loads(edudesk(config, "mail", "inspect", str(FIXTURES / "auth_none.eml"), "--json").stdout)
+    assert (none["sender_verified"], none["auth"]) == (None, {"spf": "", "dkim": "", "dmarc": ""})
+    human = edudesk(config, "mail", "inspect", str(FIXTURES / "auth_gmail_fail_forged_below.eml")).stdout
+    assert "Người gửi: chưa xác minh được (SPF: softfail, DKIM: -, DMARC: fail)" in human
 
 
 def test_db_migrate_says_one_line_and_nothing_else(config: Path) -> None:

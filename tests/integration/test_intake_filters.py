@@ -19,7 +19,8 @@ FIXTURES = Path(__file__).parent.parent / "fixtures" / "mail"
 
 
 def test_the_filters_run_in_the_documented_order_and_only_the_last_ones_decide() -> None:
-    assert [f.name for f in FILTERS] == ["oversize", "unreadable", "automatic", "thread", "flood", "create_request"]
+    assert [f.name for f in FILTERS] == ["oversize", "unreadable", "automatic", "spam", "thread", "flood",
+                                         "create_request"]
     deciding = [f.decides for f in FILTERS]
     first = deciding.index(True)
     assert all(deciding[first:]) and not any(deciding[:first]), "the decision lock covers a tail of the list"

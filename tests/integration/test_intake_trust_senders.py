@@ -27,7 +27,8 @@ RESET = "Đề nghị cấp lại mật khẩu.\nHọ và tên: Nguyễn Văn An
 @pytest.fixture
 async def app(app_factory: Any, settings_factory: Any) -> App:
     settings = settings_factory(smtpd={"recipients": ["office-bknic@hust.edu.vn", "helpdesk@hust.edu.vn"]},
-                                outgoing={"from_address": "no-reply@hust.edu.vn"}, intake={"flood_limit": FLOOD_LIMIT})
+                                outgoing={"from_address": "no-reply@hust.edu.vn"}, intake={"flood_limit": FLOOD_LIMIT,
+                                                                          "trusted_authserv_ids": ["mx.hust.edu.vn"]})
     return await app_factory(settings, inline_analysis=True, clock=FakeClock())  # type: ignore[no-any-return]
 
 

@@ -31,7 +31,7 @@ protocols = imap
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{mechanisms}
 # Tests try wrong passwords on purpose; the anti-brute-force delay would only slow them down.
 auth_failure_delay = 0
 default_internal_user = {internal_user}
@@ -43,7 +43,7 @@ passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {root}/users
 }}
-{accounts}userdb {{
+{accounts}{oauth2}userdb {{
   driver = static
   args = uid={uid} gid={gid} home={root}/mail/%u
 }}
@@ -79,6 +79,24 @@ userdb {{
 """
 
 
+# The `oauth2_introspection` variant: bearer tokens (SASL XOAUTH2 / OAUTHBEARER) checked by asking a token
+# server (RFC 7662, the fake in tests/fakes/oauth_tokens.py) whether they are active and whose they are.
+_OAUTH2_PASSDB = """\
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {root}/dovecot-oauth2.conf.ext
+}}
+"""
+_OAUTH2_ARGS = """\
+introspection_mode = post
+introspection_url = {url}
+username_attribute = username
+active_attribute = active
+active_value = true
+"""
+
+
 def find_dovecot() -> str | None:
     """The dovecot binary, also when /usr/sbin is not on a non-root user's PATH."""
     found = shutil.which("dovecot")
@@ -99,9 +117,10 @@ class DovecotServer:
     stop() reuses the same port and mail store, which is how tests simulate an outage."""
 
     def __init__(self, users: dict[str, str] | None = None, binary: str | None = None, *,
-                 accounts_file: bool = False) -> None:
+                 accounts_file: bool = False, oauth2_introspection: str = "") -> None:
         self.users = dict(users or {DEFAULT_USER: DEFAULT_PASSWORD})
         self.accounts_file = accounts_file
+        self.oauth2_introspection = oauth2_introspection  # an RFC 7662 URL: also take XOAUTH2/OAUTHBEARER
         self.binary = binary or find_dovecot() or "dovecot"
         self.host = "127.0.0.1"
         self.port = 0
@@ -259,11 +278,17 @@ class DovecotServer:
             home = self.root / "home"
             home.mkdir()
             os.chown(home, self._mail_uid, self._mail_gid)
+        if self.oauth2_introspection:
+            oauth2 = self.root / "dovecot-oauth2.conf.ext"
+            oauth2.write_text(_OAUTH2_ARGS.format(url=self.oauth2_introspection))
+            oauth2.chmod(0o644)
         me = pwd.getpwuid(os.geteuid()).pw_name
         (self.root / "dovecot.conf").write_text(_CONF.format(
             root=self.root, port=self.port, uid=self._mail_uid, gid=self._mail_gid,
             accounts=_ACCOUNTS.format(root=self.root, uid=self._mail_uid, gid=self._mail_gid)
             if self.accounts_file else "",
+            mechanisms=" xoauth2 oauthbearer" if self.oauth2_introspection else "",
+            oauth2=_OAUTH2_PASSDB.format(root=self.root) if self.oauth2_introspection else "",
             internal_user="dovecot" if self._as_root else me,
             internal_group="dovecot" if self._as_root else grp.getgrgid(os.getegid()).gr_name,
             login_user="dovenull" if self._as_root else me,

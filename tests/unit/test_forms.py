@@ -204,14 +204,19 @@ def test_table_pasted_into_the_body_is_a_list() -> None:
 def test_quoted_earlier_mail_is_not_read() -> None:
     text = "Em gửi lại ạ.\n\nVào 10:00 ngày 1/9, Phòng MTT đã viết:\n> Họ và tên: Người Khác\n> MSSV: 1"
     result = extract(mail(text=text))
-    assert result.persons == ()
-    assert "no_form" in codes(result)
+    assert result.persons == () and result.fields == ()  # the quoted fields are not this mail's
 
 
-def test_mail_without_any_form_reports_no_form() -> None:
+def test_a_question_without_any_form_is_a_question_not_a_broken_form() -> None:
     result = extract(mail(text="Cho em hỏi wifi của trường ạ.", subject="Hỏi wifi"))
-    assert result.kind == Kind.UNKNOWN
+    assert result.kind == Kind.QUESTION
     assert result.source == "none"
+    assert result.problems == ()  # no "we could not read your form"
+
+
+def test_a_request_without_its_form_reports_no_form() -> None:
+    result = extract(mail(text="Em xin cấp lại mật khẩu email ạ.", subject="Cấp lại mật khẩu"))
+    assert result.kind == Kind.PASSWORD_RESET
     (problem,) = result.problems
     assert (problem.field, problem.code) == ("form", "no_form")
     assert problem.message.startswith("Không tìm thấy thông tin đăng ký trong thư")

@@ -58,6 +58,9 @@ def context(**changes: Any) -> dict[str, Any]:
         "reason": "Mã số sinh viên 20201234 không có trong danh sách sinh viên của trường",
         "address": "duc.tranvan@sis.hust.edu.vn",
         "password_link": "https://edudesk.hust.edu.vn/p/Zk3q9w",
+        # a sender confirmation (confirm_sender): where the request came from, and the one-time link
+        "sender_address": "hoa.nt@hust.edu.vn", "received": datetime(2026, 8, 31, 1, 0, tzinfo=UTC),
+        "expires": datetime(2026, 9, 3, 1, 0, tzinfo=UTC), "link": "https://edudesk.hust.edu.vn/confirm/Qm4t7x",
         "limit_mb": 25,
     }
     ctx.update(changes)
