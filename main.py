@@ -24,6 +24,7 @@ from core.intake.checkpoints import DbImapCheckpoints
 from core.intake.domain import Population
 from core.intake.ledger import MailLedger
 from core.intake.pipeline import IntakePipeline
+from core.intake.sender import own_authserv_id
 from core.jobs import JobQueue, JobWorker
 from core.people.staff import Role
 from core.ports import Clock, MailSender, Provisioner, Signer, SystemClock
@@ -66,7 +67,7 @@ class App:
         self.pipeline = IntakePipeline(settings, self.clock, self.queue, self.analyser, headers_only)
         self.box = load_secret_box(settings)
         self.delivery = MailDelivery(settings, self.clock, mail_sender or make_mail_sender(settings),
-                                     TEMPLATES / "email", self.box, self.queue)
+                                     TEMPLATES / "email", self.box, self.queue, self.ledger)
         self.services = RequestService(settings, self.clock, self.queue)
         self.directories = Directories(settings, self.clock, make_provisioner, fixed=provisioner)
         self.provisioning = ProvisionJob(settings, self.clock, self.queue, self.directories, self.box)
@@ -130,7 +131,8 @@ class App:
                               self.ledger, checkpoints=DbImapCheckpoints(self.clock), health=self.ledger,
                               max_message_size=self.settings.smtpd.max_message_size,
                               tokens=make_token_source(self.settings, "imap"),
-                              mechanism=self.settings.mail_oauth.mechanism, lang=self.settings.general.language)
+                              mechanism=self.settings.mail_oauth.mechanism, lang=self.settings.general.language,
+                              own_authserv_id=own_authserv_id(self.settings.intake))
             sup.add("imap", imap.run)
         return sup
 

@@ -18,7 +18,7 @@ from core.intake.confirm import TEMPLATE as CONFIRM_TEMPLATE
 from core.intake.confirm import mask
 from core.jobs import Handlers, JobKind, JobQueue, PermanentJobError, RetryLater
 from core.models import AuditEvent, Job
-from core.ports import Clock, MailSender
+from core.ports import Clock, HealthReport, MailSender
 from core.requests.mailqueue import NOTICES_PER_MINUTE, STAFF_NOTICES, is_staff_notice, mail_context, queue_mail
 from core.requests.models import OutgoingMail
 from core.secrets import SecretBox
@@ -31,6 +31,7 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # Context fields naming a sealed value, and the field the opened value is rendered from.
 _SEALED = {"password_secret": "password", "password_link_secret": "password_link"}
 PACE_WINDOW = timedelta(minutes=1)
+AUTH_RETRY_SECONDS = 300.0  # while the relay refuses our login, each waiting mail tries again this often
 
 
 def _bracket(mid: str) -> str:
@@ -41,13 +42,16 @@ class MailDelivery:
     """Job handler for `send_mail`; one automatic answer stream per sender is capped (loop breaker)."""
 
     def __init__(self, settings: Settings, clock: Clock, sender: MailSender, templates_dir: Path,
-                 box: SecretBox | None = None, queue: JobQueue | None = None) -> None:
+                 box: SecretBox | None = None, queue: JobQueue | None = None,
+                 health: HealthReport | None = None) -> None:
         self.settings = settings
         self.clock = clock
         self.sender = sender
         self.templates_dir = templates_dir
         self.box = box
         self.queue = queue  # to tell the alert addresses about a staff notice that failed
+        self.health = health  # the "outgoing" channel: a refused login alerts staff once per outage
+        self._failing: bool | None = None  # None: not known since start (the first send reports its state)
 
     async def _open_secrets(self, context: dict[str, Any]) -> list[str]:
         """Put the sealed passwords and link URLs into the context (only in memory, only for rendering)."""
@@ -186,6 +190,12 @@ class MailDelivery:
         try:
             await self.sender.send(message)
         except MailSendError as exc:
+            if exc.auth:
+                # The relay refused our own login: every mail waits (none is lost) until staff fix it.
+                self._failing = True
+                if self.health is not None:
+                    await self.health.report_health("outgoing", False, exc.message)
+                raise RetryLater(AUTH_RETRY_SECONDS) from exc
             if exc.permanent or job.attempts >= self.settings.jobs.max_attempts:
                 async with in_transaction() as conn:
                     await OutgoingMail.filter(id=mail.id).using_db(conn).update(state="dead",
@@ -197,6 +207,9 @@ class MailDelivery:
                         await PendingSecret.filter(key__in=secret_keys).using_db(conn).delete()
                 raise PermanentJobError(exc.message) from exc
             raise
+        if self._failing is not False and self.health is not None:
+            self._failing = False
+            await self.health.report_health("outgoing", True)
         async with in_transaction() as conn:
             await OutgoingMail.filter(id=mail.id).using_db(conn).update(state="sent", sent_at=mail.sent_at or now)
             if secret_keys:

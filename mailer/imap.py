@@ -21,6 +21,7 @@ from imapclient.exceptions import LoginError
 from core.config import ImapSettings
 from core.errors import ConfigError, EdudeskError
 from core.ports import HealthReport, ImapCheckpoints, IntakeSink
+from mailer.authverify import with_results
 from mailer.oauth import TokenSource
 
 log = logging.getLogger(__name__)
@@ -39,13 +40,15 @@ class ImapIntake:
     def __init__(self, settings: ImapSettings, password: str, sink: IntakeSink, *, checkpoints: ImapCheckpoints,
                  health: HealthReport, max_message_size: int, batch_size: int = 100, max_attempts: int = 3,
                  timeout: float = 60.0, rescan_days: int = 7, tokens: TokenSource | None = None,
-                 mechanism: str = "xoauth2", lang: str = "vi") -> None:
+                 mechanism: str = "xoauth2", lang: str = "vi", own_authserv_id: str = "") -> None:
         if settings.auth == "oauth2" and tokens is None:
             raise ConfigError('imap.auth = "oauth2" cần mục [mail_oauth].', code="config_mail_oauth")
         self.settings = settings
         self.tokens = tokens  # with auth = "oauth2": the mailbox's bearer tokens
         self.mechanism = mechanism  # "xoauth2" or "oauthbearer"
         self.lang = lang  # of the failure texts staff read in the alert
+        # Only edudesk's own listener writes our authserv-id: a copy in a fetched mail was written by its sender.
+        self.own_authserv_id = own_authserv_id
         self.sink = sink  # stores the mail (and its processing job) before the watcher flags it
         self.checkpoints = checkpoints  # how far the mailbox has been stored
         self.health = health  # where failures go (an alert mail after [imap].alert_after_failures)
@@ -227,8 +230,11 @@ class ImapIntake:
         if uid not in data:
             return None  # expunged by someone else meanwhile
         source_key = f"{self.checkpoint_key}:{uidvalidity}:{uid}"
+        raw = data[uid][key]
+        if self.own_authserv_id and b"authentication-results" in raw[:262144].lower():
+            raw = with_results(raw, None, self.own_authserv_id)  # the same bytes every time: dedupe holds
         try:
-            result = await self.sink.store(data[uid][key], source="imap", source_key=source_key,
+            result = await self.sink.store(raw, source="imap", source_key=source_key,
                                            oversize=oversize)
         except Exception as exc:
             log.warning("IMAP %s: storing UID %s failed: %r", self.checkpoint_key, uid, exc, exc_info=True)

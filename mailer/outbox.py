@@ -48,9 +48,12 @@ class MailSendError(EdudeskError):
 
     code = "mail_send"
 
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
+    def __init__(self, message: str, *, permanent: bool = False, auth: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+        # The relay refused edudesk's own login (password or OAuth2): an outage of the channel to be fixed by
+        # staff, not a fault of this mail, so the mail waits instead of dying.
+        self.auth = auth
 
 
 # The compat32 MIME classes: the modern EmailMessage API folds headers about seven times slower
@@ -222,13 +225,13 @@ class SmtpMailSender:
                 refused = smtp.sendmail(sender, recipients, data)
         except MailAuthError as exc:
             # The words say what to fix (the app's SMTP.SendAsApp, the delegation, the secret).
-            raise MailSendError(exc.message, permanent=exc.permanent) from exc
+            raise MailSendError(exc.message, auth=True) from exc
         except smtplib.SMTPNotSupportedError as exc:
             # STARTTLS or AUTH configured but not offered: a configuration problem, not a passing one.
             raise MailSendError(f"Máy chủ SMTP {where} không hỗ trợ: {exc}", permanent=True) from exc
         except smtplib.SMTPAuthenticationError as exc:
             msg = f"Máy chủ SMTP {where} từ chối đăng nhập: {_reply(exc)}"
-            raise MailSendError(msg, permanent=True) from exc
+            raise MailSendError(msg, auth=True) from exc
         except smtplib.SMTPRecipientsRefused as exc:
             raise MailSendError(
                 f"Máy chủ SMTP {where} từ chối người nhận: {_refused(exc.recipients)}",

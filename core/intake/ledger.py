@@ -13,6 +13,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
+from core.chats.notify import enqueue_notice
 from core.config import Settings
 from core.intake.models import ChannelHealth, InboundMail
 from core.jobs import JobKind, JobQueue, JobState
@@ -235,8 +236,12 @@ class MailLedger:
         stamp = int(self.clock.now().timestamp())
         label = words(self.settings.general.language).label("channel", channel)
         # Room for a whole fix in words (an OAuth2 refusal names the permissions and commands to run).
-        context = {**mail_context(self.settings), "channel_label": label, "failures": failures,
+        context = {**mail_context(self.settings), "channel": channel, "channel_label": label, "failures": failures,
                    "error": detail[:1500]}
+        # The technical chat too: when the failing channel is outgoing mail, an alert mail waits with the rest.
+        text = words(self.settings.general.language)("notice.channel_failing", channel=label, failures=failures,
+                                                      error=detail[:1500])
+        await enqueue_notice(conn, self.queue, f"channel_failing:{channel}:{stamp}", "technical", text)
         for recipient in self.settings.outgoing.alerts_to or (self.settings.institution.office_address,):
             await queue_mail(conn, self.queue, self.clock, self.settings, template="channel_failing",
                              key=f"channel_failing:{channel}:{stamp}:{recipient}", recipient=recipient,

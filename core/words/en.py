@@ -42,6 +42,10 @@ WORDS: dict[str, str] = {
     "action.provision": "Carry out",
     "channel.imap": "IMAP",
     "channel.smtp": "SMTP",
+    "channel.outgoing": "Outgoing mail (SMTP)",
+    "notice.channel_failing": ("Alert: the {channel} channel is failing ({failures} times in a row). "
+                               "The last error: {error}\n"
+                               "edudesk keeps retrying; no mail is lost. Technical staff, please check it."),
     "channel.telegram": "Telegram",
     "channel.zalo": "Zalo",
     "channel.web": "Web console",

@@ -54,6 +54,10 @@ WORDS: dict[str, str] = {
     # Intake and chat channels.
     "channel.imap": "IMAP",
     "channel.smtp": "SMTP",
+    "channel.outgoing": "Gửi thư đi (SMTP)",
+    "notice.channel_failing": ("Cảnh báo: kênh {channel} đang lỗi ({failures} lần liên tiếp). "
+                               "Lỗi gần nhất: {error}\n"
+                               "Hệ thống vẫn tự thử lại; không có thư nào bị mất. Đề nghị cán bộ kỹ thuật kiểm tra."),
     "channel.telegram": "Telegram",
     "channel.zalo": "Zalo",
     "channel.web": "Bảng điều khiển web",

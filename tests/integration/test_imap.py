@@ -384,3 +384,20 @@ async def test_sink_outage_does_not_get_mails_marked_failed(dovecot: DovecotServ
         sink.fail_when = lambda raw: False
         await eventually(lambda: len(sink.mails) == 3 and sink.healthy is True)
     assert all(b"$EdudeskFailed" not in flags for flags in flags_by_subject(dovecot).values())
+
+
+async def test_a_fetched_mail_loses_every_authentication_result_written_in_our_name(dovecot: DovecotServer) -> None:
+    """Only edudesk's listener writes our authserv-id; in a mail fetched by IMAP such a header is the sender's."""
+    forged = make_mail("Đặt lại mật khẩu").replace(
+        b"Subject:", b"Authentication-Results: edudesk.truong.test; dmarc=pass header.from=hust.edu.vn\n"
+                     b"Authentication-Results: mx.google.com; dmarc=fail header.from=hust.edu.vn\nSubject:", 1)
+    assert forged.count(b"Authentication-Results") == 2
+    dovecot.deliver(forged)
+    sink = MemorySink()
+    intake = ImapIntake(imap_settings(dovecot), DEFAULT_PASSWORD, sink, checkpoints=sink, health=sink,
+                        max_message_size=1_000_000, own_authserv_id="edudesk.truong.test")
+    async with watching(intake):
+        await eventually(lambda: len(sink.mails) == 1)
+    [raw] = sink.mails.values()
+    assert b"edudesk.truong.test" not in raw and b"mx.google.com; dmarc=fail" in raw
+    assert subject_of(raw) == "Đặt lại mật khẩu" and raw.endswith("\r\n\r\nKính gửi phòng CNTT.\r\n".encode())
