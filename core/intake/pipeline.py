@@ -24,7 +24,7 @@ from core.intake.filters import FILTERS, Filter, MailContext
 from core.intake.loops import may_auto_reply
 from core.intake.models import InboundMail
 from core.intake.partial import is_partial, partial_reply
-from core.intake.sender import from_untrusted, sender_domain
+from core.intake.sender import from_untrusted, sender_domain, sender_verification
 from core.intake.threading import request_number_from_subject, thread_keys
 from core.jobs import Handlers, JobKind, JobQueue
 from core.models import AuditEvent, Job
@@ -192,7 +192,8 @@ class IntakePipeline:
 
         try:
             await RequestService(self.settings, self.clock, self.queue).rows.keep_by_reply(
-                request_id, mail.text, mail.from_addr)
+                request_id, mail.text, mail.from_addr,
+                verified=sender_verification(mail, self.settings).verified is True)
         except EdudeskError as exc:  # kept a moment ago by the office, or deleted: the reply stays on record
             log.info("reply to YC-%s: account not kept (%s)", request_id, exc.code)
 

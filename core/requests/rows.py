@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from tortoise.transactions import in_transaction
 
 from core.accounts.models import Account
-from core.chats.notify import enqueue_cards
+from core.chats.notify import enqueue_cards, enqueue_notice
 from core.errors import EdudeskError, NotFound
 from core.intake.domain import Kind, Population
 from core.jobs import JobKind, JobQueue
@@ -278,14 +278,29 @@ class RowDesk:
         await self._keep(request, [person], actor, "office")
         return request
 
-    async def keep_by_reply(self, request_id: int, text: str, sender: str) -> list[int]:
-        """The unit's reply to a deletion asks to keep accounts: the rows it names (ID or address) are kept."""
+    async def keep_by_reply(self, request_id: int, text: str, sender: str, *, verified: bool = True) -> list[int]:
+        """The unit's reply to a deletion asks to keep accounts: the rows it names (ID or address) are kept.
+
+        A reply whose sender no trusted server proved (`verified` False: the sender policy of issue 15) changes
+        nothing: the office is asked in its chat to keep the rows by hand, so a forged reply cannot keep a
+        leaver's account alive."""
         request = await Request.get_or_none(id=request_id)
         if request is None or request.kind != Kind.DELETE_ACCOUNTS.value or sender.lower() != request.sender.lower():
             return []
         persons = [p for p in rows_named(text, await RequestPerson.filter(request_id=request.id).order_by("row"))
                    if await self.keepable(request, p)]
         if not persons:
+            return []
+        if not verified:
+            numbers = ", ".join(str(p.row + 1) for p in persons)
+            text = words(self.settings.general.language)("notice.keep_unverified", number=request.id, rows=numbers)
+            async with in_transaction() as conn:
+                await AuditEvent.create(at=self.clock.now(), actor="system", action="keep_reply_unverified",
+                                        request_id=request.id, detail={"rows": [p.row + 1 for p in persons]},
+                                        using_db=conn)
+                await enqueue_notice(conn, self.queue, f"keep_unverified:{request.id}:{numbers}", "office", text,
+                                     request_id=request.id)
+            self.queue.wake()
             return []
         who = Actor(key=f"mail:{printable(request.sender, 200)}", name=request.sender_name[:150],
                     roles=frozenset())

@@ -43,6 +43,9 @@ WORDS: dict[str, str] = {
     "channel.imap": "IMAP",
     "channel.smtp": "SMTP",
     "channel.outgoing": "Outgoing mail (SMTP)",
+    "notice.keep_unverified": ("YC-{number}: the unit replied asking to keep the accounts of rows {rows}, but its "
+                               "sender could not be verified (DMARC/DKIM). If it is right, tap «Keep account» on the "
+                               "request."),
     "notice.channel_failing": ("Alert: the {channel} channel is failing ({failures} times in a row). "
                                "The last error: {error}\n"
                                "edudesk keeps retrying; no mail is lost. Technical staff, please check it."),

@@ -55,6 +55,8 @@ WORDS: dict[str, str] = {
     "channel.imap": "IMAP",
     "channel.smtp": "SMTP",
     "channel.outgoing": "Gửi thư đi (SMTP)",
+    "notice.keep_unverified": ("YC-{number}: đơn vị trả lời đề nghị giữ lại tài khoản ở dòng {rows}, nhưng không "
+                               "xác minh được người gửi (DMARC/DKIM). Nếu đúng, hãy bấm «Giữ tài khoản» trên yêu cầu."),
     "notice.channel_failing": ("Cảnh báo: kênh {channel} đang lỗi ({failures} lần liên tiếp). "
                                "Lỗi gần nhất: {error}\n"
                                "Hệ thống vẫn tự thử lại; không có thư nào bị mất. Đề nghị cán bộ kỹ thuật kiểm tra."),

@@ -22,7 +22,7 @@ from core.errors import NotAllowed
 from core.forms.records import build_persons
 from core.intake.checks import check_request
 from core.intake.domain import ExtractedRequest, IncomingMail, Kind, Population
-from core.models import AuditEvent
+from core.models import AuditEvent, Job
 from core.people.models import RegistryEntry
 from core.people.staff import Actor, Role
 from core.requests.models import OutgoingMail, Request, RequestPerson
@@ -240,8 +240,9 @@ async def deletion(app: Any, clock: Any) -> Request:
 
 
 async def test_a_leavers_account_kept_by_the_office_or_by_the_units_reply_is_never_deleted(
-        app_factory: Any, clock: Any) -> None:
-    app = await app_factory(clock=clock, inline_analysis=True)
+        app_factory: Any, settings_factory: Any, clock: Any) -> None:
+    settings = settings_factory(intake={"trusted_authserv_ids": ["mx.hust.edu.vn"]})
+    app = await app_factory(settings, clock=clock, inline_analysis=True)
     request = await deletion(app, clock)
     view = await load_view(request.id)
     assert view.keepable == {0, 1, 2}
@@ -250,10 +251,22 @@ async def test_a_leavers_account_kept_by_the_office_or_by_the_units_reply_is_nev
     clock.advance(timedelta(days=3))
     await app.services.rows.keep_account(request.id, 1, OFFICE)  # the button on the web page
     done = await OutgoingMail.get(key=f"done:{request.id}")
-    reply = mail(sender=f"Phòng CTSV <{UNIT}>", subject=f"Re: [YC-{request.id}] Đã tạm khoá tài khoản",
-                 body="Kính gửi Văn phòng,\nĐề nghị giữ lại tài khoản an.nv1@sis.hust.edu.vn (sinh viên đã "
-                      "quay lại học).\n\n> - Nguyễn Văn An 2: an.nv2@sis.hust.edu.vn\n",
-                 message_id="<keep@hust.edu.vn>", headers={"In-Reply-To": done.message_id})
+    body = ("Kính gửi Văn phòng,\nĐề nghị giữ lại tài khoản an.nv1@sis.hust.edu.vn (sinh viên đã "
+            "quay lại học).\n\n> - Nguyễn Văn An 2: an.nv2@sis.hust.edu.vn\n")
+    # Unproven (no trusted Authentication-Results): nothing changes, the office is asked to do it by hand.
+    forged = mail(sender=f"Phòng CTSV <{UNIT}>", subject=f"Re: [YC-{request.id}] Đã tạm khoá tài khoản", body=body,
+                  message_id="<keep-forged@hust.edu.vn>", headers={"In-Reply-To": done.message_id})
+    await app.ledger.store(forged, source="cli")
+    await app.worker.drain()
+    assert [p.result for p in await RequestPerson.filter(request_id=request.id).order_by("row")] == [
+        "kept", "suspended", "suspended"]
+    notices = [j.payload for j in await Job.filter(kind="chat_notice") if "không xác minh" in j.payload["text"]]
+    assert len(notices) == 1 and notices[0]["audience"] == "office" and "dòng 2" in notices[0]["text"]
+    reply = mail(sender=f"Phòng CTSV <{UNIT}>", subject=f"Re: [YC-{request.id}] Đã tạm khoá tài khoản", body=body,
+                 message_id="<keep@hust.edu.vn>",
+                 headers={"In-Reply-To": done.message_id,
+                          "Authentication-Results": "mx.hust.edu.vn; dkim=pass header.d=hust.edu.vn; "
+                                                    "dmarc=pass header.from=hust.edu.vn"})
     await app.ledger.store(reply, source="cli")
     await app.worker.drain()
     rows = await RequestPerson.filter(request_id=request.id).order_by("row")
