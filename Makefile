@@ -44,6 +44,7 @@ bench: venv
 	$(BIN)/python bench/notify.py
 	$(BIN)/python bench/provision.py
 	$(BIN)/python bench/signing.py
+	$(BIN)/python bench/senders.py
 
 # Write a new migration after changing core/models.py.
 migrations: venv

@@ -57,7 +57,7 @@ class MailCheck:
         oauth = s.imap.auth == "oauth2" or (s.outgoing.transport == "smtp" and s.outgoing.auth == "oauth2")
         method = self.w("mailcheck.oauth", provider=self.w(f"mailcheck.provider.{s.mail_oauth.provider}"),
                         mechanism=s.mail_oauth.mechanism.upper()) if oauth else self.w("mailcheck.password")
-        mailbox = s.mail_oauth.mailbox or s.imap.username or s.outgoing.smtp_username or "-"
+        mailbox = s.mail_oauth.mailbox or s.imap.username or s.outgoing.smtp_username or s.outgoing.from_address
         return self.w("mailcheck.title", mailbox=mailbox, method=method)
 
     # -- steps ---------------------------------------------------------------------------------------------
