@@ -42,7 +42,7 @@ WORDS: dict[str, str] = {
     "action.provision": "Carry out",
     "channel.imap": "IMAP",
     "channel.smtp": "SMTP",
-    "channel.outgoing": "Outgoing mail (SMTP)",
+    "channel.outgoing": "outgoing mail (SMTP)",
     "notice.keep_unverified": ("YC-{number}: the unit replied asking to keep the accounts of rows {rows}, but its "
                                "sender could not be verified (DMARC/DKIM). If it is right, tap «Keep account» on the "
                                "request."),

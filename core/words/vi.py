@@ -54,7 +54,7 @@ WORDS: dict[str, str] = {
     # Intake and chat channels.
     "channel.imap": "IMAP",
     "channel.smtp": "SMTP",
-    "channel.outgoing": "Gửi thư đi (SMTP)",
+    "channel.outgoing": "gửi thư (SMTP)",
     "notice.keep_unverified": ("YC-{number}: đơn vị trả lời đề nghị giữ lại tài khoản ở dòng {rows}, nhưng không "
                                "xác minh được người gửi (DMARC/DKIM). Nếu đúng, hãy bấm «Giữ tài khoản» trên yêu cầu."),
     "notice.channel_failing": ("Cảnh báo: kênh {channel} đang lỗi ({failures} lần liên tiếp). "

@@ -71,7 +71,7 @@ async def test_a_withdrawn_send_permission_keeps_the_mail_waiting_alerts_once_an
     assert (health.ok, health.failures, health.alerted) == (False, 3, True)
     notices = [j.payload for j in await Job.filter(kind="chat_notice")]
     assert len(notices) == 1 and notices[0]["audience"] == "technical"  # one alert for the outage
-    assert "SMTP.SendAsApp" in notices[0]["text"] and "Gửi thư đi (SMTP)" in notices[0]["text"]
+    assert "SMTP.SendAsApp" in notices[0]["text"] and "kênh gửi thư (SMTP) đang lỗi" in notices[0]["text"]
     assert not any(t in notices[0]["text"] for t in fake.tokens)
     alert = await OutgoingMail.get(template="channel_failing")
     assert alert.recipient == "kythuat@school.test"

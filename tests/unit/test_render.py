@@ -92,13 +92,18 @@ def test_every_template_renders_with_the_request_token_greeting_and_signature(
     assert "{{" not in text and "{%" not in text
 
 
-@pytest.mark.parametrize(("lang", "start", "words"), [
-    ("vi", "[Cảnh báo] Kênh nhận thư IMAP đang lỗi (4 lần liên tiếp)", "không có thư nào bị mất"),
-    ("en", "[Alert] The IMAP mail intake is failing (4 times in a row)", "no mail is lost"),
+@pytest.mark.parametrize(("lang", "channel", "label", "start", "words"), [
+    ("vi", "imap", "IMAP", "[Cảnh báo] Kênh nhận thư IMAP đang lỗi (4 lần liên tiếp)", "không có thư nào bị mất"),
+    ("en", "imap", "IMAP", "[Alert] The IMAP mail intake is failing (4 times in a row)", "no mail is lost"),
+    ("vi", "outgoing", "gửi thư (SMTP)", "[Cảnh báo] Kênh gửi thư (SMTP) đang lỗi (4 lần liên tiếp)",
+     "sẽ gửi bù toàn bộ thư tồn đọng"),
+    ("en", "outgoing", "outgoing mail (SMTP)", "[Alert] Sending mail is failing (4 times in a row)",
+     "will send the whole backlog"),
 ])
-def test_channel_alert_names_the_channel_the_failures_and_the_error(lang: str, start: str, words: str) -> None:
-    subject, text, html = render("channel_failing", lang, number=None, requester_name="", channel_label="IMAP",
-                                 failures=4, error="[AUTHENTICATIONFAILED] Authentication failed.")
+def test_channel_alert_names_the_channel_the_failures_and_the_error(lang: str, channel: str, label: str, start: str,
+                                                                    words: str) -> None:
+    subject, text, html = render("channel_failing", lang, number=None, requester_name="", channel=channel,
+                                 channel_label=label, failures=4, error="[AUTHENTICATIONFAILED] Authentication failed.")
     assert subject == start
     for body in (text, html):
         assert "[AUTHENTICATIONFAILED] Authentication failed." in body
@@ -310,7 +315,7 @@ def _settings(**institution: Any) -> Any:
 @pytest.mark.parametrize("lang", LANGUAGES)
 @pytest.mark.parametrize("template", TEMPLATES)
 def test_subjects_are_short_without_product_name_or_emoji(template: str, lang: str) -> None:
-    subject, _, _ = render(template, lang, channel_label="IMAP", failures=4, error="x", code="123456",
+    subject, _, _ = render(template, lang, channel="imap", channel_label="IMAP", failures=4, error="x", code="123456",
                            surface="Telegram", minutes=10, text="⏰ YC-12 đã quá hạn\nDòng hai", link="",
                            subject="⏰ YC-12 đã quá hạn")
     assert "edudesk" not in subject.lower()
