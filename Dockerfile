@@ -5,15 +5,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 RUN useradd --create-home --uid 10001 edudesk && mkdir /data && chown edudesk /data
 
 WORKDIR /app
-COPY pyproject.toml README.md main.py ./
+COPY pyproject.toml setup.py README.md main.py ./
+COPY edudesk edudesk
 COPY core core
 COPY mailer mailer
 COPY bot bot
 COPY cli cli
 COPY directories directories
 COPY templates templates
-# Editable, so that main.py finds templates/ beside it, as in a checkout.
-RUN pip install -e . && chown -R root:root /app
+# A plain install: the templates travel inside the package (edudesk/templates), as in any wheel.
+RUN pip install . && rm -rf /app/build && chown -R root:root /app
 COPY config.toml /etc/edudesk/config.toml
 RUN sed -i \
       -e 's|^data_dir = "data"|data_dir = "/data"|' \

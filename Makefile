@@ -7,7 +7,7 @@ PG_TEST_URL ?=
 
 .PHONY: run test venv test-deps lint unit pg bench migrations clean
 
-$(BIN)/edudesk: pyproject.toml
+$(BIN)/edudesk: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
@@ -24,7 +24,7 @@ test-deps:
 
 lint: venv
 	$(BIN)/ruff check .
-	$(BIN)/mypy core mailer bot cli directories main.py
+	$(BIN)/mypy core mailer bot cli directories edudesk main.py
 	$(BIN)/lint-imports
 	$(BIN)/vulture core bot mailer cli directories main.py scripts/vulture_allow.py --exclude core/migrations --min-confidence 60
 

@@ -14,11 +14,17 @@ from typing import Any
 
 from bot.cards import build_card
 from bot.web.console import WebConsole
+from bot.web.ops import watch_worker
+from cli.backup import add_parser as add_backup_parser
+from cli.init import add_parser as add_init_parser
+from cli.mistakes import OneLineParser, explain, iso_date
+from cli.progress import add_progress_flag
 from cli.records import add_parser as add_records_parser
-from core import logsafe
+from cli.registryhelp import registry_columns
+from core import logsetup
 from core.chats.hub import ChatHub
 from core.config import Settings, load_settings
-from core.db import close_database, migrate_database, open_database
+from core.db import close_database, open_database
 from core.errors import EdudeskError
 from core.intake.checkpoints import DbImapCheckpoints
 from core.intake.domain import Population
@@ -26,12 +32,14 @@ from core.intake.ledger import MailLedger
 from core.intake.pipeline import IntakePipeline
 from core.intake.sender import own_authserv_id
 from core.jobs import JobQueue, JobWorker
+from core.leader import Leadership, lead_each, while_leading
 from core.people.staff import Role
 from core.ports import Clock, MailSender, Provisioner, Signer, SystemClock
 from core.provisioning import Directories
 from core.provisioning.job import ProvisionJob
 from core.requests.overdue import watch_deadlines
 from core.requests.service import RequestService
+from core.requests.workflow import State
 from core.secrets import load_secret_box
 from core.signing.credentials import CredentialDesk
 from core.signing.factory import SignerFactory
@@ -42,6 +50,8 @@ from core.statefiles import PRIVATE_UMASK
 from core.supervisor import Supervisor
 from core.text import local_time
 from directories import make_provisioner
+from edudesk import __version__
+from edudesk.resources import templates_dir
 from mailer.analyse import InlineMailAnalyser, ProcessMailAnalyser, headers_only
 from mailer.delivery import MailDelivery
 from mailer.imap import ImapIntake
@@ -49,7 +59,7 @@ from mailer.oauth import make_token_source
 from mailer.outbox import make_mail_sender
 from mailer.smtpd import SmtpIntake
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
+TEMPLATES = templates_dir()  # package data: templates/ in a checkout, edudesk/templates when installed
 log = logging.getLogger("edudesk")
 
 
@@ -82,6 +92,8 @@ class App:
             self.worker.register(part.handlers())
         self.smtp = SmtpIntake(self.ledger, settings.smtpd, settings.intake) if settings.smtpd.enabled else None
         self.web = WebConsole(settings, self.clock, self.services, self.records) if settings.web.enabled else None
+        if self.web is not None:
+            watch_worker(self.web.app, self.worker)  # /readyz: the worker's loop still turns
         self.telegram: Any = None
         if settings.telegram.enabled:
             from bot.telegram import TelegramBot
@@ -118,8 +130,12 @@ class App:
         sup.add("jobs", self.worker.run)
         if self.smtp is not None:
             sup.add("smtp", self.smtp.run)
-        sup.add("deadlines", lambda: watch_deadlines(self.settings, self.clock, self.queue))
-        sup.add("signing", lambda: watch_signing(self.settings, self.clock, self.queue))
+        # Scheduled work runs on one replica at a time (its conditional updates and job keys hold across a handover).
+        url = self.settings.database_url
+        deadlines, signing = Leadership(url, "scheduler:deadlines"), Leadership(url, "scheduler:signing")
+        sup.add("deadlines", lambda: while_leading(deadlines, lambda: watch_deadlines(self.settings, self.clock,
+                                                                                      self.queue)))
+        sup.add("signing", lambda: while_leading(signing, lambda: watch_signing(self.settings, self.clock, self.queue)))
         if self.web is not None:
             sup.add("web", self.web.run)
         if self.telegram is not None:
@@ -127,14 +143,19 @@ class App:
         if self.zalo is not None:
             sup.add("zalo", self.zalo.run)
         if self.settings.imap.enabled:
-            imap = ImapIntake(self.settings.imap, self.settings.secret(self.settings.imap.password_env),
-                              self.ledger, checkpoints=DbImapCheckpoints(self.clock), health=self.ledger,
-                              max_message_size=self.settings.smtpd.max_message_size,
-                              tokens=make_token_source(self.settings, "imap"),
-                              mechanism=self.settings.mail_oauth.mechanism, lang=self.settings.general.language,
-                              own_authserv_id=own_authserv_id(self.settings.intake))
-            sup.add("imap", imap.run)
+            # One IDLE session (and one alert stream) per mailbox: the watcher runs where its lead is held.
+            imap = Leadership(url, self._imap().checkpoint_key, what="IMAP watcher")
+            sup.add("imap", lambda: lead_each(imap, self._imap))
         return sup
+
+    def _imap(self) -> ImapIntake:
+        """A new IMAP watcher (one per term of leadership: a closed watcher does not run again)."""
+        return ImapIntake(self.settings.imap, self.settings.secret(self.settings.imap.password_env),
+                          self.ledger, checkpoints=DbImapCheckpoints(self.clock), health=self.ledger,
+                          max_message_size=self.settings.smtpd.max_message_size,
+                          tokens=make_token_source(self.settings, "imap"),
+                          mechanism=self.settings.mail_oauth.mechanism, lang=self.settings.general.language,
+                          own_authserv_id=own_authserv_id(self.settings.intake))
 
 
 def _print(data: Any, as_json: bool) -> None:
@@ -153,7 +174,7 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await app.analyser.start()
+        # Listen first: a mail is stored (and answered 250) without the parser processes; its job waits for them.
         if app.smtp is not None:
             await app.smtp.start()
             print(f"edudesk: SMTP listener on {settings.smtpd.host}:{app.smtp.port}", flush=True)
@@ -175,8 +196,10 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
             if link:
                 print(f"edudesk: first sign-in as administrator (one use, {settings.web.login_link_minutes:g} "
                       f"minutes): {link}", flush=True)
+        sup = app.supervisor()
+        sup.add("parsers", app.analyser.start)  # spawning them takes seconds: in the background, retried if it fails
         async with asyncio.TaskGroup() as tg:
-            main = tg.create_task(app.supervisor().run())
+            main = tg.create_task(sup.run())
             await stop.wait()
             app.worker.stop()
             main.cancel()
@@ -189,18 +212,22 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_db_migrate(settings: Settings, args: argparse.Namespace) -> int:
     """Apply schema migrations."""
-    await migrate_database(settings)
-    print("edudesk: database is up to date")
+    from cli.dbinfo import migrate_and_tell
+
+    print(await migrate_and_tell(settings))
     return 0
 
 
 async def cmd_registry_import(settings: Settings, args: argparse.Namespace) -> int:
     """Import the staff or student registry."""
+    from cli.progress import progress
     from core.people.registry import import_registry
 
     await open_database(settings)
     try:
-        result = await import_registry(Path(args.file), Population(args.population), settings, SystemClock())
+        with progress("registry", settings.general.language, forced=args.progress) as on_progress:
+            result = await import_registry(Path(args.file), Population(args.population), settings, SystemClock(),
+                                           on_progress=on_progress)
     finally:
         await close_database()
     print(f"Đã nhập: {result.created} mới, {result.updated} cập nhật, {result.skipped} bỏ qua.")
@@ -302,7 +329,12 @@ async def cmd_requests_show(settings: Settings, args: argparse.Namespace) -> int
         data = await show_request(args.number)
     finally:
         await close_database()
-    _print(data if args.json else json.dumps(data, ensure_ascii=False, indent=2), args.json)
+    if args.json:
+        _print(data, True)
+    else:
+        from cli.requestpage import request_page
+
+        print(request_page(data, settings.general.language, settings.general.timezone))
     return 0
 
 
@@ -313,7 +345,7 @@ async def cmd_staff_add(settings: Settings, args: argparse.Namespace) -> int:
     await open_database(settings)
     try:
         staff = await add_staff(args.name, args.role, email=args.email or "", telegram_id=args.telegram_id,
-                                now=SystemClock().now())
+                                now=SystemClock().now(), merge_roles=not args.set_roles)
     finally:
         await close_database()
     print(f"edudesk: cán bộ #{staff.id} {staff.name}: {', '.join(staff.roles)}")
@@ -370,7 +402,7 @@ async def cmd_accounts_log(settings: Settings, args: argparse.Namespace) -> int:
     from core.accounts.log import export_csv, export_xlsx, log_rows
 
     tz = ZoneInfo(settings.general.timezone)
-    since = datetime.fromisoformat(args.since).replace(tzinfo=tz) if args.since else None
+    since = datetime.combine(args.since, datetime.min.time(), tzinfo=tz) if args.since else None
     await open_database(settings)
     try:
         rows = await log_rows(since=since, request_id=args.request)
@@ -404,17 +436,22 @@ async def cmd_records(settings: Settings, args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line."""
-    parser = argparse.ArgumentParser(prog="edudesk", description="edudesk — bàn trợ giúp CNTT cho nhà trường")
+    parser = OneLineParser(prog="edudesk", description="edudesk — bàn trợ giúp CNTT cho nhà trường")
     parser.add_argument("--config", default=None, help="config.toml (default: ./config.toml if present)")
+    parser.add_argument("--version", action="version", version=f"edudesk {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    add_init_parser(sub)
     sub.add_parser("run", help="start the service").set_defaults(func=cmd_run)
     db = sub.add_parser("db", help="database").add_subparsers(dest="db_command", required=True)
     db.add_parser("migrate", help="apply schema migrations").set_defaults(func=cmd_db_migrate)
     reg = sub.add_parser("registry", help="staff/student registry").add_subparsers(dest="reg_command",
                                                                                   required=True)
-    imp = reg.add_parser("import", help="import an .xlsx or .csv registry export")
+    imp = reg.add_parser("import", help="import an .xlsx or .csv registry export", epilog=registry_columns(),
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
     imp.add_argument("file")
     imp.add_argument("--population", choices=["staff", "student"], required=True)
+    add_progress_flag(imp)
     imp.set_defaults(func=cmd_registry_import)
     mail = sub.add_parser("mail", help="mail intake").add_subparsers(dest="mail_command", required=True)
     ins = mail.add_parser("inspect", help="show what edudesk reads from a mail, storing nothing")
@@ -429,7 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=cmd_mail_reprocess)
     req = sub.add_parser("requests", help="requests").add_subparsers(dest="req_command", required=True)
     lst = req.add_parser("list", help="list requests")
-    lst.add_argument("--state", default=None)
+    lst.add_argument("--state", default=None, choices=[s.value for s in State])
     lst.add_argument("--json", action="store_true")
     lst.set_defaults(func=cmd_requests_list)
     show = req.add_parser("show", help="one request with its audit trail")
@@ -442,19 +479,22 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--name", required=True)
     add.add_argument("--email", default="")
     add.add_argument("--telegram-id", type=int, default=None)
-    add.add_argument("--role", action="append", required=True, choices=[r.value for r in Role])
+    add.add_argument("--role", action="append", required=True, choices=[r.value for r in Role],
+                     help="a role to add (repeatable); a person known by e-mail or Telegram id keeps the others")
+    add.add_argument("--set-roles", action="store_true", help="replace the person's roles with the --role ones")
     add.set_defaults(func=cmd_staff_add)
     staff.add_parser("list", help="list staff members").set_defaults(func=cmd_staff_list)
     login = staff.add_parser("login-link", help="print a one-time web console sign-in link")
     login.add_argument("staff", help="staff id, e-mail or exact name")
     login.set_defaults(func=cmd_staff_login)
     add_records_parser(sub, cmd_records)
+    add_backup_parser(sub)
     acc = sub.add_parser("accounts", help="accounts in the directory").add_subparsers(dest="acc_command",
                                                                                       required=True)
     alog = acc.add_parser("log", help="export the account log (.csv or .xlsx)")
     alog.add_argument("--out", help="file to write (.csv or .xlsx); default: CSV on standard output")
     alog.add_argument("--format", choices=["csv", "xlsx"])
-    alog.add_argument("--since", help="from this date (YYYY-MM-DD, local time)")
+    alog.add_argument("--since", type=iso_date, help="from this date (YYYY-MM-DD, local time)")
     alog.add_argument("--request", type=int, help="only this request number")
     alog.set_defaults(func=cmd_accounts_log)
     return parser
@@ -470,19 +510,21 @@ def cli(argv: list[str] | None = None) -> int:
     """Entry point of the `edudesk` command."""
     args = build_parser().parse_args(argv)
     os.umask(PRIVATE_UMASK)  # state files (database, mails, keys) are the office's alone, whatever the shell's umask
+    settings: Settings | None = None
     try:
+        if args.command == "init":  # writes the config: runs before (and without) reading one
+            return int(asyncio.run(args.func(None, args)) or 0)
         settings = load(args.config)
-        logsafe.install(settings.general.log_level)  # control characters a sender wrote are escaped
-        if settings.general.log_level != "DEBUG":
-            # aiosmtpd logs every SMTP command line at INFO: noise, and a tenth of the listener's CPU.
-            logging.getLogger("mail.log").setLevel(logging.WARNING)
-            # Library chatter an operator cannot act on: tortoise's start/stop lines, fontTools' subsetting.
-            for name in ("tortoise", "fontTools"):
-                logging.getLogger(name).setLevel(logging.WARNING)
+        logsetup.install(settings.general)  # text (control characters escaped) or JSON; libraries quiet unless DEBUG
         return int(asyncio.run(args.func(settings, args)) or 0)
-    except EdudeskError as exc:
-        print(f"edudesk: {exc.message}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # every mistake is one line; the traceback only with --debug or log level DEBUG
+        if args.debug or (settings is not None and settings.general.log_level == "DEBUG"):
+            raise
+        line, status = explain(exc, settings)
+        print(f"edudesk: {line}", file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":

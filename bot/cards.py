@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -21,6 +20,7 @@ from core.requests.rows import with_problem
 from core.requests.workflow import State
 from core.text import local_time
 from core.words import LANGUAGES, event_label, words
+from edudesk.resources import chat_dir
 
 
 def _mail_kinds(lang: str) -> dict[str, str]:
@@ -28,7 +28,7 @@ def _mail_kinds(lang: str) -> dict[str, str]:
     return dict(words(lang).group("mailkind"))
 
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "chat"
+TEMPLATES = chat_dir()  # package data: templates/chat in a checkout, edudesk/templates/chat when installed
 # The words come from the one catalogue (core/words/); these names stay for the code that imports them.
 STATE_LABELS = {lang: words(lang).group("state") for lang in LANGUAGES}
 POPULATION_LABELS = {lang: words(lang).group("population") for lang in LANGUAGES}

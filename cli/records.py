@@ -11,9 +11,11 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from cli.progress import add_progress_flag, progress
 from core.config import Settings
 from core.errors import EdudeskError
 from core.people.staff import Actor, Role
+from core.ports import OnProgress
 from core.signing.demotrust import demo_settings, issuer_pin
 from core.signing.models import SchoolClass, SignatureStep, SignerCredential, Teacher
 
@@ -49,6 +51,8 @@ def add_parser(sub: Any, func: Any) -> None:
     appr = rec.add_parser("approve", help="approve (or --reject) a registered credential")
     appr.add_argument("credential_id", type=int)
     appr.add_argument("--reject", action="store_true")
+    for p in (imp, demo, exp):
+        add_progress_flag(p)
     for p in (imp, demo, ver, exp, cred, appr, rec.choices["progress"]):
         p.set_defaults(func=func)
 
@@ -62,7 +66,8 @@ async def run(app: Any, args: argparse.Namespace) -> int:
         return await _import(app, args)
     if what == "demo":
         config = Path(args.config) if args.config else Path("config.toml") if Path("config.toml").exists() else None
-        return await run_demo(app, args.students, sign=args.sign, out=args.out, config=config)
+        return await run_demo(app, args.students, sign=args.sign, out=args.out, config=config,
+                              show_progress=args.progress)
     if what == "progress":
         rows = await app.records.progress(ADMIN)
         print("\n".join(b.text() for b in rows) or "Không còn ai đang chờ ký học bạ.")
@@ -74,7 +79,8 @@ async def run(app: Any, args: argparse.Namespace) -> int:
         klass = await (query.filter(year=args.year) if args.year else query).order_by("-id").first()
         if klass is None:
             raise EdudeskError(f"Không có lớp {args.class_name}.", code="not_found")
-        manifest = await export_class(klass.id, args.out)
+        with progress("records_export", app.settings.general.language, forced=args.progress) as on_progress:
+            manifest = await export_class(klass.id, args.out, on_progress=on_progress)
         print(f"Đã xuất {len(manifest['records'])} học bạ vào {args.out}")
         return 0
     if what == "credential":
@@ -117,6 +123,9 @@ async def _import(app: Any, args: argparse.Namespace) -> int:
     from core.signing.importer import import_roster
     from core.signing.roster import read_roster
 
+    if args.pdfs and not args.pdfs.is_dir():  # glob() of a missing folder finds nothing, silently
+        raise NotADirectoryError(2, "not a folder", str(args.pdfs)) if args.pdfs.exists() else \
+            FileNotFoundError(2, "no such folder", str(args.pdfs / "*.pdf"))
     roster = read_roster(args.roster.read_bytes())
     pdfs: dict[str, bytes] = {}
     if args.pdfs:
@@ -125,8 +134,9 @@ async def _import(app: Any, args: argparse.Namespace) -> int:
             code = next((c for c in codes if path.name.startswith(c)), None)
             if code:
                 pdfs[code] = path.read_bytes()
-    result = await import_roster(roster, pdfs, actor=ADMIN, clock=app.clock,
-                                 make_pdf=demo_pdf if args.generate else None)
+    with progress("records_import", app.settings.general.language, forced=args.progress) as on_progress:
+        result = await import_roster(roster, pdfs, actor=ADMIN, clock=app.clock,
+                                     make_pdf=demo_pdf if args.generate else None, on_progress=on_progress)
     for class_id in result.class_ids:
         await app.records.start_class(class_id)
     await app.worker.drain()
@@ -194,8 +204,10 @@ async def prepare_demo_pki(settings: Settings) -> Any:
     return pki
 
 
-async def run_demo(app: Any, students: int, *, sign: bool, out: Path | None, config: Path | None = None) -> int:
-    """Import the demo class; with `sign`, every teacher signs (Ký ngay with the demo PIN) as their turn comes."""
+async def run_demo(app: Any, students: int, *, sign: bool, out: Path | None, config: Path | None = None,
+                   show_progress: bool = False) -> int:
+    """Import the demo class; with `sign`, every teacher signs (Ký ngay with the demo PIN) as their turn comes.
+    `show_progress`: bars on standard error even when it is not a terminal."""
     from core.signing.demo import demo_pdf, demo_roster
     from core.signing.demotrust import trust_demo_ca
     from core.signing.importer import import_roster
@@ -204,7 +216,10 @@ async def run_demo(app: Any, students: int, *, sign: bool, out: Path | None, con
     print(trust_demo_ca(config, Path(app.settings.records.trusted_roots[0]), Path(app.settings.records.crls[0])))
     pin = demo_pin(pki.directory)
     roster = demo_roster(students=students)
-    result = await import_roster(roster, {}, actor=ADMIN, clock=app.clock, make_pdf=demo_pdf)
+    lang = app.settings.general.language
+    with progress("records_demo", lang, forced=show_progress) as on_progress:
+        result = await import_roster(roster, {}, actor=ADMIN, clock=app.clock, make_pdf=demo_pdf,
+                                     on_progress=on_progress)
     for code, person in roster.teachers.items():
         teacher = await Teacher.get(code=code)
         current = await SignerCredential.filter(teacher_id=teacher.id, state="approved").order_by("-id").first()
@@ -221,8 +236,27 @@ async def run_demo(app: Any, students: int, *, sign: bool, out: Path | None, con
     print(f"Mã PIN ký của mọi giáo viên demo: {pin} (lưu ở {pki.directory / 'teacher.pin'})")
     if not sign:
         return 0
+    with progress("records_sign", lang, forced=show_progress) as on_progress:
+        await _sign_demo(app, result.class_ids, pin, on_progress)
+    for class_id in result.class_ids:
+        await app.records.confirm_class(ADMIN, class_id)
+        if out is not None:
+            from core.signing.complete import export_class
+
+            with progress("records_export", lang, forced=show_progress) as on_export:
+                manifest = await export_class(class_id, out, on_progress=on_export)
+            print(f"Đã ghi {len(manifest['records'])} học bạ đã ký vào {out}")
+            print(f"Kiểm tra: edudesk records verify {out}/*.pdf")
+    return 0
+
+
+async def _sign_demo(app: Any, class_ids: tuple[int, ...], pin: str, on_progress: OnProgress) -> None:
+    """Every demo teacher signs (Ký ngay) as their turn comes, round after round, until nothing is open."""
+    steps = SignatureStep.filter(record__klass_id__in=class_ids)
+    total = await steps.count()
     rounds = 0
     while await SignatureStep.filter(state="open", record__state="signing").exists() and rounds < 50:
+        on_progress(await steps.filter(state="signed").count(), total)
         rounds += 1
         for step in await SignatureStep.filter(state="open", teacher_id__isnull=False, session_id__isnull=True,
                                                record__state="signing").prefetch_related("record"):
@@ -235,15 +269,7 @@ async def run_demo(app: Any, students: int, *, sign: bool, out: Path | None, con
                 pass  # already in a session started this round
         await app.worker.drain()
         await _run_due_now(app)
-    for class_id in result.class_ids:
-        await app.records.confirm_class(ADMIN, class_id)
-        if out is not None:
-            from core.signing.complete import export_class
-
-            manifest = await export_class(class_id, out)
-            print(f"Đã ghi {len(manifest['records'])} học bạ đã ký vào {out}")
-            print(f"Kiểm tra: edudesk records verify {out}/*.pdf")
-    return 0
+    on_progress(await steps.filter(state="signed").count(), total)
 
 
 def demo_pin(folder: Path) -> str:

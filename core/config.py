@@ -22,7 +22,9 @@ class GeneralSettings(Section):
     data_dir: str = "data"
     timezone: str = "Asia/Ho_Chi_Minh"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
     secret_key_env: str = "EDUDESK_SECRET_KEY"
+    backup_passphrase_env: str = "EDUDESK_BACKUP_PASSPHRASE"  # seals the secret key in `edudesk backup`
 
 
 class DatabaseSettings(Section):
@@ -179,6 +181,7 @@ class WebSettings(Section):
     public_url: str = ""
     session_hours: NonNegFloat = 12.0
     login_link_minutes: NonNegFloat = 15.0
+    metrics_token_env: str = "EDUDESK_METRICS_TOKEN"
 
 
 class TelegramSettings(Section):

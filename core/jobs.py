@@ -6,6 +6,7 @@ import asyncio
 import enum
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -202,6 +203,7 @@ class JobWorker:
         self.handlers: dict[str, Handler] = {}
         self.register(handlers or {})
         self._stopping = asyncio.Event()
+        self.beat: float | None = None  # time.monotonic() of the run loop's last turn; None: not running (/readyz)
 
     def register(self, handlers: Handlers) -> None:
         """Add the handlers a package offers for its own job kinds; a kind has exactly one handler."""
@@ -265,9 +267,16 @@ class JobWorker:
         """Claim and run jobs until stopped, keeping up to `concurrency` in flight."""
         limit = self.queue.settings.concurrency
         running: dict[asyncio.Task[None], int] = {}
+        try:
+            await self._loop(limit, running)
+        finally:
+            self.beat = None
+
+    async def _loop(self, limit: int, running: dict[asyncio.Task[None], int]) -> None:
         async with asyncio.TaskGroup() as tg:
             heartbeat = tg.create_task(self._heartbeat(running))
             while not self._stopping.is_set():
+                self.beat = time.monotonic()
                 free = limit - len(running)
                 try:
                     jobs = await self.queue.claim(free) if free > 0 else []

@@ -20,6 +20,14 @@ class Clock(Protocol):
         ...
 
 
+class OnProgress(Protocol):
+    """Told how far a long piece of work has got (the command line draws a bar from it; core draws nothing)."""
+
+    def __call__(self, done: int, total: int) -> None:
+        """`done` of `total` steps are finished."""
+        ...
+
+
 class SystemClock:
     """The real clock."""
 

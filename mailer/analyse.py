@@ -79,6 +79,15 @@ def _run(raw: bytes) -> Analysis:
     return analyse_raw(raw, _settings)
 
 
+def _kill(pool: cf.ProcessPoolExecutor | None) -> None:
+    """Stop a pool now: kill its workers (a hung parser does not stop on request), drop its queue."""
+    if pool is None:
+        return
+    for proc in (getattr(pool, "_processes", None) or {}).values():
+        proc.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
 class ProcessMailAnalyser:
     """The `MailAnalyser` of the service: N spawned processes, a time limit per mail."""
 
@@ -86,6 +95,7 @@ class ProcessMailAnalyser:
         self.settings = settings
         self.timeout = settings.intake.parse_timeout_seconds
         self._pool: cf.ProcessPoolExecutor | None = None
+        self._starting: cf.ProcessPoolExecutor | None = None  # the pool being warmed, for close() to stop
         self._lock = asyncio.Lock()
         # One mail per worker at a time, so the time limit counts the mail's own work, never a queue.
         self._slots = asyncio.Semaphore(max(1, settings.intake.parser_processes))
@@ -100,25 +110,33 @@ class ProcessMailAnalyser:
 
     def _kill_pool(self) -> None:
         pool, self._pool = self._pool, None
-        if pool is None:
-            return
-        for proc in list(getattr(pool, "_processes", {}).values()):
-            proc.kill()  # a hung parser does not stop on request
-        pool.shutdown(wait=False, cancel_futures=True)
+        _kill(pool)
 
     async def _ensure_pool(self) -> cf.ProcessPoolExecutor:
-        """A started pool: spawning takes seconds, which must not count against a mail's time limit."""
+        """A started pool: spawning takes seconds, which must not count against a mail's time limit.
+
+        Whoever comes first while there is none (the start-up warm-up or a mail) starts it; the others wait.
+        """
         async with self._lock:
             if self._pool is None:
-                pool = self._new_pool()
-                loop = asyncio.get_running_loop()
-                n = max(1, self.settings.intake.parser_processes)
-                await asyncio.gather(*(loop.run_in_executor(pool, _ready) for _ in range(n)))
+                began = time.monotonic()
+                pool = self._starting = self._new_pool()
+                try:
+                    loop = asyncio.get_running_loop()
+                    n = max(1, self.settings.intake.parser_processes)
+                    await asyncio.gather(*(loop.run_in_executor(pool, _ready) for _ in range(n)))
+                except BaseException:
+                    _kill(pool)  # cancelled (shutdown) or failed: no half-started workers left behind
+                    raise
+                finally:
+                    self._starting = None
                 self._pool = pool
+                log.info("%d parser processes ready in %.1f s", n, time.monotonic() - began)
             return self._pool
 
     async def start(self) -> None:
-        """Start the worker processes ahead of the first mail."""
+        """Start the worker processes ahead of the first mail (`edudesk run` does it in the background,
+        after the listeners are up: a mail is stored without them, and its job waits for them)."""
         await self._ensure_pool()
 
     async def analyse(self, raw: bytes) -> Analysis:
@@ -145,8 +163,10 @@ class ProcessMailAnalyser:
         raise AssertionError("unreachable")
 
     def close(self) -> None:
-        """Stop the worker processes."""
+        """Stop the worker processes (also those still starting)."""
         self._kill_pool()
+        starting, self._starting = self._starting, None
+        _kill(starting)
 
 
 class InlineMailAnalyser:

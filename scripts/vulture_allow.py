@@ -97,3 +97,5 @@ _.nameservers  # unused attribute (mailer/dnslookup.py: set on dnspython's Resol
 _.parse_authentication_results  # unused function (core/intake/sender.py: any header, for tests and old callers)
 _.dmarc_policy  # unused variable (core/intake/sender.py: shown by mail inspect --json via to_json)
 _.trusted_results  # unused function (core/intake/sender.py: the results of the trusted header, for tests)
+_.collect  # unused method (bot/web/ops.py: prometheus-client's Collector, called by generate_latest)
+_.drop_tables  # unused attribute (core/signing/stamp.py: read by fontTools' subsetter)

@@ -22,6 +22,7 @@ from typing import Any, Protocol, TypeVar
 
 from aiogram.exceptions import TelegramRetryAfter
 
+from core.ops import CHAT_COUNTS
 from core.ports import ChatBusy
 
 log = logging.getLogger(__name__)
@@ -192,9 +193,12 @@ class Pacer:
                     await w.cancel(slot)
                 raise
             try:
-                return await call()
+                result = await call()
+                CHAT_COUNTS.sent("telegram")  # /metrics: edudesk_chat_sends_total
+                return result
             except TelegramRetryAfter as exc:
                 self.retries += 1
+                CHAT_COUNTS.throttled("telegram")
                 if attempt == self.max_retries:
                     raise
                 log.warning("Telegram asked to wait %s s (chat %s)", exc.retry_after, key)

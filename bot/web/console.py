@@ -22,6 +22,7 @@ from bot.web import (
     session,
 )
 from bot.web import confirm as confirm_pages
+from bot.web import ops as ops_pages
 from bot.web import records as records_pages
 from bot.web import request as request_pages
 from bot.web.render import CONSOLE, STATIC, Console, console, make_env, render, security_headers
@@ -31,7 +32,7 @@ from core.requests.service import RequestService
 from core.signing.service import RecordService
 
 log = logging.getLogger(__name__)
-QUIET = ("/api/version", "/static/")
+QUIET = ("/api/version", "/static/", "/healthz", "/readyz", "/metrics")  # polled: logged only when failing
 
 
 class RedactingAccessLogger(AbstractAccessLogger):
@@ -78,6 +79,7 @@ def build_app(settings: Settings, clock: Clock, services: RequestService,
     records_pages.add_routes(app)
     actions.add_routes(app)
     confirm_pages.add_routes(app)
+    ops_pages.add_routes(app)  # /healthz, /readyz, /metrics: no sign-in, no personal data
     app.middlewares.append(session.access)  # innermost: after the guard and the records' nav badge
     app.router.add_static("/static/", STATIC, append_version=False)
     app.on_response_prepare.append(security_headers)

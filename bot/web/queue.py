@@ -13,24 +13,33 @@ from bot.web.render import ACTOR, SESSION, Console, console, needs, render
 from bot.web.render import OPEN as OPEN_PAGE
 from core.people.access import Permission
 from core.people.models import RegistryEntry, Staff
-from core.requests.models import Request
+from core.requests.models import Request, RequestPerson
 from core.requests.queries import request_queue
 from core.requests.workflow import OPEN_STATES
 from core.text import fold
+from core.words import words
 
 OPEN = [s.value for s in OPEN_STATES]
 QUEUE_PAGE = 50
 REGISTRY_PAGE = 50
 
 
-def _row(c: Console, r: Request, people: int, now: datetime) -> dict[str, Any]:
+def _problems(c: Console, r: Request, people_with_problems: int) -> list[str]:
+    """What is wrong with a request, for its queue row: its own problems, then how many people have one."""
+    shown = [str(p.get("message") or p.get("code")) if isinstance(p, dict) else str(p) for p in r.problems or []]
+    if people_with_problems:
+        shown.append(words(c.lang)("card.with_problems", n=people_with_problems))
+    return shown
+
+
+def _row(c: Console, r: Request, people: int, now: datetime, people_with_problems: int = 0) -> dict[str, Any]:
     t = c.t
     left, overdue = c.time_left(r.deadline, now)
     return {"id": r.id, "kind": t["kinds"].get(r.kind, t["kinds"]["unknown"]),
             "population": t["populations"].get(r.population, r.population),
             "state": r.state, "state_label": t["states"].get(r.state, r.state), "people": people,
             "sender": r.sender_name or r.sender, "subject": r.subject, "deadline": c.when(r.deadline),
-            "left": left, "overdue": overdue}
+            "left": left, "overdue": overdue, "problems": _problems(c, r, people_with_problems)}
 
 
 @needs(Permission.REQUESTS)
@@ -51,7 +60,12 @@ async def queue_page(request: web.Request) -> web.Response:
                                  kind=kind if kind in c.t["kinds"] else "", overdue_at=now if overdue_only else None,
                                  text=text, page=page, per_page=QUEUE_PAGE)
     shown = ([result.found] if result.found is not None and result.page == 1 else []) + result.requests
-    rows = [_row(c, r, result.people.get(r.id, 0), now) for r in shown]
+    flagged: dict[int, int] = {}
+    ids = [r.id for r in shown]
+    for request_id, problems in await RequestPerson.filter(request_id__in=ids).values_list("request_id", "problems"):
+        if problems:
+            flagged[request_id] = flagged.get(request_id, 0) + 1
+    rows = [_row(c, r, result.people.get(r.id, 0), now, flagged.get(r.id, 0)) for r in shown]
     filters = {"state": state, "kind": kind, "q": text, "overdue": overdue_only}
     link = {k: v for k, v in {**filters, "overdue": "1" if overdue_only else ""}.items() if v}
     return render(request, "queue.html.j2", rows=rows, stamp=stamp, scope="queue", live_url=request.path_qs,

@@ -6,7 +6,6 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -21,9 +20,10 @@ from core.ports import Clock
 from core.requests.service import RequestService
 from core.signing.service import RecordService
 from core.text import local_time
+from edudesk.resources import static_dir, web_dir
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "web"
-STATIC = TEMPLATES / "static"
+TEMPLATES = web_dir()  # package data (edudesk/resources.py)
+STATIC = static_dir()
 COOKIE = "edudesk_session"
 FLASH_COOKIE = "edudesk_flash"
 FLASHES = {"done": "done_flash", "bye": "bye"}  # keys only: a cookie never carries text to show

@@ -18,6 +18,8 @@ from core.people.staff import Actor, actor_for_staff
 from core.people.webauth import close_session, consume_login, open_session, peek_login, session_for
 
 log = logging.getLogger(__name__)
+# The operator's pages (bot/web/ops.py): no session lookup, so /readyz answers while the database is down.
+OPS_PATHS = frozenset(("/healthz", "/readyz", "/metrics"))
 PUBLIC_PREFIXES = ("/login/", "/p/", "/a/", "/confirm/")  # with "/login" and /static/: reachable signed out (/p/:
 # password links; /a/: one-time action links; /confirm/: sender confirmation links, each its own credential)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -69,7 +71,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     c = console(request)
     if request.method == "POST" and not origin_ok(request):
         return await refuse(request, "origin")
-    if request.path.startswith("/static/"):
+    if request.path.startswith("/static/") or request.path in OPS_PATHS:
         return await handler(request)  # no database round trip for the script
     session = await session_for(request.cookies.get(COOKIE, ""), c.clock)
     actor = await actor_for_staff(session.staff_id, c.settings) if session else None
@@ -108,7 +110,8 @@ async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Who may see what (core/people/access.py), for the route's `needs` mark: a 403 (a page, or JSON for /api/) and an
     audit entry otherwise. The innermost middleware: the guard has found the actor, the nav badges are set."""
     actor = request.get(ACTOR)
-    public = request.path == "/login" or request.path.startswith((*PUBLIC_PREFIXES, "/static/"))
+    public = request.path == "/login" or request.path.startswith((*PUBLIC_PREFIXES, "/static/")) or (
+        request.path in OPS_PATHS)
     if actor is not None and not public and request.match_info.route.resource is not None and not hasattr(
             request.match_info.handler, PERMISSION_ATTR):
         # Fail closed: a page added without saying what it shows is shown to nobody (and the log says why).

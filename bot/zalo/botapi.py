@@ -25,6 +25,7 @@ from bot.zalo.chat import NOT_TEXT, ZaloChat, answer_event
 from bot.zalo.render import LIMIT
 from core.config import Settings
 from core.jobs import Job, JobKind, JobQueue
+from core.ops import CHAT_COUNTS
 from core.people.staff import actor_for_zalo
 from core.ports import ChatBusy, ChatDown, ChatRefused, Clock
 
@@ -92,6 +93,7 @@ class ZaloBotClient:
             result = await self.call("sendMessage", chat_id=chat_id, text=text[:LIMIT])
         except ZaloApiError as exc:
             if exc.code == 429:
+                CHAT_COUNTS.throttled("zalo")  # /metrics: edudesk_chat_throttled_total
                 raise ChatBusy(5.0) from None
             if exc.code in (401,):
                 raise ChatDown(str(exc)) from None
@@ -99,6 +101,7 @@ class ZaloBotClient:
             if exc.code == 403 or "block" in text or "chat not found" in text or "user not found" in text:
                 raise ChatRefused(str(exc)) from None  # that person; a wrong address stays a channel failure
             raise
+        CHAT_COUNTS.sent("zalo")
         return str((result or {}).get("message_id", "")) if isinstance(result, dict) else ""
 
     async def close(self) -> None:

@@ -34,6 +34,7 @@ from core.config import Settings
 from core.db import lock_for_transaction
 from core.jobs import Job, JobKind, JobQueue
 from core.models import AuditEvent
+from core.ops import CHAT_COUNTS
 from core.people.linkmodels import OAuthToken
 from core.people.staff import actor_for_zalo
 from core.ports import ChatDown, ChatRefused, Clock
@@ -161,6 +162,7 @@ class OaClient:
                 if exc.code in TOKEN_ERRORS:
                     raise ChatDown(f"Zalo OA token refused: {exc}") from None
                 raise
+            CHAT_COUNTS.sent("zalo")  # /metrics: edudesk_chat_sends_total
             return str(data.get("message_id", ""))
         raise ChatDown("Zalo OA: token refused twice")
 

@@ -51,14 +51,16 @@ async def purge_raw_mail(clock: Clock, days: float) -> int:
         if not rows:
             break
         async with in_transaction() as conn:
+            done = 0  # another replica may have purged some of these since they were read: count only ours
             for row in rows:
                 raw = bytes(row.content or b"")
-                await InboundMail.filter(id=row.id, purged_at__isnull=True).using_db(conn).update(
+                done += await InboundMail.filter(id=row.id, purged_at__isnull=True).using_db(conn).update(
                     content=header_block(raw), purged_at=now)
-            await AuditEvent.create(at=now, actor="system", action="raw_mail_purged", using_db=conn,
-                                    detail={"mails": len(rows), "older_than_days": days,
-                                            "first_id": rows[0].id, "last_id": rows[-1].id})
-        purged += len(rows)
+            if done:
+                await AuditEvent.create(at=now, actor="system", action="raw_mail_purged", using_db=conn,
+                                        detail={"mails": done, "older_than_days": days,
+                                                "first_id": rows[0].id, "last_id": rows[-1].id})
+        purged += done
     if purged:
         log.info("kept only the headers of %d raw mails older than %s days", purged, days)
     return purged

@@ -23,7 +23,7 @@ from core.forms.values import clean_email, clean_id, looks_like_id
 from core.intake.domain import Attachment, Person, Population, Problem, Severity
 from core.intake.sender import is_institutional
 from core.people.models import RegistryEntry
-from core.ports import Clock
+from core.ports import Clock, OnProgress
 from core.text import clean, fold, same_but_diacritics
 
 
@@ -113,9 +113,11 @@ def read_personal_addresses(path: Path, population: Population, settings: Settin
     return found
 
 
-async def import_registry(path: Path, population: Population, settings: Settings, clock: Clock) -> ImportResult:
+async def import_registry(path: Path, population: Population, settings: Settings, clock: Clock, *,
+                          on_progress: OnProgress | None = None) -> ImportResult:
     """Insert or update registry entries from a file (keyed on population + ID); a personal e-mail column, when
-    the file has one, is kept as each person's `personal_email` (the address sender confirmations go to)."""
+    the file has one, is kept as each person's `personal_email` (the address sender confirmations go to).
+    `on_progress(done, total)` is told of every person stored."""
     persons, problems = read_registry_file(path, population, settings)
     personal = read_personal_addresses(path, population, settings)
     now = clock.now()
@@ -123,7 +125,9 @@ async def import_registry(path: Path, population: Population, settings: Settings
     existing = {e.person_id: e for e in await RegistryEntry.filter(population=population.value)}
     new_rows: list[RegistryEntry] = []
     async with in_transaction() as conn:
-        for person in persons:
+        for done, person in enumerate(persons):
+            if on_progress is not None:
+                on_progress(done, len(persons))
             if not person.person_id or not person.full_name:
                 skipped += 1
                 continue
@@ -145,6 +149,8 @@ async def import_registry(path: Path, population: Population, settings: Settings
                 await RegistryEntry.filter(id=entry.id).using_db(conn).update(**values)
                 updated += 1
         await RegistryEntry.bulk_create(new_rows, batch_size=500, using_db=conn)
+    if on_progress is not None:
+        on_progress(len(persons), len(persons))
     return ImportResult(created, updated, skipped, tuple(problems))
 
 

@@ -115,8 +115,9 @@ async def actor_for_staff(staff_id: int, settings: Settings) -> Actor | None:
 
 
 async def add_staff(name: str, roles: list[str], *, email: str = "", telegram_id: int | None = None,
-                    now: datetime) -> Staff:
-    """Add a staff member, or update the one with the same Telegram id or e-mail (roles replaced)."""
+                    now: datetime, merge_roles: bool = False) -> Staff:
+    """Add a staff member, or update the one with the same Telegram id or e-mail (roles replaced, or with
+    `merge_roles` added to the ones it has)."""
     bad = [r for r in roles if r not in Role._value2member_map_]
     if bad:
         known = ", ".join(r.value for r in Role)
@@ -127,7 +128,9 @@ async def add_staff(name: str, roles: list[str], *, email: str = "", telegram_id
     if existing is None and email:
         existing = await Staff.get_or_none(email=email.lower())
     if existing is not None:
-        await Staff.filter(id=existing.id).update(name=name or existing.name, roles=sorted(set(roles)), active=True,
+        kept = set(existing.roles or []) if merge_roles else set()
+        await Staff.filter(id=existing.id).update(name=name or existing.name, roles=sorted(kept | set(roles)),
+                                                  active=True,
                                                   email=email.lower() or existing.email,
                                                   telegram_id=telegram_id or existing.telegram_id)
         return await Staff.get(id=existing.id)

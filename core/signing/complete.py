@@ -17,6 +17,7 @@ from core.config import Settings
 from core.errors import EdudeskError
 from core.jobs import JobQueue
 from core.people.staff import Role, staff_holding
+from core.ports import OnProgress
 from core.signing.models import SchoolClass, SchoolRecord, SignatureStep
 from core.text import strip_diacritics
 
@@ -45,8 +46,10 @@ def file_stem(student_code: str, name: str) -> str:
     return f"{student_code}_{ascii_name}"[:120]
 
 
-async def export_class(class_id: int, out: Path, *, require_confirmed: bool = True) -> dict[str, Any]:
-    """Write the signed PDFs of a class and `manifest.json` to `out`; returns the manifest."""
+async def export_class(class_id: int, out: Path, *, require_confirmed: bool = True,
+                       on_progress: OnProgress | None = None) -> dict[str, Any]:
+    """Write the signed PDFs of a class and `manifest.json` to `out`; returns the manifest.
+    `on_progress(done, total)` counts the records written."""
     klass = await SchoolClass.get_or_none(id=class_id)
     if klass is None:
         raise EdudeskError("Không có lớp này.", code="not_found")
@@ -54,7 +57,10 @@ async def export_class(class_id: int, out: Path, *, require_confirmed: bool = Tr
         raise EdudeskError(f"Lớp {klass.name} chưa được quản trị viên xác nhận hoàn tất.", code="not_confirmed")
     out.mkdir(parents=True, exist_ok=True)
     entries = []
-    for record in await SchoolRecord.filter(klass_id=class_id).order_by("student_code"):
+    records = await SchoolRecord.filter(klass_id=class_id).order_by("student_code")
+    for done, record in enumerate(records):
+        if on_progress is not None:
+            on_progress(done, len(records))
         pdf = bytes(record.pdf)
         name = file_stem(record.student_code, record.student_name) + ".pdf"
         (out / name).write_bytes(pdf)
@@ -65,6 +71,8 @@ async def export_class(class_id: int, out: Path, *, require_confirmed: bool = Tr
                         "signatures": [{"field": s.field, "stage": s.stage, "signer": s.signed_by,
                                         "signed_at": s.signed_at.isoformat() if s.signed_at else None}
                                        for s in steps]})
+    if on_progress is not None:
+        on_progress(len(records), len(records))
     manifest = {"school": klass.school, "year": klass.year, "class": klass.name, "records": entries,
                 "confirmed_by": klass.confirmed_by,
                 "confirmed_at": klass.confirmed_at.isoformat() if klass.confirmed_at else None}

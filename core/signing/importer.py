@@ -12,7 +12,7 @@ from tortoise.transactions import in_transaction
 from core.models import AuditEvent
 from core.people.models import Staff
 from core.people.staff import Actor, Role
-from core.ports import Clock
+from core.ports import Clock, OnProgress
 from core.signing.models import ClassSigner, SchoolClass, SchoolRecord, SignatureStep, Teacher
 from core.signing.roster import ClassRow, Roster, RosterError, TeacherRow
 from core.signing.spec import STAGE_LABELS, FieldSpec, Stage, field_name
@@ -90,8 +90,9 @@ async def _teacher(row: TeacherRow, roles: set[str], clock: Clock) -> Teacher:
 
 
 async def import_roster(roster: Roster, pdfs: Mapping[str, bytes], *, actor: Actor, clock: Clock,
-                        make_pdf: MakePdf | None = None) -> ImportResult:
-    """Store a roster; `pdfs` maps student codes to their exported record. Re-importing keeps what exists."""
+                        make_pdf: MakePdf | None = None, on_progress: OnProgress | None = None) -> ImportResult:
+    """Store a roster; `pdfs` maps student codes to their exported record. Re-importing keeps what exists.
+    `on_progress(done, total)` counts the students (records made or kept)."""
     from core.signing.pdfs import add_signature_fields
 
     leaders = {code for c in roster.classes.values() for code in c.leaders}
@@ -101,6 +102,7 @@ async def import_roster(roster: Roster, pdfs: Mapping[str, bytes], *, actor: Act
         teachers[code] = await _teacher(person, roles, clock)
     made = kept = 0
     class_ids = []
+    total = sum(len(c.students) for c in roster.classes.values())
     for row in roster.classes.values():
         missing = [s[0] for s in row.students if s[0] not in pdfs and make_pdf is None]
         if missing:
@@ -121,6 +123,8 @@ async def import_roster(roster: Roster, pdfs: Mapping[str, bytes], *, actor: Act
                                                            position=position)],
                                               ignore_conflicts=True, using_db=conn)
         for student in row.students:
+            if on_progress is not None:
+                on_progress(made + kept, total)
             if await SchoolRecord.exists(klass_id=klass.id, student_code=student[0]):
                 kept += 1
                 continue
@@ -139,6 +143,8 @@ async def import_roster(roster: Roster, pdfs: Mapping[str, bytes], *, actor: Act
                                   teacher_id=teachers[c].id if c else None) for spec, c in fields],
                     using_db=conn)
             made += 1
+    if on_progress is not None:
+        on_progress(made + kept, total)
     await AuditEvent.create(at=clock.now(), actor=actor.label, action="records_imported",
                             detail={"classes": [c.name for c in roster.classes.values()], "records": made,
                                     "kept": kept, "teachers": len(teachers)})

@@ -14,6 +14,7 @@ import functools
 import io
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,8 @@ from pyhanko.stamp import TextStampStyle
 from core.text import TIME_FORMAT, local_time
 
 SYSTEM_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
-BUNDLED_FONT = Path(__file__).with_name("fonts") / "DejaVuSans.ttf"
+# Package data of core.signing (pyproject.toml); pip and pipx install it as a file, which fontTools and fpdf2 open.
+BUNDLED_FONT = Path(str(files("core.signing").joinpath("fonts", "DejaVuSans.ttf")))
 RESOURCE = "/EduVN"
 # Every letter Vietnamese writes, with room for names and dates: ASCII, Latin-1, Latin Extended-A/B
 # (Đ đ Ơ ơ Ư ư), the combining marks of NFD text and Latin Extended Additional (ạ ả ấ ... ỹ).
@@ -62,6 +64,7 @@ def _font() -> _Font:
     options = subset.Options()
     options.retain_gids = True  # the stamps write full-font glyph ids
     options.notdef_outline = True
+    options.drop_tables += ["FFTM"]  # FontForge's timestamps: fontTools cannot subset them and warns per process
     sub = subset.Subsetter(options)
     sub.populate(unicodes=list(cmap))
     sub.subset(full)

@@ -696,6 +696,74 @@ WORDS.update({
     "cli.inspect.sender_verified": "Người gửi: đã xác minh (SPF: {spf}, DKIM: {dkim}, DMARC: {dmarc})",
     "cli.inspect.sender_unverified": "Người gửi: chưa xác minh được (SPF: {spf}, DKIM: {dkim}, DMARC: {dmarc})",
     "cli.inspect.sender_unknown": "Người gửi: không có kết quả xác thực (SPF/DKIM/DMARC) từ máy chủ đáng tin cậy",
+    # Progress bars of long command-line work (cli/progress.py): what is being done, and what is counted.
+    "cli.progress.registry": "Nhập danh sách",
+    "cli.progress.registry.unit": "người",
+    "cli.progress.records_import": "Nhập học bạ",
+    "cli.progress.records_import.unit": "học bạ",
+    "cli.progress.records_demo": "Tạo học bạ mẫu",
+    "cli.progress.records_demo.unit": "học bạ",
+    "cli.progress.records_sign": "Ký học bạ mẫu",
+    "cli.progress.records_sign.unit": "chữ ký",
+    "cli.progress.records_export": "Xuất học bạ",
+    "cli.progress.records_export.unit": "học bạ",
+})
+
+WORDS.update({
+    # edudesk init, CLI mistakes, requests show, db migrate (issue 16)
+    "error.init": "Không ghi được tệp cấu hình.",
+    "cli.init.ask.lang": "Ngôn ngữ của thư và tin nhắn (vi/en)",
+    "cli.init.ask.name": "Tên đầy đủ của trường (ví dụ: Trường THPT Chu Văn An)",
+    "cli.init.ask.short_name": "Tên ngắn của trường",
+    "cli.init.ask.domain": "Tên miền thư của cán bộ (ví dụ: truong.edu.vn)",
+    "cli.init.ask.student_domain": "Tên miền thư của học sinh, sinh viên",
+    "cli.init.ask.office_address": "Hộp thư của bộ phận CNTT mà mọi người gửi yêu cầu tới",
+    "cli.init.ask.office_unit": "Tên đơn vị CNTT, ghi trong thư",
+    "cli.init.ask.naming_rule": "Quy tắc đặt địa chỉ thư",
+    "cli.init.ask.staff_form": "Tên mẫu phiếu đăng ký của cán bộ",
+    "cli.init.ask.student_form": "Tên mẫu phiếu đăng ký của học sinh, sinh viên",
+    "cli.init.ask.list_form": "Tên mẫu danh sách học sinh, sinh viên mới",
+    "cli.init.default_unit": "Phòng Công nghệ thông tin",
+    "cli.init.missing": "Thiếu {flag}: hãy chạy lệnh trong terminal để trả lời câu hỏi, hoặc thêm {flag} vào lệnh.",
+    "cli.init.bad_domain": "'{value}' không phải tên miền thư (ví dụ: truong.edu.vn).",
+    "cli.init.bad_address": "'{value}' không phải địa chỉ thư (ví dụ: cntt@truong.edu.vn).",
+    "cli.init.bad_rule": "Quy tắc đặt địa chỉ '{value}' không dùng được; chỉ dùng các trường {fields}.",
+    "cli.init.bad_lang": "'{value}': chọn vi hoặc en.",
+    "cli.init.exists": "Tệp {path} đã có; không ghi đè. Thêm --force để ghi đè, hoặc --config TỆP_KHÁC.",
+    "cli.init.is_dir": "{path} là một thư mục, không phải tệp cấu hình.",
+    "cli.init.no_folder": "Thư mục {path} không tồn tại.",
+    "cli.init.office_outside": "Lưu ý: hộp thư {address} không thuộc tên miền của trường ({domains}).",
+    "cli.init.written": "Đã ghi {path} cho {name}: cán bộ @{staff}, học sinh/sinh viên @{student}, hộp thư {office}.",
+    "cli.init.next": "Tiếp theo: edudesk db migrate, rồi edudesk registry import examples/registry-students.csv "
+                     "--population student, rồi edudesk run.",
+    "cli.error.bad_date": "'{value}' không phải ngày dạng YYYY-MM-DD (ví dụ: 2025-09-01)",
+    "cli.error.port_in_use": "Cổng {port} đang có chương trình khác dùng; đổi {setting} trong config.toml "
+                             "hoặc dừng chương trình kia.",
+    "cli.error.port_setting": "cổng tương ứng",
+    "cli.error.no_file": "Không tìm thấy tệp {path}.",
+    "cli.error.no_folder": "Thư mục {path} không tồn tại.",
+    "cli.error.is_folder": "{path} là một thư mục; cần một tệp.",
+    "cli.error.not_folder": "{path} không phải thư mục.",
+    "cli.error.no_permission": "Không có quyền truy cập {path}.",
+    "cli.error.os": "Không dùng được {path}: {reason}.",
+    "cli.error.database": "Không mở được cơ sở dữ liệu {where}: {reason}",
+    "cli.error.unexpected": "Lỗi không lường trước ({kind}: {reason}); chạy lại với --debug để xem chi tiết.",
+    "cli.show.state": "Trạng thái",
+    "cli.show.sender": "Người gửi",
+    "cli.show.subject": "Tiêu đề",
+    "cli.show.received": "Nhận lúc",
+    "cli.show.deadline": "Hạn xử lý",
+    "cli.show.unit": "Đơn vị",
+    "cli.show.flags": "Cảnh báo",
+    "cli.show.persons": "Người trong yêu cầu ({count})",
+    "cli.show.problems": "Lỗi của yêu cầu ({count})",
+    "cli.show.no_problems": "Không có lỗi.",
+    "cli.show.audit": "Nhật ký",
+    "cli.show.row": "dòng {row}",
+    "cli.migrate.created": "edudesk: đã tạo cơ sở dữ liệu mới {where} ({tables} bảng, {migrations} bước chuyển đổi).",
+    "cli.migrate.applied": "edudesk: đã áp dụng {migrations} bước chuyển đổi mới cho {where} (nay có {tables} bảng).",
+    "cli.migrate.up_to_date": "edudesk: cơ sở dữ liệu {where} đã mới nhất ({migrations} bước chuyển đổi); "
+                              "không có gì thay đổi.",
 })
 
 # Checks the office can rely on (issue 15): rows held back until approved, "Hợp lệ" over a ✗ asks once more,
@@ -757,4 +825,44 @@ WORDS.update({
     "web.use_registry_name": "Dùng tên theo danh sách của trường",
     "web.keep_account": "Giữ tài khoản",
     "web.confirm_approve": "Vẫn xác nhận hợp lệ",
+})
+
+# `edudesk backup` and `edudesk restore` (cli/backup.py)
+WORDS.update({
+    "error.backup": "Sao lưu hoặc khôi phục không thực hiện được.",
+    "cli.backup.no_passphrase": "Chưa có cụm mật khẩu sao lưu: đặt biến môi trường {env} (khoá bí mật được niêm "
+                                "phong bằng cụm mật khẩu này), hoặc dùng --without-key.",
+    "cli.backup.without_key": "Cảnh báo: bản sao lưu không có khoá bí mật; sau khi khôi phục, các mật khẩu đã "
+                              "niêm phong sẽ không mở được.",
+    "cli.backup.no_database": "Không tìm thấy cơ sở dữ liệu {path}.",
+    "cli.backup.db_unreachable": "Không đọc được cơ sở dữ liệu {url}: {reason}",
+    "cli.backup.tool_missing": "Không tìm thấy lệnh {tool}: hãy cài gói postgresql-client cùng phiên bản với máy "
+                               "chủ.",
+    "cli.backup.tool_failed": "Lệnh {tool} không thành công: {reason}",
+    "cli.backup.cannot_write": "Không ghi được {path}: {reason}",
+    "cli.backup.progress_db": "Sao lưu cơ sở dữ liệu",
+    "cli.backup.done": "Đã sao lưu {tables} bảng, {rows} dòng vào {path} ({size}).",
+    "cli.restore.missing": "Không tìm thấy tệp sao lưu {path}.",
+    "cli.restore.not_backup": "{path} không phải bản sao lưu của edudesk.",
+    "cli.restore.newer_format": "Bản sao lưu có định dạng {version}, phiên bản edudesk này không đọc được; hãy "
+                                "nâng cấp edudesk.",
+    "cli.restore.damaged": "Bản sao lưu bị hỏng: phần {member} không khớp mã băm hoặc bị thiếu.",
+    "cli.restore.no_passphrase": "Bản sao lưu có khoá bí mật được niêm phong: đặt cụm mật khẩu sao lưu vào biến "
+                                 "môi trường {env}.",
+    "cli.restore.wrong_passphrase": "Sai cụm mật khẩu sao lưu (biến {env}): không mở được khoá bí mật.",
+    "cli.restore.config_refused": "Cấu hình trong bản sao lưu không dùng được: {reason}",
+    "cli.restore.dialect": "Bản sao lưu là cơ sở dữ liệu {backup}, nhưng nơi khôi phục là {target}.",
+    "cli.restore.not_empty": "Cơ sở dữ liệu {url} đã có dữ liệu ({rows} dòng); thêm --force để ghi đè.",
+    "cli.restore.key_differs": "Đã có một khoá bí mật khác ở {path}; thêm --force để thay bằng khoá của bản sao "
+                               "lưu.",
+    "cli.restore.counts": "Sau khi khôi phục, bảng {table} có {got} dòng, bản sao lưu ghi {expected} dòng.",
+    "cli.restore.progress_db": "Khôi phục cơ sở dữ liệu",
+    "cli.restore.done": "Đã khôi phục {tables} bảng, {rows} dòng vào {target} (bản sao lưu lúc {created}).",
+    "cli.restore.config_written": "Đã ghi cấu hình vào {path}.",
+    "cli.restore.key_written": "Đã ghi khoá bí mật vào {path}.",
+    "cli.restore.key_env": "Biến môi trường {env} đang chứa một khoá khác: bỏ biến này (để edudesk đọc {path}) "
+                           "hoặc đặt nó bằng khoá trong tệp đó.",
+    "cli.restore.no_key": "Bản sao lưu không có khoá bí mật: các mật khẩu đã niêm phong sẽ không mở được.",
+    "cli.restore.next": "Xong. Chạy: edudesk --config {config} run",
+    "cli.restore.next_data_dir": "Xong. Chạy: EDUDESK_GENERAL__DATA_DIR={data_dir} edudesk --config {config} run",
 })
