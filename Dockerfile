@@ -1,28 +1,45 @@
-# edudesk: the same service as `make run`, with its state in the /data volume.
-FROM python:3.11-slim
+# edudesk: the same service as `make run`, with its state only in the /data volume.
+#
+# The image installs edudesk from wheels built beforehand, never from the source tree, and never asks a
+# package index: that is also how an air-gapped school builds it.
+#   pip wheel -w wheelhouse .                 # on a machine with PyPI (or a mirror): edudesk + every dependency
+#   docker build -t edudesk .                 # FROM python:3.11-slim (Docker Hub)
+# Without Docker Hub, from Debian's packages (debootstrap; README "Chạy bằng Docker"):
+#   scripts/make-base-image.sh && docker build --build-arg BASE=edudesk-base:bookworm -t edudesk .
+# The wheels must suit the base: CPython 3.11, glibc >= their manylinux tag (bookworm and 3.11-slim: 2.36).
+ARG BASE=python:3.11-slim
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
-RUN useradd --create-home --uid 10001 edudesk && mkdir /data && chown edudesk /data
+FROM ${BASE} AS install
+# The wheels stay in this stage only; the label lets a test run remove the stage it leaves behind.
+LABEL edudesk.stage=install
+# Both bases have `python3` with venv (Debian's python3-venv in the debootstrap base).
+COPY wheelhouse /wheelhouse
+RUN python3 -m venv /opt/edudesk \
+ && /opt/edudesk/bin/pip install --no-index --find-links /wheelhouse --no-cache-dir edudesk \
+ && /opt/edudesk/bin/pip uninstall --yes pip
 
-WORKDIR /app
-COPY pyproject.toml setup.py README.md main.py ./
-COPY edudesk edudesk
-COPY core core
-COPY mailer mailer
-COPY bot bot
-COPY cli cli
-COPY directories directories
-COPY templates templates
-# A plain install: the templates travel inside the package (edudesk/templates), as in any wheel.
-RUN pip install . && rm -rf /app/build && chown -R root:root /app
-COPY config.toml /etc/edudesk/config.toml
-RUN sed -i \
-      -e 's|^data_dir = "data"|data_dir = "/data"|' \
-      -e '/^\[smtpd\]/,/^\[/ s|^host = "127.0.0.1"|host = "0.0.0.0"|' \
-      -e '/^\[web\]/,/^\[/ s|^host = "127.0.0.1"|host = "0.0.0.0"|' \
-      /etc/edudesk/config.toml
+FROM ${BASE}
+COPY --from=install /opt/edudesk /opt/edudesk
+RUN useradd --system --uid 10001 --user-group --home-dir /data --no-create-home --shell /usr/sbin/nologin edudesk \
+ && install -d -o edudesk -g edudesk -m 0700 /data
+
+# No config file is needed: built-in defaults (a demo school), then /data/config.toml if there is one (from
+# `edudesk init --config /data/config.toml`), then EDUDESK_<SECTION>__<KEY> of the environment, which wins.
+# Secrets come from the environment too (EDUDESK_SECRET_KEY, EDUDESK_DATABASE_URL, ...: config.toml's *_env).
+ENV PATH=/opt/edudesk/bin:$PATH \
+    PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
+    EDUDESK_GENERAL__DATA_DIR=/data \
+    EDUDESK_SMTPD__HOST=0.0.0.0 \
+    EDUDESK_WEB__HOST=0.0.0.0
 
 USER edudesk
+WORKDIR /data
 VOLUME ["/data"]
 EXPOSE 2525 8080
-CMD ["sh", "-c", "edudesk --config /etc/edudesk/config.toml db migrate && exec edudesk --config /etc/edudesk/config.toml run"]
+# The console answers /healthz as soon as it listens; minbase has no curl, the venv's Python asks.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2)"]
+# `run` applies pending migrations first (one process, not two: the start stays well under 5 s). Replicas on
+# one PostgreSQL run `edudesk db migrate` once before they start (deploy/compose.yaml). edudesk is PID 1 and
+# handles docker stop's SIGTERM; `docker run --init` (compose: init: true) also reaps stray children.
+CMD ["edudesk", "run"]

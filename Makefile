@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # Empty: the database tests get a PostgreSQL database of their own on the local server, dropped after the run.
 PG_TEST_URL ?=
 
-.PHONY: run test venv test-deps lint unit pg bench migrations clean
+.PHONY: run test venv test-deps lint unit pg bench migrations clean wheelhouse image image-debian test-image
 
 $(BIN)/edudesk: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,25 @@ ifeq ($(PG_TEST_URL),)
 else
 	EDUDESK_TEST_DATABASE_URL=$(PG_TEST_URL) $(PYTEST) -m db
 endif
+
+# The Docker image installs only these wheels, offline (Dockerfile). async-timeout: redis wants it on Python
+# < 3.11.3 (Debian 12's python3 is 3.11.2), and pip on a newer host Python would leave it out. build/ goes
+# first: setuptools would put files left there by an older tree into the wheel.
+wheelhouse: venv
+	rm -rf build wheelhouse
+	$(BIN)/pip wheel --quiet -w wheelhouse . 'async-timeout>=4.0.3'
+
+image: wheelhouse
+	docker build -t edudesk .
+
+# Without Docker Hub: the base image from Debian's packages (debootstrap, about a minute, kept).
+image-debian: wheelhouse
+	bash scripts/make-base-image.sh
+	docker build --build-arg BASE=edudesk-base:bookworm -t edudesk .
+
+# Only the image tests (`make test` runs them too): they start dockerd and make the base image when missing.
+test-image: venv test-deps
+	$(PYTEST) -m image
 
 bench: venv
 	$(BIN)/python bench/intake.py

@@ -8,7 +8,13 @@ set -euo pipefail
 # chromium: the web console tests drive it headless through Playwright (no browser download).
 # slapd + ldap-utils: the LDAP provisioning tests start a private OpenLDAP (slapadd, slaptest).
 # softhsm2: the school-record signing tests keep the issuing key on a PKCS#11 token (softhsm2-util).
-PACKAGES=(dovecot-imapd dovecot-core chromium slapd ldap-utils softhsm2)
+# debootstrap, docker-compose (+ docker.io): the image tests (tests/e2e/test_image.py) make the base image from
+# Debian's packages (no Docker Hub), start deploy/compose.yaml (compose v1) and start Debian's dockerd themselves
+# when no engine runs. A host with an engine of its own (Docker's docker-ce, which conflicts with docker.io) keeps it.
+PACKAGES=(dovecot-imapd dovecot-core chromium slapd ldap-utils softhsm2 debootstrap docker-compose)
+if ! command -v dockerd >/dev/null 2>&1; then
+    PACKAGES+=(docker.io)
+fi
 # System services that belong to the packages above; stopped again if something started them.
 SERVICES=(dovecot slapd)
 
