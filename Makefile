@@ -7,7 +7,7 @@ PG_TEST_URL ?=
 
 .PHONY: run test venv test-deps lint unit pg bench migrations clean wheelhouse image image-debian test-image
 
-$(BIN)/edudesk: pyproject.toml setup.py
+$(BIN)/edudesk: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
@@ -24,9 +24,9 @@ test-deps:
 
 lint: venv
 	$(BIN)/ruff check .
-	$(BIN)/mypy core mailer bot cli directories edudesk main.py
+	$(BIN)/mypy edudesk
 	$(BIN)/lint-imports
-	$(BIN)/vulture core bot mailer cli directories main.py scripts/vulture_allow.py --exclude core/migrations --min-confidence 60
+	$(BIN)/vulture edudesk scripts/vulture_allow.py --exclude edudesk/core/migrations --min-confidence 60
 
 # The whole suite on SQLite, then the database tests again on the PostgreSQL server of this machine kind.
 # Each run keeps its state in temp dirs and its own database (no .pytest_cache): two runs can share a host.
@@ -65,9 +65,9 @@ bench: venv
 	$(BIN)/python bench/signing.py
 	$(BIN)/python bench/senders.py
 
-# Write a new migration after changing core/models.py.
+# Write a new migration after changing a models.py of edudesk/core.
 migrations: venv
-	$(BIN)/tortoise -c core.db.MIGRATIONS_CONFIG makemigrations
+	$(BIN)/tortoise -c edudesk.core.db.MIGRATIONS_CONFIG makemigrations
 
 clean:
 	rm -rf $(VENV) data

@@ -50,8 +50,8 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 ROOT = Path(__file__).resolve().parent.parent
-BM02 = ROOT / "templates" / "forms" / "BM02.docx"
-EDUDESK = [sys.executable, "-c", "import sys; from main import cli; sys.exit(cli())"]
+BM02 = ROOT / "edudesk" / "templates" / "forms" / "BM02.docx"
+EDUDESK = [sys.executable, "-m", "edudesk"]
 OFFICE = "office-bknic@hust.edu.vn"
 DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 

@@ -25,10 +25,10 @@ sys.path.insert(0, str(ROOT))
 
 from tortoise.transactions import in_transaction  # noqa: E402
 
-from core.chats.notify import enqueue_notice  # noqa: E402
-from core.config import load_settings  # noqa: E402
-from core.people.models import Staff  # noqa: E402
-from main import App  # noqa: E402
+from edudesk.app import App  # noqa: E402
+from edudesk.core.chats.notify import enqueue_notice  # noqa: E402
+from edudesk.core.config import load_settings  # noqa: E402
+from edudesk.core.people.models import Staff  # noqa: E402
 from tests.fakes.telegram import FakeTelegram  # noqa: E402
 
 LIMIT = 30.0

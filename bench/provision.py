@@ -25,12 +25,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.accounts.models import Account  # noqa: E402
-from core.config import load_settings  # noqa: E402
-from core.models import Job  # noqa: E402
-from core.people.staff import Actor, Role  # noqa: E402
-from core.requests.models import Request, RequestPerson  # noqa: E402
-from main import App  # noqa: E402
+from edudesk.app import App  # noqa: E402
+from edudesk.core.accounts.models import Account  # noqa: E402
+from edudesk.core.config import load_settings  # noqa: E402
+from edudesk.core.models import Job  # noqa: E402
+from edudesk.core.people.staff import Actor, Role  # noqa: E402
+from edudesk.core.requests.models import Request, RequestPerson  # noqa: E402
 from tests.servers.slapd import SlapdServer, add_people, find_slapd  # noqa: E402
 
 OFFICE = Actor("bench:1", "Phòng Đào tạo", frozenset({Role.OFFICE}))

@@ -25,9 +25,9 @@ import dkim  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 
-from core.config import IntakeSettings  # noqa: E402
-from mailer.authverify import verify  # noqa: E402
-from mailer.parse import parse_mail  # noqa: E402
+from edudesk.core.config import IntakeSettings  # noqa: E402
+from edudesk.mailer.authverify import verify  # noqa: E402
+from edudesk.mailer.parse import parse_mail  # noqa: E402
 from tests.mails import mail  # noqa: E402
 from tests.servers.dns import LocalDns  # noqa: E402
 

@@ -30,12 +30,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.ports import SignItem  # noqa: E402
-from core.signing import spec  # noqa: E402
-from core.signing.engine import LocalCredential, SigningPool  # noqa: E402
-from core.signing.pdfs import RecordContent, SubjectScore, add_signature_fields, record_pdf  # noqa: E402
-from core.signing.pki import Credential, DemoPki  # noqa: E402
-from core.signing.spec import FieldSpec, Stage  # noqa: E402
+from edudesk.core.ports import SignItem  # noqa: E402
+from edudesk.core.signing import spec  # noqa: E402
+from edudesk.core.signing.engine import LocalCredential, SigningPool  # noqa: E402
+from edudesk.core.signing.pdfs import RecordContent, SubjectScore, add_signature_fields, record_pdf  # noqa: E402
+from edudesk.core.signing.pki import Credential, DemoPki  # noqa: E402
+from edudesk.core.signing.spec import FieldSpec, Stage  # noqa: E402
 
 PASS = b"bench-mat-khau"
 SIGNERS = (("gvbm_toan", Stage.SUBJECT, "Nguyễn Thị Bình"), ("gvbm_van", Stage.SUBJECT, "Trần Văn Đức"),

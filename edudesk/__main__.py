@@ -2,7 +2,7 @@
 
 import sys
 
-from main import cli
+from edudesk.app import cli
 
 if __name__ == "__main__":
     sys.exit(cli())

@@ -46,11 +46,6 @@ def static_dir() -> Path:
     return web_dir() / "static"
 
 
-def forms_dir() -> Path:
-    """The blank forms offered to requesters (BM01, BM02 .docx, BM-CNTT31 .xlsx)."""
-    return templates_dir() / "forms"
-
-
 def config_example() -> Path:
     """The shipped, commented config.toml (`edudesk init` writes a school's own from it)."""
     return templates_dir() / "config.toml"

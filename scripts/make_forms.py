@@ -34,10 +34,10 @@ from pypdf.generic import (
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from core.config import InstitutionSettings  # noqa: E402  (the script runs from any directory)
+from edudesk.core.config import InstitutionSettings  # noqa: E402  (the script runs from any directory)
 
 INSTITUTION = InstitutionSettings()  # the built-in defaults: a school edits its copy of the files
-TEMPLATES = ROOT / "templates" / "forms"
+TEMPLATES = ROOT / "edudesk" / "templates" / "forms"
 FIXTURES = ROOT / "tests" / "fixtures" / "forms"
 FIXED_TIME = datetime(2026, 1, 1, 0, 0, 0)
 KIND_CELL = "☐ Cấp mới tài khoản        ☐ Cấp lại mật khẩu"

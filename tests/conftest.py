@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from core.config import Settings, load_settings
-from core.db import migrate_database
-from core.ports import FakeClock
-from main import App
+from edudesk.app import App
+from edudesk.core.config import Settings, load_settings
+from edudesk.core.db import migrate_database
+from edudesk.core.ports import FakeClock
 from tests.servers.dovecot import dovecot_fixture  # noqa: F401
 from tests.servers.slapd import slapd_fixture  # noqa: F401
 from tests.servers.smtp_sink import SmtpSink, smtp_sink_fixture  # noqa: F401

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from docx import Document
 
-FORMS = Path(__file__).resolve().parent.parent / "templates" / "forms"
+FORMS = Path(__file__).resolve().parent.parent / "edudesk" / "templates" / "forms"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 

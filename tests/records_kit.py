@@ -9,15 +9,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from core.models import AuditEvent, Job
-from core.people.models import Staff
-from core.people.staff import Actor, Role
-from core.ports import FakeClock
-from core.signing.demo import demo_pdf, demo_roster
-from core.signing.importer import ImportResult, import_roster
-from core.signing.models import SchoolRecord, SignatureStep, SignerCredential, SignSession, Teacher
-from core.signing.pki import DemoPki
-from core.signing.roster import ClassRow, Roster, TeacherRow
+from edudesk.core.models import AuditEvent, Job
+from edudesk.core.people.models import Staff
+from edudesk.core.people.staff import Actor, Role
+from edudesk.core.ports import FakeClock
+from edudesk.core.signing.demo import demo_pdf, demo_roster
+from edudesk.core.signing.importer import ImportResult, import_roster
+from edudesk.core.signing.models import SchoolRecord, SignatureStep, SignerCredential, SignSession, Teacher
+from edudesk.core.signing.pki import DemoPki
+from edudesk.core.signing.roster import ClassRow, Roster, TeacherRow
 
 ADMIN = Actor("test:admin", "Quản trị viên", frozenset({Role.ADMIN}))
 PIN = "246810"  # every test teacher's signing PIN (their PKCS#12 is sealed under it)

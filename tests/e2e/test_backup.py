@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from core.accounts.models import PendingSecret
-from core.config import load_settings
-from core.requests.models import Request
-from core.secrets import load_secret_box
+from edudesk.core.accounts.models import PendingSecret
+from edudesk.core.config import load_settings
+from edudesk.core.requests.models import Request
+from edudesk.core.secrets import load_secret_box
 from tests.conftest import PG_URL, make_settings, wait_until
 from tests.mails import student_form_mail
 
@@ -41,7 +41,7 @@ def env(**extra: str) -> dict[str, str]:
 
 async def edudesk(*args: str, cwd: Path = ROOT, **extra: str) -> tuple[int, str, str]:
     """Run the command line as a user would, without blocking the loop (an App keeps writing meanwhile)."""
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", "import sys, main; sys.exit(main.cli())", *args,
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "edudesk", *args,
                                                 cwd=cwd, env=env(**extra), stdout=subprocess.PIPE,
                                                 stderr=subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 180)

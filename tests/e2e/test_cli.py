@@ -21,7 +21,7 @@ PERSON_KEYS = {"full_name", "family_name", "middle_name", "given_name", "student
 
 def edudesk(config: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
     """Run the command line as a user would, from the checkout."""
-    done = subprocess.run([sys.executable, "-c", "import sys, main; sys.exit(main.cli())", "--config", str(config),
+    done = subprocess.run([sys.executable, "-m", "edudesk", "--config", str(config),
                            *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
     if ok:
         assert done.returncode == 0, done.stderr
@@ -119,11 +119,11 @@ def test_registry_import_then_requests_list_show_and_reprocess(config: Path, tmp
 STORE = """
 import asyncio, sys
 from pathlib import Path
-from core.config import load_settings
-from core.db import open_database, close_database
-from core.intake.ledger import MailLedger
-from core.jobs import JobQueue
-from core.ports import SystemClock
+from edudesk.core.config import load_settings
+from edudesk.core.db import open_database, close_database
+from edudesk.core.intake.ledger import MailLedger
+from edudesk.core.jobs import JobQueue
+from edudesk.core.ports import SystemClock
 
 async def main():
     settings = load_settings(sys.argv[1])
@@ -158,9 +158,9 @@ def test_accounts_log_exports_csv_and_xlsx(config: Path, tmp_path: Path) -> None
 
     from openpyxl import load_workbook
 
-    from core.accounts.log import record_change
-    from core.config import load_settings
-    from core.db import close_database, open_database
+    from edudesk.core.accounts.log import record_change
+    from edudesk.core.config import load_settings
+    from edudesk.core.db import close_database, open_database
 
     async def seed() -> None:
         await open_database(load_settings(config))
@@ -188,7 +188,7 @@ def test_accounts_log_exports_csv_and_xlsx(config: Path, tmp_path: Path) -> None
 @pytest.mark.slow
 def test_records_demo_signs_a_class_and_verify_proves_it(config: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-c", "import sys, main; sys.exit(main.cli())", "--config", str(config),
+    done = subprocess.run([sys.executable, "-m", "edudesk", "--config", str(config),
                            "records", "demo", "--students", "3", "--sign", "--out", str(out)], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.progress import progress
+from edudesk.cli.progress import progress
 from tests.e2e.test_cli import ROOT, edudesk
 from tests.mails import registry_xlsx
 
@@ -68,7 +68,7 @@ def test_bar_is_drawn_on_a_terminal_without_the_flag_and_not_on_a_pipe() -> None
 def test_records_demo_and_export_with_progress_show_each_stage(tmp_path: Path) -> None:
     config = _config(tmp_path)
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-c", "import sys, main; sys.exit(main.cli())", "--config", str(config),
+    done = subprocess.run([sys.executable, "-m", "edudesk", "--config", str(config),
                            "records", "demo", "--students", "3", "--sign", "--out", str(out), "--progress"],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr

@@ -16,17 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from core.config import Settings, load_settings
-from core.db import close_database, open_database
-from core.intake.models import InboundMail
-from core.models import Job
-from core.requests.models import OutgoingMail, Request
+from edudesk.core.config import Settings, load_settings
+from edudesk.core.db import close_database, open_database
+from edudesk.core.intake.models import InboundMail
+from edudesk.core.models import Job
+from edudesk.core.requests.models import OutgoingMail, Request
 from tests.conftest import PG_URL, fresh_database, make_settings, wait_until
 from tests.mails import student_form_mail
 from tests.servers.smtp_sink import SmtpSink, free_port
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
-EDUDESK = [sys.executable, "-c", "import sys, main; sys.exit(main.cli())"]
+EDUDESK = [sys.executable, "-m", "edudesk"]
 ROOT = Path(__file__).resolve().parents[2]
 
 

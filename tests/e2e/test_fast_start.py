@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from core.config import Settings
-from core.db import close_database, open_database
-from core.intake.models import InboundMail
-from core.requests.models import Request
+from edudesk.core.config import Settings
+from edudesk.core.db import close_database, open_database
+from edudesk.core.intake.models import InboundMail
+from edudesk.core.requests.models import Request
 from tests.conftest import fresh_database, make_settings, wait_until
 from tests.e2e.test_crash import EDUDESK, ROOT, Service, _die_with_parent
 from tests.mails import student_form_mail

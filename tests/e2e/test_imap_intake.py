@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from core.intake.domain import Population
-from core.intake.models import ChannelHealth, InboundMail
-from core.models import AuditEvent
-from core.people.registry import import_registry
-from core.requests.models import Request, RequestPerson
-from mailer.imap import DONE_KEYWORD
+from edudesk.core.intake.domain import Population
+from edudesk.core.intake.models import ChannelHealth, InboundMail
+from edudesk.core.models import AuditEvent
+from edudesk.core.people.registry import import_registry
+from edudesk.core.requests.models import Request, RequestPerson
+from edudesk.mailer.imap import DONE_KEYWORD
 from tests.conftest import wait_until
 from tests.mails import registry_xlsx, student_form_mail
 from tests.servers.dovecot import DEFAULT_PASSWORD, DEFAULT_USER, DovecotServer

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from core.intake.models import ChannelHealth, InboundMail
-from core.models import AuditEvent
+from edudesk.core.intake.models import ChannelHealth, InboundMail
+from edudesk.core.models import AuditEvent
 from tests.conftest import wait_until
 from tests.fakes.oauth_tokens import CLIENT_ID, CLIENT_SECRET, MAILBOX, TENANT, FakeOAuth
 from tests.integration.test_imap import make_mail

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from core.config import load_settings
+from edudesk.core.config import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -26,7 +26,7 @@ INIT_FLAGS = ("--name", "Trường THPT Chu Văn An", "--short-name", "THPT Chu 
 def edudesk(*args: str, config: Path | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run the command line as a user would (stdin not a terminal), from the checkout."""
     head = ["--config", str(config)] if config is not None else []
-    return subprocess.run([sys.executable, "-c", "import sys, main; sys.exit(main.cli())", *head, *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "edudesk", *head, *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=120, input=stdin or "")
 
 
@@ -214,9 +214,9 @@ def test_requests_show_prints_a_page_for_people_unless_json(config: Path, tmp_pa
 async def test_the_consoles_queue_shows_each_requests_problems(app_factory: Any, settings_factory: Any) -> None:
     import aiohttp
 
-    from core.people.models import Staff
-    from core.people.webauth import issue_login_link
-    from core.requests.models import Request
+    from edudesk.core.people.models import Staff
+    from edudesk.core.people.webauth import issue_login_link
+    from edudesk.core.requests.models import Request
     from tests.mails import student_form_mail
 
     app = await app_factory(settings_factory(web={"port": 0}), inline_analysis=True)

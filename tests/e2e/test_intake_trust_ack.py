@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from core.accounts.models import Account
-from core.intake.domain import Population
-from core.models import Job
-from core.people.registry import import_registry
-from core.requests.models import OutgoingMail, Request
-from core.text import fold
-from main import App
+from edudesk.app import App
+from edudesk.core.accounts.models import Account
+from edudesk.core.intake.domain import Population
+from edudesk.core.models import Job
+from edudesk.core.people.registry import import_registry
+from edudesk.core.requests.models import OutgoingMail, Request
+from edudesk.core.text import fold
 from tests.conftest import wait_until
 from tests.mails import mail, registry_xlsx, student_form_mail
 

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 
-from core.intake.models import InboundMail
-from core.models import AuditEvent
-from main import App
+from edudesk.app import App
+from edudesk.core.intake.models import InboundMail
+from edudesk.core.models import AuditEvent
 from tests.conftest import PG_URL
 from tests.mails import student_form_mail
 

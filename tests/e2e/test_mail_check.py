@@ -74,7 +74,7 @@ async def mail_check(config: Path, fake: FakeOAuth, smtp: OAuthSmtpServer, *args
     env = {**os.environ, **secrets,
            "REQUESTS_CA_BUNDLE": str(fake.ca_path),  # the token service's CA, as for a TLS-inspecting proxy
            "SSL_CERT_FILE": str(smtp.ca_path)}  # the submission server's CA, for STARTTLS
-    command = [sys.executable, "-c", "import sys, main; sys.exit(main.cli())", "--config", str(config),
+    command = [sys.executable, "-m", "edudesk", "--config", str(config),
                "mail", "check", *args]
     return await asyncio.to_thread(subprocess.run, command, cwd=ROOT, capture_output=True, text=True,
                                    timeout=120, env=env)

@@ -20,13 +20,13 @@ from typing import Any
 import openpyxl
 import pytest
 
-from core.accounts.models import Account, PasswordLink, PendingSecret
-from core.people.models import Staff
-from core.people.staff import Actor, Role
-from core.people.webauth import issue_login_link
-from core.requests.models import Request, RequestPerson
-from directories.local import verify_password
-from main import App
+from edudesk.app import App
+from edudesk.core.accounts.models import Account, PasswordLink, PendingSecret
+from edudesk.core.people.models import Staff
+from edudesk.core.people.staff import Actor, Role
+from edudesk.core.people.webauth import issue_login_link
+from edudesk.core.requests.models import Request, RequestPerson
+from edudesk.directories.local import verify_password
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [pytest.mark.db, pytest.mark.slow,

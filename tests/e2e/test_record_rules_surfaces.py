@@ -17,13 +17,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.telegram.callbacks import Tap, TapAction
-from core.models import AuditEvent
-from core.people.models import Staff
-from core.people.webauth import issue_login_link
-from core.signing.models import CredentialState, SignerCredential, Teacher
-from core.signing.pki import DemoPki
-from main import App
+from edudesk.app import App
+from edudesk.bot.telegram.callbacks import Tap, TapAction
+from edudesk.core.models import AuditEvent
+from edudesk.core.people.models import Staff
+from edudesk.core.people.webauth import issue_login_link
+from edudesk.core.signing.models import CredentialState, SignerCredential, Teacher
+from edudesk.core.signing.pki import DemoPki
 from tests.fakes.telegram import FakeTelegram
 from tests.records_kit import RecordsKit, records_settings, small_roster
 

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from core.signing.models import SchoolClass, SchoolRecord, SignatureStep, SignSession, Teacher
-from core.signing.pki import DemoPki
-from core.signing.trust import trust_material
-from core.signing.verify import verify_record
-from main import App
+from edudesk.app import App
+from edudesk.core.signing.models import SchoolClass, SchoolRecord, SignatureStep, SignSession, Teacher
+from edudesk.core.signing.pki import DemoPki
+from edudesk.core.signing.trust import trust_material
+from edudesk.core.signing.verify import verify_record
 from tests.conftest import wait_until
 from tests.fakes.smartca import FakeSmartCa, fake_smartca_fixture  # noqa: F401
 from tests.fakes.telegram import FakeTelegram

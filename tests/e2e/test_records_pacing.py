@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from core.people.models import Staff
-from core.signing.demo import demo_pdf
-from core.signing.importer import import_roster
-from core.signing.models import SignatureStep, Teacher
-from core.signing.pki import DemoPki
-from core.signing.roster import ClassRow, Roster, TeacherRow
-from main import App
+from edudesk.app import App
+from edudesk.core.people.models import Staff
+from edudesk.core.signing.demo import demo_pdf
+from edudesk.core.signing.importer import import_roster
+from edudesk.core.signing.models import SignatureStep, Teacher
+from edudesk.core.signing.pki import DemoPki
+from edudesk.core.signing.roster import ClassRow, Roster, TeacherRow
 from tests.conftest import wait_until
 from tests.fakes.telegram import FakeTelegram
 from tests.records_kit import ADMIN, records_settings

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from core.models import AuditEvent
-from core.people.models import Staff
-from core.signing.models import RecordReturn, SchoolRecord
-from core.signing.pki import DemoPki
-from main import App
+from edudesk.app import App
+from edudesk.core.models import AuditEvent
+from edudesk.core.people.models import Staff
+from edudesk.core.signing.models import RecordReturn, SchoolRecord
+from edudesk.core.signing.pki import DemoPki
 from tests.fakes.telegram import FakeTelegram
 from tests.records_kit import RecordsKit, records_settings, small_roster
 

@@ -18,13 +18,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from core.config import Settings, load_settings
-from core.db import close_database, open_database
-from core.intake.models import InboundMail
-from core.leader import LOCK_SPACE
-from core.models import AuditEvent, Job
-from core.ports import SystemClock
-from core.requests.models import Request
+from edudesk.core.config import Settings, load_settings
+from edudesk.core.db import close_database, open_database
+from edudesk.core.intake.models import InboundMail
+from edudesk.core.leader import LOCK_SPACE
+from edudesk.core.models import AuditEvent, Job
+from edudesk.core.ports import SystemClock
+from edudesk.core.requests.models import Request
 from tests.conftest import PG_URL, fresh_database, make_settings, wait_until
 from tests.mails import student_form_mail
 from tests.servers.dovecot import DEFAULT_PASSWORD, DEFAULT_USER, DovecotServer
@@ -32,7 +32,7 @@ from tests.servers.smtp_sink import free_port
 
 pytestmark = [pytest.mark.db, pytest.mark.slow,
               pytest.mark.skipif(not PG_URL, reason="replicas share a PostgreSQL database; SQLite has one process")]
-EDUDESK = [sys.executable, "-c", "import sys, main; sys.exit(main.cli())"]
+EDUDESK = [sys.executable, "-m", "edudesk"]
 ROOT = Path(__file__).resolve().parents[2]
 TAKEOVER_LIMIT = 30.0  # the figure: another replica watches the mailbox within 30 s of the holder's death
 

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from tortoise.transactions import in_transaction
 
-from core.chats.notify import enqueue_cards
-from core.models import AuditEvent
-from core.people.models import Staff
-from core.requests.models import Request, RequestPerson
-from core.requests.workflow import State
-from main import App
+from edudesk.app import App
+from edudesk.core.chats.notify import enqueue_cards
+from edudesk.core.models import AuditEvent
+from edudesk.core.people.models import Staff
+from edudesk.core.requests.models import Request, RequestPerson
+from edudesk.core.requests.workflow import State
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.zalo_bot import FakeZaloBot
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from core.signing.demo import demo_roster
-from core.signing.pki import DemoPki
+from edudesk.core.signing.demo import demo_roster
+from edudesk.core.signing.pki import DemoPki
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 def edudesk(config: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The command line as the office runs it (stdin is not a terminal)."""
-    return subprocess.run([sys.executable, "-c", "import sys, main; sys.exit(main.cli())", "--config", str(config),
+    return subprocess.run([sys.executable, "-m", "edudesk", "--config", str(config),
                            *args], cwd=ROOT, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
                           env={**os.environ, **(env or {})})
 

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from core.accounts.models import Account
-from core.intake.domain import Population
-from core.intake.models import InboundMail
-from core.models import AuditEvent, Job
-from core.people.registry import import_registry
-from core.requests.models import OutgoingMail, Request, RequestPerson
-from main import App
+from edudesk.app import App
+from edudesk.core.accounts.models import Account
+from edudesk.core.intake.domain import Population
+from edudesk.core.intake.models import InboundMail
+from edudesk.core.models import AuditEvent, Job
+from edudesk.core.people.registry import import_registry
+from edudesk.core.requests.models import OutgoingMail, Request, RequestPerson
 from tests.conftest import wait_until
 from tests.mails import DOCX, filled_bm02, mail, registry_xlsx, student_form_mail, zip_bomb_docx
 from tests.servers.smtp_sink import SmtpSink

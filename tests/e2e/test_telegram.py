@@ -13,15 +13,15 @@ from typing import Any
 
 import pytest
 
-from core.chats.models import ChatCard
-from core.intake.domain import Population
-from core.models import AuditEvent
-from core.people.models import Staff
-from core.people.registry import import_registry
-from core.ports import FakeClock
-from core.requests.models import Request
-from core.requests.overdue import send_reminders
-from main import App
+from edudesk.app import App
+from edudesk.core.chats.models import ChatCard
+from edudesk.core.intake.domain import Population
+from edudesk.core.models import AuditEvent
+from edudesk.core.people.models import Staff
+from edudesk.core.people.registry import import_registry
+from edudesk.core.ports import FakeClock
+from edudesk.core.requests.models import Request
+from edudesk.core.requests.overdue import send_reminders
 from tests.conftest import wait_until
 from tests.e2e.test_smtp_intake import send
 from tests.fakes.telegram import FakeTelegram
@@ -370,7 +370,7 @@ async def test_a_new_form_in_a_reply_to_an_approved_request_goes_back_to_the_off
     await bot.mail_in(swapped)
     await bot.card(OFFICE_CHAT, "người gửi đã trả lời lại")
     request = await wait_until(lambda: Request.filter(state="received").first())
-    from core.requests.models import RequestPerson
+    from edudesk.core.requests.models import RequestPerson
 
     assert [p.full_name for p in await RequestPerson.filter(request_id=request.id)] == ["Trần Thị Bình"]
     # The card is back in the office's hands with the new person; the technical card lost its button.
@@ -380,7 +380,7 @@ async def test_a_new_form_in_a_reply_to_an_approved_request_goes_back_to_the_off
 
 
 async def test_login_sends_a_one_time_web_link_in_private_only(bot: Bot) -> None:
-    from core.people.webauth import consume_login
+    from edudesk.core.people.webauth import consume_login
 
     await bot.fake.wait_for(lambda: bot.fake.commands())
     assert {c["command"] for c in bot.fake.commands()} >= {"queue", "find", "report", "whoami", "login"}
@@ -397,8 +397,8 @@ async def test_login_sends_a_one_time_web_link_in_private_only(bot: Bot) -> None
 
 
 def test_webhook_mode_refuses_to_start_without_a_secret(settings_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot.telegram import TelegramBot
-    from core.errors import ConfigError
+    from edudesk.bot.telegram import TelegramBot
+    from edudesk.core.errors import ConfigError
 
     monkeypatch.setenv("EDUDESK_TELEGRAM_TOKEN", "123456:TEST-TOKEN")
     monkeypatch.delenv("EDUDESK_TELEGRAM_WEBHOOK_SECRET", raising=False)

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from tortoise.transactions import in_transaction
 
-from core.chats.models import ChatCard
-from core.chats.notify import enqueue_cards, enqueue_notice
-from core.people.models import Staff
-from core.requests.models import Request
-from core.requests.workflow import State
-from main import App
+from edudesk.app import App
+from edudesk.core.chats.models import ChatCard
+from edudesk.core.chats.notify import enqueue_cards, enqueue_notice
+from edudesk.core.people.models import Staff
+from edudesk.core.requests.models import Request
+from edudesk.core.requests.workflow import State
 from tests.conftest import wait_until
 from tests.fakes.telegram import FakeTelegram
 
@@ -137,8 +137,8 @@ async def test_with_redis_the_bot_paces_through_shared_windows(start: Any) -> No
 
 
 async def test_two_workers_refreshing_one_request_post_its_card_once(start: Any) -> None:
-    from core.chats.hub import ChatHub
-    from core.models import Job
+    from edudesk.core.chats.hub import ChatHub
+    from edudesk.core.models import Job
 
     fake = FakeTelegram(chat_limit=None, group_limit=None)
     app = await start(fake, rate_chat_seconds=0.0)
@@ -147,7 +147,7 @@ async def test_two_workers_refreshing_one_request_post_its_card_once(start: Any)
     other = ChatHub(app.settings, app.clock, app.chats.cards)  # another replica: its own in-process lock, same database
     other.add(app.telegram.chat, app.telegram.chats())
     job = Job(kind="refresh_cards", key="k", payload={"request_id": request.id, "post_to": ["office"]})
-    from core.jobs import RetryLater
+    from edudesk.core.jobs import RetryLater
 
     results = await asyncio.gather(app.chats.refresh_cards(job), other.refresh_cards(job), return_exceptions=True)
     # The one that found the other's post in flight comes back later (as the worker would), and posts nothing.
@@ -159,7 +159,7 @@ async def test_two_workers_refreshing_one_request_post_its_card_once(start: Any)
 
 
 async def test_a_card_claimed_by_a_worker_that_died_is_posted_after_the_claim_times_out(start: Any) -> None:
-    from core.models import Job
+    from edudesk.core.models import Job
 
     fake = FakeTelegram(chat_limit=None, group_limit=None)
     app = await start(fake, rate_chat_seconds=0.0)
@@ -174,9 +174,9 @@ async def test_a_card_claimed_by_a_worker_that_died_is_posted_after_the_claim_ti
 
 
 async def test_a_chat_that_keeps_failing_is_reported_to_staff_and_its_recovery_noted(start: Any) -> None:
-    from core.intake.models import ChannelHealth
-    from core.models import AuditEvent, Job
-    from core.requests.models import OutgoingMail
+    from edudesk.core.intake.models import ChannelHealth
+    from edudesk.core.models import AuditEvent, Job
+    from edudesk.core.requests.models import OutgoingMail
 
     fake = FakeTelegram(chat_limit=None, group_limit=None)
     app = await start(fake, rate_chat_seconds=0.0)
@@ -199,8 +199,8 @@ async def test_a_chat_that_keeps_failing_is_reported_to_staff_and_its_recovery_n
 
 
 async def test_a_card_another_worker_is_posting_makes_the_job_come_back_not_finish(start: Any) -> None:
-    from core.jobs import RetryLater
-    from core.models import Job
+    from edudesk.core.jobs import RetryLater
+    from edudesk.core.models import Job
 
     fake = FakeTelegram(chat_limit=None, group_limit=None)
     app = await start(fake, rate_chat_seconds=0.0)
@@ -215,9 +215,9 @@ async def test_a_card_another_worker_is_posting_makes_the_job_come_back_not_fini
 
 
 async def test_a_person_who_never_started_the_bot_is_not_a_failing_channel(start: Any) -> None:
-    from core.intake.models import ChannelHealth
-    from core.jobs import PermanentJobError
-    from core.models import Job
+    from edudesk.core.intake.models import ChannelHealth
+    from edudesk.core.jobs import PermanentJobError
+    from edudesk.core.models import Job
 
     fake = FakeTelegram(chat_limit=None, group_limit=None)
     app = await start(fake, rate_chat_seconds=0.0)
@@ -231,8 +231,8 @@ async def test_a_person_who_never_started_the_bot_is_not_a_failing_channel(start
 
 
 async def test_a_channel_marked_failing_before_a_restart_recovers_on_the_first_success(start: Any) -> None:
-    from core.intake.models import ChannelHealth
-    from core.models import Job
+    from edudesk.core.intake.models import ChannelHealth
+    from edudesk.core.models import Job
 
     fake = FakeTelegram(chat_limit=None, group_limit=None)
     app = await start(fake, rate_chat_seconds=0.0)

@@ -16,14 +16,14 @@ from typing import Any
 
 import pytest
 
-from core.intake.domain import Population
-from core.intake.models import InboundMail
-from core.models import AuditEvent
-from core.people.models import Staff
-from core.people.registry import import_registry
-from core.people.webauth import issue_login_link
-from core.requests.models import Request
-from main import App
+from edudesk.app import App
+from edudesk.core.intake.domain import Population
+from edudesk.core.intake.models import InboundMail
+from edudesk.core.models import AuditEvent
+from edudesk.core.people.models import Staff
+from edudesk.core.people.registry import import_registry
+from edudesk.core.people.webauth import issue_login_link
+from edudesk.core.requests.models import Request
 from tests.conftest import wait_until
 from tests.mails import registry_xlsx, student_form_mail
 from tests.servers.smtp_sink import SmtpSink
@@ -312,8 +312,8 @@ async def test_reject_with_a_preset_reason_and_ask_info_with_typed_text(desk: De
 
 
 async def test_whoami_gives_a_link_code_that_links_telegram_and_sets_the_notice_channel(desk: Desk) -> None:
-    from bot.textcommands import TextContext, handle
-    from core.people.staff import actor_for_telegram
+    from edudesk.bot.textcommands import TextContext, handle
+    from edudesk.core.people.staff import actor_for_telegram
 
     page = await desk.login("Lê Văn Phòng", ["office"])
     await _open(page, f"{desk.url}/whoami")

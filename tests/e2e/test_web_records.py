@@ -13,13 +13,20 @@ from typing import Any
 
 import pytest
 
-from core.models import AuditEvent
-from core.people.models import Staff
-from core.people.webauth import issue_login_link
-from core.ports import FakeClock
-from core.signing.models import RecordReturn, SchoolRecord, SignatureStep, SignerCredential, SignSession, Teacher
-from core.signing.pki import DemoPki
-from core.signing.spec import Stage
+from edudesk.core.models import AuditEvent
+from edudesk.core.people.models import Staff
+from edudesk.core.people.webauth import issue_login_link
+from edudesk.core.ports import FakeClock
+from edudesk.core.signing.models import (
+    RecordReturn,
+    SchoolRecord,
+    SignatureStep,
+    SignerCredential,
+    SignSession,
+    Teacher,
+)
+from edudesk.core.signing.pki import DemoPki
+from edudesk.core.signing.spec import Stage
 from tests.records_kit import PIN, RecordsKit, records_settings, small_roster
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -305,7 +312,7 @@ async def test_untrusted_credential_is_refused_and_an_old_one_signs_only_after_i
         school: School) -> None:
     import base64
 
-    from core.signing.factory import certificate_facts
+    from edudesk.core.signing.factory import certificate_facts
 
     kit = school.kit
     teacher = await Teacher.get(code="GV03")

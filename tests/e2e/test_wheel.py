@@ -85,16 +85,18 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
 
 
 def test_the_wheel_carries_the_templates_inside_the_package(installed: Installed) -> None:
-    assert not (installed.site / "templates").exists()  # no generic top-level names beyond the code's own
+    for generic in ("templates", "core", "mailer", "bot", "cli", "directories", "main.py"):
+        assert not (installed.site / generic).exists(), generic  # one import package, `edudesk`, nothing else
     package = installed.site / "edudesk" / "templates"
     for name in ("email/received.vi.txt.j2", "chat/request.html.j2", "web/base.html.j2", "web/static/live.js",
                  "forms/BM01.docx", "forms/BM02.docx", "forms/BM-CNTT31.xlsx"):
         assert (package / name).is_file(), name
-    assert (installed.site / "core" / "signing" / "fonts" / "DejaVuSans.ttf").is_file()
+    assert (installed.site / "edudesk" / "core" / "signing" / "fonts" / "DejaVuSans.ttf").is_file()
+    assert (package / "config.toml").is_file()  # the example `edudesk init` starts from
 
 
 def test_it_imports_from_the_venv_without_the_checkout(installed: Installed) -> None:
-    probe = ("import main, bot.web.render as r, edudesk.resources as e; "
+    probe = ("import edudesk.app as main, edudesk.bot.web.render as r, edudesk.resources as e; "
              "print(main.__file__); print(r.STATIC); print(e.templates_dir())")
     done = subprocess.run([str(installed.bin / "python"), "-c", probe], cwd=installed.work, env=installed.env,
                           capture_output=True, text=True, timeout=120)

@@ -15,15 +15,15 @@ from typing import Any
 import aiohttp
 import pytest
 
-from core.intake.domain import Population
-from core.models import AuditEvent
-from core.people.chatlinks import issue_link_code
-from core.people.models import Staff
-from core.people.registry import import_registry
-from core.requests.models import Request
-from core.signing.models import SignatureStep, Teacher
-from core.signing.pki import DemoPki
-from main import App
+from edudesk.app import App
+from edudesk.core.intake.domain import Population
+from edudesk.core.models import AuditEvent
+from edudesk.core.people.chatlinks import issue_link_code
+from edudesk.core.people.models import Staff
+from edudesk.core.people.registry import import_registry
+from edudesk.core.requests.models import Request
+from edudesk.core.signing.models import SignatureStep, Teacher
+from edudesk.core.signing.pki import DemoPki
 from tests.conftest import wait_until
 from tests.fakes.zalo_bot import FakeZaloBot
 from tests.mails import registry_xlsx, student_form_mail
@@ -105,8 +105,8 @@ async def _up(port: int) -> bool:
 
 
 async def test_teacher_linked_on_zalo_signs_in_the_console_with_the_pin(world: World) -> None:
-    from core.signing.models import SignSession
-    from core.signing.spec import Stage
+    from edudesk.core.signing.models import SignSession
+    from edudesk.core.signing.spec import Stage
     from tests.records_kit import PIN
 
     kit, fake = world.kit, world.fake
@@ -197,7 +197,7 @@ async def test_a_code_mailed_to_the_institutional_address_links_the_account(worl
     import email
     import re
 
-    from core.requests.models import OutgoingMail
+    from edudesk.core.requests.models import OutgoingMail
 
     answer = await world.say(OFFICE_ZALO, "/lienket Phong@HUST.edu.vn")
     assert "Nếu đây là địa chỉ e-mail" in answer
@@ -215,7 +215,7 @@ async def test_a_code_mailed_to_the_institutional_address_links_the_account(worl
 
 
 async def test_a_blocked_zalo_chat_falls_back_to_e_mail(world: World) -> None:
-    from core.requests.models import OutgoingMail
+    from edudesk.core.requests.models import OutgoingMail
 
     kit, fake = world.kit, world.fake
     teacher = await Teacher.get(code="GV01")
@@ -269,8 +269,8 @@ async def test_webhook_mode_checks_the_secret(app_factory: Any, settings_factory
 
 
 async def test_one_office_member_blocking_the_bot_does_not_stop_the_others(world: World) -> None:
-    from core.chats.models import ChatCard
-    from core.models import Job
+    from edudesk.core.chats.models import ChatCard
+    from edudesk.core.models import Job
 
     app, fake = world.app, world.fake
     second = await Staff.create(name="Phạm Thu Hà", email="ha@hust.edu.vn", roles=["office"], notify_via="zalo",
@@ -290,7 +290,7 @@ async def test_one_office_member_blocking_the_bot_does_not_stop_the_others(world
 
 
 async def _no_pending_cards() -> bool:
-    from core.models import Job
+    from edudesk.core.models import Job
 
     return not await Job.filter(kind="refresh_cards", state__in=["pending", "running"]).exists()
 

@@ -16,16 +16,16 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.zalo.oa import OaTokens
-from core.intake.domain import Population
-from core.models import AuditEvent
-from core.people.chatlinks import issue_link_code
-from core.people.linkmodels import OAuthToken
-from core.people.models import Staff
-from core.people.registry import import_registry
-from core.requests.models import Request
-from core.secrets import load_secret_box
-from main import App
+from edudesk.app import App
+from edudesk.bot.zalo.oa import OaTokens
+from edudesk.core.intake.domain import Population
+from edudesk.core.models import AuditEvent
+from edudesk.core.people.chatlinks import issue_link_code
+from edudesk.core.people.linkmodels import OAuthToken
+from edudesk.core.people.models import Staff
+from edudesk.core.people.registry import import_registry
+from edudesk.core.requests.models import Request
+from edudesk.core.secrets import load_secret_box
 from tests.conftest import wait_until
 from tests.e2e.test_zalo_bot import _up, free_port
 from tests.fakes.zalo_oa import FakeZaloOa
@@ -153,8 +153,8 @@ async def test_webhook_with_a_wrong_signature_is_refused(world: World) -> None:
 
 async def test_the_oa_webhook_will_not_start_without_its_secret(settings_factory: Any,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot.zalo.oa import OaReceiver
-    from core.ports import FakeClock
+    from edudesk.bot.zalo.oa import OaReceiver
+    from edudesk.core.ports import FakeClock
 
     monkeypatch.delenv("EDUDESK_ZALO_OA_SECRET", raising=False)
     settings = settings_factory(zalo={"enabled": True, "api": "oa", "app_id": "123", "webhook_port": 0})

@@ -36,8 +36,8 @@ from aiohttp import web
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 
-from core.ports import Clock, SystemClock
-from core.signing.pki import Credential, DemoPki
+from edudesk.core.ports import Clock, SystemClock
+from edudesk.core.signing.pki import Credential, DemoPki
 from tests.fakes.server import FakeServer
 
 SHA256_RSA, RSA = "1.2.840.113549.1.1.11", "1.2.840.113549.1.1.1"

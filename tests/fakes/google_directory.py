@@ -25,7 +25,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from core.ports import Clock, SystemClock
+from edudesk.core.ports import Clock, SystemClock
 from tests.fakes.server import FakeServer
 
 SCOPE = "https://www.googleapis.com/auth/admin.directory.user"

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 from cryptography.x509.oid import NameOID
 
-from core.ports import Clock, SystemClock
+from edudesk.core.ports import Clock, SystemClock
 from tests.fakes.server import FakeServer
 
 MAX_HASHES = 50

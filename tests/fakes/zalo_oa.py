@@ -27,7 +27,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from core.ports import Clock, SystemClock
+from edudesk.core.ports import Clock, SystemClock
 from tests.fakes.server import FakeServer
 
 MAX_TEXT = 2000

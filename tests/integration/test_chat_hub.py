@@ -10,16 +10,16 @@ from typing import Any
 
 import pytest
 
-from core.chats.actions import ButtonAction
-from core.chats.hub import REFUSED, ChatHub
-from core.chats.models import ChatCard
-from core.chats.surfaces import Capabilities, Surface
-from core.chats.view import RequestView
-from core.config import Settings
-from core.models import Job
-from core.people.models import Staff
-from core.ports import Button, Card, ChatRefused, FakeClock
-from core.requests.models import OutgoingMail, Request
+from edudesk.core.chats.actions import ButtonAction
+from edudesk.core.chats.hub import REFUSED, ChatHub
+from edudesk.core.chats.models import ChatCard
+from edudesk.core.chats.surfaces import Capabilities, Surface
+from edudesk.core.chats.view import RequestView
+from edudesk.core.config import Settings
+from edudesk.core.models import Job
+from edudesk.core.people.models import Staff
+from edudesk.core.ports import Button, Card, ChatRefused, FakeClock
+from edudesk.core.requests.models import OutgoingMail, Request
 
 pytestmark = pytest.mark.db
 PERSONAL = Capabilities(groups=False, buttons=False, edit_in_place=False, text_limit=2000, links=True)

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from core.models import AuditEvent
-from core.people.chatlinks import (
+from edudesk.core.models import AuditEvent
+from edudesk.core.people.chatlinks import (
     LINK_ATTEMPTS_ALL,
     ActionRefused,
     LinkRefused,
@@ -19,8 +19,8 @@ from core.people.chatlinks import (
     redeem_action,
     redeem_link_code,
 )
-from core.people.models import Staff
-from core.ports import FakeClock
+from edudesk.core.people.models import Staff
+from edudesk.core.ports import FakeClock
 
 pytestmark = pytest.mark.db
 

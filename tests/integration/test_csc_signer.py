@@ -18,15 +18,15 @@ from typing import Any
 import aiohttp
 import pytest
 
-from core.ports import FakeClock, SignItem, SignOutcome
-from core.signing.csc import CscError, CscSigner, CscWire
-from core.signing.demo import demo_pdf, demo_roster
-from core.signing.importer import class_fields, field_code
-from core.signing.models import SignatureStep, Teacher
-from core.signing.pdfs import add_signature_fields
-from core.signing.pki import DemoPki
-from core.signing.spec import Stage, field_name
-from core.signing.verify import verify_record
+from edudesk.core.ports import FakeClock, SignItem, SignOutcome
+from edudesk.core.signing.csc import CscError, CscSigner, CscWire
+from edudesk.core.signing.demo import demo_pdf, demo_roster
+from edudesk.core.signing.importer import class_fields, field_code
+from edudesk.core.signing.models import SignatureStep, Teacher
+from edudesk.core.signing.pdfs import add_signature_fields
+from edudesk.core.signing.pki import DemoPki
+from edudesk.core.signing.spec import Stage, field_name
+from edudesk.core.signing.verify import verify_record
 from tests.fakes.csc import ABANDONED, TIMED_OUT, FakeCsc, Prompt, Subscriber
 from tests.records_kit import ADMIN, RecordsKit, records_settings, small_roster
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from core.intake.pipeline import IntakePipeline
-from core.requests.models import RequestPerson
-from mailer.analyse import headers_only
+from edudesk.core.intake.pipeline import IntakePipeline
+from edudesk.core.requests.models import RequestPerson
+from edudesk.mailer.analyse import headers_only
 from tests.conftest import PG_URL
 from tests.mails import student_form_mail
 

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from core.accounts.models import Account
-from core.errors import ConfigError
-from core.ports import AccountSpec, AddressTaken, ProvisionError
-from directories import make_provisioner
-from directories.dovecot import DovecotProvisioner
-from directories.passwd_file import PasswdFile, parse_line
+from edudesk.core.accounts.models import Account
+from edudesk.core.errors import ConfigError
+from edudesk.core.ports import AccountSpec, AddressTaken, ProvisionError
+from edudesk.directories import make_provisioner
+from edudesk.directories.dovecot import DovecotProvisioner
+from edudesk.directories.passwd_file import PasswdFile, parse_line
 from tests.conftest import wait_until
 from tests.servers.dovecot import DovecotServer, find_dovecot
 
@@ -224,7 +224,7 @@ def test_an_unknown_scheme_is_a_config_error(settings_factory: Any, clock: Any) 
 _WRITER = """
 import asyncio, sys
 from pathlib import Path
-from directories.passwd_file import PasswdFile
+from edudesk.directories.passwd_file import PasswdFile
 
 async def main():
     passwd = PasswdFile(Path(sys.argv[1]))

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from core.ports import FakeClock
+from edudesk.core.ports import FakeClock
 from tests.fakes.zalo_oa import FakeZaloOa, code_challenge, fake_zalo_oa_fixture  # noqa: F401 - fixture
 
 USER = "2468458835296117922"

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from core.config import GoogleBackendSettings, Settings
-from core.errors import ConfigError
-from core.ports import AccountSpec, AddressTaken, FakeClock, ProvisionError
-from directories.google import GoogleProvisioner, ServiceAccount, build
+from edudesk.core.config import GoogleBackendSettings, Settings
+from edudesk.core.errors import ConfigError
+from edudesk.core.ports import AccountSpec, AddressTaken, FakeClock, ProvisionError
+from edudesk.directories.google import GoogleProvisioner, ServiceAccount, build
 from tests.fakes.google_directory import FakeGoogleDirectory
 
 PASSWORD = "Mat-Khau-9x!"

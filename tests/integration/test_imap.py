@@ -17,9 +17,9 @@ from itertools import count
 
 import pytest
 
-from core.config import ImapSettings
-from core.ports import StoreResult
-from mailer.imap import ImapIntake
+from edudesk.core.config import ImapSettings
+from edudesk.core.ports import StoreResult
+from edudesk.mailer.imap import ImapIntake
 from tests.servers.dovecot import DEFAULT_PASSWORD, DEFAULT_USER, DovecotServer
 
 # The `dovecot` fixture comes from tests/conftest.py (tests.servers.dovecot.dovecot_fixture).
@@ -337,7 +337,7 @@ async def test_uidvalidity_change_rescans_without_duplicates(
         with dovecot.connect() as client:  # the restored mailbox lost our keyword: the sink must dedupe
             client.select_folder("INBOX")
             client.remove_flags(client.search(["ALL"]), [b"$Edudesk"])
-        with caplog.at_level(logging.WARNING, logger="mailer.imap"):
+        with caplog.at_level(logging.WARNING, logger="edudesk.mailer.imap"):
             await asyncio.to_thread(dovecot.recreate_mailbox_uidvalidity_change)
             dovecot.deliver(make_mail("Sau"))
             await eventually(lambda: len(sink.mails) == 2)

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from mailer.imap import ImapIntake
-from mailer.oauth import GoogleTokenSource, MicrosoftTokenSource, TokenSource
+from edudesk.mailer.imap import ImapIntake
+from edudesk.mailer.oauth import GoogleTokenSource, MicrosoftTokenSource, TokenSource
 from tests.fakes.oauth_tokens import CLIENT_ID, CLIENT_SECRET, MAILBOX, TENANT, FakeOAuth, MovableClock
 from tests.integration.test_imap import MemorySink, eventually, imap_settings, make_mail, watching
 from tests.servers.dovecot import DEFAULT_USER, DovecotServer, find_dovecot

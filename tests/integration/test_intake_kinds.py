@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from core.intake.models import InboundMail
-from core.models import AuditEvent, Job
-from core.people.staff import Actor, Role
-from core.requests.models import OutgoingMail, Request, RequestPerson
+from edudesk.core.intake.models import InboundMail
+from edudesk.core.models import AuditEvent, Job
+from edudesk.core.people.staff import Actor, Role
+from edudesk.core.requests.models import OutgoingMail, Request, RequestPerson
 from tests.mails import student_form_mail
 
 pytestmark = pytest.mark.db

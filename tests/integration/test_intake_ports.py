@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from core.intake.checkpoints import DbImapCheckpoints
-from core.intake.models import ChannelHealth, ImapCheckpoint
-from core.ports import FakeClock, HealthReport, ImapCheckpoints, IntakeSink
+from edudesk.core.intake.checkpoints import DbImapCheckpoints
+from edudesk.core.intake.models import ChannelHealth, ImapCheckpoint
+from edudesk.core.ports import FakeClock, HealthReport, ImapCheckpoints, IntakeSink
 
 pytestmark = pytest.mark.db
 

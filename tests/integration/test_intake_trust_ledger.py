@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from core.intake.models import InboundMail
-from core.models import AuditEvent
-from core.requests.models import Request
-from main import App
+from edudesk.app import App
+from edudesk.core.intake.models import InboundMail
+from edudesk.core.models import AuditEvent
+from edudesk.core.requests.models import Request
 from tests.mails import student_form_mail
 
 pytestmark = pytest.mark.db

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from core.intake.models import InboundMail
-from core.models import AuditEvent
-from core.ports import FakeClock
-from core.requests.models import OutgoingMail, Request
-from main import App
+from edudesk.app import App
+from edudesk.core.intake.models import InboundMail
+from edudesk.core.models import AuditEvent
+from edudesk.core.ports import FakeClock
+from edudesk.core.requests.models import OutgoingMail, Request
 from tests.conftest import wait_until
 from tests.mails import mail, student_form_mail
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from core.jobs import JobKind, JobQueue, JobState, JobWorker, PermanentJobError, RetryLater
-from core.models import AuditEvent, Job
+from edudesk.core.jobs import JobKind, JobQueue, JobState, JobWorker, PermanentJobError, RetryLater
+from edudesk.core.models import AuditEvent, Job
 
 pytestmark = pytest.mark.db
 

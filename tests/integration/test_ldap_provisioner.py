@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from core.config import LdapBackendSettings
-from core.errors import ConfigError
-from core.ports import AccountSpec, AddressTaken, ProvisionError
-from directories.ldap import LdapProvisioner, refusal
+from edudesk.core.config import LdapBackendSettings
+from edudesk.core.errors import ConfigError
+from edudesk.core.ports import AccountSpec, AddressTaken, ProvisionError
+from edudesk.directories.ldap import LdapProvisioner, refusal
 from tests.servers.slapd import SlapdServer, slapd_fixture  # noqa: F401
 
 AD_CLASSES = ("top", "person", "organizationalPerson", "user")

@@ -9,7 +9,7 @@ import time
 import asyncpg
 import pytest
 
-from core.leader import LOCK_SPACE, Leadership, while_leading
+from edudesk.core.leader import LOCK_SPACE, Leadership, while_leading
 from tests.conftest import PG_URL, wait_until
 
 pytestmark = pytest.mark.db

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from core.config import MailcowBackendSettings
-from core.errors import ConfigError
-from core.ports import AccountSpec, AddressTaken, FakeClock, ProvisionError
-from directories import make_provisioner
-from directories.mailcow import MailcowProvisioner, Outcome, reason
+from edudesk.core.config import MailcowBackendSettings
+from edudesk.core.errors import ConfigError
+from edudesk.core.ports import AccountSpec, AddressTaken, FakeClock, ProvisionError
+from edudesk.directories import make_provisioner
+from edudesk.directories.mailcow import MailcowProvisioner, Outcome, reason
 from tests.conftest import make_settings
 from tests.fakes.mailcow import DEFAULT_KEY, FakeMailcow, fake_mailcow_fixture  # noqa: F401
 

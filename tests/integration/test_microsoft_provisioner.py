@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from core.config import MicrosoftBackendSettings, Settings
-from core.errors import ConfigError
-from core.ports import AccountSpec, AddressTaken, FakeClock, ProvisionError
-from directories import make_provisioner
-from directories.microsoft import GraphProvisioner, build, graph_upn, mail_nickname
+from edudesk.core.config import MicrosoftBackendSettings, Settings
+from edudesk.core.errors import ConfigError
+from edudesk.core.ports import AccountSpec, AddressTaken, FakeClock, ProvisionError
+from edudesk.directories import make_provisioner
+from edudesk.directories.microsoft import GraphProvisioner, build, graph_upn, mail_nickname
 from tests.fakes.microsoft_graph import CLIENT_ID, CLIENT_SECRET, TENANT, FakeGraph, Throttle
 
 PASSWORD = "Mat-Khau-9x!"

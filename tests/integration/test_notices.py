@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from tortoise.transactions import in_transaction
 
-from core.chats.notify import enqueue_notice
-from core.models import AuditEvent, Job
-from core.people.models import Staff
-from core.ports import FakeClock
-from core.requests.mailqueue import NOTICES_PER_MINUTE
-from core.requests.models import OutgoingMail
-from main import App
+from edudesk.app import App
+from edudesk.core.chats.notify import enqueue_notice
+from edudesk.core.models import AuditEvent, Job
+from edudesk.core.people.models import Staff
+from edudesk.core.ports import FakeClock
+from edudesk.core.requests.mailqueue import NOTICES_PER_MINUTE
+from edudesk.core.requests.models import OutgoingMail
 from tests.servers.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.db
@@ -63,7 +63,7 @@ async def test_ten_notices_to_one_teacher_in_a_minute_all_arrive(app_factory: An
 
 async def test_the_reply_cap_still_holds_for_answers_to_outside_senders(app_factory: Any, settings_factory: Any,
                                                                       smtp_sink: SmtpSink) -> None:
-    from core.requests.mailqueue import mail_context, queue_mail
+    from edudesk.core.requests.mailqueue import mail_context, queue_mail
 
     settings = settings_factory(outgoing={"transport": "smtp", "smtp_host": smtp_sink.host,
                                           "smtp_port": smtp_sink.port})

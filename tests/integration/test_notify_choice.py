@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from core.errors import EdudeskError, NotAllowed
-from core.models import AuditEvent
-from core.people.models import Staff
-from core.people.staff import Actor, Role, choose_notify_via
+from edudesk.core.errors import EdudeskError, NotAllowed
+from edudesk.core.models import AuditEvent
+from edudesk.core.people.models import Staff
+from edudesk.core.people.staff import Actor, Role, choose_notify_via
 
 pytestmark = pytest.mark.db
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from core.config import load_settings
-from core.errors import ConfigError
-from core.words import CATALOGUES
-from mailer.oauth import (
+from edudesk.core.config import load_settings
+from edudesk.core.errors import ConfigError
+from edudesk.core.words import CATALOGUES
+from edudesk.mailer.oauth import (
     GoogleTokenSource,
     MailAuthError,
     MicrosoftTokenSource,

@@ -13,20 +13,20 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.cards import build_card, load_view, render_text
-from bot.textcommands import TextContext, handle
-from core.accounts.models import Account, AccountLog
-from core.chats.actions import ButtonAction
-from core.chats.surfaces import Surface
-from core.errors import NotAllowed
-from core.forms.records import build_persons
-from core.intake.checks import check_request
-from core.intake.domain import ExtractedRequest, IncomingMail, Kind, Population
-from core.models import AuditEvent, Job
-from core.people.models import RegistryEntry
-from core.people.staff import Actor, Role
-from core.requests.models import OutgoingMail, Request, RequestPerson
-from core.requests.rows import ConfirmNeeded
+from edudesk.bot.cards import build_card, load_view, render_text
+from edudesk.bot.textcommands import TextContext, handle
+from edudesk.core.accounts.models import Account, AccountLog
+from edudesk.core.chats.actions import ButtonAction
+from edudesk.core.chats.surfaces import Surface
+from edudesk.core.errors import NotAllowed
+from edudesk.core.forms.records import build_persons
+from edudesk.core.intake.checks import check_request
+from edudesk.core.intake.domain import ExtractedRequest, IncomingMail, Kind, Population
+from edudesk.core.models import AuditEvent, Job
+from edudesk.core.people.models import RegistryEntry
+from edudesk.core.people.staff import Actor, Role
+from edudesk.core.requests.models import OutgoingMail, Request, RequestPerson
+from edudesk.core.requests.rows import ConfirmNeeded
 from tests.mails import mail
 
 pytestmark = pytest.mark.db
@@ -180,7 +180,7 @@ async def test_approving_over_a_mismatch_asks_once_more_naming_it(app_factory: A
     assert (await Request.get(id=request.id)).state == "received"
     assert not await AuditEvent.filter(action="request_approve").exists()
     # Telegram/Zalo: the card asks with a button of its own.
-    from bot.cards import confirm_card
+    from edudesk.bot.cards import confirm_card
 
     card = confirm_card(await load_view(request.id), asked.value.lines["vi"], app.settings, app.clock.now())
     assert [b.action for row in card.buttons for b in row] == [ButtonAction.APPROVE_CONFIRM, ButtonAction.BACK]
@@ -306,8 +306,8 @@ async def test_a_one_row_deletion_card_offers_keep_to_the_office(app_factory: An
 
 async def test_the_request_page_approves_a_row_and_asks_before_approving_over_a_mismatch(
         app_factory: Any, settings_factory: Any) -> None:
-    from core.people.models import Staff
-    from core.people.webauth import issue_login_link
+    from edudesk.core.people.models import Staff
+    from edudesk.core.people.webauth import issue_login_link
 
     app = await app_factory(settings_factory(web={"port": 0}), inline_analysis=True)
     assert app.web is not None
@@ -357,7 +357,7 @@ async def test_the_request_page_approves_a_row_and_asks_before_approving_over_a_
 
 
 async def test_a_kept_account_signs_in_again_with_dovecot_its_old_password_standing(tmp_path: Path) -> None:
-    from directories.passwd_file import PasswdFile
+    from edudesk.directories.passwd_file import PasswdFile
 
     passwd = PasswdFile(tmp_path / "passwd")
     await passwd.set_password("an.nv0@sis.hust.edu.vn", "{BLF-CRYPT}$2y$05$abc", "/var/mail/an")

@@ -12,16 +12,16 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from core.accounts.models import AccountLog
-from core.db import close_database
-from core.intake.models import ChannelHealth, InboundMail
-from core.jobs import JobKind, JobState
-from core.models import Job
-from core.ops import CHAT_COUNTS
-from core.ports import FakeClock
-from core.requests.models import Request, RequestPerson
-from core.signing.models import SchoolClass, SchoolRecord, SignatureStep, StepState
-from main import App
+from edudesk.app import App
+from edudesk.core.accounts.models import AccountLog
+from edudesk.core.db import close_database
+from edudesk.core.intake.models import ChannelHealth, InboundMail
+from edudesk.core.jobs import JobKind, JobState
+from edudesk.core.models import Job
+from edudesk.core.ops import CHAT_COUNTS
+from edudesk.core.ports import FakeClock
+from edudesk.core.requests.models import Request, RequestPerson
+from edudesk.core.signing.models import SchoolClass, SchoolRecord, SignatureStep, StepState
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.db
@@ -227,8 +227,8 @@ async def test_metrics_ask_for_the_bearer_token_when_one_is_set(app_factory: Any
 
 
 async def test_chat_sends_and_429s_of_the_zalo_client_reach_metrics(ops: Ops) -> None:
-    from bot.zalo.botapi import ZaloBotClient
-    from core.ports import ChatBusy
+    from edudesk.bot.zalo.botapi import ZaloBotClient
+    from edudesk.core.ports import ChatBusy
     from tests.fakes.zalo_bot import FakeZaloBot
 
     def counts() -> tuple[float, float]:

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from core.config import OutgoingSettings, Settings, load_settings
-from core.errors import ConfigError
-from core.ports import OutgoingMessage
-from mailer.outbox import MaildirMailSender, MailSendError, SmtpMailSender, make_mail_sender, to_mime
+from edudesk.core.config import OutgoingSettings, Settings, load_settings
+from edudesk.core.errors import ConfigError
+from edudesk.core.ports import OutgoingMessage
+from edudesk.mailer.outbox import MaildirMailSender, MailSendError, SmtpMailSender, make_mail_sender, to_mime
 from tests.servers.smtp_sink import SmtpSink, free_port
 from tests.servers.smtp_sink import smtp_sink_fixture as smtp_sink_fixture  # noqa: F401 - the fixture
 from tests.unit.test_render import OFFICE, OFFICE_NAME, build

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from bot.telegram.pacing import LocalWindows, Pacer
-from bot.telegram.pacing_redis import RedisWindows
+from edudesk.bot.telegram.pacing import LocalWindows, Pacer
+from edudesk.bot.telegram.pacing_redis import RedisWindows
 from tests.fakes.telegram import FakeTelegram
 
 REDIS_URL = "redis://127.0.0.1:6379/15"

@@ -18,9 +18,10 @@ import openpyxl
 import pytest
 from tortoise.transactions import in_transaction
 
-from bot.web.console import WebConsole
-from core.accounts.models import AccountLog, PasswordLink, PendingSecret
-from core.accounts.passwordlinks import (
+from edudesk.app import App
+from edudesk.bot.web.console import WebConsole
+from edudesk.core.accounts.models import AccountLog, PasswordLink, PendingSecret
+from edudesk.core.accounts.passwordlinks import (
     LinkRefused,
     OpenedLink,
     Refusal,
@@ -28,13 +29,12 @@ from core.accounts.passwordlinks import (
     open_password_link,
     purge_expired,
 )
-from core.models import AuditEvent
-from core.people.models import Staff
-from core.people.webauth import issue_login_link, token_hash
-from core.ports import FakeClock
-from core.requests.models import Request
-from core.secrets import SecretBox
-from main import App
+from edudesk.core.models import AuditEvent
+from edudesk.core.people.models import Staff
+from edudesk.core.people.webauth import issue_login_link, token_hash
+from edudesk.core.ports import FakeClock
+from edudesk.core.requests.models import Request
+from edudesk.core.secrets import SecretBox
 
 pytestmark = pytest.mark.db
 PASSWORDS = ("Hx7-pq2m-Lzw", "Kt9#bd4R-qmx", "Vn3+Tq8s-Wep")

@@ -15,9 +15,9 @@ from pyhanko.sign.validation import async_validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 from pypdf import PdfWriter
 
-from core.ports import SignItem
-from core.signing.pkcs11 import Pkcs11Error
-from core.signing.pki import DemoPki
+from edudesk.core.ports import SignItem
+from edudesk.core.signing.pkcs11 import Pkcs11Error
+from edudesk.core.signing.pki import DemoPki
 from tests.servers.softhsm import SoftHsm, softhsm_fixture  # noqa: F401
 
 FIELDS = ("phat_hanh", "gvcn")

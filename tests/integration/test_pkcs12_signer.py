@@ -16,12 +16,12 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import async_validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 
-from core.ports import SignItem, SignOutcome
-from core.signing.engine import _ORIGINAL_HEX_READER, LocalCredential, SigningPool, install_fast_pdf_parsing
-from core.signing.pdfs import RecordContent, SubjectScore, add_signature_fields, record_pdf
-from core.signing.pkcs12 import Pkcs12Error, Pkcs12Signer
-from core.signing.pki import DemoPki
-from core.signing.spec import FieldSpec, Stage
+from edudesk.core.ports import SignItem, SignOutcome
+from edudesk.core.signing.engine import _ORIGINAL_HEX_READER, LocalCredential, SigningPool, install_fast_pdf_parsing
+from edudesk.core.signing.pdfs import RecordContent, SubjectScore, add_signature_fields, record_pdf
+from edudesk.core.signing.pkcs12 import Pkcs12Error, Pkcs12Signer
+from edudesk.core.signing.pki import DemoPki
+from edudesk.core.signing.spec import FieldSpec, Stage
 
 PASS = b"mat-khau-chung-thu"
 FIELDS = [FieldSpec("gvbm_toan", Stage.SUBJECT, "GVBM Toán — Nguyễn Thị Bình"),

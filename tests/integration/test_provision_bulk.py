@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from bot.cards import load_view, render_text
-from core.accounts.models import Account, AccountLog
-from core.models import AuditEvent, Job
-from core.people.staff import Actor, Role
-from core.ports import AccountSpec, ProvisionError
-from core.requests.models import OutgoingMail, Request, RequestPerson
-from directories.local import LocalProvisioner
+from edudesk.bot.cards import load_view, render_text
+from edudesk.core.accounts.models import Account, AccountLog
+from edudesk.core.models import AuditEvent, Job
+from edudesk.core.people.staff import Actor, Role
+from edudesk.core.ports import AccountSpec, ProvisionError
+from edudesk.core.requests.models import OutgoingMail, Request, RequestPerson
+from edudesk.directories.local import LocalProvisioner
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.db
@@ -90,7 +90,7 @@ async def test_a_list_interrupted_midway_resumes_without_a_second_account(app_fa
 
 async def test_progress_is_shown_on_the_card_while_a_list_runs(app_factory: Any, settings_factory: Any,
                                                               monkeypatch: Any) -> None:
-    import core.provisioning.job as job_module
+    import edudesk.core.provisioning.job as job_module
 
     monkeypatch.setattr(job_module, "PROGRESS_MIN_SECONDS", 0.0)
     app = await app_factory(settings_factory(provisioning={"progress_every": 10, "concurrency": 1}),
@@ -154,8 +154,8 @@ async def test_the_account_log_never_holds_a_password(app_factory: Any, settings
     request = await bulk_request(app, 3)
     await app.worker.drain()
     assert (await Request.get(id=request.id)).state == "done"
-    from core.accounts.log import export_csv, log_rows
-    from core.accounts.models import PendingSecret
+    from edudesk.core.accounts.log import export_csv, log_rows
+    from edudesk.core.accounts.models import PendingSecret
 
     assert not await PendingSecret.all().exists()  # sent, so gone
     exported = export_csv(await log_rows(request_id=request.id)).decode("utf-8-sig")

@@ -18,8 +18,8 @@ from pyhanko.sign.validation import async_validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 from pypdf import PdfReader, PdfWriter
 
-from core.ports import SignItem
-from core.signing.pdfs import (
+from edudesk.core.ports import SignItem
+from edudesk.core.signing.pdfs import (
     RecordContent,
     RecordPdfError,
     SubjectScore,
@@ -27,9 +27,9 @@ from core.signing.pdfs import (
     record_pdf,
     signature_field_names,
 )
-from core.signing.pkcs12 import Pkcs12Error, Pkcs12Signer
-from core.signing.pki import Credential, DemoPki
-from core.signing.spec import FieldSpec, Stage, field_name
+from edudesk.core.signing.pkcs12 import Pkcs12Error, Pkcs12Signer
+from edudesk.core.signing.pki import Credential, DemoPki
+from edudesk.core.signing.spec import FieldSpec, Stage, field_name
 
 SUBJECTS = (("Toán", "Nguyễn Thị Bình"), ("Ngữ văn", "Trần Văn Đức"), ("Giáo dục kinh tế và pháp luật", "Lê Thị Hoà"))
 FIELDS = [FieldSpec(field_name(Stage.SUBJECT, f"gv{n}"), Stage.SUBJECT, f"GVBM {subject} — {teacher}")

@@ -9,14 +9,21 @@ from typing import Any
 
 import pytest
 
-from core.errors import EdudeskError
-from core.models import Job
-from core.ports import FakeClock
-from core.signing.models import RecordReturn, SchoolClass, SchoolRecord, SignatureStep, SignerCredential, Teacher
-from core.signing.pki import DemoPki
-from core.signing.reminders import blocking, remind_pending, send_sign_reminders
-from core.signing.spec import Stage
-from core.signing.verify import verify_record
+from edudesk.core.errors import EdudeskError
+from edudesk.core.models import Job
+from edudesk.core.ports import FakeClock
+from edudesk.core.signing.models import (
+    RecordReturn,
+    SchoolClass,
+    SchoolRecord,
+    SignatureStep,
+    SignerCredential,
+    Teacher,
+)
+from edudesk.core.signing.pki import DemoPki
+from edudesk.core.signing.reminders import blocking, remind_pending, send_sign_reminders
+from edudesk.core.signing.spec import Stage
+from edudesk.core.signing.verify import verify_record
 from tests.fakes.smartca import FakeSmartCa, fake_smartca_fixture  # noqa: F401
 from tests.records_kit import ADMIN, PIN, RecordsKit, records_settings, small_roster
 
@@ -36,7 +43,7 @@ async def kit(app_factory: Any, settings_factory: Any, tmp_path: Path, monkeypat
 
 
 async def trust(kit: RecordsKit) -> dict[str, Any]:
-    from core.signing.trust import trust_material
+    from edudesk.core.signing.trust import trust_material
 
     roots, crls = trust_material(kit.app.settings)
     return {"trusted_roots": roots, "crls": crls}
@@ -70,7 +77,7 @@ async def test_class_is_signed_in_order_then_confirmed_and_exported(kit: Records
         assert fields[3:] == ["gvcn", "bgh_bgh01", "phat_hanh"]
         assert report.signatures[0].certified
     await kit.app.records.confirm_class(ADMIN, kit.class_id)
-    from core.signing.complete import export_class
+    from edudesk.core.signing.complete import export_class
 
     manifest = await export_class(kit.class_id, tmp_path / "out")
     assert len(manifest["records"]) == 3 and (tmp_path / "out" / "manifest.json").exists()
@@ -102,7 +109,7 @@ async def test_unapproved_or_rejected_signer_cannot_sign(kit: RecordsKit) -> Non
 
 
 async def test_expired_certificate_is_warned_to_teacher_and_admin(kit: RecordsKit) -> None:
-    from core.people.models import Staff
+    from edudesk.core.people.models import Staff
 
     admin = await Staff.create(name="Quản trị", email="admin@thpt.edu.vn", roles=["admin"], telegram_id=99,
                                created_at=kit.clock.now())

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from core.accounts.models import Account
-from core.intake.domain import Population
-from core.intake.models import InboundMail
-from core.people.registry import import_registry
-from core.people.staff import Actor, Role
-from core.requests.models import OutgoingMail, Request, RequestPerson
+from edudesk.core.accounts.models import Account
+from edudesk.core.intake.domain import Population
+from edudesk.core.intake.models import InboundMail
+from edudesk.core.people.registry import import_registry
+from edudesk.core.people.staff import Actor, Role
+from edudesk.core.requests.models import OutgoingMail, Request, RequestPerson
 from tests.mails import registry_xlsx, student_form_mail
 
 pytestmark = pytest.mark.db

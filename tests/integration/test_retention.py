@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from core.errors import EdudeskError
-from core.intake.models import InboundMail
-from core.intake.pipeline import reprocess_mail
-from core.intake.retention import purge_raw_mail
-from core.models import AuditEvent
-from core.requests.models import Request
+from edudesk.core.errors import EdudeskError
+from edudesk.core.intake.models import InboundMail
+from edudesk.core.intake.pipeline import reprocess_mail
+from edudesk.core.intake.retention import purge_raw_mail
+from edudesk.core.models import AuditEvent
+from edudesk.core.requests.models import Request
 
 pytestmark = pytest.mark.db
 

@@ -14,14 +14,14 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.web.console import WebConsole
-from core.intake.models import InboundMail
-from core.models import AuditEvent
-from core.people.chatlinks import issue_action
-from core.people.models import Staff
-from core.people.webauth import issue_login_link
-from core.ports import FakeClock
-from core.requests.models import Request, RequestPerson
+from edudesk.bot.web.console import WebConsole
+from edudesk.core.intake.models import InboundMail
+from edudesk.core.models import AuditEvent
+from edudesk.core.people.chatlinks import issue_action
+from edudesk.core.people.models import Staff
+from edudesk.core.people.webauth import issue_login_link
+from edudesk.core.ports import FakeClock
+from edudesk.core.requests.models import Request, RequestPerson
 
 pytestmark = pytest.mark.db
 
@@ -236,8 +236,8 @@ async def test_the_queue_pages_overdue_and_oldest_first_and_hides_none(console: 
 
 async def test_every_console_route_says_what_it_shows(console: Console) -> None:
     """A page added without an access mark would be refused to everyone; none of today's is left unmarked."""
-    from bot.web.render import PERMISSION_ATTR
-    from bot.web.session import PUBLIC_PREFIXES
+    from edudesk.bot.web.render import PERMISSION_ATTR
+    from edudesk.bot.web.session import PUBLIC_PREFIXES
 
     unmarked = []
     for route in console.web.app.router.routes():
@@ -252,8 +252,8 @@ async def test_every_console_route_says_what_it_shows(console: Console) -> None:
 
 async def test_a_refusal_repeated_writes_one_audit_row(console: Console) -> None:
     """A stranger hammering a page is recorded once per window, with a count, not once per try."""
-    from core.people.access import Permission, audit_denial
-    from core.people.staff import Actor
+    from edudesk.core.people.access import Permission, audit_denial
+    from edudesk.core.people.staff import Actor
 
     stranger = Actor("zalo:999", "Người lạ", frozenset())
     for _ in range(50):

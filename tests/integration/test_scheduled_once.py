@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from core.intake.models import InboundMail
-from core.intake.retention import purge_raw_mail
-from core.models import AuditEvent, Job
-from core.ports import FakeClock
-from core.requests.models import Request
-from core.requests.overdue import send_reminders
+from edudesk.core.intake.models import InboundMail
+from edudesk.core.intake.retention import purge_raw_mail
+from edudesk.core.models import AuditEvent, Job
+from edudesk.core.ports import FakeClock
+from edudesk.core.requests.models import Request
+from edudesk.core.requests.overdue import send_reminders
 from tests.conftest import PG_URL
 
 pytestmark = [pytest.mark.db,

@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 from tortoise.connection import get_connection
 
-from core.accounts.models import PasswordLink, PendingSecret
-from core.accounts.passwordlinks import LinkInfo, peek_password_link
-from core.db import dialect
-from core.people.staff import Actor, Role
-from core.ports import MailSender, OutgoingMessage
-from core.requests.models import OutgoingMail, Request, RequestPerson
-from mailer.outbox import SmtpMailSender
-from main import App
+from edudesk.app import App
+from edudesk.core.accounts.models import PasswordLink, PendingSecret
+from edudesk.core.accounts.passwordlinks import LinkInfo, peek_password_link
+from edudesk.core.db import dialect
+from edudesk.core.people.staff import Actor, Role
+from edudesk.core.ports import MailSender, OutgoingMessage
+from edudesk.core.requests.models import OutgoingMail, Request, RequestPerson
+from edudesk.mailer.outbox import SmtpMailSender
 from tests.conftest import wait_until
 from tests.servers.smtp_sink import ReceivedMail, SmtpSink, free_port
 

@@ -22,24 +22,24 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.cards import build_card, load_view
-from bot.textcommands import TextContext, handle
-from bot.zalo.render import render as zalo_render
-from core.chats.actions import ButtonAction
-from core.chats.surfaces import Surface
-from core.errors import EdudeskError
-from core.intake.confirm import CONFIRMED, UNVERIFIED, mask
-from core.intake.domain import Population
-from core.intake.models import InboundMail, SenderConfirmation
-from core.intake.sender import is_free_mail
-from core.models import AuditEvent, Job
-from core.people.models import RegistryEntry, Staff
-from core.people.registry import import_registry
-from core.people.staff import Actor, Role
-from core.people.webauth import issue_login_link
-from core.ports import FakeClock
-from core.requests.models import OutgoingMail, Request
-from main import App
+from edudesk.app import App
+from edudesk.bot.cards import build_card, load_view
+from edudesk.bot.textcommands import TextContext, handle
+from edudesk.bot.zalo.render import render as zalo_render
+from edudesk.core.chats.actions import ButtonAction
+from edudesk.core.chats.surfaces import Surface
+from edudesk.core.errors import EdudeskError
+from edudesk.core.intake.confirm import CONFIRMED, UNVERIFIED, mask
+from edudesk.core.intake.domain import Population
+from edudesk.core.intake.models import InboundMail, SenderConfirmation
+from edudesk.core.intake.sender import is_free_mail
+from edudesk.core.models import AuditEvent, Job
+from edudesk.core.people.models import RegistryEntry, Staff
+from edudesk.core.people.registry import import_registry
+from edudesk.core.people.staff import Actor, Role
+from edudesk.core.people.webauth import issue_login_link
+from edudesk.core.ports import FakeClock
+from edudesk.core.requests.models import OutgoingMail, Request
 from tests.mails import mail
 
 pytestmark = pytest.mark.db

@@ -19,11 +19,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from core.config import IntakeSettings, Settings
-from core.intake.models import InboundMail
-from core.intake.sender import authserv_id_of, sender_verification
-from mailer.authverify import TIME_FACTOR, verify, with_results
-from mailer.parse import parse_mail
+from edudesk.core.config import IntakeSettings, Settings
+from edudesk.core.intake.models import InboundMail
+from edudesk.core.intake.sender import authserv_id_of, sender_verification
+from edudesk.mailer.authverify import TIME_FACTOR, verify, with_results
+from edudesk.mailer.parse import parse_mail
 from tests.conftest import wait_until
 from tests.mails import mail
 from tests.servers.dns import LocalDns, local_dns, silent_udp_port  # noqa: F401 - the fixture

@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from core.accounts.models import Account, AccountLog, PendingSecret
-from core.errors import EdudeskError
-from core.models import AuditEvent, Job
-from core.people.models import Staff
-from core.people.staff import Actor, NotAllowed, Role, actor_for_telegram
-from core.requests.models import OutgoingMail, Request, RequestPerson
-from core.requests.service import AlreadyDecided
-from directories.local import verify_password
+from edudesk.core.accounts.models import Account, AccountLog, PendingSecret
+from edudesk.core.errors import EdudeskError
+from edudesk.core.models import AuditEvent, Job
+from edudesk.core.people.models import Staff
+from edudesk.core.people.staff import Actor, NotAllowed, Role, actor_for_telegram
+from edudesk.core.requests.models import OutgoingMail, Request, RequestPerson
+from edudesk.core.requests.service import AlreadyDecided
+from edudesk.directories.local import verify_password
 
 pytestmark = pytest.mark.db
 
@@ -242,7 +242,7 @@ async def test_moving_to_provisioning_keeps_the_reminder_state_of_the_technical_
 
 async def test_a_password_reset_sets_a_new_password_on_the_existing_account(app_factory: Any,
                                                                          settings_factory: Any) -> None:
-    from directories.local import hash_password
+    from edudesk.directories.local import hash_password
 
     app = await app_factory(settings_factory(provisioning={"delivery": "mail"}), inline_analysis=True)
     request = await make_request(app, kind="password_reset")

@@ -19,15 +19,15 @@ import pytest
 from openpyxl.worksheet.worksheet import Worksheet
 from tortoise.transactions import in_transaction
 
-from core.accounts.models import Account, PendingSecret
-from core.accounts.sheet import build_accounts_xlsx
-from core.models import Job
-from core.people.staff import Actor, Role
-from core.requests.mailqueue import mail_context, queue_mail
-from core.requests.models import OutgoingMail, Request, RequestPerson
-from directories.local import verify_password
-from mailer.delivery import XLSX, MailDelivery
-from mailer.outbox import MailSendError, SmtpMailSender
+from edudesk.core.accounts.models import Account, PendingSecret
+from edudesk.core.accounts.sheet import build_accounts_xlsx
+from edudesk.core.models import Job
+from edudesk.core.people.staff import Actor, Role
+from edudesk.core.requests.mailqueue import mail_context, queue_mail
+from edudesk.core.requests.models import OutgoingMail, Request, RequestPerson
+from edudesk.directories.local import verify_password
+from edudesk.mailer.delivery import XLSX, MailDelivery
+from edudesk.mailer.outbox import MailSendError, SmtpMailSender
 from tests.servers.smtp_sink import SmtpSink, free_port
 
 pytestmark = pytest.mark.db

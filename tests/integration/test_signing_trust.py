@@ -13,16 +13,16 @@ from typing import Any
 
 import pytest
 
-from core.errors import EdudeskError
-from core.models import AuditEvent, Job
-from core.people.models import Staff
-from core.ports import FakeClock
-from core.signing.credentials import CredentialRefused
-from core.signing.factory import certificate_facts, seal_pkcs12
-from core.signing.models import SchoolRecord, SignatureStep, SignerCredential, SignSession, Teacher
-from core.signing.pin import PinError, PinNotSet, PinRequired, open_with_pin
-from core.signing.pki import DemoPki
-from core.signing.spec import Stage
+from edudesk.core.errors import EdudeskError
+from edudesk.core.models import AuditEvent, Job
+from edudesk.core.people.models import Staff
+from edudesk.core.ports import FakeClock
+from edudesk.core.signing.credentials import CredentialRefused
+from edudesk.core.signing.factory import certificate_facts, seal_pkcs12
+from edudesk.core.signing.models import SchoolRecord, SignatureStep, SignerCredential, SignSession, Teacher
+from edudesk.core.signing.pin import PinError, PinNotSet, PinRequired, open_with_pin
+from edudesk.core.signing.pki import DemoPki
+from edudesk.core.signing.spec import Stage
 from tests.records_kit import ADMIN, PIN, RecordsKit, records_settings, small_roster
 
 pytestmark = pytest.mark.db

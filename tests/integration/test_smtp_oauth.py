@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from core.config import load_settings
-from core.ports import OutgoingMessage
-from mailer.oauth import GoogleTokenSource, MicrosoftTokenSource
-from mailer.outbox import MailSendError, SmtpMailSender, make_mail_sender
+from edudesk.core.config import load_settings
+from edudesk.core.ports import OutgoingMessage
+from edudesk.mailer.oauth import GoogleTokenSource, MicrosoftTokenSource
+from edudesk.mailer.outbox import MailSendError, SmtpMailSender, make_mail_sender
 from tests.fakes.oauth_tokens import CLIENT_ID, CLIENT_SECRET, MAILBOX, TENANT, FakeOAuth
 from tests.servers.smtp_oauth import OAuthSmtpServer, parse_bearer
 

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from tortoise.transactions import in_transaction
 
-from core.intake.models import ChannelHealth
-from core.jobs import RetryLater
-from core.models import Job
-from core.requests.mailqueue import mail_context, queue_mail
-from core.requests.models import OutgoingMail
-from mailer.oauth import MicrosoftTokenSource
-from mailer.outbox import SmtpMailSender
+from edudesk.core.intake.models import ChannelHealth
+from edudesk.core.jobs import RetryLater
+from edudesk.core.models import Job
+from edudesk.core.requests.mailqueue import mail_context, queue_mail
+from edudesk.core.requests.models import OutgoingMail
+from edudesk.mailer.oauth import MicrosoftTokenSource
+from edudesk.mailer.outbox import SmtpMailSender
 from tests.fakes.oauth_tokens import CLIENT_ID, CLIENT_SECRET, MAILBOX, TENANT, FakeOAuth
 from tests.servers.smtp_oauth import OAuthSmtpServer
 

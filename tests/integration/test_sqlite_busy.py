@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from tortoise.transactions import in_transaction
 
-from core.models import Job
-from core.requests.mailqueue import mail_context, queue_mail
-from core.requests.models import OutgoingMail
-from main import App
+from edudesk.app import App
+from edudesk.core.models import Job
+from edudesk.core.requests.mailqueue import mail_context, queue_mail
+from edudesk.core.requests.models import OutgoingMail
 from tests.conftest import PG_URL, wait_until
 from tests.mails import registry_xlsx
 
@@ -40,7 +40,7 @@ async def cli_imports(config: Path, files: list[Path], runs: int) -> list[tuple[
     results = []
     for run in range(runs):
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", "import sys, main; sys.exit(main.cli())", "--config", str(config),
+            sys.executable, "-m", "edudesk", "--config", str(config),
             "registry", "import", str(files[run % 2]), "--population", "student", cwd=ROOT,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         _out, err = await proc.communicate()

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from core.people.models import Staff
-from core.people.staff import Role, staff_holding
+from edudesk.core.people.models import Staff
+from edudesk.core.people.staff import Role, staff_holding
 
 pytestmark = pytest.mark.db
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from core.requests.models import OutgoingMail
+from edudesk.core.requests.models import OutgoingMail
 from tests.conftest import wait_until
 from tests.mails import student_form_mail
 
@@ -91,7 +91,7 @@ async def test_the_service_keeps_its_state_files_private_whatever_the_umask(
 def test_the_command_line_makes_private_files_under_a_permissive_umask(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text(f'[general]\ndata_dir = "{tmp_path / "data"}"\n', encoding="utf-8")
-    done = subprocess.run([sys.executable, "-c", "import sys, main; sys.exit(main.cli())", "--config", str(config),
+    done = subprocess.run([sys.executable, "-m", "edudesk", "--config", str(config),
                            "staff", "add", "--name", "Lê Văn Phòng", "--role", "office"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120, preexec_fn=lambda: os.umask(0))
     assert done.returncode == 0, done.stderr
@@ -101,7 +101,7 @@ def test_the_command_line_makes_private_files_under_a_permissive_umask(tmp_path:
 
 def test_a_passwd_file_dovecot_reads_keeps_its_mode(tmp_path: Path, umask: Any) -> None:
     """Dovecot's auth process reads the passwd-file as another user: its mode is not ours to tighten."""
-    from core.statefiles import protect_state_files
+    from edudesk.core.statefiles import protect_state_files
     from tests.conftest import make_settings
 
     users = tmp_path / "data" / "dovecot" / "users"  # the old default place; the local back end is in use
@@ -118,8 +118,8 @@ def test_a_passwd_file_dovecot_reads_keeps_its_mode(tmp_path: Path, umask: Any) 
 
 def test_dovecot_in_use_refuses_to_start_where_it_could_not_read_its_file(tmp_path: Path, umask: Any) -> None:
     """Inside the private data folder Dovecot cannot read it; an upgrade must not start an empty new one."""
-    from core.errors import ConfigError
-    from core.statefiles import protect_state_files
+    from edudesk.core.errors import ConfigError
+    from edudesk.core.statefiles import protect_state_files
     from tests.conftest import make_settings
 
     inside = tmp_path / "data" / "dovecot" / "users"

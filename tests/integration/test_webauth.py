@@ -14,15 +14,15 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.web.console import WebConsole
-from bot.web.labels import EN, VI
-from core.config import Settings
-from core.models import AuditEvent
-from core.people.models import LoginToken, RegistryEntry, Staff, WebSession
-from core.people.webauth import LoginRefused, consume_login, ensure_first_admin, issue_login_link, token_hash
-from core.ports import FakeClock
-from core.requests.models import Request, RequestPerson
-from core.text import fold
+from edudesk.bot.web.console import WebConsole
+from edudesk.bot.web.labels import EN, VI
+from edudesk.core.config import Settings
+from edudesk.core.models import AuditEvent
+from edudesk.core.people.models import LoginToken, RegistryEntry, Staff, WebSession
+from edudesk.core.people.webauth import LoginRefused, consume_login, ensure_first_admin, issue_login_link, token_hash
+from edudesk.core.ports import FakeClock
+from edudesk.core.requests.models import Request, RequestPerson
+from edudesk.core.text import fold
 
 pytestmark = pytest.mark.db
 
@@ -405,7 +405,7 @@ def test_sign_in_only_returns_to_paths_of_the_console() -> None:
 
     from aiohttp.test_utils import make_mocked_request
 
-    from bot.web.session import _next
+    from edudesk.bot.web.session import _next
 
     for target, expected in (("/requests/5", "/requests/5"), ("//evil.example", ""), ("/\t/evil.example", ""),
                              ("/\\evil.example", ""), ("https://evil.example", ""), ("/\n/evil", "")):

@@ -13,20 +13,20 @@ import aiohttp
 import pytest
 from tortoise.transactions import in_transaction
 
-from bot.cards import build_card, load_view
-from bot.textcommands import TextContext, handle
-from core.accounts.models import PendingSecret
-from core.accounts.passwordlinks import OpenedLink, issue_password_link, open_password_link
-from core.models import AuditEvent
-from core.people.models import Staff
-from core.people.staff import actor_for_staff
-from core.people.webauth import issue_login_link
-from core.ports import FakeClock
-from core.requests.models import Request, RequestPerson
-from core.requests.overdue import send_reminders
-from core.requests.workflow import State, deadline_for
-from core.words import CATALOGUES
-from main import App
+from edudesk.app import App
+from edudesk.bot.cards import build_card, load_view
+from edudesk.bot.textcommands import TextContext, handle
+from edudesk.core.accounts.models import PendingSecret
+from edudesk.core.accounts.passwordlinks import OpenedLink, issue_password_link, open_password_link
+from edudesk.core.models import AuditEvent
+from edudesk.core.people.models import Staff
+from edudesk.core.people.staff import actor_for_staff
+from edudesk.core.people.webauth import issue_login_link
+from edudesk.core.ports import FakeClock
+from edudesk.core.requests.models import Request, RequestPerson
+from edudesk.core.requests.overdue import send_reminders
+from edudesk.core.requests.workflow import State, deadline_for
+from edudesk.core.words import CATALOGUES
 
 pytestmark = pytest.mark.db
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from core.signing.pkcs11 import SOFTHSM_MODULE, Pkcs11Signer, load_into_softhsm, write_softhsm_conf
-from core.signing.pki import Credential
+from edudesk.core.signing.pkcs11 import SOFTHSM_MODULE, Pkcs11Signer, load_into_softhsm, write_softhsm_conf
+from edudesk.core.signing.pki import Credential
 
 
 @dataclass

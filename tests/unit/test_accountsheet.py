@@ -15,7 +15,7 @@ import pytest
 from msoffcrypto.exceptions import InvalidKeyError
 from openpyxl.worksheet.worksheet import Worksheet
 
-from core.accounts.sheet import build_accounts_xlsx
+from edudesk.core.accounts.sheet import build_accounts_xlsx
 
 ROWS = [
     {"full_name": "Nguyễn Thị Hoà", "address": "hoa.nt2025@sis.hust.edu.vn", "password": "Hx7-pq2m-Lzw",

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bot.cards import RequestView, build_card, picker_card
-from bot.telegram.callbacks import Tap, keyboard
-from core.config import load_settings
-from core.models import AuditEvent
-from core.requests.models import Request, RequestPerson
+from edudesk.bot.cards import RequestView, build_card, picker_card
+from edudesk.bot.telegram.callbacks import Tap, keyboard
+from edudesk.core.config import load_settings
+from edudesk.core.models import AuditEvent
+from edudesk.core.requests.models import Request, RequestPerson
 
 NOW = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
 SETTINGS = load_settings(None)

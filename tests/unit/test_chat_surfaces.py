@@ -3,14 +3,14 @@ unchanged, one enum of button actions for every surface, and card text cut for c
 
 from __future__ import annotations
 
-from bot.telegram.callbacks import TapAction
-from bot.telegram.chat import TelegramChat
-from bot.zalo.chat import ZaloChat
-from core.chats.actions import NAVIGATION, ButtonAction
-from core.chats.surfaces import ACCOUNTS, NOTIFY_CHOICES, Surface, surface_of
-from core.chats.text import cut
-from core.people.chatlinks import SURFACES
-from core.people.models import Staff
+from edudesk.bot.telegram.callbacks import TapAction
+from edudesk.bot.telegram.chat import TelegramChat
+from edudesk.bot.zalo.chat import ZaloChat
+from edudesk.core.chats.actions import NAVIGATION, ButtonAction
+from edudesk.core.chats.surfaces import ACCOUNTS, NOTIFY_CHOICES, Surface, surface_of
+from edudesk.core.chats.text import cut
+from edudesk.core.people.chatlinks import SURFACES
+from edudesk.core.people.models import Staff
 
 
 def test_the_stored_values_of_surfaces_and_notice_choices_are_unchanged() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from core.config import Settings
+from edudesk.core.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

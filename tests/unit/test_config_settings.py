@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from core.config import Settings, load_settings
-from core.errors import ConfigError
+from edudesk.core.config import Settings, load_settings
+from edudesk.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -155,7 +155,7 @@ def test_the_file_is_named_when_the_environment_sets_a_good_value_beside_a_bad_o
 def edudesk(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The installed `edudesk` command, as an administrator runs it."""
     command = ROOT / ".venv" / "bin" / "edudesk"
-    argv = [str(command)] if command.exists() else [sys.executable, "-c", "import sys, main; sys.exit(main.cli())"]
+    argv = [str(command)] if command.exists() else [sys.executable, "-m", "edudesk"]
     return subprocess.run([*argv, *args], cwd=ROOT, capture_output=True, text=True, timeout=120,
                           env={**os.environ, **(env or {})})
 
@@ -236,9 +236,9 @@ def test_the_scan_finds_every_form_of_reading_the_environment() -> None:
 def test_nothing_below_main_reads_the_environment() -> None:
     found = [f"{path.relative_to(ROOT)}:{line}"
              for folder in ("core", "bot", "mailer")
-             for path in sorted((ROOT / folder).rglob("*.py"))
+             for path in sorted((ROOT / "edudesk" / folder).rglob("*.py"))
              for line in environment_reads(path.read_text(encoding="utf-8"))]
-    assert found == [], "settings are injected; only main.py (and cli/) read the environment: " + ", ".join(found)
+    assert found == [], "settings are injected; only edudesk/app.py and cli/ read the environment: " + ", ".join(found)
 
 
 def test_the_readme_documents_the_variables() -> None:

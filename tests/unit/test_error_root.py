@@ -7,10 +7,9 @@ import importlib
 import pkgutil
 import re
 
-import core
-import mailer
-from core import errors
-from core.errors import EdudeskError
+from edudesk import core, mailer
+from edudesk.core import errors
+from edudesk.core.errors import EdudeskError
 
 
 def _subclasses(cls: type) -> set[type]:
@@ -21,9 +20,9 @@ def _subclasses(cls: type) -> set[type]:
 
 
 def test_one_not_allowed_and_one_link_refused() -> None:
-    from core.accounts import passwordlinks
-    from core.people import access, chatlinks, staff
-    from core.signing import service
+    from edudesk.core.accounts import passwordlinks
+    from edudesk.core.people import access, chatlinks, staff
+    from edudesk.core.signing import service
 
     assert staff.NotAllowed is service.NotAllowed is errors.NotAllowed
     assert issubclass(access.AccessDenied, errors.NotAllowed)
@@ -47,7 +46,7 @@ def test_every_domain_error_has_a_stable_catalogue_code() -> None:
 
 
 def test_an_english_reader_gets_the_catalogues_words_for_the_code_and_a_vietnamese_one_the_details() -> None:
-    from core.errors import EdudeskError, NotAllowed
+    from edudesk.core.errors import EdudeskError, NotAllowed
 
     refused = NotAllowed("Chỉ trưởng bộ phận mới giao lại được yêu cầu.")
     assert refused.in_words("vi") == refused.message

@@ -17,13 +17,13 @@ from docx import Document
 from docx.shared import Pt
 from pypdf import PdfReader, PdfWriter
 
-from core.config import IntakeSettings
-from core.forms import extract_request, html_to_text
-from core.forms.values import parse_date
-from core.intake.domain import Attachment, IncomingMail, Kind, Population, Severity
+from edudesk.core.config import IntakeSettings
+from edudesk.core.forms import extract_request, html_to_text
+from edudesk.core.forms.values import parse_date
+from edudesk.core.intake.domain import Attachment, IncomingMail, Kind, Population, Severity
 
 ROOT = Path(__file__).resolve().parents[2]
-TEMPLATES = ROOT / "templates" / "forms"
+TEMPLATES = ROOT / "edudesk" / "templates" / "forms"
 FIXTURES = ROOT / "tests" / "fixtures" / "forms"
 DOMAINS = ("hust.edu.vn", "sis.hust.edu.vn")
 SETTINGS = IntakeSettings()

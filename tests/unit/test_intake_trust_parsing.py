@@ -8,9 +8,9 @@ import logging
 
 import pytest
 
-from core.intake.sender import from_untrusted
-from core.logsafe import LOG_FORMAT, EscapingFormatter, escape_controls
-from mailer.parse import parse_mail
+from edudesk.core.intake.sender import from_untrusted
+from edudesk.core.logsafe import LOG_FORMAT, EscapingFormatter, escape_controls
+from edudesk.mailer.parse import parse_mail
 
 
 def from_(value: str) -> bytes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.legacy import (
+from edudesk.core.legacy import (
     decode_legacy,
     decode_tcvn3,
     decode_vni,

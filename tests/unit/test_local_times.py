@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from pyhanko.pdf_utils.layout import BoxConstraints
 from pyhanko.pdf_utils.writer import PdfFileWriter
 
-from core.signing.stamp import stamp_style
-from core.signing.verify import RecordReport, SignatureReport, format_report
-from core.text import local_time
+from edudesk.core.signing.stamp import stamp_style
+from edudesk.core.signing.verify import RecordReport, SignatureReport, format_report
+from edudesk.core.text import local_time
 
 
 def test_local_time_is_day_month_year_then_hours_in_the_configured_zone() -> None:

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from core.logsafe import EscapingFormatter
-from core.logsetup import QUIET_LOGGERS, JsonFormatter
+from edudesk.core.logsafe import EscapingFormatter
+from edudesk.core.logsetup import QUIET_LOGGERS, JsonFormatter
 
 ROOT = Path(__file__).resolve().parents[2]
 # The service's own setup in a fresh interpreter (the test run's root logger stays as pytest set it).
 SCRIPT = """
 import logging, sys
-from core.config import load_settings
-from core.logsetup import install
+from edudesk.core.config import load_settings
+from edudesk.core.logsetup import install
 settings = load_settings(None, overrides={"general": {"log_format": sys.argv[1], "log_level": sys.argv[2]}},
                          environ={})
 install(settings.general)
@@ -78,7 +78,7 @@ def test_records_demo_prints_no_fonttools_line_and_logs_json(tmp_path: Path) -> 
     config = tmp_path / "config.toml"
     config.write_text(f'[general]\ndata_dir = "{tmp_path / "data"}"\nlog_format = "json"\n'
                       '[intake]\nparser_processes = 1\n', encoding="utf-8")
-    done = subprocess.run([sys.executable, "-c", "import sys, main; sys.exit(main.cli())", "--config", str(config),
+    done = subprocess.run([sys.executable, "-m", "edudesk", "--config", str(config),
                            "records", "demo", "--students", "2", "--sign", "--out", str(tmp_path / "out")],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr

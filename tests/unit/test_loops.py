@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from core.intake.domain import IncomingMail, Kind
-from core.intake.loops import classify_automatic, may_auto_reply
-from mailer.parse import parse_mail
+from edudesk.core.intake.domain import IncomingMail, Kind
+from edudesk.core.intake.loops import classify_automatic, may_auto_reply
+from edudesk.mailer.parse import parse_mail
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "mail"
 OWN = ("cntt@thpt-nguyenhue.edu.vn",)

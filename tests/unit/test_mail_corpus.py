@@ -11,15 +11,15 @@ from typing import Any
 
 import pytest
 
-from core.config import IntakeSettings, load_settings
-from core.forms import extract_request
-from core.forms.html import read_html_tables
-from core.forms.partial import is_partial, merge_reply
-from core.forms.values import text_value
-from core.intake.domain import ExtractedRequest, IncomingMail, Kind, Person
-from core.intake.loops import classify_automatic
-from core.intake.spam import dmarc_rejects, flagged_upstream
-from mailer.parse import parse_mail
+from edudesk.core.config import IntakeSettings, load_settings
+from edudesk.core.forms import extract_request
+from edudesk.core.forms.html import read_html_tables
+from edudesk.core.forms.partial import is_partial, merge_reply
+from edudesk.core.forms.values import text_value
+from edudesk.core.intake.domain import ExtractedRequest, IncomingMail, Kind, Person
+from edudesk.core.intake.loops import classify_automatic
+from edudesk.core.intake.spam import dmarc_rejects, flagged_upstream
+from edudesk.mailer.parse import parse_mail
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "mail"
 EXPECTED: dict[str, dict[str, Any]] = json.loads((CORPUS / "expected.json").read_text(encoding="utf-8"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.accounts.naming import (
+from edudesk.core.accounts.naming import (
     check_naming,
     local_part,
     propose_address,
@@ -12,9 +12,9 @@ from core.accounts.naming import (
     split_family_middle,
     split_full_name,
 )
-from core.config import NamingSettings
-from core.errors import ConfigError
-from core.intake.domain import Person
+from edudesk.core.config import NamingSettings
+from edudesk.core.errors import ConfigError
+from edudesk.core.intake.domain import Person
 
 SETTINGS = NamingSettings()
 AN = Person(full_name="Nguyễn Văn An", student_id="20201234", staff_id="CB0042")

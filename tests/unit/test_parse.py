@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from core.intake.domain import IncomingMail
-from mailer import parse as parse_module
-from mailer.parse import parse_mail
+from edudesk.core.intake.domain import IncomingMail
+from edudesk.mailer import parse as parse_module
+from edudesk.mailer.parse import parse_mail
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "mail"
 CORPUS = sorted(FIXTURES.glob("*.eml"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.people.phones import display_mobile, normalise_mobile
+from edudesk.core.people.phones import display_mobile, normalise_mobile
 
 
 @pytest.mark.parametrize(

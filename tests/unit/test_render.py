@@ -12,12 +12,12 @@ from typing import Any
 import jinja2
 import pytest
 
-from core.config import load_settings
-from core.intake.domain import Kind
-from mailer.outbox import to_mime
-from mailer.render import LANGUAGES, TEMPLATES, build_message, message_id_for, render_mail
+from edudesk.core.config import load_settings
+from edudesk.core.intake.domain import Kind
+from edudesk.mailer.outbox import to_mime
+from edudesk.mailer.render import LANGUAGES, TEMPLATES, build_message, message_id_for, render_mail
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates" / "email"
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "edudesk" / "templates" / "email"
 OFFICE = "office-bknic@hust.edu.vn"
 OFFICE_NAME = "Văn phòng Trung tâm Mạng Thông tin"
 REQUESTER_MSGID = "<CAF=abc123@mail.gmail.com>"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from core.intake.domain import IncomingMail
-from core.intake.sender import (
+from edudesk.core.intake.domain import IncomingMail
+from edudesk.core.intake.sender import (
     auth_failed,
     is_free_mail,
     is_institutional,
@@ -16,7 +16,7 @@ from core.intake.sender import (
     sender_domain,
     spoof_suspected,
 )
-from mailer.parse import parse_mail
+from edudesk.mailer.parse import parse_mail
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "mail"
 SCHOOL = ("thpt-nguyenhue.edu.vn",)

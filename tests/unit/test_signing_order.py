@@ -7,10 +7,18 @@ import itertools
 
 import pytest
 
-from core.errors import EdudeskError
-from core.signing.models import StepState as Turn
-from core.signing.spec import Stage
-from core.signing.stages import DONE, OutOfOrder, StepState, after_signing, check_may_sign, first_turns, open_stage
+from edudesk.core.errors import EdudeskError
+from edudesk.core.signing.models import StepState as Turn
+from edudesk.core.signing.spec import Stage
+from edudesk.core.signing.stages import (
+    DONE,
+    OutOfOrder,
+    StepState,
+    after_signing,
+    check_may_sign,
+    first_turns,
+    open_stage,
+)
 
 # Three subject teachers, the homeroom teacher, two of the leadership, the school's issuing signature.
 RECORD = (StepState(1, Stage.SUBJECT, Turn.WAITING, 11), StepState(2, Stage.SUBJECT, Turn.WAITING, 12),

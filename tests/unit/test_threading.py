@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from core.intake.domain import IncomingMail
-from core.intake.threading import request_number_from_subject, thread_keys
-from mailer.parse import parse_mail
+from edudesk.core.intake.domain import IncomingMail
+from edudesk.core.intake.threading import request_number_from_subject, thread_keys
+from edudesk.mailer.parse import parse_mail
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "mail"
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from core.config import Settings, load_settings
-from core.intake.domain import IncomingMail
-from core.intake.sender import (
+from edudesk.core.config import Settings, load_settings
+from edudesk.core.intake.domain import IncomingMail
+from edudesk.core.intake.sender import (
     aligned,
     authserv_id_of,
     dmarc_failure,
@@ -20,7 +20,7 @@ from core.intake.sender import (
     trusted_header,
     trusted_results,
 )
-from mailer.parse import parse_mail
+from edudesk.mailer.parse import parse_mail
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "mail"
 SCHOOL = ("thpt-nguyenhue.edu.vn",)

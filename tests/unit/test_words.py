@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from core.intake.domain import Kind, Population
-from core.people.staff import Role
-from core.requests.service import Action
-from core.requests.workflow import State
-from core.words import CATALOGUES, detail_pairs, event_label, language, t, words
+from edudesk.core.intake.domain import Kind, Population
+from edudesk.core.people.staff import Role
+from edudesk.core.requests.service import Action
+from edudesk.core.requests.workflow import State
+from edudesk.core.words import CATALOGUES, detail_pairs, event_label, language, t, words
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = [p for d in ("core", "bot", "mailer", "cli") for p in (ROOT / d).rglob("*.py")] + [ROOT / "main.py"]
+SOURCES = [p for d in ("core", "bot", "mailer", "cli") for p in (ROOT / "edudesk" / d).rglob("*.py")] + [
+    ROOT / "edudesk" / "app.py"]
 # Symbols drawn as emoji (or as boxes on a school PC without an emoji font): outside the BMP, the emoji
 # variation selector, and the BMP characters whose default presentation is emoji.
 EMOJI = re.compile("[\U00010000-\U0010FFFF\uFE0F\u231A\u231B\u23E9-\u23F3\u2614\u2615\u26A1\u26D4\u2705\u270A"
@@ -104,7 +105,7 @@ def test_no_text_depends_on_an_emoji_font() -> None:
 
 def test_no_code_or_template_draws_an_emoji() -> None:
     """Words built in code (notices, buttons) and the templates, not only the catalogue."""
-    files = SOURCES + sorted((ROOT / "templates").rglob("*.j2"))
+    files = SOURCES + sorted((ROOT / "edudesk" / "templates").rglob("*.j2"))
     drawn = [f"{p.relative_to(ROOT)}:{n}: {line.strip()[:80]}" for p in files
              for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if EMOJI.search(line)]
     assert not drawn, "\n".join(drawn)
@@ -130,7 +131,7 @@ def test_audit_details_are_named_and_their_values_read_as_words() -> None:
 
 
 def test_console_labels_are_built_from_the_catalogue() -> None:
-    from bot.web.labels import EN, VI
+    from edudesk.bot.web.labels import EN, VI
 
     assert VI["states"]["received"] == t("state.received", "vi") and EN["kinds"]["new_account"] == "New account"
     assert VI["rec"]["stages"][4] == "Ký phát hành" and len(VI["login_ways"]) == 3

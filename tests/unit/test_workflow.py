@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from core.config import SlaSettings
-from core.errors import EdudeskError, InvalidTransition
-from core.requests.workflow import (
+from edudesk.core.config import SlaSettings
+from edudesk.core.errors import EdudeskError, InvalidTransition
+from edudesk.core.requests.workflow import (
     _TABLE,
     OPEN_STATES,
     EffectKind,
@@ -21,7 +21,7 @@ from core.requests.workflow import (
     transition,
 )
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "email"
+TEMPLATES = Path(__file__).resolve().parents[2] / "edudesk" / "templates" / "email"
 T0 = datetime(2026, 9, 7, 8, 0, tzinfo=UTC)
 SLA = SlaSettings()
 

@@ -3,9 +3,9 @@ every action kept, answers split at lines, and a card's change as a short update
 
 from __future__ import annotations
 
-from bot.zalo.render import LIMIT, fit, plain, split
-from core.chats.text import update_line
-from core.ports import Button, Card
+from edudesk.bot.zalo.render import LIMIT, fit, plain, split
+from edudesk.core.chats.text import update_line
+from edudesk.core.ports import Button, Card
 
 
 def test_plain_keeps_the_words_and_the_link_addresses() -> None:

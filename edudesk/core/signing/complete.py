@@ -1,0 +1,82 @@
+"""The end of a class's signing: told to the admins when the last record is signed, then the export
+package (every signed PDF and a manifest with its hash and signatures) once the admin has confirmed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from html import escape as esc
+from pathlib import Path
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from edudesk.core.chats.notify import enqueue_notice
+from edudesk.core.config import Settings
+from edudesk.core.errors import EdudeskError
+from edudesk.core.jobs import JobQueue
+from edudesk.core.people.staff import Role, staff_holding
+from edudesk.core.ports import OnProgress
+from edudesk.core.signing.models import SchoolClass, SchoolRecord, SignatureStep
+from edudesk.core.text import strip_diacritics
+
+
+async def record_completed(conn: BaseDBAsyncClient, queue: JobQueue, settings: Settings, class_id: int) -> None:
+    """After a record's last signature: when the whole class is signed, ask the admins to confirm."""
+    if await SchoolRecord.filter(klass_id=class_id).exclude(state="signed").using_db(conn).exists():
+        return
+    if not await SchoolClass.filter(id=class_id, state="signing").using_db(conn).update(state="complete"):
+        return
+    klass = await SchoolClass.filter(id=class_id).using_db(conn).get()
+    count = await SchoolRecord.filter(klass_id=class_id).using_db(conn).count()
+    text = (f"Lớp <b>{esc(klass.name)}</b> ({esc(klass.year)}): {count} học bạ đã đủ chữ ký, "
+            f"kể cả chữ ký phát hành.\n"
+            f"Đề nghị quản trị viên xác nhận hoàn tất để xuất hồ sơ.")
+    buttons = [[{"label": "Xác nhận hoàn tất", "action": "rec_confirm", "request_id": class_id}]]
+    await enqueue_notice(conn, queue, f"classdone:{class_id}:head", "head", text, buttons=buttons)
+    for admin in await staff_holding(Role.ADMIN, settings, conn):
+        await enqueue_notice(conn, queue, f"classdone:{class_id}:{admin.id}", f"staff:{admin.id}", text,
+                             buttons=buttons)
+
+
+def file_stem(student_code: str, name: str) -> str:
+    """A portable file name for a record: "HS001_Nguyen_Van_An"."""
+    ascii_name = re.sub(r"[^A-Za-z0-9]+", "_", strip_diacritics(name)).strip("_")
+    return f"{student_code}_{ascii_name}"[:120]
+
+
+async def export_class(class_id: int, out: Path, *, require_confirmed: bool = True,
+                       on_progress: OnProgress | None = None) -> dict[str, Any]:
+    """Write the signed PDFs of a class and `manifest.json` to `out`; returns the manifest.
+    `on_progress(done, total)` counts the records written."""
+    klass = await SchoolClass.get_or_none(id=class_id)
+    if klass is None:
+        raise EdudeskError("Không có lớp này.", code="not_found")
+    if require_confirmed and klass.state not in ("confirmed", "exported"):
+        raise EdudeskError(f"Lớp {klass.name} chưa được quản trị viên xác nhận hoàn tất.", code="not_confirmed")
+    out.mkdir(parents=True, exist_ok=True)
+    entries = []
+    records = await SchoolRecord.filter(klass_id=class_id).order_by("student_code")
+    for done, record in enumerate(records):
+        if on_progress is not None:
+            on_progress(done, len(records))
+        pdf = bytes(record.pdf)
+        name = file_stem(record.student_code, record.student_name) + ".pdf"
+        (out / name).write_bytes(pdf)
+        steps = await SignatureStep.filter(record_id=record.id).order_by("signed_at", "id")
+        entries.append({"student_code": record.student_code, "student_name": record.student_name, "file": name,
+                        "sha256": hashlib.sha256(pdf).hexdigest(), "revision": record.revision,
+                        "state": record.state,
+                        "signatures": [{"field": s.field, "stage": s.stage, "signer": s.signed_by,
+                                        "signed_at": s.signed_at.isoformat() if s.signed_at else None}
+                                       for s in steps]})
+    if on_progress is not None:
+        on_progress(len(records), len(records))
+    manifest = {"school": klass.school, "year": klass.year, "class": klass.name, "records": entries,
+                "confirmed_by": klass.confirmed_by,
+                "confirmed_at": klass.confirmed_at.isoformat() if klass.confirmed_at else None}
+    (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
+    if klass.state == "confirmed":
+        await SchoolClass.filter(id=class_id).update(state="exported")
+    return manifest

@@ -1,0 +1,55 @@
+"""The `[records]` section of config.toml: digital school records, signing deadlines, reminders, signers.
+
+Kept beside the signing code (core/config.py composes it into `Settings`); secrets are named by
+environment variable, never written here.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from edudesk.core.configbase import NonNegFloat, NonNegInt, Section
+
+
+class IssuerSettings(Section):
+    """The school's organisation credential for the issuing signature (PKCS#11 token, or a PKCS#12 file)."""
+
+    kind: Literal["pkcs11", "pkcs12"] = "pkcs12"
+    pkcs11_module: str = "/usr/lib/softhsm/libsofthsm2.so"
+    token_label: str = ""
+    key_label: str = ""
+    pin_env: str = "EDUDESK_ISSUER_PIN"
+    pkcs12_path: str = ""
+    passphrase_env: str = "EDUDESK_ISSUER_PASSPHRASE"
+
+
+class SmartCaSettings(Section):
+    """VNPT SmartCA (remote signing, not CSC): the service provider's credentials."""
+
+    url: str = ""
+    sp_id: str = ""
+    sp_password_env: str = "EDUDESK_SMARTCA_SP_PASSWORD"
+    poll_seconds: NonNegFloat = 5.0
+
+
+class CscSettings(Section):
+    """A Cloud Signature Consortium API v1 provider."""
+
+    url: str = ""
+    token_env: str = "EDUDESK_CSC_TOKEN"
+
+
+class RecordsSettings(Section):
+    school: str = ""
+    year: str = ""
+    stage_days: NonNegFloat = 7.0  # each teacher's time to sign once their turn opens
+    remind_before_hours: NonNegFloat = 24.0
+    quiet_hours: str = "21:00-07:00"  # local time; reminders wait for the morning
+    notice_delay_seconds: NonNegFloat = 30.0  # turns opening within this time make one "sign now" message
+    warn_days: NonNegInt = 14  # pre-flight: a certificate expiring sooner is warned about
+    trusted_roots: tuple[str, ...] = ()  # CA certificates (PEM/DER files) signatures must chain to
+    crls: tuple[str, ...] = ()
+    demo_dir: str = "{data_dir}/records-demo"  # `records demo` keeps its CA and keys here
+    issuer: IssuerSettings = IssuerSettings()
+    smartca: SmartCaSettings = SmartCaSettings()
+    csc: CscSettings = CscSettings()
