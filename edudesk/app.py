@@ -24,7 +24,7 @@ from edudesk.cli.records import add_parser as add_records_parser
 from edudesk.cli.registryhelp import registry_columns
 from edudesk.core import logsetup
 from edudesk.core.chats.hub import ChatHub
-from edudesk.core.config import Settings, load_settings
+from edudesk.core.config import InstitutionSettings, Settings, load_settings
 from edudesk.core.db import close_database, open_database
 from edudesk.core.errors import EdudeskError
 from edudesk.core.intake.checkpoints import DbImapCheckpoints
@@ -50,6 +50,7 @@ from edudesk.core.signing.service import RecordService
 from edudesk.core.statefiles import PRIVATE_UMASK
 from edudesk.core.supervisor import Supervisor
 from edudesk.core.text import local_time
+from edudesk.core.words import t
 from edudesk.directories import make_provisioner
 from edudesk.mailer.analyse import InlineMailAnalyser, ProcessMailAnalyser, headers_only
 from edudesk.mailer.delivery import MailDelivery
@@ -197,6 +198,10 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
                       f"minutes): {link}", flush=True)
         sup = app.supervisor()
         sup.add("parsers", app.analyser.start)  # spawning them takes seconds: in the background, retried if it fails
+        if settings.institution == InstitutionSettings():
+            # The built-in example school: every mail would be signed as one university until `init` is run.
+            print(t("cli.run.unconfigured", settings.general.language, name=settings.institution.name),
+                  file=sys.stderr, flush=True)
         async with asyncio.TaskGroup() as tg:
             main = tg.create_task(sup.run())
             await stop.wait()
@@ -237,8 +242,6 @@ async def cmd_registry_import(settings: Settings, args: argparse.Namespace) -> i
 
 def _sender_line(report: dict[str, Any], lang: str) -> str:
     """One line on whether a trusted server proved the sender (`mail inspect`)."""
-    from edudesk.core.words import t
-
     verified = report.get("sender_verified")
     if verified is None:
         return t("cli.inspect.sender_unknown", lang)

@@ -731,6 +731,8 @@ WORDS.update({
     "cli.show.no_problems": "No problems.",
     "cli.show.audit": "Audit trail",
     "cli.show.row": "row {row}",
+    "cli.run.unconfigured": ("edudesk: warning: [institution] is not configured; mails and pages carry the example "
+                           "school «{name}». Run `edudesk init` to write your school's configuration."),
     "cli.migrate.created": "edudesk: created a new database {where} ({tables} tables, {migrations} migrations).",
     "cli.migrate.applied": "edudesk: applied {migrations} new migrations to {where} (now {tables} tables).",
     "cli.migrate.up_to_date": "edudesk: the database {where} is up to date ({migrations} migrations); nothing changed.",

@@ -760,6 +760,8 @@ WORDS.update({
     "cli.show.no_problems": "Không có lỗi.",
     "cli.show.audit": "Nhật ký",
     "cli.show.row": "dòng {row}",
+    "cli.run.unconfigured": ("edudesk: cảnh báo: chưa cấu hình [institution]; thư và trang đang mang tên trường ví "
+                           "dụ «{name}». Chạy `edudesk init` để ghi cấu hình của trường mình."),
     "cli.migrate.created": "edudesk: đã tạo cơ sở dữ liệu mới {where} ({tables} bảng, {migrations} bước chuyển đổi).",
     "cli.migrate.applied": "edudesk: đã áp dụng {migrations} bước chuyển đổi mới cho {where} (nay có {tables} bảng).",
     "cli.migrate.up_to_date": "edudesk: cơ sở dữ liệu {where} đã mới nhất ({migrations} bước chuyển đổi); "
