@@ -5,8 +5,6 @@ and the channel recovers by itself once it is fixed."""
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -16,31 +14,13 @@ from edudesk.core.models import AuditEvent
 from tests.conftest import wait_until
 from tests.fakes.oauth_tokens import CLIENT_ID, CLIENT_SECRET, MAILBOX, TENANT, FakeOAuth
 from tests.integration.test_imap import make_mail
-from tests.servers.dovecot import DovecotServer, find_dovecot
+from tests.oauth_fixtures import dovecot_oauth_fixture, fake_fixture  # noqa: F401 - the fixtures
+from tests.servers.dovecot import DovecotServer
 from tests.servers.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.db
 
 
-@pytest.fixture(name="fake")
-async def fake_fixture() -> AsyncIterator[FakeOAuth]:
-    """The fake token services."""
-    fake = await FakeOAuth().start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture(name="dovecot_oauth")
-def dovecot_oauth_fixture(fake: FakeOAuth) -> Iterator[DovecotServer]:
-    """A private Dovecot taking bearer tokens checked with the fake; skipped only off CI."""
-    binary = find_dovecot()
-    if binary is None:
-        message = "dovecot is not installed: run scripts/install-test-deps.sh"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    with DovecotServer(binary=binary, oauth2_introspection=fake.introspection_url("imap")) as server:
-        yield server
 
 
 async def test_a_revoked_app_secret_alerts_staff_once_in_words_and_the_mailbox_recovers_when_fixed(

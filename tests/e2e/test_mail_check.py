@@ -9,38 +9,20 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.fakes.oauth_tokens import CLIENT_ID, CLIENT_SECRET, MAILBOX, TENANT, FakeOAuth
 from tests.integration.test_imap import make_mail
-from tests.servers.dovecot import DovecotServer, find_dovecot
+from tests.oauth_fixtures import dovecot_oauth_fixture, fake_fixture  # noqa: F401 - the fixtures
+from tests.servers.dovecot import DovecotServer
 from tests.servers.smtp_oauth import OAuthSmtpServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(name="fake")
-async def fake_fixture() -> AsyncIterator[FakeOAuth]:
-    """The fake token services."""
-    fake = await FakeOAuth().start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture(name="dovecot_oauth")
-def dovecot_oauth_fixture(fake: FakeOAuth) -> Iterator[DovecotServer]:
-    """A private Dovecot taking bearer tokens checked with the fake; skipped only off CI."""
-    binary = find_dovecot()
-    if binary is None:
-        message = "dovecot is not installed: run scripts/install-test-deps.sh"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    with DovecotServer(binary=binary, oauth2_introspection=fake.introspection_url("imap")) as server:
-        yield server
 
 
 @pytest.fixture(name="submission")

@@ -5,39 +5,16 @@ restored."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Iterator
-
-import pytest
-
 from edudesk.mailer.imap import ImapIntake
 from edudesk.mailer.oauth import GoogleTokenSource, MicrosoftTokenSource, TokenSource
 from tests.fakes.oauth_tokens import CLIENT_ID, CLIENT_SECRET, MAILBOX, TENANT, FakeOAuth, MovableClock
 from tests.integration.test_imap import MemorySink, eventually, imap_settings, make_mail, watching
-from tests.servers.dovecot import DEFAULT_USER, DovecotServer, find_dovecot
+from tests.oauth_fixtures import dovecot_oauth_fixture, fake_fixture  # noqa: F401 - the fixtures
+from tests.servers.dovecot import DEFAULT_USER, DovecotServer
 
 assert MAILBOX == DEFAULT_USER  # the token's mailbox is the Dovecot user the tests deliver to
 
 
-@pytest.fixture(name="fake")
-async def fake_fixture() -> AsyncIterator[FakeOAuth]:
-    """The fake token services."""
-    fake = await FakeOAuth().start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture(name="dovecot_oauth")
-def dovecot_oauth_fixture(fake: FakeOAuth) -> Iterator[DovecotServer]:
-    """A private Dovecot that also takes bearer tokens, checked with the fake; skipped only off CI."""
-    binary = find_dovecot()
-    if binary is None:
-        message = "dovecot is not installed: run scripts/install-test-deps.sh"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    with DovecotServer(binary=binary, oauth2_introspection=fake.introspection_url("imap")) as server:
-        yield server
 
 
 def microsoft(fake: FakeOAuth, clock: MovableClock | None = None) -> MicrosoftTokenSource:

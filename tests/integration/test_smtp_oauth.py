@@ -4,7 +4,7 @@ permission a refused login in words (the mail waits for the fix; see test_smtp_o
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,15 +14,8 @@ from edudesk.core.ports import OutgoingMessage
 from edudesk.mailer.oauth import GoogleTokenSource, MicrosoftTokenSource
 from edudesk.mailer.outbox import MailSendError, SmtpMailSender, make_mail_sender
 from tests.fakes.oauth_tokens import CLIENT_ID, CLIENT_SECRET, MAILBOX, TENANT, FakeOAuth
+from tests.oauth_fixtures import fake_fixture  # noqa: F401 - the fixtures
 from tests.servers.smtp_oauth import OAuthSmtpServer, parse_bearer
-
-
-@pytest.fixture(name="fake")
-async def fake_fixture() -> AsyncIterator[FakeOAuth]:
-    """The fake token services."""
-    fake = await FakeOAuth().start()
-    yield fake
-    await fake.stop()
 
 
 @pytest.fixture(name="server")

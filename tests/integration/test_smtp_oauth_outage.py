@@ -4,7 +4,7 @@ with the rest), and the mails go out once the permission is back."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,17 +18,11 @@ from edudesk.core.requests.models import OutgoingMail
 from edudesk.mailer.oauth import MicrosoftTokenSource
 from edudesk.mailer.outbox import SmtpMailSender
 from tests.fakes.oauth_tokens import CLIENT_ID, CLIENT_SECRET, MAILBOX, TENANT, FakeOAuth
+from tests.oauth_fixtures import fake_fixture  # noqa: F401 - the fixtures
 from tests.servers.smtp_oauth import OAuthSmtpServer
 
 pytestmark = pytest.mark.db
 
-
-@pytest.fixture(name="fake")
-async def fake_fixture() -> AsyncIterator[FakeOAuth]:
-    """The fake token services."""
-    fake = await FakeOAuth().start()
-    yield fake
-    await fake.stop()
 
 
 @pytest.fixture(name="server")
