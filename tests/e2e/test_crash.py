@@ -74,13 +74,14 @@ backoff_max_seconds = 0.2
 """, encoding="utf-8")
         return load_settings(self.config)
 
-    def start(self) -> None:
-        """Start the service and wait until its SMTP listener answers."""
+    def start(self, env: dict[str, str] | None = None, timeout: float = 30.0) -> None:
+        """Start the service (with `env` added to the environment) and wait until its SMTP listener answers."""
         out = self.log.open("ab")
+        environ = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.proc = subprocess.Popen([*EDUDESK, "--config", str(self.config), "run"], cwd=ROOT, stdout=out,
-                                     stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                                     preexec_fn=_die_with_parent)
-        for _ in range(300):
+                                     stderr=subprocess.STDOUT, env=environ, preexec_fn=_die_with_parent)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
             try:
                 with smtplib.SMTP("127.0.0.1", self.smtp_port, timeout=2) as client:
                     client.noop()

@@ -4,12 +4,7 @@ the other takes over within 30 s of the holder's SIGKILL, mail is stored once, a
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import os
-import signal
-import smtplib
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -26,23 +21,17 @@ from edudesk.core.models import AuditEvent, Job
 from edudesk.core.ports import SystemClock
 from edudesk.core.requests.models import Request
 from tests.conftest import PG_URL, fresh_database, make_settings, wait_until
+from tests.e2e.test_crash import Service
 from tests.mails import student_form_mail
 from tests.servers.dovecot import DEFAULT_PASSWORD, DEFAULT_USER, DovecotServer
 from tests.servers.smtp_sink import free_port
 
 pytestmark = [pytest.mark.db, pytest.mark.slow,
               pytest.mark.skipif(not PG_URL, reason="replicas share a PostgreSQL database; SQLite has one process")]
-EDUDESK = [sys.executable, "-m", "edudesk"]
-ROOT = Path(__file__).resolve().parents[2]
 TAKEOVER_LIMIT = 30.0  # the issue's figure: another replica watches the mailbox within 30 s of the holder's death
 
 
-def _die_with_parent() -> None:
-    # A test run that is itself killed must not leave replicas holding ports and leads.
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-class Replica:
+class Replica(Service):
     """One `edudesk run` process with its own config, data dir and ports; the database and mailbox shared."""
 
     def __init__(self, root: Path, name: str, dovecot: DovecotServer) -> None:
@@ -87,40 +76,12 @@ backoff_max_seconds = 0.2
     def settings(self) -> Settings:
         return load_settings(self.config)
 
-    def start(self) -> None:
+    def start(self, env: dict[str, str] | None = None, timeout: float = 60.0) -> None:
         """Start the replica and wait until its SMTP listener answers (the supervisor is then running)."""
-        out = self.log.open("ab")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "EDUDESK_TEST_IMAP_PASSWORD": DEFAULT_PASSWORD}
-        self.proc = subprocess.Popen([*EDUDESK, "--config", str(self.config), "run"], cwd=ROOT, stdout=out,
-                                     stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with smtplib.SMTP("127.0.0.1", self.smtp_port, timeout=2) as client:
-                    client.noop()
-                return
-            except OSError:
-                if self.proc.poll() is not None:
-                    raise AssertionError(f"edudesk exited: {self.text()[-3000:]}") from None
-                time.sleep(0.1)
-        raise AssertionError("edudesk did not start listening")
+        super().start({"EDUDESK_TEST_IMAP_PASSWORD": DEFAULT_PASSWORD, **(env or {})}, timeout)
 
     def text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown code runs, the lead's session dies with the process."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 @pytest.fixture

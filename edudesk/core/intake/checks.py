@@ -44,10 +44,12 @@ class Checked:
     verified: bool | None = None  # the sender's authentication (`Verification.verified`): None = no result
 
 
-def sender_findings(mail: IncomingMail, kind: Kind, settings: Settings) -> tuple[list[Problem], list[str], dict]:
+def sender_findings(mail: IncomingMail, kind: Kind, settings: Settings,
+                    verification: Verification | None = None) -> tuple[list[Problem], list[str], dict]:
     """Sender policy: outside senders for resets/deletions, failed SPF/DKIM/DMARC, spoof signs."""
     domains = settings.institution.domains
-    results = sender_verification(mail, settings).results  # only a header a trusted server wrote counts
+    # only a header a trusted server wrote counts
+    results = (verification or sender_verification(mail, settings)).results
     if not any(results.values()):
         results = topmost_results(mail)  # no trusted header: signs of failure still count, never a pass
     problems: list[Problem] = []
@@ -187,8 +189,8 @@ async def check_request(extracted: ExtractedRequest, mail: IncomingMail, setting
                    for p, a in zip(persons, addresses, strict=True)]
     elif extracted.kind in SENSITIVE_KINDS:
         persons = [p.with_(proposed_address=accounts.get(p.person_id, "")) for p in persons]
-    sender_problems, flags, results = sender_findings(mail, extracted.kind, settings)
-    verification = sender_verification(mail, settings)
+    verification = sender_verification(mail, settings)  # read once: the sender findings and the policy share it
+    sender_problems, flags, results = sender_findings(mail, extracted.kind, settings, verification)
     policy_problems, policy_flags = policy_findings(mail, extracted.kind, population, settings, verification,
                                                     reply=reply)
     return Checked(persons, per_person, problems + sender_problems + policy_problems, flags + policy_flags, results,
