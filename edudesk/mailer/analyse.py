@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import replace
 
+from edudesk.core import logsetup
 from edudesk.core.config import Settings
 from edudesk.core.forms import extract_request
 from edudesk.core.intake.domain import Attachment, IncomingMail
@@ -41,6 +42,7 @@ def _init_worker(settings: Settings, parent: int) -> None:
     leave with the service (a worker orphaned by kill -9 would hold its memory for ever)."""
     global _settings
     _settings = settings
+    logsetup.install(settings.general)  # the service's format (JSON lines too) and quiet libraries, here as well
     threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
     limit = settings.intake.parser_memory_mb * 1024 * 1024
     if limit > 0:

@@ -86,3 +86,41 @@ def test_records_demo_prints_no_fonttools_line_and_logs_json(tmp_path: Path) -> 
     for line in done.stderr.splitlines():  # whatever is logged is the collector's JSON
         assert json.loads(line)["level"] in ("INFO", "WARNING", "ERROR", "CRITICAL")
     assert len(list((tmp_path / "out").glob("HS*.pdf"))) == 2
+
+
+# The parser and signing workers are spawned processes: they start with Python's default logging unless they
+# set up the service's own, and their lines go to the same stderr as the service's.
+WORKERS = """
+import asyncio, logging, sys
+from edudesk.core.config import load_settings
+from edudesk.core.logsetup import install
+from edudesk.core.signing.engine import SigningPool
+from edudesk.mailer.analyse import ProcessMailAnalyser
+
+settings = load_settings(None, overrides={"general": {"log_format": "json", "log_level": "INFO"},
+                                          "intake": {"parser_processes": 1}}, environ={})
+install(settings.general)
+
+async def main():
+    analyser = ProcessMailAnalyser(settings)
+    pool = await analyser._ensure_pool()
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(pool, logging.getLogger("edudesk.parse").warning, "from the parser\\nworker")
+    await loop.run_in_executor(pool, logging.getLogger("fontTools.subset").info, "quiet in the worker too")
+    analyser.close()
+    signing = SigningPool(1, general=settings.general)
+    await loop.run_in_executor(signing._executor, logging.getLogger("edudesk.sign").warning, "from the signer")
+    signing._executor.shutdown(wait=True)
+
+asyncio.run(main())
+"""
+
+
+def test_worker_processes_write_the_services_json_lines() -> None:
+    done = subprocess.run([sys.executable, "-c", WORKERS], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stderr.splitlines()]  # every line, the workers' too, is JSON
+    by_logger = {r["logger"]: r["message"] for r in records}
+    assert by_logger["edudesk.parse"] == "from the parser\nworker"
+    assert by_logger["edudesk.sign"] == "from the signer"
+    assert "fontTools.subset" not in by_logger

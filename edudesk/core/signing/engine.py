@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Any
 
+from edudesk.core import logsetup
+from edudesk.core.config import GeneralSettings
 from edudesk.core.ports import SignItem
 from edudesk.core.signing import spec
 
@@ -253,7 +255,9 @@ def _worker_check(items: list[tuple[bytes, bytes, str]], roots: tuple[bytes, ...
             for previous, signed, name in items]
 
 
-def _worker_start() -> None:
+def _worker_start(general: GeneralSettings | None = None) -> None:
+    if general is not None:
+        logsetup.install(general)  # the service's log format (JSON lines too) and quiet libraries in the worker
     # Import pyHanko and subset the stamp font once per worker, before the first batch arrives.
     from edudesk.core.signing.stamp import _font, stamp_style
 
@@ -264,15 +268,16 @@ def _worker_start() -> None:
 class SigningPool:
     """Worker processes that sign batches of items for any local credential, records in parallel."""
 
-    def __init__(self, workers: int | None = None, *, chunk: int = 32) -> None:
+    def __init__(self, workers: int | None = None, *, chunk: int = 32, general: GeneralSettings | None = None) -> None:
         self.workers = workers or os.cpu_count() or 1
+        self.general = general
         self.chunk = chunk  # items per task: small enough to balance, large enough to amortise the pickling
         self._executor = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
         # spawn: the service's process has threads (event loop helpers, DB drivers) that fork would copy
         return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_worker_start)
+                                   initializer=_worker_start, initargs=(self.general,))
 
     def __repr__(self) -> str:
         return f"SigningPool(workers={self.workers})"

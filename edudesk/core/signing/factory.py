@@ -63,7 +63,7 @@ class SignerFactory:
         if self._pool is None:
             from edudesk.core.signing.engine import SigningPool
 
-            self._pool = SigningPool()
+            self._pool = SigningPool(general=self.settings.general)
         return self._pool
 
     def hand(self, session_id: int, credential_id: int, signer: Signer) -> None:
