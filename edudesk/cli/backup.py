@@ -29,14 +29,14 @@ from edudesk.cli.backup_db import (
     rows_in,
     shown_url,
 )
-from edudesk.cli.backup_key import WrongPassphrase, seal_key, unseal_key
+from edudesk.cli.backup_key import WrongPassphrase, manifest_signed, seal_key, sign_manifest, unseal_key
 from edudesk.core.config import Settings, load_settings
 from edudesk.core.db import migrate_database
 from edudesk.core.errors import ConfigError
 from edudesk.core.words import Words, words
 
 FORMAT, FORMAT_VERSION = "edudesk-backup", 1
-MANIFEST, CONFIG, KEY = "manifest.json", "config.toml", "secret_key.sealed"
+MANIFEST, SIGNATURE, CONFIG, KEY = "manifest.json", "manifest.sig", "config.toml", "secret_key.sealed"
 MEMBERS = {SQLITE_MEMBER, PG_MEMBER, CONFIG, KEY}
 
 
@@ -52,6 +52,8 @@ def add_parser(sub: Any) -> None:
     res.add_argument("file", type=Path)
     res.add_argument("--data-dir", type=Path, help="data folder to restore into (default: [general].data_dir)")
     res.add_argument("--force", action="store_true", help="replace a database that has data, and its secret key")
+    res.add_argument("--unsigned", action="store_true",
+                     help="accept an archive whose manifest carries no signature (made without a passphrase)")
     res.set_defaults(func=cmd_restore)
 
 
@@ -79,7 +81,7 @@ async def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
     w = words(settings.general.language)
     try:
         lines = await restore(settings, args.file, data_dir=args.data_dir, config=_config_path(args),
-                              force=args.force, w=w)
+                              force=args.force, w=w, unsigned=args.unsigned)
     except BackupError as exc:
         print(f"edudesk: {exc.message}", file=sys.stderr)
         return 1
@@ -113,6 +115,8 @@ async def make_backup(settings: Settings, out: Path, *, config: Path | None, wit
         raise BackupError(w("cli.backup.no_passphrase", env=env))
     if without_key:
         print(f"edudesk: {w('cli.backup.without_key')}", file=sys.stderr)
+    if not passphrase:
+        print(f"edudesk: {w('cli.backup.unsigned', env=env)}", file=sys.stderr)
     out = out.resolve()
     try:
         with tempfile.TemporaryDirectory(dir=out.parent, prefix=".edudesk-backup-") as tmp:
@@ -128,7 +132,7 @@ async def make_backup(settings: Settings, out: Path, *, config: Path | None, wit
             manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "edudesk_version": __version__,
                         "created_at": datetime.now(UTC).isoformat(timespec="seconds"), "dialect": copy.dialect,
                         "tables": copy.tables, "members": {name: _sha256(p) for name, p in members.items()}}
-            _write_archive(out, manifest, members)
+            _write_archive(out, manifest, members, passphrase)
     except OSError as exc:
         raise BackupError(w("cli.backup.cannot_write", path=out, reason=exc.strerror or exc)) from None
     rows = sum(copy.tables.values())
@@ -136,8 +140,9 @@ async def make_backup(settings: Settings, out: Path, *, config: Path | None, wit
              size=f"{out.stat().st_size / 1e6:.1f} MB")
 
 
-def _write_archive(out: Path, manifest: dict[str, Any], members: dict[str, Path]) -> None:
-    """A temp file beside `out`, renamed over it once complete and on disk: a crash leaves no half archive."""
+def _write_archive(out: Path, manifest: dict[str, Any], members: dict[str, Path], passphrase: str | None) -> None:
+    """A temp file beside `out`, renamed over it once complete and on disk: a crash leaves no half archive.
+    With a passphrase the manifest is signed (`manifest.sig`)."""
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     mode = "w:gz" if out.name.endswith((".gz", ".tgz")) else "w"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -145,8 +150,13 @@ def _write_archive(out: Path, manifest: dict[str, Any], members: dict[str, Path]
         with os.fdopen(fd, "wb") as f:
             with tarfile.open(fileobj=f, mode=mode) as tar:  # type: ignore[call-overload]
                 listing = members[next(iter(members))].with_name(MANIFEST)  # first: a reader finds it at once
-                listing.write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+                text = json.dumps(manifest, ensure_ascii=False, indent=2).encode()
+                listing.write_bytes(text)
                 tar.add(listing, arcname=MANIFEST)
+                if passphrase:
+                    signature = listing.with_name(SIGNATURE)
+                    signature.write_bytes(sign_manifest(text, passphrase))
+                    tar.add(signature, arcname=SIGNATURE)
                 for name, path in members.items():
                     tar.add(path, arcname=name)
             f.flush()
@@ -157,8 +167,15 @@ def _write_archive(out: Path, manifest: dict[str, Any], members: dict[str, Path]
         raise
 
 
-def _read_archive(file: Path, staging: Path, w: Words) -> tuple[dict[str, Any], dict[str, Path]]:
-    """The manifest and the members written to `staging`, each checked against its hash."""
+class Archive:
+    """What `_read_archive` found: the manifest (parsed and as written), its signature, the members."""
+
+    def __init__(self, manifest: dict[str, Any], text: bytes, signature: bytes | None, found: dict[str, Path]):
+        self.manifest, self.text, self.signature, self.found = manifest, text, signature, found
+
+
+def _read_archive(file: Path, staging: Path, w: Words) -> Archive:
+    """The manifest, its signature and the members written to `staging`, each checked against its hash."""
     if not file.is_file():
         raise BackupError(w("cli.restore.missing", path=file))
     try:
@@ -167,13 +184,21 @@ def _read_archive(file: Path, staging: Path, w: Words) -> tuple[dict[str, Any], 
         raise BackupError(w("cli.restore.not_backup", path=file)) from None
     with tar:
         try:
-            manifest = json.loads(tar.extractfile(MANIFEST).read())  # type: ignore[union-attr]
+            text = tar.extractfile(MANIFEST).read()  # type: ignore[union-attr]
+            manifest = json.loads(text)
             assert manifest["format"] == FORMAT and isinstance(manifest["members"], dict)
             assert set(manifest["members"]) <= MEMBERS and isinstance(manifest["tables"], dict)
         except (KeyError, AttributeError, TypeError, ValueError, AssertionError, tarfile.TarError):
             raise BackupError(w("cli.restore.not_backup", path=file)) from None
         if manifest.get("format_version") != FORMAT_VERSION:
             raise BackupError(w("cli.restore.newer_format", version=manifest.get("format_version")))
+        try:
+            source = tar.extractfile(SIGNATURE)
+            signature = source.read() if source is not None else None
+        except KeyError:
+            signature = None
+        except (tarfile.TarError, EOFError, zlib.error):
+            raise BackupError(w("cli.restore.damaged", member=SIGNATURE)) from None
         found: dict[str, Path] = {}
         for name, expected in manifest["members"].items():
             target = staging / name
@@ -190,7 +215,7 @@ def _read_archive(file: Path, staging: Path, w: Words) -> tuple[dict[str, Any], 
             if digest.hexdigest() != expected:
                 raise BackupError(w("cli.restore.damaged", member=name))
             found[name] = target
-    return manifest, found
+    return Archive(manifest, text, signature, found)
 
 
 def with_data_dir(text: str, value: str) -> str:
@@ -230,7 +255,7 @@ def _restored_config(text: str, path: Path, data_dir: Path, w: Words) -> Setting
 
 
 async def restore(settings: Settings, file: Path, *, data_dir: Path | None, config: Path | None, force: bool,
-                  w: Words) -> list[str]:
+                  w: Words, unsigned: bool = False) -> list[str]:
     """Check the archive, then restore database, config and key, then migrate; the lines to print."""
     if not file.is_file():
         raise BackupError(w("cli.restore.missing", path=file))
@@ -240,8 +265,10 @@ async def restore(settings: Settings, file: Path, *, data_dir: Path | None, conf
     staging = Path(tempfile.mkdtemp(dir=data_dir, prefix=".restore-"))
     pending: Path | None = None
     try:
-        manifest, found = _read_archive(file, staging, w)
-        key = _unseal(settings, found.get(KEY), w)
+        archive = _read_archive(file, staging, w)
+        manifest, found = archive.manifest, archive.found
+        key = _unseal(settings, found.get(KEY), w)  # first: a wrong passphrase is named as such
+        _check_signature(settings, archive, unsigned, w)
         target = settings.model_copy(update={"general": settings.general.model_copy(
             update={"data_dir": str(data_dir)})})
         lines: list[str] = []
@@ -289,6 +316,24 @@ async def restore(settings: Settings, file: Path, *, data_dir: Path | None, conf
         shutil.rmtree(staging, ignore_errors=True)
         if pending is not None:
             pending.unlink(missing_ok=True)
+
+
+def _check_signature(settings: Settings, archive: Archive, unsigned: bool, w: Words) -> None:
+    """The manifest's signature must match under the passphrase; an unsigned archive only with --unsigned."""
+    env = settings.general.backup_passphrase_env
+    if archive.signature is None:
+        if not unsigned:
+            raise BackupError(w("cli.restore.unsigned", env=env))
+        return
+    passphrase = settings.secret(env)
+    if not passphrase:
+        raise BackupError(w("cli.restore.signed_no_passphrase", env=env))
+    try:
+        good = manifest_signed(archive.text, archive.signature, passphrase)
+    except ValueError:
+        raise BackupError(w("cli.restore.damaged", member=SIGNATURE)) from None
+    if not good:
+        raise BackupError(w("cli.restore.bad_signature", env=env))
 
 
 def _unseal(settings: Settings, sealed: Path | None, w: Words) -> bytes | None:

@@ -4,6 +4,7 @@ line in subprocesses, a real SQLite file written by an App meanwhile, a real Pos
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import json
 import os
@@ -148,12 +149,32 @@ async def test_restore_refuses_a_wrong_passphrase_a_damaged_archive_and_a_databa
             if member.name == "database.sqlite3":
                 data[len(data) // 2] ^= 0xFF
             dst.addfile(member, io.BytesIO(bytes(data)))
+    # Altered with care: the database changed AND its hash in the manifest updated; only the signature tells.
+    forged = tmp_path / "gia.tar"
+    with tarfile.open(out) as src, tarfile.open(forged, "w") as dst:
+        members = {m.name: (m, src.extractfile(m).read()) for m in src.getmembers()}  # type: ignore[union-attr]
+        database = bytearray(members["database.sqlite3"][1])
+        database[len(database) // 2] ^= 0xFF
+        manifest = json.loads(members["manifest.json"][1])
+        manifest["members"]["database.sqlite3"] = hashlib.sha256(bytes(database)).hexdigest()
+        changed = {"database.sqlite3": bytes(database), "manifest.json": json.dumps(manifest).encode()}
+        for name, (member, data) in members.items():
+            member.size = len(changed.get(name, data))
+            dst.addfile(member, io.BytesIO(changed.get(name, data)))
+    unsigned = tmp_path / "khong-ky.tar"  # the same, with the signature left out
+    with tarfile.open(forged) as src, tarfile.open(unsigned, "w") as dst:
+        for member in src.getmembers():
+            if member.name != "manifest.sig":
+                dst.addfile(member, src.extractfile(member))
     not_tar = tmp_path / "khong-phai.tar"
     not_tar.write_bytes(b"not a tar at all" * 100)
     cases = {  # each refusal in a folder of its own, all at once
         "wrong": (out, {"EDUDESK_BACKUP_PASSPHRASE": "sai mật khẩu"}),
         "wrong_en": (out, {"EDUDESK_BACKUP_PASSPHRASE": "wrong", "EDUDESK_GENERAL__LANGUAGE": "en"}),
         "tampered": (tampered, {"EDUDESK_BACKUP_PASSPHRASE": PASSPHRASE}),
+        "forged": (forged, {"EDUDESK_BACKUP_PASSPHRASE": PASSPHRASE}),
+        "unsigned": (unsigned, {"EDUDESK_BACKUP_PASSPHRASE": PASSPHRASE}),
+        "signed_no_passphrase": (out, {}),
         "not_tar": (not_tar, {}),
         "missing": (tmp_path / "khong-co.tar", {}),
     }
@@ -167,6 +188,9 @@ async def test_restore_refuses_a_wrong_passphrase_a_damaged_archive_and_a_databa
                                            "không mở được khoá bí mật.")
     assert "Wrong backup passphrase" in results["wrong_en"][2]
     assert "bị hỏng" in results["tampered"][2] and "database.sqlite3" in results["tampered"][2]
+    assert "Chữ ký của bản sao lưu không khớp" in results["forged"][2]
+    assert "không có chữ ký" in results["unsigned"][2] and "--unsigned" in results["unsigned"][2]
+    assert "EDUDESK_BACKUP_PASSPHRASE" in results["signed_no_passphrase"][2]
     assert "không phải bản sao lưu" in results["not_tar"][2]
     assert "Không tìm thấy tệp sao lưu" in results["missing"][2]
     for case, (_, _, stderr) in results.items():
@@ -188,8 +212,27 @@ async def test_restore_refuses_a_wrong_passphrase_a_damaged_archive_and_a_databa
     assert rc == 0 and "không mở được" in stderr
     with tarfile.open(bare) as tar:
         manifest = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
+        assert "manifest.sig" not in tar.getnames()  # no passphrase was set: nothing to sign with
     assert set(manifest["members"]) == {"database.sqlite3", "config.toml"} and manifest["dialect"] == "sqlite"
     assert manifest["tables"]["request"] == 3
+    assert "--unsigned" in stderr  # the backup said so when it was made
+    again = tmp_path / "khong-khoa-dich"
+    again.mkdir()
+    rc, _, stderr = await edudesk("restore", str(bare), cwd=again)
+    assert rc == 1 and "--unsigned" in stderr and list(again.iterdir()) == []
+    rc, stdout, stderr = await edudesk("restore", str(bare), "--unsigned", cwd=again)
+    assert rc == 0 and "Đã khôi phục" in stdout, stderr
+
+    signed = tmp_path / "khong-khoa-co-ky.tar"  # no key, but a passphrase: signed all the same
+    rc, _, stderr = await edudesk("--config", str(config), "backup", "--out", str(signed), "--without-key",
+                                  EDUDESK_BACKUP_PASSPHRASE=PASSPHRASE)
+    assert rc == 0, stderr
+    (tmp_path / "ky-dich").mkdir()
+    rc, _, stderr = await edudesk("restore", str(signed), cwd=tmp_path / "ky-dich")
+    assert rc == 1 and "Bản sao lưu có chữ ký" in stderr and "EDUDESK_BACKUP_PASSPHRASE" in stderr
+    rc, stdout, stderr = await edudesk("restore", str(signed), cwd=tmp_path / "ky-dich",
+                                       EDUDESK_BACKUP_PASSPHRASE=PASSPHRASE)
+    assert rc == 0 and "Đã khôi phục" in stdout, stderr
 
 
 @pytest.mark.db

@@ -806,6 +806,8 @@ WORDS.update({
                                 "sealed with it), or use --without-key.",
     "cli.backup.without_key": "Warning: the backup holds no secret key; after a restore, sealed passwords will "
                               "not open.",
+    "cli.backup.unsigned": "Warning: no backup passphrase ({env}) is set, so the backup is not signed; restoring "
+                           "it will need --unsigned.",
     "cli.backup.no_database": "Database {path} not found.",
     "cli.backup.db_unreachable": "Cannot read the database {url}: {reason}",
     "cli.backup.tool_missing": "Command {tool} not found: install postgresql-client of the server's version.",
@@ -818,6 +820,12 @@ WORDS.update({
     "cli.restore.newer_format": "The backup has format {version}, which this edudesk cannot read; upgrade "
                                 "edudesk.",
     "cli.restore.damaged": "The backup is damaged: member {member} is missing or does not match its hash.",
+    "cli.restore.unsigned": "The backup is not signed (made without the passphrase {env}): nothing proves it "
+                            "was not altered. Add --unsigned if you are sure to restore it.",
+    "cli.restore.signed_no_passphrase": "The backup is signed: put the backup passphrase in the environment "
+                                        "variable {env} to check it.",
+    "cli.restore.bad_signature": "The backup's signature does not match: wrong passphrase (variable {env}) or the "
+                                 "file was altered. Nothing restored.",
     "cli.restore.no_passphrase": "The backup holds a sealed secret key: put the backup passphrase in the "
                                  "environment variable {env}.",
     "cli.restore.wrong_passphrase": "Wrong backup passphrase (variable {env}): the secret key does not open.",

@@ -836,6 +836,8 @@ WORDS.update({
                                 "phong bằng cụm mật khẩu này), hoặc dùng --without-key.",
     "cli.backup.without_key": "Cảnh báo: bản sao lưu không có khoá bí mật; sau khi khôi phục, các mật khẩu đã "
                               "niêm phong sẽ không mở được.",
+    "cli.backup.unsigned": "Cảnh báo: chưa đặt cụm mật khẩu sao lưu ({env}), nên bản sao lưu không được ký; khi "
+                           "khôi phục phải thêm --unsigned.",
     "cli.backup.no_database": "Không tìm thấy cơ sở dữ liệu {path}.",
     "cli.backup.db_unreachable": "Không đọc được cơ sở dữ liệu {url}: {reason}",
     "cli.backup.tool_missing": "Không tìm thấy lệnh {tool}: hãy cài gói postgresql-client cùng phiên bản với máy "
@@ -849,6 +851,12 @@ WORDS.update({
     "cli.restore.newer_format": "Bản sao lưu có định dạng {version}, phiên bản edudesk này không đọc được; hãy "
                                 "nâng cấp edudesk.",
     "cli.restore.damaged": "Bản sao lưu bị hỏng: phần {member} không khớp mã băm hoặc bị thiếu.",
+    "cli.restore.unsigned": "Bản sao lưu không có chữ ký (được lập khi chưa đặt cụm mật khẩu {env}): không "
+                            "chứng minh được nó chưa bị sửa. Thêm --unsigned nếu chắc chắn muốn khôi phục.",
+    "cli.restore.signed_no_passphrase": "Bản sao lưu có chữ ký: đặt cụm mật khẩu sao lưu vào biến môi trường "
+                                        "{env} để kiểm tra.",
+    "cli.restore.bad_signature": "Chữ ký của bản sao lưu không khớp: sai cụm mật khẩu (biến {env}) hoặc tệp đã bị "
+                                 "sửa. Không khôi phục.",
     "cli.restore.no_passphrase": "Bản sao lưu có khoá bí mật được niêm phong: đặt cụm mật khẩu sao lưu vào biến "
                                  "môi trường {env}.",
     "cli.restore.wrong_passphrase": "Sai cụm mật khẩu sao lưu (biến {env}): không mở được khoá bí mật.",
