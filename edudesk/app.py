@@ -22,6 +22,7 @@ from edudesk.cli.mistakes import OneLineParser, explain, iso_date
 from edudesk.cli.progress import add_progress_flag
 from edudesk.cli.records import add_parser as add_records_parser
 from edudesk.cli.registryhelp import registry_columns
+from edudesk.cli.reports import add_parser as add_reports_parser
 from edudesk.core import logsetup
 from edudesk.core.chats.hub import ChatHub
 from edudesk.core.config import InstitutionSettings, Settings, load_settings
@@ -38,12 +39,15 @@ from edudesk.core.people.staff import Role
 from edudesk.core.ports import Clock, MailSender, Provisioner, Signer, SystemClock
 from edudesk.core.provisioning import Directories
 from edudesk.core.provisioning.job import ProvisionJob
+from edudesk.core.reports.monthly import MonthlyReportJob, watch_reports
 from edudesk.core.requests.overdue import watch_deadlines
 from edudesk.core.requests.service import RequestService
 from edudesk.core.requests.workflow import State
 from edudesk.core.secrets import load_secret_box
 from edudesk.core.signing.credentials import CredentialDesk
 from edudesk.core.signing.factory import SignerFactory
+from edudesk.core.signing.portaljob import PortalSendJob
+from edudesk.core.signing.refresh import watch_ltv
 from edudesk.core.signing.reminders import watch_signing
 from edudesk.core.signing.runner import SignRunner
 from edudesk.core.signing.service import RecordService
@@ -57,6 +61,7 @@ from edudesk.mailer.delivery import MailDelivery
 from edudesk.mailer.imap import ImapIntake
 from edudesk.mailer.oauth import make_token_source
 from edudesk.mailer.outbox import make_mail_sender
+from edudesk.mailer.portal_http import make_records_portal
 from edudesk.mailer.smtpd import SmtpIntake
 from edudesk.resources import email_dir
 
@@ -88,8 +93,11 @@ class App:
         self.records.credentials = CredentialDesk(settings, self.clock, self.queue, self.box, self.signers)
         self.signing = SignRunner(settings, self.clock, self.queue, self.signers)
         self.worker = JobWorker(self.queue)
-        for part in (self.pipeline, self.delivery, self.chats, self.provisioning, self.signing):
+        self.monthly = MonthlyReportJob(settings, self.clock, self.queue)
+        for part in (self.pipeline, self.delivery, self.chats, self.provisioning, self.signing, self.monthly):
             self.worker.register(part.handlers())
+        self.portal = PortalSendJob(settings, self.clock, self.queue, make_records_portal(settings))
+        self.worker.register(self.portal.handlers())  # portal_send: issued records to the receiving portal
         self.smtp = SmtpIntake(self.ledger, settings.smtpd, settings.intake) if settings.smtpd.enabled else None
         self.web = WebConsole(settings, self.clock, self.services, self.records) if settings.web.enabled else None
         if self.web is not None:
@@ -136,6 +144,12 @@ class App:
         sup.add("deadlines", lambda: while_leading(deadlines, lambda: watch_deadlines(self.settings, self.clock,
                                                                                       self.queue)))
         sup.add("signing", lambda: while_leading(signing, lambda: watch_signing(self.settings, self.clock, self.queue)))
+        ltv = Leadership(url, "scheduler:ltv")  # archival timestamps renewed before they expire (refresh.py)
+        sup.add("ltv", lambda: while_leading(ltv, lambda: watch_ltv(self.settings, self.clock)))
+        if self.settings.reports.monthly:
+            reports = Leadership(url, "scheduler:reports")
+            sup.add("reports", lambda: while_leading(reports, lambda: watch_reports(self.settings, self.clock,
+                                                                                    self.queue)))
         if self.web is not None:
             sup.add("web", self.web.run)
         if self.telegram is not None:
@@ -425,9 +439,13 @@ async def cmd_records(settings: Settings, args: argparse.Namespace) -> int:
     from edudesk.cli import records as commands
 
     if args.records_command == "verify":
-        return await commands.verify_files(settings, args.files, as_json=args.json, lang=args.lang)
+        from edudesk.cli.records_ltv import verify_command
+
+        return await verify_command(settings, args)
     if args.records_command == "demo":
-        settings = commands.demo_settings(settings, with_pin=True)
+        from edudesk.cli.records_ltv import demo_with_services
+
+        settings = demo_with_services(settings, args)  # its own TSA/OCSP/CRL when signing above B-B
     app = App(settings, inline_analysis=True)
     await app.open()
     try:
@@ -491,6 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     login.set_defaults(func=cmd_staff_login)
     add_records_parser(sub, cmd_records)
     add_backup_parser(sub)
+    add_reports_parser(sub)
     acc = sub.add_parser("accounts", help="accounts in the directory").add_subparsers(dest="acc_command",
                                                                                       required=True)
     alog = acc.add_parser("log", help="export the account log (.csv or .xlsx)")

@@ -90,12 +90,12 @@ def make_form_docx(code: str, title: str, rows: tuple[str, ...]) -> bytes:
     style.font.name, style.font.size = "Times New Roman", Pt(13)
     for section in doc.sections:
         section.left_margin = section.right_margin = Cm(2)
-    _paragraph(doc, f"{INSTITUTION.name.upper()}\nTRUNG TÂM MẠNG THÔNG TIN", bold=True, size=12)
-    _paragraph(doc, f"Mẫu MTT.QT06.{code}", italic=True, size=11, align=WD_ALIGN_PARAGRAPH.RIGHT)
+    _paragraph(doc, f"{INSTITUTION.name.upper()}\n{INSTITUTION.office_unit.upper()}", bold=True, size=12)
+    _paragraph(doc, f"Mẫu {code}", italic=True, size=11, align=WD_ALIGN_PARAGRAPH.RIGHT)
     _paragraph(doc, "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM", bold=True, align=WD_ALIGN_PARAGRAPH.CENTER)
     _paragraph(doc, "Độc lập – Tự do – Hạnh phúc", align=WD_ALIGN_PARAGRAPH.CENTER)
     _paragraph(doc, title, bold=True, size=15, align=WD_ALIGN_PARAGRAPH.CENTER)
-    _paragraph(doc, "Kính gửi: Trung tâm Mạng Thông tin", align=WD_ALIGN_PARAGRAPH.CENTER)
+    _paragraph(doc, f"Kính gửi: {INSTITUTION.office_unit}", align=WD_ALIGN_PARAGRAPH.CENTER)
     _paragraph(
         doc,
         "Đánh dấu ☒ vào ô loại yêu cầu, điền đầy đủ các dòng dưới đây và gửi tệp này "
@@ -111,7 +111,7 @@ def make_form_docx(code: str, title: str, rows: tuple[str, ...]) -> bytes:
         cells[1].text = KIND_CELL if label == "Loại yêu cầu" else ""
         cells[0].width, cells[1].width = Cm(6.5), Cm(10.5)
     _paragraph(doc, "")
-    _paragraph(doc, "Hà Nội, ngày …… tháng …… năm 20……", italic=True, align=WD_ALIGN_PARAGRAPH.RIGHT)
+    _paragraph(doc, "…………, ngày …… tháng …… năm 20……", italic=True, align=WD_ALIGN_PARAGRAPH.RIGHT)
     _paragraph(doc, "Người đề nghị\n(ký và ghi rõ họ tên)", bold=True, align=WD_ALIGN_PARAGRAPH.RIGHT)
     out = io.BytesIO()
     doc.save(out)
@@ -122,13 +122,13 @@ def make_list_xlsx() -> bytes:
     """BM-CNTT31: the unit's list of students for new accounts (seed 001)."""
     wb = openpyxl.Workbook()
     ws = wb.active
-    ws.title = "BM-CNTT31"
+    ws.title = INSTITUTION.list_form
     wb.properties.creator = "edudesk"
     wb.properties.created = wb.properties.modified = FIXED_TIME
     bold = Font(name="Times New Roman", bold=True, size=12)
     ws["A1"], ws["D1"] = INSTITUTION.name.upper(), "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM"
     ws["A2"], ws["D2"] = "ĐƠN VỊ: ", "Độc lập – Tự do – Hạnh phúc"
-    ws["F3"] = "Mẫu BM-CNTT31"
+    ws["F3"] = f"Mẫu {INSTITUTION.list_form}"
     ws["A4"] = "DANH SÁCH ĐỀ NGHỊ CẤP TÀI KHOẢN EMAIL"
     ws["A5"] = "(Kèm theo bản đề nghị ngày ..../..../20....)"
     for ref in ("A1:C1", "D1:F1", "A2:C2", "D2:F2", "A4:F4", "A5:F5"):
@@ -254,10 +254,10 @@ def main() -> int:
     FIXTURES.mkdir(parents=True, exist_ok=True)
     files = {
         TEMPLATES / "BM01.docx": make_form_docx(
-            "BM01", "ĐƠN XIN CẤP TÀI KHOẢN THƯ ĐIỆN TỬ CHO CÁN BỘ", STAFF_ROWS
+            INSTITUTION.staff_form, "ĐƠN XIN CẤP TÀI KHOẢN THƯ ĐIỆN TỬ CHO CÁN BỘ", STAFF_ROWS
         ),
         TEMPLATES / "BM02.docx": make_form_docx(
-            "BM02", "ĐƠN XIN CẤP TÀI KHOẢN THƯ ĐIỆN TỬ CHO SINH VIÊN", STUDENT_ROWS
+            INSTITUTION.student_form, "ĐƠN XIN CẤP TÀI KHOẢN THƯ ĐIỆN TỬ CHO SINH VIÊN", STUDENT_ROWS
         ),
         TEMPLATES / "BM-CNTT31.xlsx": make_list_xlsx(),
         FIXTURES / "bm02_tcvn3.docx": make_legacy_docx(),

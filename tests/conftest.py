@@ -23,6 +23,7 @@ from edudesk.app import App
 from edudesk.core.config import Settings, load_settings
 from edudesk.core.db import migrate_database
 from edudesk.core.ports import FakeClock
+from tests.hust import hust_overrides
 from tests.servers.dovecot import dovecot_fixture  # noqa: F401
 from tests.servers.slapd import slapd_fixture  # noqa: F401
 from tests.servers.smtp_sink import SmtpSink, smtp_sink_fixture  # noqa: F401
@@ -147,13 +148,14 @@ def _db_template_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    """Settings for one test: data in tmp_path, SMTP listener on a free port, quiet defaults."""
-    base: dict[str, Any] = {
-        "general": {"data_dir": str(tmp_path / "data")},
-        "smtpd": {"port": 0},
-        "jobs": {"poll_interval_seconds": 0.05, "backoff_initial_seconds": 0.05, "backoff_max_seconds": 0.2},
-        "intake": {"parser_processes": 1},
-    }
+    """Settings for one test: HUST's (tests/hust.py), data in tmp_path, SMTP listener on a free port, quiet
+    defaults."""
+    base: dict[str, Any] = hust_overrides(
+        general={"data_dir": str(tmp_path / "data")},
+        smtpd={"port": 0},
+        jobs={"poll_interval_seconds": 0.05, "backoff_initial_seconds": 0.05, "backoff_max_seconds": 0.2},
+        intake={"parser_processes": 1},
+    )
     if PG_URL:
         base["database"] = {"url": PG_URL}
     for section, values in overrides.items():

@@ -34,7 +34,8 @@ def add_parser(sub: Any, func: Any) -> None:
     demo.add_argument("--students", type=int, default=40)
     demo.add_argument("--sign", action="store_true", help="run the whole workflow with demo credentials")
     demo.add_argument("--out", type=Path, help="write the signed PDFs and manifest here")
-    ver = rec.add_parser("verify", help="check every signature of a record PDF (exit 1 on any problem)")
+    ver = rec.add_parser("verify", help="check every signature of record PDFs, or of a class's records by its name "
+                                        "(exit 1 on any problem)")
     ver.add_argument("files", type=Path, nargs="+")
     ver.add_argument("--json", action="store_true")
     ver.add_argument("--lang", default="vi", choices=["vi", "en"])
@@ -55,19 +56,40 @@ def add_parser(sub: Any, func: Any) -> None:
         add_progress_flag(p)
     for p in (imp, demo, ver, exp, cred, appr, rec.choices["progress"]):
         p.set_defaults(func=func)
+    from edudesk.cli.records_send import add_send_parsers
+
+    add_send_parsers(rec, func)  # send, sent: the receiving portal
+    from edudesk.cli.records_ltv import add_ltv_parsers
+
+    add_ltv_parsers(rec, func)  # refresh-ltv; verify --at, demo --ltv
 
 
 async def run(app: Any, args: argparse.Namespace) -> int:
     """Dispatch one `records` command on an opened App."""
     what = args.records_command
     if what == "verify":
-        return await verify_files(app.settings, args.files, as_json=args.json, lang=args.lang)
+        from edudesk.cli.records_ltv import verify_command
+
+        return await verify_command(app.settings, args)
+    if what == "refresh-ltv":
+        from edudesk.cli.records_ltv import refresh_command
+
+        return await refresh_command(app, args)
     if what == "import":
         return await _import(app, args)
+    if what in ("send", "sent"):
+        from edudesk.cli.records_send import run_send
+
+        return await run_send(app, args)
     if what == "demo":
         config = Path(args.config) if args.config else Path("config.toml") if Path("config.toml").exists() else None
-        return await run_demo(app, args.students, sign=args.sign, out=args.out, config=config,
-                              show_progress=args.progress)
+        from edudesk.cli.records_ltv import stop_demo_services
+
+        try:
+            return await run_demo(app, args.students, sign=args.sign, out=args.out, config=config,
+                                  show_progress=args.progress)
+        finally:
+            stop_demo_services(args)
     if what == "progress":
         rows = await app.records.progress(ADMIN)
         print("\n".join(b.text() for b in rows) or "Không còn ai đang chờ ký học bạ.")
@@ -147,15 +169,9 @@ async def _import(app: Any, args: argparse.Namespace) -> int:
 
 async def verify_files(settings: Settings, files: list[Path], *, as_json: bool = False, lang: str = "vi") -> int:
     """Print each file's signatures; 1 when any file has a problem."""
-    from edudesk.core.signing.trust import trust_material
     from edudesk.core.signing.verify import format_report, verify_record
 
-    roots, crls = trust_material(settings)
-    if not roots:
-        demo = demo_settings(settings)
-        if Path(demo.records.trusted_roots[0]).exists():
-            print("(chưa cấu hình [records] trusted_roots: tin cậy CA thử nghiệm của `edudesk records demo`)")
-            roots, crls = trust_material(demo)
+    roots, crls = trust_for_verify(settings)
     bad = 0
     for path in files:
         try:
@@ -175,6 +191,19 @@ async def verify_files(settings: Settings, files: list[Path], *, as_json: bool =
             print(f"== {path}")
             print(format_report(report, lang=lang, timezone=settings.general.timezone))
     return 1 if bad else 0
+
+
+def trust_for_verify(settings: Settings) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+    """`[records]` trusted roots and CRLs; without any, the demo CA's (said so on the screen)."""
+    from edudesk.core.signing.trust import trust_material
+
+    roots, crls = trust_material(settings)
+    if not roots:
+        demo = demo_settings(settings)
+        if Path(demo.records.trusted_roots[0]).exists():
+            print("(chưa cấu hình [records] trusted_roots: tin cậy CA thử nghiệm của `edudesk records demo`)")
+            roots, crls = trust_material(demo)
+    return roots, crls
 
 
 async def prepare_demo_pki(settings: Settings) -> Any:

@@ -8,7 +8,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import PrivateAttr, field_validator
+from pydantic import Field, PrivateAttr, field_validator
 
 from edudesk.core.configbase import NonNegFloat, NonNegInt, Port, Section, read_config
 from edudesk.core.signing.settings import RecordsSettings
@@ -33,11 +33,13 @@ class DatabaseSettings(Section):
 
 
 class InstitutionSettings(Section):
-    name: str = "Trường Đại học Bách khoa Hà Nội"
-    short_name: str = "ĐHBK Hà Nội"
-    domains: tuple[str, ...] = ("hust.edu.vn", "sis.hust.edu.vn")
-    office_address: str = "office-bknic@hust.edu.vn"
-    office_unit: str = "Trung tâm Mạng Thông tin"  # the office's own unit, named in mails ("Phòng/Trung tâm ...")
+    """The school edudesk works for; the defaults are a fictional example school until `edudesk init`."""
+
+    name: str = "Trường Đại học Ví Dụ"
+    short_name: str = "ĐH Ví Dụ"
+    domains: tuple[str, ...] = ("example.edu.vn", "sv.example.edu.vn")
+    office_address: str = "it@example.edu.vn"
+    office_unit: str = "Phòng Công nghệ thông tin"  # the office's own unit, named in mails ("Phòng/Trung tâm ...")
     staff_form: str = "BM01"  # the registration form of staff (named in mails and pages)
     student_form: str = "BM02"  # the registration form of students
     list_form: str = "BM-CNTT31"  # the bulk list of new students
@@ -48,8 +50,8 @@ class NamingSettings(Section):
     rule: str = "{given}.{family}{middle}"
     collision: Literal["number_suffix", "student_id_suffix"] = "number_suffix"
     suffix_start: NonNegInt = 2
-    staff_domain: str = "hust.edu.vn"
-    student_domain: str = "sis.hust.edu.vn"
+    staff_domain: str = "example.edu.vn"
+    student_domain: str = "sv.example.edu.vn"
 
 
 class SmtpdSettings(Section):
@@ -98,8 +100,8 @@ class ImapSettings(Section):
 class OutgoingSettings(Section):
     transport: Literal["maildir", "smtp"] = "maildir"
     maildir: str = "{data_dir}/outbox"
-    from_address: str = "office-bknic@hust.edu.vn"
-    from_name: str = "Văn phòng Trung tâm Mạng Thông tin"
+    from_address: str = "it@example.edu.vn"
+    from_name: str = "Phòng Công nghệ thông tin"
     smtp_host: str = "127.0.0.1"
     smtp_port: Port = 25
     smtp_starttls: bool = False
@@ -158,6 +160,27 @@ class IntakeSettings(Section):
 
 class RetentionSettings(Section):
     raw_mail_days: NonNegFloat = 180.0  # raw mails of closed requests keep only their headers after this many days
+
+
+class ReportsSettings(Section):
+    monthly: bool = False  # on the 1st of each month, the previous month's BM03 (.xlsx, .pdf) goes by mail to `head`
+    monthly_hour: int = Field(default=7, ge=0, le=23)  # local hour of the 1st when it is made
+    language: Literal["", "vi", "en"] = ""  # the report's language; "" = [general].language
+
+
+class PortalSettings(Section):
+    """Sending issued records to the receiving portal (docs/records-portal.md); secrets named by variable."""
+
+    enabled: bool = False
+    url: str = ""  # where the class packages are POSTed (multipart/form-data)
+    auth: Literal["bearer", "basic"] = "bearer"
+    token_env: str = "EDUDESK_PORTAL_TOKEN"  # bearer: the token's variable
+    username: str = ""  # basic: the account
+    password_env: str = "EDUDESK_PORTAL_PASSWORD"  # basic: the password's variable
+    school_code: str = ""  # the school's code at the portal (mã trường), written into the manifests
+    timeout_seconds: NonNegFloat = 120.0
+    max_attempts: int = Field(default=6, ge=1)  # sends of one package before its records are marked lỗi
+    max_package_mb: NonNegFloat = 50.0  # a class larger than this goes as several packages (0: one package)
 
 
 class SlaSettings(Section):
@@ -369,6 +392,8 @@ class Settings(Section):
     provisioning: ProvisioningSettings = ProvisioningSettings()
     records: RecordsSettings = RecordsSettings()
     retention: RetentionSettings = RetentionSettings()
+    reports: ReportsSettings = ReportsSettings()
+    portal: PortalSettings = PortalSettings()
     base_dir: str = "."
     _secrets: dict[str, str] = PrivateAttr(default_factory=dict)  # env name -> value, read once by load_settings
 

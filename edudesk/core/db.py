@@ -26,6 +26,8 @@ MODEL_MODULES = [
     "edudesk.core.people.linkmodels",
     "edudesk.core.accounts.models",
     "edudesk.core.signing.models",
+    "edudesk.core.signing.sendmodels",  # records sent to the receiving portal
+    "edudesk.core.reports.models",  # the archive of reports made (never purged)
 ]
 
 

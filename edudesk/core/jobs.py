@@ -41,6 +41,8 @@ class JobKind(enum.StrEnum):
     SIGN_POLL = "sign_poll"  # core/signing/runner.py SignRunner.sign_poll
     SIGN_ISSUE = "sign_issue"  # core/signing/runner.py SignRunner.sign_issue
     ZALO_EVENT = "zalo_event"  # bot/zalo/app.py ZaloSurface.event
+    MONTHLY_REPORT = "monthly_report"  # core/reports/monthly.py MonthlyReportJob
+    PORTAL_SEND = "portal_send"  # core/signing/portaljob.py PortalSendJob
 
 
 class JobState(enum.StrEnum):

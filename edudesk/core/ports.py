@@ -305,6 +305,7 @@ class SignItem:
     location: str = ""
     signer_name: str = ""
     timezone: str = "Asia/Ho_Chi_Minh"  # the visible stamp's local time ([general].timezone)
+    level: str = "B-B"  # PAdES baseline level to reach: "B-B", "B-T", "B-LT", "B-LTA" (core/signing/pades.py)
 
 
 @dataclass(frozen=True)
@@ -362,4 +363,55 @@ class HealthReport(Protocol):
 
     async def report_health(self, channel: str, ok: bool, detail: str = "") -> None:
         """Record a channel's health: `ok` after a success, else a failure with what went wrong."""
+        ...
+
+
+@dataclass(frozen=True)
+class ClassPackage:
+    """What goes to the records portal for one class (core/signing/portal.py builds it; docs/records-portal.md).
+
+    `package_id` is made from the content (the school, year, class and each PDF's SHA-256): the same package
+    sent again after a lost answer carries the same id, which the portal uses to answer without storing twice.
+    """
+
+    package_id: str
+    label: str  # "10A1 (2025-2026)", for messages
+    manifest_json: bytes
+    manifest_xml: bytes
+    pdfs: tuple[tuple[str, bytes], ...]  # (file name, signed PDF), in the manifests' order
+    student_codes: tuple[str, ...]  # the same order
+
+    @property
+    def size(self) -> int:
+        """The bytes of the package's files (the manifests and the PDFs)."""
+        return len(self.manifest_json) + len(self.manifest_xml) + sum(len(data) for _, data in self.pdfs)
+
+
+@dataclass(frozen=True)
+class PortalReceipt:
+    """The portal's answer for one record: accepted (with its receipt number) or refused (with the reason)."""
+
+    student_code: str
+    accepted: bool
+    receipt: str = ""
+    answer: str = ""  # the portal's own words: the reason of a refusal, a note on an acceptance
+
+
+class PortalError(Exception):
+    """The portal did not take the package. `permanent`: refused as a whole (credentials, format, size), sending
+    it again cannot help; otherwise (timeout, 5xx, 429) the job retries with backoff. `status` is the HTTP code
+    (0 without an answer)."""
+
+    def __init__(self, message: str, *, permanent: bool = False, status: int = 0) -> None:
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+        self.status = status
+
+
+class RecordsPortal(Protocol):
+    """Sends issued records to the receiving portal (Cổng tiếp nhận of the education department or ministry)."""
+
+    async def send_class(self, package: ClassPackage) -> list[PortalReceipt]:
+        """Upload one class package; one receipt per record the portal answered for. Raises PortalError."""
         ...

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from edudesk.core import logsetup
 from edudesk.core.config import Settings
-from edudesk.core.forms import extract_request
+from edudesk.core.forms import FormNames, extract_request
 from edudesk.core.intake.domain import Attachment, IncomingMail
 from edudesk.core.intake.loops import classify_automatic
 from edudesk.core.ports import Analysis, AnalysisTimeout
@@ -62,6 +62,7 @@ def analyse_raw(raw: bytes, settings: Settings) -> Analysis:
             settings.intake,
             settings.institution.domains,
             student_domains=(settings.naming.student_domain,),
+            form_names=FormNames.of(settings.institution),
         )
     # The raw mail stays in the ledger; sending 30 MB back over the pipe buys nothing.
     slim = tuple(Attachment(a.filename, a.content_type, b"") for a in mail.attachments)

@@ -18,7 +18,9 @@ from edudesk.core.intake.confirm import TEMPLATE as CONFIRM_TEMPLATE
 from edudesk.core.intake.confirm import mask
 from edudesk.core.jobs import Handlers, JobKind, JobQueue, PermanentJobError, RetryLater
 from edudesk.core.models import AuditEvent, Job
+from edudesk.core.people.loginmail import mint_signin_link
 from edudesk.core.ports import Clock, HealthReport, MailSender
+from edudesk.core.reports.models import ReportArchive
 from edudesk.core.requests.mailqueue import NOTICES_PER_MINUTE, STAFF_NOTICES, is_staff_notice, mail_context, queue_mail
 from edudesk.core.requests.models import OutgoingMail
 from edudesk.core.secrets import SecretBox
@@ -28,6 +30,7 @@ from edudesk.mailer.render import build_message
 log = logging.getLogger(__name__)
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+REPORT_TYPES = {"xlsx": XLSX, "pdf": "application/pdf"}
 # Context fields naming a sealed value, and the field the opened value is rendered from.
 _SEALED = {"password_secret": "password", "password_link_secret": "password_link"}
 PACE_WINDOW = timedelta(minutes=1)
@@ -36,6 +39,16 @@ AUTH_RETRY_SECONDS = 300.0  # while the relay refuses our login, each waiting ma
 
 def _bracket(mid: str) -> str:
     return mid if not mid or mid.startswith("<") else f"<{mid}>"
+
+
+async def _reports(context: dict[str, Any]) -> list[tuple[str, str, bytes]]:
+    """The archived reports a mail carries (the monthly BM03), read from the archive when it is sent."""
+    ids = [int(i) for i in context.get("report_ids") or []]
+    if not ids:
+        return []
+    found = {r.id: r for r in await ReportArchive.filter(id__in=ids)}
+    return [(found[i].filename, REPORT_TYPES.get(found[i].fmt, "application/octet-stream"), bytes(found[i].content))
+            for i in ids if i in found]
 
 
 class MailDelivery:
@@ -178,7 +191,8 @@ class MailDelivery:
                 raise RetryLater(wait)  # delayed, never dropped
         context = dict(job.payload.get("context") or {})
         secret_keys = await self._open_secrets(context)
-        attachments = await self._sheet(context, mail.request_id)
+        await mint_signin_link(context, self.settings, self.clock)  # a sign-in link, made now: fresh, in no payload
+        attachments = await self._sheet(context, mail.request_id) + await _reports(context)
         message = build_message(
             mail.template, lang=context.get("lang", self.settings.general.language), context=context,
             templates_dir=self.templates_dir, sender=self.settings.outgoing.from_address,

@@ -25,7 +25,7 @@ from edudesk.core.text import local_time
 from edudesk.core.words import words
 
 TEMPLATES = ("received", "need_info", "rejected", "done", "too_large", "unreadable", "channel_failing", "link_code",
-             "chat_notice", "confirm_sender", "question", "kept")
+             "chat_notice", "confirm_sender", "question", "kept", "report_monthly", "login_link")
 LANGUAGES = ("vi", "en")
 DISPLAY_TIMEZONE = "Asia/Ho_Chi_Minh"
 

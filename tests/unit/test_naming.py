@@ -12,11 +12,11 @@ from edudesk.core.accounts.naming import (
     split_family_middle,
     split_full_name,
 )
-from edudesk.core.config import NamingSettings
 from edudesk.core.errors import ConfigError
 from edudesk.core.intake.domain import Person
+from tests.hust import hust_settings
 
-SETTINGS = NamingSettings()
+SETTINGS = hust_settings().naming  # seed 000's school
 AN = Person(full_name="Nguyễn Văn An", student_id="20201234", staff_id="CB0042")
 
 

@@ -24,6 +24,7 @@ from edudesk.bot.web import (
 from edudesk.bot.web import confirm as confirm_pages
 from edudesk.bot.web import ops as ops_pages
 from edudesk.bot.web import records as records_pages
+from edudesk.bot.web import reports as report_pages
 from edudesk.bot.web import request as request_pages
 from edudesk.bot.web.render import CONSOLE, STATIC, Console, console, make_env, render, security_headers
 from edudesk.core.config import Settings
@@ -77,6 +78,7 @@ def build_app(settings: Settings, clock: Clock, services: RequestService,
     password.add_routes(app)
     accounts.add_routes(app)
     records_pages.add_routes(app)
+    report_pages.add_routes(app)  # /reports: heads and admins
     actions.add_routes(app)
     confirm_pages.add_routes(app)
     ops_pages.add_routes(app)  # /healthz, /readyz, /metrics: no sign-in, no personal data

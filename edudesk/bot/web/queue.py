@@ -2,26 +2,93 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import reduce
+from operator import or_
 from typing import Any
 
 from aiohttp import web
-from tortoise.expressions import Q
+from tortoise.expressions import Case, Q, When
+from tortoise.functions import Count
 
 from edudesk.bot.web.live import STAMPS
 from edudesk.bot.web.render import ACTOR, SESSION, Console, console, needs, render
 from edudesk.bot.web.render import OPEN as OPEN_PAGE
+from edudesk.core.config import Settings
 from edudesk.core.people.access import Permission
 from edudesk.core.people.models import RegistryEntry, Staff
 from edudesk.core.requests.models import Request, RequestPerson
 from edudesk.core.requests.queries import request_queue
-from edudesk.core.requests.workflow import OPEN_STATES
+from edudesk.core.requests.workflow import OPEN_STATES, State
 from edudesk.core.text import fold
 from edudesk.core.words import words
 
 OPEN = [s.value for s in OPEN_STATES]
 QUEUE_PAGE = 50
 REGISTRY_PAGE = 50
+# The SLA glance's bars: hours the current step has run. Each step has its own limit (24 h by default), so the
+# age of the step, not of the request, says who is late: a request approved an hour ago is on time for the
+# technical step however old the mail is, and time waiting for the requester (need_info) runs no deadline.
+AGE_BUCKETS: tuple[tuple[int, int | None], ...] = ((0, 4), (4, 12), (12, 24), (24, 48), (48, None))
+SLA_WORDS = {
+    "vi": {"title": "Yêu cầu đang mở theo thời gian đã qua ở bước hiện tại",
+           "buckets": ("< 4 giờ", "4–12 giờ", "12–24 giờ", "24–48 giờ", "> 48 giờ"),
+           "on_time": "trong hạn", "late": "quá hạn", "overdue": "yêu cầu quá hạn", "show": "Xem các yêu cầu quá hạn",
+           "waiting": "{n} yêu cầu đang chờ người gửi bổ sung (không tính hạn)."},
+    "en": {"title": "Open requests by time spent in their current step",
+           "buckets": ("< 4 h", "4–12 h", "12–24 h", "24–48 h", "> 48 h"),
+           "on_time": "on time", "late": "overdue", "overdue": "overdue requests", "show": "Show the overdue requests",
+           "waiting": "{n} waiting for the requester's answer (no deadline runs)."},
+}
+
+
+@dataclass(frozen=True)
+class SlaGlance:
+    """Open requests per `AGE_BUCKETS` bar, on time and past their step's deadline, and those waiting for the
+    requester (no deadline)."""
+
+    on_time: tuple[int, ...]
+    late: tuple[int, ...]
+    waiting: int
+
+    @property
+    def overdue(self) -> int:
+        """Open requests past their step's deadline."""
+        return sum(self.late)
+
+    @property
+    def tallest(self) -> int:
+        """The highest bar (1 at least: the chart's scale)."""
+        return max(1, *(a + b for a, b in zip(self.on_time, self.late, strict=True)))
+
+
+async def sla_glance(settings: Settings, now: datetime) -> SlaGlance:
+    """The open requests by how long their current step has run, split on time / overdue: one GROUP BY.
+
+    A step started at its deadline minus its limit ([sla] check_hours for the office's check, provision_hours
+    for the technical step, provisioning included), so "ran less than h hours" is "deadline after now + limit - h".
+    """
+    limits = {State.RECEIVED: settings.sla.check_hours, State.APPROVED: settings.sla.provision_hours,
+              State.PROVISIONING: settings.sla.provision_hours}
+
+    def ran_less_than(hours: int) -> Q:
+        return reduce(or_, (Q(state=s.value, deadline__gt=now + timedelta(hours=limit - hours))
+                            for s, limit in limits.items()))
+
+    last = len(AGE_BUCKETS) - 1
+    bucket = Case(When(Q(state=State.NEED_INFO.value) | Q(deadline__isnull=True), then="waiting"),
+                  *(When(ran_less_than(high), then=str(i)) for i, (_, high) in enumerate(AGE_BUCKETS) if high),
+                  default=str(last))
+    late = Case(When(deadline__lt=now, then="1"), default="0")
+    on_time, overdue, waiting = [0] * len(AGE_BUCKETS), [0] * len(AGE_BUCKETS), 0
+    for row in await Request.filter(state__in=OPEN).annotate(bucket=bucket, late=late, n=Count("id")).group_by(
+            "bucket", "late").values("bucket", "late", "n"):
+        if row["bucket"] == "waiting":
+            waiting += int(row["n"])
+        else:
+            (overdue if str(row["late"]) == "1" else on_time)[int(row["bucket"])] += int(row["n"])
+    return SlaGlance(tuple(on_time), tuple(overdue), waiting)
 
 
 def _problems(c: Console, r: Request, people_with_problems: int) -> list[str]:
@@ -69,6 +136,7 @@ async def queue_page(request: web.Request) -> web.Response:
     filters = {"state": state, "kind": kind, "q": text, "overdue": overdue_only}
     link = {k: v for k, v in {**filters, "overdue": "1" if overdue_only else ""}.items() if v}
     return render(request, "queue.html.j2", rows=rows, stamp=stamp, scope="queue", live_url=request.path_qs,
+                  sla=await sla_glance(c.settings, now), sla_words=SLA_WORDS["en" if c.lang == "en" else "vi"],
                   filters=filters, total=result.total, page=result.page, pages=result.pages, link=link,
                   found=result.found.id if result.found is not None else None,
                   states=[(s, c.t["states"][s]) for s in c.t["states"]],

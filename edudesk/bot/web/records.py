@@ -12,6 +12,8 @@ from typing import Any
 from aiohttp import web
 from tortoise.functions import Count
 
+from edudesk.bot.web.records_look import add_routes as add_look
+from edudesk.bot.web.records_look import turn_records
 from edudesk.bot.web.records_pin import pin_labels
 from edudesk.bot.web.render import ACTOR, Console, console, needs, redirect, render
 from edudesk.core.errors import EdudeskError, NotFound
@@ -28,6 +30,7 @@ from edudesk.core.signing.models import (
 )
 from edudesk.core.signing.pin import check_new_pin, needs_pin
 from edudesk.core.signing.quiet import in_quiet_hours, parse_quiet_hours, quiet_until
+from edudesk.core.signing.revisions import parse_shown
 from edudesk.core.signing.service import RecordService
 from edudesk.core.signing.turns import role_text
 from edudesk.core.signing.usecases import may_follow_progress, open_turn_count, signer_for
@@ -78,7 +81,8 @@ async def my_turns(c: Console, actor: Actor, teacher: Teacher, now: datetime) ->
         rows.append({"class_id": t.klass.id, "class": t.klass.name, "year": t.klass.year, "stage": t.stage,
                      "role": await role_text(teacher.id, t.klass.id, t.stage), "open": t.open,
                      "in_session": t.in_session, "waiting": t.waiting,
-                     "deadline": c.when(t.deadline) if t.deadline else "", "left": left, "overdue": overdue})
+                     "deadline": c.when(t.deadline) if t.deadline else "", "left": left, "overdue": overdue,
+                     "records": await turn_records(teacher.id, t.klass.id, t.stage) if t.open else []})
     return rows
 
 
@@ -140,6 +144,9 @@ async def records_page(request: web.Request, *, error: str = "") -> web.Response
                        quiet_until=c.when(quiet_until(now, window, c.settings.general.timezone)) if quiet else "")
     if actor.has(Role.ADMIN):
         context.update(await admin_view(c))
+        from edudesk.bot.web.records_portal import portal_view  # imports this module: here, not on top
+
+        context.update(await portal_view(c))  # issued classes and "Gửi lên hệ thống"
     return render(request, "records.html.j2", error=error, flash=_reminder_flash(c, request.query),
                   leader=leader, admin=actor.has(Role.ADMIN), p=pin_labels(c), **context)
 
@@ -164,7 +171,9 @@ async def sign_now(request: web.Request) -> web.Response:
     (the PIN goes to the service only: never into a page, a log line or the audit trail)."""
     async def act(records: RecordService, actor: Actor, form: Any) -> str:
         pin = str(form["pin"])[:100] if "pin" in form else None
-        session = await records.start_signing(actor, _int(form, "class_id"), _int(form, "stage"), pin=pin)
+        shown = parse_shown(form.getall("record")) if "record" in form else None  # what the page showed
+        session = await records.start_signing(actor, _int(form, "class_id"), _int(form, "stage"), pin=pin,
+                                              shown=shown)
         return f"/records?session={session.id}"
     return await _post(request, act)
 
@@ -364,3 +373,10 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(f"/records/classes/{ID}", class_page)
     app.router.add_post(f"/records/classes/{ID}/confirm", confirm)
     app.router.add_post(f"/records/classes/{ID}/return", report_error)
+    add_look(app)  # /records/{id}/pdf: a record's PDF, inline
+    from edudesk.bot.web.records_progress import add_routes as add_progress  # imports this module: here, not on top
+
+    add_progress(app)  # /records/progress: the vice principal's dashboard
+    from edudesk.bot.web.records_portal import add_routes as add_portal
+
+    add_portal(app)  # /records/classes/{id}/send and /sent: the receiving portal

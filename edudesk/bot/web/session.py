@@ -14,6 +14,7 @@ from edudesk.bot.web.render import ACTOR, COOKIE, OPEN, PERMISSION_ATTR, SESSION
 from edudesk.core.errors import EdudeskError
 from edudesk.core.models import AuditEvent
 from edudesk.core.people.access import Permission, allows, audit_denial, denial_text
+from edudesk.core.people.loginmail import normalise, request_login_link, safe_path
 from edudesk.core.people.staff import Actor, actor_for_staff
 from edudesk.core.people.webauth import close_session, consume_login, open_session, peek_login, session_for
 
@@ -132,18 +133,26 @@ async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def _next(request: web.Request) -> str:
-    """Where to go after signing in: a path on this console only (browsers drop tabs and newlines, so
-    "/\t/evil.example" would become "//evil.example": anything but plain path characters is refused)."""
-    target = request.query.get("next", "")
-    if not target.startswith("/") or target.startswith("//") or any(not c.isprintable() or c.isspace() or c == "\\"
-                                                                     for c in target):
-        return ""
-    return target
+    """Where to go after signing in: a path on this console only (`loginmail.safe_path`)."""
+    return safe_path(request.query.get("next", ""))
 
 
 async def login_help(request: web.Request) -> web.Response:
-    """GET /login: how to get a sign-in link."""
+    """GET /login: the form that mails a sign-in link, and the other ways to get one."""
     return render(request, "login.html.j2", next=_next(request))
+
+
+async def login_by_mail(request: web.Request) -> web.Response:
+    """POST /login/mail (Origin-checked by the guard): queue a sign-in link for an institutional address; the
+    same answer whatever the address, known or not, over the limit or not."""
+    c = console(request)
+    form = await request.post()
+    address = normalise(str(form.get("address", "")))
+    target = safe_path(str(form.get("next", "")))
+    await request_login_link(address, request.remote or "", c.settings, c.clock, c.services.queue, next_path=target)
+    sent = str(c.t["login_mail_sent"]).format(address=address[:254],
+                                             minutes=f"{c.settings.web.login_link_minutes:g}")
+    return render(request, "login.html.j2", sent=sent, next=target)
 
 
 async def login_confirm(request: web.Request) -> web.Response:
@@ -152,8 +161,10 @@ async def login_confirm(request: web.Request) -> web.Response:
     try:
         await peek_login(token, console(request).clock)
     except EdudeskError as exc:
-        return render(request, "login.html.j2", status=410, error=exc.in_words(console(request).lang), next="")
-    return render(request, "login_confirm.html.j2", token=token)
+        # An expired link (a sign-now mail read late): the page offers a new one, landing where that one did.
+        return render(request, "login.html.j2", status=410, error=exc.in_words(console(request).lang),
+                      next=_next(request))
+    return render(request, "login_confirm.html.j2", token=token, next=_next(request))
 
 
 def home_of(actor: Actor | None) -> str:
@@ -175,7 +186,8 @@ async def login_submit(request: web.Request) -> web.Response:
     if old:
         await close_session(old, c.clock)
     cookie, _csrf = await open_session(staff_id, c.settings, c.clock)
-    response = redirect(request, home_of(await actor_for_staff(staff_id, c.settings)))
+    target = safe_path(str(form.get("next", "")))  # a mailed link's landing page (a sign-now mail: /records)
+    response = redirect(request, target or home_of(await actor_for_staff(staff_id, c.settings)))
     response.set_cookie(COOKIE, cookie, httponly=True, samesite="Strict", secure=c.secure, path="/",
                         max_age=int(c.settings.web.session_hours * 3600))
     return response
@@ -194,5 +206,6 @@ def add_routes(app: web.Application) -> None:
     """Register the sign-in routes."""
     app.router.add_get("/login", login_help)
     app.router.add_post("/login", login_submit)
+    app.router.add_post("/login/mail", login_by_mail)
     app.router.add_get("/login/{token}", login_confirm)
     app.router.add_post("/logout", logout)

@@ -8,6 +8,7 @@ from tortoise.transactions import in_transaction
 from edudesk.core.chats.text import plain
 from edudesk.core.config import Settings
 from edudesk.core.jobs import JobQueue, PermanentJobError
+from edudesk.core.people.loginmail import signin_fields
 from edudesk.core.people.models import Staff
 from edudesk.core.ports import Card, Clock
 from edudesk.core.requests.mailqueue import mail_context, queue_mail
@@ -21,7 +22,8 @@ async def mail_card(settings: Settings, clock: Clock, queue: JobQueue | None, ke
     text = plain(card.text).strip()
     links = [b.url for row in card.buttons for b in row if b.url]
     context = {**mail_context(settings, staff.name), "text": text, "link": links[0] if links else "",
-               "subject": text.splitlines()[0][:120] if text else "Thông báo", "surface": surface.capitalize()}
+               "subject": text.splitlines()[0][:120] if text else "Thông báo", "surface": surface.capitalize(),
+               **signin_fields(settings, staff.id, links)}  # a records notice: a sign-in link, made at send time
     async with in_transaction() as conn:
         await queue_mail(conn, queue, clock, settings, key=key[:300],
                          template="chat_notice", recipient=staff.email, context=context)

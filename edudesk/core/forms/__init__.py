@@ -10,10 +10,16 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 
-from edudesk.core.config import IntakeSettings
+from edudesk.core.config import InstitutionSettings, IntakeSettings
 from edudesk.core.forms import messages
 from edudesk.core.forms.body import html_to_text, read_body
-from edudesk.core.forms.classify import classify_kind, classify_population, is_question, student_domains_of
+from edudesk.core.forms.classify import (
+    FormNames,
+    classify_kind,
+    classify_population,
+    is_question,
+    student_domains_of,
+)
 from edudesk.core.forms.docx import read_docx
 from edudesk.core.forms.forward import split_forward
 from edudesk.core.forms.guard import check_attachment
@@ -25,7 +31,7 @@ from edudesk.core.forms.values import text_value
 from edudesk.core.intake.domain import Attachment, ExtractedRequest, IncomingMail, Kind, Population, Problem
 from edudesk.core.text import clean, fold
 
-__all__ = ["extract_request", "read_attachment", "html_to_text"]
+__all__ = ["FormNames", "extract_request", "read_attachment", "html_to_text"]
 
 log = logging.getLogger(__name__)
 MAX_FIELDS = 40  # "label: value" pairs kept for a partial reply; a form has about ten
@@ -73,14 +79,17 @@ def extract_request(
     institution_domains: tuple[str, ...],
     *,
     student_domains: Sequence[str] | None = None,
+    form_names: FormNames | None = None,
 ) -> ExtractedRequest:
-    """Read the request a mail makes from its body and attachments (pure; never raises)."""
+    """Read the request a mail makes from its body and attachments (pure; never raises); `form_names` are the
+    institution's forms ([institution]; None: those of the built-in defaults)."""
+    names = form_names or FormNames.of(InstitutionSettings())
     try:
-        extracted = _extract(mail, settings, institution_domains, student_domains)
+        extracted = _extract(mail, settings, institution_domains, student_domains, names)
         if not extracted.persons and mail.forwarded:
             # forwarded as an attachment (message/rfc822): the form is the forwarded mail's
             inner = mail.forwarded[0]
-            found = _extract(inner, settings, institution_domains, student_domains)
+            found = _extract(inner, settings, institution_domains, student_domains, names)
             if found.persons:
                 kind = found.kind if found.kind is not Kind.UNKNOWN or extracted.kind is Kind.QUESTION \
                     else extracted.kind
@@ -125,7 +134,7 @@ def _read_text(mail: IncomingMail, max_rows: int) -> tuple[FormResult, bool, str
 
 def _extract(
     mail: IncomingMail, settings: IntakeSettings, institution_domains: Sequence[str],
-    student_domains: Sequence[str] | None,
+    student_domains: Sequence[str] | None, form_names: FormNames,
 ) -> ExtractedRequest:
     problems: list[Problem] = []
     forms: list[FormResult] = []
@@ -149,12 +158,13 @@ def _extract(
         persons=len(records), is_list=is_list, from_form=bool(with_people),
     )
     population = classify_population(
-        [f.form_code for f in forms if f.form_code],
+        [f.heading for f in forms if f.heading],
         any(text_value(r.get("student_id")) or text_value(r.get("class_name")) for r in records),
         any(text_value(r.get("staff_id")) for r in records),
         [*titles, mail.subject, "\n".join(body.texts)],
         mail.from_addr, institution_domains,
         student_domains if student_domains is not None else student_domains_of(institution_domains),
+        form_names,
     )
     individual = kind in (Kind.NEW_ACCOUNT, Kind.PASSWORD_RESET) and not is_list
     persons, person_problems, repaired = build_persons(

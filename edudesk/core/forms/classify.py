@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
+from edudesk.core.config import InstitutionSettings
 from edudesk.core.intake.domain import Kind, Population, Problem
 from edudesk.core.text import fold
 
@@ -108,20 +111,55 @@ def _population_in(text: str) -> Population | None:
 
 
 def student_domains_of(domains: Iterable[str]) -> tuple[str, ...]:
-    """Institution domains that are for students by their first label (sis.hust.edu.vn)."""
+    """Institution domains that are for students by their first label (sv.example.edu.vn, sis.hust.edu.vn)."""
     return tuple(d for d in domains if d.split(".", 1)[0].lower() in _STUDENT_LABELS)
 
 
+@functools.lru_cache(maxsize=64)
+def _name_pattern(name: str) -> re.Pattern[str] | None:
+    """A form name as written loosely: "BM-CNTT31" also as "bm cntt 31", "BM01" also as "BM 1" or "BM-01"."""
+    parts = re.findall(r"[a-z]+|[0-9]+", fold(name))
+    if not parts:
+        return None
+    words = [p if p.isalpha() else "0*" + str(int(p)) for p in parts]
+    return re.compile(r"(?<![a-z0-9])" + r"[-_./ ]{0,2}".join(words) + r"(?![a-z0-9])")
+
+
+@dataclass(frozen=True)
+class FormNames:
+    """The institution's form names ([institution]): a form that names one of them says whom it is for."""
+
+    staff: tuple[str, ...]
+    student: tuple[str, ...]
+
+    @classmethod
+    def of(cls, institution: InstitutionSettings) -> FormNames:
+        """The staff form, and the students' form and list, as the institution names them."""
+        return cls((institution.staff_form,), (institution.student_form, institution.list_form))
+
+    def population_named(self, heading: str) -> Population | None:
+        """The population of the form named first in a form's heading; None when it names none."""
+        text = fold(heading)
+        first: tuple[int, Population] | None = None
+        for population, names in ((Population.STAFF, self.staff), (Population.STUDENT, self.student)):
+            for name in names:
+                pattern = _name_pattern(name)
+                found = pattern.search(text) if pattern else None
+                if found and (first is None or found.start() < first[0]):
+                    first = (found.start(), population)
+        return first[1] if first else None
+
+
 def classify_population(
-    form_codes: Iterable[str], has_student_ids: bool, has_staff_ids: bool, texts: Sequence[str],
-    sender: str, institution_domains: Sequence[str], student_domains: Sequence[str],
+    headings: Iterable[str], has_student_ids: bool, has_staff_ids: bool, texts: Sequence[str],
+    sender: str, institution_domains: Sequence[str], student_domains: Sequence[str], form_names: FormNames,
 ) -> Population:
-    """Form code, then the IDs given, then wording (titles first), then the sender's domain."""
-    for code in form_codes:
-        if code == "BM01":
-            return Population.STAFF
-        if code in ("BM02", "BM-CNTT31", "BM-CNTT32"):
-            return Population.STUDENT
+    """The form named (as [institution] names them), then the IDs given, then wording (titles first), then
+    the sender's domain."""
+    for heading in headings:
+        named = form_names.population_named(heading)
+        if named:
+            return named
     if has_staff_ids != has_student_ids:
         return Population.STAFF if has_staff_ids else Population.STUDENT
     for text in texts:

@@ -11,7 +11,7 @@ from typing import Any
 
 from lxml import etree
 
-from edudesk.core.forms.labels import find_fields, form_code
+from edudesk.core.forms.labels import find_fields
 from edudesk.core.forms.records import FormResult
 from edudesk.core.forms.table import read_list, read_pairs
 from edudesk.core.legacy import decode_legacy, legacy_font_encoding, repair_legacy
@@ -177,7 +177,7 @@ def read_docx(zf: zipfile.ZipFile, max_rows: int) -> tuple[FormResult, bool]:
         if name.startswith("word/header") and name.endswith(".xml"):
             header = etree.fromstring(zf.read(name), _PARSER)
             result.texts.append(" ".join(t.text or "" for t in header.iter(T)))
-    result.form_code = form_code(" ".join(result.texts))
+    result.heading = " ".join(result.texts)
     result.legacy = state["legacy"]
     return result, truncated
 

@@ -76,7 +76,6 @@ _COLON = re.compile(r"[:：]")
 _WORD = re.compile(r"\S+")
 _OWNER = re.compile(r"\s+cua\s+(em|toi|minh|con|chau|sinh vien|can bo|ban)$|\s+(em|toi|minh)$|\s+of\s+me$")
 _LEADERS = re.compile(r"[.…_·]{3,}|…")
-_FORM_CODE = re.compile(r"\bBM[-_ .]?(0?1|0?2|CNTT[-_ ]?3[12])\b", re.I)
 
 
 def label_key(text: str) -> str:
@@ -127,11 +126,3 @@ def find_fields(line: str) -> list[tuple[str, str]]:
         pairs.append((field, clean_value(line[value_start:end])))
     return pairs
 
-
-def form_code(text: str) -> str:
-    """"BM01", "BM02" or "BM-CNTT31" when the text names one of the office's forms."""
-    m = _FORM_CODE.search(text)
-    if not m:
-        return ""
-    code = m.group(1).upper().replace("_", "").replace(" ", "").replace("-", "")
-    return "BM-" + code if code.startswith("CNTT") else "BM0" + code[-1]

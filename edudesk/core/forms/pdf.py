@@ -7,7 +7,7 @@ from typing import Any
 
 from pypdf import PdfReader
 
-from edudesk.core.forms.labels import clean_value, field_for_label, find_fields, form_code, label_key
+from edudesk.core.forms.labels import clean_value, field_for_label, find_fields, label_key
 from edudesk.core.forms.records import FormResult, Record
 
 MAX_TEXT_PAGES = 3  # a form is one or two pages; text extraction is the slow part of pypdf
@@ -69,5 +69,5 @@ def read_pdf(payload: bytes) -> FormResult:
         if title:
             result.texts.append(str(title))
     result.records.append(record)
-    result.form_code = form_code(" ".join(result.texts + list(fields)))
+    result.heading = " ".join(result.texts + list(fields))
     return result

@@ -34,7 +34,7 @@ class FormResult:
     unit: str = ""
     is_list: bool = False
     legacy: bool = False  # text was decoded from TCVN3/VNI fonts
-    form_code: str = ""  # BM01 (staff), BM02 (student), BM-CNTT31 (a unit's student list)
+    heading: str = ""  # where a form names itself (titles, headers; a PDF's field names): [institution] forms
 
 
 def is_person(record: Record) -> bool:

@@ -13,7 +13,6 @@ from typing import Any
 
 import openpyxl
 
-from edudesk.core.forms.labels import form_code
 from edudesk.core.forms.records import FormResult
 from edudesk.core.forms.table import read_list, read_pairs
 from edudesk.core.legacy import decode_legacy, detect_legacy, legacy_font_encoding, repair_legacy
@@ -78,7 +77,7 @@ def read_xlsx(payload: bytes, zf: zipfile.ZipFile, max_rows: int) -> tuple[FormR
             if found and found[0].records:
                 result, truncated = found
                 result.source, result.legacy = "xlsx", state["legacy"]
-                result.form_code = form_code(" ".join(result.texts))
+                result.heading = " ".join(result.texts)
                 return result, truncated
             if found:
                 titles.extend(found[0].texts)
@@ -88,7 +87,7 @@ def read_xlsx(payload: bytes, zf: zipfile.ZipFile, max_rows: int) -> tuple[FormR
         result = read_pairs(rows)
         result.source, result.legacy = "xlsx", state["legacy"]
         result.texts[:0] = titles
-        result.form_code = form_code(" ".join(result.texts))
+        result.heading = " ".join(result.texts)
         return result, False
     finally:
         wb.close()
@@ -128,5 +127,5 @@ def read_csv(payload: bytes, max_rows: int) -> tuple[FormResult, bool]:
     else:
         result, truncated = found
     result.source, result.legacy = "csv", state["legacy"]
-    result.form_code = form_code(" ".join(result.texts))
+    result.heading = " ".join(result.texts)
     return result, truncated

@@ -26,6 +26,7 @@ class Permission(enum.StrEnum):
     EXPORT = "export"  # a request's people as CSV
     REGISTRY = "registry"  # the staff/student registry
     ACCOUNT_LOG = "account_log"  # every change made in a directory, page and CSV/xlsx exports
+    REPORTS = "reports"  # the BM03 figures, charts and report files of the console's /reports, and their archive
 
 
 _DESK = frozenset({Role.OFFICE, Role.TECHNICAL, Role.HEAD, Role.ADMIN})
@@ -36,6 +37,7 @@ RULES: dict[Permission, frozenset[Role]] = {
     Permission.EXPORT: _DESK,
     Permission.REGISTRY: frozenset({Role.ADMIN}),
     Permission.ACCOUNT_LOG: frozenset({Role.TECHNICAL, Role.HEAD, Role.ADMIN}),
+    Permission.REPORTS: frozenset({Role.HEAD, Role.ADMIN}),
 }
 
 DENIED = {
@@ -48,6 +50,7 @@ DENIED = {
                            "quản trị viên.",
         Permission.REGISTRY: "Danh bạ cán bộ, sinh viên chỉ dành cho quản trị viên.",
         Permission.ACCOUNT_LOG: "Nhật ký tài khoản chỉ dành cho cán bộ kỹ thuật, trưởng bộ phận và quản trị viên.",
+        Permission.REPORTS: "Báo cáo thống kê (BM03) chỉ dành cho trưởng bộ phận và quản trị viên.",
     },
     "en": {
         Permission.REQUESTS: "Requests are for office and technical staff, heads and administrators only.",
@@ -57,6 +60,7 @@ DENIED = {
                            "only.",
         Permission.REGISTRY: "The staff and student registry is for administrators only.",
         Permission.ACCOUNT_LOG: "The account log is for technical staff, heads and administrators only.",
+        Permission.REPORTS: "Reports (BM03) are for heads and administrators only.",
     },
 }
 NO_ROLE = {"vi": "Anh/Chị chưa được cấp quyền. Mã của Anh/Chị: {key} — hãy gửi mã này cho quản trị viên.",

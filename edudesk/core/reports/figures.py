@@ -124,6 +124,7 @@ class Bm03Figures:
     problems: tuple[ProblemCount, ...]  # most frequent first, at most ten
     overdue: tuple[OverdueRequest, ...]  # most late first
     days: tuple[DayCount, ...] = field(default=())  # one per day of the period, in order
+    overdue_total: int = 0  # all overdue requests of the period; `overdue` lists at most the 200 most late
 
     def totals(self) -> GroupRow:
         """The groups added up (kind, population and unit are "")."""

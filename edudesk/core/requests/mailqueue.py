@@ -14,7 +14,7 @@ from edudesk.core.requests.models import OutgoingMail
 
 # Mail to staff, not answers to outside senders: the automatic-reply cap never drops them; they are paced
 # (at most NOTICES_PER_MINUTE per recipient, the rest wait their turn), and one that fails is reported.
-STAFF_NOTICES = frozenset({"chat_notice", "link_code", "channel_failing"})
+STAFF_NOTICES = frozenset({"chat_notice", "link_code", "channel_failing", "report_monthly", "login_link"})
 NOTICES_PER_MINUTE = 6
 
 

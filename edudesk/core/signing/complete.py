@@ -46,6 +46,26 @@ def file_stem(student_code: str, name: str) -> str:
     return f"{student_code}_{ascii_name}"[:120]
 
 
+async def manifest_entry(record: SchoolRecord) -> tuple[str, bytes, dict[str, Any]]:
+    """One record's file name, signed PDF and manifest entry (hash, revision, signatures): what the export
+    writes and what a portal package carries (core/signing/portal.py)."""
+    pdf = bytes(record.pdf)
+    name = file_stem(record.student_code, record.student_name) + ".pdf"
+    steps = await SignatureStep.filter(record_id=record.id).order_by("signed_at", "id")
+    return name, pdf, {"student_code": record.student_code, "student_name": record.student_name, "file": name,
+                       "sha256": hashlib.sha256(pdf).hexdigest(), "revision": record.revision, "state": record.state,
+                       "signatures": [{"field": s.field, "stage": s.stage, "signer": s.signed_by,
+                                       "signed_at": s.signed_at.isoformat() if s.signed_at else None}
+                                      for s in steps]}
+
+
+def class_manifest(klass: SchoolClass, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The manifest of a class: school, year, class, its records' entries, who confirmed it and when."""
+    return {"school": klass.school, "year": klass.year, "class": klass.name, "records": entries,
+            "confirmed_by": klass.confirmed_by,
+            "confirmed_at": klass.confirmed_at.isoformat() if klass.confirmed_at else None}
+
+
 async def export_class(class_id: int, out: Path, *, require_confirmed: bool = True,
                        on_progress: OnProgress | None = None) -> dict[str, Any]:
     """Write the signed PDFs of a class and `manifest.json` to `out`; returns the manifest.
@@ -61,21 +81,12 @@ async def export_class(class_id: int, out: Path, *, require_confirmed: bool = Tr
     for done, record in enumerate(records):
         if on_progress is not None:
             on_progress(done, len(records))
-        pdf = bytes(record.pdf)
-        name = file_stem(record.student_code, record.student_name) + ".pdf"
+        name, pdf, entry = await manifest_entry(record)
         (out / name).write_bytes(pdf)
-        steps = await SignatureStep.filter(record_id=record.id).order_by("signed_at", "id")
-        entries.append({"student_code": record.student_code, "student_name": record.student_name, "file": name,
-                        "sha256": hashlib.sha256(pdf).hexdigest(), "revision": record.revision,
-                        "state": record.state,
-                        "signatures": [{"field": s.field, "stage": s.stage, "signer": s.signed_by,
-                                        "signed_at": s.signed_at.isoformat() if s.signed_at else None}
-                                       for s in steps]})
+        entries.append(entry)
     if on_progress is not None:
         on_progress(len(records), len(records))
-    manifest = {"school": klass.school, "year": klass.year, "class": klass.name, "records": entries,
-                "confirmed_by": klass.confirmed_by,
-                "confirmed_at": klass.confirmed_at.isoformat() if klass.confirmed_at else None}
+    manifest = class_manifest(klass, entries)
     (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
     if klass.state == "confirmed":
         await SchoolClass.filter(id=class_id).update(state="exported")

@@ -22,6 +22,7 @@ import hashlib
 import logging
 import multiprocessing
 import os
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -34,9 +35,12 @@ from edudesk.core import logsetup
 from edudesk.core.config import GeneralSettings
 from edudesk.core.ports import SignItem
 from edudesk.core.signing import spec
+from edudesk.core.signing.pades import PadesBatch, PadesProfile, needs_batch, rank, translate
 
 log = logging.getLogger(__name__)
 CACHE_SIZE = 256  # loaded signers kept per process (a school has a few hundred teachers at most)
+CONCURRENT_ITEMS = 8  # signatures of a chunk under way at once when they wait on the TSA or a responder
+BATCH_SECONDS = 60.0  # how long a worker reuses the OCSP answers and CRLs it fetched
 
 
 @dataclass(frozen=True)
@@ -212,21 +216,47 @@ def forget_signer(credential: LocalCredential) -> None:
     _SIGNERS.pop(credential.fingerprint, None)
 
 
-async def sign_items(signer: Any, items: Sequence[SignItem]) -> list[bytes]:
-    """Sign every item in its existing field with the spec's metadata and the shared stamp (async pyHanko)."""
+async def sign_items(signer: Any, items: Sequence[SignItem], profile: PadesProfile | None = None,
+                     batch: PadesBatch | None = None) -> list[bytes]:
+    """Sign every item in its existing field with the spec's metadata and the shared stamp (async pyHanko); items
+    above B-B get their timestamp and validation data from `batch` (made from `profile` and closed when none is
+    given), several at once so the TSA's and the responders' round trips overlap."""
+    install_fast_pdf_parsing()
+    if not needs_batch(items):
+        return [await sign_one(signer, item, PadesBatch(None)) for item in items]
+    own = batch is None
+    batch = batch or PadesBatch(profile)
+    limit = asyncio.Semaphore(CONCURRENT_ITEMS)
+
+    async def one(item: SignItem) -> bytes:
+        async with limit:
+            return await sign_one(signer, item, batch)
+
+    try:
+        return list(await asyncio.gather(*(one(item) for item in items)))
+    finally:
+        if own:
+            await batch.aclose()
+
+
+async def sign_one(signer: Any, item: SignItem, batch: PadesBatch, style: Any = None) -> bytes:
+    """One item signed in its field at its PAdES level (`style`: the stamp, the shared one by default)."""
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign.signers import PdfSigner
 
     from edudesk.core.signing.stamp import stamp_style
 
-    install_fast_pdf_parsing()
-    out = []
-    for item in items:
-        pdf_signer = PdfSigner(spec.signature_metadata(item), signer=signer, stamp_style=stamp_style(item.timezone))
-        writer = IncrementalPdfFileWriter(BytesIO(item.pdf))
+    pdf_signer = PdfSigner(batch.metadata(item), signer=signer, stamp_style=style or stamp_style(item.timezone),
+                           **batch.signer_options(item))
+    writer = IncrementalPdfFileWriter(BytesIO(item.pdf))
+    try:
         signed = await pdf_signer.async_sign_pdf(writer, existing_fields_only=True, bytes_reserved=spec.BYTES_RESERVED)
-        out.append(signed.getvalue())
-    return out
+    except Exception as exc:
+        mapped = translate(exc, item.field) if rank(item.level) > 0 else None
+        if mapped is not None:
+            raise mapped from None  # made here: the cause does not survive the way back from a worker process
+        raise
+    return bytes(signed.getvalue())
 
 
 _LOOP: asyncio.AbstractEventLoop | None = None
@@ -239,9 +269,26 @@ def _worker_loop() -> asyncio.AbstractEventLoop:
     return _LOOP
 
 
-def _worker_sign(credential: LocalCredential, items: list[SignItem]) -> list[bytes]:
+_BATCH: list[tuple[float, PadesProfile, PadesBatch]] = []  # this worker's (made at, profile, batch)
+
+
+def _worker_batch(profile: PadesProfile | None) -> PadesBatch | None:
+    """The worker's PadesBatch for `profile`, kept BATCH_SECONDS: the chunks of one signing batch that land on
+    this worker share its OCSP answers and CRLs (a new one after that, so a revocation is seen soon)."""
+    if profile is None:
+        return None
+    now = time.monotonic()
+    if _BATCH and (_BATCH[0][1] != profile or now - _BATCH[0][0] > BATCH_SECONDS):
+        _worker_loop().run_until_complete(_BATCH.pop()[2].aclose())
+    if not _BATCH:
+        _BATCH.append((now, profile, PadesBatch(profile)))
+    return _BATCH[0][2]
+
+
+def _worker_sign(credential: LocalCredential, profile: PadesProfile | None, items: list[SignItem]) -> list[bytes]:
     """In a worker process (no running loop there): sign a chunk on the worker's own event loop."""
-    return _worker_loop().run_until_complete(sign_items(cached_signer(credential), items))
+    batch = _worker_batch(profile) if needs_batch(items) else None
+    return _worker_loop().run_until_complete(sign_items(cached_signer(credential), items, profile, batch))
 
 
 def _worker_check(items: list[tuple[bytes, bytes, str]], roots: tuple[bytes, ...],
@@ -268,9 +315,11 @@ def _worker_start(general: GeneralSettings | None = None) -> None:
 class SigningPool:
     """Worker processes that sign batches of items for any local credential, records in parallel."""
 
-    def __init__(self, workers: int | None = None, *, chunk: int = 32, general: GeneralSettings | None = None) -> None:
+    def __init__(self, workers: int | None = None, *, chunk: int = 32, general: GeneralSettings | None = None,
+                 pades: PadesProfile | None = None) -> None:
         self.workers = workers or os.cpu_count() or 1
         self.general = general
+        self.pades = pades  # the TSA and trust anchors of signatures above B-B
         self.chunk = chunk  # items per task: small enough to balance, large enough to amortise the pickling
         self._executor = self._start()
 
@@ -284,7 +333,7 @@ class SigningPool:
 
     async def sign(self, credential: LocalCredential, items: Sequence[SignItem]) -> list[bytes]:
         """Sign the items (of different records) across the workers; the signed PDFs in item order."""
-        return await self._map(functools.partial(_worker_sign, credential), list(items), self.chunk)
+        return await self._map(functools.partial(_worker_sign, credential, self.pades), list(items), self.chunk)
 
     async def check(self, items: Sequence[tuple[bytes, bytes, str]], *, trusted_roots: Sequence[bytes],
                     crls: Sequence[bytes] = ()) -> list[Any]:

@@ -62,8 +62,9 @@ class SignerFactory:
         """The process pool of the local (PKCS#12) signers, made on first use."""
         if self._pool is None:
             from edudesk.core.signing.engine import SigningPool
+            from edudesk.core.signing.pades import pades_profile
 
-            self._pool = SigningPool(general=self.settings.general)
+            self._pool = SigningPool(general=self.settings.general, pades=pades_profile(self.settings))
         return self._pool
 
     def hand(self, session_id: int, credential_id: int, signer: Signer) -> None:
@@ -110,11 +111,13 @@ class SignerFactory:
                                   "trên trang quản trị (Học bạ số) và nhập mã PIN.")
             raise PinNotSet(PIN_NOT_SET)
         if credential.kind == "pkcs11":
+            from edudesk.core.signing.pades import pades_profile
             from edudesk.core.signing.pkcs11 import Pkcs11Signer
 
             issuer = records.issuer
             return Pkcs11Signer(module=issuer.pkcs11_module, token_label=issuer.token_label,
-                                key_label=issuer.key_label, pin=self.settings.secret(issuer.pin_env))
+                                key_label=issuer.key_label, pin=self.settings.secret(issuer.pin_env),
+                                pades=pades_profile(self.settings))
         if credential.kind == "smartca":
             from edudesk.core.signing.smartca import SmartCaSigner
 

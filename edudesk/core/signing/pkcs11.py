@@ -18,13 +18,12 @@ import shutil
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edudesk.core.errors import EdudeskError
 from edudesk.core.ports import SignItem, SignOutcome
-from edudesk.core.signing import spec
+from edudesk.core.signing.pades import PadesBatch, PadesProfile
 
 if TYPE_CHECKING:
     from pyhanko.stamp import TextStampStyle
@@ -130,7 +129,8 @@ class Pkcs11Signer:
     kind = "pkcs11"
 
     def __init__(self, *, module: str, token_label: str, pin: str, key_label: str = "", key_id: bytes = b"",
-                 cert_label: str = "", chain: Sequence[bytes] = (), stamp_style: TextStampStyle | None = None) -> None:
+                 cert_label: str = "", chain: Sequence[bytes] = (), stamp_style: TextStampStyle | None = None,
+                 pades: PadesProfile | None = None) -> None:
         if not (key_label or key_id or cert_label):
             raise Pkcs11Error("Cấu hình thiết bị ký thiếu nhãn khoá (key_label).", code="config")
         self.module = module
@@ -141,6 +141,7 @@ class Pkcs11Signer:
         self._pin = pin
         self._chain = tuple(chain)
         self._stamp_style = stamp_style
+        self._pades = pades  # TSA and trust anchors of signatures above B-B
         self._lock = asyncio.Lock()
         self._session: Any = None
         self._signer: Any = None
@@ -195,23 +196,20 @@ class Pkcs11Signer:
     async def sign(self, items: Sequence[SignItem]) -> SignOutcome:
         """Sign each item in its existing field with the spec's metadata; token calls are serialised."""
         from pkcs11 import PKCS11Error
-        from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-        from pyhanko.sign.signers import PdfSigner
 
-        from edudesk.core.signing.stamp import stamp_style
+        from edudesk.core.signing.engine import sign_one
 
         signer = await self._ready()
         signed: list[bytes] = []
-        for item in items:
-            style = self._stamp_style or stamp_style(item.timezone)
-            pdf_signer = PdfSigner(spec.signature_metadata(item), signer=signer, stamp_style=style)
-            writer = IncrementalPdfFileWriter(BytesIO(item.pdf))
-            try:
-                out = await pdf_signer.async_sign_pdf(writer, existing_fields_only=True,
-                                                      bytes_reserved=spec.BYTES_RESERVED)
-            except PKCS11Error as exc:
-                raise self._fail(exc) from None
-            signed.append(out.getvalue())
+        batch = PadesBatch(self._pades)
+        try:
+            for item in items:
+                try:
+                    signed.append(await sign_one(signer, item, batch, self._stamp_style))
+                except PKCS11Error as exc:
+                    raise self._fail(exc) from None
+        finally:
+            await batch.aclose()
         return SignOutcome(signed=tuple(signed))
 
     async def resume(self, pending: Mapping[str, object], prepared: Sequence[bytes]) -> SignOutcome:

@@ -15,6 +15,7 @@ from typing import Any
 from edudesk.core.errors import EdudeskError
 from edudesk.core.ports import SignItem, SignOutcome
 from edudesk.core.signing.engine import LocalCredential, SigningPool, cached_signer, sign_items
+from edudesk.core.signing.pades import PadesProfile
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +65,11 @@ class Pkcs12Signer:
 
     kind = "pkcs12"
 
-    def __init__(self, data: bytes, passphrase: bytes, *, pool: SigningPool | None = None) -> None:
+    def __init__(self, data: bytes, passphrase: bytes, *, pool: SigningPool | None = None,
+                 pades: PadesProfile | None = None) -> None:
         self._credential = LocalCredential(pkcs12=data, passphrase=passphrase)
         self._pool = pool
+        self._pades = pades or (pool.pades if pool is not None else None)  # TSA and trust above B-B
         self._signer = _open(self._credential)
         self._name = self._signer.signing_cert.subject.native.get("common_name", "")
 
@@ -89,7 +92,7 @@ class Pkcs12Signer:
             if self._pool is not None:
                 signed = await self._pool.sign(self._credential, items)
             else:  # on a thread with its own loop, so a batch does not stall the service's loop
-                signed = await asyncio.to_thread(lambda: asyncio.run(sign_items(self._signer, items)))
+                signed = await asyncio.to_thread(lambda: asyncio.run(sign_items(self._signer, items, self._pades)))
         except SigningError as exc:
             raise _refused(exc, items) from None
         return SignOutcome(signed=tuple(signed))

@@ -25,6 +25,9 @@ STRANGER_NAME = "CA lạ — không được tin cậy"
 DEFAULT_SCHOOL = "Trường THPT Lê Quý Đôn"
 # Named in certificates so validators look for revocation info; never fetched (allow_fetching=False).
 CRL_URL = "http://crl.edudesk.invalid/demo.crl"
+TSA_NAME = "edudesk — dịch vụ dấu thời gian thử nghiệm"
+OCSP_NAME = "edudesk — dịch vụ OCSP thử nghiệm"
+TSA_DAYS = 6 * 365  # a demo TSA certificate outlives its teachers' (one year) but not the records: refresh-ltv renews
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 _RSA_POOL: list[rsa.RSAPrivateKey] = []
@@ -121,6 +124,9 @@ class DemoPki:
     revoked: dict[int, dt.datetime] = field(default_factory=dict)
     directory: Path | None = None
     pooled_keys: bool = True  # False: fresh keys (a stranger CA must not share our keys)
+    # The local TSA/OCSP/CRL service (cli/localpki.py), "http://127.0.0.1:<port>": certificates issued while it
+    # is set point their OCSP (AIA) and CRL distribution point there, so validation fetches them.
+    service_url: str = ""
     _stranger: DemoPki | None = field(default=None, repr=False)
 
     @classmethod
@@ -145,7 +151,7 @@ class DemoPki:
         issued = [_read_credential(directory / "issued", f"{entry['serial']:x}", entry["name"], (ca.cert,))
                   for entry in meta["issued"]]
         revoked = {int(s, 16): dt.datetime.fromisoformat(when) for s, when in meta["revoked"].items()}
-        return cls(ca, meta["school"], issued, revoked, directory)
+        return cls(ca, meta["school"], issued, revoked, directory, service_url=meta.get("service_url", ""))
 
     def save(self, directory: Path) -> None:
         """Write the CA, every issued credential and the revocations to `directory` (keys mode 0600)."""
@@ -156,7 +162,8 @@ class DemoPki:
             _write_credential(directory / "issued", f"{cred.serial:x}", cred)
         meta = {"ca_name": self.ca.name, "school": self.school,
                 "issued": [{"serial": c.serial, "name": c.name} for c in self.issued],
-                "revoked": {f"{s:x}": when.isoformat() for s, when in self.revoked.items()}}
+                "revoked": {f"{s:x}": when.isoformat() for s, when in self.revoked.items()},
+                "service_url": self.service_url}
         (directory / "pki.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1))
 
     @property
@@ -170,25 +177,32 @@ class DemoPki:
         return self.ca.pem
 
     def issue(self, name: str, *, days: int = 365, not_before: dt.datetime | None = None,
-              organisation: str | None = None, signing: bool = True) -> Credential:
+              organisation: str | None = None, signing: bool = True, key: PrivateKey | None = None,
+              usage: x509.ObjectIdentifier | None = None, ocsp: bool = True) -> Credential:
         """An RSA-2048 certificate for `name` (CN), O= the school; `signing=False` gives a TLS-only one."""
         start = not_before or dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
-        key = (pooled_rsa_key(len(self.issued)) if self.pooled_keys
-               else rsa.generate_private_key(public_exponent=65537, key_size=2048))
+        key = key or (pooled_rsa_key(len(self.issued)) if self.pooled_keys
+                      else rsa.generate_private_key(public_exponent=65537, key_size=2048))
         ca_key = self.ca.key
+        eku = usage or (ExtendedKeyUsageOID.EMAIL_PROTECTION if signing else ExtendedKeyUsageOID.SERVER_AUTH)
         builder = (x509.CertificateBuilder().subject_name(_name(name, organisation or self.school))
                    .issuer_name(self.ca.cert.subject).public_key(key.public_key())
                    .serial_number(x509.random_serial_number())
                    .not_valid_before(start).not_valid_after(start + dt.timedelta(days=days))
                    .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                    .add_extension(_key_usage(signing=signing), critical=True)
-                   .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION if signing
-                                                         else ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+                   .add_extension(x509.ExtendedKeyUsage([eku]), critical=usage is not None)
                    .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
                                   critical=False)
                    .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
                    .add_extension(x509.CRLDistributionPoints([x509.DistributionPoint(
-                       [x509.UniformResourceIdentifier(CRL_URL)], None, None, None)]), critical=False))
+                       [x509.UniformResourceIdentifier(self.crl_url)], None, None, None)]), critical=False))
+        if usage == ExtendedKeyUsageOID.OCSP_SIGNING:  # its own answers are not checked (RFC 6960 4.2.2.2.1)
+            builder = builder.add_extension(x509.OCSPNoCheck(), critical=False)
+        elif self.service_url and ocsp:
+            builder = builder.add_extension(x509.AuthorityInformationAccess([x509.AccessDescription(
+                x509.AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(f"{self.service_url}/ocsp"))]),
+                critical=False)
         cred = Credential(name, builder.sign(ca_key, hashes.SHA256()), key, (self.ca.cert,))
         self.issued.append(cred)
         if self.directory is not None:
@@ -199,6 +213,28 @@ class DemoPki:
         """The school's organisation certificate (CN and O = the school) for the issuing signature."""
         school = school or self.school
         return self.issue(school, days=days, organisation=school)
+
+    @property
+    def crl_url(self) -> str:
+        """Where certificates say the CRL is: the local service's, or a name nobody fetches."""
+        return f"{self.service_url}/crl/demo.crl" if self.service_url else CRL_URL
+
+    def issue_tsa(self, name: str = TSA_NAME, *, days: int = TSA_DAYS) -> Credential:
+        """The demo timestamping authority's certificate (EC P-256, extended key usage timeStamping, critical);
+        its revocation is published in the CRL only, so records carry both kinds of revocation data."""
+        return self.issue(name, days=days, organisation="edudesk", key=ec.generate_private_key(ec.SECP256R1()),
+                          usage=ExtendedKeyUsageOID.TIME_STAMPING, ocsp=False)
+
+    def issue_ocsp_responder(self, name: str = OCSP_NAME, *, days: int = TSA_DAYS) -> Credential:
+        """The demo OCSP responder's certificate (EC P-256, OCSPSigning, id-pkix-ocsp-nocheck)."""
+        return self.issue(name, days=days, organisation="edudesk", key=ec.generate_private_key(ec.SECP256R1()),
+                          usage=ExtendedKeyUsageOID.OCSP_SIGNING)
+
+    def revoke(self, cred: Credential, when: dt.datetime | None = None) -> None:
+        """Revoke a certificate from `when` (now by default): in the CRL and the OCSP answers from then on."""
+        self.revoked[cred.serial] = when or dt.datetime.now(dt.UTC)
+        if self.directory is not None:
+            self.save(self.directory)
 
     def issue_expired(self, name: str, *, now: dt.datetime | None = None) -> Credential:
         """A certificate for `name` that expired 30 days before `now`."""

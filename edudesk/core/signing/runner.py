@@ -25,11 +25,12 @@ from edudesk.core.jobs import Handlers, JobKind, JobQueue, PermanentJobError, Re
 from edudesk.core.models import AuditEvent, Job
 from edudesk.core.people.staff import Role, staff_holding
 from edudesk.core.ports import Clock, SignItem, SignOutcome
-from edudesk.core.signing import stages
+from edudesk.core.signing import pades, stages
 from edudesk.core.signing.complete import record_completed
 from edudesk.core.signing.factory import SignerFactory
 from edudesk.core.signing.models import SchoolRecord, SignatureStep, SignerCredential, SignSession, Teacher
 from edudesk.core.signing.service import step_states
+from edudesk.core.signing.spec import Stage
 from edudesk.core.signing.trust import trust_material
 from edudesk.core.signing.turns import open_steps, sign_notice
 
@@ -168,7 +169,13 @@ class SignRunner:
         return SignItem(key=f"step:{w.step.id}", pdf=bytes(w.record.pdf), field=w.step.field,
                         certify=w.record.signatures == 0, reason="Ký học bạ số",
                         location=self.settings.records.school, signer_name=credential.subject_name,
-                        timezone=self.settings.general.timezone)
+                        timezone=self.settings.general.timezone, level=self._level(w.step.stage, credential))
+
+    def _level(self, stage: int, credential: SignerCredential) -> str:
+        """The PAdES level of a step's signature; remote signers finish elsewhere and stay at B-B for now."""
+        records = self.settings.records
+        level = pades.configured_level(records.ltv, records.tsa_url)
+        return "B-B" if credential.kind in REMOTE_KINDS else pades.step_level(level, issuing=stage == Stage.ISSUER)
 
     async def _hold(self, session: SignSession, *, all_or_none: bool = False) -> tuple[list[_Work], int]:
         """The session's open steps whose record it could hold (in its stage's turn, in record order); how

@@ -4,6 +4,7 @@ Each refuses with an audited `EdudeskError` the person can read."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from html import escape as esc
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,7 @@ from edudesk.core.signing.models import (
 )
 from edudesk.core.signing.pin import PinRequired, needs_pin
 from edudesk.core.signing.reminders import Blocking, blocking, remind_pending
+from edudesk.core.signing.revisions import RecordsChanged, changed_since, changed_text
 from edudesk.core.signing.turns import open_steps, sign_page
 from edudesk.core.signing.usecases import SIGNING_ROLES, may_follow_progress, signer_for
 from edudesk.core.text import printable
@@ -98,12 +100,14 @@ class RecordService:
         self.queue.wake()
         return len(opened)
 
-    async def start_signing(self, actor: Actor, class_id: int, stage: int, *, pin: str | None = None) -> SignSession:
+    async def start_signing(self, actor: Actor, class_id: int, stage: int, *, pin: str | None = None,
+                            shown: Mapping[int, int] | None = None) -> SignSession:
         """Ký ngay: one session signs all of the teacher's open steps of that class and stage.
 
         A key the server holds (PKCS#12) signs only with its teacher's PIN, typed in the web console: without
         one (a chat tap, an action link) this raises PinRequired saying where to sign. A remote signer (SmartCA,
-        CSC) needs no PIN here: the confirmation on the teacher's phone is their proof."""
+        CSC) needs no PIN here: the confirmation on the teacher's phone is their proof. `shown` (record id ->
+        version, from the console's page) refuses a Ký ngay whose records changed since the page showed them."""
         teacher = await self.teacher_of(actor, "rec_sign")
         credential = await SignerCredential.filter(teacher_id=teacher.id,
                                                    state=CredentialState.APPROVED).order_by("-id").first()
@@ -122,6 +126,9 @@ class RecordService:
             text = (f"Chưa đến lượt Thầy/Cô ký: {waiting} học bạ còn chờ các bước trước." if waiting else
                     "Không còn học bạ nào chờ Thầy/Cô ký ở lớp này (hoặc đang được ký).")
             raise await self.refuse(actor, "rec_sign", stages.OutOfOrder(text), teacher=teacher.code,
+                                    class_id=class_id, stage=stage)
+        if shown is not None and (changed := await changed_since(steps, shown)):
+            raise await self.refuse(actor, "rec_sign", RecordsChanged(changed_text(changed)), teacher=teacher.code,
                                     class_id=class_id, stage=stage)
         unlocked = None
         if needs_pin(credential):

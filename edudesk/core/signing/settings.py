@@ -50,6 +50,14 @@ class RecordsSettings(Section):
     trusted_roots: tuple[str, ...] = ()  # CA certificates (PEM/DER files) signatures must chain to
     crls: tuple[str, ...] = ()
     demo_dir: str = "{data_dir}/records-demo"  # `records demo` keeps its CA and keys here
+    # PAdES baseline level (core/signing/pades.py): "" = B-LT when tsa_url is set, else B-B. Teachers' signatures
+    # reach at most B-LT; "B-LTA" adds a document timestamp after the issuing signature (renewed by refresh-ltv).
+    ltv: Literal["", "B-B", "B-T", "B-LT", "B-LTA"] = ""
+    tsa_url: str = ""  # RFC 3161 timestamping authority
+    tsa_username: str = ""  # HTTP basic authentication at the TSA, when it asks for it
+    tsa_password_env: str = "EDUDESK_TSA_PASSWORD"
+    tsa_timeout_seconds: NonNegFloat = 10.0
+    refresh_before_days: NonNegInt = 180  # refresh-ltv: a new archival timestamp this long before the last expires
     issuer: IssuerSettings = IssuerSettings()
     smartca: SmartCaSettings = SmartCaSettings()
     csc: CscSettings = CscSettings()

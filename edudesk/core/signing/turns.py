@@ -142,6 +142,9 @@ async def sign_notice(settings: Settings, clock: Clock, queue: JobQueue, job: Jo
         text += await preflight_text(settings, clock, queue, teacher, credential)
         if needs_pin(credential):
             text += "\nThầy/Cô ký trên trang quản trị (Học bạ số → Ký ngay) với mã PIN ký của mình."
+        elif not settings.web.public_url:  # no console link in the message (a mail has no button): say where
+            text += ("\nThầy/Cô xem học bạ và ký trên trang quản trị của nhà trường (Học bạ số → Ký ngay), hoặc "
+                     "bằng nút «Ký ngay» trong tin nhắn của bot.")
     async with in_transaction() as conn:
         # Two notice jobs of one teacher, class and stage may run at once (turns opened across a debounce
         # bucket): whoever claims the steps first sends the one message, the other finds nothing new.

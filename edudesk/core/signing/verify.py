@@ -11,12 +11,14 @@ from stage to stage (each later field excludes fewer fields), so the newest earl
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from io import BytesIO
 from typing import Any
 
+from edudesk.core.signing.levels import ArchiveFacts, LtvFacts
 from edudesk.core.signing.spec import STAGE_LABELS, Stage
 from edudesk.core.text import local_time
 from edudesk.core.words import t
@@ -44,6 +46,7 @@ class SignatureReport:
     modification: str
     changes_after: str
     problems: tuple[str, ...] = ()
+    ltv: LtvFacts | None = None  # PAdES level, timestamp, revocation data (verify_record(ltv=True))
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class RecordReport:
 
     signatures: tuple[SignatureReport, ...]
     problems: tuple[str, ...] = ()
+    archive: ArchiveFacts | None = None  # the document timestamps (verify_record(ltv=True))
 
     @property
     def ok(self) -> bool:
@@ -108,23 +112,71 @@ def _reader(pdf: bytes) -> Any:
     return PdfFileReader(BytesIO(pdf), strict=False)
 
 
+def _split(reader: Any) -> tuple[list[Any], list[Any], Any]:
+    """(signatures, document timestamps, the last of either) in signing order."""
+    everything = sorted(reader.embedded_signatures, key=lambda e: e.signed_revision)
+    signatures = [e for e in everything if e.sig_object_type == "/Sig"]
+    return signatures, [e for e in everything if e.sig_object_type != "/Sig"], everything[-1] if everything else None
+
+
 async def verify_record(pdf: bytes, *, trusted_roots: Sequence[bytes], crls: Sequence[bytes] = (),
-                        expected_fields: Sequence[str] | None = None, now: datetime | None = None) -> RecordReport:
-    """Validate every signature; never raises for a bad file (it becomes a problem of the report)."""
+                        expected_fields: Sequence[str] | None = None, now: datetime | None = None,
+                        ltv: bool = False, at: datetime | None = None) -> RecordReport:
+    """Validate every signature; never raises for a bad file (it becomes a problem of the report). `ltv`: also
+    each signature's PAdES level and long-term facts (levels.py), with `at` whether it validates at that date."""
     try:
         reader = _reader(pdf)
-        embedded = sorted(reader.embedded_signatures, key=lambda e: e.signed_revision)
+        embedded, stamps, last = _split(reader)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is one clear problem
         return RecordReport((), (f"không đọc được tệp PDF: {exc}",))
     context = _context(trusted_roots, crls, now)
     reports = []
-    for n, emb in enumerate(embedded):
+    for emb in embedded:
         try:
-            reports.append(await _one(emb, context, is_last=n == len(embedded) - 1))
+            report = await _one(emb, context, is_last=emb is last)
+            if ltv and report.intact and report.valid:
+                report = await _with_ltv(report, emb, trusted_roots, crls, at)
+            reports.append(report)
         except Exception as exc:  # noqa: BLE001 - a broken signature dictionary is a problem, not a crash
             reports.append(SignatureReport(str(emb.field_name), "?", "", None, False, False, False, False, "OTHER",
                                            "", (f"không kiểm tra được chữ ký: {exc}",)))
-    return RecordReport(tuple(reports), tuple(_order_problems(reports, expected_fields)))
+    problems = _order_problems(reports, expected_fields)
+    for stamp in stamps:
+        problems += await _stamp_problems(stamp, context)
+    archive = None
+    if ltv:
+        from edudesk.core.signing.levels import archive_facts
+
+        archive = archive_facts(reader)
+    return RecordReport(tuple(reports), tuple(problems), archive)
+
+
+async def _with_ltv(report: SignatureReport, emb: Any, roots: Sequence[bytes], crls: Sequence[bytes],
+                    at: datetime | None) -> SignatureReport:
+    """The report with its long-term facts. A certificate revoked only after a timestamp proved the signature
+    existed does not spoil it (the AdES validation passed): that present-day finding is dropped."""
+    from edudesk.core.signing.levels import ltv_facts
+
+    facts = await ltv_facts(emb, roots, crls=crls, at=at)
+    problems = report.problems
+    if facts.indication == "OK":
+        problems = tuple(p for p in problems if "thu hồi" not in p)
+    elif facts.revoked and not any("thu hồi" in p for p in problems):
+        problems += ("chứng thư số đã bị thu hồi trước thời điểm ký",)
+    return dataclasses.replace(report, ltv=facts, problems=problems, trusted=report.trusted or facts.indication == "OK")
+
+
+async def _stamp_problems(stamp: Any, context: Any) -> list[str]:
+    """A document timestamp that is not intact, valid and from a trusted TSA."""
+    from pyhanko.sign.validation import async_validate_pdf_timestamp
+
+    try:
+        status = await async_validate_pdf_timestamp(stamp, validation_context=context)
+    except Exception as exc:  # noqa: BLE001
+        return [f"không kiểm tra được dấu thời gian tài liệu: {exc}"]
+    if not (status.intact and status.valid):
+        return ["dấu thời gian tài liệu (lưu trữ) không còn nguyên vẹn"]
+    return [] if status.trusted else ["dấu thời gian tài liệu do một TSA không được tin cậy cấp"]
 
 
 def _order_problems(reports: list[SignatureReport], expected: Sequence[str] | None) -> list[str]:
@@ -151,13 +203,13 @@ async def check_new_signature(previous: bytes, signed: bytes, *, field: str, tru
     if not signed.startswith(previous):
         return RecordReport((), ("tệp sau khi ký không giữ nguyên các phiên bản trước (bị viết lại)",))
     try:
-        embedded = sorted(_reader(signed).embedded_signatures, key=lambda e: e.signed_revision)
+        embedded, _stamps, last = _split(_reader(signed))
     except Exception as exc:  # noqa: BLE001
         return RecordReport((), (f"không đọc được tệp PDF sau khi ký: {exc}",))
     if not embedded or str(embedded[-1].field_name) != field:
         return RecordReport((), (f"chữ ký mới không nằm ở trường {field}",))
     context = _context(trusted_roots, crls, None)
-    reports = [await _one(emb, context, is_last=emb is embedded[-1]) for emb in embedded[-2:]]
+    reports = [await _one(emb, context, is_last=emb is last) for emb in embedded[-2:]]
     problems = []
     if len(embedded) == 1 and not reports[0].certified:
         problems.append("chữ ký đầu tiên không phải chữ ký chứng nhận (DocMDP)")
@@ -168,8 +220,12 @@ async def check_new_signature(previous: bytes, signed: bytes, *, field: str, tru
     return RecordReport(tuple(reports), tuple(problems))
 
 
-def format_report(report: RecordReport, *, lang: str = "vi", timezone: str = "Asia/Ho_Chi_Minh") -> str:
-    """One line per signature (signer, role, local time, intact, trusted, changes after it), then the problems."""
+def format_report(report: RecordReport, *, lang: str = "vi", timezone: str = "Asia/Ho_Chi_Minh",
+                  at: datetime | None = None) -> str:
+    """One line per signature (signer, role, local time, intact, trusted, changes after it; with long-term
+    facts their own line), then the document timestamps and the problems."""
+    from edudesk.core.signing.levels import describe, describe_archive
+
     en = lang == "en"
     yes, no = ("yes", "NO") if en else ("có", "KHÔNG")
     lines = []
@@ -184,7 +240,11 @@ def format_report(report: RecordReport, *, lang: str = "vi", timezone: str = "As
             lines.append(f"{n}. {s.field} [{s.role}] {s.signer} lúc {when}: nguyên vẹn {yes if s.intact else no}, "
                          f"tin cậy {yes if s.trusted else no}{', chữ ký chứng nhận' if s.certified else ''}; "
                          f"sau đó: {changes}")
+        if s.ltv is not None:
+            lines.append("   " + describe(s.ltv, lang=lang, timezone=timezone, at=at))
         lines += [f"   ⚠ {p}" for p in s.problems]
+    if report.archive is not None:
+        lines.append(describe_archive(report.archive, lang=lang, timezone=timezone))
     lines += [f"⚠ {p}" for p in report.problems]
     lines.append(t("cli.verify_ok" if report.ok else "cli.verify_failed", lang))
     return "\n".join(lines)

@@ -1,0 +1,154 @@
+"""What the console's /reports page shows of a BM03: its words, the report's tables as cells (the same tables and
+number formats as the .xlsx and .pdf files), the units to drill into, and the charts as inline SVG that the
+console's Content-Security-Policy lets the browser draw."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from typing import Any
+
+from markupsafe import Markup
+
+from edudesk.core.reports.figures import Bm03Figures, GroupRow
+from edudesk.core.reports.pdf import shown
+from edudesk.core.reports.xlsx import bm03_tables
+
+PAGE_TABLES = ("groups", "steps", "slowest", "accounts", "problems", "overdue")  # by_kind and days: the charts
+NUMERIC = frozenset({"int", "percent", "hours"})
+
+WORDS = {
+    "vi": {"title": "Báo cáo thống kê", "nav": "Báo cáo", "from": "Từ ngày", "to": "Đến ngày", "show": "Xem",
+           "this_month": "Tháng này", "last_month": "Tháng trước", "this_year": "Năm nay",
+           "all_units": "Tất cả đơn vị", "back_all": "← Tất cả đơn vị", "unit": "Đơn vị: {unit}", "unit_col": "Đơn vị",
+           "make": "Lập báo cáo", "make_xlsx": "Lập và tải Excel (.xlsx)", "make_pdf": "Lập và tải PDF (.pdf)",
+           "make_hint": "Mỗi báo cáo lập ra được lưu trữ cùng kỳ báo cáo, người lập và thời điểm lập.",
+           "summary": "Tổng quan", "overdue_now": "Quá hạn", "charts": "Biểu đồ",
+           "units": "Theo đơn vị", "units_hint": "Chọn một đơn vị để xem số liệu riêng của đơn vị đó.",
+           "archive": "Báo cáo đã lập", "archive_none": "Chưa có báo cáo nào được lưu trữ.",
+           "archive_hint": "Báo cáo vừa lập có trong danh sách khi tải lại trang.",
+           "made_at": "Lập lúc", "period": "Kỳ báo cáo", "fmt": "Định dạng", "made_by": "Người lập",
+           "size": "Dung lượng", "download": "Tải về", "scheduled": "{who} (tự động)",
+           "bad_date": "Ngày «{value}» không hợp lệ; hãy chọn lại ngày (dd/mm/yyyy).",
+           "bad_order": "Ngày bắt đầu {start} sau ngày kết thúc {end}; hãy chọn lại kỳ báo cáo.",
+           "too_long": "Kỳ báo cáo dài tối đa {days} ngày; hãy chọn kỳ ngắn hơn.",
+           "bad_format": "Báo cáo chỉ lập được dưới dạng .xlsx hoặc .pdf.",
+           "no_requests": "Không có yêu cầu nào trong kỳ báo cáo này.", "none": "Không có."},
+    "en": {"title": "Reports", "nav": "Reports", "from": "From", "to": "To", "show": "Show",
+           "this_month": "This month", "last_month": "Last month", "this_year": "This year",
+           "all_units": "All units", "back_all": "← All units", "unit": "Unit: {unit}", "unit_col": "Unit",
+           "make": "Make the report", "make_xlsx": "Make and download Excel (.xlsx)",
+           "make_pdf": "Make and download PDF (.pdf)",
+           "make_hint": "Every report made is archived with its period, who made it and when.",
+           "summary": "Summary", "overdue_now": "Overdue", "charts": "Charts",
+           "units": "By unit", "units_hint": "Pick a unit to see its own figures.",
+           "archive": "Reports made", "archive_none": "No report has been archived yet.",
+           "archive_hint": "A report just made shows in this list when the page is reloaded.",
+           "made_at": "Made at", "period": "Period", "fmt": "Format", "made_by": "Made by",
+           "size": "Size", "download": "Download", "scheduled": "{who} (scheduled)",
+           "bad_date": "The date “{value}” is not valid; please pick it again (dd/mm/yyyy).",
+           "bad_order": "The start date {start} is after the end date {end}; please pick the period again.",
+           "too_long": "A report covers at most {days} days; please pick a shorter period.",
+           "bad_format": "A report is made as .xlsx or .pdf only.",
+           "no_requests": "No request in this period.", "none": "None."},
+}
+
+
+def page_words(lang: str) -> dict[str, str]:
+    """The page's own words in `lang` ("en", else Vietnamese)."""
+    return WORDS["en" if lang == "en" else "vi"]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One value of a table as shown: its text, a request number to link (0: none), whether it is a number."""
+
+    text: str
+    request: int = 0
+    numeric: bool = False
+
+
+def page_tables(fig: Bm03Figures, lang: str, existing: set[int]) -> list[dict[str, Any]]:
+    """The report's tables for the page; a request number links to its page when that request still exists."""
+    def cells(row: tuple[Any, ...], kinds: list[str]) -> list[Cell]:
+        return [Cell(shown(v, k, lang), v if k == "request" and v in existing else 0, k in NUMERIC)
+                for v, k in zip(row, kinds, strict=True)]
+
+    out = []
+    for table in bm03_tables(fig, lang):
+        if table.key not in PAGE_TABLES:
+            continue
+        kinds = [c.kind for c in table.columns]
+        out.append({"key": table.key, "heading": table.heading, "columns": [c.title for c in table.columns],
+                    "numeric": [k in NUMERIC for k in kinds], "rows": [cells(r, kinds) for r in table.rows],
+                    "total": cells(table.total, kinds) if table.total else None, "notes": table.notes})
+    return out
+
+
+def request_ids(fig: Bm03Figures) -> set[int]:
+    """Every request number the page's tables name (slowest and overdue)."""
+    return {r.request_id for s in fig.steps for r in s.slowest} | {o.request_id for o in fig.overdue}
+
+
+def unit_totals(fig: Bm03Figures) -> list[GroupRow]:
+    """The groups added up per unit ("" = requests naming none), most requests first."""
+    units: dict[str, list[GroupRow]] = {}
+    for g in fig.groups:
+        units.setdefault(g.unit, []).append(g)
+    counts = ("received", "approved", "rejected", "done", "open")
+    rows = [GroupRow(kind="", population="", unit=u, **{c: sum(getattr(g, c) for g in gs) for c in counts})
+            for u, gs in units.items()]
+    return sorted(rows, key=lambda r: (-r.received, r.unit))
+
+
+def size_text(size: int, lang: str) -> str:
+    """A file size as people read it: "12,3 KB"."""
+    text = f"{size / 1024:.1f} KB" if size < 1024 * 1024 else f"{size / 1024 / 1024:.1f} MB"
+    return text if lang == "en" else text.replace(".", ",")
+
+
+# The SVG the charts draw, in a page: these elements and attributes only, styles as presentation attributes.
+ELEMENTS = frozenset({"svg", "g", "path", "rect", "circle", "line", "polyline", "polygon", "text", "tspan", "use",
+                      "defs", "clipPath", "title", "desc"})
+ATTRIBUTES = frozenset({"viewBox", "version", "role", "aria-label", "id", "d", "x", "y", "x1", "y1", "x2", "y2",
+                        "cx", "cy", "r", "width", "height", "points", "transform", "clip-path", "href"})
+PRESENTATION = frozenset({"fill", "fill-opacity", "fill-rule", "stroke", "stroke-width", "stroke-linejoin",
+                          "stroke-linecap", "stroke-opacity", "stroke-dasharray", "stroke-dashoffset",
+                          "stroke-miterlimit", "opacity", "clip-rule", "font-family", "font-size", "font-weight",
+                          "font-style", "text-anchor", "dominant-baseline"})
+
+
+def _local_name(name: str) -> str:
+    return name.rsplit("}", 1)[-1]
+
+
+def inline_svg(svg: bytes, prefix: str) -> Markup:
+    """A chart's SVG made fit to put in the page: `style="…"` as presentation attributes (the console's CSP has
+    no 'unsafe-inline', so browsers ignore style attributes and draw a black chart), ids prefixed (three charts
+    share a page), and nothing but drawing elements and attributes, written out by the XML serializer."""
+    root = ET.fromstring(svg)  # our own matplotlib output: no DTD, text escaped
+    for element in list(root.iter()):
+        for child in list(element):
+            if _local_name(child.tag) not in ELEMENTS:
+                element.remove(child)
+        attrs: dict[str, str] = {}
+        for name, value in element.attrib.items():
+            local = _local_name(name)
+            if local == "style":
+                for declaration in value.split(";"):
+                    prop, _, setting = declaration.partition(":")
+                    if prop.strip() in PRESENTATION and setting.strip():
+                        attrs[prop.strip()] = setting.strip()
+            elif local in PRESENTATION or local in ATTRIBUTES:
+                attrs.setdefault(local, value)
+        if "id" in attrs:
+            attrs["id"] = f"{prefix}-{attrs['id']}"
+        if attrs.get("href", "").startswith("#"):
+            attrs["href"] = f"#{prefix}-{attrs['href'][1:]}"
+        if attrs.get("clip-path", "").startswith("url(#"):
+            attrs["clip-path"] = f"url(#{prefix}-{attrs['clip-path'][5:]}"
+        element.tag = _local_name(element.tag)  # in an HTML page <svg> is SVG by itself: no namespaces
+        element.attrib.clear()
+        element.attrib.update(attrs)
+    root.set("class", "chart")
+    return Markup(ET.tostring(root, encoding="unicode"))

@@ -1,0 +1,157 @@
+"""Sending an issued class to the receiving portal, for every surface (web console, command line): who may (the
+admin), which classes can go (confirmed: every record fully signed, issued and confirmed), the `portal_send`
+job it queues (core/signing/portaljob.py does the upload), and where each record stands: chưa gửi / đã gửi /
+lỗi with the portal's answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from tortoise.transactions import in_transaction
+
+from edudesk.core.db import lock_for_transaction
+from edudesk.core.errors import EdudeskError, NotAllowed, NotFound
+from edudesk.core.jobs import JobKind, JobState
+from edudesk.core.models import AuditEvent, Job
+from edudesk.core.people.staff import Actor, Role
+from edudesk.core.signing.models import ClassState, RecordState, SchoolClass, SchoolRecord
+from edudesk.core.signing.sendmodels import RecordSend, SendState
+from edudesk.core.signing.service import RecordService
+
+ISSUED = (ClassState.CONFIRMED, ClassState.EXPORTED)  # the admin confirmed completion (then maybe exported)
+STATE_WORDS = {"vi": {SendState.UNSENT: "chưa gửi", SendState.SENT: "đã gửi", SendState.FAILED: "lỗi"},
+               "en": {SendState.UNSENT: "not sent", SendState.SENT: "sent", SendState.FAILED: "failed"}}
+
+
+class PortalRefusal(EdudeskError):
+    """A send that cannot be asked for; it says why in Vietnamese and, for an English surface, in English."""
+
+    def __init__(self, message: str, english: str, *, code: str) -> None:
+        super().__init__(message, code=code)
+        self.english = english
+
+    def in_words(self, lang: str | None = "vi") -> str:
+        """The Vietnamese message, or its English twin on an English surface."""
+        return self.english if lang == "en" else self.message
+
+
+@dataclass(frozen=True)
+class SendRow:
+    """One record of a class and where it stands with the portal."""
+
+    record_id: int
+    student_code: str
+    student_name: str
+    state: SendState
+    receipt: str = ""
+    answer: str = ""
+    sent_at: datetime | None = None
+    attempts: int = 0
+
+    def label(self, lang: str = "vi") -> str:
+        """"đã gửi", "lỗi", "chưa gửi" (or in English)."""
+        return STATE_WORDS["en" if lang == "en" else "vi"][self.state]
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    """What "Gửi lên hệ thống" did: the job (new, or one already waiting) and how many records it carries."""
+
+    class_id: int
+    key: str
+    records: int
+    queued: bool  # False: a send of this class was already waiting or running; nothing new was queued
+
+
+def job_prefix(class_id: int) -> str:
+    """The key prefix of a class's send jobs ("portal:<class id>:")."""
+    return f"portal:{class_id}:"
+
+
+async def find_class(name: str, year: str = "") -> SchoolClass:
+    """A class by name (and school year; the newest one without it), for the command line."""
+    query = SchoolClass.filter(name=name)
+    klass = await (query.filter(year=year) if year else query).order_by("-id").first()
+    if klass is None:
+        raise NotFound(f"Không có lớp {name}{' năm học ' + year if year else ''}.")
+    return klass
+
+
+async def unsent_records(class_id: int) -> list[SchoolRecord]:
+    """The class's signed records the portal has not accepted yet: never sent, being retried, or lỗi."""
+    accepted = await RecordSend.filter(klass_id=class_id, state=SendState.SENT).values_list("record_id", flat=True)
+    return await SchoolRecord.filter(klass_id=class_id, state=RecordState.SIGNED).exclude(
+        id__in=list(accepted) or [0]).order_by("student_code")
+
+
+async def waiting_job(class_id: int) -> Job | None:
+    """The class's send job still waiting (maybe for a retry) or running, if any."""
+    return await Job.filter(kind=JobKind.PORTAL_SEND, key__startswith=job_prefix(class_id),
+                            state__in=[JobState.PENDING, JobState.RUNNING]).order_by("-id").first()
+
+
+async def send_rows(class_id: int) -> list[SendRow]:
+    """Every record of the class (by student code) with its send state; no row yet means chưa gửi."""
+    sends = {s.record_id: s for s in await RecordSend.filter(klass_id=class_id)}
+    rows = []
+    for r in await SchoolRecord.filter(klass_id=class_id).order_by("student_code"):
+        s = sends.get(r.id)
+        if s is None:
+            rows.append(SendRow(r.id, r.student_code, r.student_name, SendState.UNSENT))
+        else:
+            rows.append(SendRow(r.id, r.student_code, r.student_name, SendState(s.state), s.receipt, s.answer,
+                                s.sent_at, s.attempts))
+    return rows
+
+
+def tally(rows: list[SendRow]) -> dict[SendState, int]:
+    """How many records are in each send state."""
+    counts = dict.fromkeys(SendState, 0)
+    for row in rows:
+        counts[row.state] += 1
+    return counts
+
+
+async def request_send(records: RecordService, actor: Actor, class_id: int) -> SendRequest:
+    """Gửi lên hệ thống: the admin queues the upload of an issued class's records not accepted yet.
+
+    A second tap while a send of the class waits (or retries) queues nothing more; records the portal accepted
+    are never in a later package."""
+    settings = records.settings
+    if not actor.has(Role.ADMIN):
+        raise await records.refuse(actor, "rec_portal", NotAllowed(
+            "Chỉ quản trị viên gửi học bạ lên hệ thống.", code="not_allowed"), class_id=class_id)
+    if not settings.portal.enabled or not settings.portal.url:
+        raise await records.refuse(actor, "rec_portal", PortalRefusal(
+            "Chưa bật gửi học bạ lên Cổng tiếp nhận: đặt [portal] enabled = true và url trong config.toml.",
+            "Sending to the receiving portal is off: set [portal] enabled = true and url in config.toml.",
+            code="portal_off"), class_id=class_id)
+    klass = await SchoolClass.get_or_none(id=class_id)
+    if klass is None:
+        raise await records.refuse(actor, "rec_portal", NotFound("Không có lớp này."), class_id=class_id)
+    if klass.state not in ISSUED:
+        raise await records.refuse(actor, "rec_portal", PortalRefusal(
+            f"Lớp {klass.name} ({klass.year}) chưa được quản trị viên xác nhận hoàn tất: chỉ gửi được học bạ đã ký "
+            f"đủ, đã phát hành và đã xác nhận.",
+            f"Class {klass.name} ({klass.year}) has not been confirmed complete: only fully signed, issued and "
+            f"confirmed records can be sent.", code="not_issued"), class_id=class_id)
+    pending = await unsent_records(class_id)
+    if not pending:
+        raise await records.refuse(actor, "rec_portal", PortalRefusal(
+            f"Cổng tiếp nhận đã nhận mọi học bạ của lớp {klass.name} ({klass.year}); không còn học bạ nào để gửi.",
+            f"The portal has accepted every record of class {klass.name} ({klass.year}); nothing is left to send.",
+            code="nothing_to_send"), class_id=class_id)
+    now = records.clock.now()
+    async with in_transaction() as conn:
+        await lock_for_transaction(conn, f"edudesk:portal:{class_id}")
+        jobs = Job.filter(kind=JobKind.PORTAL_SEND, key__startswith=job_prefix(class_id)).using_db(conn)
+        waiting = await jobs.filter(state__in=[JobState.PENDING, JobState.RUNNING]).order_by("-id").first()
+        if waiting is not None:
+            return SendRequest(class_id, waiting.key, len(pending), queued=False)
+        key = f"{job_prefix(class_id)}{await jobs.count() + 1}:{now:%Y%m%d%H%M%S}"
+        await records.queue.enqueue(JobKind.PORTAL_SEND, key, {"class_id": class_id}, connection=conn)
+        await AuditEvent.create(at=now, actor=actor.label, action="records_portal_requested", using_db=conn,
+                                detail={"class_id": class_id, "class": klass.name, "records": len(pending)})
+    records.queue.wake()
+    return SendRequest(class_id, key, len(pending), queued=True)
