@@ -6,7 +6,6 @@ teachers' names and counts only, no student data."""
 from __future__ import annotations
 
 import asyncio
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,7 +34,6 @@ PAGE_WORDS = {
            "no_classes": "No class in this school year yet.", "all_done": "all done"},
 }
 
-STYLE_ATTRIBUTE = re.compile(r'\sstyle="([^"]*)"')
 
 
 def page_words(c: Console) -> dict[str, str]:
@@ -61,17 +59,7 @@ async def chart(progress: Progress, words: dict[str, str]) -> Markup:
     shares = [0.0, *(round(100 * d.share, 1) for d in progress.days)]
     svg = await asyncio.to_thread(line_chart, days, {words["chart_series"]: shares}, title=words["chart_title"],
                                   ylabel="%")
-    return Markup(presentation_attributes(svg.decode("utf-8")))  # matplotlib's, from our words: text escaped
-
-
-def presentation_attributes(svg: str) -> str:
-    """The SVG's `style="fill: #fff; stroke: …"` as presentation attributes (`fill="#fff"`): the console's CSP
-    (`style-src` with a nonce, no 'unsafe-inline') makes browsers ignore style attributes, which leaves a black
-    chart. A no-op for an SVG that has none."""
-    def attributes(match: re.Match[str]) -> str:
-        pairs = (part.split(":", 1) for part in match.group(1).split(";") if ":" in part)
-        return "".join(f' {name.strip()}="{value.strip()}"' for name, value in pairs)
-    return STYLE_ATTRIBUTE.sub(attributes, svg)
+    return Markup(svg.decode("utf-8"))  # matplotlib's, from our words: text escaped
 
 
 def _flash(c: Console, query: Any) -> str:

@@ -129,8 +129,22 @@ def _inline_svg(svg: str, title: str) -> str:
     assert root is not None  # matplotlib always writes one
     tag = re.sub(r'\s(?:width|height)="[^"]*"', "", root.group(0))
     tag = tag.replace("<svg", f'<svg role="img" aria-label={quoteattr(title)} '
-                              'style="stroke-linejoin: round; stroke-linecap: butt"', 1)
-    return svg[:root.start()] + tag + svg[root.end():]
+                              'stroke-linejoin="round" stroke-linecap="butt"', 1)
+    return _presentation_attributes(svg[:root.start()] + tag + svg[root.end():])
+
+
+_STYLE_ATTRIBUTE = re.compile(r'\sstyle="([^"]*)"')
+
+
+def _presentation_attributes(svg: str) -> str:
+    """matplotlib's `style="fill: #fff; stroke: …"` as presentation attributes (`fill="#fff"`): a console whose
+    CSP allows no inline styles (`style-src` with a nonce) makes browsers ignore style attributes, which leaves a
+    black chart; presentation attributes are not styles and always apply."""
+    def attributes(match: re.Match[str]) -> str:
+        pairs = (part.split(":", 1) for part in match.group(1).split(";") if ":" in part)
+        # the values come out of a double-quoted attribute, escaped already
+        return "".join(f' {name.strip()}="{value.strip()}"' for name, value in pairs)
+    return _STYLE_ATTRIBUTE.sub(attributes, svg)
 
 
 def bar_chart(categories: Sequence[str], series: Mapping[str, Sequence[float]], *, title: str, ylabel: str = "",
@@ -236,122 +250,5 @@ def bm03_charts(fig: Bm03Figures, lang: str, fmt: str) -> dict[str, bytes]:
 
 @functools.cache
 def report_words(lang: str | None) -> Words:
-    """The catalogue's words of `lang` with the report's own texts (`report.*`) added where it lacks them."""
-    code = language(lang)
-    return Words(code, {**REPORT_WORDS[code], **words(code).texts})
-
-
-# The report's texts, keyed as the shared catalogue keys them: they belong in core/words/{vi,en}.py, where the
-# catalogue's tests check both languages; once there, this table goes (the catalogue's entries win already).
-REPORT_WORDS: Mapping[str, Mapping[str, str]] = {
-    "vi": {
-        "report.title": "Tổng hợp, thống kê kết quả thực hiện cấp TKĐT, cấp lại mật khẩu TKĐT",
-        "report.form": "Biểu mẫu: {form}",
-        "report.period": "Từ ngày {start} đến ngày {end}",
-        "report.made_at": "Lập lúc: {when}",
-        "report.unit_filter": "Đơn vị: {unit}",
-        "report.all_units": "Tất cả đơn vị",
-        "report.nation": "CỘNG HOÀ XÃ HỘI CHỦ NGHĨA VIỆT NAM",
-        "report.motto": "Độc lập - Tự do - Hạnh phúc",
-        "report.page": "Trang {page}/{pages}",
-        "report.sheet_summary": "Tổng hợp",
-        "report.sheet_daily": "Theo ngày",
-        "report.groups": "1. Yêu cầu theo loại, đối tượng và đơn vị",
-        "report.steps": "2. Thời gian xử lý từng bước so với thời hạn",
-        "report.slowest": "3. Các yêu cầu xử lý chậm nhất",
-        "report.accounts": "4. Tài khoản đã xử lý (theo nhật ký tài khoản)",
-        "report.problems": "5. Vấn đề phát hiện khi tiếp nhận (thường gặp nhất)",
-        "report.overdue": "6. Yêu cầu quá hạn tại thời điểm cuối kỳ",
-        "report.charts": "7. Biểu đồ",
-        "report.kind": "Loại yêu cầu", "report.population": "Đối tượng", "report.unit": "Đơn vị",
-        "report.no_unit": "(không ghi đơn vị)", "report.no_population": "(chưa rõ)",
-        "report.received": "Tiếp nhận", "report.approved": "Đã duyệt", "report.rejected": "Từ chối",
-        "report.done": "Hoàn thành", "report.open": "Đang xử lý", "report.total": "Tổng cộng",
-        "report.finished": "Xử lý xong",
-        "report.step": "Bước",
-        "report.step.office": "Văn phòng kiểm tra (tiếp nhận → duyệt/từ chối)",
-        "report.step.technical": "Kỹ thuật thực hiện (duyệt → hoàn thành)",
-        "report.step.total": "Toàn bộ (tiếp nhận → hoàn thành)",
-        "report.step_count": "Số yêu cầu qua bước", "report.limit_hours": "Thời hạn (giờ)",
-        "report.within_limit": "Đúng hạn", "report.share_within": "Tỷ lệ đúng hạn",
-        "report.median_hours": "Trung vị (giờ)",
-        "report.request": "Yêu cầu", "report.hours": "Số giờ",
-        "report.account_change": "Thao tác", "report.count": "Số lượng",
-        "report.created": "Tạo mới", "report.reset": "Cấp lại mật khẩu", "report.suspended": "Tạm khoá",
-        "report.deleted": "Xoá", "report.failed": "Thao tác không thành công",
-        "report.problem": "Vấn đề", "report.requests": "Số yêu cầu",
-        "report.state": "Trạng thái", "report.received_at": "Tiếp nhận lúc", "report.deadline": "Hạn xử lý",
-        "report.hours_late": "Số giờ trễ",
-        "report.day": "Ngày",
-        "report.none": "Không có.",
-        "report.chart_by_kind": "Yêu cầu theo loại",
-        "report.chart_steps": "Tỷ lệ xử lý đúng hạn theo bước (%)",
-        "report.chart_daily": "Yêu cầu tiếp nhận và xử lý xong theo ngày",
-        "report.overdue_shown": "Liệt kê {shown} yêu cầu trễ nhất trong tổng số {total} yêu cầu quá hạn.",
-        "cli.reports.made": "Đã lập báo cáo {form} ({period}{unit}) → {path} ({requests} yêu cầu; lưu trữ số {id}).",
-        "cli.reports.of_unit": ", đơn vị {unit}",
-        "cli.reports.bad_period": "Ngày bắt đầu {start} sau ngày kết thúc {end}.",
-        "cli.reports.bad_file": "Tệp báo cáo phải có đuôi .xlsx hoặc .pdf: {path}",
-        "cli.reports.wrong_format": "Báo cáo số {id} là tệp .{fmt}; hãy đặt tên tệp có đuôi .{fmt}.",
-        "cli.reports.not_found": "Không có báo cáo số {id} trong kho lưu trữ (xem: edudesk reports list).",
-        "cli.reports.written": "Đã ghi báo cáo số {id} ({form} {period}) → {path} ({size}).",
-        "cli.reports.none": "Chưa có báo cáo nào được lưu trữ.",
-        "cli.reports.head": "Số|Lập lúc|Kỳ báo cáo|Đơn vị|Định dạng|Người lập|Dung lượng",
-        "cli.reports.scheduled": "{who} (tự động)",
-    },
-    "en": {
-        "report.title": "Summary and statistics of e-mail accounts issued and e-mail passwords reset",
-        "report.form": "Form: {form}",
-        "report.period": "From {start} to {end}",
-        "report.made_at": "Made at: {when}",
-        "report.unit_filter": "Unit: {unit}",
-        "report.all_units": "All units",
-        "report.nation": "SOCIALIST REPUBLIC OF VIET NAM",
-        "report.motto": "Independence - Freedom - Happiness",
-        "report.page": "Page {page}/{pages}",
-        "report.sheet_summary": "Summary",
-        "report.sheet_daily": "By day",
-        "report.groups": "1. Requests by kind, population and unit",
-        "report.steps": "2. Time taken by each step against its limit",
-        "report.slowest": "3. The slowest requests",
-        "report.accounts": "4. Accounts changed (from the account log)",
-        "report.problems": "5. Problems found at intake (most frequent)",
-        "report.overdue": "6. Requests overdue at the end of the period",
-        "report.charts": "7. Charts",
-        "report.kind": "Kind", "report.population": "Population", "report.unit": "Unit",
-        "report.no_unit": "(no unit given)", "report.no_population": "(unknown)",
-        "report.received": "Received", "report.approved": "Approved", "report.rejected": "Rejected",
-        "report.done": "Done", "report.open": "Open", "report.total": "Total",
-        "report.finished": "Finished",
-        "report.step": "Step",
-        "report.step.office": "Office check (received → approved/rejected)",
-        "report.step.technical": "Technical work (approved → done)",
-        "report.step.total": "Whole request (received → done)",
-        "report.step_count": "Requests that finished the step", "report.limit_hours": "Limit (hours)",
-        "report.within_limit": "Within the limit", "report.share_within": "Share within the limit",
-        "report.median_hours": "Median (hours)",
-        "report.request": "Request", "report.hours": "Hours",
-        "report.account_change": "Change", "report.count": "Count",
-        "report.created": "Created", "report.reset": "Password reset", "report.suspended": "Suspended",
-        "report.deleted": "Deleted", "report.failed": "Failed changes",
-        "report.problem": "Problem", "report.requests": "Requests",
-        "report.state": "State", "report.received_at": "Received at", "report.deadline": "Deadline",
-        "report.hours_late": "Hours late",
-        "report.day": "Day",
-        "report.none": "None.",
-        "report.chart_by_kind": "Requests by kind",
-        "report.chart_steps": "Share finished within the limit, by step (%)",
-        "report.chart_daily": "Requests received and finished per day",
-        "report.overdue_shown": "The {shown} most late of {total} overdue requests are listed.",
-        "cli.reports.made": "Made report {form} ({period}{unit}) → {path} ({requests} requests; archived as no. {id}).",
-        "cli.reports.of_unit": ", unit {unit}",
-        "cli.reports.bad_period": "The start date {start} is after the end date {end}.",
-        "cli.reports.bad_file": "The report file must end in .xlsx or .pdf: {path}",
-        "cli.reports.wrong_format": "Report no. {id} is a .{fmt} file; name the file with .{fmt} at the end.",
-        "cli.reports.not_found": "No archived report no. {id} (see: edudesk reports list).",
-        "cli.reports.written": "Wrote report no. {id} ({form} {period}) → {path} ({size}).",
-        "cli.reports.none": "No report has been archived yet.",
-        "cli.reports.head": "No.|Made at|Period|Unit|Format|Made by|Size",
-        "cli.reports.scheduled": "{who} (scheduled)",
-    },
-}
+    """The catalogue's words of `lang` (the report's texts are `report.*` and `cli.reports.*` there)."""
+    return words(language(lang))
