@@ -171,9 +171,8 @@ def _at(period: Period, day: int, hhmm: str) -> datetime:
     return local.astimezone(UTC)
 
 
-def _default_settings() -> Settings:
-    return load_settings(None, overrides={"general": {"data_dir": tempfile.mkdtemp(prefix="bm03-seed-")}},
-                         environ={})
+def _default_settings(data_dir: str) -> Settings:
+    return load_settings(None, overrides={"general": {"data_dir": data_dir}}, environ={})
 
 
 async def _create_request(name: str, period: Period, settings: Settings) -> Request:
@@ -207,7 +206,13 @@ async def _create_request(name: str, period: Period, settings: Settings) -> Requ
 
 async def seed_bm03(clock_now: datetime, settings: Settings | None = None) -> SeedExpectations:
     """Write the data set into the open database; the figures a BM03 of `seed_period(clock_now)` must show."""
-    settings = settings or _default_settings()
+    if settings is None:
+        with tempfile.TemporaryDirectory(prefix="bm03-seed-") as data_dir:  # the secret key of the run's links
+            return await _seed(clock_now, _default_settings(data_dir))
+    return await _seed(clock_now, settings)
+
+
+async def _seed(clock_now: datetime, settings: Settings) -> SeedExpectations:
     period = seed_period(clock_now)
     clock = FakeClock(_at(period, -4, "00:00"))
     queue = JobQueue(clock, settings.jobs)

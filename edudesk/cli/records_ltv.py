@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import datetime as dt
 import json
+import logging
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -74,6 +75,9 @@ async def verify_command(settings: Settings, args: argparse.Namespace) -> int:
 
     roots, crls = trust_for_verify(settings)
     tz, lang = settings.general.timezone, args.lang
+    if settings.general.log_level != "DEBUG":  # the LTA algorithm's expected dead ends, each with a traceback
+        for name in ("pyhanko.sign.validation", "pyhanko_certvalidator"):
+            logging.getLogger(name).setLevel(logging.ERROR)
     at = moment(args.at, tz) if getattr(args, "at", None) else None
     bad = 0
     for label, data in await _inputs(settings, list(args.files)):

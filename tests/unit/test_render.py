@@ -62,6 +62,9 @@ def context(**changes: Any) -> dict[str, Any]:
         "sender_address": "hoa.nt@hust.edu.vn", "received": datetime(2026, 8, 31, 1, 0, tzinfo=UTC),
         "expires": datetime(2026, 9, 3, 1, 0, tzinfo=UTC), "link": "https://edudesk.hust.edu.vn/confirm/Qm4t7x",
         "limit_mb": 25,
+        # the monthly BM03 (report_monthly)
+        "month": "11/2026", "period_start": "01/11/2026", "period_end": "30/11/2026", "report_form": "BM03",
+        "files": ["BM03_2026-11.xlsx", "BM03_2026-11.pdf"],
     }
     ctx.update(changes)
     return ctx
@@ -71,7 +74,7 @@ def render(template: str, lang: str = "vi", **changes: Any) -> tuple[str, str, s
     return render_mail(template, lang, context(**changes), templates_dir=TEMPLATES_DIR)
 
 
-STAFF_TEMPLATES = ("channel_failing", "link_code", "chat_notice")  # mails to staff belong to no request
+STAFF_TEMPLATES = ("channel_failing", "link_code", "chat_notice", "login_link", "report_monthly")  # mails to staff belong to no request
 REQUEST_TEMPLATES = [t for t in TEMPLATES if t not in STAFF_TEMPLATES]
 
 

@@ -31,6 +31,7 @@ REGISTRY_PAGE = 50
 # age of the step, not of the request, says who is late: a request approved an hour ago is on time for the
 # technical step however old the mail is, and time waiting for the requester (need_info) runs no deadline.
 AGE_BUCKETS: tuple[tuple[int, int | None], ...] = ((0, 4), (4, 12), (12, 24), (24, 48), (48, None))
+SLA_BAR_HEIGHT = 80  # the tallest bar, in the chart's units (queue.html.j2 draws it)
 SLA_WORDS = {
     "vi": {"title": "Yêu cầu đang mở theo thời gian đã qua ở bước hiện tại",
            "buckets": ("< 4 giờ", "4–12 giờ", "12–24 giờ", "24–48 giờ", "> 48 giờ"),
@@ -133,10 +134,12 @@ async def queue_page(request: web.Request) -> web.Response:
         if problems:
             flagged[request_id] = flagged.get(request_id, 0) + 1
     rows = [_row(c, r, result.people.get(r.id, 0), now, flagged.get(r.id, 0)) for r in shown]
+    sla = await sla_glance(c.settings, now)
     filters = {"state": state, "kind": kind, "q": text, "overdue": overdue_only}
     link = {k: v for k, v in {**filters, "overdue": "1" if overdue_only else ""}.items() if v}
     return render(request, "queue.html.j2", rows=rows, stamp=stamp, scope="queue", live_url=request.path_qs,
-                  sla=await sla_glance(c.settings, now), sla_words=SLA_WORDS["en" if c.lang == "en" else "vi"],
+                  sla=sla, sla_scale=SLA_BAR_HEIGHT / sla.tallest,
+                  sla_words=SLA_WORDS["en" if c.lang == "en" else "vi"],
                   filters=filters, total=result.total, page=result.page, pages=result.pages, link=link,
                   found=result.found.id if result.found is not None else None,
                   states=[(s, c.t["states"][s]) for s in c.t["states"]],

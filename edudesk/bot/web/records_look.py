@@ -1,5 +1,5 @@
 """Teachers look before they sign: each record of a turn opens its current PDF inline, and the Ký ngay form names
-the records and the version of each it was shown (core/signing/revisions.py refuses a Ký ngay when one changed)."""
+the records and the version of each it was shown (core/signing/shown.py refuses a Ký ngay when one changed)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from aiohttp import web
 from edudesk.bot.web.render import ACTOR, console, needs, render
 from edudesk.core.errors import NotAllowed, NotFound
 from edudesk.core.people.access import Permission
-from edudesk.core.signing.revisions import record_to_view, signable
+from edudesk.core.signing.shown import record_to_view, signable
 
 _FILENAME = re.compile(r"[^A-Za-z0-9_-]+")
 

@@ -123,7 +123,7 @@ async def _page(request: web.Request, choice: Choice, status: int = 200) -> web.
     if choice.period is not None:
         fig = await bm03_figures(c.settings, choice.period, c.clock.now(), lang)
         wanted = request_ids(fig)
-        existing = set(await Request.filter(id__in=wanted).values_list("id", flat=True)) if wanted else set()
+        existing = {r.id for r in await Request.filter(id__in=wanted).only("id")} if wanted else set()
         rw = report_words(lang)
         context = {"fig": fig, "totals": fig.totals(), "tables": page_tables(fig, lang, existing),
                    "units": unit_totals(fig), "charts": await _charts(fig, lang),
@@ -180,8 +180,8 @@ async def download_report(request: web.Request) -> web.Response:
     report = await get_report(int(request.match_info["id"]))
     if report is None:
         raise web.HTTPNotFound
-    actor = request[ACTOR]
-    await AuditEvent.create(at=c.clock.now(), actor=actor.label, action="report_download",
+    actor, now = request[ACTOR], c.clock.now()
+    await AuditEvent.create(at=now, actor=actor.label, action="report_download",
                             detail={"report_id": report.id, "filename": report.filename, "fmt": report.fmt,
                                     "period_start": report.period_start.isoformat(),
                                     "period_end": report.period_end.isoformat(), "unit": report.unit})

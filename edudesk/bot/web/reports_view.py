@@ -5,7 +5,6 @@ console's Content-Security-Policy lets the browser draw."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from typing import Any
 
 from markupsafe import Markup
@@ -59,20 +58,12 @@ def page_words(lang: str) -> dict[str, str]:
     return WORDS["en" if lang == "en" else "vi"]
 
 
-@dataclass(frozen=True)
-class Cell:
-    """One value of a table as shown: its text, a request number to link (0: none), whether it is a number."""
-
-    text: str
-    request: int = 0
-    numeric: bool = False
-
-
 def page_tables(fig: Bm03Figures, lang: str, existing: set[int]) -> list[dict[str, Any]]:
-    """The report's tables for the page; a request number links to its page when that request still exists."""
-    def cells(row: tuple[Any, ...], kinds: list[str]) -> list[Cell]:
-        return [Cell(shown(v, k, lang), v if k == "request" and v in existing else 0, k in NUMERIC)
-                for v, k in zip(row, kinds, strict=True)]
+    """The report's tables for the page, each cell {text, request, numeric}: `request` is the number to link (0:
+    none; only a request that still exists has a page), `numeric` aligns the column."""
+    def cells(row: tuple[Any, ...], kinds: list[str]) -> list[dict[str, Any]]:
+        return [{"text": shown(v, k, lang), "request": v if k == "request" and v in existing else 0,
+                 "numeric": k in NUMERIC} for v, k in zip(row, kinds, strict=True)]
 
     out = []
     for table in bm03_tables(fig, lang):
@@ -123,24 +114,15 @@ def _local_name(name: str) -> str:
 
 
 def inline_svg(svg: bytes, prefix: str) -> Markup:
-    """A chart's SVG made fit to put in the page: `style="…"` as presentation attributes (the console's CSP has
-    no 'unsafe-inline', so browsers ignore style attributes and draw a black chart), ids prefixed (three charts
-    share a page), and nothing but drawing elements and attributes, written out by the XML serializer."""
+    """A chart's SVG (charts.py: inline-safe, styles as presentation attributes) as the page shows it: its ids
+    prefixed, since three charts share a page, and nothing but drawing elements and attributes, written out by
+    the XML serializer. A style attribute is dropped: the console's CSP would have browsers ignore it anyway."""
     root = ET.fromstring(svg)  # our own matplotlib output: no DTD, text escaped
     for element in list(root.iter()):
         for child in list(element):
             if _local_name(child.tag) not in ELEMENTS:
                 element.remove(child)
-        attrs: dict[str, str] = {}
-        for name, value in element.attrib.items():
-            local = _local_name(name)
-            if local == "style":
-                for declaration in value.split(";"):
-                    prop, _, setting = declaration.partition(":")
-                    if prop.strip() in PRESENTATION and setting.strip():
-                        attrs[prop.strip()] = setting.strip()
-            elif local in PRESENTATION or local in ATTRIBUTES:
-                attrs.setdefault(local, value)
+        attrs = {_local_name(k): v for k, v in element.attrib.items() if _local_name(k) in ATTRIBUTES | PRESENTATION}
         if "id" in attrs:
             attrs["id"] = f"{prefix}-{attrs['id']}"
         if attrs.get("href", "").startswith("#"):

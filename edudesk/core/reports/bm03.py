@@ -17,13 +17,17 @@ zone's offsets, split where the zone changes offset within the period.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from tortoise import connections
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
 
 from edudesk.core.config import Settings
+from edudesk.core.reports.dialect import Dialect, as_day, as_utc, offset_segments, utc_bounds
 from edudesk.core.reports.figures import (
     AccountCounts,
     Bm03Figures,
@@ -46,104 +50,6 @@ _OPEN = ", ".join(f"'{s.value}'" for s in OPEN_STATES)
 _FINISHING = "('request_reject', 'request_provisioned')"
 
 
-class _Dialect:
-    """The few expressions SQLite and PostgreSQL spell differently."""
-
-    def __init__(self, name: str) -> None:
-        self.pg = name == "postgres"
-
-    def sql(self, text: str) -> str:
-        """`?` placeholders as the driver wants them ($1, $2... on PostgreSQL)."""
-        if not self.pg:
-            return text
-        parts = text.split("?")
-        return "".join(p + (f"${i + 1}" if i < len(parts) - 1 else "") for i, p in enumerate(parts))
-
-    def at(self, moment: datetime) -> Any:
-        """A UTC time as a parameter (SQLite stores `isoformat(" ")` text of UTC times)."""
-        moment = moment.astimezone(UTC)
-        return moment if self.pg else moment.isoformat(" ")
-
-    def literal(self, moment: datetime) -> str:
-        """A UTC time as an SQL literal (our own value, never user input)."""
-        text = moment.astimezone(UTC).isoformat(" ")
-        return f"TIMESTAMPTZ '{text}'" if self.pg else f"'{text}'"
-
-    def hours(self, later: str, earlier: str) -> str:
-        """later − earlier in hours, to the millisecond (so that exactly 24 h is 24.0 on both)."""
-        if self.pg:
-            return f"(ROUND(EXTRACT(EPOCH FROM ({later} - {earlier})) * 1000) / 3600000.0)"
-        return f"(ROUND((julianday({later}) - julianday({earlier})) * 86400000.0) / 3600000.0)"
-
-    def day(self, column: str, offset_seconds: int) -> str:
-        """The calendar day of a UTC time shifted by a fixed offset."""
-        if self.pg:
-            return f"(({column} AT TIME ZONE 'UTC') + INTERVAL '{offset_seconds} seconds')::date"
-        return f"date({column}, '{offset_seconds:+d} seconds')"
-
-    def local_day(self, column: str, segments: list[tuple[datetime | None, int]]) -> str:
-        """The local day of a UTC time, for a zone whose offset changes at the segments' ends."""
-        if len(segments) == 1:
-            return self.day(column, segments[0][1])
-        whens = " ".join(f"WHEN {column} < {self.literal(until)} THEN {self.day(column, offset)}"
-                         for until, offset in segments if until is not None)
-        return f"(CASE {whens} ELSE {self.day(column, segments[-1][1])} END)"
-
-    def problems(self, table: str, alias: str) -> str:
-        """FROM-clause items giving one row per element of `table.problems` as (code, severity)."""
-        if self.pg:
-            return (f"CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof({alias}.problems) = 'array' "
-                    f"THEN {alias}.problems ELSE '[]'::jsonb END) AS j(value)")
-        return f", json_each({alias}.problems) AS j"
-
-    def problem_fields(self) -> tuple[str, str, str]:
-        """(code, severity, is-an-object condition) of an element `j`."""
-        if self.pg:
-            return "j.value->>'code'", "j.value->>'severity'", "jsonb_typeof(j.value) = 'object'"
-        return "json_extract(j.value, '$.code')", "json_extract(j.value, '$.severity')", "j.type = 'object'"
-
-
-def utc_bounds(period: Period) -> tuple[datetime, datetime]:
-    """The period's first local midnight and the midnight after its last day, in UTC."""
-    zone = ZoneInfo(period.timezone)
-    start = datetime.combine(period.start, time(), zone).astimezone(UTC)
-    end = datetime.combine(period.end + timedelta(days=1), time(), zone).astimezone(UTC)
-    return start, end
-
-
-def offset_segments(start: datetime, end: datetime, timezone: str) -> list[tuple[datetime | None, int]]:
-    """The zone's UTC offsets (seconds) over [start, end): (until, offset) pairs, the last one's until None."""
-    zone = ZoneInfo(timezone)
-
-    def offset(moment: datetime) -> int:
-        delta = moment.astimezone(zone).utcoffset()
-        return int(delta.total_seconds()) if delta is not None else 0
-
-    segments: list[tuple[datetime | None, int]] = []
-    current, moment = offset(start), start
-    while moment < end:
-        step = min(moment + timedelta(hours=1), end)
-        if offset(step) != current:
-            low, high = moment, step  # the change lies in (low, high]: find its second
-            while high - low > timedelta(seconds=1):
-                middle = low + (high - low) / 2
-                low, high = (middle, high) if offset(middle) == current else (low, middle)
-            segments.append((high, current))
-            current = offset(high)
-        moment = step
-    segments.append((None, current))
-    return segments
-
-
-def _day(value: Any) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
-
-
-def _time(value: Any) -> datetime:
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def problem_label(code: str, lang: str) -> str:
     """A problem code in words: the report's own label, else the intake's text when it has no blanks."""
     w = words(lang)
@@ -154,12 +60,25 @@ def problem_label(code: str, lang: str) -> str:
     return code
 
 
+_COUNT = "BIGINT"
+_TYPES = {"kind": "TEXT", "population": "TEXT", "unit": "TEXT", "id": "BIGINT", "h": "DOUBLE PRECISION"}
+_COLUMNS = ("kind", "population", "unit", "received", "approved", "rejected", "done", "open",
+            *(f"{s}_{x}" for s in STEPS for x in ("n", "w")), "id", "h")
+
+
+def _branch(what: str, source: str, **values: str) -> str:
+    """One SELECT of a UNION ALL whose rows all have `_COLUMNS` (a typed NULL where this one has no value)."""
+    columns = ", ".join(f"{values.get(c) or f'CAST(NULL AS {_TYPES.get(c, _COUNT)})'} AS {c}" for c in _COLUMNS)
+    return f"SELECT '{what}' AS what, {columns} {source}"
+
+
 class _Query:
     """The period's requests and decisions as SQL, and the queries over them."""
 
-    def __init__(self, period: Period, now: datetime, sla_check: float, sla_provision: float) -> None:
-        self.conn = connections.get("default")
-        self.d = _Dialect(str(self.conn.capabilities.dialect))
+    def __init__(self, conn: BaseDBAsyncClient, period: Period, now: datetime, sla_check: float,
+                 sla_provision: float) -> None:
+        self.conn = conn
+        self.d = Dialect(str(self.conn.capabilities.dialect))
         self.period, self.now = period, now
         self.start, self.end = utc_bounds(period)
         self.limits = {"office": sla_check, "technical": sla_provision, "total": sla_check + sla_provision}
@@ -168,67 +87,74 @@ class _Query:
         self.requests = f"SELECT id, kind, population, unit, state, received_at, deadline {self.where}"
         self.request_args = [self.d.at(self.start), self.d.at(self.end)] + ([period.unit] if period.unit else [])
         # One row per request of the period with the times of its first approval, first decision (approval
-        # or rejection) and first completed directory change: the audit trail read through its index.
+        # or rejection) and first completed directory change. The decisions are read by (action, at) from the
+        # period's start on (a request's decisions come after it), so a month costs a month of the trail.
         self.per_request = (
-            "SELECT r.id, r.kind, r.population, r.unit, r.state, r.received_at, "
+            "SELECT r.id, r.kind, r.population, r.unit, r.state, r.received_at, ev.approved_at, ev.decided_at, "
+            "ev.done_at FROM request r LEFT JOIN (SELECT e.request_id, "
             "MIN(CASE WHEN e.action = 'request_approve' THEN e.at END) AS approved_at, "
             "MIN(CASE WHEN e.action IN ('request_approve', 'request_reject') THEN e.at END) AS decided_at, "
-            "MIN(CASE WHEN e.action = 'request_provisioned' THEN e.at END) AS done_at "
-            "FROM request r LEFT JOIN audit_event e ON e.request_id = r.id "
-            "AND e.action IN ('request_approve', 'request_reject', 'request_provisioned') AND e.at <= ? "
-            f"WHERE r.received_at >= ? AND r.received_at < ?{' AND r.unit = ?' if period.unit else ''} "
-            "GROUP BY r.id, r.kind, r.population, r.unit, r.state, r.received_at")
-        self.per_request_args = [self.d.at(now), *self.request_args]
+            "MIN(CASE WHEN e.action = 'request_provisioned' THEN e.at END) AS done_at FROM audit_event e "
+            "WHERE e.action IN ('request_approve', 'request_reject', 'request_provisioned') "
+            "AND e.at >= ? AND e.at <= ? GROUP BY e.request_id) ev ON ev.request_id = r.id "
+            f"WHERE r.received_at >= ? AND r.received_at < ?{' AND r.unit = ?' if period.unit else ''}")
+        self.per_request_args = [self.d.at(self.start), self.d.at(now), *self.request_args]
 
     async def rows(self, sql: str, args: list[Any]) -> list[dict[str, Any]]:
         """Run one statement."""
         return await self.conn.execute_query_dict(self.d.sql(sql), args)
 
-    async def groups(self) -> tuple[GroupRow, ...]:
-        """Received, approved, rejected, done, open per (kind, population, unit)."""
-        rows = await self.rows(
-            "SELECT p.kind, p.population, p.unit, COUNT(*) AS received, "
-            "SUM(CASE WHEN p.approved_at IS NOT NULL THEN 1 ELSE 0 END) AS approved, "
-            "SUM(CASE WHEN p.state = 'rejected' THEN 1 ELSE 0 END) AS rejected, "
-            "SUM(CASE WHEN p.state = 'done' THEN 1 ELSE 0 END) AS done, "
-            f"SUM(CASE WHEN p.state IN ({_OPEN}) THEN 1 ELSE 0 END) AS open "
-            f"FROM ({self.per_request}) p GROUP BY p.kind, p.population, p.unit", self.per_request_args)
-        return tuple(sorted((GroupRow(kind=x["kind"], population=x["population"], unit=x["unit"],
-                              received=int(x["received"]), approved=int(x["approved"] or 0),
-                              rejected=int(x["rejected"] or 0), done=int(x["done"] or 0), open=int(x["open"] or 0))
-                             for x in rows), key=lambda g: (g.kind, g.population, g.unit)))
-
-    async def steps(self) -> tuple[StepTimes, ...]:
-        """Count, within the limit, median and the slowest ten of each step, in one statement."""
+    def _timed(self) -> str:
+        """The period's requests with the hours each finished step took (NULL: not finished)."""
         h = self.d.hours
-        within = " ".join(f"WHEN '{s}' THEN {float(limit)!r}" for s, limit in self.limits.items())
-        rows = await self.rows(
-            f"WITH p AS ({self.per_request}), d AS (SELECT s.step, p.id, p.kind, p.unit, CASE s.step "
-            f"WHEN 'office' THEN {h('p.decided_at', 'p.received_at')} "
-            "WHEN 'technical' THEN CASE WHEN p.approved_at IS NOT NULL AND p.done_at >= p.approved_at "
-            f"THEN {h('p.done_at', 'p.approved_at')} END "
-            f"ELSE {h('p.done_at', 'p.received_at')} END AS h FROM p CROSS JOIN "
-            "(SELECT 'office' AS step UNION ALL SELECT 'technical' UNION ALL SELECT 'total') s), "
-            "ranked AS (SELECT d.step, d.id, d.kind, d.unit, d.h, "
-            "ROW_NUMBER() OVER (PARTITION BY d.step ORDER BY d.h, d.id) AS rn, "
-            "ROW_NUMBER() OVER (PARTITION BY d.step ORDER BY d.h DESC, d.id) AS rd, "
-            "COUNT(*) OVER (PARTITION BY d.step) AS n, "
-            f"SUM(CASE WHEN d.h <= (CASE d.step {within} END) THEN 1 ELSE 0 END) OVER (PARTITION BY d.step) AS w "
-            "FROM d WHERE d.h IS NOT NULL) "
-            f"SELECT step, id, kind, unit, h, rn, rd, n, w FROM ranked WHERE rd <= {SLOWEST} "
-            "OR rn = (n + 1) / 2 OR rn = (n + 2) / 2", self.per_request_args)
-        out = []
-        for step in STEPS:
-            mine = [x for x in rows if x["step"] == step]
-            n = int(mine[0]["n"]) if mine else 0
-            middle = [float(x["h"]) for x in mine if int(x["rn"]) in ((n + 1) // 2, (n + 2) // 2)]
-            slowest = sorted((x for x in mine if int(x["rd"]) <= SLOWEST), key=lambda x: int(x["rd"]))
-            out.append(StepTimes(
-                step=step, count=n, within_limit=int(mine[0]["w"]) if mine else 0, limit_hours=self.limits[step],
+        return (f"SELECT p.id, p.kind, p.population, p.unit, p.state, p.approved_at, "
+                f"{h('p.decided_at', 'p.received_at')} AS office_h, "
+                "CASE WHEN p.approved_at IS NOT NULL AND p.done_at >= p.approved_at "
+                f"THEN {h('p.done_at', 'p.approved_at')} END AS technical_h, "
+                f"{h('p.done_at', 'p.received_at')} AS total_h FROM ({self.per_request}) p")
+
+    async def groups_and_steps(self) -> tuple[tuple[GroupRow, ...], tuple[StepTimes, ...]]:
+        """The groups, and each step's count, share within the limit, median and slowest ten.
+
+        One statement over the per-request times (a materialised CTE, computed once): the aggregate per
+        (kind, population, unit), which also counts each step's finished and in-time requests, and for each
+        step its middle row(s) and its slowest ten by ORDER BY ... LIMIT.
+        """
+        counts = {"received": "COUNT(*)", "approved": "SUM(CASE WHEN t.approved_at IS NOT NULL THEN 1 ELSE 0 END)",
+                  "rejected": "SUM(CASE WHEN t.state = 'rejected' THEN 1 ELSE 0 END)",
+                  "done": "SUM(CASE WHEN t.state = 'done' THEN 1 ELSE 0 END)",
+                  "open": f"SUM(CASE WHEN t.state IN ({_OPEN}) THEN 1 ELSE 0 END)"}
+        for s, limit in self.limits.items():
+            counts[f"{s}_n"] = f"COUNT(t.{s}_h)"
+            counts[f"{s}_w"] = f"SUM(CASE WHEN t.{s}_h <= {float(limit)!r} THEN 1 ELSE 0 END)"
+        parts = [_branch("group", "FROM t GROUP BY t.kind, t.population, t.unit", kind="t.kind",
+                         population="t.population", unit="t.unit", **counts)]
+        for s in STEPS:
+            mid = _branch(f"{s}:middle", f"FROM ({self.d.middle(f'{s}_h')}) m", h="m.h")
+            top = _branch(f"{s}:slow", f"FROM t WHERE t.{s}_h IS NOT NULL ORDER BY t.{s}_h DESC, t.id LIMIT {SLOWEST}",
+                          id="t.id", kind="t.kind", unit="t.unit", h=f"t.{s}_h")
+            parts += [f"SELECT * FROM ({mid}) m_{s}", f"SELECT * FROM ({top}) s_{s}"]
+        rows = await self.rows(f"WITH t AS MATERIALIZED ({self._timed()}) " + " UNION ALL ".join(parts),
+                               self.per_request_args)
+        found = [x for x in rows if x["what"] == "group"]
+        groups = tuple(sorted((GroupRow(kind=x["kind"], population=x["population"], unit=x["unit"],
+                                        received=int(x["received"]), approved=int(x["approved"] or 0),
+                                        rejected=int(x["rejected"] or 0), done=int(x["done"] or 0),
+                                        open=int(x["open"] or 0)) for x in found),
+                              key=lambda g: (g.kind, g.population, g.unit)))
+        n = {s: sum(int(x[f"{s}_n"] or 0) for x in found) for s in STEPS}
+        w = {s: sum(int(x[f"{s}_w"] or 0) for x in found) for s in STEPS}
+        picked = [x for x in rows if x["what"] != "group" and x["h"] is not None]
+        steps = []
+        for s in STEPS:
+            middle = [float(x["h"]) for x in picked if x["what"] == f"{s}:middle"]
+            slow = sorted((x for x in picked if x["what"] == f"{s}:slow"), key=lambda x: (-float(x["h"]), x["id"]))
+            steps.append(StepTimes(
+                step=s, count=n[s], within_limit=w[s], limit_hours=self.limits[s],
                 median_hours=sum(middle) / len(middle) if middle else None,
                 slowest=tuple(SlowRequest(request_id=int(x["id"]), kind=x["kind"], unit=x["unit"],
-                                          hours=float(x["h"])) for x in slowest)))
-        return tuple(out)
+                                          hours=float(x["h"])) for x in slow)))
+        return groups, tuple(steps)
 
     async def accounts(self) -> AccountCounts:
         """The account log's rows of the period by action (successes) and the failures."""
@@ -271,9 +197,9 @@ class _Query:
                                f"ORDER BY r.deadline, r.id LIMIT {OVERDUE_SHOWN}", args)
         listed = []
         for x in rows:
-            deadline = _time(x["deadline"])
+            deadline = as_utc(x["deadline"])
             listed.append(OverdueRequest(request_id=int(x["id"]), kind=x["kind"], unit=x["unit"], state=x["state"],
-                                         received_at=_time(x["received_at"]), deadline=deadline,
+                                         received_at=as_utc(x["received_at"]), deadline=deadline,
                                          hours_late=round((self.now - deadline).total_seconds() / 3600, 3)))
         return tuple(listed), int(total[0]["n"])
 
@@ -289,8 +215,8 @@ class _Query:
             f"WHERE e.action IN {_FINISHING} AND e.at >= ? AND e.at < ? AND e.at <= ? GROUP BY 1",
             ([self.period.unit] if self.period.unit else [])
             + [self.d.at(self.start), self.d.at(self.end), self.d.at(self.now)])
-        came = {_day(x["day"]): int(x["n"]) for x in received}
-        went = {_day(x["day"]): int(x["n"]) for x in finished}
+        came = {as_day(x["day"]): int(x["n"]) for x in received}
+        went = {as_day(x["day"]): int(x["n"]) for x in finished}
         count = (self.period.end - self.period.start).days + 1
         return tuple(DayCount(day=day, received=came.get(day, 0), finished=went.get(day, 0))
                      for day in (self.period.start + timedelta(days=i) for i in range(count)))
@@ -300,11 +226,31 @@ async def bm03_figures(settings: Settings, period: Period, now: datetime, lang: 
     """Everything a BM03 report shows for `period`, as of `now`, from the open default database."""
     if period.end < period.start:
         raise ValueError("the period ends before it starts")
-    query = _Query(period, now, settings.sla.check_hours, settings.sla.provision_hours)
-    overdue, overdue_total = await query.overdue()
-    return Bm03Figures(
-        period=period, generated_at=now, institution=settings.institution.name,
-        office_unit=settings.institution.office_unit, form=settings.institution.report_form,
-        groups=await query.groups(), steps=await query.steps(), accounts=await query.accounts(),
-        problems=await query.problems(lang), overdue=overdue, days=await query.days(),
-        overdue_total=overdue_total)
+    async with _reading() as conn:
+        query = _Query(conn, period, now, settings.sla.check_hours, settings.sla.provision_hours)
+        overdue, overdue_total = await query.overdue()
+        groups, steps = await query.groups_and_steps()
+        return Bm03Figures(
+            period=period, generated_at=now, institution=settings.institution.name,
+            office_unit=settings.institution.office_unit, form=settings.institution.report_form,
+            groups=groups, steps=steps, accounts=await query.accounts(),
+            problems=await query.problems(lang), overdue=overdue, days=await query.days(),
+            overdue_total=overdue_total)
+
+
+@asynccontextmanager
+async def _reading() -> AsyncIterator[BaseDBAsyncClient]:
+    """The connection the report reads through.
+
+    PostgreSQL: one read-only snapshot for every figure, without JIT (compiling these aggregates takes about
+    a second, longer than most of them run) and with room to sort a year in memory. SQLite: no transaction, since edudesk's SQLite transactions
+    take the write lock (`core/db_sqlite.py`) and a report must not hold up intake.
+    """
+    conn = connections.get("default")
+    if str(conn.capabilities.dialect) != "postgres":
+        yield conn
+        return
+    async with in_transaction("default") as tx:
+        await tx.execute_script("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL jit = off; "
+                                "SET LOCAL work_mem = '64MB'")  # a year's per-request times sorted in memory
+        yield tx

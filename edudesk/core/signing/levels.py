@@ -88,26 +88,75 @@ def _signature_timestamp(emb: Any) -> tuple[datetime | None, str]:
     return None, ""
 
 
+def _file_knowledge(emb: Any, spec: Any) -> Any:
+    """The signature validation spec with what the file carries added: the DSS's certificates, OCSP answers
+    and CRLs (as pyHanko's LTA validation reads them)."""
+    import dataclasses
+
+    from asn1crypto import crl, ocsp
+    from pyhanko.pdf_utils.decode_limits import DecodePurpose
+    from pyhanko.sign.validation import DocumentSecurityStore
+    from pyhanko.sign.validation.errors import NoDSSFoundError
+    from pyhanko.sign.validation.policy_decl import LocalKnowledge
+    from pyhanko_certvalidator.revinfo.archival import CRLContainer, OCSPContainer
+
+    known = spec.signature_validation_spec.local_knowledge
+    try:
+        dss = DocumentSecurityStore.read_dss(emb.reader)
+    except NoDSSFoundError:
+        return spec.signature_validation_spec
+    ocsps = [c for r in dss.ocsps for c in OCSPContainer.load_multi(
+        ocsp.OCSPResponse.load(r.get_object().read_data(DecodePurpose.OCSP_RESPONSE)))]
+    crls = [CRLContainer(crl.CertificateList.load(c.get_object().read_data(DecodePurpose.CRL))) for c in dss.crls]
+    return dataclasses.replace(spec.signature_validation_spec, local_knowledge=LocalKnowledge(
+        known_ocsps=ocsps, known_crls=known.known_crls + crls, known_certs=list(dss.load_certs())))
+
+
 async def ltv_facts(emb: Any, trust_roots: Sequence[bytes], *, crls: Sequence[bytes] = (),
                     at: datetime | None = None) -> LtvFacts:
-    """The level `emb` (a regular signature) reaches and, with `at`, whether it validates then."""
+    """The level `emb` (a regular signature) reaches and, with `at`, whether it validates then.
+
+    B-LT is AdES-with-time validation (ETSI EN 319 102-1 5.5) passing on the file's own revocation data; B-LTA
+    is pyHanko's LTA validation passing with a document timestamp after the signature."""
     from pyhanko.sign.ades.report import AdESPassed
-    from pyhanko.sign.validation.ades import ades_lta_validation, simulate_future_ades_lta_validation
+    from pyhanko.sign.validation.ades import (
+        ades_lta_validation,
+        ades_with_time_validation,
+        simulate_future_ades_lta_validation,
+    )
+    from pyhanko.sign.validation.status import PdfSignatureStatus
 
     spec = validation_spec(trust_roots, crls)
     ts_at, tsa = _signature_timestamp(emb)
-    result = await ades_lta_validation(emb, spec)
-    passed = result.ades_subindic == AdESPassed.OK
-    ts_status = result.signature_timestamp_status  # None when validation stopped before the timestamp
-    level = int(ts_at is not None and (ts_status is None or ts_status.ades_subindic == AdESPassed.OK))
-    if level and passed:
-        level = 3 if result.oldest_evidence_record_timestamp is not None else 2
+    with_time = await ades_with_time_validation(emb.signed_data, _file_knowledge(emb, spec),
+                                                raw_digest=emb.compute_digest(), status_cls=PdfSignatureStatus)
+    passed = with_time.ades_subindic == AdESPassed.OK
+    level = 0 if ts_at is None else 2 if passed else 1
+    indication = with_time.ades_subindic
+    if level == 2 and any(t.signed_revision > emb.signed_revision for t in emb.reader.embedded_timestamp_signatures):
+        archived = await ades_lta_validation(emb, spec)
+        if archived.ades_subindic == AdESPassed.OK and archived.oldest_evidence_record_timestamp is not None:
+            level = 3
     valid_at = None
     if at is not None:
         future = await simulate_future_ades_lta_validation(emb, spec, future_validation_time=at)
         valid_at = future.ades_subindic == AdESPassed.OK
-    name = str(getattr(result.ades_subindic, "name", result.ades_subindic))
+    name = str(getattr(indication, "name", indication))
     return LtvFacts(LEVELS[level], ts_at, tsa, passed, name in REVOKED, name, valid_at)
+
+
+def revoked_since(cert: Any, crls: Sequence[bytes]) -> datetime | None:
+    """When a CRL of its issuer says the certificate was revoked (the earliest), or None."""
+    from asn1crypto import crl
+
+    found = []
+    for data in crls:
+        listing = crl.CertificateList.load(data)
+        if listing.issuer != cert.issuer:
+            continue
+        found += [entry["revocation_date"].native for entry in listing["tbs_cert_list"]["revoked_certificates"]
+                  if entry["user_certificate"].native == cert.serial_number]
+    return min(found, default=None)
 
 
 def archive_facts(reader: Any) -> ArchiveFacts:

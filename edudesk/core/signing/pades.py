@@ -88,6 +88,7 @@ class PadesBatch:
         self.profile = profile
         self._timestamper: Any = None
         self._context: Any = None
+        self._backend: Any = None  # the fetchers' HTTP session, ours to close
 
     def timestamper(self) -> Any:
         """pyHanko's HTTP timestamp client for the profile's TSA (one session for the batch)."""
@@ -109,10 +110,10 @@ class PadesBatch:
 
         if self._context is None:
             assert self.profile is not None
+            self._backend = AIOHttpFetcherBackend(per_request_timeout=self.profile.timeout)
             self._context = ValidationContext(
                 trust_roots=[x509.Certificate.load(d) for d in self.profile.trust_roots], allow_fetching=True,
-                revocation_mode="hard-fail", fetcher_backend=AIOHttpFetcherBackend(
-                    per_request_timeout=self.profile.timeout))
+                revocation_mode="hard-fail", fetcher_backend=self._backend)
         return self._context
 
     def metadata(self, item: SignItem) -> PdfSignatureMetadata:
@@ -138,9 +139,11 @@ class PadesBatch:
         """Close the HTTP sessions of the TSA client and the fetchers (on the loop that opened them)."""
         if self._context is not None:
             await self._context.aclose()
+        if self._backend is not None:
+            await self._backend.close()
         if self._timestamper is not None and self._timestamper._session is not None:
             await self._timestamper._session.close()
-        self._context = self._timestamper = None
+        self._context = self._timestamper = self._backend = None
 
 
 def needs_batch(items: Sequence[SignItem]) -> bool:

@@ -77,6 +77,8 @@ class PortalSendJob:
         failed: list[str] = []
         for package in packages:
             chosen = [by_code[c] for c in package.student_codes]
+            log.info("portal: package %s of class %s: %d records, %d bytes, attempt %d", package.package_id,
+                     package.label, len(chosen), package.size, job.attempts)
             try:
                 receipts = await portal.send_class(package)
             except PortalError as exc:

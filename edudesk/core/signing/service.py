@@ -37,7 +37,7 @@ from edudesk.core.signing.models import (
 )
 from edudesk.core.signing.pin import PinRequired, needs_pin
 from edudesk.core.signing.reminders import Blocking, blocking, remind_pending
-from edudesk.core.signing.revisions import RecordsChanged, changed_since, changed_text
+from edudesk.core.signing.shown import RecordsChanged, changed_since, changed_text
 from edudesk.core.signing.turns import open_steps, sign_page
 from edudesk.core.signing.usecases import SIGNING_ROLES, may_follow_progress, signer_for
 from edudesk.core.text import printable

@@ -153,17 +153,22 @@ async def verify_record(pdf: bytes, *, trusted_roots: Sequence[bytes], crls: Seq
 
 async def _with_ltv(report: SignatureReport, emb: Any, roots: Sequence[bytes], crls: Sequence[bytes],
                     at: datetime | None) -> SignatureReport:
-    """The report with its long-term facts. A certificate revoked only after a timestamp proved the signature
-    existed does not spoil it (the AdES validation passed): that present-day finding is dropped."""
-    from edudesk.core.signing.levels import ltv_facts
+    """The report with its long-term facts. A certificate revoked only after its timestamp proved the signature
+    existed does not spoil it (the AdES validation passed): that present-day finding is dropped. One revoked
+    from before the timestamp (a CRL of `[records] crls` says so) is, whatever the file's OCSP answer said."""
+    from edudesk.core.signing.levels import ltv_facts, revoked_since
 
     facts = await ltv_facts(emb, roots, crls=crls, at=at)
     problems = report.problems
-    if facts.indication == "OK":
+    since = revoked_since(emb.signer_cert, crls)
+    if since is not None and facts.timestamp_at is not None and since <= facts.timestamp_at:
+        facts = dataclasses.replace(facts, revoked=True)
+    if facts.indication == "OK" and not facts.revoked:
         problems = tuple(p for p in problems if "thu hồi" not in p)
     elif facts.revoked and not any("thu hồi" in p for p in problems):
         problems += ("chứng thư số đã bị thu hồi trước thời điểm ký",)
-    return dataclasses.replace(report, ltv=facts, problems=problems, trusted=report.trusted or facts.indication == "OK")
+    trusted = (report.trusted or facts.indication == "OK") and not facts.revoked
+    return dataclasses.replace(report, ltv=facts, problems=problems, trusted=trusted)
 
 
 async def _stamp_problems(stamp: Any, context: Any) -> list[str]:
