@@ -40,6 +40,7 @@ PAGES: dict[str, set[str]] = {
     "/accounts/log": {"technical", "head", "admin"},
     "/accounts/log.csv": {"technical", "head", "admin"},
     "/accounts/log.xlsx": {"technical", "head", "admin"},
+    "/reports": {"head", "admin"},
     "/whoami": {*ROLES},
 }
 POSTS: dict[str, set[str]] = {"/requests/{id}/act": DESK, "/requests/{id}/assign": DESK}

@@ -57,6 +57,7 @@ WORDS: dict[str, str] = {
     "event.action_token_refused": "Action link refused",
     "event.action_token_used": "Action link used",
     "event.auto_reply_suppressed": "Automatic mail suppressed",
+    "event.report_download": "Report downloaded",
     "event.report_made": "Report made",
     "event.report_monthly_sent": "Monthly report sent",
     "event.report_monthly_unsent": "Monthly report without a recipient",

@@ -69,6 +69,7 @@ WORDS: dict[str, str] = {
     "event.action_token_refused": "Liên kết thao tác bị từ chối",
     "event.action_token_used": "Đã dùng liên kết thao tác",
     "event.auto_reply_suppressed": "Không gửi thư tự động",
+    "event.report_download": "Tải báo cáo",
     "event.report_made": "Lập báo cáo",
     "event.report_monthly_sent": "Gửi báo cáo tháng",
     "event.report_monthly_unsent": "Báo cáo tháng không có người nhận",
