@@ -12,7 +12,15 @@ in the same run:
 Printed: signatures per second for each and pool / naive as a ratio (target >= 10). A sample of the pool's
 records is validated with pyHanko (every signature intact, valid, trusted, only form filling after it).
 
+Then the same again with PAdES B-LT / B-LTA (issue #18), against certomancer's TSA, OCSP responder and CRL
+served on 127.0.0.1 by `LocalPkiService` (a thread of this process, on the same cores): every signature gets
+an RFC 3161 timestamp and its chain's revocation data in the DSS, the issuing signature a document timestamp.
+The pool fetches OCSP/CRL once per chain per batch on each worker and has several TSA calls under way at once;
+pyHanko's naive path asks the TSA and the responders for every signature (a new timestamper and validation
+context each time), as a script following pyHanko's documentation would. Both variants' levels are checked.
+
     .venv/bin/python bench/signing.py [--records 1500] [--workers N] [--naive 40] [--verify 20]
+                                      [--ltv-records 300] [--ltv-naive 15] [--skip-plain]
 """
 
 from __future__ import annotations
@@ -30,9 +38,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from edudesk.cli.localpki import LocalPkiService  # noqa: E402
 from edudesk.core.ports import SignItem  # noqa: E402
 from edudesk.core.signing import spec  # noqa: E402
 from edudesk.core.signing.engine import LocalCredential, SigningPool  # noqa: E402
+from edudesk.core.signing.pades import PadesProfile, step_level  # noqa: E402
 from edudesk.core.signing.pdfs import RecordContent, SubjectScore, add_signature_fields, record_pdf  # noqa: E402
 from edudesk.core.signing.pki import Credential, DemoPki  # noqa: E402
 from edudesk.core.signing.spec import FieldSpec, Stage  # noqa: E402
@@ -63,32 +73,41 @@ def records(count: int, school: str, fields: list[FieldSpec]) -> list[bytes]:
     return [made[n % len(made)] for n in range(count)]
 
 
-def item(pdf: bytes, step: int, name: str, n: int) -> SignItem:
-    """The `step`-th signature of record `n`."""
+def item(pdf: bytes, step: int, name: str, n: int, level: str = "B-B") -> SignItem:
+    """The `step`-th signature of record `n` (at `level`: teachers at most B-LT, the issuer up to B-LTA)."""
     return SignItem(key=f"step:{n}:{step}", pdf=pdf, field=SIGNERS[step][0], certify=step == 0,
-                    reason="Ký học bạ số", location="Hà Nội", signer_name=name)
+                    reason="Ký học bạ số", location="Hà Nội", signer_name=name,
+                    level=step_level(level, issuing=SIGNERS[step][1] == Stage.ISSUER))
 
 
-async def pooled(pdfs: list[bytes], creds: list[Credential], workers: int) -> tuple[float, list[bytes]]:
+async def pooled(pdfs: list[bytes], creds: list[Credential], workers: int, profile: PadesProfile | None = None,
+                 level: str = "B-B") -> tuple[float, list[bytes]]:
     """Seconds for the pool to put all five signatures on every record (one batch per signer)."""
-    pool = SigningPool(workers)
+    pool = SigningPool(workers, pades=profile)
     try:
         warm = LocalCredential(pkcs12=creds[0].pkcs12(PASS), passphrase=PASS)
         await pool.sign(warm, [item(pdfs[0], 0, "", -1)] * workers)  # spawn the workers (untimed)
         started = time.perf_counter()
         for step, cred in enumerate(creds):
             credential = LocalCredential(pkcs12=cred.pkcs12(PASS), passphrase=PASS)
-            pdfs = await pool.sign(credential, [item(pdf, step, cred.name, n) for n, pdf in enumerate(pdfs)])
+            pdfs = await pool.sign(credential, [item(pdf, step, cred.name, n, level) for n, pdf in enumerate(pdfs)])
         return time.perf_counter() - started, pdfs
     finally:
         pool.close()
 
 
-def naive(pdfs: list[bytes], creds: list[Credential], folder: Path, count: int) -> tuple[float, int]:
-    """Seconds for pyHanko's naive path (load the key from files, dry-run estimate) over `count` signatures."""
+def naive(pdfs: list[bytes], creds: list[Credential], folder: Path, count: int,
+          service: LocalPkiService | None = None) -> tuple[float, int]:
+    """Seconds for pyHanko's naive path (load the key from files, dry-run estimate) over `count` signatures;
+    with `service`, at B-LT (B-LTA for the issuer) through its TSA and responders, nothing kept between two."""
+    import dataclasses
+
+    from asn1crypto import x509 as asn1_x509
     from cryptography.hazmat.primitives.serialization import Encoding
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign.signers import SimpleSigner, sign_pdf
+    from pyhanko.sign.timestamps import HTTPTimeStamper
+    from pyhanko_certvalidator import ValidationContext
 
     files = []
     for n, cred in enumerate(creds):
@@ -104,8 +123,16 @@ def naive(pdfs: list[bytes], creds: list[Credential], folder: Path, count: int) 
                 return time.perf_counter() - started, done
             signer = SimpleSigner.load(str(key), str(crt), ca_chain_files=(str(ca),))
             meta = spec.signature_metadata(item(pdf, step, creds[step].name, n))
+            timestamper = None
+            if service is not None:
+                context = ValidationContext(trust_roots=[asn1_x509.Certificate.load(service.pki.root_der)],
+                                            allow_fetching=True, revocation_mode="hard-fail")
+                meta = dataclasses.replace(meta, embed_validation_info=True, validation_context=context,
+                                           use_pades_lta=SIGNERS[step][1] == Stage.ISSUER)
+                timestamper = HTTPTimeStamper(service.tsa_url)
             # as pyHanko's docs show it: sync, dry-run size estimate, pyHanko's default stamp
-            out = sign_pdf(IncrementalPdfFileWriter(BytesIO(pdf)), meta, signer=signer, existing_fields_only=True)
+            out = sign_pdf(IncrementalPdfFileWriter(BytesIO(pdf)), meta, signer=signer, existing_fields_only=True,
+                           timestamper=timestamper)
             pdf = out.getvalue()
             done += 1
     return time.perf_counter() - started, done
@@ -148,18 +175,28 @@ async def verify(pdfs: list[bytes], pki: DemoPki, sample: int) -> int:
     return good
 
 
-def main() -> None:
-    """Run the three measurements and print them."""
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--records", type=int, default=1500)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--naive", type=int, default=40, help="signatures in the naive sample")
-    parser.add_argument("--verify", type=int, default=20, help="records validated from the pool's output")
-    args = parser.parse_args()
-    pki = DemoPki.create()
+async def verify_ltv(pdfs: list[bytes], pki: DemoPki, sample: int) -> int:
+    """How many of a sample of records are good with every signature at B-LTA (pyHanko's AdES validation)."""
+    from edudesk.core.signing.verify import verify_record
+
+    good = 0
+    for pdf in random.Random(3).sample(pdfs, min(sample, len(pdfs))):
+        report = await verify_record(pdf, trusted_roots=[pki.root_der], ltv=True)
+        good += report.ok and [s.field for s in report.signatures] == [s[0] for s in SIGNERS] and \
+            all(s.ltv is not None and s.ltv.level == "B-LTA" for s in report.signatures)
+    return good
+
+
+def _world(count: int, pki: DemoPki) -> tuple[list[Credential], list[bytes]]:
     creds = [pki.issue(name) if name else pki.issue_organisation() for _f, _s, name in SIGNERS]
     fields = [FieldSpec(f, stage, f"{stage.name} — {c.name}") for (f, stage, _n), c in zip(SIGNERS, creds, strict=True)]
-    pdfs = records(args.records, pki.school, fields)
+    return creds, records(count, pki.school, fields)
+
+
+def plain_run(args: argparse.Namespace) -> None:
+    """B-B: the pool against pyHanko's naive path and the raw RSA rate."""
+    pki = DemoPki.create()
+    creds, pdfs = _world(args.records, pki)
     sigs = args.records * len(SIGNERS)
     pool_s, signed = asyncio.run(pooled(pdfs, creds, args.workers))
     with tempfile.TemporaryDirectory() as tmp:
@@ -173,6 +210,47 @@ def main() -> None:
     print(f"  raw RSA-2048 (cryptography), 1 core: {rsa_rate:7.0f} signatures/s")
     print(f"  pool / naive: {pool_rate / naive_rate:.1f}x  (target >= 10x)")
     print(f"  verified: {good}/{min(args.verify, len(signed))} sampled records, every signature good")
+
+
+def ltv_run(args: argparse.Namespace) -> None:
+    """B-LT for the teachers, B-LTA after the issuing signature: the pool against the naive path, one TSA."""
+    pki = DemoPki.create()
+    with LocalPkiService(pki) as service:  # first: the certificates name its OCSP and CRL addresses
+        creds, pdfs = _world(args.ltv_records, pki)
+        sigs = args.ltv_records * len(SIGNERS)
+        profile = PadesProfile(service.tsa_url, trust_roots=(pki.root_der,))
+        pool_s, signed = asyncio.run(pooled(pdfs, creds, args.workers, profile, "B-LTA"))
+        pool_calls = dict(service.requests)
+        with tempfile.TemporaryDirectory() as tmp:
+            naive_s, naive_n = naive(pdfs, creds, Path(tmp), args.ltv_naive, service)
+        naive_calls = {k: v - pool_calls[k] for k, v in service.requests.items()}
+    good = asyncio.run(verify_ltv(signed, pki, min(args.verify, 5)))
+    pool_rate, naive_rate = sigs / pool_s, naive_n / naive_s
+    print(f"signing at PAdES B-LT (+ B-LTA after the issuing signature): {args.ltv_records} records x "
+          f"{len(SIGNERS)} = {sigs}, RFC 3161 TSA + OCSP + CRL on 127.0.0.1 (certomancer)")
+    print(f"  SigningPool, {args.workers} workers:         {pool_rate:8.1f} signatures/s  ({pool_s:.2f} s; "
+          f"TSA {pool_calls['tsa']}, OCSP {pool_calls['ocsp']}, CRL {pool_calls['crl']} requests)")
+    print(f"  pyHanko naive sign_pdf, 1 core:     {naive_rate:8.1f} signatures/s  ({naive_n} in {naive_s:.2f} s; "
+          f"TSA {naive_calls['tsa']}, OCSP {naive_calls['ocsp']}, CRL {naive_calls['crl']} requests)")
+    print(f"  pool / naive: {pool_rate / naive_rate:.1f}x  (target >= 10x)")
+    print(f"  verified: {good}/{min(args.verify, 5, len(signed))} sampled records, every signature B-LTA")
+
+
+def main() -> None:
+    """Run the measurements and print them."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=1500)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--naive", type=int, default=40, help="signatures in the naive sample")
+    parser.add_argument("--verify", type=int, default=20, help="records validated from the pool's output")
+    parser.add_argument("--ltv-records", type=int, default=300, help="records of the B-LT/B-LTA run (0: none)")
+    parser.add_argument("--ltv-naive", type=int, default=15, help="signatures in the B-LT naive sample")
+    parser.add_argument("--skip-plain", action="store_true", help="only the B-LT/B-LTA run")
+    args = parser.parse_args()
+    if not args.skip_plain:
+        plain_run(args)
+    if args.ltv_records:
+        ltv_run(args)
 
 
 if __name__ == "__main__":

@@ -65,6 +65,7 @@ class LocalPkiService:
         self.pki = pki
         self.tsa: Credential | None = None
         self.responder: Credential | None = None
+        self._stamper: Any = None  # certomancer's TimeStamper, made on the first request
         self.tsa_down = False  # a test (or a demo) makes the TSA answer 503 while this is set
         self.requests = {"tsa": 0, "ocsp": 0, "crl": 0}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -145,10 +146,11 @@ class LocalPkiService:
         if self.tsa_down:
             raise web.HTTPServiceUnavailable()
         self.requests["tsa"] += 1
-        assert self.tsa is not None
-        cert, key = _asn1(self.tsa)
-        stamper = TimeStamper(cert, key, certs_to_embed=[asn1_x509.Certificate.load(self.pki.root_der)])
-        reply = stamper.request_tsa_response(tsp.TimeStampReq.load(await request.read()))
+        if self._stamper is None:
+            assert self.tsa is not None
+            cert, key = _asn1(self.tsa)
+            self._stamper = TimeStamper(cert, key, certs_to_embed=[asn1_x509.Certificate.load(self.pki.root_der)])
+        reply = self._stamper.request_tsa_response(tsp.TimeStampReq.load(await request.read()))
         return web.Response(body=reply.dump(), content_type="application/timestamp-reply")
 
     async def _ocsp(self, request: web.Request) -> web.Response:

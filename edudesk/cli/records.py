@@ -18,6 +18,7 @@ from edudesk.core.people.staff import Actor, Role
 from edudesk.core.ports import OnProgress
 from edudesk.core.signing.demotrust import demo_settings, issuer_pin
 from edudesk.core.signing.models import SchoolClass, SignatureStep, SignerCredential, Teacher
+from edudesk.core.signing.recordtext import school_name
 
 ADMIN = Actor("cli", "Quản trị (dòng lệnh)", frozenset({Role.ADMIN}))
 
@@ -158,7 +159,8 @@ async def _import(app: Any, args: argparse.Namespace) -> int:
                 pdfs[code] = path.read_bytes()
     with progress("records_import", app.settings.general.language, forced=args.progress) as on_progress:
         result = await import_roster(roster, pdfs, actor=ADMIN, clock=app.clock,
-                                     make_pdf=demo_pdf if args.generate else None, on_progress=on_progress)
+                                     make_pdf=demo_pdf if args.generate else None, on_progress=on_progress,
+                                     school=school_name(app.settings))
     for class_id in result.class_ids:
         await app.records.start_class(class_id)
     await app.worker.drain()
@@ -244,7 +246,7 @@ async def run_demo(app: Any, students: int, *, sign: bool, out: Path | None, con
     pki = await prepare_demo_pki(app.settings)
     print(trust_demo_ca(config, Path(app.settings.records.trusted_roots[0]), Path(app.settings.records.crls[0])))
     pin = demo_pin(pki.directory)
-    roster = demo_roster(students=students)
+    roster = demo_roster(students=students, school=school_name(app.settings))
     lang = app.settings.general.language
     with progress("records_demo", lang, forced=show_progress) as on_progress:
         result = await import_roster(roster, {}, actor=ADMIN, clock=app.clock, make_pdf=demo_pdf,

@@ -27,6 +27,7 @@ MODEL_MODULES = [
     "edudesk.core.accounts.models",
     "edudesk.core.signing.models",
     "edudesk.core.signing.sendmodels",  # records sent to the receiving portal
+    "edudesk.core.signing.lifemodels",  # archived revisions of records, withdrawals and adjustments
     "edudesk.core.reports.models",  # the archive of reports made (never purged)
 ]
 

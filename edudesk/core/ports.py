@@ -305,6 +305,7 @@ class SignItem:
     location: str = ""
     signer_name: str = ""
     timezone: str = "Asia/Ho_Chi_Minh"  # the visible stamp's local time ([general].timezone)
+    at: datetime | None = None  # the signing moment the stamp shows (the injected clock's); None = now
     level: str = "B-B"  # PAdES baseline level to reach: "B-B", "B-T", "B-LT", "B-LTA" (core/signing/pades.py)
 
 

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.hust import with_hust
 from tests.mails import registry_xlsx, student_form_mail
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,8 +31,9 @@ def edudesk(config: Path, *args: str, ok: bool = True) -> subprocess.CompletedPr
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
+    """A config file of HUST (seed 000's school: its addresses are what these tests expect)."""
     path = tmp_path / "config.toml"
-    path.write_text(f'[general]\ndata_dir = "{tmp_path / "data"}"\n[intake]\nparser_processes = 1\n',
+    path.write_text(with_hust(f'[general]\ndata_dir = "{tmp_path / "data"}"\n[intake]\nparser_processes = 1\n'),
                     encoding="utf-8")
     return path
 

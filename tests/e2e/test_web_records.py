@@ -197,8 +197,8 @@ async def test_teacher_reports_an_error_and_the_admin_approves_the_return(school
     await pending.get_by_role("button", name="Duyệt huỷ, làm lại").click()
     await admin.locator("#returns", has_text="Không có báo sai sót nào chờ duyệt").wait_for()
     assert (await RecordReturn.get(id=ret.id)).state == "approved"
-    remade = await SchoolRecord.get(id=first.id)
-    assert (remade.state, remade.revision, remade.signatures) == ("signing", 1, 0)
+    waiting = await SchoolRecord.get(id=first.id)
+    assert (waiting.state, waiting.revision) == ("correcting", 0), "it waits for the corrected PDF (/records/life)"
 
 
 async def test_teacher_registers_a_pkcs12_and_the_admin_approves_it(school: School,

@@ -84,7 +84,7 @@ def test_record_text_is_extractable_with_full_diacritics() -> None:
     decomposed = unicodedata.normalize("NFD", "Nguyễn Thị Ánh Dương")  # as some exports write it
     text = text_of(record_pdf(content(decomposed)), 0)
     for phrase in ("HỌC BẠ", "Nguyễn Thị Ánh Dương", "Giáo dục kinh tế và pháp luật", "Trần Văn Đức",
-                   "hạnh kiểm", "Nhận xét của giáo viên chủ nhiệm", "Năm học 2025–2026"):
+                   "Kết quả rèn luyện: Tốt", "Nhận xét của giáo viên chủ nhiệm", "Năm học 2025–2026"):
         assert phrase in text
 
 
@@ -121,11 +121,12 @@ def test_the_stamp_font_is_embedded_once(fielded: bytes) -> None:
 def test_each_field_locks_all_but_the_fields_still_to_sign(fielded: bytes) -> None:
     reader = PdfFileReader(BytesIO(fielded))
     fields = [ref.get_object() for ref in reader.root["/AcroForm"]["/Fields"]]
-    locks = {str(f["/T"]): f["/Lock"] for f in fields}
+    locks = {str(f["/T"]): f["/Lock"] for f in fields if f["/FT"] == "/Sig"}
     first = locks["gvbm_gv0"]
     assert first["/Action"] == "/Exclude"
-    assert sorted(map(str, first["/Fields"])) == ["bgh_1", "gvbm_gv1", "gvbm_gv2", "gvcn", "phat_hanh"]
-    assert sorted(map(str, locks["gvcn"]["/Fields"])) == ["bgh_1", "phat_hanh"]
+    assert sorted(map(str, first["/Fields"])) == ["bgh_1", "gvbm_gv1", "gvbm_gv2", "gvcn", "ngay_phat_hanh",
+                                                  "phat_hanh"]  # the date line: filled when the record is issued
+    assert sorted(map(str, locks["gvcn"]["/Fields"])) == ["bgh_1", "ngay_phat_hanh", "phat_hanh"]
     assert locks["phat_hanh"]["/Action"] == "/All"  # the last signature locks everything
 
 

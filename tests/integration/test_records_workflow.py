@@ -138,6 +138,12 @@ async def test_return_approved_remakes_only_that_record_refused_goes_on(kit: Rec
     with pytest.raises(EdudeskError):
         await kit.app.records.decide_return(await kit.actor("BGH01"), ret.id, True)
     await kit.app.records.decide_return(ADMIN, ret.id, True)
+    assert (await SchoolRecord.get(id=first.id)).state == "correcting", "it waits for the corrected PDF"
+    from edudesk.core.signing.correction import replace_record
+    from edudesk.core.signing.demo import demo_pdf
+
+    row = kit.roster.classes["10A1"]
+    await replace_record(kit.app.records, ADMIN, first.id, demo_pdf(row, row.students[0], kit.roster))
     remade = await SchoolRecord.get(id=first.id)
     assert (remade.state, remade.revision, remade.signatures, remade.stage) == ("signing", 1, 0, 1)
     assert bytes(remade.pdf) != bytes(first.pdf) and b"/ByteRange" not in bytes(remade.pdf)

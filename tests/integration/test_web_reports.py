@@ -378,3 +378,31 @@ async def test_the_queue_has_no_glance_when_nothing_is_open(console: Console) ->
     async with client:
         status, doc, _ = await _page(client, f"{console.url}/")
     assert status == 200 and not doc.xpath('//*[@id="sla"]')
+
+
+async def test_the_page_and_the_glance_are_complete_in_english(app_factory: Any, settings_factory: Any) -> None:
+    clock = FakeClock(NOW)
+    app = await app_factory(settings_factory(web={"port": 0}, general={"language": "en"}), clock=clock,
+                            inline_analysis=True)
+    seed = await seed_bm03(NOW, app.settings)
+    assert app.web is not None
+    await app.web.start()
+    client, _ = await signed_in(app.web, clock, "head", "Hoa")
+    async with client:
+        status, doc, _ = await _page(client, f"{app.web.base_url}/reports", **{
+            "from": seed.period.start.isoformat(), "to": seed.period.end.isoformat()})
+        _, wrong, _ = await _page(client, f"{app.web.base_url}/reports", **{"from": "31/02/2026"})
+        _, queue, _ = await _page(client, f"{app.web.base_url}/")
+    text = doc.text_content()
+    assert status == 200
+    for phrase in ("Reports", "Make and download Excel (.xlsx)", "Summary", "Charts", "By unit", "Reports made",
+                   f"From {seed.period.start:%d/%m/%Y} to {seed.period.end:%d/%m/%Y}", "Received", "Total",
+                   "No report has been archived yet.", "Requests by kind"):
+        assert phrase in text or phrase in lxml.html.tostring(doc, encoding="unicode"), phrase
+    vietnamese = re.compile(r"[ăâđêôơưạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹ]", re.IGNORECASE)
+    shown = text.replace(seed.unit, "").replace("Khoa Toán - Tin", "").replace("Phòng Tổ chức - Hành chính", "")
+    shown = shown.replace(app.settings.institution.name, "").replace(app.settings.institution.office_unit, "")
+    assert not vietnamese.search(shown), vietnamese.findall(shown)
+    assert "The date “31/02/2026” is not valid" in wrong.xpath(ERROR)[0].text_content()
+    assert "Open requests by time spent in their current step" in queue.xpath('//*[@id="sla-chart"]/title')[0].text
+    assert "overdue requests" in queue.xpath('//*[@id="sla"]')[0].text_content()

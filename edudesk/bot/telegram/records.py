@@ -68,7 +68,8 @@ async def on_record_tap(cb: CallbackQuery, callback_data: Tap, edudesk: BotConte
                 show_alert=True)
         elif tap.a in (TapAction.REC_RETURN_OK, TapAction.REC_RETURN_NO):
             ret = await records.decide_return(actor, tap.r, tap.a == TapAction.REC_RETURN_OK)
-            await cb.answer("✓ Đã duyệt huỷ: học bạ được làm lại và ký lại từ đầu." if ret.state == "approved"
+            await cb.answer("✓ Đã duyệt huỷ: hãy tải lên bản học bạ đã sửa (trang quản trị, Học bạ số → Sửa, thu "
+                            "hồi, điều chỉnh); học bạ được ký lại từ đầu." if ret.state == "approved"
                             else "✓ Không huỷ: học bạ tiếp tục được ký.")
         elif tap.a == TapAction.REC_CONFIRM:
             klass = await records.confirm_class(actor, tap.r)

@@ -5,9 +5,11 @@ report of the archive, each download audited. Who may: `Permission.REPORTS`, che
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -110,9 +112,17 @@ def _archive_row(c: Console, lang: str, r: ReportArchive) -> dict[str, Any]:
             "made_by": w["scheduled"].format(who=r.made_by) if r.scheduled else r.made_by, "filename": r.filename}
 
 
-async def _charts(fig: Bm03Figures, lang: str) -> dict[str, Markup]:
-    drawn = await asyncio.to_thread(bm03_charts, fig, lang, "svg")  # matplotlib: CPU work, off the loop
+@functools.lru_cache(maxsize=16)
+def _drawn(fig: Bm03Figures, lang: str) -> dict[str, Markup]:
+    """The page's charts of figures already drawn: about 0.6 s of matplotlib for three, so a reload, the back
+    button or the page after a report was made reuse them (the figures' moment is not part of the key)."""
+    drawn = bm03_charts(fig, lang, "svg")
     return {key: inline_svg(drawn[key], f"chart-{key}") for key in CHARTS}
+
+
+async def _charts(fig: Bm03Figures, lang: str) -> dict[str, Markup]:
+    timeless = dataclasses.replace(fig, generated_at=datetime.min.replace(tzinfo=UTC))  # the charts do not show it
+    return await asyncio.to_thread(_drawn, timeless, lang)  # matplotlib: CPU work, off the loop
 
 
 async def _page(request: web.Request, choice: Choice, status: int = 200) -> web.Response:

@@ -2,7 +2,7 @@
 
 What counts (the requests *of the period* are those received on its local days, of its unit if it names one):
 - groups: per (kind, population, unit) the requests received; `approved` = ever approved by the office
-  (an `request_approve` audit event), `rejected` / `done` / `open` = where the request is now (its state),
+  (a `request_approve` audit event), `rejected` / `done` / `open` = where the request is now (its state),
   so received = rejected + done + open.
 - steps: office = received → first approval or rejection (time waiting for the requester's answer
   included), technical = first approval → first completed directory change (`request_provisioned`),
@@ -243,8 +243,9 @@ async def _reading() -> AsyncIterator[BaseDBAsyncClient]:
     """The connection the report reads through.
 
     PostgreSQL: one read-only snapshot for every figure, without JIT (compiling these aggregates takes about
-    a second, longer than most of them run) and with room to sort a year in memory. SQLite: no transaction, since edudesk's SQLite transactions
-    take the write lock (`core/db_sqlite.py`) and a report must not hold up intake.
+    a second, longer than most of them run) and with room to sort a year in memory. SQLite: no transaction,
+    since edudesk's SQLite transactions take the write lock (`core/db_sqlite.py`) and a report must not hold
+    up intake.
     """
     conn = connections.get("default")
     if str(conn.capabilities.dialect) != "postgres":

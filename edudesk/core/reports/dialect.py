@@ -41,9 +41,9 @@ class Dialect:
         """later − earlier in hours, each time taken to the nearest millisecond as SQLite's julianday() does
         (so both databases give the same figures, and exactly 24 h is 24.0)."""
         if self.pg:
-            # float8 once the milliseconds are exact: a year's worth of these is sorted and summed
-            return (f"((ROUND(EXTRACT(EPOCH FROM {later}) * 1000) - ROUND(EXTRACT(EPOCH FROM {earlier}) * 1000))"
-                    "::float8 / 3600000)")
+            # date_part() is float8 (EXTRACT is numeric, several times slower over a year of requests)
+            ms = "FLOOR(date_part('epoch', {}) * 1000 + 0.5::float8)"
+            return f"(({ms.format(later)} - {ms.format(earlier)}) / 3600000)"
         return f"(ROUND((julianday({later}) - julianday({earlier})) * 86400000.0) / 3600000.0)"
 
     def day(self, column: str, offset_seconds: int) -> str:

@@ -24,7 +24,12 @@ from edudesk.core.text import strip_diacritics
 
 async def record_completed(conn: BaseDBAsyncClient, queue: JobQueue, settings: Settings, class_id: int) -> None:
     """After a record's last signature: when the whole class is signed, ask the admins to confirm."""
-    if await SchoolRecord.filter(klass_id=class_id).exclude(state="signed").using_db(conn).exists():
+    from edudesk.core.signing.changes import minutes_signed
+
+    if await minutes_signed(conn, queue, settings, class_id):  # minutes of a withdrawal or an adjustment
+        return
+    if await SchoolRecord.filter(klass_id=class_id).exclude(state__in=("signed", "withdrawn")).using_db(
+            conn).exists():
         return
     if not await SchoolClass.filter(id=class_id, state="signing").using_db(conn).update(state="complete"):
         return
@@ -70,6 +75,8 @@ async def export_class(class_id: int, out: Path, *, require_confirmed: bool = Tr
                        on_progress: OnProgress | None = None) -> dict[str, Any]:
     """Write the signed PDFs of a class and `manifest.json` to `out`; returns the manifest.
     `on_progress(done, total)` counts the records written."""
+    from edudesk.core.signing.revisions import add_history
+
     klass = await SchoolClass.get_or_none(id=class_id)
     if klass is None:
         raise EdudeskError("Không có lớp này.", code="not_found")
@@ -82,7 +89,8 @@ async def export_class(class_id: int, out: Path, *, require_confirmed: bool = Tr
         if on_progress is not None:
             on_progress(done, len(records))
         name, pdf, entry = await manifest_entry(record)
-        (out / name).write_bytes(pdf)
+        if await add_history(out, record, entry):  # archived revisions under revisions/; a withdrawn one only there
+            (out / name).write_bytes(pdf)
         entries.append(entry)
     if on_progress is not None:
         on_progress(len(records), len(records))

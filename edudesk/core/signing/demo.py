@@ -9,7 +9,6 @@ import random
 from edudesk.core.signing.pdfs import RecordContent, SubjectScore, record_pdf
 from edudesk.core.signing.roster import ClassRow, Roster, TeacherRow
 
-SCHOOL = "Trường THPT Lê Quý Đôn"
 YEAR = "2025-2026"
 CLASS = "10A1"
 FAMILY = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng", "Bùi", "Đỗ", "Hồ", "Ngô",
@@ -35,8 +34,10 @@ def _name(rng: random.Random, female: bool) -> str:
     return f"{rng.choice(FAMILY)} {rng.choice(middle)} {rng.choice(given)}"
 
 
-def demo_roster(*, students: int = 40, seed: int = 2025, email_domain: str = "thpt-lqd.edu.vn") -> Roster:
-    """The demo roster: teachers with institutional e-mail addresses, one class and its students."""
+def demo_roster(*, students: int = 40, seed: int = 2025, email_domain: str = "thpt-lqd.edu.vn",
+                school: str = "") -> Roster:
+    """The demo roster: teachers with institutional e-mail addresses, one class and its students. `school`:
+    the configured one (recordtext.school_name); empty, the import fills it in."""
     rng = random.Random(seed)
     teachers: dict[str, TeacherRow] = {}
     used: set[str] = set()
@@ -46,8 +47,8 @@ def demo_roster(*, students: int = 40, seed: int = 2025, email_domain: str = "th
             name = _name(rng, rng.random() < 0.6)
         used.add(name)
         teachers[code] = TeacherRow(code, name, f"{code.lower()}@{email_domain}")
-    row = ClassRow(YEAR, CLASS, SCHOOL, "GV02", subjects={code: list(subj) for code, subj in ASSIGNMENT},
-                   leaders=[PRINCIPAL])
+    row = ClassRow(YEAR, CLASS, school, "GV02", subjects={code: list(subj) for code, subj in ASSIGNMENT},
+                   leaders=[PRINCIPAL], principal=PRINCIPAL)
     for i in range(1, students + 1):
         female = rng.random() < 0.5
         birth = f"{rng.randint(1, 28):02d}/{rng.randint(1, 12):02d}/2010"

@@ -13,6 +13,7 @@ import tomllib
 from pathlib import Path
 
 from edudesk.core.config import Settings
+from edudesk.core.signing.recordtext import school_name
 
 _HEADER = re.compile(r"^\s*\[\s*records\s*\]\s*(#.*)?$")
 _TABLE = re.compile(r"^\s*\[")
@@ -66,7 +67,7 @@ def demo_settings(settings: Settings, *, with_pin: bool = False) -> Settings:
     folder = Path(settings.records.demo_dir.replace("{data_dir}", str(settings.data_dir)))
     records = settings.records.model_copy(update={
         "trusted_roots": (str(folder / "ca.crt.pem"),), "crls": (str(folder / "demo.crl"),),
-        "school": settings.records.school or "Trường THPT Lê Quý Đôn"})
+        "school": school_name(settings)})
     if os.path.exists(SOFTHSM_MODULE) and shutil.which("softhsm2-util"):
         issuer = records.issuer.model_copy(update={"kind": "pkcs11", "pkcs11_module": SOFTHSM_MODULE,
                                                    "token_label": "edudesk-demo", "key_label": "phat-hanh",

@@ -246,17 +246,37 @@ async def sign_one(signer: Any, item: SignItem, batch: PadesBatch, style: Any = 
 
     from edudesk.core.signing.stamp import stamp_style
 
-    pdf_signer = PdfSigner(batch.metadata(item), signer=signer, stamp_style=style or stamp_style(item.timezone),
+    pdf_signer = PdfSigner(batch.metadata(item), signer=signer,
+                           stamp_style=style or stamp_style(item.timezone, item.at),
                            **batch.signer_options(item))
     writer = IncrementalPdfFileWriter(BytesIO(item.pdf))
     try:
-        signed = await pdf_signer.async_sign_pdf(writer, existing_fields_only=True, bytes_reserved=spec.BYTES_RESERVED)
+        if rank(item.level) < rank("B-LT"):
+            signed = await pdf_signer.async_sign_pdf(writer, existing_fields_only=True,
+                                                     bytes_reserved=spec.BYTES_RESERVED)
+            return bytes(signed.getvalue())
+        return await _sign_lt(pdf_signer, writer, batch)
     except Exception as exc:
         mapped = translate(exc, item.field) if rank(item.level) > 0 else None
         if mapped is not None:
             raise mapped from None  # made here: the cause does not survive the way back from a worker process
         raise
-    return bytes(signed.getvalue())
+
+
+async def _sign_lt(pdf_signer: Any, writer: Any, batch: PadesBatch) -> bytes:
+    """pyHanko's `async_sign_pdf`, step by step, with the pre-signing validation taken from the batch."""
+    from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
+
+    session = pdf_signer.init_signing_session(writer, existing_fields_only=True)
+    validation = await batch.presign(session, writer, pdf_signer.signer)
+    tbs = session.prepare_tbs_document(validation_info=validation, bytes_reserved=spec.BYTES_RESERVED)
+    digest, output = tbs.digest_tbs_document()
+    attrs = PdfCMSSignedAttributes(signing_time=session.system_time, adobe_revinfo_attr=validation.adobe_revinfo_attr,
+                                   cades_signed_attrs=pdf_signer.signature_meta.cades_signed_attr_spec)
+    done = await tbs.perform_signature(document_digest=digest.document_digest, pdf_cms_signed_attrs=attrs)
+    await done.post_signature_processing(output)
+    output.seek(0)
+    return bytes(output.read())
 
 
 _LOOP: asyncio.AbstractEventLoop | None = None

@@ -3,6 +3,7 @@ what, and one record per student with every signature field made before the firs
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from edudesk.core.people.models import Staff
 from edudesk.core.people.staff import Actor, Role
 from edudesk.core.ports import Clock, OnProgress
 from edudesk.core.signing.models import ClassSigner, SchoolClass, SchoolRecord, SignatureStep, Teacher
+from edudesk.core.signing.recordtext import class_school
 from edudesk.core.signing.roster import ClassRow, Roster, RosterError, TeacherRow
 from edudesk.core.signing.spec import STAGE_LABELS, FieldSpec, Stage, field_name
 
@@ -30,6 +32,7 @@ class ImportResult:
     records: int
     kept: int
     class_ids: tuple[int, ...]
+    refused: tuple[str, ...] = ()  # student codes whose record exists: a new PDF never replaces it here
 
 
 def field_code(code: str) -> str:
@@ -41,7 +44,17 @@ def field_label(stage: Stage, name: str, subjects: list[str] | None = None) -> s
     """What is printed under a signature box: "GVBM Toán, Tin học — Nguyễn Thị B"."""
     if stage == Stage.SUBJECT:
         return f"GVBM {', '.join(subjects or [])} — {name}"
-    return f"{STAGE_LABELS[stage]} — {name}"
+    return f"{STAGE_LABELS[stage]} — {name}" if name else STAGE_LABELS[stage]
+
+
+def _with_school(roster: Roster, school: str) -> Roster:
+    """The roster with every class's school settled (recordtext.class_school); RosterError for another school."""
+    try:
+        classes = {name: dataclasses.replace(row, school=class_school(row.school, school, row.name))
+                   for name, row in roster.classes.items()}
+    except ValueError as exc:
+        raise RosterError(str(exc)) from None
+    return Roster(roster.teachers, classes)
 
 
 def class_fields(row: ClassRow, teachers: Mapping[str, TeacherRow]) -> list[tuple[FieldSpec, str | None]]:
@@ -90,10 +103,14 @@ async def _teacher(row: TeacherRow, roles: set[str], clock: Clock) -> Teacher:
 
 
 async def import_roster(roster: Roster, pdfs: Mapping[str, bytes], *, actor: Actor, clock: Clock,
-                        make_pdf: MakePdf | None = None, on_progress: OnProgress | None = None) -> ImportResult:
+                        make_pdf: MakePdf | None = None, on_progress: OnProgress | None = None,
+                        school: str = "") -> ImportResult:
     """Store a roster; `pdfs` maps student codes to their exported record. Re-importing keeps what exists.
-    `on_progress(done, total)` counts the students (records made or kept)."""
+    `on_progress(done, total)` counts the students (records made or kept). `school` (recordtext.school_name):
+    the school of classes whose "Trường" is empty; a roster naming another one is refused before anything."""
     from edudesk.core.signing.pdfs import add_signature_fields
+
+    roster = _with_school(roster, school)
 
     leaders = {code for c in roster.classes.values() for code in c.leaders}
     teachers: dict[str, Teacher] = {}
@@ -101,7 +118,7 @@ async def import_roster(roster: Roster, pdfs: Mapping[str, bytes], *, actor: Act
         roles = {Role.TEACHER.value} | ({Role.LEADER.value} if code in leaders else set())
         teachers[code] = await _teacher(person, roles, clock)
     made = kept = 0
-    class_ids = []
+    class_ids, refused = [], []
     total = sum(len(c.students) for c in roster.classes.values())
     for row in roster.classes.values():
         missing = [s[0] for s in row.students if s[0] not in pdfs and make_pdf is None]
@@ -118,15 +135,19 @@ async def import_roster(roster: Roster, pdfs: Mapping[str, bytes], *, actor: Act
                 if signer_code is None:
                     continue
                 subjects = row.subjects.get(signer_code, []) if spec.stage == Stage.SUBJECT else []
+                principal = spec.stage == Stage.LEADERSHIP and signer_code == row.principal
                 await ClassSigner.bulk_create([ClassSigner(klass_id=klass.id, teacher_id=teachers[signer_code].id,
                                                            stage=int(spec.stage), subjects=subjects,
-                                                           position=position)],
+                                                           position=position, principal=principal)],
                                               ignore_conflicts=True, using_db=conn)
         for student in row.students:
             if on_progress is not None:
                 on_progress(made + kept, total)
             if await SchoolRecord.exists(klass_id=klass.id, student_code=student[0]):
                 kept += 1
+                if student[0] in pdfs and not await SchoolRecord.exists(klass_id=klass.id, student_code=student[0],
+                                                                        original=pdfs[student[0]]):
+                    refused.append(student[0])  # only records replace / adjust change a record (revisions.py)
                 continue
             if student[0] in pdfs:
                 exported = pdfs[student[0]]
@@ -147,5 +168,5 @@ async def import_roster(roster: Roster, pdfs: Mapping[str, bytes], *, actor: Act
         on_progress(made + kept, total)
     await AuditEvent.create(at=clock.now(), actor=actor.label, action="records_imported",
                             detail={"classes": [c.name for c in roster.classes.values()], "records": made,
-                                    "kept": kept, "teachers": len(teachers)})
-    return ImportResult(len(teachers), len(roster.classes), made, kept, tuple(class_ids))
+                                    "kept": kept, "teachers": len(teachers), "refused": refused[:50]})
+    return ImportResult(len(teachers), len(roster.classes), made, kept, tuple(class_ids), tuple(refused))

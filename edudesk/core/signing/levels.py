@@ -71,7 +71,8 @@ def validation_spec(trust_roots: Sequence[bytes], crls: Sequence[bytes] = ()) ->
         cert_validation_policy=policy, revinfo_gathering_policy=RevocationInfoGatheringSpec(
             online_fetching_rule=RevinfoOnlineFetchingRule.LOCAL_ONLY,
             certificate_fetching_rule=CertificateFetchingRule.NEVER_FETCH),
-        local_knowledge=LocalKnowledge(known_crls=[CRLContainer(crl.CertificateList.load(c)) for c in crls])))
+        local_knowledge=LocalKnowledge(known_crls=[CRLContainer(crl.CertificateList.load(c)) for c in crls])),
+        diff_policy=None)  # what changed after each signature is verify.py's check, once (not per timestamp)
 
 
 def _common_name(cert: Any) -> str:

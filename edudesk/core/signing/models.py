@@ -17,6 +17,7 @@ class ClassState(enum.StrEnum):
     COMPLETE = "complete"  # every record signed; the admin has not confirmed yet
     CONFIRMED = "confirmed"  # the admin confirmed completion
     EXPORTED = "exported"  # the PDFs and manifest were written
+    MINUTES = "minutes"  # not a class: a class's book of minutes (biên bản), signed by its leadership (changes.py)
 
 
 class RecordState(enum.StrEnum):
@@ -25,6 +26,8 @@ class RecordState(enum.StrEnum):
     SIGNING = "signing"
     RETURNED = "returned"  # Báo sai sót: signing stops until the admin decides
     SIGNED = "signed"  # every signature is there
+    CORRECTING = "correcting"  # the cancellation was approved: waiting for the corrected PDF (records replace)
+    WITHDRAWN = "withdrawn"  # thu hồi: the leadership signed the minutes; kept only as history
 
 
 class StepState(enum.StrEnum):
@@ -106,6 +109,7 @@ class ClassSigner(Model):
     stage = fields.IntField()  # core.signing.spec.Stage
     subjects: fields.JSONField[list[Any]] = fields.JSONField(default=list)  # subject teachers: ["Toán", "Tin học"]
     position = fields.IntField(default=0)  # leadership: order of the boxes on the signature page
+    principal = fields.BooleanField(default=False)  # leadership: the principal (Hiệu trưởng), who may sign last
 
     class Meta:
         table = "class_signer"
@@ -173,6 +177,7 @@ class SignatureStep(Model):
     field = fields.CharField(max_length=64)
     teacher_id = fields.BigIntField(null=True, db_index=True)  # null: the issuing signature (organisation)
     state = fields.CharField(max_length=16, default=StepState.WAITING.value, db_index=True)  # StepState
+    turn = fields.IntField(default=0)  # within its stage, it opens once the steps of lower turns are signed
     opened_at = fields.DatetimeField(null=True)
     deadline = fields.DatetimeField(null=True)
     notified_at = fields.DatetimeField(null=True)

@@ -13,6 +13,7 @@ responder once for the teacher's certificate and once for the TSA's, not 40 time
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -89,6 +90,8 @@ class PadesBatch:
         self._timestamper: Any = None
         self._context: Any = None
         self._backend: Any = None  # the fetchers' HTTP session, ours to close
+        self._presigned: dict[bytes, Any] = {}
+        self._presign_lock = asyncio.Lock()
 
     def timestamper(self) -> Any:
         """pyHanko's HTTP timestamp client for the profile's TSA (one session for the batch)."""
@@ -123,9 +126,24 @@ class PadesBatch:
         meta = spec.signature_metadata(item)
         if rank(item.level) < rank("B-LT"):
             return meta
+        # DSS in its own revision after the signature (pyHanko's default; in the signature's revision it trips
+        # the diff analysis of locked fields and an existing DSS), without VRI, a relic PAdES no longer uses.
         return dataclasses.replace(meta, embed_validation_info=True, validation_context=self.context(),
                                    use_pades_lta=rank(item.level) >= rank("B-LTA"),
                                    dss_settings=DSSContentSettings(include_vri=False))
+
+    async def presign(self, session: Any, writer: Any, signer: Any) -> Any:
+        """pyHanko's pre-signing validation (signer's chain and the TSA's, with revocation), once per signing
+        certificate in the batch: every record a teacher signs gets the same validation data."""
+        if writer.prev.embedded_timestamp_signatures:  # an archival chain to continue: not the same for all
+            return await session.perform_presign_validation(writer)
+        key = bytes(signer.signing_cert.dump())
+        async with self._presign_lock:  # the batch's first items arrive together: one validation, not eight
+            if key not in self._presigned:
+                self._presigned[key] = await session.perform_presign_validation(writer)
+        # pyHanko appends the document timestamp's paths to this list: each signature gets its own copy
+        status = self._presigned[key]
+        return dataclasses.replace(status, validation_paths=list(status.validation_paths))
 
     def signer_options(self, item: SignItem) -> dict[str, Any]:
         """PdfSigner's keyword arguments for the item's level (the TSA client from B-T on)."""

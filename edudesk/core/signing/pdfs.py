@@ -1,6 +1,7 @@
 """Record PDFs: the page a school's records software exports (`record_pdf`, for the demo, tests and bench),
-and the signature page that `add_signature_fields` appends to it: one labelled box per signer, every field
-made before the first signature and locked so that, once signed, only the fields still to come may change."""
+and the signature page that `add_signature_fields` appends to it (core/signing/sigpage.py): one labelled box
+per signer, every field made before the first signature and locked so that, once signed, only the fields
+still to come may change (the place-and-date line too, until the issuing signature fills it)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.fields import FieldMDPAction, FieldMDPSpec, SigFieldSpec, append_signature_field, enumerate_sig_fields
 
 from edudesk.core.errors import EdudeskError
-from edudesk.core.signing import stamp
-from edudesk.core.signing.spec import STAGE_LABELS, FieldSpec
+from edudesk.core.signing import sigpage, stamp
+from edudesk.core.signing.recordtext import ACADEMIC, CONDUCT, LEVELS, page_label, result_level
+from edudesk.core.signing.spec import FieldSpec, Stage
 
 # A fixed creation date: the same content gives the same bytes (records are compared and re-made).
 CREATED = datetime(2026, 1, 1, tzinfo=UTC)
@@ -69,16 +71,22 @@ def _t(text: str) -> str:
 
 class _RecordPage(FPDF):
     def footer(self) -> None:
+        # No page number here: "Trang x/y" goes on every page when the signature page is appended
+        # (sigpage.number_pages), counted over the final document.
         self.set_y(-12)
         self.set_font(FONT, size=7)
         self.set_text_color(110)
-        self.cell(0, 5, f"Xuất từ phần mềm quản lý học bạ — trang {self.page_no()}/{{nb}}", align="C")
+        self.cell(0, 5, "Xuất từ phần mềm quản lý học bạ", align="C")
 
 
 def record_pdf(content: RecordContent) -> bytes:
     """A student's yearly record as a school's records software exports it (A4, DejaVu Sans, no fields)."""
     if not content.student_name.strip() or not content.scores:
         raise RecordPdfError("Học bạ cần có họ tên học sinh và ít nhất một môn học.", code="record_content")
+    for term, level in ((CONDUCT, content.conduct), (ACADEMIC, content.academic)):
+        if result_level(level) is None:
+            raise RecordPdfError(f"{term} \"{level}\" không phải một mức của Thông tư 22/2021 "
+                                 f"({', '.join(LEVELS)}).", code="record_level")
     pdf = _RecordPage(format="A4")
     pdf.set_creation_date(CREATED)
     pdf.set_title(_t(f"Học bạ — {content.student_name} — {content.class_name} — {content.year}"))
@@ -134,8 +142,8 @@ def _results(pdf: FPDF, c: RecordContent) -> None:
     pdf.set_font(FONT, size=11)
     pdf.cell(0, 7, "2. Kết quả cả năm", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(FONT, size=10)
-    pdf.cell(0, 6, _t(f"Kết quả rèn luyện (hạnh kiểm): {c.conduct}"), new_x="LMARGIN", new_y="NEXT")
-    pdf.cell(0, 6, _t(f"Kết quả học tập (học lực): {c.academic}"), new_x="LMARGIN", new_y="NEXT")
+    for term, level in ((CONDUCT, c.conduct), (ACADEMIC, c.academic)):  # Circular 22/2021's terms and levels
+        pdf.cell(0, 6, f"{term}: {result_level(level)}", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
     pdf.set_font(FONT, size=11)
     pdf.cell(0, 7, "3. Nhận xét của giáo viên chủ nhiệm", new_x="LMARGIN", new_y="NEXT")
@@ -189,6 +197,7 @@ def add_signature_fields(pdf: bytes, fields: Sequence[FieldSpec]) -> bytes:
     if clash:
         raise RecordPdfError(f"Tên ô chữ ký bị trùng: {', '.join(clash)}.", code="duplicate_field")
     ordered = sorted(fields, key=lambda f: f.stage)  # stable: the roster's order inside a stage
+    dated = any(f.stage == Stage.ISSUER for f in ordered)  # the issuing signature dates the record
     writer = IncrementalPdfFileWriter.from_reader(reader)
     root = writer.root
     if "/AcroForm" not in root:
@@ -197,103 +206,25 @@ def add_signature_fields(pdf: bytes, fields: Sequence[FieldSpec]) -> bytes:
         writer.update_root()
     font = stamp.StampFontEngine(writer, stamp.embed_stamp_font(writer))
     pages = int(root["/Pages"]["/Count"])
-    for page_index, layout in enumerate(_layout(ordered, font), start=pages):
-        resources = generic.DictionaryObject({generic.NameObject("/Font"): generic.DictionaryObject(
-            {generic.NameObject(stamp.RESOURCE): font.ref})})
-        content = generic.StreamObject(stream_data=_content(font, layout))
-        content.compress()
-        writer.insert_page(generic.DictionaryObject({
-            generic.NameObject("/Type"): generic.NameObject("/Page"),
-            generic.NameObject("/MediaBox"): generic.ArrayObject(map(generic.FloatObject, (0, 0, PAGE_W, PAGE_H))),
-            generic.NameObject("/Resources"): resources,
-            generic.NameObject("/Contents"): writer.add_object(content)}))
-        for spec, box in layout.boxes:
+    layout = sigpage.layout(ordered, font, dated=dated)
+    total = pages + len(layout)
+    sigpage.number_pages(writer, font, pages, total)
+    for page_index, page in enumerate(layout, start=pages):
+        page_ref = writer.insert_page(sigpage.page_object(writer, font, page, page_label(page_index + 1, total)))
+        for spec, box in page.boxes:
             append_signature_field(writer, SigFieldSpec(spec.name, on_page=page_index, box=box,
-                                                        field_mdp_spec=_lock(spec, ordered)))
+                                                        field_mdp_spec=_lock(spec, ordered, dated)))
+        if page.date_box is not None:
+            sigpage.add_date_field(writer, font, page_ref, page.date_box)
     out = BytesIO()
     writer.write(out)
     return out.getvalue()
 
 
-def _lock(spec: FieldSpec, ordered: Sequence[FieldSpec]) -> FieldMDPSpec:
-    """What the field's signature locks: everything but the fields that may still be signed after it."""
+def _lock(spec: FieldSpec, ordered: Sequence[FieldSpec], dated: bool) -> FieldMDPSpec:
+    """What the field's signature locks: everything but the fields that may still be signed after it (and the
+    date line, which the issuing signature fills)."""
     open_after = [f.name for f in ordered if f.stage > spec.stage or (f.stage == spec.stage and f.name != spec.name)]
     if not open_after:
         return FieldMDPSpec(FieldMDPAction.ALL)
-    return FieldMDPSpec(FieldMDPAction.EXCLUDE, fields=open_after)
-
-
-# The signature page, in PDF points (A4): three boxes a row, a two-line label under each, a heading per stage.
-PAGE_W, PAGE_H, MARGIN = 595, 842, 50
-COLUMNS, GAP, BOX_H, LABEL_SIZE, ROW_H, HEADING_H = 3, 15, 46, 8, 80, 24
-BOX_W = (PAGE_W - 2 * MARGIN - (COLUMNS - 1) * GAP) // COLUMNS
-
-
-@dataclass
-class _Page:
-    texts: list[tuple[float, float, float, str]]  # x, y, size, text
-    boxes: list[tuple[FieldSpec, tuple[int, int, int, int]]]
-
-
-def _layout(ordered: Sequence[FieldSpec], font: stamp.StampFontEngine) -> list[_Page]:
-    """Where every heading, box and label goes; a new page when the next row would not fit."""
-    pages = [_Page([], [])]
-    page, y = pages[0], PAGE_H - MARGIN - 16
-    page.texts += [(MARGIN, y, 13, "TRANG CHỮ KÝ SỐ CỦA HỌC BẠ"),
-                   (MARGIN, y - 16, 8, "Các ô được ký số lần lượt: giáo viên bộ môn, giáo viên chủ nhiệm, "
-                                       "ban giám hiệu, ký phát hành.")]
-    y -= 30
-    for stage in sorted({f.stage for f in ordered}):
-        group = [f for f in ordered if f.stage == stage]
-        for row_start in range(0, len(group), COLUMNS):
-            heading = row_start == 0
-            if y - ROW_H - (HEADING_H if heading else 0) < MARGIN:
-                page = _Page([], [])
-                pages.append(page)
-                y = PAGE_H - MARGIN
-            if heading:
-                y -= HEADING_H
-                page.texts.append((MARGIN, y + 6, 11, f"{int(stage)}. {STAGE_LABELS[stage]}"))
-            top = y - 4
-            for col, spec in enumerate(group[row_start:row_start + COLUMNS]):
-                x = MARGIN + col * (BOX_W + GAP)
-                page.boxes.append((spec, (x, top - BOX_H, x + BOX_W, top)))
-                for n, line in enumerate(_wrap(font, _t(spec.label), BOX_W, LABEL_SIZE)):
-                    page.texts.append((x, top - BOX_H - 11 - n * 10, LABEL_SIZE, line))
-            y -= ROW_H
-    return pages
-
-
-def _wrap(font: stamp.StampFontEngine, text: str, width: float, size: float, lines: int = 2) -> list[str]:
-    """At most `lines` lines of `text` fitting `width`, the last one cut with an ellipsis if need be."""
-    def _width(line: str, size: float) -> float:
-        return font.shape(line).x_advance * size
-
-    out: list[str] = []
-    current = ""
-    for word in text.split():
-        candidate = f"{current} {word}".strip()
-        if current and _width(candidate, size) > width:
-            out.append(current)
-            current = word
-        else:
-            current = candidate
-    out.append(current)
-    if len(out) > lines:
-        last = " ".join(out[lines - 1:])
-        while last and _width(last + "…", size) > width:
-            last = last[:-1]
-        out = out[:lines - 1] + [last.rstrip() + "…"]
-    return out
-
-
-def _content(font: stamp.StampFontEngine, page: _Page) -> bytes:
-    """The page's content stream: grey box outlines and the texts in the record's stamp font."""
-    ops = [b"q 0.6 G 0.75 w"]
-    ops += [b"%d %d %d %d re S" % (x1, y1, x2 - x1, y2 - y1) for _spec, (x1, y1, x2, y2) in page.boxes]
-    ops.append(b"Q BT 0 g")
-    for x, y, size, text in page.texts:
-        ops.append(b"%s %g Tf 1 0 0 1 %g %g Tm %s" % (stamp.RESOURCE.encode(), size, x, y,
-                                                     font.shape(text).graphics_ops))
-    ops.append(b"ET")
-    return b"\n".join(ops)
+    return FieldMDPSpec(FieldMDPAction.EXCLUDE, fields=open_after + ([sigpage.DATE_FIELD] if dated else []))

@@ -22,7 +22,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 ROOT_NAME = "edudesk — CA thử nghiệm"
 STRANGER_NAME = "CA lạ — không được tin cậy"
-DEFAULT_SCHOOL = "Trường THPT Lê Quý Đôn"
+DEFAULT_SCHOOL = "Trường thử nghiệm edudesk"  # the demo CA's organisation; `records demo` names the configured school
 # Named in certificates so validators look for revocation info; never fetched (allow_fetching=False).
 CRL_URL = "http://crl.edudesk.invalid/demo.crl"
 TSA_NAME = "edudesk — dịch vụ dấu thời gian thử nghiệm"

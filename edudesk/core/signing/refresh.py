@@ -19,6 +19,7 @@ from io import BytesIO
 from tortoise.expressions import F
 
 from edudesk.core.config import Settings
+from edudesk.core.errors import ConfigError
 from edudesk.core.models import AuditEvent
 from edudesk.core.ports import Clock
 from edudesk.core.signing.levels import archive_facts
@@ -67,6 +68,9 @@ async def refresh_pdf(pdf: bytes, profile: PadesProfile) -> bytes:
 async def refresh_records(settings: Settings, clock: Clock, *, before_days: float | None = None) -> RefreshResult:
     """Renew every issued record whose archival timestamp expires within `before_days` (`[records]
     refresh_before_days` by default)."""
+    if not settings.records.tsa_url:
+        raise ConfigError("Chưa cấu hình [records] tsa_url: không có dịch vụ cấp dấu thời gian để gia hạn dấu thời "
+                          "gian lưu trữ của học bạ.", code="config_records")
     days = settings.records.refresh_before_days if before_days is None else before_days
     limit = clock.now() + timedelta(days=days)
     profile = pades_profile(settings)

@@ -152,7 +152,8 @@ async def prepare_item(item: SignItem, credential: RemoteCredential, when: datet
     from edudesk.core.signing.stamp import stamp_style
 
     # The same visible stamp as a local signature (Vietnamese, local time), not pyHanko's English default.
-    pdf_signer = PdfSigner(spec.signature_metadata(item), signer=signer, stamp_style=stamp_style(item.timezone))
+    pdf_signer = PdfSigner(spec.signature_metadata(item), signer=signer,
+                           stamp_style=stamp_style(item.timezone, item.at or when))
     writer = IncrementalPdfFileWriter(BytesIO(item.pdf))
     digest, tbs_document, output = await pdf_signer.async_digest_doc_for_signing(
         writer, existing_fields_only=True, bytes_reserved=spec.BYTES_RESERVED)

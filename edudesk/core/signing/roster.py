@@ -4,7 +4,8 @@ Sheets, first row headers (Vietnamese, case and diacritics as typed; NFC/NFD ali
 - "Giáo viên": Mã GV | Họ và tên | Email
 - "Lớp": Năm học | Lớp | Trường | GVCN (the homeroom teacher's code)
 - "Phân công": Lớp | Môn | Mã GV (one row per subject; a teacher with two subjects signs once)
-- "Ban giám hiệu": Lớp ("*" for every class) | Mã GV | Thứ tự
+- "Ban giám hiệu": Lớp ("*" for every class) | Mã GV | Thứ tự, and optionally Chức vụ: "Hiệu trưởng" marks the
+  principal (who signs after the others with `[records] leadership_order = "principal_last"`)
 - "Học sinh": Lớp | Mã HS | Họ và tên | Ngày sinh
 """
 
@@ -25,6 +26,8 @@ SHEETS = {
     "leaders": ("Ban giám hiệu", ("Lớp", "Mã GV", "Thứ tự")),
     "students": ("Học sinh", ("Lớp", "Mã HS", "Họ và tên", "Ngày sinh")),
 }
+OPTIONAL = {"leaders": ("Chức vụ",)}  # read when the sheet has them
+PRINCIPAL = {"hiệu trưởng", "hieu truong", "principal"}  # a Chức vụ naming the principal (casefolded)
 _CODE = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
 
 
@@ -53,6 +56,7 @@ class ClassRow:
     homeroom: str
     subjects: dict[str, list[str]] = field(default_factory=dict)  # teacher code -> subjects, roster order
     leaders: list[str] = field(default_factory=list)  # teacher codes, in signing-box order
+    principal: str = ""  # the leader whose Chức vụ is Hiệu trưởng (teacher code), if the roster says
     students: list[tuple[str, str, str]] = field(default_factory=list)  # (code, full name, date of birth)
 
 
@@ -92,6 +96,9 @@ def _rows(book: Any, what: str) -> list[dict[str, str]]:
         if _key(col) not in header:
             raise RosterError(f"Trang \"{title}\" thiếu cột \"{col}\".")
         where[col] = header.index(_key(col))
+    for col in OPTIONAL.get(what, ()):
+        if _key(col) in header:
+            where[col] = header.index(_key(col))
     out = []
     for row in rows[1:]:
         values = {col: _text(row[i]) if i < len(row) else "" for col, i in where.items()}
@@ -142,6 +149,8 @@ def read_roster(data: bytes) -> Roster:
         for c in targets:
             if r["Mã GV"] not in c.leaders:
                 c.leaders.append(teacher(r["Mã GV"], "Ban giám hiệu"))
+            if _key(r.get("Chức vụ", "")) in PRINCIPAL:
+                c.principal = r["Mã GV"]
     for r in _rows(book, "students"):
         klass(r["Lớp"], "Học sinh").students.append(
             (_code(r["Mã HS"], "Mã học sinh"), r["Họ và tên"], r["Ngày sinh"]))

@@ -29,6 +29,7 @@ from edudesk.core.signing import pades, stages
 from edudesk.core.signing.complete import record_completed
 from edudesk.core.signing.factory import SignerFactory
 from edudesk.core.signing.models import SchoolRecord, SignatureStep, SignerCredential, SignSession, Teacher
+from edudesk.core.signing.recordtext import issuing_item, school_name
 from edudesk.core.signing.service import step_states
 from edudesk.core.signing.spec import Stage
 from edudesk.core.signing.trust import trust_material
@@ -112,7 +113,7 @@ class SignRunner:
             await SchoolRecord.filter(held_by=session.id).update(held_by=None)
             raise RetryLater(ROUND_WAIT * random.uniform(0.5, 1.5))
         if work:
-            items = [self._item(w, credential) for w in work]
+            items = [await self._item(w, credential) for w in work]
             try:
                 signer = await self.signers.for_session(session.id, credential)
                 outcome = await signer.sign(items)
@@ -165,11 +166,15 @@ class SignRunner:
     def _poll_seconds(self) -> float:
         return max(self.settings.records.smartca.poll_seconds, 0.5)
 
-    def _item(self, w: _Work, credential: SignerCredential) -> SignItem:
-        return SignItem(key=f"step:{w.step.id}", pdf=bytes(w.record.pdf), field=w.step.field,
+    async def _item(self, w: _Work, credential: SignerCredential) -> SignItem:
+        item = SignItem(key=f"step:{w.step.id}", pdf=bytes(w.record.pdf), field=w.step.field,
                         certify=w.record.signatures == 0, reason="Ký học bạ số",
-                        location=self.settings.records.school, signer_name=credential.subject_name,
-                        timezone=self.settings.general.timezone, level=self._level(w.step.stage, credential))
+                        location=school_name(self.settings), signer_name=credential.subject_name,
+                        timezone=self.settings.general.timezone, at=self.clock.now(),
+                        level=self._level(w.step.stage, credential))
+        if w.step.stage == Stage.ISSUER:  # the school's name on its stamp, the issuing day on the date line
+            return await issuing_item(item, w.record.klass_id, self.settings)
+        return item
 
     def _level(self, stage: int, credential: SignerCredential) -> str:
         """The PAdES level of a step's signature; remote signers finish elsewhere and stay at B-B for now."""

@@ -27,6 +27,8 @@ STATE_WORDS = {"vi": {SendState.UNSENT: "chưa gửi", SendState.SENT: "đã g�
 class PortalRefusal(EdudeskError):
     """A send that cannot be asked for; it says why in Vietnamese and, for an English surface, in English."""
 
+    code = "portal_refused"
+
     def __init__(self, message: str, english: str, *, code: str) -> None:
         super().__init__(message, code=code)
         self.english = english

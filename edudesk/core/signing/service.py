@@ -35,6 +35,7 @@ from edudesk.core.signing.models import (
     StepState,
     Teacher,
 )
+from edudesk.core.signing.order import set_leadership_turns
 from edudesk.core.signing.pin import PinRequired, needs_pin
 from edudesk.core.signing.reminders import Blocking, blocking, remind_pending
 from edudesk.core.signing.shown import RecordsChanged, changed_since, changed_text
@@ -54,7 +55,7 @@ class RecordsOff(EdudeskError):
 
 def step_states(steps: list[SignatureStep]) -> list[stages.StepState]:
     """The pure view of a record's steps."""
-    return [stages.StepState(s.id, s.stage, s.state, s.teacher_id) for s in steps]
+    return [stages.StepState(s.id, s.stage, s.state, s.teacher_id, s.turn) for s in steps]
 
 
 class RecordService:
@@ -91,6 +92,7 @@ class RecordService:
             records = await SchoolRecord.filter(klass_id=class_id, state=RecordState.SIGNING,
                                                 signatures=0).using_db(conn)
             by_record: dict[int, list[SignatureStep]] = {r.id: [] for r in records}
+            await set_leadership_turns(conn, self.settings, class_id, list(by_record))  # principal last
             for step in await SignatureStep.filter(record_id__in=list(by_record) or [0]).using_db(conn):
                 by_record[step.record_id].append(step)
             for steps in by_record.values():
@@ -210,8 +212,8 @@ class RecordService:
         return ret
 
     async def decide_return(self, actor: Actor, return_id: int, approve: bool) -> RecordReturn:
-        """The admin approves (only that record is re-made from its original and re-signed from the start)
-        or refuses (signing continues where it was)."""
+        """The admin approves (that record stops and waits for its corrected PDF, `records replace`; signing
+        then starts again for it alone, correction.py) or refuses (signing continues where it was)."""
         if not actor.has(Role.ADMIN):
             raise await self.refuse(actor, "rec_return_decide", NotAllowed("Chỉ quản trị viên duyệt huỷ học bạ."))
         ret = await RecordReturn.get_or_none(id=return_id)
@@ -226,26 +228,15 @@ class RecordService:
                     decided_at=now):
                 raise EdudeskError("Báo sai sót này vừa được xử lý.", code="already_decided")
             if approve:
-                from edudesk.core.signing.pdfs import add_signature_fields
+                from edudesk.core.signing.correction import await_correction
 
-                steps = await SignatureStep.filter(record_id=record.id).order_by("id").using_db(conn)
-                fields = await _field_specs(record, steps)
-                await SignatureStep.filter(record_id=record.id).using_db(conn).update(
-                    state=StepState.WAITING, opened_at=None, deadline=None, notified_at=None, reminded_at=None,
-                    escalated_at=None, signed_at=None, signed_by="", session_id=None, prepared=None)
-                await SchoolRecord.filter(id=record.id).using_db(conn).update(
-                    pdf=add_signature_fields(bytes(record.original), fields), state=RecordState.SIGNING, stage=1,
-                    signatures=0, revision=record.revision + 1, version=record.version + 1, held_by=None,
-                    updated_at=now)
-                advance = stages.first_turns(step_states([_reset(s) for s in steps]))
-                await open_steps(conn, self.queue, self.settings, self.clock, record.klass_id, advance.opened)
+                await await_correction(conn, record)
             else:
                 await SchoolRecord.filter(id=record.id, state=RecordState.RETURNED).using_db(conn).update(
                     state=RecordState.SIGNING, updated_at=now)
             await AuditEvent.create(at=now, actor=actor.label, using_db=conn,
                                     action="record_recreated" if approve else "record_return_refused",
-                                    detail={"record": record.id, "return": return_id,
-                                            "revision": record.revision + (1 if approve else 0)})
+                                    detail={"record": record.id, "return": return_id, "revision": record.revision})
         self.queue.wake()
         return await RecordReturn.get(id=return_id)
 
@@ -287,9 +278,10 @@ class RecordService:
         if not actor.has(Role.ADMIN):
             raise await self.refuse(actor, "rec_confirm", NotAllowed("Chỉ quản trị viên xác nhận hoàn tất."))
         klass = await SchoolClass.get_or_none(id=class_id)
-        if klass is None:
+        if klass is None or klass.state == ClassState.MINUTES:  # a class's minutes book is never issued
             raise await self.refuse(actor, "rec_confirm", NotFound("Không có lớp này."))
-        left = await SchoolRecord.filter(klass_id=class_id).exclude(state=RecordState.SIGNED).count()
+        left = await SchoolRecord.filter(klass_id=class_id).exclude(
+            state__in=[RecordState.SIGNED, RecordState.WITHDRAWN]).count()  # a withdrawn one stays as history
         if left:
             raise await self.refuse(actor, "rec_confirm", EdudeskError(
                 f"Lớp {klass.name} còn {left} học bạ chưa ký xong.", code="not_complete"), class_id=class_id)
@@ -300,14 +292,3 @@ class RecordService:
                                 detail={"class_id": class_id, "class": klass.name})
         return await SchoolClass.get(id=class_id)
 
-
-def _reset(step: SignatureStep) -> SignatureStep:
-    step.state = StepState.WAITING
-    return step
-
-
-async def _field_specs(record: SchoolRecord, steps: list[SignatureStep]) -> list[Any]:
-    """The fields of a record as they were made (labels from the class's signers)."""
-    from edudesk.core.signing.importer import field_specs
-
-    return await field_specs(record.klass_id, steps)

@@ -40,13 +40,17 @@ class CscSettings(Section):
 
 
 class RecordsSettings(Section):
-    school: str = ""
+    school: str = ""  # "" = [institution].name (core/signing/recordtext.py school_name; a roster may only repeat it)
+    place: str = ""  # the signature page's date line: "Hà Nội" -> "Hà Nội, ngày 05 tháng 3 năm 2026"
     year: str = ""
     stage_days: NonNegFloat = 7.0  # each teacher's time to sign once their turn opens
     remind_before_hours: NonNegFloat = 24.0
     quiet_hours: str = "21:00-07:00"  # local time; reminders wait for the morning
     notice_delay_seconds: NonNegFloat = 30.0  # turns opening within this time make one "sign now" message
     warn_days: NonNegInt = 14  # pre-flight: a certificate expiring sooner is warned about
+    # Inside the leadership stage: "principal_last" (seed 004: vice principals in parallel, then the principal,
+    # marked "Hiệu trưởng" in the roster's Chức vụ column) or "parallel" (everyone at once).
+    leadership_order: Literal["parallel", "principal_last"] = "principal_last"
     trusted_roots: tuple[str, ...] = ()  # CA certificates (PEM/DER files) signatures must chain to
     crls: tuple[str, ...] = ()
     demo_dir: str = "{data_dir}/records-demo"  # `records demo` keeps its CA and keys here

@@ -1,10 +1,12 @@
 """The signing order of one record, as pure functions: which stage is open, who may sign now, what a
-signature or a cancellation changes. No database, no await: the service persists what these decide."""
+signature or a cancellation changes. Inside a stage, a step's `turn` orders it after the steps of lower turns
+(the principal after the vice principals, `[records] leadership_order`). No database, no await: the service
+persists what these decide."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from edudesk.core.errors import EdudeskError
 from edudesk.core.signing.models import StepState as Turn
@@ -27,6 +29,7 @@ class StepState:
     stage: int
     state: str  # a `core.signing.models.StepState` value
     teacher_id: int | None = None
+    turn: int = 0  # within its stage: opens once every step of a lower turn is signed
 
 
 @dataclass(frozen=True)
@@ -44,8 +47,13 @@ def open_stage(steps: Sequence[StepState]) -> int:
     return min(missing) if missing else DONE
 
 
+def open_turn(steps: Sequence[StepState], stage: int) -> int:
+    """The lowest turn of that stage with a signature missing (0 when none is)."""
+    return min((s.turn for s in steps if s.stage == stage and s.state != Turn.SIGNED), default=0)
+
+
 def check_may_sign(steps: Sequence[StepState], step_id: int) -> None:
-    """Raise OutOfOrder unless that step belongs to the open stage and is not signed yet."""
+    """Raise OutOfOrder unless that step belongs to the open stage (and turn) and is not signed yet."""
     step = next((s for s in steps if s.id == step_id), None)
     if step is None:
         raise OutOfOrder("Không có chữ ký này trong học bạ.")
@@ -55,6 +63,9 @@ def check_may_sign(steps: Sequence[StepState], step_id: int) -> None:
     if step.stage != current:
         raise OutOfOrder(f"Chưa đến lượt ký ({STAGE_LABELS[Stage(step.stage)]}): học bạ còn chờ "
                          f"{STAGE_LABELS[Stage(current)]}.")
+    if step.turn != open_turn(steps, current):
+        raise OutOfOrder(f"Chưa đến lượt ký ({STAGE_LABELS[Stage(step.stage)]}): hiệu trưởng ký sau cùng, khi các "
+                         f"thành viên khác của ban giám hiệu đã ký.")
 
 
 def first_turns(steps: Sequence[StepState]) -> Advance:
@@ -65,9 +76,10 @@ def first_turns(steps: Sequence[StepState]) -> Advance:
 def after_signing(steps: Sequence[StepState], signed: Sequence[int]) -> Advance:
     """The record after `signed` steps got their signatures: the next stage opens once this one is full."""
     done = set(signed)
-    now = [StepState(s.id, s.stage, Turn.SIGNED if s.id in done else s.state, s.teacher_id) for s in steps]
+    now = [replace(s, state=Turn.SIGNED) if s.id in done else s for s in steps]
     stage = open_stage(now)
-    opened = tuple(s.id for s in now if s.stage == stage and s.state == Turn.WAITING)
+    turn = open_turn(now, stage)
+    opened = tuple(s.id for s in now if s.stage == stage and s.turn == turn and s.state == Turn.WAITING)
     return Advance(opened, stage, stage == DONE)
 
 

@@ -1,4 +1,4 @@
-"""The look of a signature box once signed: "Đã ký số: <name> / Ngày ký: <time>" in DejaVu Sans.
+"""The look of a signature box once signed: "Đã ký số: <name> / Ngày ký: <local time> (GMT+7)" in DejaVu Sans.
 
 pyHanko's default stamp uses Courier (WinAnsi), which turns "Nguyễn" into garbage, and its OpenType engine
 subsets and embeds the font again in every signature (fontTools + HarfBuzz, tens of milliseconds each). So
@@ -10,13 +10,15 @@ font in the signature's own revision — correct, only bigger.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.font.api import FontEngine, FontEngineFactory, ShapeResult
@@ -24,7 +26,7 @@ from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.pdf_utils.writer import BasePdfFileWriter
 from pyhanko.stamp import TextStampStyle
 
-from edudesk.core.text import TIME_FORMAT, local_time
+from edudesk.core.text import TIME_FORMAT, local_time, nfc
 
 SYSTEM_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 # Package data of edudesk.core.signing (pyproject.toml); pip and pipx install it as a file, which fontTools
@@ -169,22 +171,42 @@ class StampFontFactory(FontEngineFactory):
         return StampFontEngine(writer, ref)
 
 
+def stamp_time(at: datetime, timezone: str) -> str:
+    """A signing moment as a stamp shows it: "02/01/2026 06:30 (GMT+7)", in the office's zone."""
+    offset = at.astimezone(ZoneInfo(timezone)).utcoffset() or timedelta(0)
+    minutes = int(offset.total_seconds()) // 60
+    hours, rest = divmod(abs(minutes), 60)
+    zone = "GMT" if not minutes else f"GMT{'-' if minutes < 0 else '+'}{hours}" + (f":{rest:02d}" if rest else "")
+    return f"{local_time(at, timezone)} ({zone})"
+
+
 @dataclass(frozen=True)
 class LocalTimeStampStyle(TextStampStyle):
-    """A text stamp whose time is the office's local time, "dd/mm/yyyy HH:MM" (pyHanko would use the server's
-    own zone, often UTC on a server, and its own format)."""
+    """A text stamp whose time is the office's local time, "dd/mm/yyyy HH:MM (GMT+7)". pyHanko fills `ts`
+    itself, in the machine's zone (UTC on most servers: a 23:30 UTC signature would show the previous day);
+    it is replaced here by `at` (the item's moment, from the injected clock), or now."""
 
     timezone: str = "Asia/Ho_Chi_Minh"
+    at: datetime | None = None
 
     def create_stamp(self, writer: BasePdfFileWriter, box: Any, text_params: dict[str, Any]) -> Any:
-        """The stamp, with `ts` set to the local signing time unless the caller gave one."""
-        params = {"ts": local_time(datetime.now(UTC), self.timezone), **(text_params or {})}
+        """The stamp, with `ts` the local signing time and the signer's name in NFC."""
+        params = dict(text_params or {})
+        params["ts"] = stamp_time(self.at or datetime.now(UTC), self.timezone)
+        if isinstance(params.get("signer"), str):
+            params["signer"] = nfc(params["signer"])  # an NFD name would show loose combining marks
         return super().create_stamp(writer, box, params)
 
 
+def stamp_style(timezone: str = "Asia/Ho_Chi_Minh", at: datetime | None = None) -> TextStampStyle:
+    """The stamp every signer uses for the visible boxes (PKCS#12, PKCS#11 and remote alike), showing `at`
+    (a SignItem's moment) or the time of signing."""
+    style = _style(timezone)
+    return style if at is None else dataclasses.replace(style, at=at)
+
+
 @functools.cache
-def stamp_style(timezone: str = "Asia/Ho_Chi_Minh") -> TextStampStyle:
-    """The stamp every signer uses for the visible boxes (PKCS#12, PKCS#11 and remote alike)."""
+def _style(timezone: str) -> LocalTimeStampStyle:
     return LocalTimeStampStyle(
         stamp_text="Đã ký số: %(signer)s\nNgày ký: %(ts)s",
         timestamp_format=TIME_FORMAT,

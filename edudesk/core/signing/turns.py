@@ -59,7 +59,8 @@ async def open_steps(conn: BaseDBAsyncClient, queue: JobQueue, settings: Setting
         # The issuing signature: the server signs, nobody is told. One job per opening, keyed by its first step
         # (not by a time bucket: a job of the same bucket that already ran would swallow these steps, and
         # nothing else signs them); it still waits `delay`, and signs every issuing step of the class then open.
-        await queue.enqueue(JobKind.SIGN_ISSUE, f"issue:{class_id}:{min(issuing)}", {"class_id": class_id},
+        # The bucket too: a record signed again (a correction, an adjustment) opens the same step a second time.
+        await queue.enqueue(JobKind.SIGN_ISSUE, f"issue:{class_id}:{min(issuing)}:{bucket}", {"class_id": class_id},
                             connection=conn, run_after=now + timedelta(seconds=delay))
     pairs = {(teacher_id, stage) for _, teacher_id, stage in rows if teacher_id is not None}
     for teacher_id, stage in sorted(pairs, key=lambda p: (p[1], p[0])):

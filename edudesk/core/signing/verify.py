@@ -12,6 +12,7 @@ from stage to stage (each later field excludes fewer fields), so the newest earl
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -68,6 +69,26 @@ def stage_of(field: str) -> Stage | None:
     return PREFIX_STAGE.get(field.split("_", 1)[0])
 
 
+@functools.cache
+def diff_policy() -> Any:
+    """pyHanko's default diff policy, except that an appearance stream rewritten in place no longer counts as
+    form filling: pyHanko 0.38 reports every *unchanged* appearance of a field as such an update whenever a
+    later revision adds a field (a document timestamp), which on a field the issuing signature locked (the
+    date line) reads as tampering. Stricter, not looser: a real in-place rewrite is now an unexplained change."""
+    from pyhanko.sign.diff_analysis import (
+        DEFAULT_DIFF_POLICY,
+        FormUpdatingRule,
+        GenericFieldModificationRule,
+        SigFieldCreationRule,
+        SigFieldModificationRule,
+        StandardDiffPolicy,
+    )
+
+    return StandardDiffPolicy(global_rules=DEFAULT_DIFF_POLICY.global_rules, form_rule=FormUpdatingRule(field_rules=[
+        SigFieldCreationRule(), SigFieldModificationRule(),
+        GenericFieldModificationRule(allow_in_place_appearance_stream_changes=False)]))
+
+
 def _context(trusted_roots: Sequence[bytes], crls: Sequence[bytes], now: datetime | None) -> Any:
     from asn1crypto import crl, x509
     from pyhanko_certvalidator import ValidationContext
@@ -82,7 +103,7 @@ async def _one(emb: Any, context: Any, *, is_last: bool) -> SignatureReport:
 
     field = str(emb.field_name)
     stage = stage_of(field)
-    status = await async_validate_pdf_signature(emb, signer_validation_context=context)
+    status = await async_validate_pdf_signature(emb, signer_validation_context=context, diff_policy=diff_policy())
     cn = status.signing_cert.subject.native.get("common_name", "") if status.signing_cert else ""
     level = status.modification_level.name if status.modification_level is not None else "NONE"
     problems = []
@@ -176,7 +197,7 @@ async def _stamp_problems(stamp: Any, context: Any) -> list[str]:
     from pyhanko.sign.validation import async_validate_pdf_timestamp
 
     try:
-        status = await async_validate_pdf_timestamp(stamp, validation_context=context)
+        status = await async_validate_pdf_timestamp(stamp, validation_context=context, diff_policy=diff_policy())
     except Exception as exc:  # noqa: BLE001
         return [f"không kiểm tra được dấu thời gian tài liệu: {exc}"]
     if not (status.intact and status.valid):
