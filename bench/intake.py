@@ -29,7 +29,6 @@ import shutil
 import signal
 import smtplib
 import socket
-import sqlite3
 import struct
 import subprocess
 import sys
@@ -42,12 +41,15 @@ import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import formataddr, formatdate
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from intake_db import BenchDb, BenchDbError, PostgresBenchDb, SqliteBenchDb, timestamp  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BM02 = ROOT / "edudesk" / "templates" / "forms" / "BM02.docx"
@@ -57,6 +59,9 @@ DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.docu
 
 TARGET_RATE = 100.0  # mails/s
 TARGET_P95 = 1.0  # seconds from 250 to request stored
+PROFILE_DIR = os.environ.get("EDUDESK_BENCH_PROFILE", "")  # a folder: cProfile the server's main process there
+TARGET_RATIO = 0.33  # edudesk / the no-op aiosmtpd ceiling
+TARGET_ACK_P95 = 5.0  # seconds from 250 to the acknowledgement written
 
 # --- realistic people ------------------------------------------------------------------------------
 
@@ -410,11 +415,12 @@ def cpu_of_tree(root: int) -> dict[str, float]:
 # --- edudesk set-up and the database read-out ------------------------------------------------------
 
 
-def write_config(tmp: Path, port: int, log_level: str, extra: list[str]) -> Path:
+def write_config(tmp: Path, port: int, log_level: str, extra: list[str], database_url: str) -> Path:
     """The bench's config.toml: a fresh data dir, SMTP on `port`, maildir outbox; `extra` items are
     "section.key=<TOML value>" (e.g. jobs.concurrency=8) to try settings."""
     data: dict[str, dict[str, object]] = {
         "general": {"data_dir": "data", "log_level": log_level},
+        "database": {"url": database_url},
         "smtpd": {"host": "127.0.0.1", "port": port},
         "outgoing": {"transport": "maildir", "maildir": "{data_dir}/outbox"},
         "web": {"enabled": False},
@@ -441,45 +447,31 @@ def write_registry(tmp: Path, students: list[Student]) -> Path:
     return path
 
 
-def db_path(tmp: Path) -> Path:
-    return tmp / "data" / "edudesk.sqlite3"
-
-
-def open_ro(tmp: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{db_path(tmp)}?mode=ro", uri=True, timeout=30)
-
-
-def count_rows(tmp: Path, sql: str) -> int:
+def count_rows(db: BenchDb, sql: str) -> int:
     try:
-        with open_ro(tmp) as conn:
-            return int(conn.execute(sql).fetchone()[0])
-    except sqlite3.Error:
+        return int(db.rows(sql)[0][0])
+    except BenchDbError:
         return -1
 
 
-def wait_for(tmp: Path, sql: str, target: int, timeout: float, every: float = 0.25) -> tuple[int, float]:
+def wait_for(db: BenchDb, sql: str, target: int, timeout: float, every: float = 0.25) -> tuple[int, float]:
     """Poll until `sql` counts `target` rows or the timeout passes: (count, time reached)."""
     deadline = time.time() + timeout
-    n = count_rows(tmp, sql)
+    n = count_rows(db, sql)
     while n < target and time.time() < deadline:
         time.sleep(every)
-        n = count_rows(tmp, sql)
+        n = count_rows(db, sql)
     return n, time.time()
 
 
-def _ts(value: str | None) -> float | None:
-    return datetime.fromisoformat(value).timestamp() if value else None
-
-
-def read_out(tmp: Path) -> dict[str, dict[str, float | None]]:
+def read_out(db: BenchDb) -> dict[str, dict[str, float | None]]:
     """Message-ID (no brackets) -> times from the database: ledger (InboundMail/Request.received_at,
     taken before the 250), request stored (Request.updated_at, set when the row is created) and
     acknowledgement sent (OutgoingMail.sent_at)."""
-    with open_ro(tmp) as conn:
-        rows = conn.execute(
-            "SELECT r.message_id, r.received_at, r.updated_at, o.sent_at FROM request r "
-            "LEFT JOIN outgoing_mail o ON o.request_id = r.id AND o.key = 'ack:' || r.id").fetchall()
-    return {mid.strip("<>"): {"ledger": _ts(received), "stored": _ts(updated), "ack": _ts(sent)}
+    rows = db.rows(
+        "SELECT r.message_id, r.received_at, r.updated_at, o.sent_at FROM request r "
+        "LEFT JOIN outgoing_mail o ON o.request_id = r.id AND o.key = 'ack:' || r.id")
+    return {mid.strip("<>"): {"ledger": timestamp(received), "stored": timestamp(updated), "ack": timestamp(sent)}
             for mid, received, updated, sent in rows}
 
 
@@ -493,12 +485,12 @@ def pct(values: list[float], q: float) -> float:
     return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
-def _wait_zero(tmp: Path, sql: str, timeout: float) -> tuple[int, float]:
+def _wait_zero(db: BenchDb, sql: str, timeout: float) -> tuple[int, float]:
     deadline = time.time() + timeout
-    n = count_rows(tmp, sql)
+    n = count_rows(db, sql)
     while n != 0 and time.time() < deadline:
         time.sleep(0.25)
-        n = count_rows(tmp, sql)
+        n = count_rows(db, sql)
     return n, time.time()
 
 
@@ -506,9 +498,8 @@ def _cpu_delta(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
     return {k: round(b[k] - a[k], 2) for k in a}
 
 
-def _outcomes(tmp: Path) -> dict[str, int]:
-    with open_ro(tmp) as conn:
-        return dict(conn.execute("SELECT outcome, COUNT(*) FROM inbound_mail GROUP BY outcome").fetchall())
+def _outcomes(db: BenchDb) -> dict[str, int]:
+    return {str(k): int(v) for k, v in db.rows("SELECT outcome, COUNT(*) FROM inbound_mail GROUP BY outcome")}
 
 
 # --- the two measurements --------------------------------------------------------------------------
@@ -536,10 +527,13 @@ PENDING_JOBS = "SELECT COUNT(*) FROM job WHERE state IN ('pending', 'running')"
 
 
 def run_edudesk(mails: list[Mail], students: list[Student], warmup: Mail | None, connections: int, tmp: Path,
-                timeout: float, registry: bool, log_level: str, extra: list[str]) -> dict[str, object]:
-    """`edudesk run` in a subprocess on a fresh data dir; the burst from this process; times from the DB."""
+                timeout: float, registry: bool, log_level: str, extra: list[str], db: BenchDb) -> dict[str, object]:
+    """`edudesk run` in a subprocess on a fresh data dir and database; the burst from this process; times
+    from the database."""
     port = free_port()
-    config = write_config(tmp, port, log_level, extra)
+    tmp = tmp / db.name  # a data dir of its own per database (outbox, secrets, logs)
+    tmp.mkdir(exist_ok=True)
+    config = write_config(tmp, port, log_level, extra, db.url)
     if registry:
         reg = write_registry(tmp, students)
         done = subprocess.run([*EDUDESK, "--config", str(config), "registry", "import", str(reg), "--population",
@@ -547,27 +541,29 @@ def run_edudesk(mails: list[Mail], students: list[Student], warmup: Mail | None,
         if done.returncode != 0:
             raise RuntimeError(f"registry import failed:\n{done.stdout}\n{done.stderr}")
         print(f"        registry import: {done.stdout.strip().splitlines()[0]}", flush=True)
-    server = Server([*EDUDESK, "--config", str(config), "run"], tmp / "edudesk.log", ROOT)
+    runner = EDUDESK if not PROFILE_DIR else [sys.executable, "-m", "cProfile", "-o",
+                                              str(Path(PROFILE_DIR) / f"edudesk-{db.name}.prof"), "-m", "edudesk"]
+    server = Server([*runner, "--config", str(config), "run"], tmp / f"edudesk-{db.name}.log", ROOT)
     try:
         server.wait_ready()
         base = 0
         if warmup is not None:
             # One uncounted mail first: the parser processes are spawned and warm, as in a running service.
             send_burst(port, [warmup], 1)
-            base, _ = wait_for(tmp, "SELECT COUNT(*) FROM request", 1, 120)
-            _wait_zero(tmp, PENDING_JOBS, 60)
+            base, _ = wait_for(db, "SELECT COUNT(*) FROM request", 1, 120)
+            _wait_zero(db, PENDING_JOBS, 60)
             time.sleep(0.5)
         cpu0 = server.cpu_seconds()
         burst = send_burst(port, mails, connections)
         cpu_burst = server.cpu_seconds()
         target = base + len(burst.accepted)
-        got, t_all = wait_for(tmp, "SELECT COUNT(*) FROM request", target, timeout)
+        got, t_all = wait_for(db, "SELECT COUNT(*) FROM request", target, timeout)
         cpu_req = server.cpu_seconds()
-        left, t_jobs = _wait_zero(tmp, PENDING_JOBS, timeout if got >= target else 0)
+        left, t_jobs = _wait_zero(db, PENDING_JOBS, timeout if got >= target else 0)
         cpu_jobs = server.cpu_seconds()
-        times = read_out(tmp)
-        dead = count_rows(tmp, "SELECT COUNT(*) FROM job WHERE state = 'dead'")
-        outcomes = _outcomes(tmp)
+        times = read_out(db)
+        dead = count_rows(db, "SELECT COUNT(*) FROM job WHERE state = 'dead'")
+        outcomes = _outcomes(db)
     finally:
         server.stop()
 
@@ -608,6 +604,51 @@ def _num(x: object, digits: int = 3) -> float | None:
     return None if v != v else round(v, digits)
 
 
+def report(name: str, ed: dict[str, Any], ceiling: dict[str, float], count: int) -> dict[str, object]:
+    """Print one database's figures; the dict is its part of the last JSON line."""
+    rate, p95, ack_p95 = float(ed["mails_per_s"]), float(ed["p95"]), float(ed["ack_p95"])
+    complete = ed["requests"] == count
+    ratio = rate / ceiling["mails_per_s"]
+    cpu = ed["cpu"]
+    per_mail = 1000 * cpu["to_last_request"]["main"] / max(1, ed["requests"])
+    per_mail_all = 1000 * cpu["to_all_jobs_done"]["main"] / max(1, ed["requests"])
+    targets = {"ratio": complete and ratio >= TARGET_RATIO, "p95": complete and p95 < TARGET_P95,
+               "ack_p95": complete and ed["acks_sent"] == count and ack_p95 < TARGET_ACK_P95}
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print()
+    print(f"== {name} (load average now {load})")
+    print(f"no-op aiosmtpd ceiling        {ceiling['mails_per_s']:7.1f} mails/s")
+    print(f"edudesk SMTP accept rate      {ed['accept_per_s']:7.1f} mails/s   ({ed['accepted']} accepted, "
+          f"{ed['refused']} refused, in {ed['accept_seconds']:.2f} s)")
+    print(f"edudesk mails -> requests     {rate:7.1f} mails/s   ({ed['requests']}/{count} requests, "
+          f"{ed['seconds']:.2f} s from first 250 to last request)")
+    print(f"ratio edudesk / ceiling       {ratio:7.3f}")
+    print(f"latency 250 -> request        p50 {ed['p50']:.3f} s   p95 {p95:.3f} s   p99 {ed['p99']:.3f} s   "
+          f"max {ed['max']:.3f} s")
+    print(f"latency 250 -> ack sent       p50 {ed['ack_p50']:.3f} s   p95 {ack_p95:.3f} s   "
+          f"({ed['acks_sent']} acks; all jobs done {ed['all_jobs_done_s']:.1f} s after the burst began)")
+    print(f"main-process CPU per mail     {per_mail:.1f} ms up to the last request, {per_mail_all:.1f} ms with "
+          f"the acknowledgements")
+    print(f"server CPU seconds            burst: main {cpu['burst']['main']:.1f} / parsers "
+          f"{cpu['burst']['children']:.1f};  to last request: main {cpu['to_last_request']['main']:.1f} / parsers "
+          f"{cpu['to_last_request']['children']:.1f};  to all jobs done: main {cpu['to_all_jobs_done']['main']:.1f}")
+    print(f"outcomes {ed['outcomes']}, dead jobs {ed['dead_jobs']}, jobs left {ed['jobs_left']}"
+          + (f", refusals {ed['refusals']}" if ed["refused"] else ""))
+    print(f"target: ratio >= {TARGET_RATIO}            {'PASS' if targets['ratio'] else 'MISS'}")
+    print(f"target: p95 250 -> request < {TARGET_P95:.0f} s   {'PASS' if targets['p95'] else 'MISS'}")
+    print(f"target: ack p95 < {TARGET_ACK_P95:.0f} s             {'PASS' if targets['ack_p95'] else 'MISS'}")
+    return {
+        "edudesk_accept_per_s": _num(ed["accept_per_s"], 1), "edudesk_mails_per_s": _num(rate, 1),
+        "ratio": _num(ratio, 4), "p50_s": _num(ed["p50"]), "p95_s": _num(p95), "p99_s": _num(ed["p99"]),
+        "max_s": _num(ed["max"]), "ack_p50_s": _num(ed["ack_p50"]), "ack_p95_s": _num(ack_p95),
+        "main_cpu_ms_per_mail": _num(per_mail, 2), "main_cpu_ms_per_mail_with_acks": _num(per_mail_all, 2),
+        "all_jobs_done_s": _num(ed["all_jobs_done_s"], 1), "requests": ed["requests"], "acks": ed["acks_sent"],
+        "refused": ed["refused"], "dead_jobs": ed["dead_jobs"], "server_cpu_s": cpu,
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
+        **{f"{k}_target": "PASS" if ok else "MISS" for k, ok in targets.items()},
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--count", type=int, default=2000, help="mails in the burst (default 2000)")
@@ -621,11 +662,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-registry", action="store_true", help="do not import the students into the registry")
     ap.add_argument("--skip-ceiling", action="store_true", help="measure edudesk only")
     ap.add_argument("--keep", action="store_true", help="keep the temp folder (database, outbox, server logs)")
+    ap.add_argument("--database", action="append", choices=["sqlite", "postgres"],
+                    help="database(s) to measure, in this order (default: sqlite, then postgres on "
+                         "PG_ADMIN_URL, a private database made and dropped)")
     ap.add_argument("--noop-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.noop_server:
         noop_server_main(args.noop_server)
         return 0
+    args.database = args.database or ["sqlite", "postgres"]
 
     tmp = Path(tempfile.mkdtemp(prefix="edudesk-bench-"))
     print(f"edudesk intake benchmark: {args.count} mails, {args.connections} connections, {os.cpu_count()} CPUs"
@@ -638,51 +683,28 @@ def main(argv: list[str] | None = None) -> int:
           " KiB)", flush=True)
 
     ceiling: dict[str, float] = {"mails_per_s": float("nan"), "server_cpu_s": float("nan")}
+    steps = 1 + len(args.database)
     if not args.skip_ceiling:
-        print("  [1/2] ceiling: aiosmtpd with a no-op handler (subprocess) ...", flush=True)
+        print(f"  [1/{steps}] ceiling: aiosmtpd with a no-op handler (subprocess) ...", flush=True)
         ceiling = run_ceiling(mails, args.connections, tmp)
         print(f"        {ceiling['accepted']} accepted in {ceiling['seconds']:.2f} s", flush=True)
-    print("  [2/2] edudesk run (subprocess), fresh SQLite data dir ...", flush=True)
-    ed = run_edudesk(mails, students, None if args.no_warmup else warmup, args.connections, tmp, args.timeout,
-                     not args.no_registry, args.log_level, args.set)
-
-    rate, p95 = float(ed["mails_per_s"]), float(ed["p95"])  # type: ignore[arg-type]
-    complete = ed["requests"] == args.count
-    rate_ok = complete and rate >= TARGET_RATE
-    p95_ok = complete and p95 < TARGET_P95
-    ratio = rate / ceiling["mails_per_s"]
-    cpu = ed["cpu"]  # type: ignore[index]
-    print()
-    print(f"no-op aiosmtpd ceiling        {ceiling['mails_per_s']:7.1f} mails/s")
-    print(f"edudesk SMTP accept rate      {ed['accept_per_s']:7.1f} mails/s   ({ed['accepted']} accepted, "
-          f"{ed['refused']} refused, in {ed['accept_seconds']:.2f} s)")
-    print(f"edudesk mails -> requests     {rate:7.1f} mails/s   ({ed['requests']}/{args.count} requests, "
-          f"{ed['seconds']:.2f} s from first 250 to last request)")
-    print(f"ratio edudesk / ceiling       {ratio:7.3f}")
-    print(f"latency 250 -> request        p50 {ed['p50']:.3f} s   p95 {ed['p95']:.3f} s   p99 {ed['p99']:.3f} s   "
-          f"max {ed['max']:.3f} s")
-    print(f"latency 250 -> ack sent       p50 {ed['ack_p50']:.3f} s   p95 {ed['ack_p95']:.3f} s   "
-          f"({ed['acks_sent']} acks; all jobs done {ed['all_jobs_done_s']:.1f} s after the burst began)")
-    print(f"server CPU seconds            burst: main {cpu['burst']['main']:.1f} / parsers "
-          f"{cpu['burst']['children']:.1f};  to last request: main {cpu['to_last_request']['main']:.1f} / parsers "
-          f"{cpu['to_last_request']['children']:.1f};  to all jobs done: main {cpu['to_all_jobs_done']['main']:.1f}")
-    print(f"outcomes {ed['outcomes']}, dead jobs {ed['dead_jobs']}, jobs left {ed['jobs_left']}"
-          + (f", refusals {ed['refusals']}" if ed["refused"] else ""))
-    print(f"target: >= {TARGET_RATE:.0f} mails/s             {'PASS' if rate_ok else 'MISS'}")
-    print(f"target: p95 250 -> request < {TARGET_P95:.0f} s   {'PASS' if p95_ok else 'MISS'}")
+    results: dict[str, dict[str, object]] = {}
+    for step, name in enumerate(args.database, start=2):
+        print(f"  [{step}/{steps}] edudesk run (subprocess), fresh {name} database ...", flush=True)
+        db: BenchDb = SqliteBenchDb(tmp / "sqlite") if name == "sqlite" else PostgresBenchDb()
+        try:
+            ed = run_edudesk(mails, students, None if args.no_warmup else warmup, args.connections, tmp,
+                             args.timeout, not args.no_registry, args.log_level, args.set, db)
+        finally:
+            db.close()
+        results[name] = report(name, ed, ceiling, args.count)
     summary = {
         "bench": "intake", "count": args.count, "connections": args.connections, "cpus": os.cpu_count(),
-        "settings": args.set,
+        "loadavg": [round(x, 2) for x in os.getloadavg()], "settings": args.set,
         "ceiling_mails_per_s": _num(ceiling["mails_per_s"], 1),
-        "edudesk_accept_per_s": _num(ed["accept_per_s"], 1),
-        "edudesk_mails_per_s": _num(rate, 1), "ratio": _num(ratio, 4),
-        "p50_s": _num(ed["p50"]), "p95_s": _num(p95), "p99_s": _num(ed["p99"]), "max_s": _num(ed["max"]),
-        "ack_p50_s": _num(ed["ack_p50"]), "ack_p95_s": _num(ed["ack_p95"]),
-        "all_jobs_done_s": _num(ed["all_jobs_done_s"], 1),
-        "requests": ed["requests"], "refused": ed["refused"], "dead_jobs": ed["dead_jobs"],
-        "server_cpu_s": cpu, "ceiling_server_cpu_s": _num(ceiling["server_cpu_s"], 2),
-        "target_mails_per_s": TARGET_RATE, "target_p95_s": TARGET_P95,
-        "rate": "PASS" if rate_ok else "MISS", "p95": "PASS" if p95_ok else "MISS",
+        "ceiling_server_cpu_s": _num(ceiling["server_cpu_s"], 2),
+        "target_mails_per_s": TARGET_RATE, "target_p95_s": TARGET_P95, "target_ack_p95_s": TARGET_ACK_P95,
+        **results,
     }
     print(json.dumps(summary, ensure_ascii=False))
     if args.keep:

@@ -63,6 +63,9 @@ def add_parser(sub: Any, func: Any) -> None:
     from edudesk.cli.records_ltv import add_ltv_parsers
 
     add_ltv_parsers(rec, func)  # refresh-ltv; verify --at, demo --ltv
+    from edudesk.cli.records_life import add_life_parsers
+
+    add_life_parsers(rec, func)  # replace, withdraw, adjust, revisions: the life of a record after signing
 
 
 async def run(app: Any, args: argparse.Namespace) -> int:
@@ -78,6 +81,10 @@ async def run(app: Any, args: argparse.Namespace) -> int:
         return await refresh_command(app, args)
     if what == "import":
         return await _import(app, args)
+    from edudesk.cli.records_life import COMMANDS, run_life
+
+    if what in COMMANDS:
+        return await run_life(app, args)
     if what in ("send", "sent"):
         from edudesk.cli.records_send import run_send
 
@@ -166,6 +173,9 @@ async def _import(app: Any, args: argparse.Namespace) -> int:
     await app.worker.drain()
     print(f"Đã nhập {result.teachers} giáo viên, {result.classes} lớp, {result.records} học bạ mới "
           f"({result.kept} đã có).")
+    if result.refused:  # a record that exists is never replaced by an import: records replace / adjust
+        print(f"Không thay {len(result.refused)} học bạ đã có bằng tệp mới ({', '.join(result.refused[:10])}): "
+              f"dùng edudesk records replace (sau báo sai sót) hoặc records adjust (học bạ đã phát hành).")
     return 0
 
 

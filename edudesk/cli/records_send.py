@@ -72,7 +72,7 @@ async def run_send(app: Any, args: argparse.Namespace) -> int:
         return 0
     if args.records_command == "send":
         await app.worker.drain()
-    rows = await send_rows(klass.id)
+    rows = await send_rows(klass.id, lang)
     if args.records_command == "sent" and args.json:
         print(json.dumps([{"student_code": r.student_code, "student_name": r.student_name, "state": r.state.value,
                            "receipt": r.receipt, "answer": r.answer,

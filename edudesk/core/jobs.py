@@ -7,13 +7,13 @@ import enum
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import OperationalError
-from tortoise.expressions import Q
+from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from edudesk.core.config import JobSettings
@@ -56,6 +56,7 @@ class JobState(enum.StrEnum):
 
 Handlers = dict[JobKind, Handler]
 URGENT_KINDS = (JobKind.PROCESS_MAIL, JobKind.REFRESH_CARDS)
+AGED_SECONDS = 2.0  # a job due this long is served in turn with the urgent kinds (an acknowledgement in a burst)
 LOCKED_RETRY_SECONDS = 1.0  # a step that met "database is locked" (another process writing SQLite) runs again
 
 
@@ -101,6 +102,15 @@ class JobQueue:
         await Job.bulk_create([job], ignore_conflicts=True, using_db=connection)
         self._wake.set()
 
+    async def enqueue_many(self, jobs: Sequence[tuple[JobKind, str, dict[str, Any]]], *,
+                           connection: BaseDBAsyncClient | None = None) -> None:
+        """Add several jobs (kind, key, payload) in one statement, each unless its key exists."""
+        now = self.clock.now()
+        rows = [Job(kind=kind, key=key, payload=payload, run_after=now, created_at=now) for kind, key, payload in jobs]
+        if rows:
+            await Job.bulk_create(rows, ignore_conflicts=True, using_db=connection)
+            self._wake.set()
+
     def wake(self) -> None:
         """Tell the worker new jobs are there (after a commit)."""
         self._wake.set()
@@ -113,26 +123,53 @@ class JobQueue:
             pass
         self._wake.clear()
 
-    async def claim(self, limit: int) -> list[Job]:
-        """Lease up to `limit` due jobs (pending, or running with an expired lease after a crash)."""
+    async def claim(self, limit: int, done: Sequence[Job] = ()) -> list[Job]:
+        """Lease up to `limit` due jobs (pending, or running with an expired lease after a crash); the `done`
+        jobs this worker finished are marked done in the same transaction."""
         now = self.clock.now()
         lease = now + timedelta(seconds=self.settings.lease_seconds)
         due = Q(state=JobState.PENDING, run_after__lte=now) | Q(state=JobState.RUNNING, locked_until__lt=now)
         async with in_transaction() as conn:
-            # Mail waiting to become a request goes first: in a burst, the acknowledgements can wait.
-            rows = await self._due(conn, due & Q(kind__in=URGENT_KINDS), limit)
+            await self._complete(conn, done, now)
+            if limit <= 0:
+                return []
+            # Mail waiting to become a request goes first: in a burst, the acknowledgements can wait, but
+            # not for long: one due for `AGED_SECONDS` joins the urgent ones in order of arrival, so it
+            # goes out within seconds, and the backpressure on the listener holds senders meanwhile.
+            first = Q(kind__in=URGENT_KINDS) | Q(run_after__lte=now - timedelta(seconds=AGED_SECONDS))
+            rows = await self._due(conn, due & first, limit)
             if len(rows) < limit:
-                rows += await self._due(conn, due & ~Q(kind__in=URGENT_KINDS), limit - len(rows))
-            claimed = []
-            for job in rows:
-                # Conditional update: exactly one claimer wins even without row locks (SQLite).
-                won = await Job.filter(id=job.id, state=job.state, attempts=job.attempts).using_db(
-                    conn
-                ).update(state=JobState.RUNNING, locked_until=lease, attempts=job.attempts + 1)
-                if won:
-                    job.state, job.locked_until, job.attempts = JobState.RUNNING, lease, job.attempts + 1
-                    claimed.append(job)
-        return claimed
+                rows += await self._due(conn, due & ~first, limit - len(rows))
+            return await self._lease(conn, rows, due, lease)
+
+    @staticmethod
+    async def _lease(conn: BaseDBAsyncClient, rows: list[Job], due: Q, lease: datetime) -> list[Job]:
+        """Lease the selected jobs with one statement. The due condition is repeated in it, so exactly one
+        claimer wins each job even without row locks (SQLite); when fewer rows changed than were selected,
+        the winners are read back."""
+        if not rows:
+            return []
+        ids = [job.id for job in rows]
+        won = await Job.filter(due, id__in=ids).using_db(conn).update(
+            state=JobState.RUNNING, locked_until=lease, attempts=F("attempts") + 1)
+        if won != len(rows):
+            mine = dict(await Job.filter(id__in=ids, state=JobState.RUNNING, locked_until=lease).using_db(conn)
+                        .values_list("id", "attempts"))
+            rows = [job for job in rows if mine.get(job.id) == job.attempts + 1]
+        for job in rows:
+            job.state, job.locked_until, job.attempts = JobState.RUNNING, lease, job.attempts + 1
+        return rows
+
+    @staticmethod
+    async def _complete(conn: BaseDBAsyncClient, jobs: Sequence[Job], now: datetime) -> None:
+        """Mark finished jobs done: one statement per attempt count (usually one for the whole batch); a job
+        another worker took over since (attempts bumped) is left to its new holder."""
+        by_attempts: dict[int, list[int]] = {}
+        for job in jobs:
+            by_attempts.setdefault(job.attempts, []).append(job.id)
+        for attempts, ids in by_attempts.items():
+            await Job.filter(id__in=ids, state=JobState.RUNNING, attempts=attempts).using_db(conn).update(
+                state=JobState.DONE, finished_at=now, locked_until=None)
 
     @staticmethod
     async def _due(conn: BaseDBAsyncClient, where: Q, limit: int) -> list[Job]:
@@ -148,6 +185,12 @@ class JobQueue:
     async def complete(self, job: Job) -> None:
         """Mark a job done."""
         await self._mine(job).update(state=JobState.DONE, finished_at=self.clock.now(), locked_until=None)
+
+    async def complete_many(self, jobs: Sequence[Job]) -> None:
+        """Mark several finished jobs done in one transaction."""
+        if jobs:
+            async with in_transaction() as conn:
+                await self._complete(conn, jobs, self.clock.now())
 
     @staticmethod
     def _mine(job: Job) -> Any:
@@ -205,6 +248,9 @@ class JobWorker:
         self.handlers: dict[str, Handler] = {}
         self.register(handlers or {})
         self._stopping = asyncio.Event()
+        # Jobs whose handler returned, waiting to be marked done with the next claim (one statement for all).
+        # Until then a crash re-runs them: handlers are idempotent, and nothing they wrote is lost.
+        self._done: list[Job] = []
         self.beat: float | None = None  # time.monotonic() of the run loop's last turn; None: not running (/readyz)
 
     def register(self, handlers: Handlers) -> None:
@@ -253,17 +299,36 @@ class JobWorker:
             log.exception("job %s (%s) raised", job.id, job.kind)
             await self.queue.fail(job, f"{type(exc).__name__}: {exc}")
         else:
-            await self.queue.complete(job)
+            self._done.append(job)
 
     async def drain(self) -> int:
         """Run every due job until none is left (for the CLI and tests); returns how many ran."""
         count = 0
-        while jobs := await self.queue.claim(self.queue.settings.concurrency):
+        while jobs := await self._claim(self.queue.settings.concurrency):
             async with asyncio.TaskGroup() as tg:
                 for job in jobs:
                     tg.create_task(self.run_one(job))
             count += len(jobs)
         return count
+
+    async def _claim(self, limit: int) -> list[Job]:
+        """Mark the finished jobs done and claim more, in one transaction; on failure the finished ones wait
+        for the next turn."""
+        done, self._done = self._done, []
+        try:
+            return await self.queue.claim(limit, done)
+        except BaseException:
+            self._done[:0] = done
+            raise
+
+    async def flush(self) -> None:
+        """Mark the jobs finished since the last claim done now (when the worker stops)."""
+        done, self._done = self._done, []
+        try:
+            await self.queue.complete_many(done)
+        except BaseException:
+            self._done[:0] = done
+            raise
 
     async def run(self) -> None:
         """Claim and run jobs until stopped, keeping up to `concurrency` in flight."""
@@ -273,6 +338,10 @@ class JobWorker:
             await self._loop(limit, running)
         finally:
             self.beat = None
+            try:
+                await self.flush()
+            except Exception:  # noqa: BLE001 - unflushed jobs only run again (handlers are idempotent)
+                log.warning("could not mark %s finished jobs done; they will run again", len(self._done))
 
     async def _loop(self, limit: int, running: dict[asyncio.Task[None], int]) -> None:
         async with asyncio.TaskGroup() as tg:
@@ -281,7 +350,7 @@ class JobWorker:
                 self.beat = time.monotonic()
                 free = limit - len(running)
                 try:
-                    jobs = await self.queue.claim(free) if free > 0 else []
+                    jobs = await self._claim(free) if free > 0 or self._done else []
                 except OperationalError as exc:
                     if not database_locked(exc):
                         raise

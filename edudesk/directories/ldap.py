@@ -31,6 +31,8 @@ _TRANSIENT = {3, 51, 52, 80}  # timeLimitExceeded, busy, unavailable, other: wor
 _ATTEMPTS = 4
 _BACKOFF = 0.25
 _BROKEN = (LDAPCommunicationError, LDAPResponseTimeoutError, LDAPStartTLSError, OSError)
+_SEEN_SECONDS = 60.0  # how long a batched look-up stands in for the search before an add
+_SEEN_MAX = 20_000  # entries kept at most (a list's worth); older ones are dropped first
 
 
 class _Unreachable(Exception):
@@ -141,6 +143,8 @@ class LdapProvisioner:
         self._sleep = sleep
         self._pool = _Pool(self._connect, max(1, config.pool_size))
         self._bases = tuple(dict.fromkeys((config.staff_base, config.student_base)))
+        # address -> (when, entry or None): what `lookup_many` found, used once by `create` instead of its search.
+        self._seen: dict[str, tuple[float, _Found | None]] = {}
 
     # -- the port -------------------------------------------------------------------------------------
 
@@ -149,10 +153,27 @@ class LdapProvisioner:
         found = await self._call(lambda conn: self._find(conn, address), address)
         return found.entry if found else None
 
+    async def lookup_many(self, addresses: list[str]) -> None:
+        """Search a chunk's addresses at once (one search per base), for the `create` calls that follow.
+
+        Each answer replaces that address's search in its `create`, once, within `_SEEN_SECONDS`: the add
+        then still fails on an existing DN (68, read and judged as before), and a retry searches afresh.
+        """
+        wanted = sorted({a for a in addresses if a})
+        if not wanted:
+            return
+        found = await self._call(lambda conn: self._find_many(conn, wanted), wanted[0])
+        now = asyncio.get_running_loop().time()
+        if len(self._seen) + len(found) > _SEEN_MAX:
+            self._seen.clear()
+        self._seen.update((address, (now, entry)) for address, entry in found.items())
+
     async def create(self, spec: AccountSpec, password: str) -> str:
         """Add the entry and set its password; link an entry of the same key or person; else AddressTaken."""
         added: list[str] = []  # survives a retry: the add went through before the connection broke
-        return await self._call(lambda conn: self._create(conn, spec, password, added), spec.address)
+        seen = self._seen.pop(spec.address, None)
+        prior = [seen[1]] if seen is not None and asyncio.get_running_loop().time() - seen[0] < _SEEN_SECONDS else []
+        return await self._call(lambda conn: self._create(conn, spec, password, added, prior), spec.address)
 
     async def reset_password(self, address: str, password: str, *, force_change: bool = True) -> None:
         """Set a new password and re-enable the entry (unlock, or clear ACCOUNTDISABLE)."""
@@ -287,14 +308,35 @@ class LdapProvisioner:
                             self._attributes(), address)
         return self._found(hits[0], address) if hits else None
 
+    def _find_many(self, conn: Connection, addresses: list[str]) -> dict[str, _Found | None]:
+        """Each address's entry (None: free) from one search per base; addresses left unsure are left out."""
+        mail = self.config.mail_attribute
+        query = "(|" + "".join(f"({mail}={escape_filter_chars(a)})" for a in addresses) + ")"
+        hits: list[dict[str, Any]] = []
+        for base in self._bases:
+            conn.search(base, query, SUBTREE, attributes=self._attributes(), size_limit=2 * len(addresses) + 4)
+            if self._check(conn, addresses[0], allowed=(4, 32)) == 4:
+                return {}  # more entries than asked for: let each create search for itself
+            hits += [item for item in conn.response or [] if item.get("type") == "searchResEntry"]
+        out: dict[str, _Found | None] = dict.fromkeys(addresses)
+        by_lower = {a.lower(): a for a in addresses}
+        for item in hits:  # in base order, like `_find`: the first entry holding an address answers for it
+            for value in item["raw_attributes"].get(mail) or []:
+                address = by_lower.get(value.decode("utf-8", "replace").lower())
+                if address is not None and out[address] is None:
+                    out[address] = self._found(item, address)
+        return out
+
     def _read(self, conn: Connection, dn: str, address: str) -> _Found | None:
         conn.search(dn, "(objectClass=*)", BASE, attributes=self._attributes())
         if self._check(conn, address, allowed=(32,)) == 32 or not conn.response:
             return None
         return self._found(conn.response[0], address)
 
-    def _create(self, conn: Connection, spec: AccountSpec, password: str, added: list[str]) -> str:
-        found = self._find(conn, spec.address)
+    def _create(self, conn: Connection, spec: AccountSpec, password: str, added: list[str],
+                prior: list[_Found | None]) -> str:
+        # A batched look-up answers the first attempt only: after a broken connection, search again.
+        found = prior.pop() if prior else self._find(conn, spec.address)
         if found is None:
             dn, attributes = self._new_entry(conn, spec)
             conn.add(dn, attributes=attributes)

@@ -28,12 +28,13 @@ from typing import Any
 import asyncpg
 import pytest
 
+from edudesk.core.config import InstitutionSettings
 from tests.servers.docker import BuiltImage, build_image, docker, ensure_engine, host_port, inspect, wait_for
 
 pytestmark = [pytest.mark.image, pytest.mark.slow]
 
 START_LIMIT = 5.0  # the figure: /healthz answers within 5 s of `docker run`
-OFFICE = "office-bknic@hust.edu.vn"  # the office mailbox of the built-in (demo) settings the image starts with
+OFFICE = InstitutionSettings().office_address  # the office mailbox of the built-in example school the image starts with
 
 
 @pytest.fixture(scope="module")

@@ -321,7 +321,8 @@ async def test_a_signed_record_cannot_be_replaced_by_import_or_replace(school: A
     kit = await school(small_roster())
     await sign_all(kit)
     first = (await kit.records())[0]
-    result = await import_roster(kit.roster, {"HS001": corrected(kit, 0), "HS002": exported(kit, 1)}, actor=ADMIN,
+    result = await import_roster(kit.roster, {"HS001": corrected(kit, 0), "HS002": exported(kit, 1),
+                                              "HS003": exported(kit, 2)}, actor=ADMIN,
                                  clock=kit.clock)
     assert (result.records, result.kept, result.refused) == (0, 3, ("HS001",)), "the same export is no change"
     assert bytes((await SchoolRecord.get(id=first.id)).pdf) == bytes(first.pdf)

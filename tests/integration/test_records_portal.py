@@ -132,6 +132,7 @@ async def test_the_package_carries_the_exports_content_and_its_xml_passes_the_xs
     assert (sent["school"], sent["year"], sent["class"]) == ("Trường THPT Lê Quý Đôn", "2025-2026", "10A1")
     assert sent["confirmed_by"] == exported["confirmed_by"] and sent["confirmed_at"] == exported["confirmed_at"]
     for mine, theirs in zip(sent["records"], exported["records"], strict=True):
+        theirs.pop("revisions", None)  # the export's archive of earlier versions (files of the export only)
         assert {k: mine[k] for k in theirs} == theirs  # every fact of the export, unchanged
         assert mine["size"] == len((tmp_path / "out" / theirs["file"]).read_bytes())
         pdf = upload.files[theirs["file"]]
@@ -206,6 +207,28 @@ async def test_a_refused_record_is_lỗi_with_the_answer_and_a_resend_carries_on
     assert all(r.state == SendState.SENT for r in again.values())
     assert again["HS001"].receipt == sent["HS001"].receipt and again["HS001"].attempts == 1
     assert [portal.times_stored(c) for c in CODES] == [1, 1, 1]
+
+
+async def test_a_record_changed_after_it_was_accepted_is_sent_again_alone(school: Any,
+                                                                         portal: FakeRecordsPortal) -> None:
+    kit = await school()
+    await send(kit)
+    first = {code: row.receipt for code, row in (await states(kit)).items()}
+    kit.clock.advance(timedelta(days=3))
+    record = await SchoolRecord.get(klass_id=kit.class_id, student_code="HS002")
+    # What a revision does to a record issued again (core/signing/revisions.py): a new PDF, a later updated_at.
+    await SchoolRecord.filter(id=record.id).update(pdf=bytes(record.pdf) + b"\n% revision 1\n", revision=1,
+                                                   updated_at=kit.clock.now())
+    rows = {r.student_code: r for r in await send_rows(kit.class_id)}
+    assert rows["HS002"].state == SendState.UNSENT and first["HS002"] in rows["HS002"].answer
+    assert rows["HS001"].state == rows["HS003"].state == SendState.SENT
+    assert "old receipt" in {r.student_code: r for r in await send_rows(kit.class_id, "en")}["HS002"].answer
+    await send(kit)
+    assert sorted(portal.uploads[1].files) == ["HS002_Hoc_Sinh_So_2.pdf"]
+    after = await states(kit)
+    assert after["HS002"].state == SendState.SENT and after["HS002"].receipt not in ("", first["HS002"])
+    assert after["HS001"].receipt == first["HS001"] and after["HS001"].attempts == 1
+    assert [portal.times_stored(c) for c in CODES] == [1, 2, 1]
 
 
 async def test_a_wrong_token_fails_for_good_at_once_and_is_reported(school: Any, portal: FakeRecordsPortal) -> None:

@@ -380,3 +380,6 @@ def add_routes(app: web.Application) -> None:
     from edudesk.bot.web.records_portal import add_routes as add_portal
 
     add_portal(app)  # /records/classes/{id}/send and /sent: the receiving portal
+    from edudesk.bot.web.records_life import add_routes as add_life
+
+    add_life(app)  # /records/life: corrections, withdrawals, adjustments, archived revisions

@@ -5,7 +5,7 @@ core/signing/sending.py, which checks the role and the class."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -13,11 +13,13 @@ from aiohttp import web
 from edudesk.bot.web.records import ID, records_page, service
 from edudesk.bot.web.render import ACTOR, Console, console, needs, redirect, render
 from edudesk.core.errors import EdudeskError, NotAllowed
+from edudesk.core.jobs import JobKind, JobState
+from edudesk.core.models import Job
 from edudesk.core.people.access import Permission
 from edudesk.core.people.staff import Role
 from edudesk.core.signing.models import SchoolClass
-from edudesk.core.signing.sending import ISSUED, request_send, send_rows, tally, unsent_records, waiting_job
-from edudesk.core.signing.sendmodels import RecordSend, SendState
+from edudesk.core.signing.sending import ISSUED, overview, request_send, send_rows, tally, unsent_ids, waiting_job
+from edudesk.core.signing.sendmodels import SendState
 
 WORDS = {
     "vi": {"title": "Gửi học bạ lên Cổng tiếp nhận", "send": "Gửi lên hệ thống", "states": "Trạng thái gửi",
@@ -46,19 +48,21 @@ def portal_words(c: Console) -> dict[str, str]:
 
 
 async def portal_view(c: Console) -> dict[str, Any]:
-    """For the admin's /records: each issued class with its send counts, what is left and any send in progress."""
-    counts: dict[int, dict[str, int]] = defaultdict(lambda: dict.fromkeys(SendState, 0))
-    for row in await RecordSend.all().values("klass_id", "state"):
-        counts[row["klass_id"]][row["state"]] += 1
-    classes = []
-    for k in await SchoolClass.filter(state__in=list(ISSUED)).order_by("-year", "name"):
-        left = len(await unsent_records(k.id))
-        waiting = await waiting_job(k.id)
+    """For the admin's /records: each issued class with its send counts and any send in progress (a few queries
+    for the whole school, no PDF read)."""
+    classes = await SchoolClass.filter(state__in=list(ISSUED)).order_by("-year", "name")
+    counts = await overview([k.id for k in classes])
+    waiting: dict[int, datetime] = {}
+    for job in await Job.filter(kind=JobKind.PORTAL_SEND, state__in=[JobState.PENDING, JobState.RUNNING]).values(
+            "key", "run_after"):
+        waiting[int(str(job["key"]).split(":")[1])] = job["run_after"]
+    rows = []
+    for k in classes:
         n = counts[k.id]
-        classes.append({"id": k.id, "name": k.name, "year": k.year, "left": left,
-                        "counts": {s.value: n[s] for s in SendState} | {"unsent": left - n[SendState.FAILED]},
-                        "waiting": c.when(waiting.run_after) if waiting is not None else ""})
-    return {"portal": {"enabled": c.settings.portal.enabled and bool(c.settings.portal.url), "classes": classes,
+        rows.append({"id": k.id, "name": k.name, "year": k.year, "left": n[SendState.UNSENT] + n[SendState.FAILED],
+                     "counts": {s.value: n[s] for s in SendState},
+                     "waiting": c.when(waiting[k.id]) if k.id in waiting else ""})
+    return {"portal": {"enabled": c.settings.portal.enabled and bool(c.settings.portal.url), "classes": rows,
                        "w": portal_words(c)}}
 
 
@@ -73,9 +77,9 @@ async def sent_page(request: web.Request, *, error: str = "") -> web.Response:
     klass = await SchoolClass.get_or_none(id=int(request.match_info["id"]))
     if klass is None:
         raise web.HTTPNotFound()
-    rows = await send_rows(klass.id)
+    rows = await send_rows(klass.id, c.lang)
     waiting = await waiting_job(klass.id)
-    left = len(await unsent_records(klass.id)) if klass.state in ISSUED else 0
+    left = len(await unsent_ids(klass.id)) if klass.state in ISSUED else 0
     n = tally(rows)
     return render(request, "records_sent.html.j2", error=error, klass=klass, w=w, when=c.when,
                   rows=[{"row": r, "label": r.label(c.lang)} for r in rows], left=left,

@@ -8,6 +8,7 @@ from edudesk.core.accounts.models import Account
 from edudesk.core.accounts.naming import local_part, propose_addresses
 from edudesk.core.config import Settings
 from edudesk.core.intake.domain import ExtractedRequest, IncomingMail, Kind, Person, Population, Problem, Severity
+from edudesk.core.intake.facts import registry_facts
 from edudesk.core.intake.listrows import row_findings
 from edudesk.core.intake.sender import (
     Verification,
@@ -20,10 +21,7 @@ from edudesk.core.intake.sender import (
     topmost_results,
     trusted_institutional,
 )
-from edudesk.core.people.models import RegistryEntry
-from edudesk.core.people.registry import compare, lookup
-from edudesk.core.requests.models import RequestPerson
-from edudesk.core.requests.workflow import OPEN_STATES
+from edudesk.core.people.registry import compare
 from edudesk.core.words import words
 
 NEW_KINDS = (Kind.NEW_ACCOUNT, Kind.BULK_NEW_ACCOUNTS)
@@ -111,39 +109,6 @@ def policy_findings(mail: IncomingMail, kind: Kind, population: Population, sett
     return problems, flags
 
 
-async def _accounts_of(ids: list[str], entries: dict[str, RegistryEntry]) -> dict[str, str]:
-    found = {pid: e.email for pid, e in entries.items() if e.email}
-    if ids:
-        for acc in await Account.filter(person_id__in=ids, state__not="deleted").only("person_id", "address"):
-            found.setdefault(acc.person_id, acc.address)
-    return found
-
-
-async def _open_duplicates(ids: list[str], kind: Kind, exclude_request: int | None) -> dict[str, int]:
-    if not ids:
-        return {}
-    rows = await RequestPerson.filter(
-        person_id__in=ids, request__state__in=[s.value for s in OPEN_STATES], request__kind=kind.value
-    ).exclude(request_id=exclude_request or 0).only("person_id", "request_id")
-    return {r.person_id: r.request_id for r in rows}  # type: ignore[attr-defined]
-
-
-async def _taken_addresses(bases: set[str], domain: str, exclude_request: int | None) -> set[str]:
-    """Addresses in use that could collide with these local parts: accounts, registry, open proposals."""
-    taken: set[str] = set()
-    states = [s.value for s in OPEN_STATES]
-    for base in bases:
-        prefix = base
-        taken.update(str(a).lower() for a in await Account.filter(address__startswith=prefix).values_list(
-            "address", flat=True))
-        taken.update(str(a).lower() for a in await RegistryEntry.filter(email__startswith=prefix).values_list(
-            "email", flat=True))
-        taken.update(str(a).lower() for a in await RequestPerson.filter(
-            proposed_address__startswith=prefix, request__state__in=states
-        ).exclude(request_id=exclude_request or 0).values_list("proposed_address", flat=True))
-    return {a for a in taken if a.endswith("@" + domain)}
-
-
 async def check_request(extracted: ExtractedRequest, mail: IncomingMail, settings: Settings,
                         *, exclude_request: int | None = None, reply: bool = False) -> Checked:
     """Run every check on an extracted request; findings are attached per person (row) and request."""
@@ -154,13 +119,14 @@ async def check_request(extracted: ExtractedRequest, mail: IncomingMail, setting
         (per_person[p.row] if p.row is not None and 0 <= p.row < len(persons) else []).append(p)
     problems = [p for p in extracted.problems if p.row is None or not 0 <= p.row < len(persons)]
     ids = [p.person_id for p in persons if p.person_id]
-    entries = await lookup(population, ids)
-    accounts = await _accounts_of(ids, entries)
+    new_addresses = extracted.kind in NEW_KINDS and bool(persons)
+    bases = {local_part(p, settings.naming.rule) for p in persons} - {""} if new_addresses else set()
+    facts = await registry_facts(population.value, ids, extracted.kind.value, exclude_request, bases)
+    entries, accounts, duplicates = facts.entries, facts.accounts, facts.duplicates
     # Accounts this very request created already (a provisioning run that stopped half-way, then a
     # corrected form): they are the people's own, not a reason to propose a second address.
     own = {a.person_id: a.address for a in await Account.filter(request_id=exclude_request, state="active")
            if a.person_id} if exclude_request else {}
-    duplicates = await _open_duplicates(ids, extracted.kind, exclude_request)
     in_list = row_findings(persons, per_person)  # missing IDs held back, the same person twice named so
     for row, person in enumerate(persons):
         found = per_person[row]
@@ -176,10 +142,9 @@ async def check_request(extracted: ExtractedRequest, mail: IncomingMail, setting
             found.append(Problem("request", "duplicate_request",
                                  f"Đã có yêu cầu YC-{duplicates[person.person_id]} đang xử lý cho người này.",
                                  Severity.WARNING, row))
-    if extracted.kind in NEW_KINDS and persons:
+    if new_addresses:
         domain = settings.domain_for(population.value)
-        bases = {local_part(p, settings.naming.rule) for p in persons} - {""}
-        taken = await _taken_addresses(bases, domain, exclude_request)
+        taken = {a for a in facts.taken if a.endswith("@" + domain)}
         # A repeated row gets no address of its own (a "changed" a.xyz2): it shows the row it repeats.
         firsts = [i for i in range(len(persons)) if i not in in_list]
         proposed = dict(zip(firsts, propose_addresses([persons[i] for i in firsts], population.value,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
+from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
+from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
@@ -96,6 +99,16 @@ def dedupe_key(raw: bytes, message_id: str) -> tuple[str, str]:
     return (message_id_key(message_id) if message_id else f"sha256:{digest}"), digest
 
 
+@dataclass
+class _Entry:
+    """One mail waiting for its group commit: the row's values, then its id (or the error) once tried."""
+
+    values: dict[str, Any]
+    first: int | None  # the first mail with this Message-ID, when this one reuses it with other content
+    mail_id: int | None = None
+    error: Exception | None = None
+
+
 class MailLedger:
     """The `IntakeSink` both channels feed: `store` commits the raw mail and its job before returning. It is
     also the `HealthReport` of the channels (`report_health`); IMAP checkpoints are `DbImapCheckpoints`."""
@@ -105,6 +118,8 @@ class MailLedger:
         self.clock = clock
         self.settings = settings
         self.alert_after_failures = settings.imap.alert_after_failures
+        self._waiting: list[_Entry] = []  # stored mails waiting for the next group commit
+        self._committing = asyncio.Lock()
 
     async def store(
         self,
@@ -128,30 +143,12 @@ class MailLedger:
             return StoreResult(existing, True)
         if first is not None:
             key = f"{key} sha256:{digest}"
-        now = self.clock.now()
+        entry = _Entry(dict(dedupe_key=key, message_id=message_id, content_hash=digest, source=source,
+                            source_key=source_key, envelope_from=envelope_from[:320],
+                            envelope_to=list(envelope_to)[:50], size=oversize or len(raw), oversize=oversize,
+                            content=raw), first)
         try:
-            async with in_transaction() as conn:
-                mail = await InboundMail.create(
-                    dedupe_key=key,
-                    message_id=message_id,
-                    content_hash=digest,
-                    source=source,
-                    source_key=source_key,
-                    envelope_from=envelope_from[:320],
-                    envelope_to=list(envelope_to)[:50],
-                    size=oversize or len(raw),
-                    oversize=oversize,
-                    content=raw,
-                    received_at=now,
-                    using_db=conn,
-                )
-                if first is not None:
-                    log.warning("mail %s reuses the Message-ID of mail %s with other content", mail.id, first)
-                    await AuditEvent.create(at=now, actor="system", action="message_id_reused", mail_id=mail.id,
-                                            detail={"message_id": message_id[:300], "first_mail_id": first,
-                                                    "source": source}, using_db=conn)
-                await self.queue.enqueue(JobKind.PROCESS_MAIL, f"process_mail:{mail.id}", {"mail_id": mail.id},
-                                         connection=conn)
+            mail_id = await self._grouped(entry)
         except IntegrityError:
             # Another channel stored the same mail between our check and our insert, or another mail with the
             # same new Message-ID won the race: then this one is a reuse, stored under its own key on retry.
@@ -163,7 +160,58 @@ class MailLedger:
                 raise
             return StoreResult(existing, True)
         self.queue.wake()
-        return StoreResult(mail.id, False)
+        return StoreResult(mail_id, False)
+
+    async def _grouped(self, entry: _Entry) -> int:
+        """Commit this mail together with every other one waiting (group commit: one transaction, one fsync,
+        for all the sessions that finished DATA meanwhile); returns its id once committed. A group that meets
+        a duplicate key is stored again mail by mail, so only the duplicate fails."""
+        self._waiting.append(entry)
+        async with self._committing:
+            if entry.mail_id is None and entry.error is None:
+                group, self._waiting = self._waiting, []
+                try:
+                    await self._insert(group)
+                except IntegrityError:
+                    await self._insert_each(group)
+                except BaseException as exc:
+                    # Nothing of the group is known to be stored: every sender in it gets the 451 and retries.
+                    failure = exc if isinstance(exc, Exception) else RuntimeError("the group commit was interrupted")
+                    for other in group:
+                        other.error = failure
+                    raise
+        if entry.error is not None:
+            raise entry.error
+        assert entry.mail_id is not None
+        return entry.mail_id
+
+    async def _insert_each(self, group: list[_Entry]) -> None:
+        """The group again, one transaction per mail: only the duplicate fails."""
+        for one in group:
+            try:
+                await self._insert([one])
+            except IntegrityError as exc:
+                one.error = exc
+            except Exception as exc:  # noqa: BLE001 - told to its own sender as a 451 (SmtpIntakeHandler)
+                one.error = exc
+
+    async def _insert(self, group: list[_Entry]) -> None:
+        """The mails of a group and their `process_mail` jobs, in one transaction (one statement for the jobs)."""
+        now = self.clock.now()
+        async with in_transaction() as conn:
+            mails = [await InboundMail.create(**e.values, received_at=now, using_db=conn) for e in group]
+            for entry, mail in zip(group, mails, strict=True):
+                if entry.first is not None:
+                    log.warning("mail %s reuses the Message-ID of mail %s with other content", mail.id, entry.first)
+                    await AuditEvent.create(at=now, actor="system", action="message_id_reused", mail_id=mail.id,
+                                            detail={"message_id": mail.message_id[:300],
+                                                    "first_mail_id": entry.first, "source": mail.source},
+                                            using_db=conn)
+            await self.queue.enqueue_many(
+                [(JobKind.PROCESS_MAIL, f"process_mail:{m.id}", {"mail_id": m.id}) for m in mails],
+                connection=conn)
+        for entry, mail in zip(group, mails, strict=True):
+            entry.mail_id = mail.id
 
     async def backlog(self) -> int:
         """Stored mails not yet processed (in this process and any other sharing the database)."""

@@ -8,6 +8,7 @@ composition root hands `Directories` the function that builds one by name.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 from edudesk.core.config import Settings
 from edudesk.core.errors import ConfigError
@@ -15,6 +16,16 @@ from edudesk.core.ports import Clock, Provisioner
 
 POPULATIONS = ("staff", "student")
 Build = Callable[[Settings, Clock, str], Provisioner]  # (settings, clock, back end name) -> Provisioner
+
+
+@runtime_checkable
+class BatchLookup(Protocol):
+    """A back end that can look a chunk's addresses up at once before its `create` calls (LDAP: one search
+    per base instead of one per row); optional, a speed-up only."""
+
+    async def lookup_many(self, addresses: list[str]) -> None:
+        """Look these addresses up now, for the `create` calls that follow."""
+        ...
 
 
 class Directories:

@@ -138,27 +138,40 @@ class RowRunner:
                                 request_id=request_id, approved_by=who.approved_by, executed_by=who.executed_by,
                                 ok=False, answer=detail)
 
-    async def reserve_all(self, directory: Provisioner, request_id: int, population: str,
-                          persons: list[RequestPerson], avoid: frozenset[str]) -> dict[int, str]:
-        """The journalled address of each person (one commit for the whole chunk; conflicts one by one)."""
+    async def reserve_bulk(self, conn: Any, directory: Provisioner, request_id: int, population: str,
+                           persons: list[RequestPerson]) -> dict[str, str]:
+        """Journal each person's proposed address in the caller's transaction, set-wise; key -> address held.
+
+        Conflicts are skipped here (INSERT ... ON CONFLICT DO NOTHING leaves the transaction usable);
+        `reserve_rest` finds those people a free address afterwards.
+        """
         keys = {p.id: person_key(request_id, p) for p in persons}
-        known = dict(await Account.filter(key__in=list(keys.values())).values_list("key", "address"))
+        known = dict(await Account.filter(key__in=list(keys.values())).using_db(conn).values_list("key", "address"))
         need = [p for p in persons if keys[p.id] not in known]
-        if need:
-            wanted = [p.proposed_address for p in need]
-            taken = set(await Account.filter(address__in=wanted).values_list("address", flat=True))
-            now = self.clock.now()
+        if not need:
+            return known
+        wanted = [p.proposed_address for p in need]
+        taken = set(await Account.filter(address__in=wanted).using_db(conn).values_list("address", flat=True))
+        now = self.clock.now()
+        fresh = [p for p in need if p.proposed_address not in taken and wanted.count(p.proposed_address) == 1]
+        if fresh:
             await Account.bulk_create([
                 Account(address=p.proposed_address, population=population, person_id=p.person_id,
                         full_name=p.full_name, state="pending", created_at=now, updated_at=now,
-                        request_id=request_id, key=keys[p.id], backend=directory.name)
-                for p in need if p.proposed_address not in taken and wanted.count(p.proposed_address) == 1],
-                ignore_conflicts=True)
-            known = dict(await Account.filter(key__in=list(keys.values())).values_list("key", "address"))
+                        request_id=request_id, key=keys[p.id], backend=directory.name) for p in fresh],
+                ignore_conflicts=True, using_db=conn)
+            known |= dict(await Account.filter(key__in=[keys[p.id] for p in fresh]).using_db(conn).values_list(
+                "key", "address"))
+        return known
+
+    async def reserve_rest(self, directory: Provisioner, request_id: int, population: str,
+                           persons: list[RequestPerson], known: dict[str, str],
+                           avoid: frozenset[str]) -> dict[int, str]:
+        """The journalled address of each person: `known` from `reserve_bulk`, the others one by one."""
         out = {}
         for p in persons:
-            address = known.get(keys[p.id])
-            out[p.id] = address or await self._reserve(directory, keys[p.id], p, population, request_id, avoid)
+            key = person_key(request_id, p)
+            out[p.id] = known.get(key) or await self._reserve(directory, key, p, population, request_id, avoid)
         return out
 
     async def create(self, directory: Provisioner, request_id: int, population: str, person: RequestPerson,

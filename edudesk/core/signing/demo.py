@@ -34,7 +34,7 @@ def _name(rng: random.Random, female: bool) -> str:
     return f"{rng.choice(FAMILY)} {rng.choice(middle)} {rng.choice(given)}"
 
 
-def demo_roster(*, students: int = 40, seed: int = 2025, email_domain: str = "thpt-lqd.edu.vn",
+def demo_roster(*, students: int = 40, seed: int = 2025, email_domain: str = "truong-demo.edu.vn",
                 school: str = "") -> Roster:
     """The demo roster: teachers with institutional e-mail addresses, one class and its students. `school`:
     the configured one (recordtext.school_name); empty, the import fills it in."""

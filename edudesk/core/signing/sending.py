@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from tortoise.transactions import in_transaction
 
@@ -80,11 +81,43 @@ async def find_class(name: str, year: str = "") -> SchoolClass:
     return klass
 
 
+CHANGED = {"vi": "Học bạ đã thay đổi sau khi Cổng tiếp nhận nhận (biên nhận cũ {receipt}); cần gửi lại bản mới.",
+           "en": "The record changed after the portal accepted it (old receipt {receipt}); the new version must be "
+                 "sent."}
+
+
+def changed_since_sent(send: dict[str, Any]) -> bool:
+    """Whether an accepted record's PDF changed after the portal took it (a revision re-made it since)."""
+    updated, sent = send["record__updated_at"], send["sent_at"]
+    return sent is None or (updated is not None and updated > sent)
+
+
+def current_state(send: dict[str, Any] | None) -> SendState:
+    """A record's send state now: no row is chưa gửi, and so is an accepted record changed since."""
+    if send is None:
+        return SendState.UNSENT
+    if send["state"] == SendState.SENT and changed_since_sent(send):
+        return SendState.UNSENT
+    return SendState(send["state"])
+
+
+async def _sends(**where: Any) -> dict[int, dict[str, Any]]:
+    rows = await RecordSend.filter(**where).values("record_id", "state", "receipt", "answer", "sent_at", "attempts",
+                                                   "record__updated_at")
+    return {r["record_id"]: r for r in rows}
+
+
+async def unsent_ids(class_id: int) -> list[int]:
+    """The class's signed records (by student code) the portal has not accepted in their current version: never
+    sent, being retried, lỗi, or changed since. Ids only: the PDFs stay in the database."""
+    sends = await _sends(klass_id=class_id)
+    rows = await SchoolRecord.filter(klass_id=class_id, state=RecordState.SIGNED).order_by("student_code").values("id")
+    return [int(r["id"]) for r in rows if current_state(sends.get(int(r["id"]))) != SendState.SENT]
+
+
 async def unsent_records(class_id: int) -> list[SchoolRecord]:
-    """The class's signed records the portal has not accepted yet: never sent, being retried, or lỗi."""
-    accepted = await RecordSend.filter(klass_id=class_id, state=SendState.SENT).values_list("record_id", flat=True)
-    return await SchoolRecord.filter(klass_id=class_id, state=RecordState.SIGNED).exclude(
-        id__in=list(accepted) or [0]).order_by("student_code")
+    """The records of `unsent_ids` with their PDFs (for the job that sends them)."""
+    return await SchoolRecord.filter(id__in=await unsent_ids(class_id) or [0]).order_by("student_code")
 
 
 async def waiting_job(class_id: int) -> Job | None:
@@ -93,18 +126,32 @@ async def waiting_job(class_id: int) -> Job | None:
                             state__in=[JobState.PENDING, JobState.RUNNING]).order_by("-id").first()
 
 
-async def send_rows(class_id: int) -> list[SendRow]:
+async def send_rows(class_id: int, lang: str = "vi") -> list[SendRow]:
     """Every record of the class (by student code) with its send state; no row yet means chưa gửi."""
-    sends = {s.record_id: s for s in await RecordSend.filter(klass_id=class_id)}
+    sends = await _sends(klass_id=class_id)
     rows = []
-    for r in await SchoolRecord.filter(klass_id=class_id).order_by("student_code"):
-        s = sends.get(r.id)
+    for r in await SchoolRecord.filter(klass_id=class_id).order_by("student_code").values(
+            "id", "student_code", "student_name"):
+        s = sends.get(r["id"])
+        state = current_state(s)
         if s is None:
-            rows.append(SendRow(r.id, r.student_code, r.student_name, SendState.UNSENT))
+            rows.append(SendRow(r["id"], r["student_code"], r["student_name"], state))
+        elif state == SendState.UNSENT and s["state"] == SendState.SENT:  # re-made after it was accepted
+            text = CHANGED["en" if lang == "en" else "vi"].format(receipt=s["receipt"])
+            rows.append(SendRow(r["id"], r["student_code"], r["student_name"], state, "", text, None, s["attempts"]))
         else:
-            rows.append(SendRow(r.id, r.student_code, r.student_name, SendState(s.state), s.receipt, s.answer,
-                                s.sent_at, s.attempts))
+            rows.append(SendRow(r["id"], r["student_code"], r["student_name"], state, s["receipt"], s["answer"],
+                                s["sent_at"], s["attempts"]))
     return rows
+
+
+async def overview(class_ids: list[int]) -> dict[int, dict[SendState, int]]:
+    """Per class, its records đã gửi, lỗi and chưa gửi, in two queries for any number of classes."""
+    sends = await _sends(klass_id__in=class_ids or [0])
+    counts = {c: dict.fromkeys(SendState, 0) for c in class_ids}
+    for r in await SchoolRecord.filter(klass_id__in=class_ids or [0]).values("id", "klass_id"):
+        counts[r["klass_id"]][current_state(sends.get(r["id"]))] += 1
+    return counts
 
 
 def tally(rows: list[SendRow]) -> dict[SendState, int]:
@@ -138,7 +185,7 @@ async def request_send(records: RecordService, actor: Actor, class_id: int) -> S
             f"đủ, đã phát hành và đã xác nhận.",
             f"Class {klass.name} ({klass.year}) has not been confirmed complete: only fully signed, issued and "
             f"confirmed records can be sent.", code="not_issued"), class_id=class_id)
-    pending = await unsent_records(class_id)
+    pending = await unsent_ids(class_id)
     if not pending:
         raise await records.refuse(actor, "rec_portal", PortalRefusal(
             f"Cổng tiếp nhận đã nhận mọi học bạ của lớp {klass.name} ({klass.year}); không còn học bạ nào để gửi.",

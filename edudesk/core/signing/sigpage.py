@@ -120,12 +120,13 @@ def page_object(writer: BasePdfFileWriter, font: stamp.StampFontEngine, page: Si
     return generic.DictionaryObject({
         N("/Type"): N("/Page"),
         N("/MediaBox"): generic.ArrayObject(map(generic.FloatObject, (0, 0, PAGE_W, PAGE_H))),
-        N("/Resources"): _fonts(font),
+        N("/Resources"): _fonts(font.ref),
         N("/Contents"): writer.add_object(content)})
 
 
-def _fonts(font: stamp.StampFontEngine) -> generic.DictionaryObject:
-    return generic.DictionaryObject({N("/Font"): generic.DictionaryObject({N(stamp.RESOURCE): font.ref})})
+def _fonts(ref: generic.IndirectObject) -> generic.DictionaryObject:
+    """A resource dictionary naming the record's stamp font /EduVN."""
+    return generic.DictionaryObject({N("/Font"): generic.DictionaryObject({N(stamp.RESOURCE): ref})})
 
 
 # The page's (possibly rotated) visible box -> a matrix from "upright" coordinates to the page's own space.
@@ -151,7 +152,7 @@ def number_pages(writer: BasePdfFileWriter, font: stamp.StampFontEngine, count: 
         stream = generic.StreamObject(stream_data=b"Q q %s cm %s Q" % (
             matrix, _foot(font, page_label(index + 1, total), upright_w)))
         writer.add_stream_to_page(index, save, prepend=True)
-        writer.add_stream_to_page(index, writer.add_object(stream), resources=_fonts(font))
+        writer.add_stream_to_page(index, writer.add_object(stream), resources=_fonts(font.ref))
 
 
 def _appearance(writer: BasePdfFileWriter, font_ref: generic.IndirectObject, text: str,
@@ -165,8 +166,7 @@ def _appearance(writer: BasePdfFileWriter, font_ref: generic.IndirectObject, tex
     return writer.add_object(generic.StreamObject({
         N("/Type"): N("/XObject"), N("/Subtype"): N("/Form"),
         N("/BBox"): generic.ArrayObject(map(generic.FloatObject, (0, 0, width, height))),
-        N("/Resources"): generic.DictionaryObject({N("/Font"): generic.DictionaryObject({N(stamp.RESOURCE): font_ref})})},
-        stream_data=data))
+        N("/Resources"): _fonts(font_ref)}, stream_data=data))
 
 
 def add_date_field(writer: BasePdfFileWriter, font: stamp.StampFontEngine, page_ref: generic.IndirectObject,

@@ -980,3 +980,61 @@ WORDS.update({
     "bm03.problem.unverified_sender": "Sender not verified",
     "bm03.problem.free_mail_official": "Official request sent from free mail",
 })
+
+# The life of a record after signing: corrections, withdrawals, adjustments, revisions (core/signing/changes.py).
+WORDS.update({
+    "life.kind.correction": "corrected after an error report", "life.kind.withdrawal": "withdrawn",
+    "life.kind.adjustment": "adjusted",
+    "rec.record_states.correcting": "Waiting for the corrected PDF", "rec.record_states.withdrawn": "Withdrawn",
+    "rec.class_states.minutes": "Minutes book",
+    "rec.life.title": "Correcting, withdrawing, adjusting records",
+    "rec.life.intro": ("A signed record changes only in the three ways below. The previous version is always kept "
+                       "as it was and its signatures still verify; withdrawals and adjustments need minutes the "
+                       "leadership signs."),
+    "rec.life.corrections": "Waiting for the corrected record (error report approved)",
+    "rec.life.no_corrections": "No record is waiting for its corrected PDF.",
+    "rec.life.pdf": "Corrected PDF", "rec.life.upload": "Upload, sign again from the start",
+    "rec.life.upload_help": ("The file must be that student's unsigned record (with the student code and name), at "
+                             "most {mb} MB. The previous version is kept; signing starts again with the subject "
+                             "teachers."),
+    "rec.life.changes": "Withdrawal and adjustment minutes waiting for the leadership",
+    "rec.life.no_changes": "No minutes are waiting for signatures.",
+    "rec.life.number": "Minutes number", "rec.life.minutes": "Minutes", "rec.life.signed": "{done}/{total} signatures",
+    "rec.life.start": "Withdraw or adjust an issued record",
+    "rec.life.start_help": ("Choose the class, type the student code and the reason; an adjustment needs the "
+                            "corrected record. The record changes only once the leadership signed the minutes "
+                            "(the principal last)."),
+    "rec.life.withdraw": "Withdraw", "rec.life.adjust": "Adjust", "rec.life.code": "Student code",
+    "rec.life.pdf_adjust": "Corrected record (adjustment only)", "rec.life.submit": "Make the minutes",
+    "rec.life.revisions": "Archived versions of records", "rec.life.no_revisions": "No version has been archived yet.",
+    "rec.life.revision_col": "Version", "rec.life.revision": "Version {n}", "rec.life.signatures": "{n} signatures",
+    "rec.life.kind": "Why", "rec.life.download": "Download PDF",
+    "rec.life.verify_help": "To check an archived version's signatures, download it and open Verify a record.",
+    "rec.life.only_admin": "Only administrators correct, withdraw or adjust records.",
+    "cli.life.replaced": ("Replaced the record of {name} ({code}), class {klass} ({year}) with the corrected one: "
+                          "version {n}; the previous one is archived. Signing starts again with the subject "
+                          "teachers."),
+    "cli.life.withdrawal": ("Made withdrawal minutes no. {number} for the record of {name} ({code}), class {klass} "
+                            "({year}); the record is withdrawn once the leadership has signed them."),
+    "cli.life.adjustment": ("Made adjustment minutes no. {number} for the record of {name} ({code}), class {klass} "
+                            "({year}); once the leadership has signed them, the corrected record is signed again "
+                            "from the start."),
+    "cli.life.head": "Record of {name} ({code}), class {klass} ({year}):",
+    "cli.life.archived": ("  Version {n} — {kind} at {at}, {by}: {signatures} signatures, SHA-256 {sha}…; "
+                          "reason: {reason}"),
+    "cli.life.minutes": "    minutes no. {number}, {signatures} signatures of the leadership",
+    "cli.life.current": "  Version {n} (current): {state}, {signatures} signatures",
+    "event.record_replaced": "Corrected record uploaded",
+    "event.record_change_started": "Withdrawal or adjustment minutes made",
+    "event.record_withdrawn": "Record withdrawn", "event.record_adjusted": "Record adjusted, signed again",
+    "error.not_correcting": ("Only a record whose cancellation was approved can be replaced; an issued record needs "
+                             "a withdrawal or an adjustment."),
+    "error.identity_mismatch": "The uploaded file is not this student's record (no student code or name in it).",
+    "error.pdf_too_large": "The record file is too large.",
+    "error.record_not_issued": "Only a fully signed and issued record can be withdrawn or adjusted.",
+    "error.change_open": "This record already has minutes waiting for the leadership's signatures.",
+    "error.no_leadership": "The class has no leadership to sign the minutes.",
+    "error.minutes_book": "The class's minutes book cannot be made: a class of that name exists.",
+    "error.pdf_missing": "The corrected record (PDF) is needed.",
+    "error.record_ambiguous": "The student has records in several classes: choose one (--class, --year).",
+})

@@ -1012,3 +1012,56 @@ WORDS.update({
     "bm03.problem.unverified_sender": "Chưa xác minh được người gửi",
     "bm03.problem.free_mail_official": "Thư công vụ gửi từ hộp thư miễn phí",
 })
+
+# The life of a record after signing: corrections, withdrawals, adjustments, revisions (core/signing/changes.py).
+WORDS.update({
+    "life.kind.correction": "sửa sau báo sai sót", "life.kind.withdrawal": "thu hồi",
+    "life.kind.adjustment": "điều chỉnh",
+    "rec.record_states.correcting": "Chờ bản đã sửa", "rec.record_states.withdrawn": "Đã thu hồi",
+    "rec.class_states.minutes": "Sổ biên bản",
+    "rec.life.title": "Sửa, thu hồi, điều chỉnh học bạ",
+    "rec.life.intro": ("Học bạ đã ký chỉ thay đổi được theo ba cách dưới đây. Bản cũ luôn được lưu giữ nguyên vẹn "
+                       "và vẫn kiểm tra được chữ ký; thu hồi và điều chỉnh cần biên bản do Ban giám hiệu ký số."),
+    "rec.life.corrections": "Chờ bản học bạ đã sửa (báo sai sót đã được duyệt huỷ)",
+    "rec.life.no_corrections": "Không có học bạ nào chờ bản đã sửa.",
+    "rec.life.pdf": "Tệp PDF đã sửa", "rec.life.upload": "Tải lên, ký lại từ đầu",
+    "rec.life.upload_help": ("Tệp phải là học bạ chưa ký của đúng học sinh đó (có mã và họ tên học sinh), tối đa "
+                             "{mb} MB. Bản cũ được lưu giữ; học bạ được ký lại từ giáo viên bộ môn."),
+    "rec.life.changes": "Biên bản thu hồi, điều chỉnh chờ Ban giám hiệu ký",
+    "rec.life.no_changes": "Không có biên bản nào đang chờ ký.",
+    "rec.life.number": "Số biên bản", "rec.life.minutes": "Biên bản", "rec.life.signed": "{done}/{total} chữ ký",
+    "rec.life.start": "Lập biên bản thu hồi hoặc điều chỉnh học bạ đã phát hành",
+    "rec.life.start_help": ("Chọn lớp, ghi mã học sinh và lý do; điều chỉnh cần kèm tệp học bạ đã sửa. Học bạ chỉ "
+                            "thay đổi khi Ban giám hiệu đã ký biên bản (hiệu trưởng ký sau cùng)."),
+    "rec.life.withdraw": "Thu hồi", "rec.life.adjust": "Điều chỉnh", "rec.life.code": "Mã học sinh",
+    "rec.life.pdf_adjust": "Tệp học bạ đã sửa (chỉ khi điều chỉnh)", "rec.life.submit": "Lập biên bản",
+    "rec.life.revisions": "Các bản học bạ đã lưu giữ", "rec.life.no_revisions": "Chưa có bản nào được lưu giữ.",
+    "rec.life.revision_col": "Bản", "rec.life.revision": "Bản lập lần {n}", "rec.life.signatures": "{n} chữ ký",
+    "rec.life.kind": "Vì sao", "rec.life.download": "Tải PDF",
+    "rec.life.verify_help": "Kiểm tra chữ ký của một bản đã lưu: tải về rồi mở trang Kiểm tra chữ ký học bạ.",
+    "rec.life.only_admin": "Chỉ quản trị viên sửa, thu hồi hoặc điều chỉnh học bạ.",
+    "cli.life.replaced": ("Đã thay học bạ của {name} ({code}), lớp {klass} ({year}) bằng bản đã sửa: bản lập lần "
+                          "{n}; bản trước được lưu giữ. Học bạ được ký lại từ giáo viên bộ môn."),
+    "cli.life.withdrawal": ("Đã lập biên bản thu hồi số {number} cho học bạ của {name} ({code}), lớp {klass} "
+                            "({year}); học bạ bị thu hồi khi Ban giám hiệu ký xong biên bản."),
+    "cli.life.adjustment": ("Đã lập biên bản điều chỉnh số {number} cho học bạ của {name} ({code}), lớp {klass} "
+                            "({year}); khi Ban giám hiệu ký xong biên bản, bản đã sửa được ký lại từ đầu."),
+    "cli.life.head": "Học bạ của {name} ({code}), lớp {klass} ({year}):",
+    "cli.life.archived": ("  Bản lập lần {n} — {kind} lúc {at}, {by}: {signatures} chữ ký, SHA-256 {sha}…; "
+                          "lý do: {reason}"),
+    "cli.life.minutes": "    biên bản số {number}, {signatures} chữ ký của Ban giám hiệu",
+    "cli.life.current": "  Bản lập lần {n} (hiện tại): {state}, {signatures} chữ ký",
+    "event.record_replaced": "Thay học bạ bằng bản đã sửa",
+    "event.record_change_started": "Lập biên bản thu hồi, điều chỉnh học bạ",
+    "event.record_withdrawn": "Thu hồi học bạ", "event.record_adjusted": "Điều chỉnh học bạ, ký lại",
+    "error.not_correcting": ("Chỉ thay được học bạ đã được duyệt huỷ sau báo sai sót; học bạ đã phát hành thì lập "
+                             "thu hồi hoặc điều chỉnh."),
+    "error.identity_mismatch": "Tệp tải lên không phải học bạ của học sinh này (không thấy mã hoặc họ tên học sinh).",
+    "error.pdf_too_large": "Tệp học bạ quá lớn.",
+    "error.record_not_issued": "Chỉ thu hồi hoặc điều chỉnh được học bạ đã ký đủ và đã ký phát hành.",
+    "error.change_open": "Học bạ này đang có một biên bản chờ Ban giám hiệu ký.",
+    "error.no_leadership": "Lớp chưa có ban giám hiệu để ký biên bản.",
+    "error.minutes_book": "Không lập được sổ biên bản của lớp: đã có một lớp cùng tên.",
+    "error.pdf_missing": "Cần tệp học bạ đã sửa (PDF).",
+    "error.record_ambiguous": "Học sinh có học bạ ở nhiều lớp: hãy chọn lớp (--class, --year).",
+})

@@ -1,0 +1,118 @@
+"""Jobs claimed and completed in batches (SQLite, and PostgreSQL with -m db): one lease statement for a batch
+never hands a job to two workers, finished jobs are marked done with the next claim, and a crash before that
+re-runs only the jobs that had not finished."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from edudesk.core.jobs import JobKind, JobQueue, JobState, JobWorker
+from edudesk.core.models import Job
+from tests.conftest import wait_until
+
+pytestmark = pytest.mark.db
+
+
+async def _queue(app_factory: Any, clock: Any, settings_factory: Any, **jobs: Any) -> JobQueue:
+    settings = settings_factory(jobs={"max_attempts": 3, "lease_seconds": 60.0, **jobs})
+    await app_factory(settings, clock=clock, inline_analysis=True)  # a migrated database
+    return JobQueue(clock, settings.jobs)
+
+
+async def test_batches_claimed_at_once_by_many_workers_share_no_job(app_factory: Any, clock: Any,
+                                                                     settings_factory: Any) -> None:
+    queue = await _queue(app_factory, clock, settings_factory)
+    for i in range(100):
+        await queue.enqueue(JobKind.SEND_MAIL if i % 3 else JobKind.PROCESS_MAIL, f"k{i}")
+    workers = [JobQueue(clock, queue.settings) for _ in range(5)]
+    batches = await asyncio.gather(*(w.claim(9) for w in workers for _ in range(3)))
+    ids = [job.id for batch in batches for job in batch]
+    assert len(ids) == len(set(ids)) == 100
+    assert all(job.state == JobState.RUNNING and job.attempts == 1 for batch in batches for job in batch)
+    assert await Job.filter(state=JobState.RUNNING, attempts=1).count() == 100
+
+
+async def test_finished_jobs_are_marked_done_by_the_next_claim(app_factory: Any, clock: Any,
+                                                               settings_factory: Any) -> None:
+    queue = await _queue(app_factory, clock, settings_factory)
+    for i in range(6):
+        await queue.enqueue(JobKind.SEND_MAIL, f"m{i}")
+    first = await queue.claim(4)
+    second = await queue.claim(4, done=first[:3])
+    assert len(second) == 2
+    states = dict(await Job.all().values_list("key", "state"))
+    assert [states[f"m{i}"] for i in range(6)] == ["done"] * 3 + ["running"] * 3
+    assert await queue.claim(0, done=[first[3], *second]) == []
+    assert await Job.filter(state=JobState.DONE).count() == 6
+    assert await Job.filter(finished_at__isnull=True).count() == 0
+
+
+async def test_a_crash_before_the_batch_is_marked_done_reruns_only_the_unfinished_jobs(
+        app_factory: Any, clock: Any, settings_factory: Any) -> None:
+    queue = await _queue(app_factory, clock, settings_factory)
+    for i in range(5):
+        await queue.enqueue(JobKind.SEND_MAIL, f"c{i}")
+    batch = await queue.claim(5)
+    await queue.claim(0, done=batch[:2])  # two finished and recorded, then the process is killed
+    clock.advance(timedelta(seconds=61))  # the dead worker's lease runs out
+    after = await JobQueue(clock, queue.settings).claim(10)
+    assert sorted(j.key for j in after) == ["c2", "c3", "c4"]
+    assert all(j.attempts == 2 for j in after)
+
+
+async def test_a_late_batch_completion_does_not_overwrite_the_worker_that_took_over(
+        app_factory: Any, clock: Any, settings_factory: Any) -> None:
+    queue = await _queue(app_factory, clock, settings_factory)
+    await queue.enqueue(JobKind.SEND_MAIL, "slow")
+    await queue.enqueue(JobKind.SEND_MAIL, "quick")
+    stale = await queue.claim(2)
+    clock.advance(timedelta(seconds=61))
+    fresh = await JobQueue(clock, queue.settings).claim(1)  # takes over "slow" with a second attempt
+    assert [j.key for j in fresh] == ["slow"] and fresh[0].attempts == 2
+    await queue.complete_many(stale)  # the first worker wakes up and reports both
+    states = dict(await Job.all().values_list("key", "state"))
+    assert states == {"slow": "running", "quick": "done"}
+
+
+async def test_the_worker_marks_each_handled_job_done_once_and_runs_each_once(
+        app_factory: Any, clock: Any, settings_factory: Any) -> None:
+    queue = await _queue(app_factory, clock, settings_factory, concurrency=4)
+    ran: list[str] = []
+
+    async def handler(job: Job) -> None:
+        ran.append(job.key)
+
+    worker = JobWorker(queue, {JobKind.SEND_MAIL: handler})
+    for i in range(11):
+        await queue.enqueue(JobKind.SEND_MAIL, f"w{i}")
+    assert await worker.drain() == 11
+    assert sorted(ran) == sorted(f"w{i}" for i in range(11))
+    assert await Job.filter(state=JobState.DONE).count() == 11
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(worker.run())
+        for i in range(11, 20):
+            await queue.enqueue(JobKind.SEND_MAIL, f"w{i}")
+        await wait_until(lambda: _done_is(20))
+        worker.stop()
+    assert await Job.filter(state=JobState.DONE).count() == 20 and len(ran) == 20
+
+
+async def _done_is(n: int) -> bool:
+    return await Job.filter(state=JobState.DONE).count() == n
+
+
+async def test_an_acknowledgement_waiting_two_seconds_goes_before_newer_mail(app_factory: Any, clock: Any,
+                                                                            settings_factory: Any) -> None:
+    queue = await _queue(app_factory, clock, settings_factory)
+    await queue.enqueue(JobKind.SEND_MAIL, "ack-old")
+    clock.advance(timedelta(seconds=1))
+    await queue.enqueue(JobKind.SEND_MAIL, "ack-young")
+    for i in range(3):
+        await queue.enqueue(JobKind.PROCESS_MAIL, f"process_mail:{i}", {"mail_id": i})
+    assert [j.key for j in await JobQueue(clock, queue.settings).claim(1)] == ["process_mail:0"]
+    clock.advance(timedelta(seconds=1.5))  # the first acknowledgement has waited 2.5 s, the second 1.5 s
+    assert [j.key for j in await queue.claim(2)] == ["ack-old", "process_mail:1"]
