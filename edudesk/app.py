@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -521,6 +522,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _writable(path: Path) -> bool:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return path.is_dir() and os.access(path, os.W_OK)
+
+
+def matplotlib_home(settings: Settings) -> None:
+    """Give matplotlib (the report charts) a writable config and font-cache folder when its default is not (a
+    service user's read-only home): `<data_dir>/matplotlib`, so the cache survives restarts and no warning is
+    logged. Set before matplotlib is first imported (charts import it lazily)."""
+    if os.environ.get("MPLCONFIGDIR"):
+        return
+    try:
+        home: Path | None = Path.home()
+    except RuntimeError:
+        home = None
+    if home is not None and all(_writable(p) for p in (
+            Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config", "matplotlib"),
+            Path(os.environ.get("XDG_CACHE_HOME") or home / ".cache", "matplotlib"))):
+        return
+    own = settings.data_dir / "matplotlib"
+    try:
+        own.mkdir(mode=0o700, parents=True, exist_ok=True)
+        usable = os.access(own, os.W_OK)
+    except OSError:
+        usable = False
+    os.environ["MPLCONFIGDIR"] = str(own) if usable else tempfile.mkdtemp(prefix="edudesk-matplotlib-")
+
+
 def load(config: str | None) -> Settings:
     """Settings from --config, ./config.toml, or the built-in defaults, under `EDUDESK_<SECTION>__<KEY>`."""
     path = config or ("config.toml" if Path("config.toml").exists() else None)
@@ -536,6 +568,7 @@ def cli(argv: list[str] | None = None) -> int:
         if args.command == "init":  # writes the config: runs before (and without) reading one
             return int(asyncio.run(args.func(None, args)) or 0)
         settings = load(args.config)
+        matplotlib_home(settings)
         logsetup.install(settings.general)  # text (control characters escaped) or JSON; libraries quiet unless DEBUG
         return int(asyncio.run(args.func(settings, args)) or 0)
     except KeyboardInterrupt:

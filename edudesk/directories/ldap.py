@@ -1,5 +1,5 @@
 """LDAP directories through ldap3: OpenLDAP (inetOrgPerson, ppolicy) and Active Directory, over a pool of
-bound connections each used by one worker thread at a time."""
+bound connections each used by one worker thread at a time (`ldappool`)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ldap3 import BASE, MODIFY_REPLACE, NONE, SUBTREE, Connection, Server, Tls
-from ldap3.core.exceptions import LDAPCommunicationError, LDAPResponseTimeoutError, LDAPStartTLSError
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn
 
 from edudesk.core.config import LdapBackendSettings, Settings
 from edudesk.core.errors import ConfigError
 from edudesk.core.ports import AccountSpec, AddressTaken, Clock, DirectoryEntry, ProvisionError
+from edudesk.directories.ldappool import Pool, Unreachable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -30,13 +30,8 @@ SAM_MAX = 20
 _TRANSIENT = {3, 51, 52, 80}  # timeLimitExceeded, busy, unavailable, other: worth asking again
 _ATTEMPTS = 4
 _BACKOFF = 0.25
-_BROKEN = (LDAPCommunicationError, LDAPResponseTimeoutError, LDAPStartTLSError, OSError)
 _SEEN_SECONDS = 60.0  # how long a batched look-up stands in for the search before an add
 _SEEN_MAX = 20_000  # entries kept at most (a list's worth); older ones are dropped first
-
-
-class _Unreachable(Exception):
-    """The server could not be reached or asked to come back later (the adapter retries)."""
 
 
 def refusal(address: str, code: int, description: str, message: str) -> ProvisionError:
@@ -60,67 +55,11 @@ def refusal(address: str, code: int, description: str, message: str) -> Provisio
     return ProvisionError(text, permanent=True)
 
 
-@dataclass
-class _Slot:
-    """One place in the pool; `conn` is None until opened and again after it broke."""
-
-    conn: Connection | None = None
-
-
 @dataclass(frozen=True)
 class _Found:
     dn: str
     entry: DirectoryEntry
     control: int  # userAccountControl (AD), 0 elsewhere
-
-
-class _Pool:
-    """`size` bound connections; ldap3's SYNC connection is not shared between threads, so each slot
-    goes to one worker thread at a time and comes back to the queue only when that thread is done."""
-
-    def __init__(self, open_connection: Callable[[], Connection], size: int) -> None:
-        self._open = open_connection
-        self._size = size
-        self._slots: asyncio.Queue[_Slot] = asyncio.Queue()
-        for _ in range(size):
-            self._slots.put_nowait(_Slot())
-
-    async def run(self, work: Callable[[Connection], T]) -> T:
-        """Run `work` with a bound connection in a thread; _Unreachable when the connection broke."""
-        slot = await self._slots.get()
-        # run_in_executor (what asyncio.to_thread wraps) gives a plain future, not a task of its own.
-        future = asyncio.get_running_loop().run_in_executor(None, self._use, slot, work)
-        # Back to the queue when the thread ends, not when the caller gives up: a cancelled job must not
-        # hand a connection that a thread still uses to the next caller.
-        future.add_done_callback(lambda done: self._give_back(slot, done))
-        return await asyncio.shield(future)
-
-    def _give_back(self, slot: _Slot, done: asyncio.Future[Any]) -> None:
-        self._slots.put_nowait(slot)
-        if not done.cancelled():
-            done.exception()  # retrieved: a caller that gave up must not leave "never retrieved" noise
-
-    def _use(self, slot: _Slot, work: Callable[[Connection], T]) -> T:
-        try:
-            if slot.conn is None or slot.conn.closed:
-                slot.conn = self._open()
-            return work(slot.conn)
-        except _BROKEN as exc:
-            conn, slot.conn = slot.conn, None
-            if conn is not None:
-                try:
-                    conn.unbind()
-                except Exception:  # noqa: BLE001 - it is already broken
-                    pass
-            raise _Unreachable(str(exc) or type(exc).__name__) from None
-
-    async def close(self) -> None:
-        """Wait for every slot (operations in flight finish), then unbind."""
-        for _ in range(self._size):
-            slot = await self._slots.get()
-            if slot.conn is not None:
-                await asyncio.to_thread(slot.conn.unbind)
-                slot.conn = None
 
 
 class LdapProvisioner:
@@ -141,7 +80,7 @@ class LdapProvisioner:
         self.config = config
         self._password = password
         self._sleep = sleep
-        self._pool = _Pool(self._connect, max(1, config.pool_size))
+        self._pool = Pool(self._connect, max(1, config.pool_size))
         self._bases = tuple(dict.fromkeys((config.staff_base, config.student_base)))
         # address -> (when, entry or None): what `lookup_many` found, used once by `create` instead of its search.
         self._seen: dict[str, tuple[float, _Found | None]] = {}
@@ -235,7 +174,7 @@ class LdapProvisioner:
         for attempt in range(1, _ATTEMPTS + 1):
             try:
                 return await self._pool.run(work)
-            except _Unreachable as exc:
+            except Unreachable as exc:
                 if attempt == _ATTEMPTS:
                     raise ProvisionError(f"Không liên lạc được máy chủ LDAP {self.config.url} khi xử lý "
                                          f"{address}: {exc}.", retry_after=delay) from None
@@ -254,7 +193,7 @@ class LdapProvisioner:
         conn.open()
         try:
             if config.start_tls and not conn.start_tls():
-                raise _Unreachable(f"StartTLS: {conn.result['description']}")
+                raise Unreachable(f"StartTLS: {conn.result['description']}")
             if not conn.bind():
                 self._check(conn, config.bind_dn)
         except BaseException:
@@ -268,7 +207,7 @@ class LdapProvisioner:
         if code == 0 or code in allowed:
             return code
         if code in _TRANSIENT:
-            raise _Unreachable(f"{result['description']} ({code})")
+            raise Unreachable(f"{result['description']} ({code})")
         raise refusal(address, code, str(result["description"]), str(result.get("message") or ""))
 
     # -- the work, in a pool thread ---------------------------------------------------------------------
@@ -348,7 +287,7 @@ class LdapProvisioner:
             # entryAlreadyExists: a race, or that sign-in name is someone else's under another address.
             found = self._read(conn, dn, spec.address)
             if found is None:
-                raise _Unreachable("the conflicting entry went away; trying again")
+                raise Unreachable("the conflicting entry went away; trying again")
         if found.entry.state == "deleted" or not found.entry.owned_by(spec.key, spec.person_id):
             owner = f" ({found.entry.person_id})" if found.entry.person_id else ""
             raise AddressTaken(spec.address, f"mục {found.dn} của người khác{owner}")

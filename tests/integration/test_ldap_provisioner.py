@@ -213,6 +213,29 @@ async def test_many_creates_share_the_pool(ldap: LdapProvisioner, slapd: SlapdSe
     assert all(slapd.can_bind(f"uid=gv{n:02d},{slapd.staff_base}", f"{PASSWORD}{n}") for n in range(20))
 
 
+async def test_a_batched_lookup_answers_each_create_as_its_own_search_would(
+        ldap: LdapProvisioner, slapd: SlapdServer) -> None:
+    # Someone else's entry under the other base, and an own (suspended) one with its address in capitals.
+    slapd.connect().add(f"uid=an.other,{slapd.staff_base}", attributes={
+        "objectClass": "inetOrgPerson", "uid": "an.other", "cn": "Người Khác", "sn": "Khác",
+        "mail": "hs.taken@school.test", "employeeNumber": "GV999"})
+    assert await ldap.create(spec("hs.own", population="student", key="8:HS1"), PASSWORD) == "created"
+    await ldap.suspend("hs.own@school.test")
+    conn = slapd.connect()
+    assert conn.modify(f"uid=hs.own,{slapd.student_base}", {"mail": [("MODIFY_REPLACE", ["HS.Own@School.test"])]})
+    addresses = ["hs.taken@school.test", "hs.own@school.test", "hs.free@school.test"]
+    await ldap.lookup_many(addresses)
+    assert ldap._seen.keys() == set(addresses)  # one answer per address, from the two searches
+    with pytest.raises(AddressTaken) as caught:
+        await ldap.create(spec("hs.taken", population="student", key="8:HS2"), PASSWORD)
+    assert "GV999" in caught.value.message
+    assert await ldap.create(spec("hs.own", population="student", key="8:HS1"), "Again-Pass-4") == "linked"
+    assert await ldap.create(spec("hs.free", population="student", key="8:HS3"), PASSWORD) == "created"
+    assert not ldap._seen  # each answer used once; a later create searches afresh
+    assert slapd.can_bind(f"uid=hs.own,{slapd.student_base}", "Again-Pass-4")  # linked, and unlocked
+    assert slapd.can_bind(f"uid=hs.free,{slapd.student_base}", PASSWORD)
+
+
 async def test_pool_reconnects_after_a_server_restart(ldap: LdapProvisioner, slapd: SlapdServer) -> None:
     await ldap.create(spec(), PASSWORD)
     slapd.stop()

@@ -4,6 +4,7 @@ its own id only once its mail is stored with its job, and a duplicate inside a g
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -44,3 +45,13 @@ async def test_the_same_mail_twice_in_one_group_is_stored_once_and_the_others_ar
     same = {r.mail_id for raw, r in zip(raws, results, strict=True) if raw == raws[0]}
     assert len(same) == 1
     assert sum(not r.duplicate for r in results) == 3
+
+
+async def test_the_listener_backlog_counts_answers_due_now_but_not_those_waiting_for_a_retry(app: App) -> None:
+    await app.ledger.store(_mail(1), source="smtp")
+    queue, now = app.ledger.queue, app.ledger.clock.now()
+    await queue.enqueue(JobKind.SEND_MAIL, "send_mail:1", {"outgoing_id": 1})
+    await queue.enqueue(JobKind.SEND_MAIL, "send_mail:2", {"outgoing_id": 2},
+                        run_after=now + timedelta(minutes=5))  # the relay failed: retried later
+    await queue.enqueue(JobKind.CHAT_NOTICE, "notice:x", {"audience": "office", "text": "x"})
+    assert await app.ledger.backlog() == 2

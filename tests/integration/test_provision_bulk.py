@@ -88,6 +88,51 @@ async def test_a_list_interrupted_midway_resumes_without_a_second_account(app_fa
     assert created >= 60 and not await AccountLog.filter(action="taken").exists()
 
 
+class DyingProvisioner(LocalProvisioner):
+    """The local directory; the process "dies" (its job is cancelled) right after the `die_after`-th account."""
+
+    def __init__(self, clock: Any, die_after: int) -> None:
+        super().__init__(clock)
+        self.die_after = die_after
+        self.job: asyncio.Task[Any] | None = None
+        self.results: list[tuple[str, str]] = []
+        self.passwords: dict[str, set[str]] = {}
+
+    async def create(self, spec: AccountSpec, password: str) -> str:
+        result = await super().create(spec, password)
+        self.results.append((spec.address, result))
+        self.passwords.setdefault(spec.address, set()).add(password)
+        if len(self.results) == self.die_after and self.job is not None:
+            self.job.cancel()
+        return result
+
+
+async def test_a_chunk_killed_half_way_resumes_without_a_second_account_or_a_new_password(
+        app_factory: Any, settings_factory: Any, clock: Any) -> None:
+    # Chunks of 16 rows (concurrency 2), pipelined: the kill after the 24th account lands in the middle of the
+    # second chunk, while the first chunk's outcomes are being recorded and the third chunk's journalled.
+    provisioner = DyingProvisioner(clock, die_after=24)
+    app = await app_factory(settings_factory(provisioning={"concurrency": 2}), clock=clock, inline_analysis=True,
+                            provisioner=provisioner)
+    request = await bulk_request(app, 60)
+    job = await Job.get(kind="provision")
+    async with asyncio.TaskGroup() as group:
+        provisioner.job = run = group.create_task(app.provisioning(job))
+    assert run.cancelled()
+    assert await RequestPerson.filter(request_id=request.id, outcome="done").count() < 24
+    assert await Account.filter(population="student", state="pending").exists()  # journalled, never sent
+    provisioner.job = None
+    await app.provisioning(job)  # after the restart
+    assert (await Request.get(id=request.id)).state == "done"
+    accounts = await Account.filter(population="student").order_by("address")
+    assert [a.address for a in accounts] == [f"huong.pt{i:04d}@sis.hust.edu.vn" for i in range(60)]
+    assert {a.state for a in accounts} == {"active"}
+    created = sorted(address for address, result in provisioner.results if result == "created")
+    assert created == [a.address for a in accounts]  # each made once; the re-run linked what the kill left
+    assert all(len(sets) == 1 for sets in provisioner.passwords.values()), "a re-run must set the same password"
+    assert await OutgoingMail.filter(key=f"done:{request.id}").count() == 1
+
+
 async def test_progress_is_shown_on_the_card_while_a_list_runs(app_factory: Any, settings_factory: Any,
                                                               monkeypatch: Any) -> None:
     import edudesk.core.provisioning.job as job_module

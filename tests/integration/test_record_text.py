@@ -222,7 +222,7 @@ def test_old_levels_are_written_in_the_current_terms() -> None:
     assert "Kết quả học tập: Tốt" in texts(old)[0]
     with pytest.raises(RecordPdfError) as caught:
         record_pdf(RecordContent(SCHOOL, "2025-2026", "10A1", "HS1", "An", "", "Nam", "", scores, "Tốt", "8,5", ""))
-    assert caught.value.code == "record_level" and "Kết quả học tập" in caught.value.message
+    assert caught.value.code == "record_content" and "Kết quả học tập" in caught.value.message
 
 
 def long_record() -> bytes:

@@ -187,6 +187,7 @@ async def test_replace_archives_the_old_revision_and_reopens_stage_one_for_that_
     assert entry["revision"] == 1 and entry["file"] and (tmp_path / "out" / entry["file"]).exists()
     [chain] = entry["revisions"]
     assert (chain["revision"], chain["kind"], chain["sha256"]) == (0, "correction", old.sha256)
+    assert (chain["by"], chain["reported_by"]) == (ADMIN.label, (await kit.actor("BGH01")).label)
     assert (tmp_path / "out" / chain["file"]).read_bytes() == bytes(old.pdf)
     assert [e["revisions"] for e in manifest["records"][1:]] == [[], []]
 
@@ -272,6 +273,7 @@ async def test_withdrawal_needs_the_leaderships_minutes_and_leaves_the_chain_in_
     [chain] = entry["revisions"]
     assert chain["kind"] == "withdrawal" and chain["reason"] == "Học sinh chuyển trường trước khi kết thúc năm học"
     assert chain["minutes"]["number"] == change.number and chain["minutes"]["signatures"] == 3
+    assert chain["minutes"]["signed_at"] == (await RecordChange.get(id=change.id)).done_at.isoformat()
     assert (out / chain["file"]).read_bytes() == issued
     assert (out / chain["minutes"]["file"]).read_bytes() == signed_minutes
     assert (await verify_record((out / chain["file"]).read_bytes(), **await trust(kit))).ok

@@ -74,7 +74,8 @@ def render(template: str, lang: str = "vi", **changes: Any) -> tuple[str, str, s
     return render_mail(template, lang, context(**changes), templates_dir=TEMPLATES_DIR)
 
 
-STAFF_TEMPLATES = ("channel_failing", "link_code", "chat_notice", "login_link", "report_monthly")  # mails to staff belong to no request
+# mails to staff belong to no request
+STAFF_TEMPLATES = ("channel_failing", "link_code", "chat_notice", "login_link", "report_monthly")
 REQUEST_TEMPLATES = [t for t in TEMPLATES if t not in STAFF_TEMPLATES]
 
 

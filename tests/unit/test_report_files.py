@@ -32,7 +32,6 @@ from edudesk.core.reports.figures import (
 )
 from edudesk.core.reports.pdf import bm03_pdf
 from edudesk.core.reports.xlsx import bm03_xlsx
-from edudesk.core.words import CATALOGUES
 
 ROOT = Path(__file__).resolve().parents[2]
 TZ = "Asia/Ho_Chi_Minh"
@@ -257,15 +256,20 @@ def test_charts_drawn_in_several_threads_at_once_are_the_same_as_one_by_one() ->
 
 
 def test_matplotlib_is_imported_only_to_draw_and_settles_in_a_writable_config_dir(tmp_path: Path) -> None:
-    """`edudesk --help` does not import it; a home that cannot be written (a service user's) gives no warning."""
+    """`edudesk --help` does not import it; a home that cannot be written (a service user's) gives no warning:
+    the composition root points matplotlib at `<data_dir>/matplotlib`."""
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("")
     env = {k: v for k, v in os.environ.items() if k not in ("MPLCONFIGDIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME")}
     env.update(HOME=str(not_a_folder / "home"), PYTHONPATH=str(ROOT), TMPDIR=str(tmp_path))
+    data = tmp_path / "data"
     script = ("import os, sys, edudesk.app\n"
+              "from edudesk.core.config import load_settings\n"
               "assert 'matplotlib' not in sys.modules\n"
               "from edudesk.core.reports.charts import bar_chart\n"
               "assert 'matplotlib' not in sys.modules\n"
+              f"edudesk.app.matplotlib_home(load_settings(None, overrides={{'general': {{'data_dir': {str(data)!r}}}}},"
+              " environ={}))\n"
               "png = bar_chart(['Cấp tài khoản'], {'Tiếp nhận': [3]}, title='Yêu cầu', fmt='png')\n"
               "assert png.startswith(bytes([137, 80, 78, 71]))\n"
               "print(os.environ['MPLCONFIGDIR'])\n")
@@ -273,5 +277,5 @@ def test_matplotlib_is_imported_only_to_draw_and_settles_in_a_writable_config_di
         run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
         assert run.returncode == 0 and run.stderr == "", run.stderr
         folder = Path(run.stdout.strip())
-        assert folder.parent == tmp_path and folder.name.startswith("edudesk-matplotlib-")
+        assert folder == data / "matplotlib" and any(folder.iterdir())  # the font cache is kept there
         assert folder.stat().st_mode & 0o077 == 0  # the user's alone

@@ -30,8 +30,8 @@ from edudesk.core.signing.models import (
 )
 from edudesk.core.signing.pin import check_new_pin, needs_pin
 from edudesk.core.signing.quiet import in_quiet_hours, parse_quiet_hours, quiet_until
-from edudesk.core.signing.shown import parse_shown
 from edudesk.core.signing.service import RecordService
+from edudesk.core.signing.shown import parse_shown
 from edudesk.core.signing.turns import role_text
 from edudesk.core.signing.usecases import may_follow_progress, open_turn_count, signer_for
 from edudesk.core.signing.usecases import my_turns as turns_of

@@ -13,7 +13,7 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F
+from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from edudesk.core.chats.notify import enqueue_notice
@@ -214,8 +214,14 @@ class MailLedger:
             entry.mail_id = mail.id
 
     async def backlog(self) -> int:
-        """Stored mails not yet processed (in this process and any other sharing the database)."""
-        return await Job.filter(kind=JobKind.PROCESS_MAIL, state__in=[JobState.PENDING, JobState.RUNNING]).count()
+        """Stored mails not yet processed, and mails due to be sent now (their answers), in this process and any
+        other sharing the database: what the listener holds senders back on. A mail waiting for a retry or a
+        rate cap (due later) does not count, so an outgoing relay that is down never stops intake."""
+        now = self.clock.now()
+        return await Job.filter(
+            Q(kind=JobKind.PROCESS_MAIL, state__in=[JobState.PENDING, JobState.RUNNING])
+            | Q(kind=JobKind.SEND_MAIL, state=JobState.RUNNING)
+            | Q(kind=JobKind.SEND_MAIL, state=JobState.PENDING, run_after__lte=now)).count()
 
     async def _find(self, raw: bytes, message_id: str, key: str, digest: str,
                     source_key: str | None) -> tuple[int | None, int | None]:

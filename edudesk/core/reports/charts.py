@@ -12,9 +12,7 @@ from __future__ import annotations
 import functools
 import io
 import math
-import os
 import re
-import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import date
@@ -38,45 +36,11 @@ _SVG_ROOT = re.compile(r"<svg\b[^>]*>")
 _LOCK = threading.Lock()
 
 
-def _writable(path: Path) -> bool:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return False
-    return path.is_dir() and os.access(path, os.W_OK)
-
-
-def _config_dir() -> None:
-    """Give matplotlib a writable config/cache dir when its default is not (a service user's read-only home):
-    one kept per user under the temp dir, so its font cache survives restarts and no warning is logged."""
-    if os.environ.get("MPLCONFIGDIR"):
-        return
-    try:
-        home = Path.home()
-    except RuntimeError:
-        home = None
-    defaults = [] if home is None else [
-        Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config", "matplotlib"),
-        Path(os.environ.get("XDG_CACHE_HOME") or home / ".cache", "matplotlib")]
-    if defaults and all(_writable(p) for p in defaults):
-        return
-    uid = os.getuid() if hasattr(os, "getuid") else None
-    own = Path(tempfile.gettempdir(), f"edudesk-matplotlib-{uid or 0}")
-    try:
-        own.mkdir(mode=0o700, exist_ok=True)
-        # Someone else's directory at that name (a shared /tmp) is not ours to use.
-        usable = own.is_dir() and not own.is_symlink() and (uid is None or own.stat().st_uid == uid)
-    except OSError:
-        usable = False
-    os.environ["MPLCONFIGDIR"] = str(own) if usable and os.access(own, os.W_OK) else tempfile.mkdtemp(
-        prefix="edudesk-matplotlib-")
-
-
 @functools.cache
 def _matplotlib() -> Any:
     """matplotlib, imported once with its config dir settled and the settings every chart shares."""
     with _LOCK:
-        _config_dir()
+        # its config/cache folder was settled by the composition root (edudesk/app.py `matplotlib_home`)
         import matplotlib
         from matplotlib import rcsetup
 

@@ -86,7 +86,7 @@ def record_pdf(content: RecordContent) -> bytes:
     for term, level in ((CONDUCT, content.conduct), (ACADEMIC, content.academic)):
         if result_level(level) is None:
             raise RecordPdfError(f"{term} \"{level}\" không phải một mức của Thông tư 22/2021 "
-                                 f"({', '.join(LEVELS)}).", code="record_level")
+                                 f"({', '.join(LEVELS)}).", code="record_content")
     pdf = _RecordPage(format="A4")
     pdf.set_creation_date(CREATED)
     pdf.set_title(_t(f"Học bạ — {content.student_name} — {content.class_name} — {content.year}"))

@@ -107,12 +107,17 @@ async def history(record: SchoolRecord, out: Path | None = None) -> list[dict[st
                                  "minutes": None}
         if out is not None:
             _write(out, entry["file"], bytes(rev.pdf))
+        if rev.record_return_id is not None:
+            await rev.fetch_related("record_return")
+            if rev.record_return is not None:  # who sent it back (Báo sai sót); `by` approved and replaced it
+                entry["reported_by"] = rev.record_return.actor
         if rev.change_id is not None:
             change = await RecordChange.get(id=rev.change_id)
             minutes = await SchoolRecord.get(id=change.minutes_id)
             signed = bytes(minutes.pdf)
             entry["minutes"] = {"number": change.number, "kind": change.kind, "file": minutes_file(record, change),
-                                "sha256": hashlib.sha256(signed).hexdigest(), "signatures": minutes.signatures}
+                                "sha256": hashlib.sha256(signed).hexdigest(), "signatures": minutes.signatures,
+                                "signed_at": change.done_at.isoformat() if change.done_at else None}
             if out is not None:
                 _write(out, entry["minutes"]["file"], signed)
         entries.append(entry)

@@ -1038,3 +1038,21 @@ WORDS.update({
     "error.pdf_missing": "The corrected record (PDF) is needed.",
     "error.record_ambiguous": "The student has records in several classes: choose one (--class, --year).",
 })
+
+
+# Records sent to the receiving portal (docs/records-portal.md).
+WORDS.update({
+    "event.records_portal_requested": "Records queued for the receiving portal",
+    "event.records_portal_sent": "Receiving portal answered a records package",
+    "event.records_portal_failed": "Sending records to the receiving portal failed",
+    "error.not_issued": "The class has not been confirmed complete, so it cannot be sent.",
+    "error.nothing_to_send": "No record is left to send.",
+    "error.portal_off": "Sending to the receiving portal is off.",
+    "error.portal_package_invalid": "The class package could not be made in the required format.",
+    "error.portal_refused": "The records could not be sent to the receiving portal.",
+    "detail.package": "Package",
+    "detail.status": "HTTP status",
+    "detail.attempt": "Attempt",
+    "detail.accepted": "Accepted",
+    "detail.refused": "Refused",
+})

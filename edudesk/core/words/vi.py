@@ -1065,3 +1065,21 @@ WORDS.update({
     "error.pdf_missing": "Cần tệp học bạ đã sửa (PDF).",
     "error.record_ambiguous": "Học sinh có học bạ ở nhiều lớp: hãy chọn lớp (--class, --year).",
 })
+
+
+# Records sent to the receiving portal (docs/records-portal.md).
+WORDS.update({
+    "event.records_portal_requested": "Yêu cầu gửi học bạ lên Cổng tiếp nhận",
+    "event.records_portal_sent": "Cổng tiếp nhận trả lời gói học bạ",
+    "event.records_portal_failed": "Gửi học bạ lên Cổng tiếp nhận không thành công",
+    "error.not_issued": "Lớp chưa được xác nhận hoàn tất nên chưa gửi được.",
+    "error.nothing_to_send": "Không còn học bạ nào để gửi.",
+    "error.portal_off": "Chưa bật gửi học bạ lên Cổng tiếp nhận.",
+    "error.portal_package_invalid": "Không lập được gói hồ sơ đúng định dạng.",
+    "error.portal_refused": "Không gửi được học bạ lên Cổng tiếp nhận.",
+    "detail.package": "Gói hồ sơ",
+    "detail.status": "Mã trả lời HTTP",
+    "detail.attempt": "Lần gửi",
+    "detail.accepted": "Được nhận",
+    "detail.refused": "Bị từ chối",
+})
