@@ -274,17 +274,48 @@ class BurstResult:
         return max(self.accepted.values()) if self.accepted else self.start
 
 
-def send_burst(port: int, mails: list[Mail], connections: int) -> BurstResult:
-    """Send every mail once over `connections` persistent SMTP sessions; time each 250."""
+def _connect(port: int) -> smtplib.SMTP:
+    smtp = smtplib.SMTP("127.0.0.1", port, timeout=600)
+    smtp.ehlo("bench.client")
+    return smtp
+
+
+def send_burst(port: int, mails: list[Mail], connections: int, persist: bool = False) -> BurstResult:
+    """Send every mail once over `connections` persistent SMTP sessions; time each 250. With `persist`, a mail
+    that gets no 250 (a 4xx, the server killed or not listening) is sent again until it does, as a real
+    sender's queue would."""
     accepted: dict[str, float] = {}
     refused: dict[str, str] = {}
     lock = threading.Lock()
     index = iter(range(len(mails)))
     ready = threading.Barrier(connections + 1)
 
+    def send(smtp: smtplib.SMTP | None, m: Mail) -> smtplib.SMTP | None:
+        while True:
+            try:
+                smtp = smtp or _connect(port)
+                smtp.sendmail(m.sender, [OFFICE], m.raw)
+                t = time.time()
+                with lock:
+                    accepted[m.message_id] = t
+                return smtp
+            except (smtplib.SMTPException, OSError) as exc:
+                if not persist:
+                    if not isinstance(exc, smtplib.SMTPException):
+                        raise
+                    with lock:
+                        refused[m.message_id] = f"{type(exc).__name__}: {exc}"
+                    return _connect(port) if isinstance(exc, smtplib.SMTPServerDisconnected) else smtp
+                if smtp is not None:
+                    try:
+                        smtp.close()
+                    except OSError:
+                        pass
+                smtp = None
+                time.sleep(0.2)
+
     def worker() -> None:
-        smtp = smtplib.SMTP("127.0.0.1", port, timeout=600)
-        smtp.ehlo("bench.client")
+        smtp: smtplib.SMTP | None = _connect(port)
         ready.wait()
         try:
             while True:
@@ -292,21 +323,11 @@ def send_burst(port: int, mails: list[Mail], connections: int) -> BurstResult:
                     i = next(index, None)
                 if i is None:
                     break
-                m = mails[i]
-                try:
-                    smtp.sendmail(m.sender, [OFFICE], m.raw)
-                    t = time.time()
-                    with lock:
-                        accepted[m.message_id] = t
-                except smtplib.SMTPException as exc:
-                    with lock:
-                        refused[m.message_id] = f"{type(exc).__name__}: {exc}"
-                    if isinstance(exc, smtplib.SMTPServerDisconnected):
-                        smtp = smtplib.SMTP("127.0.0.1", port, timeout=600)
-                        smtp.ehlo("bench.client")
+                smtp = send(smtp, mails[i])
         finally:
             try:
-                smtp.quit()
+                if smtp is not None:
+                    smtp.quit()
             except (smtplib.SMTPException, OSError):
                 pass
 
@@ -595,6 +616,58 @@ def run_edudesk(mails: list[Mail], students: list[Student], warmup: Mail | None,
     }
 
 
+def run_kill(mails: list[Mail], students: list[Student], connections: int, tmp: Path, timeout: float,
+             log_level: str, extra: list[str], db: BenchDb, kill_after: int) -> bool:
+    """The burst once more, with `kill -9` of the server after `kill_after` requests and a restart on the same
+    port; the client resends what got no 250. Prints whether every mail made exactly one request and one
+    acknowledgement."""
+    port = free_port()
+    tmp = tmp / f"kill-{db.name}"
+    tmp.mkdir(exist_ok=True)
+    config = write_config(tmp, port, log_level, extra, db.url)
+    reg = write_registry(tmp, students)
+    subprocess.run([*EDUDESK, "--config", str(config), "registry", "import", str(reg), "--population", "student"],
+                   cwd=ROOT, capture_output=True, check=True)
+    argv = [*EDUDESK, "--config", str(config), "run"]
+    servers = [Server(argv, tmp / "edudesk-1.log", ROOT)]
+    servers[0].wait_ready()
+    killed: list[float] = []
+
+    def killer() -> None:
+        n, _ = wait_for(db, "SELECT COUNT(*) FROM request", kill_after, timeout, every=0.05)
+        servers[0].proc.kill()  # SIGKILL: no shutdown, whatever was in hand is lost
+        servers[0].proc.wait()
+        killed.append(time.time())
+        print(f"        kill -9 after {n} requests; restarting on the same port", flush=True)
+        servers.append(Server(argv, tmp / "edudesk-2.log", ROOT))
+        servers[1].wait_ready()
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    try:
+        burst = send_burst(port, mails, connections, persist=True)
+        thread.join(timeout)
+        got, _ = wait_for(db, "SELECT COUNT(*) FROM request", len(mails), timeout)
+        left, _ = _wait_zero(db, PENDING_JOBS, timeout)
+        requests, distinct = db.rows("SELECT COUNT(*), COUNT(DISTINCT message_id) FROM request")[0]
+        stored = count_rows(db, "SELECT COUNT(*) FROM inbound_mail")
+        acks = count_rows(db, "SELECT COUNT(*) FROM outgoing_mail WHERE key LIKE 'ack:%'")
+        sent = count_rows(db, "SELECT COUNT(*) FROM outgoing_mail WHERE key LIKE 'ack:%' AND state = 'sent'")
+        dead = count_rows(db, "SELECT COUNT(*) FROM job WHERE state = 'dead'")
+    finally:
+        for server in servers:
+            server.stop()
+    outbox = tmp / "data" / "outbox" / "new"
+    files = len(list(outbox.iterdir())) if outbox.is_dir() else 0
+    ok = (bool(killed) and len(burst.accepted) == len(mails) and requests == distinct == stored == len(mails)
+          and acks == sent == files == len(mails) and dead == 0 and left == 0)
+    print(f"== {db.name}, kill -9 in the middle: {len(mails)} mails, {len(burst.accepted)} answered 250; "
+          f"{stored} stored, {requests} requests ({distinct} distinct Message-IDs), {sent}/{acks} acknowledgements "
+          f"sent, {files} in the outbox, dead jobs {dead}, jobs left {left}: "
+          f"{'PASS (one request and one answer per mail)' if ok else 'FAIL'}", flush=True)
+    return ok
+
+
 # --- main ------------------------------------------------------------------------------------------
 
 
@@ -665,6 +738,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--database", action="append", choices=["sqlite", "postgres"],
                     help="database(s) to measure, in this order (default: sqlite, then postgres on "
                          "PG_ADMIN_URL, a private database made and dropped)")
+    ap.add_argument("--kill-after", type=int, default=0, metavar="N",
+                    help="then run the burst once more per database (no warm-up), kill -9 the server after N "
+                         "requests, restart it, and check one request and one acknowledgement per mail")
     ap.add_argument("--noop-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.noop_server:
@@ -698,6 +774,15 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             db.close()
         results[name] = report(name, ed, ceiling, args.count)
+        if args.kill_after:
+            print(f"  [{step}/{steps}] the same burst on a fresh {name} database, kill -9 after {args.kill_after} "
+                  "requests ...", flush=True)
+            db = SqliteBenchDb(tmp / f"kill-{name}") if name == "sqlite" else PostgresBenchDb()
+            try:
+                results[name]["kill_9"] = "PASS" if run_kill(mails, students, args.connections, tmp, args.timeout,
+                                                             args.log_level, args.set, db, args.kill_after) else "FAIL"
+            finally:
+                db.close()
     summary = {
         "bench": "intake", "count": args.count, "connections": args.connections, "cpus": os.cpu_count(),
         "loadavg": [round(x, 2) for x in os.getloadavg()], "settings": args.set,

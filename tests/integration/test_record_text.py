@@ -271,8 +271,15 @@ def test_the_number_stands_at_the_foot_of_a_page_as_it_is_shown_rotated_or_not()
 
 
 def test_the_stamp_shows_the_items_moment_in_the_office_zone() -> None:
-    from edudesk.core.signing.stamp import stamp_time
+    from pyhanko.pdf_utils.layout import BoxConstraints
+    from pyhanko.pdf_utils.writer import PdfFileWriter
 
-    assert stamp_time(NIGHT, "Asia/Ho_Chi_Minh") == "21/05/2026 06:30 (GMT+7)"
-    assert stamp_time(NIGHT + timedelta(hours=1), "UTC") == "21/05/2026 00:30 (GMT)"
-    assert stamp_time(NIGHT, "Asia/Kolkata") == "21/05/2026 05:00 (GMT+5:30)"
+    from edudesk.core.signing.stamp import stamp_style
+
+    for zone, at, shown in (("Asia/Ho_Chi_Minh", NIGHT, "21/05/2026 06:30 (GMT+7)"),
+                            ("UTC", NIGHT + timedelta(hours=1), "21/05/2026 00:30 (GMT)"),
+                            ("Asia/Kolkata", NIGHT, "21/05/2026 05:00 (GMT+5:30)")):
+        stamp = stamp_style(zone, at).create_stamp(PdfFileWriter(), BoxConstraints(200, 50),
+                                                   {"signer": unicodedata.normalize("NFD", TEACHER)})
+        params = stamp.text_params
+        assert stamp.style.stamp_text % params == f"Đã ký số: {TEACHER}\nNgày ký: {shown}"

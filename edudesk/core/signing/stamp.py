@@ -171,13 +171,12 @@ class StampFontFactory(FontEngineFactory):
         return StampFontEngine(writer, ref)
 
 
-def stamp_time(at: datetime, timezone: str) -> str:
-    """A signing moment as a stamp shows it: "02/01/2026 06:30 (GMT+7)", in the office's zone."""
+def zone_label(at: datetime, timezone: str) -> str:
+    """The office zone's offset at that moment, as a stamp shows it after the time: "GMT+7", "GMT+5:30"."""
     offset = at.astimezone(ZoneInfo(timezone)).utcoffset() or timedelta(0)
     minutes = int(offset.total_seconds()) // 60
     hours, rest = divmod(abs(minutes), 60)
-    zone = "GMT" if not minutes else f"GMT{'-' if minutes < 0 else '+'}{hours}" + (f":{rest:02d}" if rest else "")
-    return f"{local_time(at, timezone)} ({zone})"
+    return "GMT" if not minutes else f"GMT{'-' if minutes < 0 else '+'}{hours}" + (f":{rest:02d}" if rest else "")
 
 
 @dataclass(frozen=True)
@@ -190,9 +189,10 @@ class LocalTimeStampStyle(TextStampStyle):
     at: datetime | None = None
 
     def create_stamp(self, writer: BasePdfFileWriter, box: Any, text_params: dict[str, Any]) -> Any:
-        """The stamp, with `ts` the local signing time and the signer's name in NFC."""
+        """The stamp, with `ts` the local signing time, `zone` its offset and the signer's name in NFC."""
         params = dict(text_params or {})
-        params["ts"] = stamp_time(self.at or datetime.now(UTC), self.timezone)
+        at = self.at or datetime.now(UTC)
+        params["ts"], params["zone"] = local_time(at, self.timezone), zone_label(at, self.timezone)
         if isinstance(params.get("signer"), str):
             params["signer"] = nfc(params["signer"])  # an NFD name would show loose combining marks
         return super().create_stamp(writer, box, params)
@@ -208,7 +208,7 @@ def stamp_style(timezone: str = "Asia/Ho_Chi_Minh", at: datetime | None = None) 
 @functools.cache
 def _style(timezone: str) -> LocalTimeStampStyle:
     return LocalTimeStampStyle(
-        stamp_text="Đã ký số: %(signer)s\nNgày ký: %(ts)s",
+        stamp_text="Đã ký số: %(signer)s\nNgày ký: %(ts)s (%(zone)s)",
         timestamp_format=TIME_FORMAT,
         text_box_style=TextBoxStyle(font=StampFontFactory(), font_size=8),
         border_width=1,
