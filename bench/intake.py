@@ -9,10 +9,12 @@ pre-generated mails:
               job, parse/extract in the process pool, checks, Request row, acknowledgement mail.
 
 The client (this process) sends with K persistent smtplib connections in threads. Per mail it
-records t_accept (the 250 to DATA); after the burst it reads the SQLite database read-only and takes
-Request.updated_at (set when the request row is created) as t_stored, matched by Message-ID.
+records t_accept (the 250 to DATA); after the burst it reads the database (the SQLite file read-only, or
+the private PostgreSQL database of the run: bench/intake_db.py) and takes Request.updated_at (set when the
+request row is created) as t_stored, matched by Message-ID. Measurement 2 runs once per database, SQLite
+then PostgreSQL by default; `--kill-after N` adds the same burst with a kill -9 in the middle.
 
-    .venv/bin/python bench/intake.py [--count 2000] [--connections 8]
+    .venv/bin/python bench/intake.py [--count 2000] [--connections 8] [--database sqlite] [--kill-after 1000]
 
 See bench/README.md for what the figures mean.
 """

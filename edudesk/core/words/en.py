@@ -1056,3 +1056,11 @@ WORDS.update({
     "detail.accepted": "Accepted",
     "detail.refused": "Refused",
 })
+
+
+# Long-term signatures (PAdES B-LT / B-LTA).
+WORDS.update({
+    "event.record_ltv_refreshed": "Archival timestamp of a record renewed",
+    "error.localpki_port": "The demo TSA/OCSP service could not open its port.",
+    "error.signer_cert": "The signing certificate cannot be used (revoked, expired or not trusted).",
+})

@@ -1083,3 +1083,11 @@ WORDS.update({
     "detail.accepted": "Được nhận",
     "detail.refused": "Bị từ chối",
 })
+
+
+# Long-term signatures (PAdES B-LT / B-LTA).
+WORDS.update({
+    "event.record_ltv_refreshed": "Đã gia hạn dấu thời gian lưu trữ của học bạ",
+    "error.localpki_port": "Không mở được dịch vụ TSA/OCSP thử nghiệm trên cổng của nó.",
+    "error.signer_cert": "Chứng thư số không dùng được để ký (đã bị thu hồi, hết hạn hoặc không được tin cậy).",
+})
