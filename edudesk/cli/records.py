@@ -4,8 +4,6 @@ PDF, show progress, export a confirmed class, register and approve signing crede
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import os
 import secrets
 from pathlib import Path
@@ -177,32 +175,6 @@ async def _import(app: Any, args: argparse.Namespace) -> int:
         print(f"Không thay {len(result.refused)} học bạ đã có bằng tệp mới ({', '.join(result.refused[:10])}): "
               f"dùng edudesk records replace (sau báo sai sót) hoặc records adjust (học bạ đã phát hành).")
     return 0
-
-
-async def verify_files(settings: Settings, files: list[Path], *, as_json: bool = False, lang: str = "vi") -> int:
-    """Print each file's signatures; 1 when any file has a problem."""
-    from edudesk.core.signing.verify import format_report, verify_record
-
-    roots, crls = trust_for_verify(settings)
-    bad = 0
-    for path in files:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:  # missing, a folder, no permission: that file fails, the others are still checked
-            bad += 1
-            reason = exc.strerror or type(exc).__name__
-            print(json.dumps({"file": str(path), "ok": False, "error": reason}, ensure_ascii=False) if as_json
-                  else f"== {path}\n{'cannot read the file' if lang == 'en' else 'không đọc được tệp'}: {reason}")
-            continue
-        report = await verify_record(data, trusted_roots=roots, crls=crls)
-        bad += not report.ok
-        if as_json:
-            print(json.dumps({"file": str(path), "ok": report.ok, "report": dataclasses.asdict(report)},
-                             ensure_ascii=False, default=str))
-        else:
-            print(f"== {path}")
-            print(format_report(report, lang=lang, timezone=settings.general.timezone))
-    return 1 if bad else 0
 
 
 def trust_for_verify(settings: Settings) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:

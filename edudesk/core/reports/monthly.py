@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -138,9 +138,3 @@ class MonthlyReportJob:
                                     detail={"month": f"{start:%Y-%m}", "recipients": len(heads),
                                             "reports": [f.id for f in files]}, using_db=conn)
         self.queue.wake()
-
-
-def first_of_month_utc(settings: Settings, year: int, month: int) -> datetime:
-    """The moment the month's report falls due, in UTC (for tests and the README's example)."""
-    local = datetime(year, month, 1, settings.reports.monthly_hour, tzinfo=ZoneInfo(settings.general.timezone))
-    return local.astimezone(UTC)
