@@ -18,7 +18,7 @@ from edudesk.core.models import Job
 from edudesk.core.ports import FakeClock
 from edudesk.core.signing.changes import start_change
 from edudesk.core.signing.complete import export_class
-from edudesk.core.signing.correction import replace_record
+from edudesk.core.signing.correction import pdf_text, replace_record
 from edudesk.core.signing.demo import demo_pdf
 from edudesk.core.signing.importer import import_roster
 from edudesk.core.signing.lifemodels import ChangeKind, RecordChange, RecordRevision
@@ -258,6 +258,12 @@ async def test_withdrawal_needs_the_leaderships_minutes_and_leaves_the_chain_in_
     signed_minutes = bytes((await minutes_of(change)).pdf)
     report = await verify_record(signed_minutes, **await trust(kit))
     assert report.ok and [s.field for s in report.signatures][2] == "bgh_bgh01"
+    text = " ".join(pdf_text(signed_minutes).split())
+    for said in ("BIÊN BẢN THU HỒI HỌC BẠ SỐ", "Số: 01/2025-2026/BB-THHB", "…, ngày 20 tháng 5 năm 2026",
+                 "Họ và tên học sinh: Học Sinh Số 1", "Mã học sinh: HS001", "Lớp: 10A1 — Năm học: 2025-2026",
+                 "Lý do thu hồi: Học sinh chuyển trường trước khi kết thúc năm học", hashlib.sha256(issued).hexdigest(),
+                 "Hiệu trưởng — Phạm Quốc Hùng", "Ban giám hiệu — Đỗ Thị Lan"):
+        assert said in text, said
     [archived] = await RecordRevision.filter(record_id=first.id)
     assert (archived.kind, archived.change_id, archived.sha256) == ("withdrawal", change.id,
                                                                      hashlib.sha256(issued).hexdigest())

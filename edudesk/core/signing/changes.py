@@ -15,7 +15,6 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape as esc
-from zoneinfo import ZoneInfo
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
@@ -43,6 +42,7 @@ from edudesk.core.signing.models import (
 )
 from edudesk.core.signing.order import principal_signs_last, principals, turn_of
 from edudesk.core.signing.pdfs import RecordPdfError
+from edudesk.core.signing.recordtext import school_name
 from edudesk.core.signing.revisions import archive, restart
 from edudesk.core.signing.service import RecordService
 from edudesk.core.signing.spec import STAGE_LABELS, Stage, field_name
@@ -136,8 +136,8 @@ async def start_change(records: RecordService, actor: Actor, record_id: int, kin
         signers = [Signer(field_name(Stage.LEADERSHIP, field_code(codes[s.teacher_id])),
                           f"{'Hiệu trưởng' if s.principal else STAGE_LABELS[Stage.LEADERSHIP]} — {names[s.teacher_id]}")
                    for s in leaders]
-        content = MinutesContent(kind.value, klass.school or settings.records.school, number,
-                                 now.astimezone(ZoneInfo(settings.general.timezone)).date(), record.student_code,
+        content = MinutesContent(kind.value, klass.school or school_name(settings), number, now,
+                                 settings.records.place, settings.general.timezone, record.student_code,
                                  record.student_name, klass.name, klass.year, record.revision,
                                  hashlib.sha256(bytes(record.pdf)).hexdigest(), reason, actor.name or actor.label,
                                  hashlib.sha256(pdf or b"").hexdigest() if prepared else "",

@@ -1,6 +1,7 @@
 """The minutes (biên bản) of a withdrawal or an adjustment of an issued record: one A4 page made with fpdf2 like
 the record PDFs — the school, "BIÊN BẢN THU HỒI HỌC BẠ SỐ" or "BIÊN BẢN ĐIỀU CHỈNH HỌC BẠ SỐ" with its number,
-the student, class and year, the revision concerned (by its SHA-256), the reason, the date line — and, below,
+the student, class and year, the revision concerned (by its SHA-256), the reason, the place-and-date line of
+recordtext.py (`[records] place`, the local date the minutes were made) — and, below,
 one signature box per member of the leadership, every field made before the first signature (pyHanko)."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import datetime
 from io import BytesIO
 
 from fpdf import FPDF
@@ -19,6 +20,7 @@ from pyhanko.sign.fields import FieldMDPAction, FieldMDPSpec, SigFieldSpec, appe
 
 from edudesk.core.signing import stamp
 from edudesk.core.signing.pdfs import CREATED, FONT
+from edudesk.core.signing.recordtext import date_line
 
 TITLES = {"withdrawal": "BIÊN BẢN THU HỒI HỌC BẠ SỐ", "adjustment": "BIÊN BẢN ĐIỀU CHỈNH HỌC BẠ SỐ"}
 ACTS = {"withdrawal": "thu hồi", "adjustment": "điều chỉnh"}
@@ -43,7 +45,9 @@ class MinutesContent:
     kind: str  # "withdrawal" | "adjustment"
     school: str
     number: str  # "01/2025-2026/BB-THHB"
-    day: date  # local date of the minutes
+    when: datetime  # when the minutes were made
+    place: str  # `[records] place`: "Hà Nội"
+    timezone: str  # `[general] timezone`: the date is the local one
     student_code: str
     student_name: str
     class_name: str
@@ -58,11 +62,6 @@ class MinutesContent:
 
 def _t(text: str) -> str:
     return unicodedata.normalize("NFC", text)
-
-
-def date_line(day: date) -> str:
-    """"…, ngày 20 tháng 5 năm 2026" (the place left for the school to know)."""
-    return f"……, ngày {day.day:02d} tháng {day.month:02d} năm {day.year}"
 
 
 def minutes_pdf(content: MinutesContent, signers: Sequence[Signer]) -> tuple[bytes, bytes]:
@@ -111,7 +110,7 @@ def _header(pdf: FPDF, c: MinutesContent) -> None:
     pdf.multi_cell(95, 5, "CỘNG HOÀ XÃ HỘI CHỦ NGHĨA VIỆT NAM\nĐộc lập – Tự do – Hạnh phúc", align="C")
     pdf.set_x(95)
     pdf.set_font(FONT, size=9)
-    pdf.cell(95, 6, date_line(c.day), align="C", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(95, 6, _t(date_line(c.place or "…", c.when, c.timezone)), align="C", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(8)
     pdf.set_font(FONT, size=15)
     pdf.cell(0, 9, TITLES[c.kind], align="C", new_x="LMARGIN", new_y="NEXT")
@@ -124,8 +123,8 @@ def _body(pdf: FPDF, c: MinutesContent) -> None:
     para = (
         "Căn cứ quy chế quản lý, khai thác, sử dụng học bạ số của nhà trường: mọi thay đổi sau khi học bạ đã được "
         "ký số phải được thực hiện theo quy trình điều chỉnh dữ liệu và có biên bản xác nhận của Ban giám hiệu.",
-        f"Hôm nay, ngày {c.day.day:02d} tháng {c.day.month:02d} năm {c.day.year}, Ban giám hiệu {c.school} lập biên "
-        f"bản {act} học bạ số của học sinh:",
+        f"Hôm nay, {date_line('', c.when, c.timezone).lower()}, Ban giám hiệu {c.school} lập biên bản {act} học bạ "
+        f"số của học sinh:",
     )
     for text in para:
         pdf.multi_cell(0, 6, _t(text), new_x="LMARGIN", new_y="NEXT")
