@@ -55,7 +55,8 @@ async def find_record(code: str, class_name: str = "", year: str = "") -> tuple[
         raise NotFound(f"Không có học bạ của học sinh mã {code}"
                        f"{' ở lớp ' + class_name if class_name else ''}{' năm học ' + year if year else ''}.")
     if len(found) > 1:
-        classes = ", ".join(f"{r.klass.name} ({r.klass.year})" for r in found)
+        classes = ", ".join(f"{r.klass.name} ({r.klass.year})"
+                            for r in sorted(found, key=lambda r: (r.klass.year, r.klass.name)))
         raise EdudeskError(f"Học sinh mã {code} có học bạ ở nhiều lớp: {classes}. Hãy chọn bằng --class (và --year).",
                            code="record_ambiguous")
     return found[0], found[0].klass
