@@ -448,6 +448,10 @@ def write_config(tmp: Path, port: int, log_level: str, extra: list[str], databas
         "outgoing": {"transport": "maildir", "maildir": "{data_dir}/outbox"},
         "web": {"enabled": False},
     }
+    # The school the mails are written to (seed 000's), configured as a school would.
+    hust = tomllib.loads((ROOT / "examples" / "config.hust.toml").read_text(encoding="utf-8"))
+    for section, values in hust.items():
+        data.setdefault(section, {}).update({k: v for k, v in values.items() if k not in data.get(section, {})})
     for item in extra:
         key, _, value = item.partition("=")
         section, _, name = key.strip().partition(".")

@@ -21,11 +21,14 @@ import os
 import sys
 import tempfile
 import time
+import tomllib
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+# The school the bench's lists and addresses belong to (seed 000's), configured as a school would.
+HUST = tomllib.loads((ROOT / "examples" / "config.hust.toml").read_text(encoding="utf-8"))
 sys.path.insert(0, str(ROOT))
 
 from edudesk.app import App  # noqa: E402
@@ -46,7 +49,7 @@ async def provision(count: int, data_dir: str, backend: str, server: SlapdServer
     students."""
     overrides: dict[str, Any] = {"general": {"data_dir": data_dir}, "smtpd": {"enabled": False},
                                  "web": {"enabled": False}, "intake": {"parser_processes": 1},
-                                 "provisioning": {"backend": backend, "delivery": "mail"}}
+                                 "provisioning": {"backend": backend, "delivery": "mail"}, **HUST}
     if server is not None:
         os.environ["EDUDESK_BENCH_LDAP_PASSWORD"] = server.service_password
         overrides["provisioning"]["ldap"] = {
