@@ -605,9 +605,9 @@ def test_zip_bomb_renamed_docx_is_refused_without_opening(monkeypatch: pytest.Mo
         raise AssertionError("a member of a hostile zip was opened")
 
     monkeypatch.setattr(zipfile.ZipFile, "open", never)
-    started = time.perf_counter()
+    started = time.process_time()
     result = extract(mail(Attachment("Don_xin_cap_email.docx", DOCX, bomb), text=STUDENT_BODY))
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
     hostile = [p for p in result.problems if p.code == "hostile_attachment"]
     assert [(p.field, p.row) for p in hostile] == [("attachment", None)]
     assert "Don_xin_cap_email.docx" in hostile[0].message
@@ -683,10 +683,10 @@ def test_extracting_a_docx_mail_is_fast() -> None:
     data = fill_docx(TEMPLATES / "BM02.docx", {"Họ và tên": "Nguyễn Văn An", "Mã số sinh viên": "20201234",
                                                "Số điện thoại": "0912345678"})
     m = mail(Attachment("BM02.docx", DOCX, data), text=STUDENT_BODY)
-    started = time.perf_counter()
+    started = time.process_time()
     for _ in range(50):
         extract(m)
-    assert (time.perf_counter() - started) / 50 < 0.02  # the benchmark needs >100 mails/s on 2 cores
+    assert (time.process_time() - started) / 50 < 0.02  # the benchmark needs >100 mails/s on 2 cores
 
 
 def test_forwarded_request_is_read() -> None:
@@ -708,9 +708,10 @@ def test_forwarded_request_is_read() -> None:
     ],
 )
 def test_pathological_bodies_finish_quickly(text: str) -> None:
-    started = time.perf_counter()
+    # CPU time of this process, not the wall clock: a loaded machine must not fail it, a quadratic parser must.
+    started = time.process_time()
     extract(mail(text=text))
-    assert time.perf_counter() - started < 2.0
+    assert time.process_time() - started < 2.0
 
 
 def test_damaged_files_never_reach_the_last_resort_handler(caplog: pytest.LogCaptureFixture) -> None:
