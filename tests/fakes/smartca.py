@@ -101,6 +101,7 @@ class Subscriber:
     credential_id: str
     key: rsa.RSAPrivateKey
     cert: x509.Certificate
+    chain: tuple[x509.Certificate, ...] = ()  # the CAs above `cert` when another CA issued it (root last)
 
 
 @dataclass
@@ -154,8 +155,14 @@ class FakeSmartCa(FakeServer):
 
     # -- the test's side: subscribers and their phones -------------------------------------------------
 
-    def add_subscriber(self, user_id: str, name: str) -> Subscriber:
-        """A teacher with an activated SmartCA certificate."""
+    def add_subscriber(self, user_id: str, name: str, *, issued: Any = None) -> Subscriber:
+        """A teacher with an activated SmartCA certificate (of the provider's CA, or `issued`: a certificate of
+        another CA with its key and chain, e.g. a demo CA whose OCSP responder runs)."""
+        if issued is not None:
+            sub = Subscriber(user_id, name, f"cred-{secrets.token_hex(6)}", issued.key, issued.cert,
+                             tuple(issued.chain))
+            self.subscribers[user_id] = sub
+            return sub
         key, cert = self.ca.issue(name)
         sub = Subscriber(user_id, name, f"cred-{secrets.token_hex(6)}", key, cert)
         self.subscribers[user_id] = sub
@@ -242,8 +249,13 @@ class FakeSmartCa(FakeServer):
                          "subjectDN": cert.subject.rfc4514_string(), "issuerDN": cert.issuer.rfc4514_string(),
                          "validFrom": cert.not_valid_before_utc.isoformat(),
                          "validTo": cert.not_valid_after_utc.isoformat(),
-                         "certificates": self.ca.chain_b64(cert) if body.get("certificates") == "chain"
-                         else self.ca.chain_b64(cert)[:1]}}
+                         "certificates": self._chain(sub) if body.get("certificates") == "chain"
+                         else self._chain(sub)[:1]}}
+
+    def _chain(self, sub: Subscriber) -> list[str]:
+        if not sub.chain:
+            return self.ca.chain_b64(sub.cert)
+        return [base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode() for c in (sub.cert, *sub.chain)]
 
     def _signhash(self, sub: Subscriber, body: dict[str, Any]) -> dict[str, str]:
         self._credential(sub, body)

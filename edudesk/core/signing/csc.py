@@ -46,6 +46,7 @@ from pyhanko.sign.signers.csc_signer import (
 from edudesk.core.errors import EdudeskError
 from edudesk.core.ports import Clock, SignItem, SignOutcome, SystemClock
 from edudesk.core.signing import remote, spec
+from edudesk.core.signing.pades import LtvUnavailable, PadesBatch, PadesProfile
 
 __all__ = ["CscError", "CscRefused", "CscSigner", "CscWaiting"]
 
@@ -203,8 +204,9 @@ class CscSigner:
 
     def __init__(self, url: str, token: str, credential_id: str = "", *, batch_size: int | None = None,
                  session: aiohttp.ClientSession | None = None, clock: Clock | None = None,
-                 authorize_timeout: float = 120.0, timeout: float = 30.0) -> None:
+                 authorize_timeout: float = 120.0, timeout: float = 30.0, pades: PadesProfile | None = None) -> None:
         self.url = url.rstrip("/").removesuffix("/csc/v1")
+        self._pades = pades
         self._token = token
         self.credential_id = credential_id
         self.batch_size = batch_size
@@ -253,8 +255,13 @@ class CscSigner:
         if not items:
             return SignOutcome()
         info, credential = await self._credential()
-        prepared = await remote.prepare(items, credential, self.clock.now())
-        return await self._run(info, credential, prepared, [None] * len(prepared), 1, self.clock.now().isoformat())
+        batch = PadesBatch(self._pades)
+        try:
+            prepared = await remote.prepare(items, credential, self.clock.now(), batch)
+            return await self._run(info, credential, prepared, [None] * len(prepared), 1,
+                                   self.clock.now().isoformat(), batch)
+        finally:
+            await batch.aclose()
 
     async def resume(self, pending: Mapping[str, object], prepared: Sequence[bytes]) -> SignOutcome:
         """Authorise and sign the batches still unsigned (a new prompt for the person), then finish."""
@@ -270,8 +277,13 @@ class CscSigner:
             raise remote.RemoteStateError("pending state without one signature slot per item")
         signatures = [base64.b64decode(s, validate=True) if isinstance(s, str) else None for s in stored]
         attempts = pending.get("attempts")
-        return await self._run(info, credential, items, signatures, (attempts if isinstance(attempts, int) else 1) + 1,
-                               str(pending.get("sent_at", "")))
+        batch = PadesBatch(self._pades)
+        try:
+            return await self._run(info, credential, items, signatures,
+                                   (attempts if isinstance(attempts, int) else 1) + 1, str(pending.get("sent_at", "")),
+                                   batch)
+        finally:
+            await batch.aclose()
 
     async def close(self) -> None:
         """Close the HTTP session if this signer opened it."""
@@ -288,7 +300,7 @@ class CscSigner:
         return min(self.batch_size, allowed) if self.batch_size else allowed
 
     async def _run(self, info: CSCCredentialInfo, credential: remote.RemoteCredential, prepared: list[remote.Prepared],
-                   signatures: list[bytes | None], attempts: int, sent_at: str) -> SignOutcome:
+                   signatures: list[bytes | None], attempts: int, sent_at: str, batch: PadesBatch) -> SignOutcome:
         remaining = [i for i, s in enumerate(signatures) if s is None]
         size = self._batch(info)
         parts = [remaining[n:n + size] for n in range(0, len(remaining), size)]
@@ -297,16 +309,26 @@ class CscSigner:
             try:
                 done = await self._sign_batch(info, [prepared[i] for i in part], what)
             except CscWaiting:
-                state = [base64.b64encode(s).decode("ascii") if s is not None else None for s in signatures]
-                pending, pdfs = remote.dump_pending(PROVIDER, credential, prepared, credential_id=self.credential_id,
-                                                    batch=size, signatures=state, attempts=attempts, sent_at=sent_at)
-                return SignOutcome(pending=pending, prepared=pdfs)
+                return self._pending(credential, prepared, signatures, size, attempts, sent_at)
             except CscRefused as e:
                 return SignOutcome(refused=e.message)
             for i, signature in zip(part, done, strict=True):
                 signatures[i] = signature
-        signed = [await remote.finish(p, cast(bytes, s), credential) for p, s in zip(prepared, signatures, strict=True)]
+        try:
+            signed = [await remote.finish(p, cast(bytes, s), credential, batch)
+                      for p, s in zip(prepared, signatures, strict=True)]
+        except LtvUnavailable:
+            # The person said yes and every signature is here: kept, so finishing is tried again when the TSA or
+            # the revocation service answers, without asking the phone again.
+            return self._pending(credential, prepared, signatures, size, attempts, sent_at)
         return SignOutcome(signed=tuple(signed))
+
+    def _pending(self, credential: remote.RemoteCredential, prepared: list[remote.Prepared],
+                 signatures: list[bytes | None], size: int, attempts: int, sent_at: str) -> SignOutcome:
+        state = [base64.b64encode(s).decode("ascii") if s is not None else None for s in signatures]
+        pending, pdfs = remote.dump_pending(PROVIDER, credential, prepared, credential_id=self.credential_id,
+                                            batch=size, signatures=state, attempts=attempts, sent_at=sent_at)
+        return SignOutcome(pending=pending, prepared=pdfs)
 
     async def _sign_batch(self, info: CSCCredentialInfo, batch: list[remote.Prepared], what: str) -> list[bytes]:
         """pyHanko's CSCSigner with one batch of exactly these hashes, committed once (one signHash)."""

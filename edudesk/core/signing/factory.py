@@ -125,14 +125,22 @@ class SignerFactory:
                 raise ConfigError("[records.smartca] chưa có url của VNPT SmartCA.", code="config_records")
             return SmartCaSigner(records.smartca.url, records.smartca.sp_id,
                                  self.settings.secret(records.smartca.sp_password_env), str(config["user_id"]),
-                                 credential_id=str(config.get("credential_id", "")), clock=self.clock)
+                                 credential_id=str(config.get("credential_id", "")), clock=self.clock,
+                                 pades=self._pades())
         if credential.kind == "csc":
             from edudesk.core.signing.csc import CscSigner
 
             token = self.box.open(config["token"]) if config.get("token") else \
                 self.settings.secret(records.csc.token_env)
-            return CscSigner(url=records.csc.url, token=token, credential_id=str(config["credential_id"]))
+            return CscSigner(url=records.csc.url, token=token, credential_id=str(config["credential_id"]),
+                             pades=self._pades())
         raise EdudeskError(f"Loại chứng thư số không hỗ trợ: {credential.kind}.", code="signer_kind")
+
+    def _pades(self) -> Any:
+        """The PAdES profile of `[records]` (TSA, trust anchors) the signers above B-B need."""
+        from edudesk.core.signing.pades import pades_profile
+
+        return pades_profile(self.settings)
 
     def _issuer_pkcs12(self) -> Signer:
         from pathlib import Path

@@ -8,8 +8,14 @@ finishing needs as a small JSON-able dict (the `SignOutcome.pending` contract: p
 digest, the signed attributes, the hash; once the certificate chain) and the PDFs with the placeholder go
 in `SignOutcome.prepared`, so a new process finishes after a restart with `load_pending`.
 
-No post-signing step (DSS, document timestamp) is asked for by `spec.signature_metadata`, so none is
-kept; a signer wanting one must add it to the pending state first.
+Above B-B (`SignItem.level`, `[records] tsa_url`) a remote signature reaches the same PAdES level as a local
+one, on pyHanko's own machinery through a `PadesBatch`: before the hash goes to the provider (so before the
+person's phone rings) the signer's chain is validated with revocation data, once per certificate in the batch
+(a revoked or expired certificate is refused, not signed); on finishing, the provider's signature gets its
+RFC 3161 signature timestamp (B-T), the validation data of the signer's chain and the TSA's goes into the DSS
+(B-LT), and the issuing signature is followed by a document timestamp (B-LTA). Finishing needs nothing kept
+in memory: the pending state names each item's level, field and the length of the PDF it was prepared from,
+and the validation is made again when finishing (fresh revocation data, at the time the signature was made).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from io import BytesIO
+from typing import Any
 
 from asn1crypto import cms, x509
 from cryptography import x509 as pyca_x509
@@ -30,11 +37,13 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign.signers import ExternalSigner, PdfSigner
 from pyhanko.sign.signers.pdf_byterange import PreparedByteRangeDigest
 from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
-from pyhanko.sign.signers.pdf_signer import PdfTBSDocument
+from pyhanko.sign.signers.pdf_signer import DSSContentSettings, PdfTBSDocument, PostSignInstructions
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
+from edudesk.core.errors import ConfigError
 from edudesk.core.ports import SignItem
 from edudesk.core.signing import spec
+from edudesk.core.signing.pades import PadesBatch, rank, translate
 
 STATE_VERSION = 1
 
@@ -112,6 +121,9 @@ class Prepared:
     pdf: bytes
     digest: PreparedByteRangeDigest
     signed_attrs: cms.CMSAttributes
+    level: str = "B-B"  # the PAdES level finishing reaches (SignItem.level)
+    field: str = ""  # the signature field (for the validation made again when finishing)
+    base_length: int = 0  # the length of the PDF before the placeholder's revision (its first bytes)
 
     @property
     def tbs(self) -> bytes:
@@ -133,7 +145,8 @@ class Prepared:
         return {"key": self.key, "document_digest": _b64(self.digest.document_digest),
                 "reserved_region_start": self.digest.reserved_region_start,
                 "reserved_region_end": self.digest.reserved_region_end,
-                "signed_attrs": _b64(self.tbs), "hash": self.hash_b64}
+                "signed_attrs": _b64(self.tbs), "hash": self.hash_b64, "level": self.level, "field": self.field,
+                "base_length": self.base_length}
 
     @classmethod
     def from_state(cls, state: Mapping[str, object], pdf: bytes) -> Prepared:
@@ -143,11 +156,51 @@ class Prepared:
             raise RemoteStateError("reserved region does not fit the stored PDF")
         digest = PreparedByteRangeDigest(_unb64(state.get("document_digest")), start, end)
         attrs = cms.CMSAttributes.load(_unb64(state.get("signed_attrs")))
-        return cls(str(state.get("key", "")), pdf, digest, attrs)
+        level, field, base = state.get("level", "B-B"), state.get("field", ""), state.get("base_length", 0)
+        if not isinstance(level, str) or not isinstance(field, str) or not isinstance(base, int) or \
+                not 0 <= base <= start:
+            raise RemoteStateError("level, field or base length of a pending item unreadable")
+        if rank(level) >= rank("B-LT") and (not field or not base):
+            raise RemoteStateError("a pending item at B-LT without its field or base length")
+        return cls(str(state.get("key", "")), pdf, digest, attrs, level, field, base)
+
+    def base_item(self) -> SignItem:
+        """The item as it was before the placeholder: what the validation when finishing is made on."""
+        return SignItem(key=self.key, pdf=self.pdf[:self.base_length], field=self.field, level=self.level)
 
 
-async def prepare_item(item: SignItem, credential: RemoteCredential, when: datetime | None = None) -> Prepared:
-    """Placeholder into the item's existing field, digest, signed attributes (PAdES, spec metadata)."""
+def _batch_for(level: str, batch: PadesBatch | None) -> PadesBatch | None:
+    """The batch a level needs (None at B-B); ConfigError when a level above B-B has no TSA configured."""
+    if rank(level) == 0:
+        return None
+    if batch is None or batch.profile is None or not batch.profile.tsa_url:
+        raise ConfigError("Chữ ký cần dấu thời gian nhưng chưa cấu hình [records] tsa_url.", code="config_records")
+    return batch
+
+
+async def _validation(item: SignItem, credential: RemoteCredential, batch: PadesBatch) -> Any:
+    """pyHanko's pre-signing validation of the signer's chain and the TSA's (revocation data fetched), made on
+    the item's PDF before the placeholder; once per certificate in the batch."""
+    signer = ExternalSigner(credential.cert, credential.registry(), signature_value=credential.signature_size())
+    pdf_signer = PdfSigner(batch.metadata(item), signer=signer, **batch.signer_options(item))
+    writer = IncrementalPdfFileWriter(BytesIO(item.pdf))
+    session = pdf_signer.init_signing_session(writer, existing_fields_only=True)
+    try:
+        return await batch.presign(session, writer, signer)
+    except Exception as exc:
+        mapped = translate(exc, item.field)
+        if mapped is not None:
+            raise mapped from None
+        raise
+
+
+async def prepare_item(item: SignItem, credential: RemoteCredential, when: datetime | None = None,
+                       batch: PadesBatch | None = None) -> Prepared:
+    """Placeholder into the item's existing field, digest, signed attributes (PAdES, spec metadata); at B-LT
+    and above the signer's chain is validated first (a revoked certificate never reaches the provider)."""
+    pades = _batch_for(item.level, batch)
+    if pades is not None and rank(item.level) >= rank("B-LT"):
+        await _validation(item, credential, pades)
     signer = ExternalSigner(credential.cert, credential.registry(), signature_value=credential.signature_size())
     from edudesk.core.signing.stamp import stamp_style
 
@@ -162,29 +215,57 @@ async def prepare_item(item: SignItem, credential: RemoteCredential, when: datet
                                       attr_settings=PdfCMSSignedAttributes(signing_time=when),
                                       use_pades=tbs_document.use_pades)
     output.seek(0)
-    return Prepared(item.key, output.read(), digest, attrs)
+    return Prepared(item.key, output.read(), digest, attrs, item.level, item.field, len(item.pdf))
 
 
 async def prepare(items: Sequence[SignItem], credential: RemoteCredential,
-                  when: datetime | None = None) -> list[Prepared]:
+                  when: datetime | None = None, batch: PadesBatch | None = None) -> list[Prepared]:
     """`prepare_item` for every item, in order."""
-    return [await prepare_item(item, credential, when) for item in items]
+    return [await prepare_item(item, credential, when, batch) for item in items]
 
 
-async def finish_cms(prepared: Prepared, signature_cms: cms.ContentInfo) -> bytes:
-    """The signed PDF: the CMS written into the placeholder of the prepared PDF."""
+async def finish_cms(prepared: Prepared, signature_cms: cms.ContentInfo, credential: RemoteCredential,
+                     batch: PadesBatch | None = None) -> bytes:
+    """The signed PDF: the CMS written into the placeholder of the prepared PDF, then at B-LT and above the
+    validation data in the DSS and at B-LTA the document timestamp (pyHanko's post-signing step)."""
     output = BytesIO(prepared.pdf)
-    await PdfTBSDocument.async_finish_signing(output, prepared.digest, signature_cms)
+    pades = _batch_for(prepared.level, batch)
+    post = None
+    if pades is not None and rank(prepared.level) >= rank("B-LT"):
+        item = prepared.base_item()
+        lta = rank(prepared.level) >= rank("B-LTA")
+        post = PostSignInstructions(validation_info=await _validation(item, credential, pades),
+                                    timestamper=pades.timestamper() if lta else None,
+                                    timestamp_md_algorithm=spec.MD_ALGORITHM,
+                                    dss_settings=DSSContentSettings(include_vri=False))
+    try:
+        await PdfTBSDocument.async_finish_signing(output, prepared.digest, signature_cms, post_sign_instr=post,
+                                                  validation_context=pades.context() if post and pades else None)
+    except Exception as exc:
+        mapped = translate(exc, prepared.field) if pades is not None else None
+        if mapped is not None:
+            raise mapped from None
+        raise
     return output.getvalue()
 
 
-async def finish(prepared: Prepared, signature: bytes, credential: RemoteCredential) -> bytes:
-    """The signed PDF from the provider's raw signature of `prepared.tbs` (checked before it is embedded)."""
+async def finish(prepared: Prepared, signature: bytes, credential: RemoteCredential,
+                 batch: PadesBatch | None = None) -> bytes:
+    """The signed PDF from the provider's raw signature of `prepared.tbs` (checked before it is embedded),
+    with its signature timestamp from B-T on."""
     if not credential.verifies(signature, prepared.tbs):
         raise RemoteStateError(f"the provider's signature for {prepared.key} does not verify")
+    pades = _batch_for(prepared.level, batch)
     signer = ExternalSigner(credential.cert, credential.registry(), signature_value=signature)
-    signature_cms = await signer.async_sign_prescribed_attributes(spec.MD_ALGORITHM, prepared.signed_attrs)
-    return await finish_cms(prepared, signature_cms)
+    try:
+        signature_cms = await signer.async_sign_prescribed_attributes(
+            spec.MD_ALGORITHM, prepared.signed_attrs, timestamper=pades.timestamper() if pades else None)
+    except Exception as exc:
+        mapped = translate(exc, prepared.field) if pades is not None else None
+        if mapped is not None:
+            raise mapped from None
+        raise
+    return await finish_cms(prepared, signature_cms, credential, batch)
 
 
 def dump_pending(provider: str, credential: RemoteCredential, prepared: Sequence[Prepared],

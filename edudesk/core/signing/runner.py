@@ -171,16 +171,15 @@ class SignRunner:
                         certify=w.record.signatures == 0, reason="Ký học bạ số",
                         location=school_name(self.settings), signer_name=credential.subject_name,
                         timezone=self.settings.general.timezone, at=self.clock.now(),
-                        level=self._level(w.step.stage, credential))
+                        level=self._level(w.step.stage))
         if w.step.stage == Stage.ISSUER:  # the school's name on its stamp, the issuing day on the date line
             return await issuing_item(item, w.record.klass_id, self.settings)
         return item
 
-    def _level(self, stage: int, credential: SignerCredential) -> str:
-        """The PAdES level of a step's signature; remote signers finish elsewhere and stay at B-B for now."""
+    def _level(self, stage: int) -> str:
+        """The PAdES level of a step's signature (remote signers reach it as local ones do: remote.py)."""
         records = self.settings.records
-        level = pades.configured_level(records.ltv, records.tsa_url)
-        return "B-B" if credential.kind in REMOTE_KINDS else pades.step_level(level, issuing=stage == Stage.ISSUER)
+        return pades.step_level(pades.configured_level(records.ltv, records.tsa_url), issuing=stage == Stage.ISSUER)
 
     async def _hold(self, session: SignSession, *, all_or_none: bool = False) -> tuple[list[_Work], int]:
         """The session's open steps whose record it could hold (in its stage's turn, in record order); how

@@ -39,6 +39,7 @@ import aiohttp
 from edudesk.core.errors import EdudeskError
 from edudesk.core.ports import Clock, SignItem, SignOutcome, SystemClock
 from edudesk.core.signing import remote
+from edudesk.core.signing.pades import PadesBatch, PadesProfile
 
 PROVIDER = "smartca"
 MAX_HASHES = 50  # per signhash transaction, the gateway's limit
@@ -63,8 +64,10 @@ class SmartCaSigner:
     kind = PROVIDER
 
     def __init__(self, url: str, client_id: str, client_secret: str, user_id: str, *, credential_id: str = "",
-                 notify_url: str = "", clock: Clock | None = None, timeout: float = 30.0) -> None:
+                 notify_url: str = "", clock: Clock | None = None, timeout: float = 30.0,
+                 pades: PadesProfile | None = None) -> None:
         self.url = url.rstrip("/")
+        self._pades = pades
         self.client_id, self._secret, self.user_id = client_id, client_secret, user_id
         self.credential_id = credential_id
         self.notify_url = notify_url
@@ -105,7 +108,11 @@ class SmartCaSigner:
         if not items:
             return SignOutcome()
         credential = await self.credential()
-        prepared = await remote.prepare(items, credential, self.clock.now())
+        batch = PadesBatch(self._pades)
+        try:  # at B-LT the chain is validated first: a revoked certificate never reaches the phone
+            prepared = await remote.prepare(items, credential, self.clock.now(), batch)
+        finally:
+            await batch.aclose()
         parts = math.ceil(len(prepared) / MAX_HASHES)
         transactions: list[dict[str, object]] = []
         for part in range(parts):
@@ -153,7 +160,11 @@ class SmartCaSigner:
                 signatures[first + offset] = remote.base64.b64decode(str(doc["sig"]))
         if waiting:
             return SignOutcome(pending=pending, prepared=tuple(prepared))
-        signed = [await remote.finish(item, signatures[i], credential) for i, item in enumerate(items)]
+        batch = PadesBatch(self._pades)
+        try:  # a TSA out of reach raises LtvUnavailable: the poll is tried again, the transaction still signed
+            signed = [await remote.finish(item, signatures[i], credential, batch) for i, item in enumerate(items)]
+        finally:
+            await batch.aclose()
         return SignOutcome(signed=tuple(signed))
 
     async def close(self) -> None:
