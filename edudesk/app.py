@@ -16,7 +16,7 @@ from typing import Any
 from edudesk import __version__
 from edudesk.bot.cards import build_card
 from edudesk.bot.web.console import WebConsole
-from edudesk.bot.web.ops import watch_worker
+from edudesk.bot.web.ops import OpsServer, watch_worker
 from edudesk.cli.backup import add_parser as add_backup_parser
 from edudesk.cli.init import add_parser as add_init_parser
 from edudesk.cli.mistakes import OneLineParser, explain, iso_date
@@ -103,6 +103,9 @@ class App:
         self.web = WebConsole(settings, self.clock, self.services, self.records) if settings.web.enabled else None
         if self.web is not None:
             watch_worker(self.web.app, self.worker)  # /readyz: the worker's loop still turns
+        self.ops = OpsServer(settings, self.clock) if settings.ops.enabled else None
+        if self.ops is not None:
+            watch_worker(self.ops.app, self.worker)
         self.telegram: Any = None
         if settings.telegram.enabled:
             from edudesk.bot.telegram import TelegramBot
@@ -125,6 +128,8 @@ class App:
     async def close(self) -> None:
         """Release processes and connections."""
         self.analyser.close()
+        if self.ops is not None:
+            await self.ops.stop()
         if self.telegram is not None:
             await self.telegram.close()
         if self.zalo is not None:
@@ -153,6 +158,8 @@ class App:
                                                                                     self.queue)))
         if self.web is not None:
             sup.add("web", self.web.run)
+        if self.ops is not None:
+            sup.add("ops", self.ops.run)
         if self.telegram is not None:
             sup.add("telegram", self.telegram.run)
         if self.zalo is not None:
@@ -211,6 +218,9 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
             if link:
                 print(f"edudesk: first sign-in as administrator (one use, {settings.web.login_link_minutes:g} "
                       f"minutes): {link}", flush=True)
+        if app.ops is not None:
+            await app.ops.start()  # ops.run() under the supervisor keeps serving it
+            print(f"edudesk: /healthz, /readyz, /metrics on {app.ops.base_url}", flush=True)
         sup = app.supervisor()
         sup.add("parsers", app.analyser.start)  # spawning them takes seconds: in the background, retried if it fails
         if settings.institution == InstitutionSettings():

@@ -207,6 +207,14 @@ class WebSettings(Section):
     metrics_token_env: str = "EDUDESK_METRICS_TOKEN"
 
 
+class OpsSettings(Section):
+    """/healthz, /readyz and /metrics on a port of their own (also served on the console's port)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: Port = 9180
+
+
 class TelegramSettings(Section):
     enabled: bool = False
     token_env: str = "EDUDESK_TELEGRAM_TOKEN"
@@ -384,6 +392,7 @@ class Settings(Section):
     sla: SlaSettings = SlaSettings()
     jobs: JobSettings = JobSettings()
     web: WebSettings = WebSettings()
+    ops: OpsSettings = OpsSettings()
     telegram: TelegramSettings = TelegramSettings()
     zalo: ZaloSettings = ZaloSettings()
     redis: RedisSettings = RedisSettings()

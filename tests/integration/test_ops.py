@@ -250,3 +250,56 @@ async def test_chat_sends_and_429s_of_the_zalo_client_reach_metrics(ops: Ops) ->
         assert len(fake.sent) == 1
     samples = _samples((await ops.get("/metrics"))[2])
     assert counts() == (sent + 1, throttled + 1)
+
+
+async def test_ops_port_of_its_own_serves_a_replica_without_the_console(app_factory: Any,
+                                                                         settings_factory: Any) -> None:
+    settings = settings_factory(web={"enabled": False}, ops={"enabled": True, "port": 0})
+    clock = FakeClock()
+    app = await app_factory(settings, clock=clock, inline_analysis=True)
+    assert app.web is None and app.ops is not None
+    await app.ops.start()
+    base = app.ops.base_url
+    assert not base.endswith(":0")
+
+    async def get(path: str, **headers: str) -> tuple[int, str]:
+        async with aiohttp.ClientSession() as client, client.get(f"{base}{path}", headers=headers) as r:
+            return r.status, await r.text()
+
+    assert await get("/healthz") == (200, '{"status": "ok"}')
+    status, text = await get("/readyz")
+    assert status == 503 and '"worker not running"' in text  # the worker of this process is watched here too
+    worker = asyncio.get_running_loop().create_task(app.worker.run())  # noqa: TID251 - test harness
+    try:
+        async def ready() -> int | None:
+            code = (await get("/readyz"))[0]
+            return code if code == 200 else None
+
+        assert await wait_until(ready) == 200
+    finally:
+        app.worker.stop()
+        await worker
+    await _seed(clock)
+    status, text = await get("/metrics")
+    assert status == 200 and _of(_samples(text), "edudesk_requests_overdue") == {("received",): 1}
+    # Only the three pages: no console page, no sign-in, no static file is reachable on this port.
+    for path in ("/", "/login", "/queue", "/static/console.css", "/records/verify"):
+        assert (await get(path))[0] == 404, path
+    await app.ops.stop()
+    async with aiohttp.ClientSession() as client:
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await client.get(f"{base}/healthz")
+
+
+async def test_ops_port_asks_for_the_metrics_token_too(app_factory: Any, settings_factory: Any) -> None:
+    settings = settings_factory(web={"enabled": False, "metrics_token_env": TOKEN_ENV},
+                                ops={"enabled": True, "port": 0}).with_secrets({TOKEN_ENV: "s3cret-scrape-token"})
+    app = await app_factory(settings, clock=FakeClock(), inline_analysis=True)
+    assert app.ops is not None
+    await app.ops.start()
+    async with aiohttp.ClientSession() as client:
+        async with client.get(f"{app.ops.base_url}/metrics") as r:
+            assert r.status == 401
+        async with client.get(f"{app.ops.base_url}/metrics",
+                              headers={"Authorization": "Bearer s3cret-scrape-token"}) as r:
+            assert r.status == 200 and "edudesk_requests" in await r.text()

@@ -81,7 +81,7 @@ def build_app(settings: Settings, clock: Clock, services: RequestService,
     report_pages.add_routes(app)  # /reports: heads and admins
     actions.add_routes(app)
     confirm_pages.add_routes(app)
-    ops_pages.add_routes(app)  # /healthz, /readyz, /metrics: no sign-in, no personal data
+    ops_pages.add_routes(app, settings, clock)  # /healthz, /readyz, /metrics: no sign-in, no personal data
     app.middlewares.append(session.access)  # innermost: after the guard and the records' nav badge
     app.router.add_static("/static/", STATIC, append_version=False)
     app.on_response_prepare.append(security_headers)

@@ -1,4 +1,5 @@
-"""`/healthz`, `/readyz` and `/metrics` (Prometheus text format) on the console's port.
+"""`/healthz`, `/readyz` and `/metrics` (Prometheus text format) on the console's port, and on a port of their
+own (`[ops]`, `OpsServer`) so a replica without the web console is still probed and scraped.
 
 The gauges are read from the shared database at scrape time (`core/ops.py` `figures`), so every replica
 answers the same numbers; the chat counters are this process's own. None of the three pages names a person,
@@ -8,7 +9,9 @@ an address or a subject; they skip the sign-in guard (`bot/web/session.py`), and
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -17,16 +20,23 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from edudesk.bot.web.render import OPEN, console, needs
+from edudesk.bot.web.render import OPEN, needs
+from edudesk.core.config import Settings
 from edudesk.core.ops import CHAT_COUNTS, Beating, ChatCounters, Figures, figures, readiness
+from edudesk.core.ports import Clock
+
+log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 @dataclass
 class Watched:
-    """What /readyz watches besides the database: this process's job worker, when it runs one."""
+    """What the three pages read: settings and clock, and besides the database this process's job worker
+    (/readyz), when it runs one."""
 
+    settings: Settings
+    clock: Clock
     worker: Beating | None = None
 
 
@@ -109,15 +119,15 @@ async def healthz(request: web.Request) -> web.Response:
 @needs(OPEN)
 async def readyz(request: web.Request) -> web.Response:
     """Ready: database, job worker, channels; 503 naming what fails."""
-    c = console(request)
-    result = await readiness(c.settings, worker=request.app[WATCHED].worker)
+    c = request.app[WATCHED]
+    result = await readiness(c.settings, worker=c.worker)
     return web.json_response(result.to_json(), status=200 if result.ok else 503)
 
 
 @needs(OPEN)
 async def metrics(request: web.Request) -> web.Response:
     """The figures in Prometheus' text format."""
-    c = console(request)
+    c = request.app[WATCHED]
     token = c.settings.secret(c.settings.web.metrics_token_env)
     if token:
         sent = request.headers.get("Authorization", "")
@@ -130,9 +140,59 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE})
 
 
-def add_routes(app: web.Application) -> None:
+def add_routes(app: web.Application, settings: Settings, clock: Clock) -> None:
     """The three operator pages."""
-    app[WATCHED] = Watched()
+    app[WATCHED] = Watched(settings, clock)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+
+
+async def _plain_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Cache-Control", "no-store")
+
+
+class OpsServer:
+    """Only the three operator pages on `[ops].host:port` (port 0 picks a free one; `port` tells which after
+    start): for probes and the scraper, whether or not this replica serves the web console. Nothing else is
+    routed here, so no page that needs a sign-in is reachable on this port."""
+
+    def __init__(self, settings: Settings, clock: Clock) -> None:
+        self.settings = settings
+        self.port = settings.ops.port
+        self.app = web.Application(client_max_size=1024)
+        add_routes(self.app, settings, clock)
+        self.app.on_response_prepare.append(_plain_headers)
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def base_url(self) -> str:
+        """Where the pages are reached (the real port once started)."""
+        return f"http://{self.settings.ops.host}:{self.port}"
+
+    async def start(self) -> None:
+        """Bind and serve (no access log: a probe every few seconds is not news)."""
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.ops.host, self.settings.ops.port)
+        await site.start()
+        sockets = getattr(site._server, "sockets", None)
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])
+        log.info("ops pages on %s", self.base_url)
+
+    async def stop(self) -> None:
+        """Stop serving."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def run(self) -> None:
+        """For the supervisor: serve until cancelled (started already by `start`, or here)."""
+        if self._runner is None:
+            await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()
