@@ -6,7 +6,6 @@ templates in templates/web/. Sign-in is by one-time link only (core/people/webau
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from aiohttp import web
@@ -27,6 +26,7 @@ from edudesk.bot.web import records as records_pages
 from edudesk.bot.web import reports as report_pages
 from edudesk.bot.web import request as request_pages
 from edudesk.bot.web.render import CONSOLE, STATIC, Console, console, make_env, render, security_headers
+from edudesk.bot.web.serving import Served
 from edudesk.core.config import Settings
 from edudesk.core.ports import Clock
 from edudesk.core.requests.service import RequestService
@@ -88,46 +88,20 @@ def build_app(settings: Settings, clock: Clock, services: RequestService,
     return app
 
 
-class WebConsole:
+class WebConsole(Served):
     """The console on [web].host:port (port 0 picks a free one; `port` tells which after start)."""
+
+    what = "web console"
 
     def __init__(self, settings: Settings, clock: Clock, services: RequestService,
                  records: RecordService | None = None) -> None:
         self.settings = settings
         self.clock = clock
         self.services = services
-        self.port = settings.web.port
-        self.app = build_app(settings, clock, services, records)
-        self._runner: web.AppRunner | None = None
+        super().__init__(build_app(settings, clock, services, records), settings.web.host, settings.web.port,
+                         access_log_class=RedactingAccessLogger)
 
     @property
     def base_url(self) -> str:
         """Where the console is reached: [web].public_url, else the address it listens on (real port)."""
-        return (self.settings.web.public_url or f"http://{self.settings.web.host}:{self.port}").rstrip("/")
-
-    async def start(self) -> None:
-        """Bind and serve."""
-        # A short shutdown: open pages long-poll /api/version, which must not hold a stop for a minute.
-        self._runner = web.AppRunner(self.app, access_log_class=RedactingAccessLogger, shutdown_timeout=2.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.web.host, self.settings.web.port)
-        await site.start()
-        sockets = getattr(site._server, "sockets", None)
-        if sockets:
-            self.port = int(sockets[0].getsockname()[1])
-        log.info("web console on %s", self.base_url)
-
-    async def stop(self) -> None:
-        """Stop serving."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def run(self) -> None:
-        """For the supervisor: serve until cancelled (started already by `start`, or here)."""
-        if self._runner is None:
-            await self.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await self.stop()
+        return (self.settings.web.public_url or f"http://{self.host}:{self.port}").rstrip("/")

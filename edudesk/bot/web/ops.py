@@ -9,9 +9,7 @@ an address or a subject; they skip the sign-in guard (`bot/web/session.py`), and
 
 from __future__ import annotations
 
-import asyncio
 import hmac
-import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -21,11 +19,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from edudesk.bot.web.render import OPEN, needs
+from edudesk.bot.web.serving import Served
 from edudesk.core.config import Settings
 from edudesk.core.ops import CHAT_COUNTS, Beating, ChatCounters, Figures, figures, readiness
 from edudesk.core.ports import Clock
-
-log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -153,46 +150,15 @@ async def _plain_headers(request: web.Request, response: web.StreamResponse) -> 
     response.headers.setdefault("Cache-Control", "no-store")
 
 
-class OpsServer:
-    """Only the three operator pages on `[ops].host:port` (port 0 picks a free one; `port` tells which after
-    start): for probes and the scraper, whether or not this replica serves the web console. Nothing else is
-    routed here, so no page that needs a sign-in is reachable on this port."""
+class OpsServer(Served):
+    """Only the three operator pages on `[ops].host:port`: for probes and the scraper, whether or not this
+    replica serves the web console. Nothing else is routed here, so no page that needs a sign-in is reachable on
+    this port; no access log (a probe every few seconds is not news)."""
+
+    what = "ops pages"
 
     def __init__(self, settings: Settings, clock: Clock) -> None:
-        self.settings = settings
-        self.port = settings.ops.port
-        self.app = web.Application(client_max_size=1024)
-        add_routes(self.app, settings, clock)
-        self.app.on_response_prepare.append(_plain_headers)
-        self._runner: web.AppRunner | None = None
-
-    @property
-    def base_url(self) -> str:
-        """Where the pages are reached (the real port once started)."""
-        return f"http://{self.settings.ops.host}:{self.port}"
-
-    async def start(self) -> None:
-        """Bind and serve (no access log: a probe every few seconds is not news)."""
-        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.ops.host, self.settings.ops.port)
-        await site.start()
-        sockets = getattr(site._server, "sockets", None)
-        if sockets:
-            self.port = int(sockets[0].getsockname()[1])
-        log.info("ops pages on %s", self.base_url)
-
-    async def stop(self) -> None:
-        """Stop serving."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def run(self) -> None:
-        """For the supervisor: serve until cancelled (started already by `start`, or here)."""
-        if self._runner is None:
-            await self.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await self.stop()
+        app = web.Application(client_max_size=1024)
+        add_routes(app, settings, clock)
+        app.on_response_prepare.append(_plain_headers)
+        super().__init__(app, settings.ops.host, settings.ops.port, access_log=None)
