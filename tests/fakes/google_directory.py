@@ -185,6 +185,11 @@ class FakeGoogleDirectory(FakeServer):
         return next((u for u in self.users.values() if u.primary_email == address.lower() and not u.deleted_at),
                     None)
 
+    def signs_in(self, address: str, password: str) -> bool:
+        """Whether this address could sign in with this password (live, not suspended, the password matches)."""
+        user = self.user(address)
+        return user is not None and not user.suspended and user.password == password
+
     def deleted(self, address: str) -> FakeUser | None:
         """A deleted user under this address still in the undelete window."""
         self._purge()

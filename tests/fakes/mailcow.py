@@ -161,6 +161,10 @@ class FakeMailcow(FakeServer):
         box = self.mailboxes.get(address)
         return box is not None and _verify(password, box.password_hash)
 
+    def signs_in(self, address: str, password: str) -> bool:
+        """Whether the mailbox could sign in with this password (active 1; "2" only receives mail, "0" is off)."""
+        return self.check_password(address, password) and self.mailboxes[address].active == 1
+
     def calls_to(self, path: str) -> list[Call]:
         """Requests whose path (after /api/v1/) starts with this, e.g. "add/mailbox"."""
         return [c for c in self.calls if c.path.startswith(path)]

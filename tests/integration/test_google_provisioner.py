@@ -361,3 +361,38 @@ def test_build_refuses_missing_subject_or_key(settings_factory: Callable[..., Se
     monkeypatch.setenv("EDUDESK_GOOGLE_CREDENTIALS", '{"type": "authorized_user"}')
     with pytest.raises(ConfigError):
         build(settings_factory(provisioning={"google": {"admin_subject": "admin@school.test"}}), clock)
+
+
+# -- restore: a deletion undone within its grace period ------------------------------------------------------
+
+
+async def test_restore_lifts_the_suspension_and_keeps_the_password(google: GoogleProvisioner,
+                                                                    fake: FakeGoogleDirectory) -> None:
+    await google.create(spec(), PASSWORD)
+    assert await google.suspend("an.nguyen@school.test") == "suspended"
+    assert not fake.signs_in("an.nguyen@school.test", PASSWORD)
+    assert await google.restore("an.nguyen@school.test") == "restored"
+    assert fake.api_calls("PATCH")[-1].body == {"suspended": False}  # no password, no other field on the wire
+    user = fake.user("an.nguyen@school.test")
+    assert user is not None and (user.suspended, user.password, user.change_password) == (False, PASSWORD, True)
+    assert fake.signs_in("an.nguyen@school.test", PASSWORD)
+    entry = await google.lookup("an.nguyen@school.test")
+    assert entry is not None and entry.state == "active"
+
+
+async def test_restore_of_a_user_never_suspended_is_harmless(google: GoogleProvisioner,
+                                                             fake: FakeGoogleDirectory) -> None:
+    await google.create(spec(), PASSWORD)
+    assert await google.restore("an.nguyen@school.test") == "restored"
+    assert fake.signs_in("an.nguyen@school.test", PASSWORD)
+    user = fake.user("an.nguyen@school.test")
+    assert user is not None and user.external_ids and user.org_unit == "/Staff"
+
+
+async def test_restore_of_an_absent_or_deleted_address_is_absent(google: GoogleProvisioner,
+                                                                 fake: FakeGoogleDirectory) -> None:
+    assert await google.restore("ghost@school.test") == "absent"
+    await google.create(spec(), PASSWORD)
+    await google.delete("an.nguyen@school.test")
+    assert await google.restore("an.nguyen@school.test") == "absent"  # undeleting is not restore's to do
+    assert fake.user("an.nguyen@school.test") is None

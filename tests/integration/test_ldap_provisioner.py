@@ -319,3 +319,74 @@ def test_ad_password_policy_refusal_is_permanent() -> None:
 def test_unwilling_to_perform_is_permanent() -> None:
     error = refusal("an@school.test", 53, "unwillingToPerform", "0000001F: SvcErr: DSID-031A12D2, problem 5003")
     assert error.permanent and "an@school.test" in error.message
+
+
+# -- restore: a deletion undone within its grace period ------------------------------------------------------
+
+
+async def test_restore_unlocks_a_suspended_entry_which_binds_with_the_password_it_had(
+        ldap: LdapProvisioner, slapd: SlapdServer) -> None:
+    await ldap.create(spec(), PASSWORD)
+    dn = f"uid=an.nguyen,{slapd.staff_base}"
+    before = slapd.entry(dn)
+    assert await ldap.suspend("an.nguyen@school.test") == "suspended"
+    assert not slapd.can_bind(dn, PASSWORD)
+    assert await ldap.restore("an.nguyen@school.test") == "restored"
+    after = slapd.entry(dn)
+    assert before is not None and after is not None
+    assert "pwdAccountLockedTime" not in after
+    assert after["userPassword"] == before["userPassword"]  # the same hash: no new password was set
+    assert after.get("pwdReset") == before.get("pwdReset")
+    assert slapd.can_bind(dn, PASSWORD)
+    found = await ldap.lookup("an.nguyen@school.test")
+    assert found is not None and found.state == "active"
+
+
+async def test_restore_of_an_entry_never_suspended_is_harmless(ldap: LdapProvisioner, slapd: SlapdServer) -> None:
+    await ldap.create(spec(), PASSWORD)
+    dn = f"uid=an.nguyen,{slapd.staff_base}"
+    assert await ldap.restore("an.nguyen@school.test") == "restored"
+    assert await ldap.restore("an.nguyen@school.test") == "restored"
+    entry = slapd.entry(dn)
+    assert entry is not None and "pwdAccountLockedTime" not in entry
+    assert slapd.can_bind(dn, PASSWORD)
+
+
+async def test_restore_of_an_absent_address_is_absent(ldap: LdapProvisioner, ad: LdapProvisioner) -> None:
+    assert await ldap.restore("nobody@school.test") == "absent"
+    assert await ad.restore("nobody@school.test") == "absent"
+
+
+async def test_ad_flavour_restore_clears_accountdisable_and_leaves_unicode_pwd(
+        ad: LdapProvisioner, slapd: SlapdServer) -> None:
+    await ad.create(spec(), PASSWORD)
+    dn = f"cn=an.nguyen,{slapd.staff_base}"
+    assert await ad.suspend("an.nguyen@school.test") == "suspended"
+    entry = slapd.entry(dn)
+    assert entry is not None and text(entry, "userAccountControl") == "514"
+    password_writes = slapd.audit_log.count("replace: unicodePwd")
+    assert await ad.restore("an.nguyen@school.test") == "restored"
+    entry = slapd.entry(dn)
+    assert entry is not None and text(entry, "userAccountControl") == "512"
+    assert bytes(entry["unicodePwd"][0]) == f'"{PASSWORD}"'.encode("utf-16-le")
+    assert slapd.audit_log.count("replace: unicodePwd") == password_writes  # no password sent
+    found = await ad.lookup("an.nguyen@school.test")
+    assert found is not None and found.state == "active"
+
+
+async def test_ad_flavour_restore_keeps_other_flags_and_an_enabled_account_enabled(
+        ad: LdapProvisioner, slapd: SlapdServer) -> None:
+    await ad.create(spec(), PASSWORD)
+    dn = f"cn=an.nguyen,{slapd.staff_base}"
+    assert await ad.restore("an.nguyen@school.test") == "restored"  # never suspended: stays 512
+    entry = slapd.entry(dn)
+    assert entry is not None and text(entry, "userAccountControl") == "512"
+    # DONT_EXPIRE_PASSWORD (65536) set by the school's administrator survives a suspend and a restore.
+    assert slapd.connect().modify(dn, {"userAccountControl": [("MODIFY_REPLACE", ["66048"])]})
+    await ad.suspend("an.nguyen@school.test")
+    entry = slapd.entry(dn)
+    assert entry is not None and text(entry, "userAccountControl") == "66050"
+    assert await ad.restore("an.nguyen@school.test") == "restored"
+    entry = slapd.entry(dn)
+    assert entry is not None and text(entry, "userAccountControl") == "66048"
+    assert bytes(entry["unicodePwd"][0]) == f'"{PASSWORD}"'.encode("utf-16-le")

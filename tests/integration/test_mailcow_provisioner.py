@@ -341,3 +341,40 @@ async def test_build_reads_the_key_from_the_environment(tmp_path: Any, monkeypat
         assert provisioner.name == "mailcow" and await provisioner.lookup(ADDRESS) is None
     finally:
         await provisioner.close()
+
+
+# ---- restore: a deletion undone within its grace period -------------------------------------------------
+
+async def test_restore_allows_sign_in_again_with_the_password_it_had(fake_mailcow: FakeMailcow,
+                                                                      mailcow: MailcowProvisioner) -> None:
+    await mailcow.create(spec(), PASSWORD)
+    stored = fake_mailcow.mailboxes[ADDRESS].password_hash
+    assert await mailcow.suspend(ADDRESS) == "suspended"
+    assert not fake_mailcow.signs_in(ADDRESS, PASSWORD)
+
+    assert await mailcow.restore(ADDRESS) == "restored"
+
+    assert fake_mailcow.calls_to("edit/mailbox")[-1].body == {"items": [ADDRESS], "attr": {"active": "1"}}
+    box = fake_mailcow.mailboxes[ADDRESS]
+    assert (box.active, box.password_hash, box.force_pw_update) == (1, stored, "1")  # the same salted hash
+    assert fake_mailcow.signs_in(ADDRESS, PASSWORD)
+    entry = await mailcow.lookup(ADDRESS)
+    assert entry is not None and entry.state == "active" and entry.key == "7:abc123"
+
+
+async def test_restore_of_a_mailbox_never_suspended_is_harmless(fake_mailcow: FakeMailcow,
+                                                                mailcow: MailcowProvisioner) -> None:
+    await mailcow.create(spec(), PASSWORD)
+
+    assert await mailcow.restore(ADDRESS) == "restored"
+
+    assert fake_mailcow.signs_in(ADDRESS, PASSWORD)
+    assert fake_mailcow.mailboxes[ADDRESS].tags == ["edudesk-key:7:abc123", "edudesk-person:HS001"]
+
+
+async def test_restore_of_an_absent_mailbox_is_absent(fake_mailcow: FakeMailcow,
+                                                      mailcow: MailcowProvisioner) -> None:
+    assert await mailcow.restore("nobody@school.test") == "absent"
+    fake_mailcow.unknown_domain = "access_denied"  # mailcow 2024+: the same answer for a domain it lacks
+    assert await mailcow.restore("an.nguyen@other.test") == "absent"
+    assert not fake_mailcow.mailboxes

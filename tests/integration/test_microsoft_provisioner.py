@@ -372,3 +372,37 @@ def test_build_refuses_without_tenant_or_with_a_bad_usage_location(
     with pytest.raises(ConfigError, match="usage_location"):
         build(microsoft_settings(settings_factory, tenant_id=TENANT, client_id=CLIENT_ID, usage_location="VNM"),
               FakeClock())
+
+
+# -- restore: a deletion undone within its grace period ------------------------------------------------------
+
+
+async def test_restore_enables_sign_in_with_the_password_it_had(graph: GraphProvisioner, fake: FakeGraph) -> None:
+    await graph.create(spec(), PASSWORD)
+    assert await graph.suspend(ADDRESS) == "suspended"
+    assert not fake.signs_in(ADDRESS, PASSWORD)
+    assert await graph.restore(ADDRESS) == "restored"
+    assert fake.sent("PATCH")[-1].body == {"accountEnabled": True}  # no passwordProfile: the password stands
+    user = fake.user(ADDRESS)
+    assert user is not None and user["accountEnabled"] is True
+    assert user["passwordProfile"] == {"forceChangePasswordNextSignIn": True}
+    assert fake.signs_in(ADDRESS, PASSWORD)
+    entry = await graph.lookup(ADDRESS)
+    assert entry is not None and entry.state == "active"
+
+
+async def test_restore_of_a_user_never_suspended_is_harmless(graph: GraphProvisioner, fake: FakeGraph) -> None:
+    await graph.create(spec(), PASSWORD)
+    assert await graph.restore(ADDRESS) == "restored"
+    assert fake.signs_in(ADDRESS, PASSWORD)
+    user = fake.user(ADDRESS)
+    assert user is not None and user["employeeId"] == "GV001"
+    assert user["onPremisesExtensionAttributes"]["extensionAttribute1"] == "7:GV001"
+
+
+async def test_restore_of_an_absent_or_deleted_address_is_absent(graph: GraphProvisioner, fake: FakeGraph) -> None:
+    assert await graph.restore("nobody@school.test") == "absent"
+    await graph.create(spec(), PASSWORD)
+    await graph.delete(ADDRESS)
+    assert await graph.restore(ADDRESS) == "absent"  # in deletedItems: undeleting is not restore's to do
+    assert fake.user(ADDRESS) is None
