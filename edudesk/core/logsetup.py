@@ -42,10 +42,17 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+# pyHanko's validation logs every expected dead end of the LTA algorithm (a certificate expired at a date asked
+# about, a path tried and left) as a warning with its traceback; what matters is in the report it returns.
+VALIDATION_LOGGERS = ("pyhanko.sign.validation", "pyhanko_certvalidator")
+
+
 def quiet_libraries(level: str) -> None:
-    """Libraries at WARNING, or at the root's level again when `level` is DEBUG."""
+    """Libraries at WARNING (pyHanko's validation at ERROR), or at the root's level again when `level` is DEBUG."""
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.NOTSET if level == "DEBUG" else logging.WARNING)
+    for name in VALIDATION_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if level == "DEBUG" else logging.ERROR)
 
 
 def install(general: GeneralSettings) -> None:

@@ -124,3 +124,19 @@ def test_worker_processes_write_the_services_json_lines() -> None:
     assert by_logger["edudesk.parse"] == "from the parser\nworker"
     assert by_logger["edudesk.sign"] == "from the signer"
     assert "fontTools.subset" not in by_logger
+
+
+def test_pyhanko_validation_dead_ends_stay_out_of_the_log_unless_debug() -> None:
+    from edudesk.core.logsetup import VALIDATION_LOGGERS, quiet_libraries
+
+    checker = logging.getLogger("pyhanko_certvalidator.validate")
+    before = {name: logging.getLogger(name).level for name in (*QUIET_LOGGERS, *VALIDATION_LOGGERS)}
+    try:
+        quiet_libraries("INFO")
+        assert not checker.isEnabledFor(logging.WARNING) and checker.isEnabledFor(logging.ERROR)
+        assert logging.getLogger("pyhanko.sign.signers").isEnabledFor(logging.WARNING)  # signing still speaks
+        quiet_libraries("DEBUG")
+        assert checker.getEffectiveLevel() == logging.getLogger().getEffectiveLevel()
+    finally:
+        for name, level in before.items():
+            logging.getLogger(name).setLevel(level)
