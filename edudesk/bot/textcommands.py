@@ -189,8 +189,8 @@ async def _todo(ctx: TextContext, actor: Actor, arg: str = "") -> str:
     w = words(ctx.settings.general.language)
     for klass, stage, count in await my_turns(actor):
         teacher = await Teacher.get(staff_id=actor.staff_id)
-        lines.append("- " + w("cmd.todo_records", klass=klass.name, role=await role_text(teacher.id, klass.id, stage),
-                              count=count))
+        role = await role_text(teacher.id, klass.id, stage, ctx.settings.general.language)
+        lines.append("- " + w("cmd.todo_records", klass=klass.name, role=role, count=count))
     if allows(actor, Permission.REQUESTS):
         tz = ctx.settings.general.timezone
         page = int(arg) if arg.isascii() and arg.isdecimal() and len(arg) < 6 else 1

@@ -101,14 +101,15 @@ async def run(app: Any, args: argparse.Namespace) -> int:
         print("\n".join(b.text() for b in rows) or "Không còn ai đang chờ ký học bạ.")
         return 0
     if what == "export":
-        from edudesk.core.signing.complete import export_class
+        from edudesk.core.signing.complete import export_class, pool_check
 
         query = SchoolClass.filter(name=args.class_name)
         klass = await (query.filter(year=args.year) if args.year else query).order_by("-id").first()
         if klass is None:
             raise EdudeskError(f"Không có lớp {args.class_name}.", code="not_found")
         with progress("records_export", app.settings.general.language, forced=args.progress) as on_progress:
-            manifest = await export_class(klass.id, args.out, on_progress=on_progress)
+            manifest = await export_class(klass.id, args.out, on_progress=on_progress,
+                                          check=pool_check(app.signers, app.settings))
         print(f"Đã xuất {len(manifest['records'])} học bạ vào {args.out}")
         return 0
     if what == "credential":
@@ -254,10 +255,11 @@ async def run_demo(app: Any, students: int, *, sign: bool, out: Path | None, con
     for class_id in result.class_ids:
         await app.records.confirm_class(ADMIN, class_id)
         if out is not None:
-            from edudesk.core.signing.complete import export_class
+            from edudesk.core.signing.complete import export_class, pool_check
 
             with progress("records_export", lang, forced=show_progress) as on_export:
-                manifest = await export_class(class_id, out, on_progress=on_export)
+                manifest = await export_class(class_id, out, on_progress=on_export,
+                                              check=pool_check(app.signers, app.settings))
             print(f"Đã ghi {len(manifest['records'])} học bạ đã ký vào {out}")
             print(f"Kiểm tra: edudesk records verify {out}/*.pdf")
     return 0

@@ -28,7 +28,8 @@ def add_ltv_parsers(rec: Any, func: Any) -> None:
     demo.add_argument("--ltv", default="B-LTA", choices=["B-B", "B-T", "B-LT", "B-LTA"],
                       help="PAdES level of the signed demo records (default B-LTA: a local TSA, OCSP and CRL run "
                            "for the demo)")
-    ref = rec.add_parser("refresh-ltv", help="renew the archival timestamp of issued records before it expires")
+    ref = rec.add_parser("refresh-ltv", help="renew the archival timestamp of issued records and their archived "
+                                             "revisions before it expires")
     ref.add_argument("--before-days", type=float, default=None,
                      help="renew those whose TSA certificate expires within this many days "
                           "(default [records] refresh_before_days)")
@@ -108,11 +109,13 @@ async def refresh_command(app: Any, args: argparse.Namespace) -> int:
 
     result = await refresh_records(app.settings, app.clock, before_days=args.before_days)
     if app.settings.general.language == "en":
-        print(f"Archival timestamps renewed on {result.refreshed} records ({result.checked} issued records checked"
+        print(f"Archival timestamps renewed on {result.refreshed} records and {result.revisions_refreshed} archived "
+              f"revisions ({result.checked} issued records and {result.revisions_checked} revisions checked"
               f"{f', {result.failed} failed' if result.failed else ''}).")
     else:
         print(f"Đã gia hạn dấu thời gian lưu trữ cho {result.refreshed} học bạ (đã xem {result.checked} học bạ đã "
-              f"phát hành{f', {result.failed} học bạ chưa gia hạn được' if result.failed else ''}).")
+              f"phát hành{f', {result.failed} tệp chưa gia hạn được' if result.failed else ''}) và "
+              f"{result.revisions_refreshed} bản cũ đã lưu trữ (đã xem {result.revisions_checked} bản).")
     return 1 if result.failed else 0
 
 

@@ -52,6 +52,8 @@ def row_line(row: SendRow, lang: str, timezone: str) -> str:
     if row.state == SendState.SENT:
         at = local_time(row.sent_at, timezone) if row.sent_at else ""
         detail = WORDS[lang]["receipt"].format(receipt=row.receipt, at=at)
+        if row.notice:  # a withdrawal's notice: say what was told, not only its receipt
+            detail = f"{detail} — {row.answer}"
     return f"{row.student_code:<10} {row.student_name:<30} {row.label(lang):<9} {detail}".rstrip()
 
 
@@ -75,7 +77,7 @@ async def run_send(app: Any, args: argparse.Namespace) -> int:
     rows = await send_rows(klass.id, lang)
     if args.records_command == "sent" and args.json:
         print(json.dumps([{"student_code": r.student_code, "student_name": r.student_name, "state": r.state.value,
-                           "receipt": r.receipt, "answer": r.answer,
+                           "receipt": r.receipt, "answer": r.answer, "notice": r.notice or None,
                            "sent_at": r.sent_at.isoformat() if r.sent_at else None} for r in rows],
                          ensure_ascii=False, indent=1))
         return 0

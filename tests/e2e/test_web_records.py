@@ -14,8 +14,6 @@ from typing import Any
 import pytest
 
 from edudesk.core.models import AuditEvent
-from edudesk.core.people.models import Staff
-from edudesk.core.people.webauth import issue_login_link
 from edudesk.core.ports import FakeClock
 from edudesk.core.signing.models import (
     RecordReturn,
@@ -28,13 +26,12 @@ from edudesk.core.signing.models import (
 from edudesk.core.signing.pki import DemoPki
 from edudesk.core.signing.spec import Stage
 from tests.records_kit import PIN, RecordsKit, records_settings, small_roster
+from tests.webauth import CHROMIUM, NEEDS_CHROMIUM, chromium, sign_in_admin, sign_in_teacher
 
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = [pytest.mark.db, pytest.mark.slow,
-              pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")]
+pytestmark = [pytest.mark.db, pytest.mark.slow, NEEDS_CHROMIUM]
 
 if CHROMIUM.exists():
-    from playwright.async_api import Browser, Page, async_playwright
+    from playwright.async_api import Browser, Page
     from playwright.async_api import Error as PlaywrightError
 
 START = datetime(2026, 5, 20, 1, 0, tzinfo=UTC)  # 08:00 in Hà Nội
@@ -60,28 +57,13 @@ class School:
             except PlaywrightError:
                 pass  # redirects have no body
 
-    async def login(self, staff_id: int) -> Page:
-        """A staff member signed in through a one-time link, in their own browser context."""
-        app = self.kit.app
-        link = await issue_login_link(staff_id, app.settings, app.clock, base_url=self.url)
-        context = await self.browser.new_context()
-        context.on("response", self._keep)
-        page = await context.new_page()
-        await page.goto(link)
-        await page.get_by_role("button", name="Đăng nhập").click()
-        await page.wait_for_url(lambda url: url.startswith(self.url) and "/login" not in url)  # the person's home
-        return page
-
     async def teacher(self, code: str) -> Page:
-        """The roster's teacher signed in (the importer gave them a staff identity with the signing roles)."""
-        teacher = await Teacher.get(code=code)
-        assert teacher.staff_id is not None
-        return await self.login(teacher.staff_id)
+        """The roster's teacher signed in."""
+        return await sign_in_teacher(self.browser, self.kit.app, code, on_response=self._keep)
 
     async def admin(self) -> Page:
         """An administrator signed in."""
-        staff = await Staff.create(name="Quản Trị Viên", roles=["admin"], created_at=self.kit.clock.now())
-        return await self.login(staff.id)
+        return await sign_in_admin(self.browser, self.kit.app, on_response=self._keep)
 
 
 @pytest.fixture
@@ -97,13 +79,10 @@ async def school(app_factory: Any, settings_factory: Any, tmp_path: Path,
     await kit.start()
     assert app.web is not None
     await app.web.start()
-    pw = await async_playwright().start()
-    browser = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
     try:
-        yield School(kit, browser)
+        async with chromium() as browser:
+            yield School(kit, browser)
     finally:
-        await browser.close()
-        await pw.stop()
         await app.web.stop()
 
 
@@ -286,6 +265,10 @@ async def test_verify_shows_every_signature_and_a_tampered_copy_fails(school: Sc
     table = await page.locator("#signatures").inner_text()
     assert "Nguyễn Thị Bích" in table and "Phạm Quốc Hùng" in table
     assert "ĐẠT" in await page.locator("#verdict").inner_text()
+    # No TSA configured: basic signatures, no timestamp, no archival timestamp (the page says so: issue #18).
+    levels = await page.locator("#signatures tr[data-field]").evaluate_all("rows => rows.map(r => r.dataset.level)")
+    assert set(levels) == {"B-B"}
+    assert "chưa đạt mức B-LTA" in await page.locator("#renew").inner_text()
 
     tampered = bytearray(pdf)
     at = tampered.find(b"/Producer")  # a byte of the original revision, covered by every signature

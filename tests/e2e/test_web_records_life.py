@@ -12,22 +12,19 @@ from typing import Any
 
 import pytest
 
-from edudesk.core.people.models import Staff
-from edudesk.core.people.webauth import issue_login_link
 from edudesk.core.ports import FakeClock
 from edudesk.core.signing.lifemodels import RecordChange, RecordRevision
-from edudesk.core.signing.models import SchoolRecord, Teacher
+from edudesk.core.signing.models import SchoolRecord
 from edudesk.core.signing.pki import DemoPki
 from edudesk.core.signing.spec import Stage
 from tests.integration.test_records_lifecycle import corrected, exported, sign_all
 from tests.records_kit import ADMIN, PIN, RecordsKit, records_settings, small_roster
+from tests.webauth import CHROMIUM, NEEDS_CHROMIUM, chromium, sign_in_admin, sign_in_teacher
 
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = [pytest.mark.db, pytest.mark.slow,
-              pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")]
+pytestmark = [pytest.mark.db, pytest.mark.slow, NEEDS_CHROMIUM]
 
 if CHROMIUM.exists():
-    from playwright.async_api import Browser, Page, async_playwright
+    from playwright.async_api import Browser, Page
 
 START = datetime(2026, 5, 20, 1, 0, tzinfo=UTC)  # 08:00 in Hà Nội
 
@@ -44,18 +41,13 @@ class Console:
         assert self.kit.app.web is not None
         return str(self.kit.app.web.base_url)
 
-    async def login(self, staff_id: int) -> Page:
-        """A staff member signed in through a one-time link, in a browser context of their own."""
-        link = await issue_login_link(staff_id, self.kit.app.settings, self.kit.clock, base_url=self.url)
-        page = await (await self.browser.new_context()).new_page()
-        await page.goto(link)
-        await page.get_by_role("button", name="Đăng nhập").click()
-        await page.wait_for_url(lambda url: url.startswith(self.url) and "/login" not in url)
-        return page
+    async def teacher(self, code: str) -> Page:
+        """The roster's teacher signed in, in a browser context of their own."""
+        return await sign_in_teacher(self.browser, self.kit.app, code)
 
     async def admin(self) -> Page:
-        staff = await Staff.create(name="Quản Trị Viên", roles=["admin"], created_at=self.kit.clock.now())
-        return await self.login(staff.id)
+        """An administrator signed in."""
+        return await sign_in_admin(self.browser, self.kit.app)
 
 
 @pytest.fixture
@@ -71,13 +63,10 @@ async def console(app_factory: Any, settings_factory: Any, tmp_path: Path,
     await kit.start()
     assert app.web is not None
     await app.web.start()
-    pw = await async_playwright().start()
-    browser = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
     try:
-        yield Console(kit, browser)
+        async with chromium() as browser:
+            yield Console(kit, browser)
     finally:
-        await browser.close()
-        await pw.stop()
         await app.web.stop()
 
 
@@ -88,7 +77,7 @@ async def test_admin_uploads_the_corrected_record_and_the_old_revision_is_kept(c
     first = (await kit.records())[0]
     ret = await kit.app.records.return_record(await kit.actor("GV02"), first.id, "Sai ngày sinh của học sinh")
     await kit.app.records.decide_return(ADMIN, ret.id, True)
-    teacher = await console.login((await Teacher.get(code="GV02")).staff_id or 0)
+    teacher = await console.teacher("GV02")
     refused = await teacher.goto(f"{console.url}/records/life")
     assert refused is not None and refused.status == 403
     assert "Chỉ quản trị viên" in await teacher.content()
@@ -144,6 +133,11 @@ async def test_admin_starts_a_withdrawal_and_the_leadership_signs_its_minutes(co
     change = await RecordChange.get(record__student_code="HS002")
     minutes = await SchoolRecord.get(id=change.minutes_id)
     await kit.settle()
+    principal = await console.teacher("BGH01")
+    await principal.goto(f"{console.url}/records")  # the console's side of the minutes' sign-now notice
+    said = await principal.locator(f'#turns tr[data-class="{minutes.klass_id}"] ul.minutes').inner_text()
+    assert said == ("Số 01/2025-2026/BB-THHB: thu hồi học bạ của Học Sinh Số 2 (HS002), lớp 10A1 (2025-2026) — "
+                    "lý do: Học sinh chuyển trường giữa năm")
     await kit.app.records.start_signing(await kit.actor("BGH01"), minutes.klass_id, Stage.LEADERSHIP, pin=PIN)
     await kit.settle()
     await page.goto(f"{console.url}/records/life")

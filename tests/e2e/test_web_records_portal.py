@@ -14,21 +14,18 @@ from typing import Any
 import pytest
 
 from edudesk.core.models import Job
-from edudesk.core.people.models import Staff
-from edudesk.core.people.webauth import issue_login_link
 from edudesk.core.ports import FakeClock
 from edudesk.core.signing.pki import DemoPki
 from edudesk.core.signing.sendmodels import RecordSend
 from edudesk.core.signing.spec import Stage
 from tests.fakes.records_portal import FakeRecordsPortal
 from tests.records_kit import ADMIN, RecordsKit, records_settings, small_roster
+from tests.webauth import CHROMIUM, NEEDS_CHROMIUM, chromium, sign_in_admin, sign_in_teacher
 
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = [pytest.mark.db, pytest.mark.slow,
-              pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")]
+pytestmark = [pytest.mark.db, pytest.mark.slow, NEEDS_CHROMIUM]
 
 if CHROMIUM.exists():
-    from playwright.async_api import Browser, Page, async_playwright
+    from playwright.async_api import Browser, Page
 
 START = datetime(2026, 5, 20, 1, 0, tzinfo=UTC)  # 08:00 in Hà Nội
 
@@ -46,19 +43,13 @@ class School:
         assert self.kit.app.web is not None
         return str(self.kit.app.web.base_url)
 
-    async def login(self, staff_id: int) -> Page:
-        """A staff member signed in through a one-time link, in their own browser context."""
-        app = self.kit.app
-        link = await issue_login_link(staff_id, app.settings, app.clock, base_url=self.url)
-        page = await (await self.browser.new_context()).new_page()
-        await page.goto(link)
-        await page.locator("form button[type=submit]").first.click()
-        await page.wait_for_url(lambda url: url.startswith(self.url) and "/login" not in url)
-        return page
+    async def teacher(self, code: str) -> Page:
+        """The roster's teacher signed in, in their own browser context."""
+        return await sign_in_teacher(self.browser, self.kit.app, code)
 
     async def admin(self) -> Page:
-        staff = await Staff.create(name="Quản Trị Viên", roles=["admin"], created_at=self.kit.clock.now())
-        return await self.login(staff.id)
+        """An administrator signed in."""
+        return await sign_in_admin(self.browser, self.kit.app)
 
 
 def school_fixture(language: str) -> Callable[..., Any]:
@@ -84,13 +75,10 @@ def school_fixture(language: str) -> Callable[..., Any]:
             await app.records.confirm_class(ADMIN, kit.class_id)
             assert app.web is not None
             await app.web.start()
-            pw = await async_playwright().start()
-            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
             try:
-                yield School(kit, portal, browser)
+                async with chromium() as browser:
+                    yield School(kit, portal, browser)
             finally:
-                await browser.close()
-                await pw.stop()
                 await app.web.stop()
     return make
 
@@ -140,9 +128,7 @@ async def test_admin_sends_sees_each_record_and_resends_only_the_refused_one(sch
 
 async def test_a_teacher_can_neither_send_nor_see_the_states(school: School) -> None:
     kit = school.kit
-    teacher = await kit.actor("BGH01")
-    assert teacher.staff_id is not None
-    page = await school.login(teacher.staff_id)
+    page = await school.teacher("BGH01")
     await page.goto(f"{school.url}/records")
     assert await page.locator("#portal").count() == 0
     answer = await page.goto(f"{school.url}/records/classes/{kit.class_id}/sent")

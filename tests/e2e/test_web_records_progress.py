@@ -15,20 +15,17 @@ import pytest
 from openpyxl import load_workbook
 
 from edudesk.core.models import AuditEvent, Job
-from edudesk.core.people.models import Staff
-from edudesk.core.people.webauth import issue_login_link
 from edudesk.core.ports import FakeClock
-from edudesk.core.signing.models import SchoolRecord, Teacher
+from edudesk.core.signing.models import SchoolRecord
 from edudesk.core.signing.pki import DemoPki
 from edudesk.core.signing.spec import Stage
 from tests.records_kit import RecordsKit, records_settings, small_roster
+from tests.webauth import CHROMIUM, NEEDS_CHROMIUM, chromium, sign_in_admin, sign_in_teacher
 
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = [pytest.mark.db, pytest.mark.slow,
-              pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")]
+pytestmark = [pytest.mark.db, pytest.mark.slow, NEEDS_CHROMIUM]
 
 if CHROMIUM.exists():
-    from playwright.async_api import Browser, Page, async_playwright
+    from playwright.async_api import Browser, Page
 
 START = datetime(2026, 5, 20, 1, 0, tzinfo=UTC)  # 08:00 in Hà Nội
 SCREENSHOT = Path("/tmp/edudesk-records-progress.png")  # kept for a person to look at
@@ -46,21 +43,13 @@ class School:
         assert self.kit.app.web is not None
         return str(self.kit.app.web.base_url)
 
-    async def login(self, staff_id: int) -> Page:
-        """A staff member signed in through a one-time link, in their own browser context."""
-        app = self.kit.app
-        link = await issue_login_link(staff_id, app.settings, app.clock, base_url=self.url)
-        page = await (await self.browser.new_context(accept_downloads=True)).new_page()
-        await page.goto(link)
-        await page.locator("form button[type=submit]").first.click()
-        await page.wait_for_url(lambda url: url.startswith(self.url) and "/login" not in url)
-        return page
-
     async def teacher(self, code: str) -> Page:
-        """The roster's teacher (BGH01 is the principal: the leadership role) signed in."""
-        teacher = await Teacher.get(code=code)
-        assert teacher.staff_id is not None
-        return await self.login(teacher.staff_id)
+        """The roster's teacher (BGH01 is the principal: the leadership role) signed in, downloads allowed."""
+        return await sign_in_teacher(self.browser, self.kit.app, code, accept_downloads=True)
+
+    async def admin(self, name: str) -> Page:
+        """An administrator signed in, downloads allowed."""
+        return await sign_in_admin(self.browser, self.kit.app, name, accept_downloads=True)
 
     async def nudges(self) -> int:
         """The "Nhắc tất cả" reminders queued so far (each a chat notice job with its own key)."""
@@ -83,13 +72,10 @@ def school_fixture(language: str) -> Callable[..., Any]:
         clock.advance(timedelta(days=8))  # 28/05 08:01: GV02 and GV03 are a day past their deadline
         assert app.web is not None
         await app.web.start()
-        pw = await async_playwright().start()
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
         try:
-            yield School(kit, browser)
+            async with chromium() as browser:
+                yield School(kit, browser)
         finally:
-            await browser.close()
-            await pw.stop()
             await app.web.stop()
     return make
 
@@ -199,8 +185,7 @@ async def test_a_teacher_is_refused_the_dashboard_its_xlsx_and_its_reminders(sch
 
 
 async def test_the_english_console_shows_the_dashboard_in_english(english_school: School) -> None:
-    admin = await Staff.create(name="Admin", roles=["admin"], created_at=english_school.kit.clock.now())
-    page = await english_school.login(admin.id)
+    page = await english_school.admin("Admin")
     await page.goto(f"{english_school.url}/records/progress")
     text = await page.locator("main").inner_text()
     assert "Digital school records signing progress — school year 2025-2026" in text

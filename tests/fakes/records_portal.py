@@ -8,7 +8,13 @@ to what a real portal would:
 - per record: refused when its PDF is missing, is not a PDF, or its SHA-256 differs from the manifest's; or
   when told so (`refuse[code] = reason`); otherwise accepted with a receipt ("TN-2026-000001"), the same one
   again for the same record in the same version;
-- a package id seen before gets the first answer again (nothing stored twice).
+- a package id seen before gets the first answer again (nothing stored twice);
+- a record notice (format "edudesk-record-notice/1", the same POST): manifest.xml valid against the notice XSD and
+  agreeing with manifest.json (or 422); refused unless the receipt and hash it replaces are the version the
+  portal holds, the record is not withdrawn already, each listed file (the signed minutes, the new revision) is
+  there with its hash, and the change's minutes are among them; a withdrawal is then kept in `withdrawn` (the
+  record no longer valid, any later package of it refused) with a receipt "TH-2025-000002"; a replacement
+  becomes the version held, with a new receipt.
 Faults: `fail_next` (statuses answered before anything is read, e.g. [503, 503]), `lose_next` (store, then
 answer 502 as a proxy that lost the answer), `delay_next` (seconds to hold the answer: a client timeout).
 """
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import json
 from collections import deque
@@ -28,10 +35,13 @@ from aiohttp import web
 from lxml import etree
 
 from edudesk.core.signing.portal import schema_text
+from edudesk.core.signing.portalnotice import FORMAT as NOTICE_FORMAT
+from edudesk.core.signing.portalnotice import notice_schema_text
 from tests.fakes.server import FakeServer
 
 PATH = "/api/v1/class-packages"
 NS = {"p": "urn:edudesk:records-portal:package:1"}
+NOTICE_NS = {"n": "urn:edudesk:records-portal:notice:1"}
 MB = 1024 * 1024
 
 
@@ -68,9 +78,13 @@ class FakeRecordsPortal(FakeServer):
         self.replays = 0
         self.stored: dict[tuple[str, str, str, str], dict[str, str]] = {}  # (school, year, class, code) -> receipt
         self.accepted: list[tuple[str, str]] = []  # (student code, package id) of every storing
+        self.notices: list[Upload] = []  # the record notices that reached the checks
+        self.withdrawn: dict[tuple[str, str, str, str], dict[str, str]] = {}  # -> receipt, notice receipt, reason
+        self.replaced: dict[str, dict[str, str]] = {}  # a replaced version's receipt -> the new one's receipt, sha256
         self._answers: dict[str, dict[str, Any]] = {}
         self._seq = 0
         self._schema = etree.XMLSchema(etree.fromstring(schema_text()))
+        self._notice_schema = etree.XMLSchema(etree.fromstring(notice_schema_text()))
 
     @property
     def upload_url(self) -> str:
@@ -114,6 +128,8 @@ class FakeRecordsPortal(FakeServer):
         manifest_xml = parts.pop("manifest_xml")[0][1]
         raw_json = parts.pop("manifest_json")[0][1]
         files = {name: data for name, data in parts.pop("record", [])}
+        if json.loads(raw_json).get("format") == NOTICE_FORMAT:
+            return self._notice(key, json.loads(raw_json), manifest_xml, files)
         doc = etree.fromstring(manifest_xml)
         if not self._schema.validate(doc):
             return web.json_response({"error": "invalid_manifest",
@@ -183,6 +199,8 @@ class FakeRecordsPortal(FakeServer):
             reason = f"Mã băm SHA-256 của tệp {entry['file']} không khớp manifest."
         elif code in self.refuse:
             reason = self.refuse[code]
+        elif (manifest["school"], manifest["year"], manifest["class"], code) in self.withdrawn:
+            reason = "Học bạ này đã bị thu hồi; không nhận lại."
         if reason:
             return {"student_code": code, "file": entry["file"], "status": "refused", "reason": reason}
         where = (manifest["school"], manifest["year"], manifest["class"], code)
@@ -193,3 +211,95 @@ class FakeRecordsPortal(FakeServer):
             self.stored[where] = known
             self.accepted.append((code, manifest["package_id"]))
         return {"student_code": code, "file": entry["file"], "status": "accepted", "receipt": known["receipt"]}
+
+    def _notice(self, key: str, manifest: dict[str, Any], manifest_xml: bytes,
+                files: dict[str, bytes]) -> web.Response:
+        """A record notice: checked as a package, then judged against the version the portal holds."""
+        doc = etree.fromstring(manifest_xml)
+        if not self._notice_schema.validate(doc):
+            return web.json_response({"error": "invalid_manifest", "message": "manifest.xml không hợp lệ: "
+                                      f"{self._notice_schema.error_log[0].message}"}, status=422)
+        [entry] = manifest["records"]
+        mismatch = self._notice_disagree(manifest, entry, doc, key)
+        if mismatch:
+            return web.json_response({"error": "manifest_mismatch", "message": mismatch}, status=422)
+        upload = Upload(manifest["package_id"], manifest, manifest_xml, files)
+        upload.answer = {"package_id": upload.package_id, "received_at": datetime.now(UTC).isoformat(),
+                         "records": [self._judge_notice(manifest, entry, files)]}
+        self._answers[key] = upload.answer
+        self.notices.append(upload)
+        if self.lose_next:
+            self.lose_next -= 1
+            return web.Response(status=502, text="Bad Gateway")
+        return web.json_response(upload.answer)
+
+    @staticmethod
+    def _notice_disagree(manifest: dict[str, Any], entry: dict[str, Any], doc: Any, key: str) -> str:
+        """What a notice's manifest.json and manifest.xml do not agree on; "" when they agree."""
+        text = functools.partial(doc.findtext, namespaces=NOTICE_NS)
+        if manifest.get("package_id") != key or text("n:packageId") != key:
+            return "Idempotency-Key khác mã gói hồ sơ trong manifest."
+        pairs = ((text("n:school"), manifest["school"]), (text("n:year"), manifest["year"]),
+                 (text("n:class"), manifest["class"]), (text("n:notice/n:studentCode"), entry["student_code"]),
+                 (text("n:notice/n:status"), entry["status"]),
+                 (text("n:notice/n:replaces/n:receipt"), entry["replaces"]["receipt"]),
+                 (text("n:notice/n:replaces/n:sha256"), entry["replaces"]["sha256"]))
+        if any(a != b for a, b in pairs):
+            return "manifest.xml và manifest.json của thông báo khác nhau."
+        if (entry["status"] == "replaced") != (doc.find("n:notice/n:newRevision", NOTICE_NS) is not None) or (
+                entry["status"] == "replaced") != bool(entry.get("new_revision")):
+            return "Thông báo thay thế phải kèm bản mới; thông báo thu hồi thì không."
+        revisions = doc.findall("n:notice/n:revisions/n:revision", NOTICE_NS)
+        if len(revisions) != len(entry["revisions"]):
+            return "Chuỗi phiên bản của manifest.xml và manifest.json khác nhau."
+        return ""
+
+    def _judge_notice(self, manifest: dict[str, Any], entry: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]:
+        code, status = entry["student_code"], entry["status"]
+        where = (manifest["school"], manifest["year"], manifest["class"], code)
+        listed = [m["minutes"] for m in entry["revisions"] if m["minutes"]]
+        if entry.get("new_revision"):
+            listed.append(entry["new_revision"])
+        held = self.stored.get(where)
+        kind = "withdrawal" if status == "withdrawn" else "adjustment"
+        reason = ""
+        replaces = entry["replaces"]["receipt"]
+        again = self._same_notice(where, status, replaces, entry)
+        if again:  # the same notice sent again (after a lost answer, as a new request): the same receipt
+            return {"student_code": code, "status": "accepted", "receipt": again}
+        if where in self.withdrawn:
+            reason = "Học bạ này đã bị thu hồi trước đó."
+        elif held is None or (held["receipt"], held["sha256"]) != (entry["replaces"]["receipt"],
+                                                                    entry["replaces"]["sha256"]):
+            reason = "Biên nhận và mã băm trong thông báo không phải bản học bạ Cổng tiếp nhận đang giữ."
+        elif not any(r["kind"] == kind and r["minutes"] for r in entry["revisions"]):
+            reason = "Thông báo không kèm biên bản đã ký của Ban giám hiệu."
+        elif sorted(files) != sorted(f["file"] for f in listed):
+            reason = "Các tệp gửi kèm không đúng danh sách trong manifest."
+        elif any(not files[f["file"]].startswith(b"%PDF-")
+                 or hashlib.sha256(files[f["file"]]).hexdigest() != f["sha256"] for f in listed):
+            reason = "Mã băm SHA-256 của tệp gửi kèm không khớp manifest."
+        elif code in self.refuse:
+            reason = self.refuse[code]
+        if reason or held is None:
+            return {"student_code": code, "status": "refused", "reason": reason}
+        self._seq += 1
+        if status == "withdrawn":
+            receipt = f"TH-{manifest['year'][:4]}-{self._seq:06d}"
+            self.withdrawn[where] = {"receipt": held["receipt"], "notice": receipt, "reason": entry["reason"]}
+        else:
+            receipt = f"TN-{manifest['year'][:4]}-{self._seq:06d}"
+            self.stored[where] = {"receipt": receipt, "sha256": entry["new_revision"]["sha256"]}
+            self.replaced[replaces] = self.stored[where]
+            self.accepted.append((code, manifest["package_id"]))
+        return {"student_code": code, "status": "accepted", "receipt": receipt}
+
+    def _same_notice(self, where: tuple[str, str, str, str], status: str, replaces: str,
+                     entry: dict[str, Any]) -> str:
+        """The receipt already given for this very notice ("" when it is new)."""
+        if status == "withdrawn" and self.withdrawn.get(where, {}).get("receipt") == replaces:
+            return self.withdrawn[where]["notice"]
+        done = self.replaced.get(replaces)
+        if status == "replaced" and done is not None and done["sha256"] == entry["new_revision"]["sha256"]:
+            return done["receipt"]
+        return ""

@@ -1,10 +1,10 @@
 """School records (học bạ số) in the web console: my turns and Ký ngay, who is blocking and Nhắc tất cả, the
-admin's classes, returns and credentials, a class's list with Báo sai sót, credential registration, and
-checking a record PDF's signatures. Handlers parse the form and call one service; the services check roles."""
+admin's classes, returns and credentials, a class's list with Báo sai sót and credential registration (checking
+a record PDF's signatures: records_verify.py). Handlers parse the form and call one service; the services check
+roles."""
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
@@ -15,11 +15,14 @@ from tortoise.functions import Count
 from edudesk.bot.web.records_look import add_routes as add_look
 from edudesk.bot.web.records_look import turn_records
 from edudesk.bot.web.records_pin import pin_labels
+from edudesk.bot.web.records_verify import add_routes as add_verify
 from edudesk.bot.web.render import ACTOR, Console, console, needs, redirect, render
 from edudesk.core.errors import EdudeskError, NotFound
 from edudesk.core.people.access import Permission
 from edudesk.core.people.staff import Actor, Role
+from edudesk.core.signing.minutes_notice import minutes_items
 from edudesk.core.signing.models import (
+    ClassState,
     RecordReturn,
     SchoolClass,
     SchoolRecord,
@@ -36,7 +39,6 @@ from edudesk.core.signing.turns import role_text
 from edudesk.core.signing.usecases import may_follow_progress, open_turn_count, signer_for
 from edudesk.core.signing.usecases import my_turns as turns_of
 
-VERIFY_MAX = 20 * 1024 * 1024  # a record PDF with 15 signatures and scans stays well below
 ID = r"{id:\d{1,18}}"
 
 
@@ -45,14 +47,6 @@ def service(c: Console) -> RecordService:
     if c.records is None:
         raise NotFound(c.t["rec"]["disabled"])
     return c.records
-
-
-@web.middleware
-async def verify_uploads(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Only POST /records/verify may send a record PDF larger than the console's 256 KB limit."""
-    if request.method == "POST" and request.path == "/records/verify":
-        request = request.clone(client_max_size=VERIFY_MAX)
-    return await handler(request)
 
 
 TURNS = "records_turns"  # request key: how many records wait for the signed-in teacher (the nav's badge)
@@ -79,10 +73,12 @@ async def my_turns(c: Console, actor: Actor, teacher: Teacher, now: datetime) ->
     for t in await turns_of(actor, waiting=True):
         left, overdue = c.time_left(t.deadline, now) if t.deadline else ("", False)
         rows.append({"class_id": t.klass.id, "class": t.klass.name, "year": t.klass.year, "stage": t.stage,
-                     "role": await role_text(teacher.id, t.klass.id, t.stage), "open": t.open,
+                     "role": await role_text(teacher.id, t.klass.id, t.stage, c.lang), "open": t.open,
                      "in_session": t.in_session, "waiting": t.waiting,
                      "deadline": c.when(t.deadline) if t.deadline else "", "left": left, "overdue": overdue,
                      "records": await turn_records(teacher.id, t.klass.id, t.stage) if t.open else []})
+        if t.klass.state == ClassState.MINUTES:  # biên bản: which minutes, whose record, why (as the notice says)
+            rows[-1]["minutes"] = await minutes_items(c.lang, [x["id"] for x in rows[-1]["records"]])
     return rows
 
 
@@ -311,54 +307,9 @@ async def set_pin(request: web.Request) -> web.Response:
     return await credentials_page(request, flash=pin_labels(c)["pin_set"])
 
 
-@needs(Permission.SIGN_IN)  # each signing role's own work; admin-only parts are checked inside
-async def verify_page(request: web.Request) -> web.Response:
-    """GET /records/verify: the upload form."""
-    service(console(request))
-    return render(request, "records_verify.html.j2", report=None)
-
-
-def _trust(c: Console) -> tuple[tuple[bytes, ...], tuple[bytes, ...], bool]:
-    from pathlib import Path
-
-    from edudesk.core.signing.demotrust import demo_settings
-    from edudesk.core.signing.trust import trust_material
-
-    roots, crls = trust_material(c.settings)
-    if not roots:
-        demo = demo_settings(c.settings)
-        if Path(demo.records.trusted_roots[0]).exists():
-            return (*trust_material(demo), True)  # as `edudesk records verify` does
-    return roots, crls, False
-
-
-def _verify_in_thread(pdf: bytes, roots: tuple[bytes, ...], crls: tuple[bytes, ...]) -> Any:
-    from edudesk.core.signing.verify import verify_record
-
-    return asyncio.run(verify_record(pdf, trusted_roots=roots, crls=crls))
-
-
-@needs(Permission.SIGN_IN)  # each signing role's own work; admin-only parts are checked inside
-async def verify_upload(request: web.Request) -> web.Response:
-    """POST /records/verify: every signature of the uploaded PDF, as `edudesk records verify` shows it."""
-    from edudesk.core.signing.verify import format_report
-
-    c = console(request)
-    service(c)
-    upload = (await request.post()).get("pdf")
-    data, name = (upload.file.read(), upload.filename[:200]) if isinstance(upload, web.FileField) else (b"", "")
-    if not data:
-        return render(request, "records_verify.html.j2", report=None, error=c.t["rec"]["no_pdf"])
-    roots, crls, demo = _trust(c)
-    # pyHanko's validation is CPU work: in a thread of its own, so the console and the bot keep answering.
-    report = await asyncio.to_thread(_verify_in_thread, data, roots, crls)
-    return render(request, "records_verify.html.j2", report=report, demo=demo, name=name,
-                  when=c.when, text=format_report(report, lang=c.t["lang"], timezone=c.settings.general.timezone))
-
-
 def add_routes(app: web.Application) -> None:
     """Register the records pages (and let only the verify upload exceed the body limit)."""
-    app.middlewares.insert(0, verify_uploads)  # before the guard, which reads the form for its CSRF check
+    add_verify(app)  # /records/verify; its upload middleware goes before the guard, which reads the form for CSRF
     app.middlewares.append(turns_badge)  # after the guard, which finds the actor
     app.router.add_get("/records", records_page)
     app.router.add_post("/records/sign", sign_now)
@@ -368,8 +319,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/records/credentials", register_credential)
     app.router.add_post(f"/records/credentials/{ID}", decide_credential)
     app.router.add_post(f"/records/credentials/{ID}/pin", set_pin)
-    app.router.add_get("/records/verify", verify_page)
-    app.router.add_post("/records/verify", verify_upload)
     app.router.add_get(f"/records/classes/{ID}", class_page)
     app.router.add_post(f"/records/classes/{ID}/confirm", confirm)
     app.router.add_post(f"/records/classes/{ID}/return", report_error)

@@ -12,50 +12,21 @@ from markupsafe import Markup
 from edudesk.core.reports.figures import Bm03Figures, GroupRow
 from edudesk.core.reports.pdf import shown
 from edudesk.core.reports.xlsx import bm03_tables
+from edudesk.core.words import t
 
 PAGE_TABLES = ("groups", "steps", "slowest", "accounts", "problems", "overdue")  # by_kind and days: the charts
 NUMERIC = frozenset({"int", "percent", "hours"})
 
-WORDS = {
-    "vi": {"title": "Báo cáo thống kê", "nav": "Báo cáo", "from": "Từ ngày", "to": "Đến ngày", "show": "Xem",
-           "this_month": "Tháng này", "last_month": "Tháng trước", "this_year": "Năm nay",
-           "all_units": "Tất cả đơn vị", "back_all": "← Tất cả đơn vị", "unit": "Đơn vị: {unit}", "unit_col": "Đơn vị",
-           "make": "Lập báo cáo", "make_xlsx": "Lập và tải Excel (.xlsx)", "make_pdf": "Lập và tải PDF (.pdf)",
-           "make_hint": "Mỗi báo cáo lập ra được lưu trữ cùng kỳ báo cáo, người lập và thời điểm lập.",
-           "summary": "Tổng quan", "overdue_now": "Quá hạn", "charts": "Biểu đồ",
-           "units": "Theo đơn vị", "units_hint": "Chọn một đơn vị để xem số liệu riêng của đơn vị đó.",
-           "archive": "Báo cáo đã lập", "archive_none": "Chưa có báo cáo nào được lưu trữ.",
-           "archive_hint": "Báo cáo vừa lập có trong danh sách khi tải lại trang.",
-           "made_at": "Lập lúc", "period": "Kỳ báo cáo", "fmt": "Định dạng", "made_by": "Người lập",
-           "size": "Dung lượng", "download": "Tải về", "scheduled": "{who} (tự động)",
-           "bad_date": "Ngày «{value}» không hợp lệ; hãy chọn lại ngày (dd/mm/yyyy).",
-           "bad_order": "Ngày bắt đầu {start} sau ngày kết thúc {end}; hãy chọn lại kỳ báo cáo.",
-           "too_long": "Kỳ báo cáo dài tối đa {days} ngày; hãy chọn kỳ ngắn hơn.",
-           "bad_format": "Báo cáo chỉ lập được dưới dạng .xlsx hoặc .pdf.",
-           "no_requests": "Không có yêu cầu nào trong kỳ báo cáo này.", "none": "Không có."},
-    "en": {"title": "Reports", "nav": "Reports", "from": "From", "to": "To", "show": "Show",
-           "this_month": "This month", "last_month": "Last month", "this_year": "This year",
-           "all_units": "All units", "back_all": "← All units", "unit": "Unit: {unit}", "unit_col": "Unit",
-           "make": "Make the report", "make_xlsx": "Make and download Excel (.xlsx)",
-           "make_pdf": "Make and download PDF (.pdf)",
-           "make_hint": "Every report made is archived with its period, who made it and when.",
-           "summary": "Summary", "overdue_now": "Overdue", "charts": "Charts",
-           "units": "By unit", "units_hint": "Pick a unit to see its own figures.",
-           "archive": "Reports made", "archive_none": "No report has been archived yet.",
-           "archive_hint": "A report just made shows in this list when the page is reloaded.",
-           "made_at": "Made at", "period": "Period", "fmt": "Format", "made_by": "Made by",
-           "size": "Size", "download": "Download", "scheduled": "{who} (scheduled)",
-           "bad_date": "The date “{value}” is not valid; please pick it again (dd/mm/yyyy).",
-           "bad_order": "The start date {start} is after the end date {end}; please pick the period again.",
-           "too_long": "A report covers at most {days} days; please pick a shorter period.",
-           "bad_format": "A report is made as .xlsx or .pdf only.",
-           "no_requests": "No request in this period.", "none": "None."},
-}
+# The page's own words: `reports.label.<key>` in the words catalogues.
+PAGE_WORDS = ("title", "nav", "from", "to", "show", "this_month", "last_month", "this_year", "all_units", "back_all",
+              "unit", "unit_col", "make", "make_xlsx", "make_pdf", "make_hint", "summary", "overdue_now", "charts",
+              "units", "units_hint", "archive", "archive_none", "archive_hint", "made_at", "period", "fmt", "made_by",
+              "size", "download", "scheduled", "bad_date", "bad_order", "too_long", "bad_format", "no_requests", "none")
 
 
 def page_words(lang: str) -> dict[str, str]:
-    """The page's own words in `lang` ("en", else Vietnamese)."""
-    return WORDS["en" if lang == "en" else "vi"]
+    """The page's own words in `lang` ("en", else Vietnamese), placeholders left for the caller to fill."""
+    return {key: t(f"reports.label.{key}", lang) for key in PAGE_WORDS}
 
 
 def page_tables(fig: Bm03Figures, lang: str, existing: set[int]) -> list[dict[str, Any]]:

@@ -42,6 +42,7 @@ from edudesk.core.signing.models import (
 )
 from edudesk.core.signing.order import principal_signs_last, principals, turn_of
 from edudesk.core.signing.pdfs import RecordPdfError
+from edudesk.core.signing.portalnotice import note_change
 from edudesk.core.signing.recordtext import school_name
 from edudesk.core.signing.revisions import archive, restart
 from edudesk.core.signing.service import RecordService
@@ -203,6 +204,7 @@ async def _make(conn: BaseDBAsyncClient, queue: JobQueue, settings: Settings, cl
         text = (f"<b>Học bạ được điều chỉnh</b> — {esc(record.student_name)} ({esc(record.student_code)}), lớp "
                 f"{esc(klass.name)} ({esc(klass.year)}): Ban giám hiệu đã ký biên bản số {esc(change.number)}; "
                 f"bản đã sửa được ký lại từ đầu theo đúng thứ tự.")
+    await note_change(conn, queue, settings, change, record, now)  # the portal is told if it holds the record
     await AuditEvent.create(at=now, actor=change.actor, using_db=conn,
                             action="record_withdrawn" if kind == ChangeKind.WITHDRAWAL else "record_adjusted",
                             detail={"record": record.id, "student": record.student_code, "number": change.number,

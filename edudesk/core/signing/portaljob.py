@@ -2,7 +2,9 @@
 `RecordsPortal` port, and each record keeps the portal's answer (đã gửi with its receipt, lỗi with the reason).
 A timeout or a busy portal (408, 429, 5xx) retries through the job queue with its backoff; a refusal of a whole
 package (credentials, format, size) or the last attempt marks its records lỗi, tells the admins, and parks the
-job. A re-run after a crash sends only what is still not accepted, under the same package id."""
+job. A re-run after a crash sends only what is still not accepted, under the same package id. The class's due
+notices (a withdrawal or an adjustment of a record the portal accepted: portalnotice.py, noticejob.py) go first,
+each as its own package; a job queued by a withdrawal (`notices_only`) sends only them."""
 
 from __future__ import annotations
 
@@ -20,7 +22,9 @@ from edudesk.core.models import AuditEvent, Job
 from edudesk.core.people.staff import Role, staff_holding
 from edudesk.core.ports import ClassPackage, Clock, PortalError, PortalReceipt, RecordsPortal
 from edudesk.core.signing.models import SchoolClass, SchoolRecord
+from edudesk.core.signing.noticejob import NoticeSender
 from edudesk.core.signing.portal import PackageInvalid, build_packages
+from edudesk.core.signing.portalnotice import due_notices
 from edudesk.core.signing.sending import ISSUED, unsent_records
 from edudesk.core.signing.sendmodels import RecordSend, SendState
 
@@ -54,14 +58,17 @@ class PortalSendJob:
     async def send(self, job: Job) -> None:
         """Upload the class's records not accepted yet; store each record's answer."""
         class_id = int(job.payload["class_id"])
+        notices_only = bool(job.payload.get("notices_only"))  # a withdrawal told at once (portalnotice.py)
         klass = await SchoolClass.get_or_none(id=class_id)
-        if klass is None or klass.state not in ISSUED:
+        if klass is None or (klass.state not in ISSUED and not notices_only):
             raise PermanentJobError(f"class {class_id} is not an issued class (anymore)")
-        records = await unsent_records(class_id)
-        if not records:
+        notices = await due_notices(klass)
+        records = [] if notices_only or klass.state not in ISSUED else await unsent_records(class_id)
+        if not records and not notices:
             return  # all accepted by an earlier run (a re-run after a crash)
         by_code = {r.student_code: r for r in records}
         portal = self.portal
+        sender = NoticeSender(self.clock, self.settings.portal.school_code, self._tell_admins)
         try:
             if portal is None:  # turned off after the send was asked for
                 raise PackageInvalid("Chưa bật gửi học bạ lên Cổng tiếp nhận ([portal] enabled = false).")
@@ -69,12 +76,14 @@ class PortalSendJob:
                                             school_code=self.settings.portal.school_code,
                                             max_bytes=int(self.settings.portal.max_package_mb * 1024 * 1024))
         except PackageInvalid as exc:
-            await self._give_up(job, klass, records, "", exc.message)
+            if records:
+                await self._give_up(job, klass, records, "", exc.message)
+            for notice in notices:
+                await sender.give_up(job, klass, notice, await SchoolRecord.get(id=notice.record_id), "", exc.message)
             self.queue.wake()
             raise PermanentJobError(exc.message) from None
         last = job.attempts >= self.attempts
-        retry: PortalError | None = None
-        failed: list[str] = []
+        retry, failed = await sender.send(job, klass, notices, portal, last=last)
         for package in packages:
             chosen = [by_code[c] for c in package.student_codes]
             log.info("portal: package %s of class %s: %d records, %d bytes, attempt %d", package.package_id,

@@ -6,11 +6,16 @@ adds its validation data to the DSS and puts a new document timestamp over every
 Only records that already carry a document timestamp are renewed (B-LTA); a B-LT record is left as it is.
 The PDF in the database is replaced with compare-and-swap on its version, so a record changed meanwhile is
 left for the next run; the scheduled run holds a lead (`scheduler:ltv`), so replicas never renew twice.
+
+Archived revisions (`record_revision`: a record before its correction, withdrawal or adjustment) must stay
+verifiable as long as the record, so the same run renews them too, compare-and-swap on their SHA-256 (which
+then names the renewed file: an incremental update that begins with the bytes as they were retired).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +28,7 @@ from edudesk.core.errors import ConfigError
 from edudesk.core.models import AuditEvent
 from edudesk.core.ports import Clock
 from edudesk.core.signing.levels import archive_facts
+from edudesk.core.signing.lifemodels import RecordRevision
 from edudesk.core.signing.models import RecordState, SchoolRecord
 from edudesk.core.signing.pades import PadesBatch, PadesProfile, pades_profile
 
@@ -33,11 +39,14 @@ CHUNK = 50  # records read from the database at a time (each PDF is a few hundre
 
 @dataclass(frozen=True)
 class RefreshResult:
-    """What a run did: records looked at, renewed, and those whose renewal failed (left for the next run)."""
+    """What a run did: issued records looked at and renewed, archived revisions looked at and renewed, and the
+    renewals that failed, of either (left for the next run)."""
 
     checked: int = 0
     refreshed: int = 0
     failed: int = 0
+    revisions_checked: int = 0
+    revisions_refreshed: int = 0
 
 
 def expiry(pdf: bytes) -> datetime | None:
@@ -66,8 +75,8 @@ async def refresh_pdf(pdf: bytes, profile: PadesProfile) -> bytes:
 
 
 async def refresh_records(settings: Settings, clock: Clock, *, before_days: float | None = None) -> RefreshResult:
-    """Renew every issued record whose archival timestamp expires within `before_days` (`[records]
-    refresh_before_days` by default)."""
+    """Renew every issued record, and every archived revision, whose archival timestamp expires within
+    `before_days` (`[records] refresh_before_days` by default)."""
     if not settings.records.tsa_url:
         raise ConfigError("Chưa cấu hình [records] tsa_url: không có dịch vụ cấp dấu thời gian để gia hạn dấu thời "
                           "gian lưu trữ của học bạ.", code="config_records")
@@ -76,26 +85,47 @@ async def refresh_records(settings: Settings, clock: Clock, *, before_days: floa
     profile = pades_profile(settings)
     checked = refreshed = failed = 0
     last_id = 0
-    while True:
-        rows = await SchoolRecord.filter(state=RecordState.SIGNED, id__gt=last_id).order_by("id").limit(CHUNK)
-        if not rows:
-            break
+    while rows := await SchoolRecord.filter(state=RecordState.SIGNED, id__gt=last_id).order_by("id").limit(CHUNK):
         last_id = rows[-1].id
         for record in rows:
             checked += 1
-            pdf = bytes(record.pdf)
-            until = await asyncio.to_thread(expiry, pdf)
-            if until is None or until > limit:
+            due = await _renewal(bytes(record.pdf), limit, profile, f"record {record.id}")
+            if due is None:
                 continue
-            try:  # pyHanko's validation and hashing: off the service's event loop
-                renewed = await asyncio.to_thread(asyncio.run, refresh_pdf(pdf, profile))
-            except Exception as exc:  # noqa: BLE001 - one record (or the TSA) failing leaves the others
-                log.warning("archival timestamp of record %s not renewed: %r", record.id, exc)
+            renewed, until = due
+            if renewed is None:
                 failed += 1
-                continue
-            if await _save(record, renewed, clock, until):
+            elif await _save(record, renewed, clock, until):
                 refreshed += 1
-    return RefreshResult(checked, refreshed, failed)
+    revisions_checked = revisions_refreshed = 0
+    last_id = 0
+    while revisions := await RecordRevision.filter(id__gt=last_id).order_by("id").limit(CHUNK):
+        last_id = revisions[-1].id
+        for rev in revisions:
+            revisions_checked += 1
+            due = await _renewal(bytes(rev.pdf), limit, profile, f"revision {rev.number} of record {rev.record_id}")
+            if due is None:
+                continue
+            renewed, until = due
+            if renewed is None:
+                failed += 1
+            elif await _save_revision(rev, renewed, clock, until):
+                revisions_refreshed += 1
+    return RefreshResult(checked, refreshed, failed, revisions_checked, revisions_refreshed)
+
+
+async def _renewal(pdf: bytes, limit: datetime, profile: PadesProfile,
+                   what: str) -> tuple[bytes | None, datetime] | None:
+    """None when the PDF's archival timestamp is not due (or it has none); else the renewed PDF (None when the
+    renewal failed: left for the next run) and when the last timestamp's TSA certificate expires."""
+    until = await asyncio.to_thread(expiry, pdf)
+    if until is None or until > limit:
+        return None
+    try:  # pyHanko's validation and hashing: off the service's event loop
+        return await asyncio.to_thread(asyncio.run, refresh_pdf(pdf, profile)), until
+    except Exception as exc:  # noqa: BLE001 - one record (or the TSA) failing leaves the others
+        log.warning("archival timestamp of %s not renewed: %r", what, exc)
+        return None, until
 
 
 async def _save(record: SchoolRecord, pdf: bytes, clock: Clock, until: datetime) -> bool:
@@ -108,12 +138,24 @@ async def _save(record: SchoolRecord, pdf: bytes, clock: Clock, until: datetime)
     return bool(saved)
 
 
+async def _save_revision(rev: RecordRevision, pdf: bytes, clock: Clock, until: datetime) -> bool:
+    """Store a renewed archived revision unless it changed meanwhile (another replica, a manual run)."""
+    saved = await RecordRevision.filter(id=rev.id, sha256=rev.sha256).update(
+        pdf=pdf, sha256=hashlib.sha256(pdf).hexdigest())
+    if saved:
+        await AuditEvent.create(at=clock.now(), actor="system", action="record_ltv_refreshed",
+                                detail={"record": rev.record_id, "revision": rev.number,
+                                        "expired_at": until.isoformat()})
+    return bool(saved)
+
+
 async def watch_ltv(settings: Settings, clock: Clock) -> None:
     """For the supervisor (on the replica holding the `scheduler:ltv` lead): renew what is due, every few hours."""
     while True:
         if settings.records.tsa_url:
             result = await refresh_records(settings, clock)
-            if result.refreshed or result.failed:
-                log.info("archival timestamps: %d renewed, %d failed, %d records checked", result.refreshed,
-                         result.failed, result.checked)
+            if result.refreshed or result.revisions_refreshed or result.failed:
+                log.info("archival timestamps: %d records and %d archived revisions renewed, %d failed, %d records "
+                         "and %d revisions checked", result.refreshed, result.revisions_refreshed, result.failed,
+                         result.checked, result.revisions_checked)
         await asyncio.sleep(CHECK_EVERY_SECONDS)

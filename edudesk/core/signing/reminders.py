@@ -20,8 +20,10 @@ from edudesk.core.jobs import JobKind, JobQueue
 from edudesk.core.models import AuditEvent
 from edudesk.core.people.staff import Actor, Role, staff_holding
 from edudesk.core.ports import Clock
+from edudesk.core.signing.minutes_notice import minutes_notice
 from edudesk.core.signing.models import (
     ClassSigner,
+    ClassState,
     RecordState,
     SchoolClass,
     SchoolRecord,
@@ -33,6 +35,7 @@ from edudesk.core.signing.quiet import in_quiet_hours, parse_quiet_hours, quiet_
 from edudesk.core.signing.spec import STAGE_LABELS, Stage
 from edudesk.core.signing.turns import role_text, sign_buttons, teacher_needs_pin
 from edudesk.core.text import local_time
+from edudesk.core.words import words
 
 Key = tuple[int, int, int]  # (teacher, class, stage)
 
@@ -96,12 +99,19 @@ async def _remind(queue: JobQueue, settings: Settings, key: Key, steps: list[Sig
         return False
     klass = await SchoolClass.get(id=key[1])
     deadline = min(s.deadline for s in steps if s.deadline is not None)
-    text = (f"{heading}\nLớp <b>{esc(klass.name)}</b> — {esc(await role_text(key[0], key[1], key[2]))}\n"
-            f"Còn <b>{len(steps)}</b> học bạ chờ Thầy/Cô ký; hạn {local_time(deadline, settings.general.timezone)}.")
+    lang = settings.general.language
+    w = words(lang)
+    buttons = sign_buttons(settings, key[1], key[2], pin=await teacher_needs_pin(key[0]))
+    minutes = await minutes_notice(settings, klass, steps, deadline)  # minutes are named as minutes, not records
+    if minutes is not None:
+        text, buttons = f"{w(heading)}\n{minutes.text}", minutes.buttons(buttons)
+    else:
+        text = w(heading) + "\n" + w("rec.remind.body", klass=esc(klass.name),
+                                     role=esc(await role_text(key[0], key[1], key[2], lang)), n=len(steps),
+                                     when=local_time(deadline, settings.general.timezone))
     await queue.enqueue(JobKind.CHAT_NOTICE, f"notice:{job_key}",
                         {"audience": f"staff:{teacher.staff_id}", "text": text, "request_id": None,
-                         "buttons": sign_buttons(settings, key[1], key[2], pin=await teacher_needs_pin(key[0]))},
-                        run_after=run_after)
+                         "buttons": buttons}, run_after=run_after)
     return True
 
 
@@ -118,7 +128,7 @@ async def send_sign_reminders(settings: Settings, clock: Clock, queue: JobQueue)
         if due and await SignatureStep.filter(id__in=[s.id for s in due], reminded_at__isnull=True).update(
                 reminded_at=now):
             reminded += await _remind(queue, settings, key, steps, f"signremind:{key}:{now.date()}", None,
-                                      "<b>Nhắc ký học bạ số</b> — sắp đến hạn.")
+                                      "rec.remind.soon")
         late = [s for s in steps if s.deadline and s.escalated_at is None and s.deadline <= now]
         if late and await SignatureStep.filter(id__in=[s.id for s in late], escalated_at__isnull=True).update(
                 escalated_at=now):
@@ -131,9 +141,12 @@ async def send_sign_reminders(settings: Settings, clock: Clock, queue: JobQueue)
 async def _escalate(queue: JobQueue, settings: Settings, key: Key, late: list[SignatureStep], now: datetime) -> int:
     teacher = await Teacher.get(id=key[0])
     klass = await SchoolClass.get(id=key[1])
-    text = (f"<b>Quá hạn ký học bạ</b>: {esc(teacher.name)} — lớp {esc(klass.name)}, "
-            f"{esc(await role_text(key[0], key[1], key[2]))}: còn {len(late)} học bạ chưa ký.")
-    buttons = [[{"label": "Nhắc tất cả", "action": "rec_remind", "request_id": key[1]}]]
+    lang = settings.general.language
+    w = words(lang)
+    text = w("rec.remind.late_minutes" if klass.state == ClassState.MINUTES else "rec.remind.late",
+             teacher=esc(teacher.name), klass=esc(klass.name), role=esc(await role_text(key[0], key[1], key[2], lang)),
+             n=len(late))
+    buttons = [[{"label": w("rec.remind.all"), "action": "rec_remind", "request_id": key[1]}]]
     async with in_transaction() as conn:
         for staff in await staff_holding(Role.LEADER, settings, conn):
             await enqueue_notice(conn, queue, f"signlate:{key}:{now.date()}:{staff.id}", f"staff:{staff.id}",
@@ -154,7 +167,7 @@ async def remind_pending(settings: Settings, clock: Clock, queue: JobQueue, acto
     messages = 0
     for key, steps in (await _open_by_signer(class_id)).items():
         job_key = f"signnudge:{key}:{int(now.timestamp() // 60)}"
-        if await _remind(queue, settings, key, steps, job_key, when, "<b>Ban giám hiệu nhắc ký học bạ số</b>"):
+        if await _remind(queue, settings, key, steps, job_key, when, "rec.remind.leader"):
             teachers.add(key[0])  # one message per class and stage (each has its own Ký ngay), counted per person
             messages += 1
     await AuditEvent.create(at=now, actor=actor.label, action="records_reminded",

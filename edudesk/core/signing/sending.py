@@ -1,7 +1,8 @@
 """Sending an issued class to the receiving portal, for every surface (web console, command line): who may (the
 admin), which classes can go (confirmed: every record fully signed, issued and confirmed), the `portal_send`
 job it queues (core/signing/portaljob.py does the upload), and where each record stands: chưa gửi / đã gửi /
-lỗi with the portal's answer."""
+lỗi with the portal's answer. A record withdrawn or adjusted after the portal accepted it is told to the portal as
+a notice (portalnotice.py); its row then shows the notice's state."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from edudesk.core.jobs import JobKind, JobState
 from edudesk.core.models import AuditEvent, Job
 from edudesk.core.people.staff import Actor, Role
 from edudesk.core.signing.models import ClassState, RecordState, SchoolClass, SchoolRecord
-from edudesk.core.signing.sendmodels import RecordSend, SendState
+from edudesk.core.signing.portalnotice import due_notices, latest_notices, open_notices
+from edudesk.core.signing.sendmodels import NoticeKind, RecordNotice, RecordSend, SendState
 from edudesk.core.signing.service import RecordService
 
 ISSUED = (ClassState.CONFIRMED, ClassState.EXPORTED)  # the admin confirmed completion (then maybe exported)
@@ -51,6 +53,7 @@ class SendRow:
     answer: str = ""
     sent_at: datetime | None = None
     attempts: int = 0
+    notice: str = ""  # "withdrawn" | "replaced": the row is the notice of a change the portal must be told
 
     def label(self, lang: str = "vi") -> str:
         """"đã gửi", "lỗi", "chưa gửi" (or in English)."""
@@ -111,8 +114,10 @@ async def unsent_ids(class_id: int) -> list[int]:
     """The class's signed records (by student code) the portal has not accepted in their current version: never
     sent, being retried, lỗi, or changed since. Ids only: the PDFs stay in the database."""
     sends = await _sends(klass_id=class_id)
+    noticed = await open_notices(class_id)  # a new revision of a record the portal holds goes as a notice
     rows = await SchoolRecord.filter(klass_id=class_id, state=RecordState.SIGNED).order_by("student_code").values("id")
-    return [int(r["id"]) for r in rows if current_state(sends.get(int(r["id"]))) != SendState.SENT]
+    return [int(r["id"]) for r in rows
+            if current_state(sends.get(int(r["id"]))) != SendState.SENT and int(r["id"]) not in noticed]
 
 
 async def unsent_records(class_id: int) -> list[SchoolRecord]:
@@ -126,15 +131,42 @@ async def waiting_job(class_id: int) -> Job | None:
                             state__in=[JobState.PENDING, JobState.RUNNING]).order_by("-id").first()
 
 
+NOTICE_WORDS = {
+    "vi": {NoticeKind.WITHDRAWN: "Thông báo thu hồi học bạ đã được nhận (biên nhận {receipt})",
+           NoticeKind.REPLACED: "Bản điều chỉnh thay bản có biên nhận {receipt}"},
+    "en": {NoticeKind.WITHDRAWN: "Withdrawal notice of the accepted record (receipt {receipt})",
+           NoticeKind.REPLACED: "Adjusted version replacing receipt {receipt}"}}
+
+
+def notice_shown(notice: RecordNotice | None) -> bool:
+    """Whether a record's row shows its notice: one still to be accepted, or an accepted withdrawal (an accepted
+    replacement made the new version the accepted one: the record's own row says it)."""
+    return notice is not None and (notice.state != SendState.SENT or notice.kind == NoticeKind.WITHDRAWN)
+
+
+def notice_row(r: dict[str, Any], notice: RecordNotice, lang: str) -> SendRow:
+    """A record's row as its notice stands: chưa gửi / đã gửi / lỗi, what it tells, the portal's answer."""
+    said = NOTICE_WORDS["en" if lang == "en" else "vi"][NoticeKind(notice.kind)].format(
+        receipt=notice.replaces_receipt)
+    return SendRow(r["id"], r["student_code"], r["student_name"], SendState(notice.state), notice.receipt,
+                   f"{said}{': ' + notice.answer if notice.answer else ''}", notice.sent_at, notice.attempts,
+                   notice.kind)
+
+
 async def send_rows(class_id: int, lang: str = "vi") -> list[SendRow]:
-    """Every record of the class (by student code) with its send state; no row yet means chưa gửi."""
+    """Every record of the class (by student code) with its send state; no row yet means chưa gửi. A record
+    withdrawn or adjusted after the portal accepted it shows its notice's state."""
     sends = await _sends(klass_id=class_id)
+    notices = await latest_notices([class_id])
     rows = []
     for r in await SchoolRecord.filter(klass_id=class_id).order_by("student_code").values(
             "id", "student_code", "student_name"):
         s = sends.get(r["id"])
         state = current_state(s)
-        if s is None:
+        notice = notices.get(r["id"])
+        if notice is not None and notice_shown(notice):
+            rows.append(notice_row(r, notice, lang))
+        elif s is None:
             rows.append(SendRow(r["id"], r["student_code"], r["student_name"], state))
         elif state == SendState.UNSENT and s["state"] == SendState.SENT:  # re-made after it was accepted
             text = CHANGED["en" if lang == "en" else "vi"].format(receipt=s["receipt"])
@@ -148,9 +180,13 @@ async def send_rows(class_id: int, lang: str = "vi") -> list[SendRow]:
 async def overview(class_ids: list[int]) -> dict[int, dict[SendState, int]]:
     """Per class, its records đã gửi, lỗi and chưa gửi, in two queries for any number of classes."""
     sends = await _sends(klass_id__in=class_ids or [0])
+    notices = await latest_notices(class_ids)
     counts = {c: dict.fromkeys(SendState, 0) for c in class_ids}
     for r in await SchoolRecord.filter(klass_id__in=class_ids or [0]).values("id", "klass_id"):
-        counts[r["klass_id"]][current_state(sends.get(r["id"]))] += 1
+        notice = notices.get(r["id"])
+        state = SendState(notice.state) if notice is not None and notice_shown(notice) else current_state(
+            sends.get(r["id"]))
+        counts[r["klass_id"]][state] += 1
     return counts
 
 
@@ -179,13 +215,14 @@ async def request_send(records: RecordService, actor: Actor, class_id: int) -> S
     klass = await SchoolClass.get_or_none(id=class_id)
     if klass is None:
         raise await records.refuse(actor, "rec_portal", NotFound("Không có lớp này."), class_id=class_id)
-    if klass.state not in ISSUED:
+    notices = await due_notices(klass)  # withdrawals (and issued replacements) the portal must be told
+    if klass.state not in ISSUED and not notices:
         raise await records.refuse(actor, "rec_portal", PortalRefusal(
             f"Lớp {klass.name} ({klass.year}) chưa được quản trị viên xác nhận hoàn tất: chỉ gửi được học bạ đã ký "
             f"đủ, đã phát hành và đã xác nhận.",
             f"Class {klass.name} ({klass.year}) has not been confirmed complete: only fully signed, issued and "
             f"confirmed records can be sent.", code="not_issued"), class_id=class_id)
-    pending = await unsent_ids(class_id)
+    pending = [*(await unsent_ids(class_id) if klass.state in ISSUED else []), *(n.record_id for n in notices)]
     if not pending:
         raise await records.refuse(actor, "rec_portal", PortalRefusal(
             f"Cổng tiếp nhận đã nhận mọi học bạ của lớp {klass.name} ({klass.year}); không còn học bạ nào để gửi.",
@@ -199,7 +236,8 @@ async def request_send(records: RecordService, actor: Actor, class_id: int) -> S
         if waiting is not None:
             return SendRequest(class_id, waiting.key, len(pending), queued=False)
         key = f"{job_prefix(class_id)}{await jobs.count() + 1}:{now:%Y%m%d%H%M%S}"
-        await records.queue.enqueue(JobKind.PORTAL_SEND, key, {"class_id": class_id}, connection=conn)
+        payload = {"class_id": class_id} | ({} if klass.state in ISSUED else {"notices_only": True})
+        await records.queue.enqueue(JobKind.PORTAL_SEND, key, payload, connection=conn)
         await AuditEvent.create(at=now, actor=actor.label, action="records_portal_requested", using_db=conn,
                                 detail={"class_id": class_id, "class": klass.name, "records": len(pending)})
     records.queue.wake()

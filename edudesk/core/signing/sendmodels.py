@@ -1,5 +1,6 @@
 """Where each issued record stands with the receiving portal (chưa gửi / đã gửi / lỗi), with the portal's
-answer. One row per record, made at its first send; a record without a row has not been sent."""
+answer. One row per record, made at its first send; a record without a row has not been sent. A withdrawal or an
+adjustment of a record the portal had accepted is told to it as a notice (`record_notice`), with its own state."""
 
 from __future__ import annotations
 
@@ -38,3 +39,37 @@ class RecordSend(Model):
 
     class Meta:
         table = "record_send"
+
+
+class NoticeKind(enum.StrEnum):
+    """What a notice tells the portal about the version it holds (`record_notice.kind`, the manifest's status)."""
+
+    WITHDRAWN = "withdrawn"  # thu hồi: the accepted version is no longer valid; kept only as a file
+    REPLACED = "replaced"  # điều chỉnh: the accepted version is replaced by the new revision the notice carries
+
+
+class RecordNotice(Model):
+    """A change of a record the portal had accepted, to be told to it (core/signing/portalnotice.py): the receipt
+    and hash of the version it holds, the change that decided it (its minutes), and the portal's answer. At most
+    one open (not đã gửi) per record; a later change of the same record updates it."""
+
+    id = fields.BigIntField(primary_key=True)
+    record: fields.ForeignKeyRelation[SchoolRecord] = fields.ForeignKeyField(
+        "models.SchoolRecord", related_name="portal_notices", on_delete=fields.CASCADE)
+    record_id: int
+    klass_id = fields.BigIntField(db_index=True)
+    change_id = fields.BigIntField()  # the latest RecordChange it reports (its minutes go with it)
+    kind = fields.CharField(max_length=16)  # NoticeKind
+    replaces_receipt = fields.CharField(max_length=200)  # the portal's receipt of the version it holds
+    replaces_sha256 = fields.CharField(max_length=64)
+    state = fields.CharField(max_length=16, default=SendState.UNSENT.value, db_index=True)  # SendState
+    receipt = fields.CharField(max_length=200, default="")  # the portal's receipt of the notice
+    answer = fields.TextField(default="")
+    package_id = fields.CharField(max_length=64, default="")
+    attempts = fields.IntField(default=0)
+    created_at = fields.DatetimeField()
+    sent_at = fields.DatetimeField(null=True)
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "record_notice"

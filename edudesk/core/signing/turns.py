@@ -22,6 +22,7 @@ from edudesk.core.jobs import JobKind, JobQueue, RetryLater
 from edudesk.core.models import Job
 from edudesk.core.people.staff import Role, staff_holding
 from edudesk.core.ports import Clock
+from edudesk.core.signing.minutes_notice import minutes_notice
 from edudesk.core.signing.models import (
     ClassSigner,
     CredentialState,
@@ -35,8 +36,8 @@ from edudesk.core.signing.models import (
     Teacher,
 )
 from edudesk.core.signing.pin import needs_pin
-from edudesk.core.signing.spec import STAGE_LABELS, Stage
 from edudesk.core.text import local_time
+from edudesk.core.words import words
 
 log = logging.getLogger(__name__)
 LOCAL_SESSION_WAIT_SECONDS = 600.0  # longest a sign-now notice waits for a session of the stage before
@@ -98,9 +99,9 @@ def sign_buttons(settings: Settings, class_id: int, stage: int, *, pin: bool = F
     return rows
 
 
-async def role_text(teacher_id: int, class_id: int, stage: int) -> str:
-    """"Giáo viên bộ môn (Toán, Tin học)", "Giáo viên chủ nhiệm", "Ban giám hiệu"."""
-    label = STAGE_LABELS[Stage(stage)]
+async def role_text(teacher_id: int, class_id: int, stage: int, lang: str = "vi") -> str:
+    """"Giáo viên bộ môn (Toán, Tin học)", "Giáo viên chủ nhiệm", "Ban giám hiệu" (English when asked)."""
+    label = words(lang)(f"rec.stages.{int(stage)}")
     signer = await ClassSigner.get_or_none(klass_id=class_id, teacher_id=teacher_id, stage=stage)
     if signer is not None and signer.subjects:
         return f"{label} ({', '.join(signer.subjects)})"
@@ -128,24 +129,23 @@ async def sign_notice(settings: Settings, clock: Clock, queue: JobQueue, job: Jo
         # session ends within minutes even on a busy small server; the cap only guards against a stuck one.
         raise RetryLater(delay)
     deadline = min(s.deadline for s in steps if s.deadline is not None)
-    tz = settings.general.timezone
-    text = (f"<b>Mời Thầy/Cô ký học bạ số</b>\n"
-            f"Lớp <b>{esc(klass.name)}</b> — năm học {esc(klass.year)}\n"
-            f"Vai trò: {esc(await role_text(teacher_id, class_id, stage))}\n"
-            f"Số học bạ chờ Thầy/Cô ký: <b>{len(steps)}</b>\n"
-            f"Hạn ký: <b>{local_time(deadline, tz)}</b>")
+    lang = settings.general.language
+    w = words(lang)
+    text = w("rec.notice.body", klass=esc(klass.name), year=esc(klass.year),
+             role=esc(await role_text(teacher_id, class_id, stage, lang)), n=len(steps),
+             when=local_time(deadline, settings.general.timezone))
+    minutes = await minutes_notice(settings, klass, steps, deadline)  # a minutes book: the minutes' own wording
+    text = minutes.text if minutes else text
     credential = await SignerCredential.filter(teacher_id=teacher_id,
                                                state=CredentialState.APPROVED).order_by("-id").first()
     if credential is None:
-        text += ("\n\nThầy/Cô chưa có chứng thư số được duyệt: hãy đăng ký chứng thư số trên trang quản trị "
-                 "(mục Học bạ số → Chứng thư số) để ký được.")
+        text += "\n\n" + w("rec.notice.no_credential")
     else:
         text += await preflight_text(settings, clock, queue, teacher, credential)
         if needs_pin(credential):
-            text += "\nThầy/Cô ký trên trang quản trị (Học bạ số → Ký ngay) với mã PIN ký của mình."
+            text += "\n" + w("rec.notice.pin")
         elif not settings.web.public_url:  # no console link in the message (a mail has no button): say where
-            text += ("\nThầy/Cô xem học bạ và ký trên trang quản trị của nhà trường (Học bạ số → Ký ngay), hoặc "
-                     "bằng nút «Ký ngay» trong tin nhắn của bot.")
+            text += "\n" + w("rec.notice.where")
     async with in_transaction() as conn:
         # Two notice jobs of one teacher, class and stage may run at once (turns opened across a debounce
         # bucket): whoever claims the steps first sends the one message, the other finds nothing new.
@@ -155,8 +155,9 @@ async def sign_notice(settings: Settings, clock: Clock, queue: JobQueue, job: Jo
         if not claimed:
             return
         if teacher.staff_id is not None:
+            buttons = sign_buttons(settings, class_id, stage, pin=needs_pin(credential))
             await enqueue_notice(conn, queue, f"{job.key}:sent", f"staff:{teacher.staff_id}", text,
-                                 buttons=sign_buttons(settings, class_id, stage, pin=needs_pin(credential)))
+                                 buttons=minutes.buttons(buttons) if minutes else buttons)
     queue.wake()
 
 
@@ -200,4 +201,4 @@ async def preflight_text(settings: Settings, clock: Clock, queue: JobQueue, teac
         await enqueue_notice(None, queue, f"preflight:{credential.id}:{codes}:{day}:{admin.id}",
                              f"staff:{admin.id}", admin_text)
     await enqueue_notice(None, queue, f"preflight:{credential.id}:{codes}:{day}:head", "head", admin_text)
-    return f"\n\nKiểm tra chứng thư số:\n{summary}"
+    return "\n\n" + words(settings.general.language)("rec.notice.preflight") + f"\n{summary}"

@@ -1064,3 +1064,113 @@ WORDS.update({
     "error.localpki_port": "The demo TSA/OCSP service could not open its port.",
     "error.signer_cert": "The signing certificate cannot be used (revoked, expired or not trusted).",
 })
+
+
+# The console's verify page: PAdES levels, timestamps, revocation, validity at a date (issue #18).
+WORDS.update({
+    "rec.ltv.level": "PAdES level", "rec.ltv.timestamp": "Timestamp", "rec.ltv.revocation": "Revocation checked",
+    "rec.ltv.none": "none",
+    "rec.ltv.at_label": "Still valid on (optional)",
+    "rec.ltv.at_hint": ("dd/mm/yyyy, e.g. 31/12/2040: after the signers' certificates have expired, from the "
+                        "validation data the file carries alone."),
+    "rec.ltv.at_col": "On {day}",
+    "rec.ltv.bad_date": "«{value}» is not a valid date; type it as dd/mm/yyyy (e.g. 31/12/2040).",
+    "rec.ltv.at_ok": "On {day}: every signature still validates from the data in the file.",
+    "rec.ltv.at_failed": ("On {day}: {n} signature(s) no longer validate (they need PAdES B-LTA and archival "
+                          "timestamps renewed in time)."),
+    "rec.ltv.archive": "Archival timestamps", "rec.ltv.archive_count": "Archival timestamps",
+    "rec.ltv.archive_last": "Latest at", "rec.ltv.archive_expires": "TSA certificate expires",
+    "rec.ltv.renew": "Renew before {day} ({days} days left; the server renews it: edudesk records refresh-ltv).",
+    "rec.ltv.renew_due": "Time to renew the archival timestamp: only {days} days left, before {day}.",
+    "rec.ltv.no_archive": "The file has no archival timestamp: the record is not at B-LTA.",
+    "rec.ltv.legend": ("B-B: basic signature · B-T: with a timestamp · B-LT: the file carries the revocation data "
+                       "(OCSP, CRL) · B-LTA: plus an archival timestamp, provable for the long term."),
+})
+
+
+# The "sign now" notice of minutes (biên bản thu hồi / điều chỉnh học bạ): core/signing/minutes_notice.py.
+WORDS.update({
+    "rec.minutes_notice.title.withdrawal": "<b>Please sign the minutes withdrawing a school record</b>",
+    "rec.minutes_notice.title.adjustment": "<b>Please sign the minutes adjusting a school record</b>",
+    "rec.minutes_notice.title_many": "<b>Please sign {n} minutes of school record withdrawals and adjustments</b>",
+    "rec.minutes_notice.kinds.withdrawal": "withdrawal of", "rec.minutes_notice.kinds.adjustment": "adjustment of",
+    "rec.minutes_notice.one": ("Minutes no. <b>{number}</b>: {kind} the school record of <b>{student}</b> ({code}), "
+                               "class <b>{klass}</b>, school year {year}."),
+    "rec.minutes_notice.item": "No. {number}: {kind} the record of {student} ({code}), class {klass} ({year}) — "
+                               "reason: {reason}",
+    "rec.minutes_notice.more": "… and {n} more minutes",
+    "rec.minutes_notice.reason": "Reason: {reason}",
+    "rec.minutes_notice.after.withdrawal": ("Once the minutes are fully signed, the record is withdrawn: no longer "
+                                            "valid, kept on file only."),
+    "rec.minutes_notice.after.adjustment": ("Once the minutes are fully signed, the adjusted record is signed again "
+                                            "from the first stage, in order; the previous one is kept on file."),
+    "rec.minutes_notice.role": "Role: school leadership — the minutes are under «{book}» on the School records page.",
+    "rec.minutes_notice.deadline": "Sign by: <b>{when}</b>",
+    "rec.minutes_notice.link": "Read the minutes: {link}",
+    "rec.minutes_notice.open": "Read the minutes", "rec.minutes_notice.list": "See the list",
+})
+
+
+# Withdrawals and adjustments told to the receiving portal (record notices); archived revisions renewed.
+WORDS.update({
+    "event.records_portal_notice": "Receiving portal answered a record's withdrawal or adjustment notice",
+    "detail.notice": "Notice",
+    "detail.replaces": "Replaces receipt",
+    "detail.revision": "Revision",
+    "detail.student": "Student code",
+    "detail.expired_at": "Timestamp expires at",
+})
+
+WORDS.update({  # issue 19: the export validates every record in full first
+    "error.export_invalid": "Some records failed the full signature check, so nothing was exported.",
+})
+
+
+# Reminders and escalations of record signing (core/signing/reminders.py); minutes are named as minutes.
+WORDS.update({
+    "rec.remind.soon": "<b>Reminder: school records to sign</b> — the deadline is near.",
+    "rec.remind.leader": "<b>The school leadership reminds you to sign the school records</b>",
+    "rec.remind.body": "Class <b>{klass}</b> — {role}\n<b>{n}</b> records wait for your signature; deadline {when}.",
+    "rec.remind.late": "<b>Record signing overdue</b>: {teacher} — class {klass}, {role}: {n} records not yet signed.",
+    "rec.remind.late_minutes": "<b>Minutes signing overdue</b>: {teacher} — {klass}, {role}: {n} minutes not yet "
+                               "signed.",
+    "rec.remind.all": "Remind all",
+})
+
+
+# The console's /reports page (bot/web/reports_view.py reads them as reports.label.*).
+WORDS.update({
+    "reports.label.title": "Reports", "reports.label.nav": "Reports", "reports.label.from": "From",
+    "reports.label.to": "To", "reports.label.show": "Show", "reports.label.this_month": "This month",
+    "reports.label.last_month": "Last month", "reports.label.this_year": "This year",
+    "reports.label.all_units": "All units", "reports.label.back_all": "← All units",
+    "reports.label.unit": "Unit: {unit}", "reports.label.unit_col": "Unit", "reports.label.make": "Make the report",
+    "reports.label.make_xlsx": "Make and download Excel (.xlsx)",
+    "reports.label.make_pdf": "Make and download PDF (.pdf)",
+    "reports.label.make_hint": "Every report made is archived with its period, who made it and when.",
+    "reports.label.summary": "Summary", "reports.label.overdue_now": "Overdue", "reports.label.charts": "Charts",
+    "reports.label.units": "By unit", "reports.label.units_hint": "Pick a unit to see its own figures.",
+    "reports.label.archive": "Reports made", "reports.label.archive_none": "No report has been archived yet.",
+    "reports.label.archive_hint": "A report just made shows in this list when the page is reloaded.",
+    "reports.label.made_at": "Made at", "reports.label.period": "Period", "reports.label.fmt": "Format",
+    "reports.label.made_by": "Made by", "reports.label.size": "Size", "reports.label.download": "Download",
+    "reports.label.scheduled": "{who} (scheduled)",
+    "reports.label.bad_date": "The date “{value}” is not valid; please pick it again (dd/mm/yyyy).",
+    "reports.label.bad_order": "The start date {start} is after the end date {end}; please pick the period again.",
+    "reports.label.too_long": "A report covers at most {days} days; please pick a shorter period.",
+    "reports.label.bad_format": "A report is made as .xlsx or .pdf only.",
+    "reports.label.no_requests": "No request in this period.", "reports.label.none": "None.",
+})
+
+
+# The "sign now" notice of a class's records (core/signing/turns.py sign_notice).
+WORDS.update({
+    "rec.notice.body": "<b>Please sign the school records</b>\nClass <b>{klass}</b> — school year {year}\n"
+                       "Role: {role}\nRecords waiting for your signature: <b>{n}</b>\nSign by: <b>{when}</b>",
+    "rec.notice.no_credential": "You have no approved signing certificate yet: register one in the console (School "
+                                "records → Certificates) to be able to sign.",
+    "rec.notice.pin": "Sign in the console (School records → Sign now) with your signing PIN.",
+    "rec.notice.where": "See the records and sign in the school's console (School records → Sign now), or with the "
+                        "«Sign now» button in the bot's message.",
+    "rec.notice.preflight": "Certificate check:",
+})

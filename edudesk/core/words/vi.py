@@ -1091,3 +1091,112 @@ WORDS.update({
     "error.localpki_port": "Không mở được dịch vụ TSA/OCSP thử nghiệm trên cổng của nó.",
     "error.signer_cert": "Chứng thư số không dùng được để ký (đã bị thu hồi, hết hạn hoặc không được tin cậy).",
 })
+
+
+# The console's verify page: PAdES levels, timestamps, revocation, validity at a date (issue #18).
+WORDS.update({
+    "rec.ltv.level": "Mức PAdES", "rec.ltv.timestamp": "Dấu thời gian", "rec.ltv.revocation": "Đã kiểm tra thu hồi",
+    "rec.ltv.none": "không có",
+    "rec.ltv.at_label": "Còn kiểm chứng được vào ngày (không bắt buộc)",
+    "rec.ltv.at_hint": ("dd/mm/yyyy, ví dụ 31/12/2040: khi chứng thư số của người ký đã hết hạn, chỉ dựa vào dữ "
+                        "liệu kiểm tra có trong tệp."),
+    "rec.ltv.at_col": "Ngày {day}",
+    "rec.ltv.bad_date": "Ngày «{value}» không hợp lệ; hãy nhập theo dạng dd/mm/yyyy (ví dụ 31/12/2040).",
+    "rec.ltv.at_ok": "Ngày {day}: mọi chữ ký vẫn kiểm chứng được từ dữ liệu trong tệp.",
+    "rec.ltv.at_failed": ("Ngày {day}: {n} chữ ký không còn kiểm chứng được (cần mức PAdES B-LTA và gia hạn dấu "
+                          "thời gian lưu trữ đúng hạn)."),
+    "rec.ltv.archive": "Dấu thời gian lưu trữ", "rec.ltv.archive_count": "Số dấu thời gian lưu trữ",
+    "rec.ltv.archive_last": "Gần nhất lúc", "rec.ltv.archive_expires": "Chứng thư của TSA hết hạn",
+    "rec.ltv.renew": "Cần gia hạn trước ngày {day} (còn {days} ngày; máy chủ tự gia hạn: edudesk records refresh-ltv).",
+    "rec.ltv.renew_due": "Đã đến lúc gia hạn dấu thời gian lưu trữ: chỉ còn {days} ngày, trước ngày {day}.",
+    "rec.ltv.no_archive": "Tệp không có dấu thời gian lưu trữ: học bạ chưa đạt mức B-LTA.",
+    "rec.ltv.legend": ("B-B: chữ ký cơ bản · B-T: có dấu thời gian · B-LT: tệp có sẵn dữ liệu kiểm tra thu hồi "
+                       "(OCSP, CRL) · B-LTA: thêm dấu thời gian lưu trữ, kiểm chứng được lâu dài."),
+})
+
+
+# The "sign now" notice of minutes (biên bản thu hồi / điều chỉnh học bạ): core/signing/minutes_notice.py.
+WORDS.update({
+    "rec.minutes_notice.title.withdrawal": "<b>Mời Thầy/Cô ký biên bản thu hồi học bạ số</b>",
+    "rec.minutes_notice.title.adjustment": "<b>Mời Thầy/Cô ký biên bản điều chỉnh học bạ số</b>",
+    "rec.minutes_notice.title_many": "<b>Mời Thầy/Cô ký {n} biên bản thu hồi, điều chỉnh học bạ số</b>",
+    "rec.minutes_notice.kinds.withdrawal": "thu hồi", "rec.minutes_notice.kinds.adjustment": "điều chỉnh",
+    "rec.minutes_notice.one": ("Biên bản số <b>{number}</b>: {kind} học bạ số của học sinh <b>{student}</b> ({code}), "
+                               "lớp <b>{klass}</b>, năm học {year}."),
+    "rec.minutes_notice.item": "Số {number}: {kind} học bạ của {student} ({code}), lớp {klass} ({year}) — lý do: "
+                               "{reason}",
+    "rec.minutes_notice.more": "… và {n} biên bản khác",
+    "rec.minutes_notice.reason": "Lý do: {reason}",
+    "rec.minutes_notice.after.withdrawal": ("Khi biên bản được ký đủ, học bạ bị thu hồi: không còn giá trị sử dụng, "
+                                            "chỉ được lưu giữ làm hồ sơ."),
+    "rec.minutes_notice.after.adjustment": ("Khi biên bản được ký đủ, bản học bạ đã điều chỉnh được ký lại từ đầu "
+                                            "theo đúng thứ tự; bản trước được lưu giữ làm hồ sơ."),
+    "rec.minutes_notice.role": "Vai trò: Ban giám hiệu — biên bản nằm ở mục «{book}» trên trang Học bạ số.",
+    "rec.minutes_notice.deadline": "Hạn ký: <b>{when}</b>",
+    "rec.minutes_notice.link": "Xem biên bản: {link}",
+    "rec.minutes_notice.open": "Xem biên bản", "rec.minutes_notice.list": "Xem danh sách",
+})
+
+
+# Withdrawals and adjustments told to the receiving portal (record notices); archived revisions renewed.
+WORDS.update({
+    "event.records_portal_notice": "Cổng tiếp nhận trả lời thông báo thu hồi hoặc điều chỉnh học bạ",
+    "detail.notice": "Thông báo",
+    "detail.replaces": "Thay cho biên nhận",
+    "detail.revision": "Bản lập lần",
+    "detail.student": "Mã học sinh",
+    "detail.expired_at": "Dấu thời gian hết hạn lúc",
+})
+
+WORDS.update({  # issue 19: the export validates every record in full first
+    "error.export_invalid": "Có học bạ không qua kiểm tra chữ ký đầy đủ nên chưa xuất được.",
+})
+
+
+# Reminders and escalations of record signing (core/signing/reminders.py); minutes are named as minutes.
+WORDS.update({
+    "rec.remind.soon": "<b>Nhắc ký học bạ số</b> — sắp đến hạn.",
+    "rec.remind.leader": "<b>Ban giám hiệu nhắc ký học bạ số</b>",
+    "rec.remind.body": "Lớp <b>{klass}</b> — {role}\nCòn <b>{n}</b> học bạ chờ Thầy/Cô ký; hạn {when}.",
+    "rec.remind.late": "<b>Quá hạn ký học bạ</b>: {teacher} — lớp {klass}, {role}: còn {n} học bạ chưa ký.",
+    "rec.remind.late_minutes": "<b>Quá hạn ký biên bản</b>: {teacher} — {klass}, {role}: còn {n} biên bản chưa ký.",
+    "rec.remind.all": "Nhắc tất cả",
+})
+
+
+# The console's /reports page (bot/web/reports_view.py reads them as reports.label.*).
+WORDS.update({
+    "reports.label.title": "Báo cáo thống kê", "reports.label.nav": "Báo cáo", "reports.label.from": "Từ ngày",
+    "reports.label.to": "Đến ngày", "reports.label.show": "Xem", "reports.label.this_month": "Tháng này",
+    "reports.label.last_month": "Tháng trước", "reports.label.this_year": "Năm nay",
+    "reports.label.all_units": "Tất cả đơn vị", "reports.label.back_all": "← Tất cả đơn vị",
+    "reports.label.unit": "Đơn vị: {unit}", "reports.label.unit_col": "Đơn vị", "reports.label.make": "Lập báo cáo",
+    "reports.label.make_xlsx": "Lập và tải Excel (.xlsx)", "reports.label.make_pdf": "Lập và tải PDF (.pdf)",
+    "reports.label.make_hint": "Mỗi báo cáo lập ra được lưu trữ cùng kỳ báo cáo, người lập và thời điểm lập.",
+    "reports.label.summary": "Tổng quan", "reports.label.overdue_now": "Quá hạn", "reports.label.charts": "Biểu đồ",
+    "reports.label.units": "Theo đơn vị",
+    "reports.label.units_hint": "Chọn một đơn vị để xem số liệu riêng của đơn vị đó.",
+    "reports.label.archive": "Báo cáo đã lập", "reports.label.archive_none": "Chưa có báo cáo nào được lưu trữ.",
+    "reports.label.archive_hint": "Báo cáo vừa lập có trong danh sách khi tải lại trang.",
+    "reports.label.made_at": "Lập lúc", "reports.label.period": "Kỳ báo cáo", "reports.label.fmt": "Định dạng",
+    "reports.label.made_by": "Người lập", "reports.label.size": "Dung lượng", "reports.label.download": "Tải về",
+    "reports.label.scheduled": "{who} (tự động)",
+    "reports.label.bad_date": "Ngày «{value}» không hợp lệ; hãy chọn lại ngày (dd/mm/yyyy).",
+    "reports.label.bad_order": "Ngày bắt đầu {start} sau ngày kết thúc {end}; hãy chọn lại kỳ báo cáo.",
+    "reports.label.too_long": "Kỳ báo cáo dài tối đa {days} ngày; hãy chọn kỳ ngắn hơn.",
+    "reports.label.bad_format": "Báo cáo chỉ lập được dưới dạng .xlsx hoặc .pdf.",
+    "reports.label.no_requests": "Không có yêu cầu nào trong kỳ báo cáo này.", "reports.label.none": "Không có.",
+})
+
+
+# The "sign now" notice of a class's records (core/signing/turns.py sign_notice).
+WORDS.update({
+    "rec.notice.body": "<b>Mời Thầy/Cô ký học bạ số</b>\nLớp <b>{klass}</b> — năm học {year}\nVai trò: {role}\n"
+                       "Số học bạ chờ Thầy/Cô ký: <b>{n}</b>\nHạn ký: <b>{when}</b>",
+    "rec.notice.no_credential": "Thầy/Cô chưa có chứng thư số được duyệt: hãy đăng ký chứng thư số trên trang quản "
+                                "trị (mục Học bạ số → Chứng thư số) để ký được.",
+    "rec.notice.pin": "Thầy/Cô ký trên trang quản trị (Học bạ số → Ký ngay) với mã PIN ký của mình.",
+    "rec.notice.where": "Thầy/Cô xem học bạ và ký trên trang quản trị của nhà trường (Học bạ số → Ký ngay), hoặc "
+                        "bằng nút «Ký ngay» trong tin nhắn của bot.",
+    "rec.notice.preflight": "Kiểm tra chứng thư số:",
+})
