@@ -174,8 +174,15 @@ async def test_refresh_ltv_adds_an_archival_timestamp_and_the_record_stays_b_lta
     assert expires is not None and expires > dt.datetime.now(UTC) + timedelta(days=5 * 365)
     nothing = await refresh_records(kit.app.settings, kit.clock)  # 180 days before: not due yet
     assert (nothing.checked, nothing.refreshed) == (2, 0)
+    from edudesk.core.signing.sending import unsent_ids
+    from edudesk.core.signing.sendmodels import RecordSend, SendState
+
+    for record in records:  # the portal accepted them before the renewal
+        await RecordSend.create(record_id=record.id, klass_id=record.klass_id, state=SendState.SENT, receipt="BN-1",
+                                sent_at=kit.clock.now(), updated_at=kit.clock.now())
     kit.clock.advance(expires - timedelta(days=30) - kit.clock.now())  # a month before the TSA certificate expires
     done = await refresh_records(kit.app.settings, kit.clock)
+    assert await unsent_ids(kit.class_id) == [], "an archival timestamp is not a new version for the portal"
     assert (done.refreshed, done.failed) == (2, 0)
     for before, after in zip(records, await kit.records(), strict=True):
         assert bytes(after.pdf).startswith(bytes(before.pdf)) and after.version == before.version + 1

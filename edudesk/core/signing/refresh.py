@@ -130,8 +130,10 @@ async def _renewal(pdf: bytes, limit: datetime, profile: PadesProfile,
 
 async def _save(record: SchoolRecord, pdf: bytes, clock: Clock, until: datetime) -> bool:
     now = clock.now()
+    # `updated_at` stays: the record says the same and is signed the same, only an archival timestamp follows its
+    # bytes; the portal's accepted copy is still this record (sending.changed_since_sent), not sent again.
     saved = await SchoolRecord.filter(id=record.id, version=record.version).update(
-        pdf=pdf, version=F("version") + 1, updated_at=now)
+        pdf=pdf, version=F("version") + 1)
     if saved:
         await AuditEvent.create(at=now, actor="system", action="record_ltv_refreshed",
                                 detail={"record": record.id, "expired_at": until.isoformat()})
