@@ -186,3 +186,11 @@ async def test_a_record_withdrawn_before_the_portal_accepted_it_tells_the_portal
     assert sorted(e["student_code"] for e in upload.manifest["records"]) == ["HS002", "HS003"]
     assert not portal.notices
     assert not await RecordSend.filter(record_id=(await record(kit, "HS001")).id).exists()
+    # History only: not a record to send, so it is neither listed as chưa gửi nor counted as waiting.
+    rows = await send_rows(kit.class_id)
+    assert [r.student_code for r in rows] == ["HS002", "HS003"]
+    assert all(r.state == SendState.SENT for r in rows)
+    from edudesk.core.signing.sending import overview
+
+    assert (await overview([kit.class_id]))[kit.class_id] == {SendState.UNSENT: 0, SendState.SENT: 2,
+                                                              SendState.FAILED: 0}

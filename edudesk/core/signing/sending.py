@@ -160,10 +160,12 @@ async def send_rows(class_id: int, lang: str = "vi") -> list[SendRow]:
     notices = await latest_notices([class_id])
     rows = []
     for r in await SchoolRecord.filter(klass_id=class_id).order_by("student_code").values(
-            "id", "student_code", "student_name"):
+            "id", "student_code", "student_name", "state"):
         s = sends.get(r["id"])
         state = current_state(s)
         notice = notices.get(r["id"])
+        if _history_only(r["state"], s, notice):
+            continue
         if notice is not None and notice_shown(notice):
             rows.append(notice_row(r, notice, lang))
         elif s is None:
@@ -182,12 +184,19 @@ async def overview(class_ids: list[int]) -> dict[int, dict[SendState, int]]:
     sends = await _sends(klass_id__in=class_ids or [0])
     notices = await latest_notices(class_ids)
     counts = {c: dict.fromkeys(SendState, 0) for c in class_ids}
-    for r in await SchoolRecord.filter(klass_id__in=class_ids or [0]).values("id", "klass_id"):
+    for r in await SchoolRecord.filter(klass_id__in=class_ids or [0]).values("id", "klass_id", "state"):
         notice = notices.get(r["id"])
+        if _history_only(r["state"], sends.get(r["id"]), notice):
+            continue
         state = SendState(notice.state) if notice is not None and notice_shown(notice) else current_state(
             sends.get(r["id"]))
         counts[r["klass_id"]][state] += 1
     return counts
+
+
+def _history_only(state: str, send: dict[str, Any] | None, notice: RecordNotice | None) -> bool:
+    """A record withdrawn before the portal ever had it: history only, nothing to send or to tell."""
+    return state == RecordState.WITHDRAWN and send is None and notice is None
 
 
 def tally(rows: list[SendRow]) -> dict[SendState, int]:
