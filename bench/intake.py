@@ -568,8 +568,10 @@ def run_edudesk(mails: list[Mail], students: list[Student], warmup: Mail | None,
         if done.returncode != 0:
             raise RuntimeError(f"registry import failed:\n{done.stdout}\n{done.stderr}")
         print(f"        registry import: {done.stdout.strip().splitlines()[0]}", flush=True)
-    runner = EDUDESK if not PROFILE_DIR else [sys.executable, "-m", "cProfile", "-o",
-                                              str(Path(PROFILE_DIR) / f"edudesk-{db.name}.prof"), "-m", "edudesk"]
+    # The server counts its statements and commits (bench/intake_count.py), optionally under cProfile.
+    counts = tmp / f"sql-counts-{db.name}.json"
+    runner = [sys.executable, *(["-m", "cProfile", "-o", str(Path(PROFILE_DIR) / f"edudesk-{db.name}.prof")]
+                                if PROFILE_DIR else []), str(ROOT / "bench" / "intake_count.py"), str(counts), "--"]
     server = Server([*runner, "--config", str(config), "run"], tmp / f"edudesk-{db.name}.log", ROOT)
     try:
         server.wait_ready()
@@ -580,6 +582,7 @@ def run_edudesk(mails: list[Mail], students: list[Student], warmup: Mail | None,
             base, _ = wait_for(db, "SELECT COUNT(*) FROM request", 1, 120)
             _wait_zero(db, PENDING_JOBS, 60)
             time.sleep(0.5)
+        sql0 = _sql_counts(counts)
         cpu0 = server.cpu_seconds()
         burst = send_burst(port, mails, connections)
         cpu_burst = server.cpu_seconds()
@@ -588,6 +591,7 @@ def run_edudesk(mails: list[Mail], students: list[Student], warmup: Mail | None,
         cpu_req = server.cpu_seconds()
         left, t_jobs = _wait_zero(db, PENDING_JOBS, timeout if got >= target else 0)
         cpu_jobs = server.cpu_seconds()
+        sql1 = _sql_counts(counts)
         times = read_out(db)
         dead = count_rows(db, "SELECT COUNT(*) FROM job WHERE state = 'dead'")
         outcomes = _outcomes(db)
@@ -619,7 +623,17 @@ def run_edudesk(mails: list[Mail], students: list[Student], warmup: Mail | None,
         "all_jobs_done_s": t_jobs - burst.start, "last_request_seen_s": t_all - burst.start,
         "cpu": {"burst": _cpu_delta(cpu0, cpu_burst), "to_last_request": _cpu_delta(cpu0, cpu_req),
                 "to_all_jobs_done": _cpu_delta(cpu0, cpu_jobs)},
+        "sql": {k: (sql1[k] - sql0[k]) / max(1, len(lat)) for k in sql0},
     }
+
+
+def _sql_counts(path: Path) -> dict[str, float]:
+    """The server's statements and commits so far (bench/intake_count.py writes them twice a second)."""
+    time.sleep(0.6)
+    try:
+        return {k: float(v) for k, v in json.loads(path.read_text()).items()}
+    except (OSError, ValueError):
+        return {"statements": float("nan"), "commits": float("nan")}
 
 
 def run_kill(mails: list[Mail], students: list[Student], connections: int, tmp: Path, timeout: float,
@@ -708,6 +722,9 @@ def report(name: str, ed: dict[str, Any], ceiling: dict[str, float], count: int)
           f"({ed['acks_sent']} acks; all jobs done {ed['all_jobs_done_s']:.1f} s after the burst began)")
     print(f"main-process CPU per mail     {per_mail:.1f} ms up to the last request, {per_mail_all:.1f} ms with "
           f"the acknowledgements")
+    sql = ed["sql"]
+    print(f"database per mail             {sql['statements']:.1f} statements (round trips), {sql['commits']:.2f} "
+          "commits of writes (each an fsync on SQLite), until all jobs were done")
     print(f"server CPU seconds            burst: main {cpu['burst']['main']:.1f} / parsers "
           f"{cpu['burst']['children']:.1f};  to last request: main {cpu['to_last_request']['main']:.1f} / parsers "
           f"{cpu['to_last_request']['children']:.1f};  to all jobs done: main {cpu['to_all_jobs_done']['main']:.1f}")
@@ -721,6 +738,7 @@ def report(name: str, ed: dict[str, Any], ceiling: dict[str, float], count: int)
         "ratio": _num(ratio, 4), "p50_s": _num(ed["p50"]), "p95_s": _num(p95), "p99_s": _num(ed["p99"]),
         "max_s": _num(ed["max"]), "ack_p50_s": _num(ed["ack_p50"]), "ack_p95_s": _num(ack_p95),
         "main_cpu_ms_per_mail": _num(per_mail, 2), "main_cpu_ms_per_mail_with_acks": _num(per_mail_all, 2),
+        "statements_per_mail": _num(sql["statements"], 1), "commits_per_mail": _num(sql["commits"], 2),
         "all_jobs_done_s": _num(ed["all_jobs_done_s"], 1), "requests": ed["requests"], "acks": ed["acks_sent"],
         "refused": ed["refused"], "dead_jobs": ed["dead_jobs"], "server_cpu_s": cpu,
         "loadavg": [round(x, 2) for x in os.getloadavg()],

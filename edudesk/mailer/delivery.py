@@ -224,6 +224,9 @@ class MailDelivery:
         if self._failing is not False and self.health is not None:
             self._failing = False
             await self.health.report_health("outgoing", True)
+        # A personal address from the registry (a sender confirmation) is personal data: the trail masks it.
+        recipient = mask(mail.recipient) if mail.template == CONFIRM_TEMPLATE else mail.recipient
+        # The state and its audit entry in one transaction: one commit (one fsync) per mail sent, not two.
         async with in_transaction() as conn:
             await OutgoingMail.filter(id=mail.id).using_db(conn).update(state="sent", sent_at=mail.sent_at or now)
             if secret_keys:
@@ -234,8 +237,6 @@ class MailDelivery:
                     # delivery the passwords stay sealed until the link is opened: not these).
                     await PendingSecret.filter(request_id=mail.request_id, key__startswith="pw:").using_db(
                         conn).delete()
-        # A personal address from the registry (a sender confirmation) is personal data: the trail masks it.
-        recipient = mask(mail.recipient) if mail.template == CONFIRM_TEMPLATE else mail.recipient
-        await AuditEvent.create(at=now, actor="system", action="mail_sent", request_id=mail.request_id,
-                                detail={"template": mail.template, "recipient": recipient,
-                                        "message_id": mail.message_id})
+            await AuditEvent.create(at=now, actor="system", action="mail_sent", request_id=mail.request_id,
+                                    detail={"template": mail.template, "recipient": recipient,
+                                            "message_id": mail.message_id}, using_db=conn)

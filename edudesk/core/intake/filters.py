@@ -7,7 +7,8 @@ Each filter either finishes the mail (and returns its outcome: what `inbound_mai
 
 A filter with `decides` set runs inside the pipeline's decision (an asyncio lock, and a PostgreSQL advisory
 lock), together with every filter after it: checking a sender's flood count, free addresses and open
-duplicates, and saving the request, are one step (see `IntakePipeline._decision`).
+duplicates, and saving the request, are one step. The mails waiting for a decision share one (one transaction,
+one commit; each mail in a savepoint, after the ones before it: `core/intake/decide.py`).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -19,6 +20,7 @@ from edudesk.core.config import Settings
 from edudesk.core.db import dialect, lock_for_transaction
 from edudesk.core.errors import EdudeskError, InvalidTransition
 from edudesk.core.intake.checks import FREE_MAIL_OFFICIAL, Checked, check_request
+from edudesk.core.intake.decide import DecisionGroups
 from edudesk.core.intake.domain import ExtractedRequest, IncomingMail, Kind, Population, Severity
 from edudesk.core.intake.filters import FILTERS, Filter, MailContext
 from edudesk.core.intake.loops import may_auto_reply
@@ -69,6 +71,7 @@ class IntakePipeline:
         self.analyser = analyser
         self.headers_only = headers_only  # raw -> IncomingMail from the header block alone
         self._deciding = asyncio.Lock()
+        self._groups = DecisionGroups(self._deciding, DECISION_LOCK)  # new requests, decided several at a time
 
     def handlers(self) -> Handlers:
         """The job this package runs: turn a stored mail into a request."""
@@ -94,8 +97,7 @@ class IntakePipeline:
         """Each filter in turn; from the first one that `decides`, the rest run inside the decision."""
         for index, step in enumerate(filters):
             if step.decides:
-                async with self._decision():
-                    return await self._run_each(ctx, filters[index:])
+                return await self._groups.decide(partial(self._run_each, ctx, tuple(filters[index:])))
             outcome = await self._run_each(ctx, (step,))
             if outcome is not None:
                 return outcome
