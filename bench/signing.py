@@ -19,14 +19,21 @@ The pool fetches OCSP/CRL once per chain per batch on each worker and has severa
 pyHanko's naive path asks the TSA and the responders for every signature (a new timestamper and validation
 context each time), as a script following pyHanko's documentation would. Both variants' levels are checked.
 
+Then the whole workflow (issue 19, bench/signing_workflow.py): one class of 40 students x 15 signatures through
+sessions, turns, notices and the check after every signature, and with `--school` 1,000 students (25 classes);
+the full validation at export timed apart. The last line is one JSON object: pool_per_s, naive_per_s,
+workflow_per_s, pool_ratio, workflow_ratio (and the figures behind them).
+
     .venv/bin/python bench/signing.py [--records 1500] [--workers N] [--naive 40] [--verify 20]
                                       [--ltv-records 300] [--ltv-naive 15] [--skip-plain]
+                                      [--class-students 40] [--school] [--workflow-level B-B]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import sys
@@ -37,6 +44,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from edudesk.cli.localpki import LocalPkiService  # noqa: E402
 from edudesk.core.ports import SignItem  # noqa: E402
@@ -193,7 +201,7 @@ def _world(count: int, pki: DemoPki) -> tuple[list[Credential], list[bytes]]:
     return creds, records(count, pki.school, fields)
 
 
-def plain_run(args: argparse.Namespace) -> None:
+def plain_run(args: argparse.Namespace) -> dict[str, float]:
     """B-B: the pool against pyHanko's naive path and the raw RSA rate."""
     pki = DemoPki.create()
     creds, pdfs = _world(args.records, pki)
@@ -210,6 +218,7 @@ def plain_run(args: argparse.Namespace) -> None:
     print(f"  raw RSA-2048 (cryptography), 1 core: {rsa_rate:7.0f} signatures/s")
     print(f"  pool / naive: {pool_rate / naive_rate:.1f}x  (target >= 10x)")
     print(f"  verified: {good}/{min(args.verify, len(signed))} sampled records, every signature good")
+    return {"pool_per_s": pool_rate, "naive_per_s": naive_rate}
 
 
 def ltv_run(args: argparse.Namespace) -> None:
@@ -236,8 +245,38 @@ def ltv_run(args: argparse.Namespace) -> None:
     print(f"  verified: {good}/{min(args.verify, 5, len(signed))} sampled records, every signature B-LTA")
 
 
+def workflow_run(args: argparse.Namespace, naive_rate: float | None) -> dict[str, object]:
+    """The workflow: one class, and with --school 25 classes of 40 students."""
+    from signing_workflow import check_costs, workflow
+
+    costs = asyncio.run(check_costs(args.workflow_level))
+    before, after = costs["before_ms"], costs["after_ms"]
+    print(f"check after each of 15 signatures of one record ({args.workflow_level}, one process), ms:")
+    print("  before (last two signatures re-validated with difference analysis): "
+          + " ".join(f"{v:.0f}" for v in before) + f"  = {sum(before) / 1000:.2f} s")
+    print("  now (the new revision only, the new signature validated):          "
+          + " ".join(f"{v:.0f}" for v in after) + f"  = {sum(after) / 1000:.2f} s")
+    runs = [("class", args.class_students, 1)] + ([("school", 40, 25)] if args.school else [])
+    out: dict[str, object] = {"check_before_ms": round(sum(before) / len(before), 1),
+                              "check_after_ms": round(sum(after) / len(after), 1)}
+    for name, students, classes in runs:
+        r = asyncio.run(workflow(students, classes, level=args.workflow_level))
+        rate = r["signatures"] / r["signing_s"]
+        print(f"workflow ({name}): {r['students']} students in {classes} class(es), {r['signatures']}/{r['steps']} "
+              f"signatures at {args.workflow_level} through sessions, turns, notices and the check after each")
+        print(f"  signing:   {r['signing_s']:8.2f} s  = {rate:6.1f} signatures/s"
+              + (f"  ({rate / naive_rate:.1f}x naive)" if naive_rate else ""))
+        print(f"  export with the full validation of {r['exported']} records in the pool: {r['export_s']:.2f} s "
+              f"({r['export_s'] / max(r['exported'], 1) * 1000:.0f} ms a record); with it: "
+              f"{r['signatures'] / (r['signing_s'] + r['export_s']):.1f} signatures/s")
+        out[f"{name}_signing_s"] = round(r["signing_s"], 2)
+        out[f"{name}_export_s"] = round(r["export_s"], 2)
+        out[f"{name}_per_s"] = round(rate, 2)
+    return out
+
+
 def main() -> None:
-    """Run the measurements and print them."""
+    """Run the measurements and print them; the last line is one JSON object."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=1500)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -246,11 +285,23 @@ def main() -> None:
     parser.add_argument("--ltv-records", type=int, default=300, help="records of the B-LT/B-LTA run (0: none)")
     parser.add_argument("--ltv-naive", type=int, default=15, help="signatures in the B-LT naive sample")
     parser.add_argument("--skip-plain", action="store_true", help="only the B-LT/B-LTA run")
+    parser.add_argument("--class-students", type=int, default=40, help="students of the workflow's class (0: none)")
+    parser.add_argument("--school", action="store_true", help="also the workflow for 1,000 students (25 classes)")
+    parser.add_argument("--workflow-level", default="B-B", choices=["B-B", "B-T", "B-LT", "B-LTA"])
     args = parser.parse_args()
+    figures: dict[str, object] = {}
     if not args.skip_plain:
-        plain_run(args)
+        figures.update(plain_run(args))
     if args.ltv_records:
         ltv_run(args)
+    naive_rate = figures.get("naive_per_s")
+    if args.class_students:
+        figures.update(workflow_run(args, naive_rate if isinstance(naive_rate, float) else None))
+    pool, naive_, flow = figures.get("pool_per_s"), figures.get("naive_per_s"), figures.get("class_per_s")
+    summary = {"pool_per_s": pool, "naive_per_s": naive_, "workflow_per_s": flow,
+               "pool_ratio": pool / naive_ if isinstance(pool, float) and isinstance(naive_, float) else None,
+               "workflow_ratio": flow / naive_ if isinstance(flow, float) and isinstance(naive_, float) else None}
+    print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in {**summary, **figures}.items()}))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Awaitable, Callable
 from html import escape as esc
 from pathlib import Path
 from typing import Any
@@ -71,10 +72,45 @@ def class_manifest(klass: SchoolClass, entries: list[dict[str, Any]]) -> dict[st
             "confirmed_at": klass.confirmed_at.isoformat() if klass.confirmed_at else None}
 
 
+FullCheck = Callable[[list[tuple[bytes, tuple[str, ...] | None]]], Awaitable[list[Any]]]
+
+
+def pool_check(signers: Any, settings: Settings) -> FullCheck:
+    """The full validation (`verify.verify_record`) of records in the signing pool's processes, against the
+    school's trust anchors: what an export runs before it writes anything."""
+    from edudesk.core.signing.trust import trust_material
+
+    roots, crls = trust_material(settings)
+
+    async def check(items: list[tuple[bytes, tuple[str, ...] | None]]) -> list[Any]:
+        return list(await signers.pool().validate(items, trusted_roots=roots, crls=crls))
+
+    return check
+
+
+async def validate_records(records: list[SchoolRecord], check: FullCheck) -> None:
+    """Every signed record of the export validated in full (every signature, every revision after it); raises
+    naming the records that fail, so nothing unproven leaves the school."""
+    signed = [r for r in records if r.state == "signed"]
+    fields: dict[int, list[str]] = {}
+    for step in await SignatureStep.filter(record_id__in=[r.id for r in signed]).values("record_id", "field"):
+        fields.setdefault(step["record_id"], []).append(step["field"])
+    reports = await check([(bytes(r.pdf), tuple(fields.get(r.id, ()))) for r in signed])
+    bad = []
+    for record, report in zip(signed, reports, strict=True):
+        if not report.ok:
+            problems = [*report.problems, *(p for s in report.signatures for p in s.problems)]
+            bad.append(f"{record.student_code} {record.student_name} ({'; '.join(problems[:2])})")
+    if bad:
+        raise EdudeskError(f"{len(bad)} học bạ không qua kiểm tra chữ ký đầy đủ nên chưa xuất: {', '.join(bad[:5])}"
+                           + (" …" if len(bad) > 5 else ""), code="export_invalid")
+
+
 async def export_class(class_id: int, out: Path, *, require_confirmed: bool = True,
-                       on_progress: OnProgress | None = None) -> dict[str, Any]:
+                       on_progress: OnProgress | None = None, check: FullCheck | None = None) -> dict[str, Any]:
     """Write the signed PDFs of a class and `manifest.json` to `out`; returns the manifest.
-    `on_progress(done, total)` counts the records written."""
+    `on_progress(done, total)` counts the records written. `check` (`pool_check`): every signed record is
+    validated in full first, and nothing is written when one fails."""
     from edudesk.core.signing.revisions import add_history
 
     klass = await SchoolClass.get_or_none(id=class_id)
@@ -82,9 +118,11 @@ async def export_class(class_id: int, out: Path, *, require_confirmed: bool = Tr
         raise EdudeskError("Không có lớp này.", code="not_found")
     if require_confirmed and klass.state not in ("confirmed", "exported"):
         raise EdudeskError(f"Lớp {klass.name} chưa được quản trị viên xác nhận hoàn tất.", code="not_confirmed")
+    records = await SchoolRecord.filter(klass_id=class_id).order_by("student_code")
+    if check is not None:
+        await validate_records(records, check)
     out.mkdir(parents=True, exist_ok=True)
     entries = []
-    records = await SchoolRecord.filter(klass_id=class_id).order_by("student_code")
     for done, record in enumerate(records):
         if on_progress is not None:
             on_progress(done, len(records))

@@ -29,13 +29,16 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from io import BytesIO
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edudesk.core import logsetup
 from edudesk.core.config import GeneralSettings
 from edudesk.core.ports import SignItem
 from edudesk.core.signing import spec
 from edudesk.core.signing.pades import PadesBatch, PadesProfile, needs_batch, rank, translate
+
+if TYPE_CHECKING:
+    from edudesk.core.signing.increment import CheckItem
 
 log = logging.getLogger(__name__)
 CACHE_SIZE = 256  # loaded signers kept per process (a school has a few hundred teachers at most)
@@ -311,15 +314,24 @@ def _worker_sign(credential: LocalCredential, profile: PadesProfile | None, item
     return _worker_loop().run_until_complete(sign_items(cached_signer(credential), items, profile, batch))
 
 
-def _worker_check(items: list[tuple[bytes, bytes, str]], roots: tuple[bytes, ...],
-                  crls: tuple[bytes, ...]) -> list[Any]:
-    """In a worker process: `verify.check_new_signature` for each (previous, signed, field)."""
+def _worker_check(items: list[CheckItem], roots: tuple[bytes, ...], crls: tuple[bytes, ...]) -> list[Any]:
+    """In a worker process: `verify.check_new_signature` for each item."""
     from edudesk.core.signing.verify import check_new_signature
 
     loop = _worker_loop()
-    return [loop.run_until_complete(check_new_signature(previous, signed, field=name, trusted_roots=roots,
-                                                        crls=crls))
-            for previous, signed, name in items]
+    return [loop.run_until_complete(check_new_signature(item.signed, item.proven, field=item.sig_field,
+                                                        trusted_roots=roots, crls=crls, full=item.full))
+            for item in items]
+
+
+def _worker_validate(items: list[tuple[bytes, tuple[str, ...] | None]], roots: tuple[bytes, ...],
+                     crls: tuple[bytes, ...]) -> list[Any]:
+    """In a worker process: `verify.verify_record` (the full validation) of each (PDF, expected fields)."""
+    from edudesk.core.signing.verify import verify_record
+
+    loop = _worker_loop()
+    return [loop.run_until_complete(verify_record(pdf, trusted_roots=roots, crls=crls, expected_fields=expected))
+            for pdf, expected in items]
 
 
 def _worker_start(general: GeneralSettings | None = None) -> None:
@@ -355,12 +367,18 @@ class SigningPool:
         """Sign the items (of different records) across the workers; the signed PDFs in item order."""
         return await self._map(functools.partial(_worker_sign, credential, self.pades), list(items), self.chunk)
 
-    async def check(self, items: Sequence[tuple[bytes, bytes, str]], *, trusted_roots: Sequence[bytes],
+    async def check(self, items: Sequence[CheckItem], *, trusted_roots: Sequence[bytes],
                     crls: Sequence[bytes] = ()) -> list[Any]:
-        """`verify.check_new_signature` of each (previous PDF, signed PDF, field) across the workers: pyHanko's
-        validation and diff analysis are CPU work (~0.1 s a record), kept off the service's event loop."""
+        """`verify.check_new_signature` of each item across the workers, off the service's event loop: a few
+        milliseconds for a new signature, the full validation (~a second at 15 signatures) at issue."""
         return await self._map(functools.partial(_worker_check, roots=tuple(trusted_roots), crls=tuple(crls)),
-                               list(items), 4)
+                               list(items), 8)
+
+    async def validate(self, items: Sequence[tuple[bytes, tuple[str, ...] | None]], *, trusted_roots: Sequence[bytes],
+                       crls: Sequence[bytes] = ()) -> list[Any]:
+        """`verify.verify_record` of each (PDF, expected fields) across the workers (the validation at export)."""
+        return await self._map(functools.partial(_worker_validate, roots=tuple(trusted_roots), crls=tuple(crls)),
+                               list(items), 2)
 
     async def _map(self, work: Any, items: list[Any], chunk: int) -> list[Any]:
         if not items:

@@ -159,6 +159,10 @@ class SchoolRecord(Model):
     version = fields.IntField(default=0)  # bumped by every change of `pdf`: writers compare and swap
     held_by = fields.BigIntField(null=True)  # the SignSession changing the file now (one writer per record)
     signatures = fields.IntField(default=0)
+    # `pdf` as the last check after a signature proved it (runner._save): its SHA-256 and length. The next
+    # signature starts only on the same bytes, so only its own revision needs analysing (increment.py).
+    pdf_sha256 = fields.CharField(max_length=64, default="")
+    pdf_length = fields.BigIntField(default=0)
     updated_at = fields.DatetimeField()
 
     class Meta:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from html import escape as esc
 
@@ -28,6 +28,7 @@ from edudesk.core.ports import Clock, SignItem, SignOutcome
 from edudesk.core.signing import pades, stages
 from edudesk.core.signing.complete import record_completed
 from edudesk.core.signing.factory import SignerFactory
+from edudesk.core.signing.increment import CheckItem, proof
 from edudesk.core.signing.models import SchoolRecord, SignatureStep, SignerCredential, SignSession, Teacher
 from edudesk.core.signing.recordtext import issuing_item, school_name
 from edudesk.core.signing.service import step_states
@@ -40,7 +41,10 @@ ROUND_WAIT = 3.0  # seconds before a session tries again the records another ses
 REMOTE_KINDS = ("smartca", "csc")  # signers that ask the person to confirm on their phone
 
 
-PLAIN = (("không chuỗi được tới CA tin cậy", "chứng thư số không do nhà cung cấp (CA) mà nhà trường tin cậy cấp"),
+TAMPERED = ("tệp học bạ lưu trên máy chủ không còn khớp mã băm của bản đã kiểm tra sau chữ ký trước "
+            "(bị sửa ngoài quy trình ký)")
+PLAIN = (("mã băm", "tệp học bạ trên máy chủ đã bị sửa ngoài quy trình ký"),
+         ("không chuỗi được tới CA tin cậy", "chứng thư số không do nhà cung cấp (CA) mà nhà trường tin cậy cấp"),
          ("thu hồi", "chứng thư số đã bị thu hồi"), ("nguyên vẹn", "tệp sau khi ký không còn nguyên vẹn"),
          ("không hợp lệ", "chữ ký không hợp lệ"), ("ngoài phạm vi", "tệp bị thay đổi ngoài phần được phép"))
 
@@ -54,6 +58,24 @@ def plain_problem(problem: str) -> str:
 class _Work:
     step: SignatureStep
     record: SchoolRecord
+    steps: list[SignatureStep] = field(default_factory=list)  # every step of the record, as held
+
+    def proven(self) -> bool:
+        """Whether the stored file is still the one the last check proved (its SHA-256 and length); a record
+        without a signature has nothing to prove yet, one from before the proof was kept gets the full check."""
+        if not self.record.signatures or not self.record.pdf_sha256:
+            return True
+        return proof(bytes(self.record.pdf)) == (self.record.pdf_length, self.record.pdf_sha256)
+
+    def check_item(self, signed: bytes) -> CheckItem:
+        """The signed PDF as the pool checks it: the full validation at issue (and for a record whose proof
+        predates its keeping), else only the new revision."""
+        full = None
+        if self.step.stage == Stage.ISSUER:
+            full = tuple(s.field for s in self.steps)
+        elif self.record.signatures and not self.record.pdf_sha256:
+            full = ()
+        return CheckItem(signed, proof(bytes(self.record.pdf)), self.step.field, full)
 
 
 class SignRunner:
@@ -106,12 +128,17 @@ class SignRunner:
             await self._end(session, "refused", "Chứng thư số không còn được duyệt.")
             return
         remote = credential.kind in REMOTE_KINDS
-        work, left = await self._hold(session, all_or_none=remote)
+        work, left = await self._hold(session)
         if remote and left:
             # One confirmation on the phone for all the teacher's records: wait until none is held by
             # another session (local ones finish in seconds) rather than ask twice.
             await SchoolRecord.filter(held_by=session.id).update(held_by=None)
             raise RetryLater(ROUND_WAIT * random.uniform(0.5, 1.5))
+        tampered = [w for w in work if not w.proven()]
+        for w in tampered:  # never signed: the next signer would sign what nobody checked
+            await self._rejected(session, w, [TAMPERED])
+        work = [w for w in work if w.proven()]
+        rejected: list[list[str]] = [[TAMPERED] for _ in tampered]
         if work:
             items = [await self._item(w, credential) for w in work]
             try:
@@ -126,9 +153,10 @@ class SignRunner:
             if outcome.pending is not None:
                 await self._store_pending(session, work, outcome)
                 return
-            if rejected := await self._settle(session, work, outcome):
-                await self._failed(session, rejected)  # the same key would fail the same check: not retried
-                return
+            rejected += await self._settle(session, work, outcome)
+        if rejected:
+            await self._failed(session, rejected)  # the same key would fail the same check: not retried
+            return
         if left:
             raise RetryLater(ROUND_WAIT)
         await self._end(session, "done")
@@ -142,7 +170,10 @@ class SignRunner:
         ids = [int(i) for i in session.pending.get("steps", [])]
         steps = {s.id: s for s in await SignatureStep.filter(id__in=ids)}
         records = {r.id: r for r in await SchoolRecord.filter(id__in=[s.record_id for s in steps.values()])}
-        work = [_Work(steps[i], records[steps[i].record_id]) for i in ids]
+        by_record: dict[int, list[SignatureStep]] = {}
+        for other in await SignatureStep.filter(record_id__in=list(records)):
+            by_record.setdefault(other.record_id, []).append(other)
+        work = [_Work(steps[i], records[steps[i].record_id], by_record[steps[i].record_id]) for i in ids]
         prepared = [bytes(w.step.prepared or b"") for w in work]
         signer = await self.signers.for_session(session.id, credential)
         outcome = await signer.resume(session.pending["signer"], prepared)
@@ -181,32 +212,40 @@ class SignRunner:
         records = self.settings.records
         return pades.step_level(pades.configured_level(records.ltv, records.tsa_url), issuing=stage == Stage.ISSUER)
 
-    async def _hold(self, session: SignSession, *, all_or_none: bool = False) -> tuple[list[_Work], int]:
+    async def _hold(self, session: SignSession) -> tuple[list[_Work], int]:
         """The session's open steps whose record it could hold (in its stage's turn, in record order); how
-        many wait. `all_or_none` stops at the first record held by another session."""
+        many wait. A few statements for the whole session, not a few per step (a remote signer's session lets
+        go of everything when any record is held by another one: sign_batch)."""
         steps = await SignatureStep.filter(session_id=session.id, state="open").order_by("id")
-        work, left = [], 0
+        ids = list({s.record_id for s in steps})
+        records = {r.id: r for r in await SchoolRecord.filter(id__in=ids)}
+        by_record: dict[int, list[SignatureStep]] = {}
+        for other in await SignatureStep.filter(record_id__in=ids):
+            by_record.setdefault(other.record_id, []).append(other)
+        wanted = []
         for step in steps:
-            record = await SchoolRecord.get(id=step.record_id)
+            record = records[step.record_id]
             try:
                 if record.state != "signing":
                     raise stages.OutOfOrder("Học bạ đang chờ xử lý báo sai sót.")
-                stages.check_may_sign(step_states(await SignatureStep.filter(record_id=record.id)), step.id)
+                stages.check_may_sign(step_states(by_record[record.id]), step.id)
             except stages.OutOfOrder as exc:
                 await SignatureStep.filter(id=step.id).update(session_id=None)
                 await AuditEvent.create(at=self.clock.now(), actor=session.actor, action="records_refused",
                                         detail={"action": "sign", "reason": exc.code, "record": record.id,
                                                 "field": step.field, "text": str(exc)})
                 continue
-            held = await SchoolRecord.filter(Q(held_by__isnull=True) | Q(held_by=session.id), id=record.id,
-                                             state="signing").update(held_by=session.id)
-            if not held:
-                left += 1
-                if all_or_none:
-                    break
-                continue
-            work.append(_Work(step, await SchoolRecord.get(id=record.id)))
-        return work, left
+            wanted.append(step)
+        if wanted:
+            await SchoolRecord.filter(Q(held_by__isnull=True) | Q(held_by=session.id), state="signing",
+                                      id__in=[s.record_id for s in wanted]).update(held_by=session.id)
+            held = {r.id: r for r in await SchoolRecord.filter(id__in=[s.record_id for s in wanted],
+                                                                 held_by=session.id)}
+        else:
+            held = {}
+        work = [_Work(step, held[step.record_id], by_record[step.record_id]) for step in wanted
+                if step.record_id in held]
+        return work, len(wanted) - len(work)
 
     async def _store_pending(self, session: SignSession, work: list[_Work], outcome: SignOutcome) -> None:
         now = self.clock.now()
@@ -232,40 +271,59 @@ class SignRunner:
         if len(outcome.signed) != len(work):
             raise PermanentJobError("signer returned a different number of PDFs than items")
         roots, crls = trust_material(self.settings)
-        reports = await self.signers.pool().check([(bytes(w.record.pdf), pdf, w.step.field)
-                                                   for w, pdf in zip(work, outcome.signed, strict=True)],
+        reports = await self.signers.pool().check([w.check_item(pdf) for w, pdf in zip(work, outcome.signed,
+                                                                                        strict=True)],
                                                   trusted_roots=roots, crls=crls)
-        rejected = []
+        rejected, good = [], []
         for w, pdf, report in zip(work, outcome.signed, reports, strict=True):
             if not report.ok:
                 problems = list(report.problems) + [p for s in report.signatures for p in s.problems]
                 await self._rejected(session, w, problems)
                 rejected.append(problems)
                 continue
-            signer = report.signatures[-1].signer if report.signatures else ""
-            await self._save(session, w, pdf, signer)
+            good.append((w, pdf, report.signatures[-1].signer if report.signatures else ""))
+        if good:
+            await self._save(session, good)
         return rejected
 
-    async def _save(self, session: SignSession, w: _Work, pdf: bytes, signed_by: str) -> None:
+    async def _save(self, session: SignSession, good: list[tuple[_Work, bytes, str]]) -> None:
+        """Every checked signature of a round in one transaction: each record compared and swapped on its
+        version with the new file's proof, the signed steps in one statement per signer, the next turns opened
+        once per class (their notices debounced together), the audit events in one insert."""
         now = self.clock.now()
-        steps = await SignatureStep.filter(record_id=w.record.id)
-        advance = stages.after_signing(step_states(steps), [w.step.id])
+        opened: dict[int, list[int]] = {}
+        completed: set[int] = set()
+        signed_steps: dict[str, list[int]] = {}
+        events = []
         async with in_transaction() as conn:
-            saved = await SchoolRecord.filter(id=w.record.id, version=w.record.version,
-                                              held_by=session.id).using_db(conn).update(
-                pdf=pdf, version=F("version") + 1, signatures=F("signatures") + 1, held_by=None,
-                stage=advance.stage, state="signed" if advance.complete else "signing", updated_at=now)
-            if not saved:  # re-made after a cancellation meanwhile: this signature belongs to the old file
-                await SignatureStep.filter(id=w.step.id, session_id=session.id).using_db(conn).update(session_id=None)
-                return
-            await SignatureStep.filter(id=w.step.id).using_db(conn).update(
-                state="signed", signed_at=now, signed_by=signed_by[:300], session_id=None, prepared=None)
-            await open_steps(conn, self.queue, self.settings, self.clock, w.record.klass_id, advance.opened)
-            await AuditEvent.create(at=now, actor=session.actor, action="record_signed", using_db=conn,
-                                    detail={"record": w.record.id, "field": w.step.field, "stage": w.step.stage,
-                                            "signer": signed_by[:200], "session": session.id})
-            if advance.complete:
-                await record_completed(conn, self.queue, self.settings, w.record.klass_id)
+            for w, pdf, signed_by in good:
+                advance = stages.after_signing(step_states(w.steps), [w.step.id])
+                length, digest = proof(pdf)
+                saved = await SchoolRecord.filter(id=w.record.id, version=w.record.version,
+                                                  held_by=session.id).using_db(conn).update(
+                    pdf=pdf, version=F("version") + 1, signatures=F("signatures") + 1, held_by=None,
+                    stage=advance.stage, state="signed" if advance.complete else "signing", updated_at=now,
+                    pdf_sha256=digest, pdf_length=length)
+                if not saved:  # re-made after a cancellation meanwhile: this signature belongs to the old file
+                    await SignatureStep.filter(id=w.step.id, session_id=session.id).using_db(conn).update(
+                        session_id=None)
+                    continue
+                signed_steps.setdefault(signed_by[:300], []).append(w.step.id)
+                opened.setdefault(w.record.klass_id, []).extend(advance.opened)
+                if advance.complete:
+                    completed.add(w.record.klass_id)
+                events.append(AuditEvent(at=now, actor=session.actor, action="record_signed",
+                                         detail={"record": w.record.id, "field": w.step.field, "stage": w.step.stage,
+                                                 "signer": signed_by[:200], "session": session.id}))
+            for signed_by, ids in signed_steps.items():
+                await SignatureStep.filter(id__in=ids).using_db(conn).update(
+                    state="signed", signed_at=now, signed_by=signed_by, session_id=None, prepared=None)
+            for class_id, step_ids in opened.items():
+                await open_steps(conn, self.queue, self.settings, self.clock, class_id, step_ids)
+            if events:
+                await AuditEvent.bulk_create(events, using_db=conn)
+            for class_id in sorted(completed):
+                await record_completed(conn, self.queue, self.settings, class_id)
         self.queue.wake()
 
     async def _rejected(self, session: SignSession, w: _Work, problems: list[str]) -> None:

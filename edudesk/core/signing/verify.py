@@ -1,18 +1,20 @@
 """Proving a record's signatures: every signature validated with pyHanko (intact, valid, trusted, what
 changed after it by diff analysis against the certification's DocMDP and each field lock), in stage order.
 
-`check_new_signature` is the check run after EVERY signature of the workflow, without re-validating the
-whole chain each time (15 signatures per record would make that quadratic): the new file must begin with
-the exact bytes of the previous one (already proven), the new signature must be valid and trusted, and
-the signature before it is validated again, whose diff analysis covers the new revision — any change but
-filling a signature field the locks leave open is caught before the next signer. The locks grow stricter
-from stage to stage (each later field excludes fewer fields), so the newest earlier lock is the strictest.
+`check_new_signature` is the check run after EVERY signature of the workflow, at a cost that does not grow
+with the record: the new file must begin with the exact bytes of the proven one (its stored SHA-256 and
+length), only the revisions the signer appended are analysed (increment.py: nothing but filling the step's
+own field, in stage order) and only the new signature is validated (intact, valid, trusted). Any other change
+is caught before the next signer. `verify_record`, the full validation with pyHanko's difference analysis of
+every signature, runs once at issue (the issuing signature's check) and at export, in the signing pool.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -98,12 +100,13 @@ def _context(trusted_roots: Sequence[bytes], crls: Sequence[bytes], now: datetim
                              revocation_mode="soft-fail", moment=now)
 
 
-async def _one(emb: Any, context: Any, *, is_last: bool) -> SignatureReport:
+async def _one(emb: Any, context: Any, *, is_last: bool, skip_diff: bool = False) -> SignatureReport:
     from pyhanko.sign.validation import async_validate_pdf_signature
 
     field = str(emb.field_name)
     stage = stage_of(field)
-    status = await async_validate_pdf_signature(emb, signer_validation_context=context, diff_policy=diff_policy())
+    status = await async_validate_pdf_signature(emb, signer_validation_context=context, diff_policy=diff_policy(),
+                                                skip_diff=skip_diff)
     cn = status.signing_cert.subject.native.get("common_name", "") if status.signing_cert else ""
     level = status.modification_level.name if status.modification_level is not None else "NONE"
     problems = []
@@ -223,27 +226,55 @@ def _order_problems(reports: list[SignatureReport], expected: Sequence[str] | No
     return problems
 
 
-async def check_new_signature(previous: bytes, signed: bytes, *, field: str, trusted_roots: Sequence[bytes],
-                              crls: Sequence[bytes] = ()) -> RecordReport:
-    """The check after one new signature in `field` on the already proven `previous` file."""
-    if not signed.startswith(previous):
+async def check_new_signature(signed: bytes, proven: tuple[int, str], *, field: str, trusted_roots: Sequence[bytes],
+                              crls: Sequence[bytes] = (), full: Sequence[str] | None = None) -> RecordReport:
+    """The check after one new signature in `field` on a proven file of `proven` = (length, SHA-256): the signed
+    file must begin with exactly those bytes; then only the new revisions are analysed and only the new signature
+    validated (increment.py), at a cost that does not grow with the record. `full` (the record's fields): the
+    full validation of every signature instead, as at issue."""
+    from edudesk.core.signing.increment import Unexplained, review
+
+    length, digest = proven
+    if len(signed) <= length or hashlib.sha256(memoryview(signed)[:length]).hexdigest() != digest:
         return RecordReport((), ("tệp sau khi ký không giữ nguyên các phiên bản trước (bị viết lại)",))
+    if full is not None:
+        return await verify_record(signed, trusted_roots=trusted_roots, crls=crls, expected_fields=full)
     try:
-        embedded, _stamps, last = _split(_reader(signed))
+        reader = _reader(signed)
+        increment = review(reader, length, field)
+        from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
+
+        emb = EmbeddedPdfSignature(reader, increment.field, field)
+    except Unexplained as exc:
+        return RecordReport((), (f"sau chữ ký mới tài liệu bị thay đổi ngoài phạm vi cho phép: {exc}",))
     except Exception as exc:  # noqa: BLE001
         return RecordReport((), (f"không đọc được tệp PDF sau khi ký: {exc}",))
-    if not embedded or str(embedded[-1].field_name) != field:
-        return RecordReport((), (f"chữ ký mới không nằm ở trường {field}",))
-    context = _context(trusted_roots, crls, None)
-    reports = [await _one(emb, context, is_last=emb is last) for emb in embedded[-2:]]
+    report = await _one(emb, _kept_context(tuple(trusted_roots), tuple(crls)), is_last=True, skip_diff=True)
     problems = []
-    if len(embedded) == 1 and not reports[0].certified:
+    from pyhanko.sign.validation import SignatureCoverageLevel
+
+    if emb.signed_revision != increment.base_revision + 1 or emb.coverage < SignatureCoverageLevel.ENTIRE_REVISION:
+        problems.append("chữ ký mới không phủ đúng phiên bản nó thêm vào tệp")
+    if not increment.signed_before and not report.certified:
         problems.append("chữ ký đầu tiên không phải chữ ký chứng nhận (DocMDP)")
-    if len(embedded) > 1:
-        stages = [stage_of(str(e.field_name)) or 0 for e in embedded[-2:]]
-        if stages[1] < stages[0]:
-            problems.append("sai thứ tự ký")
-    return RecordReport(tuple(reports), tuple(problems))
+    if max((stage_of(f) or 0 for f in increment.signed_before), default=0) > (stage_of(field) or 0):
+        problems.append("sai thứ tự ký")
+    return RecordReport((report,), tuple(problems))
+
+
+_CONTEXTS: dict[tuple[tuple[bytes, ...], tuple[bytes, ...]], tuple[float, Any]] = {}
+CONTEXT_SECONDS = 60.0  # how long a worker reuses one validation context (its validated paths) for new signatures
+
+
+def _kept_context(roots: tuple[bytes, ...], crls: tuple[bytes, ...]) -> Any:
+    """A validation context kept CONTEXT_SECONDS: the paths it validated (a teacher's certificate, 40 records in a
+    row) are not built again for every signature; a new one after that, so a changed CRL is seen soon."""
+    now = time.monotonic()
+    kept = _CONTEXTS.get((roots, crls))
+    if kept is None or now - kept[0] > CONTEXT_SECONDS:
+        _CONTEXTS.clear()
+        kept = _CONTEXTS[(roots, crls)] = (now, _context(roots, crls, None))
+    return kept[1]
 
 
 def format_report(report: RecordReport, *, lang: str = "vi", timezone: str = "Asia/Ho_Chi_Minh",
