@@ -36,7 +36,7 @@ from lxml import etree
 
 from edudesk.core.signing.portal import schema_text
 from edudesk.core.signing.portalnotice import FORMAT as NOTICE_FORMAT
-from edudesk.core.signing.portalnotice import notice_schema_text
+from edudesk.core.signing.portalnotice import SCHEMA_FILE as NOTICE_SCHEMA
 from tests.fakes.server import FakeServer
 
 PATH = "/api/v1/class-packages"
@@ -84,7 +84,7 @@ class FakeRecordsPortal(FakeServer):
         self._answers: dict[str, dict[str, Any]] = {}
         self._seq = 0
         self._schema = etree.XMLSchema(etree.fromstring(schema_text()))
-        self._notice_schema = etree.XMLSchema(etree.fromstring(notice_schema_text()))
+        self._notice_schema = etree.XMLSchema(etree.fromstring(schema_text(NOTICE_SCHEMA)))
 
     @property
     def upload_url(self) -> str:

@@ -76,15 +76,20 @@ def csc_signer(fake: FakeCsc, sub: Subscriber, profile: PadesProfile | None) -> 
     return CscSigner(fake.url + "/csc/v1", fake.token_for(sub), sub.credential_id, clock=fake.clock, pades=profile)
 
 
+async def csc_sign(fake: FakeCsc, sub: Subscriber, profile: PadesProfile | None, items: list[SignItem]) -> Any:
+    """One signer (a process of its own) signs `items`, the person's phone answering yes; closed after."""
+    fake.phone = "confirm"
+    signer = csc_signer(fake, sub, profile)
+    try:
+        return await signer.sign(items)
+    finally:
+        await signer.close()
+
+
 async def test_csc_signatures_are_timestamped_with_revocation_data_b_lt(csc: FakeCsc, service: LocalPkiService,
                                                                          profile: PadesProfile) -> None:
     sub = csc.add_subscriber("Nguyễn Thị Bích")
-    csc.phone = "confirm"
-    signer = csc_signer(csc, sub, profile)
-    try:
-        outcome = await signer.sign(records(3, "B-LT"))
-    finally:
-        await signer.close()
+    outcome = await csc_sign(csc, sub, profile, records(3, "B-LT"))
     assert outcome.pending is None and len(outcome.signed) == 3
     for pdf in outcome.signed:
         assert await levels(pdf, service.pki) == ["B-LT"]
@@ -97,12 +102,7 @@ async def test_csc_signatures_are_timestamped_with_revocation_data_b_lt(csc: Fak
 async def test_csc_issuing_signature_gets_the_document_timestamp_b_lta(csc: FakeCsc, service: LocalPkiService,
                                                                         profile: PadesProfile) -> None:
     sub = csc.add_subscriber("Trường THPT Lê Quý Đôn")
-    csc.phone = "confirm"
-    signer = csc_signer(csc, sub, profile)
-    try:
-        outcome = await signer.sign(records(1, "B-LTA"))
-    finally:
-        await signer.close()
+    outcome = await csc_sign(csc, sub, profile, records(1, "B-LTA"))
     report = await verify_record(outcome.signed[0], trusted_roots=[service.pki.root_der], ltv=True,
                                  at=dt.datetime.now(UTC) + timedelta(days=3652))
     assert report.ok and report.archive is not None and report.archive.count == 1
@@ -112,12 +112,7 @@ async def test_csc_issuing_signature_gets_the_document_timestamp_b_lta(csc: Fake
 
 async def test_without_a_tsa_a_remote_signature_stays_b_b(csc: FakeCsc, service: LocalPkiService) -> None:
     sub = csc.add_subscriber("Nguyễn Thị Bích")
-    csc.phone = "confirm"
-    signer = csc_signer(csc, sub, None)
-    try:
-        outcome = await signer.sign(records(1, "B-B"))
-    finally:
-        await signer.close()
+    outcome = await csc_sign(csc, sub, None, records(1, "B-B"))
     report = await verify_record(outcome.signed[0], trusted_roots=[service.pki.root_der], ltv=True)
     assert report.ok and [s.ltv.level for s in report.signatures if s.ltv] == ["B-B"]
     assert service.requests["tsa"] == 0

@@ -34,26 +34,32 @@ class PackageInvalid(EdudeskError):
     code = "portal_package_invalid"
 
 
-def schema_text() -> bytes:
-    """The XSD of manifest.xml, as shipped in the package."""
-    return files("edudesk.core.signing").joinpath(SCHEMA_FILE).read_bytes()
+def schema_text(name: str = SCHEMA_FILE) -> bytes:
+    """A shipped XSD (by default the class package's manifest.xml schema)."""
+    return files("edudesk.core.signing").joinpath(name).read_bytes()
 
 
 @functools.cache
-def _schema() -> etree.XMLSchema:
-    return etree.XMLSchema(etree.fromstring(schema_text()))
+def _schema(name: str) -> etree.XMLSchema:
+    return etree.XMLSchema(etree.fromstring(schema_text(name)))
 
 
-def manifest_errors(xml: bytes) -> list[str]:
-    """What is wrong with a manifest.xml against the XSD ([] when it is valid)."""
+def xsd_errors(xml: bytes, name: str) -> list[str]:
+    """What is wrong with an XML document against the shipped XSD `name` ([] when it is valid); no entity or
+    network is resolved."""
     try:
         doc = etree.fromstring(xml, parser=etree.XMLParser(resolve_entities=False, no_network=True))
     except etree.XMLSyntaxError as exc:
         return [f"XML: {exc}"]
-    schema = _schema()
+    schema = _schema(name)
     if schema.validate(doc):
         return []
     return [f"line {e.line}: {e.message}" for e in schema.error_log]
+
+
+def manifest_errors(xml: bytes) -> list[str]:
+    """What is wrong with a class package's manifest.xml against its XSD ([] when it is valid)."""
+    return xsd_errors(xml, SCHEMA_FILE)
 
 
 def issued_at(entry: dict[str, Any]) -> str | None:

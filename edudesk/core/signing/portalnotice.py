@@ -11,11 +11,9 @@ goes with the class's next send instead of in its package."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from datetime import datetime
-from importlib.resources import files
 from typing import Any
 
 from lxml import etree
@@ -28,7 +26,7 @@ from edudesk.core.ports import ClassPackage
 from edudesk.core.signing.complete import file_stem, manifest_entry
 from edudesk.core.signing.lifemodels import ChangeKind, RecordChange, RecordRevision
 from edudesk.core.signing.models import ClassState, RecordState, SchoolClass, SchoolRecord
-from edudesk.core.signing.portal import PackageInvalid, issued_at
+from edudesk.core.signing.portal import PackageInvalid, issued_at, xsd_errors
 from edudesk.core.signing.sendmodels import NoticeKind, RecordNotice, RecordSend, SendState
 
 FORMAT = "edudesk-record-notice/1"
@@ -38,26 +36,9 @@ ISSUED = (ClassState.CONFIRMED, ClassState.EXPORTED)
 DUE_WITH = {NoticeKind.WITHDRAWN: RecordState.WITHDRAWN, NoticeKind.REPLACED: RecordState.SIGNED}
 
 
-def notice_schema_text() -> bytes:
-    """The XSD of a notice's manifest.xml."""
-    return files("edudesk.core.signing").joinpath(SCHEMA_FILE).read_bytes()
-
-
-@functools.cache
-def _schema() -> etree.XMLSchema:
-    return etree.XMLSchema(etree.fromstring(notice_schema_text()))
-
-
 def notice_errors(xml: bytes) -> list[str]:
     """What is wrong with a notice's manifest.xml against its XSD ([] when it is valid)."""
-    try:
-        doc = etree.fromstring(xml, parser=etree.XMLParser(resolve_entities=False, no_network=True))
-    except etree.XMLSyntaxError as exc:
-        return [f"XML: {exc}"]
-    schema = _schema()
-    if schema.validate(doc):
-        return []
-    return [f"line {e.line}: {e.message}" for e in schema.error_log]
+    return xsd_errors(xml, SCHEMA_FILE)
 
 
 def notice_job_key(class_id: int, notice_id: int, change_id: int) -> str:

@@ -17,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from io import BytesIO
+from typing import Any
 
 from tortoise.expressions import F
 
@@ -83,35 +85,34 @@ async def refresh_records(settings: Settings, clock: Clock, *, before_days: floa
     days = settings.records.refresh_before_days if before_days is None else before_days
     limit = clock.now() + timedelta(days=days)
     profile = pades_profile(settings)
-    checked = refreshed = failed = 0
+    checked, refreshed, failed = await _renew_all(
+        SchoolRecord.filter(state=RecordState.SIGNED), limit, profile, lambda r: f"record {r.id}",
+        lambda r, pdf, until: _save(r, pdf, clock, until))
+    revisions_checked, revisions_refreshed, revisions_failed = await _renew_all(
+        RecordRevision.all(), limit, profile, lambda r: f"revision {r.number} of record {r.record_id}",
+        lambda r, pdf, until: _save_revision(r, pdf, clock, until))
+    return RefreshResult(checked, refreshed, failed + revisions_failed, revisions_checked, revisions_refreshed)
+
+
+async def _renew_all(query: Any, limit: datetime, profile: PadesProfile, what: Callable[[Any], str],
+                     save: Callable[[Any, bytes, datetime], Awaitable[bool]]) -> tuple[int, int, int]:
+    """Every row of `query` (a chunk at a time, by id) whose archival timestamp is due, renewed and saved:
+    (checked, renewed, failed)."""
+    checked = renewed = failed = 0
     last_id = 0
-    while rows := await SchoolRecord.filter(state=RecordState.SIGNED, id__gt=last_id).order_by("id").limit(CHUNK):
+    while rows := await query.filter(id__gt=last_id).order_by("id").limit(CHUNK):
         last_id = rows[-1].id
-        for record in rows:
+        for row in rows:
             checked += 1
-            due = await _renewal(bytes(record.pdf), limit, profile, f"record {record.id}")
+            due = await _renewal(bytes(row.pdf), limit, profile, what(row))
             if due is None:
                 continue
-            renewed, until = due
-            if renewed is None:
+            pdf, until = due
+            if pdf is None:
                 failed += 1
-            elif await _save(record, renewed, clock, until):
-                refreshed += 1
-    revisions_checked = revisions_refreshed = 0
-    last_id = 0
-    while revisions := await RecordRevision.filter(id__gt=last_id).order_by("id").limit(CHUNK):
-        last_id = revisions[-1].id
-        for rev in revisions:
-            revisions_checked += 1
-            due = await _renewal(bytes(rev.pdf), limit, profile, f"revision {rev.number} of record {rev.record_id}")
-            if due is None:
-                continue
-            renewed, until = due
-            if renewed is None:
-                failed += 1
-            elif await _save_revision(rev, renewed, clock, until):
-                revisions_refreshed += 1
-    return RefreshResult(checked, refreshed, failed, revisions_checked, revisions_refreshed)
+            elif await save(row, pdf, until):
+                renewed += 1
+    return checked, renewed, failed
 
 
 async def _renewal(pdf: bytes, limit: datetime, profile: PadesProfile,
