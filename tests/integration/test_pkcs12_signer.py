@@ -17,11 +17,12 @@ from pyhanko.sign.validation import async_validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 
 from edudesk.core.ports import SignItem, SignOutcome
-from edudesk.core.signing.engine import _ORIGINAL_HEX_READER, LocalCredential, SigningPool, install_fast_pdf_parsing
+from edudesk.core.signing.engine import LocalCredential, SigningPool
 from edudesk.core.signing.pdfs import RecordContent, SubjectScore, add_signature_fields, record_pdf
 from edudesk.core.signing.pkcs12 import Pkcs12Error, Pkcs12Signer
 from edudesk.core.signing.pki import DemoPki
 from edudesk.core.signing.spec import FieldSpec, Stage
+from edudesk.core.signing.speedups import _ORIGINAL_HEX_READER, install_fast_pdf_parsing
 
 PASS = b"mat-khau-chung-thu"
 FIELDS = [FieldSpec("gvbm_toan", Stage.SUBJECT, "GVBM Toán — Nguyễn Thị Bình"),

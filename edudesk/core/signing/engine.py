@@ -7,7 +7,7 @@ Where the time went (profiled, 33 ms a signature after the key cache, 6 ms now):
 freshly built structure on every dump, so the signed attributes and the CMS are re-parsed from DER once
 built, and the attributes that never change for a key (signing certificate, algorithm protection) are built
 once; pyHanko reads every earlier signature's ~32 KB hex /Contents byte by byte, so `install_fast_pdf_parsing`
-swaps in a block-wise reader. Each worker process keeps its loaded signers by credential fingerprint, so a
+(speedups.py) swaps in a block-wise reader. Each worker process keeps its loaded signers by credential fingerprint, so a
 batch costs one key load per worker, not one per signature.
 
 Items of one record are chained by the caller (each signature is an incremental update of the previous
@@ -36,6 +36,7 @@ from edudesk.core.config import GeneralSettings
 from edudesk.core.ports import SignItem
 from edudesk.core.signing import spec
 from edudesk.core.signing.pades import PadesBatch, PadesProfile, needs_batch, rank, translate
+from edudesk.core.signing.speedups import install_fast_pdf_parsing
 
 if TYPE_CHECKING:
     from edudesk.core.signing.increment import CheckItem
@@ -156,47 +157,6 @@ def load_signer(credential: LocalCredential) -> Any:
         cert_registry=SimpleCertificateStore.from_certs([asn1_x509.Certificate.load(c) for c in chain]))
     signer.pyca_key = key
     return signer
-
-
-_HEX = bytes.maketrans(b"", b"")
-_WHITESPACE = b" \t\r\n\f\x00"
-
-
-def _fast_hex_string(stream: Any) -> Any:
-    """pyHanko's hex-string reader, a block at a time (its own reads byte by byte, and every earlier
-    signature's /Contents, ~32 KB of hex, is parsed again for each new signature). Anything unusual (no
-    closing bracket, a stray character) goes to pyHanko's own reader, which raises its own error."""
-    import binascii
-
-    from pyhanko.pdf_utils import generic
-
-    start, chunks, size = stream.tell(), [], 0
-    while True:
-        block = stream.read(_HEX_BLOCK)
-        end = block.find(b">")
-        if not block or end >= 0:
-            break
-        chunks.append(block)
-        size += len(block)
-    digits = b"".join([*chunks, block[:end]])[1:].translate(_HEX, _WHITESPACE)
-    if end < 0 or digits.translate(_HEX, b"0123456789abcdefABCDEF"):
-        stream.seek(start)
-        return _ORIGINAL_HEX_READER[0](stream)
-    stream.seek(start + size + end + 1)
-    return generic.pdf_string(binascii.unhexlify(digits + b"0" * (len(digits) % 2)))
-
-
-_HEX_BLOCK = 65536
-_ORIGINAL_HEX_READER: list[Any] = []
-
-
-def install_fast_pdf_parsing() -> None:
-    """Swap pyHanko's byte-by-byte hex-string reader for `_fast_hex_string` (once per process)."""
-    from pyhanko.pdf_utils import generic
-
-    if not _ORIGINAL_HEX_READER:
-        _ORIGINAL_HEX_READER.append(generic.read_hex_string_from_stream)
-        generic.read_hex_string_from_stream = _fast_hex_string
 
 
 _SIGNERS: OrderedDict[str, Any] = OrderedDict()

@@ -55,7 +55,7 @@ def expiry(pdf: bytes) -> datetime | None:
     """When the record's last document timestamp's TSA certificate expires (None: no document timestamp)."""
     from pyhanko.pdf_utils.reader import PdfFileReader
 
-    from edudesk.core.signing.engine import install_fast_pdf_parsing
+    from edudesk.core.signing.speedups import install_fast_pdf_parsing
 
     install_fast_pdf_parsing()
     return archive_facts(PdfFileReader(BytesIO(pdf), strict=False)).expires

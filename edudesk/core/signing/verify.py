@@ -130,7 +130,7 @@ async def _one(emb: Any, context: Any, *, is_last: bool, skip_diff: bool = False
 def _reader(pdf: bytes) -> Any:
     from pyhanko.pdf_utils.reader import PdfFileReader
 
-    from edudesk.core.signing.engine import install_fast_pdf_parsing
+    from edudesk.core.signing.speedups import install_fast_pdf_parsing
 
     install_fast_pdf_parsing()  # every earlier signature's ~32 KB of hex, read a block at a time
     return PdfFileReader(BytesIO(pdf), strict=False)
