@@ -273,13 +273,15 @@ async def _sign_demo(app: Any, class_ids: tuple[int, ...], pin: str, on_progress
     while await SignatureStep.filter(state="open", record__state="signing").exists() and rounds < 50:
         on_progress(await steps.filter(state="signed").count(), total)
         rounds += 1
-        for step in await SignatureStep.filter(state="open", teacher_id__isnull=False, session_id__isnull=True,
-                                               record__state="signing").prefetch_related("record"):
-            teacher = await Teacher.get(id=step.teacher_id)
+        turns = await SignatureStep.filter(state="open", teacher_id__isnull=False, session_id__isnull=True,
+                                           record__state="signing").distinct().values_list(
+            "teacher_id", "record__klass_id", "stage")
+        for teacher_id, class_id, stage in sorted(set(turns)):  # one Ký ngay per teacher, class and stage
+            teacher = await Teacher.get(id=teacher_id)
             actor = Actor(f"demo:{teacher.code}", teacher.name, frozenset({Role.TEACHER, Role.LEADER}),
                           staff_id=teacher.staff_id)
             try:
-                await app.records.start_signing(actor, step.record.klass_id, step.stage, pin=pin)
+                await app.records.start_signing(actor, class_id, stage, pin=pin)
             except EdudeskError:
                 pass  # already in a session started this round
         await app.worker.drain()

@@ -1,8 +1,8 @@
 """The signing jobs: `sign_batch` (a session's signatures), `sign_poll` (a remote confirmation awaited) and
 `sign_issue` (the school's issuing signature, by the server).
 
-One writer per record: a session holds a record (`held_by`, a conditional update) from the moment its
-signature is prepared until it is saved; a record held by another session waits for the next round. Every
+One writer per record (holds.py): a session holds a record from the moment its signature is prepared until it
+is saved; a session finding records held by another waits until they are let go, which wakes it. Every
 save compares and swaps `version`, and every new signature is checked (`verify.check_new_signature`) before
 it is stored, so a tampered or broken file never reaches the next signer. Remote confirmations are stored
 in the session (`pending`) and the steps (`prepared`): a restart loses nothing, the poll job goes on.
@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass, field
 from datetime import timedelta
 from html import escape as esc
 
-from tortoise.expressions import F, Q
+from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from edudesk.core.config import Settings
@@ -28,7 +27,8 @@ from edudesk.core.ports import Clock, SignItem, SignOutcome
 from edudesk.core.signing import pades, stages
 from edudesk.core.signing.complete import record_completed
 from edudesk.core.signing.factory import SignerFactory
-from edudesk.core.signing.increment import CheckItem, proof
+from edudesk.core.signing.holds import Holds, Work
+from edudesk.core.signing.increment import proof
 from edudesk.core.signing.models import SchoolRecord, SignatureStep, SignerCredential, SignSession, Teacher
 from edudesk.core.signing.recordtext import issuing_item, school_name
 from edudesk.core.signing.service import step_states
@@ -54,30 +54,6 @@ def plain_problem(problem: str) -> str:
     return next((words for key, words in PLAIN if key in problem), problem)
 
 
-@dataclass
-class _Work:
-    step: SignatureStep
-    record: SchoolRecord
-    steps: list[SignatureStep] = field(default_factory=list)  # every step of the record, as held
-
-    def proven(self) -> bool:
-        """Whether the stored file is still the one the last check proved (its SHA-256 and length); a record
-        without a signature has nothing to prove yet, one from before the proof was kept gets the full check."""
-        if not self.record.signatures or not self.record.pdf_sha256:
-            return True
-        return proof(bytes(self.record.pdf)) == (self.record.pdf_length, self.record.pdf_sha256)
-
-    def check_item(self, signed: bytes) -> CheckItem:
-        """The signed PDF as the pool checks it: the full validation at issue (and for a record whose proof
-        predates its keeping), else only the new revision."""
-        full = None
-        if self.step.stage == Stage.ISSUER:
-            full = tuple(s.field for s in self.steps)
-        elif self.record.signatures and not self.record.pdf_sha256:
-            full = ()
-        return CheckItem(signed, proof(bytes(self.record.pdf)), self.step.field, full)
-
-
 class SignRunner:
     """Job handlers of the signing workflow."""
 
@@ -86,6 +62,7 @@ class SignRunner:
         self.clock = clock
         self.queue = queue
         self.signers = signers
+        self.holds = Holds(clock, queue)
 
     def handlers(self) -> Handlers:
         """The signing workflow's jobs: notices of turns, batches of signatures, polls, the issuing seal."""
@@ -128,11 +105,12 @@ class SignRunner:
             await self._end(session, "refused", "Chứng thư số không còn được duyệt.")
             return
         remote = credential.kind in REMOTE_KINDS
-        work, left = await self._hold(session)
+        releases = self.holds.releases
+        work, left = await self.holds.hold(session)
         if remote and left:
             # One confirmation on the phone for all the teacher's records: wait until none is held by
             # another session (local ones finish in seconds) rather than ask twice.
-            await SchoolRecord.filter(held_by=session.id).update(held_by=None)
+            await self.holds.let_go(session)
             raise RetryLater(ROUND_WAIT * random.uniform(0.5, 1.5))
         tampered = [w for w in work if not w.proven()]
         for w in tampered:  # never signed: the next signer would sign what nobody checked
@@ -148,7 +126,7 @@ class SignRunner:
                 await self._end(session, "refused", exc.message)
                 return
             except BaseException:
-                await SchoolRecord.filter(held_by=session.id).update(held_by=None)  # others may sign meanwhile
+                await self.holds.let_go(session)  # others may sign meanwhile
                 raise
             if outcome.pending is not None:
                 await self._store_pending(session, work, outcome)
@@ -157,8 +135,8 @@ class SignRunner:
         if rejected:
             await self._failed(session, rejected)  # the same key would fail the same check: not retried
             return
-        if left:
-            raise RetryLater(ROUND_WAIT)
+        if left:  # at once if records were let go since it looked (their wake found this job still running)
+            raise RetryLater(0.0 if self.holds.releases != releases else ROUND_WAIT)
         await self._end(session, "done")
 
     async def sign_poll(self, job: Job) -> None:
@@ -173,7 +151,7 @@ class SignRunner:
         by_record: dict[int, list[SignatureStep]] = {}
         for other in await SignatureStep.filter(record_id__in=list(records)):
             by_record.setdefault(other.record_id, []).append(other)
-        work = [_Work(steps[i], records[steps[i].record_id], by_record[steps[i].record_id]) for i in ids]
+        work = [Work(steps[i], records[steps[i].record_id], by_record[steps[i].record_id]) for i in ids]
         prepared = [bytes(w.step.prepared or b"") for w in work]
         signer = await self.signers.for_session(session.id, credential)
         outcome = await signer.resume(session.pending["signer"], prepared)
@@ -197,7 +175,7 @@ class SignRunner:
     def _poll_seconds(self) -> float:
         return max(self.settings.records.smartca.poll_seconds, 0.5)
 
-    async def _item(self, w: _Work, credential: SignerCredential) -> SignItem:
+    async def _item(self, w: Work, credential: SignerCredential) -> SignItem:
         item = SignItem(key=f"step:{w.step.id}", pdf=bytes(w.record.pdf), field=w.step.field,
                         certify=w.record.signatures == 0, reason="Ký học bạ số",
                         location=school_name(self.settings), signer_name=credential.subject_name,
@@ -212,42 +190,7 @@ class SignRunner:
         records = self.settings.records
         return pades.step_level(pades.configured_level(records.ltv, records.tsa_url), issuing=stage == Stage.ISSUER)
 
-    async def _hold(self, session: SignSession) -> tuple[list[_Work], int]:
-        """The session's open steps whose record it could hold (in its stage's turn, in record order); how
-        many wait. A few statements for the whole session, not a few per step (a remote signer's session lets
-        go of everything when any record is held by another one: sign_batch)."""
-        steps = await SignatureStep.filter(session_id=session.id, state="open").order_by("id")
-        ids = list({s.record_id for s in steps})
-        records = {r.id: r for r in await SchoolRecord.filter(id__in=ids)}
-        by_record: dict[int, list[SignatureStep]] = {}
-        for other in await SignatureStep.filter(record_id__in=ids):
-            by_record.setdefault(other.record_id, []).append(other)
-        wanted = []
-        for step in steps:
-            record = records[step.record_id]
-            try:
-                if record.state != "signing":
-                    raise stages.OutOfOrder("Học bạ đang chờ xử lý báo sai sót.")
-                stages.check_may_sign(step_states(by_record[record.id]), step.id)
-            except stages.OutOfOrder as exc:
-                await SignatureStep.filter(id=step.id).update(session_id=None)
-                await AuditEvent.create(at=self.clock.now(), actor=session.actor, action="records_refused",
-                                        detail={"action": "sign", "reason": exc.code, "record": record.id,
-                                                "field": step.field, "text": str(exc)})
-                continue
-            wanted.append(step)
-        if wanted:
-            await SchoolRecord.filter(Q(held_by__isnull=True) | Q(held_by=session.id), state="signing",
-                                      id__in=[s.record_id for s in wanted]).update(held_by=session.id)
-            held = {r.id: r for r in await SchoolRecord.filter(id__in=[s.record_id for s in wanted],
-                                                                 held_by=session.id)}
-        else:
-            held = {}
-        work = [_Work(step, held[step.record_id], by_record[step.record_id]) for step in wanted
-                if step.record_id in held]
-        return work, len(wanted) - len(work)
-
-    async def _store_pending(self, session: SignSession, work: list[_Work], outcome: SignOutcome) -> None:
+    async def _store_pending(self, session: SignSession, work: list[Work], outcome: SignOutcome) -> None:
         now = self.clock.now()
         async with in_transaction() as conn:
             for w, pdf in zip(work, outcome.prepared, strict=True):
@@ -262,7 +205,7 @@ class SignRunner:
             await AuditEvent.create(at=now, actor=session.actor, action="records_sign_pending", using_db=conn,
                                     detail={"session": session.id, "steps": len(work)})
 
-    async def _settle(self, session: SignSession, work: list[_Work], outcome: SignOutcome) -> list[list[str]]:
+    async def _settle(self, session: SignSession, work: list[Work], outcome: SignOutcome) -> list[list[str]]:
         """Store each signed PDF (checked first), or release the records when nothing was signed; the
         problems of each signature that failed its check (and was not stored)."""
         if not outcome.signed:
@@ -286,7 +229,7 @@ class SignRunner:
             await self._save(session, good)
         return rejected
 
-    async def _save(self, session: SignSession, good: list[tuple[_Work, bytes, str]]) -> None:
+    async def _save(self, session: SignSession, good: list[tuple[Work, bytes, str]]) -> None:
         """Every checked signature of a round in one transaction: each record compared and swapped on its
         version with the new file's proof, the signed steps in one statement per signer, the next turns opened
         once per class (their notices debounced together), the audit events in one insert."""
@@ -325,8 +268,9 @@ class SignRunner:
             for class_id in sorted(completed):
                 await record_completed(conn, self.queue, self.settings, class_id)
         self.queue.wake()
+        await self.holds.wake_waiting()
 
-    async def _rejected(self, session: SignSession, w: _Work, problems: list[str]) -> None:
+    async def _rejected(self, session: SignSession, w: Work, problems: list[str]) -> None:
         log.error("signature on record %s (%s) failed its check: %s", w.record.id, w.step.field, problems)
         await SchoolRecord.filter(id=w.record.id, held_by=session.id).update(held_by=None)
         await SignatureStep.filter(id=w.step.id).update(session_id=None, prepared=None)
@@ -352,16 +296,17 @@ class SignRunner:
         await enqueue_notice(None, self.queue, f"signfailed:{session.id}:head", "head", text)
         await self._end(session, "refused", detail[0].upper() + detail[1:])
 
-    async def _release(self, session: SignSession, work: list[_Work]) -> None:
+    async def _release(self, session: SignSession, work: list[Work]) -> None:
         for w in work:
             await SchoolRecord.filter(id=w.record.id, held_by=session.id).update(held_by=None)
             await SignatureStep.filter(id=w.step.id, session_id=session.id).update(session_id=None, prepared=None)
+        await self.holds.wake_waiting()
 
     async def _end(self, session: SignSession, state: str, detail: str = "") -> None:
         """Close the session; steps it did not sign go back to their teacher, who is told why."""
         now = self.clock.now()
         await self.signers.forget(session.id)  # a key its teacher's PIN opened lives no longer than the session
-        await SchoolRecord.filter(held_by=session.id).update(held_by=None)
+        await self.holds.let_go(session)
         await SignatureStep.filter(session_id=session.id).update(session_id=None, prepared=None)
         await SignSession.filter(id=session.id).update(state=state, detail=detail[:2000], updated_at=now)
         await AuditEvent.create(at=now, actor=session.actor, action=f"records_sign_{state}",
