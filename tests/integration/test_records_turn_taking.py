@@ -69,3 +69,32 @@ async def test_a_step_out_of_turn_in_a_held_session_is_refused_and_its_record_le
     assert (await SignSession.get(id=session.id)).state == "done"
     assert {r.signatures for r in await kit.records() if r.id != first.id} == {1}
     assert not await SchoolRecord.filter(held_by__isnull=False).exists()
+
+
+async def test_a_local_key_signs_its_records_a_part_at_a_time_and_lets_go_of_each(
+        kit: RecordsKit, monkeypatch: pytest.MonkeyPatch) -> None:
+    from edudesk.core.signing import runner
+
+    from edudesk.core.signing.holds import Holds
+
+    monkeypatch.setattr(runner, "HOLD_PER_WORKER", 1)  # parts of one record per pool worker
+    parts: list[int] = []
+    hold = Holds.hold
+
+    async def counted(self: Holds, session: SignSession, limit: int | None = None) -> Any:
+        work, left = await hold(self, session, limit)
+        parts.append(len(work))
+        return work, left
+
+    monkeypatch.setattr(Holds, "hold", counted)
+    await kit.load()
+    await kit.start()
+    for code in ("GV01", "GV02", "GV03"):
+        await kit.app.records.start_signing(await kit.actor(code), kit.class_id, Stage.SUBJECT, pin=PIN)
+    await kit.app.worker.drain()
+    signed = [e.detail for e in await AuditEvent.filter(action="record_signed").order_by("id")]
+    assert len(signed) == 3 * 4
+    assert max(parts) == kit.app.signers.pool().workers < 4  # never more than a part held at once
+    assert sum(parts) == 3 * 4
+    assert {r.signatures for r in await kit.records()} == {3}
+    assert not await SchoolRecord.filter(held_by__isnull=False).exists()

@@ -7,6 +7,7 @@ together sign one after the other without a pause between them."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 from tortoise.expressions import Q
 
@@ -52,17 +53,22 @@ class Holds:
         self.queue = queue
         self.releases = 0  # how often this process let go of records
 
-    async def hold(self, session: SignSession) -> tuple[list[Work], int]:
-        """The session's open steps whose record it could hold (in its stage's turn, in record order); how
-        many wait. The records are held first (one conditional UPDATE) and only the held ones are read, so a
-        session woken while another still holds everything costs three short statements. A record whose step
-        is out of turn is let go again and the step refused (a remote signer's session lets go of everything
-        when any record is held by another one: sign_batch)."""
+    async def hold(self, session: SignSession, limit: int | None = None) -> tuple[list[Work], int]:
+        """The session's open steps whose record it could hold (in its stage's turn, in record order), at most
+        `limit` records; how many wait (held by another session, or past the limit). The records are held
+        first (one conditional UPDATE) and only the held ones are read, so a session woken while another still
+        holds everything costs a few short statements. A record whose step is out of turn is let go again and
+        the step refused (a remote signer's session lets go of everything when any record is held by another
+        one: sign_batch)."""
         steps = await SignatureStep.filter(session_id=session.id, state="open").order_by("id")
         if not steps:
             return [], 0
-        await SchoolRecord.filter(Q(held_by__isnull=True) | Q(held_by=session.id), state="signing",
-                                  id__in=[s.record_id for s in steps]).update(held_by=session.id)
+        free = Q(held_by__isnull=True) | Q(held_by=session.id)
+        wanted = list(dict.fromkeys(s.record_id for s in steps))
+        if limit is not None and len(wanted) > limit:
+            wanted = cast(list[int], await SchoolRecord.filter(free, state="signing", id__in=wanted)
+                          .order_by("id").limit(limit).values_list("id", flat=True))
+        await SchoolRecord.filter(free, state="signing", id__in=wanted).update(held_by=session.id)
         held = {r.id: r for r in await SchoolRecord.filter(id__in=[s.record_id for s in steps], held_by=session.id)}
         by_record: dict[int, list[SignatureStep]] = {}
         for other in await SignatureStep.filter(record_id__in=list(held)):

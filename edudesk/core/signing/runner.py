@@ -38,6 +38,7 @@ from edudesk.core.signing.turns import open_steps, sign_notice
 
 log = logging.getLogger(__name__)
 ROUND_WAIT = 3.0  # seconds before a session tries again the records another session held
+HOLD_PER_WORKER = 10  # records a local signer's session holds at once, per signing pool worker
 REMOTE_KINDS = ("smartca", "csc")  # signers that ask the person to confirm on their phone
 
 
@@ -106,7 +107,11 @@ class SignRunner:
             return
         remote = credential.kind in REMOTE_KINDS
         releases = self.holds.releases
-        work, left = await self.holds.hold(session)
+        # A local key signs its records a part at a time (HOLD_PER_WORKER per pool worker), letting go of
+        # each part once saved: the next teacher signs those while this one signs the next part, so the pool
+        # always has work. A remote signer holds everything: one confirmation on the phone for all.
+        limit = None if remote else HOLD_PER_WORKER * self.signers.pool().workers
+        work, left = await self.holds.hold(session, limit)
         if remote and left:
             # One confirmation on the phone for all the teacher's records: wait until none is held by
             # another session (local ones finish in seconds) rather than ask twice.
@@ -135,8 +140,9 @@ class SignRunner:
         if rejected:
             await self._failed(session, rejected)  # the same key would fail the same check: not retried
             return
-        if left:  # at once if records were let go since it looked (their wake found this job still running)
-            raise RetryLater(0.0 if self.holds.releases != releases else ROUND_WAIT)
+        if left:  # at once after a part signed, or if records were let go since it looked (their wake found
+            # this job still running); else when woken, or after a round
+            raise RetryLater(0.0 if work or self.holds.releases != releases else ROUND_WAIT)
         await self._end(session, "done")
 
     async def sign_poll(self, job: Job) -> None:
