@@ -74,7 +74,6 @@ async def test_a_step_out_of_turn_in_a_held_session_is_refused_and_its_record_le
 async def test_a_local_key_signs_its_records_a_part_at_a_time_and_lets_go_of_each(
         kit: RecordsKit, monkeypatch: pytest.MonkeyPatch) -> None:
     from edudesk.core.signing import runner
-
     from edudesk.core.signing.holds import Holds
 
     monkeypatch.setattr(runner, "HOLD_PER_WORKER", 1)  # parts of one record per pool worker
