@@ -50,6 +50,8 @@ class WalSync:
             task = self._task
             if task is None or task.get_loop() is not asyncio.get_running_loop():
                 self.started += 1
+                # Not background work: every caller awaits it; shielded so that one caller cancelled (an SMTP
+                # client gone) does not cancel the fsync the others wait for.
                 task = self._task = asyncio.get_running_loop().create_task(self._sync(self.started))
             await asyncio.shield(task)
 

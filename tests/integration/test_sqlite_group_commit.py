@@ -105,10 +105,11 @@ async def test_a_barrier_waits_for_an_fsync_begun_after_it(tmp_path: Path, watch
     wal.write_bytes(b"one")
     fsync = watched(delay=0.1)
     sync = WalSync(str(database))
-    first = asyncio.ensure_future(sync.barrier())
+    loop = asyncio.get_running_loop()
+    first = loop.create_task(sync.barrier())
     await asyncio.sleep(0.03)  # the first fsync has begun, with "one" only
     wal.write_bytes(b"one two")
-    later = [asyncio.ensure_future(sync.barrier()) for _ in range(5)]
+    later = [loop.create_task(sync.barrier()) for _ in range(5)]
     await first
     assert [f.done() for f in later] == [False] * 5  # what began before them does not cover them
     await asyncio.gather(*later)
