@@ -54,8 +54,10 @@ cleanup() {
 trap cleanup EXIT
 
 echo "installing: ${missing[*]}"
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends \
+# Another apt (a second test run, unattended upgrades) may hold dpkg's lock: wait for it, do not fail.
+LOCK_WAIT=(-o DPkg::Lock::Timeout=600)
+$SUDO apt-get "${LOCK_WAIT[@]}" update -qq
+$SUDO apt-get "${LOCK_WAIT[@]}" install -y -qq --no-install-recommends \
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}"
 
 # Belt and braces: on hosts where the policy is ignored (systemd units started directly),
