@@ -2,7 +2,8 @@
 conditional UPDATE) from the moment their signatures are prepared until they are saved or let go, and a
 session that found records held by another waits for them. Waiting is not a fixed round: whoever lets go of
 records wakes the waiting sessions' jobs at once (`wake_waiting`), so twelve subject teachers who tap Ký ngay
-together sign one after the other without a pause between them."""
+together sign one after the other without a pause between them (and, as a local key holds a part of its
+records at a time, `hold(limit=...)`, each signs a part while the one before signs the next)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from edudesk.core.signing.spec import Stage
 
 @dataclass
 class Work:
+    """One step a session signs now, with its held record and every step of that record."""
+
     step: SignatureStep
     record: SchoolRecord
     steps: list[SignatureStep] = field(default_factory=list)  # every step of the record, as held
