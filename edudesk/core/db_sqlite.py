@@ -120,7 +120,10 @@ class _ImmediateContext(SqliteTransactionContext):
 
     async def __aexit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
         conn = self.connection
-        wrote = conn._connection.total_changes != getattr(conn, "changes_at_begin", None)
+        try:
+            wrote = conn._connection.total_changes != getattr(conn, "changes_at_begin", None)
+        except Exception:  # noqa: BLE001 - a connection closed meanwhile: tortoise's exit must still run
+            wrote = True
         await super().__aexit__(exc_type, exc_val, exc_tb)
         if exc_type is None and wrote:
             await conn._parent.wal_sync.barrier()
