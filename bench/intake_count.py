@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 COUNTS = {"statements": 0, "commits": 0}
+SHAPES: dict[str, int] = {}  # EDUDESK_BENCH_SQL_SHAPES=FILE: statements by their first words, written there
+_SHAPES = bool(os.environ.get("EDUDESK_BENCH_SQL_SHAPES"))
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 
 
@@ -35,6 +37,9 @@ def _wrap(cls: Any, name: str, sqlite: bool) -> None:
 
     async def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
         COUNTS["statements"] += 1
+        if _SHAPES and args:
+            shape = " ".join(str(args[0]).split()[:8])[:90]
+            SHAPES[shape] = SHAPES.get(shape, 0) + 1
         if args and _is_write(args[0]):
             if self._conn.in_transaction if sqlite else self.is_in_transaction():
                 _WROTE.add(id(self))
@@ -88,6 +93,9 @@ def _dump(path: Path) -> None:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(COUNTS))
         os.replace(tmp, path)
+        if _SHAPES:
+            Path(os.environ["EDUDESK_BENCH_SQL_SHAPES"]).write_text(
+                json.dumps(dict(sorted(SHAPES.items(), key=lambda kv: -kv[1])), ensure_ascii=False, indent=0))
         time.sleep(0.5)
 
 

@@ -116,3 +116,63 @@ async def test_an_acknowledgement_waiting_two_seconds_goes_before_newer_mail(app
     assert [j.key for j in await JobQueue(clock, queue.settings).claim(1)] == ["process_mail:0"]
     clock.advance(timedelta(seconds=1.5))  # the first acknowledgement has waited 2.5 s, the second 1.5 s
     assert [j.key for j in await queue.claim(2)] == ["ack-old", "process_mail:1"]
+
+
+async def test_a_worker_with_one_slot_free_waits_briefly_for_a_second_so_one_claim_serves_both(
+        app_factory: Any, clock: Any, settings_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from edudesk.core.jobs import worker as worker_module
+
+    queue = await _queue(app_factory, clock, settings_factory, concurrency=4)
+    worker = JobWorker(queue, {})
+    running: dict[asyncio.Task[None], int] = {}
+    busy = asyncio.Event()
+    tasks = [asyncio.get_running_loop().create_task(busy.wait()) for _ in range(3)]
+    running.update({task: i for i, task in enumerate(tasks)})
+
+    def one_finishes() -> None:
+        running.pop(tasks[0])
+        queue.wake()
+
+    monkeypatch.setattr(worker_module, "GATHER_SECONDS", 30.0)  # only the second free slot ends the wait
+    asyncio.get_running_loop().call_later(0.01, one_finishes)
+    assert await worker._gather(4, running) == 2
+    monkeypatch.setattr(worker_module, "GATHER_SECONDS", 0.05)  # no second slot comes: it claims for one
+    started = asyncio.get_running_loop().time()
+    running[tasks[0]] = 0
+    assert await worker._gather(4, running) == 1
+    assert asyncio.get_running_loop().time() - started >= 0.05
+    busy.set()
+    await asyncio.gather(*tasks)
+
+
+async def test_a_job_due_while_long_jobs_fill_the_other_slots_still_runs_at_once(
+        app_factory: Any, clock: Any, settings_factory: Any) -> None:
+    queue = await _queue(app_factory, clock, settings_factory, concurrency=4, poll_interval_seconds=60.0)
+    release = asyncio.Event()
+    ran: list[str] = []
+
+    async def handler(job: Job) -> None:
+        if job.key.startswith("long"):
+            await release.wait()
+        ran.append(job.key)
+
+    worker = JobWorker(queue, {JobKind.SEND_MAIL: handler})
+    for i in range(3):
+        await queue.enqueue(JobKind.SEND_MAIL, f"long{i}")
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(worker.run())
+        await wait_until(lambda: _running_is(3))
+        await queue.enqueue(JobKind.SEND_MAIL, "quick")  # one slot free, three taken until `release`
+        await wait_until(lambda: _ran(ran, "quick"))
+        assert not release.is_set() and ran == ["quick"]
+        release.set()
+        await wait_until(lambda: _done_is(4))
+        worker.stop()
+
+
+async def _running_is(n: int) -> bool:
+    return await Job.filter(state=JobState.RUNNING).count() == n
+
+
+async def _ran(ran: list[str], key: str) -> bool:
+    return key in ran

@@ -235,11 +235,15 @@ class MailLedger:
             keys = [key, f"sha256:{hashlib.sha256(raw).hexdigest()}"]
             row = await InboundMail.filter(dedupe_key__in=keys).only("id").first()
             return (row.id if row else None), None
-        reused = await InboundMail.filter(dedupe_key=f"{key} sha256:{digest}").only("id").first()
-        if reused is not None:
-            return reused.id, None
-        keys = list(dict.fromkeys([key, f"mid:{message_id}"]))  # and a long Message-ID's key of old
-        first = await InboundMail.filter(dedupe_key__in=keys).only("id", "content_hash").first()
+        # One statement for both: this mail stored as a reuse of its Message-ID, and the first mail with it
+        # (and a long Message-ID's key of old).
+        reused_key = f"{key} sha256:{digest}"
+        keys = list(dict.fromkeys([reused_key, key, f"mid:{message_id}"]))
+        found = {row.dedupe_key: row for row in await InboundMail.filter(dedupe_key__in=keys)
+                 .only("id", "dedupe_key", "content_hash").limit(len(keys))}
+        if reused_key in found:
+            return found[reused_key].id, None
+        first = next((found[k] for k in keys[1:] if k in found), None)
         if first is None:
             return None, None
         if first.content_hash in (digest, hashlib.sha256(raw).hexdigest()):

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.expressions import F, Q
+from tortoise.expressions import Case, F, Q, When
 from tortoise.transactions import in_transaction
 
 from edudesk.core.config import JobSettings
@@ -79,10 +79,9 @@ class JobQueue:
             # Mail waiting to become a request goes first: in a burst, the acknowledgements can wait, but
             # not for long: one due for `AGED_SECONDS` joins the urgent ones in order of arrival, so it
             # goes out within seconds, and the backpressure on the listener holds senders meanwhile.
+            # One statement: the urgent and the aged first, then the rest, each in order of arrival.
             first = Q(kind__in=URGENT_KINDS) | Q(run_after__lte=now - timedelta(seconds=AGED_SECONDS))
-            rows = await self._due(conn, due & first, limit)
-            if len(rows) < limit:
-                rows += await self._due(conn, due & ~first, limit - len(rows))
+            rows = await self._due(conn, due, Case(When(first, then="0"), default="1"), limit)
             return await self._lease(conn, rows, due, lease)
 
     @staticmethod
@@ -115,9 +114,9 @@ class JobQueue:
                 state=JobState.DONE, finished_at=now, locked_until=None)
 
     @staticmethod
-    async def _due(conn: BaseDBAsyncClient, where: Q, limit: int) -> list[Job]:
-        return list(await Job.filter(where).order_by("id").limit(limit).select_for_update(skip_locked=True)
-                    .using_db(conn))
+    async def _due(conn: BaseDBAsyncClient, where: Q, later: Case, limit: int) -> list[Job]:
+        return list(await Job.filter(where).annotate(later=later).order_by("later", "id").limit(limit)
+                    .select_for_update(skip_locked=True).using_db(conn))
 
     async def renew(self, job_ids: list[int]) -> None:
         """Extend the lease of jobs still running here, so that only a dead worker's jobs are taken over."""

@@ -22,6 +22,9 @@ from edudesk.core.jobs.queue import JobQueue
 from edudesk.core.models import Job
 
 log = logging.getLogger(__name__)
+# With a slot free and others running, how long a worker waits for more slots before it claims: claims (a
+# transaction each) are then shared by several jobs. A job due meanwhile waits at most this long.
+GATHER_SECONDS = 0.02
 
 
 class JobWorker:
@@ -132,7 +135,7 @@ class JobWorker:
             heartbeat = tg.create_task(self._heartbeat(running))
             while not self._stopping.is_set():
                 self.beat = time.monotonic()
-                free = limit - len(running)
+                free = await self._gather(limit, running)
                 try:
                     jobs = await self._claim(free) if free > 0 or self._done else []
                 except OperationalError as exc:
@@ -148,6 +151,19 @@ class JobWorker:
                 if not jobs or free <= len(jobs):
                     await self.queue.wait(self.queue.settings.poll_interval_seconds)
             heartbeat.cancel()
+
+    async def _gather(self, limit: int, running: dict[asyncio.Task[None], int]) -> int:
+        """The free slots to claim for: when only a few are free while others run, wait up to `GATHER_SECONDS`
+        for half of them, so that one claim (one transaction) serves several jobs; returns the free slots."""
+        want = max(1, limit // 2)
+        if running and 0 < limit - len(running) < want:
+            deadline = time.monotonic() + GATHER_SECONDS
+            while running and limit - len(running) < want and not self._stopping.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                await self.queue.wait(left)
+        return limit - len(running)
 
     async def _heartbeat(self, running: dict[asyncio.Task[None], int]) -> None:
         """Renew the leases of the jobs in hand every third of a lease."""
