@@ -176,3 +176,22 @@ async def _running_is(n: int) -> bool:
 
 async def _ran(ran: list[str], key: str) -> bool:
     return key in ran
+
+
+async def test_enqueued_jobs_are_stored_as_bulk_create_stores_them_and_a_known_key_is_left_alone(
+        app_factory: Any, clock: Any, settings_factory: Any) -> None:
+    queue = await _queue(app_factory, clock, settings_factory)
+    payload = {"mail_id": 7, "text": "Nguyễn Văn Ánh", "list": [1, None]}
+    await queue.enqueue(JobKind.PROCESS_MAIL, "same", payload)
+    await Job.bulk_create([Job(kind=JobKind.PROCESS_MAIL, key="orm", payload=payload, run_after=clock.now(),
+                               created_at=clock.now())], ignore_conflicts=True)
+    await queue.enqueue(JobKind.SEND_MAIL, "same", {"other": True})  # the key exists: nothing changes
+    await queue.enqueue_many([(JobKind.SEND_MAIL, "orm", {}), (JobKind.SEND_MAIL, "new", {})])
+    columns = ("kind", "payload", "state", "attempts", "run_after", "locked_until", "last_error", "created_at",
+               "finished_at")
+    rows = {row["key"]: row for row in await Job.all().values("key", *columns)}
+    assert sorted(rows) == ["new", "orm", "same"]
+    assert {c: rows["same"][c] for c in columns} == {c: rows["orm"][c] for c in columns}
+    assert rows["same"]["payload"] == payload and rows["new"]["kind"] == JobKind.SEND_MAIL
+    claimed = await queue.claim(5)
+    assert {job.key for job in claimed} == {"same", "orm", "new"}

@@ -42,7 +42,7 @@ class JobQueue:
         """Add a job unless one with this idempotency key exists; call inside the caller's transaction."""
         now = self.clock.now()
         job = Job(kind=kind, key=key, payload=payload or {}, run_after=run_after or now, created_at=now)
-        await Job.bulk_create([job], ignore_conflicts=True, using_db=connection)
+        await _insert_new(connection, [job])
         self._wake.set()
 
     async def enqueue_many(self, jobs: Sequence[tuple[JobKind, str, dict[str, Any]]], *,
@@ -51,7 +51,7 @@ class JobQueue:
         now = self.clock.now()
         rows = [Job(kind=kind, key=key, payload=payload, run_after=now, created_at=now) for kind, key, payload in jobs]
         if rows:
-            await Job.bulk_create(rows, ignore_conflicts=True, using_db=connection)
+            await _insert_new(connection, rows)
             self._wake.set()
 
     def wake(self) -> None:
@@ -180,3 +180,20 @@ class JobQueue:
         await self._mine(job).update(
             state=JobState.PENDING, run_after=self.clock.now() + timedelta(seconds=delay), locked_until=None,
             attempts=max(0, job.attempts - 1), **changes)
+
+
+_INSERT: dict[str, tuple[str, list[str]]] = {}  # per SQL dialect: the statement and the fields it takes
+
+
+async def _insert_new(connection: BaseDBAsyncClient | None, jobs: Sequence[Job]) -> None:
+    """Insert jobs, each unless its key exists: what `Job.bulk_create(jobs, ignore_conflicts=True)` sends, with
+    the statement built once per dialect instead of once per call (enqueueing is on every hot path)."""
+    db = connection if connection is not None else Job._choose_db(True)
+    dialect = db.capabilities.dialect
+    if dialect not in _INSERT:
+        executor = db.executor_class(model=Job, db=db)
+        fields, columns = executor._prepare_insert_columns()
+        _INSERT[dialect] = executor._prepare_insert_statement(columns, ignore_conflicts=True).get_sql(), fields
+    sql, fields = _INSERT[dialect]
+    by_name = Job._meta.fields_map
+    await db.execute_many(sql, [[by_name[f].to_db_value(getattr(job, f), job) for f in fields] for job in jobs])
