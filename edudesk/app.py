@@ -60,6 +60,7 @@ from edudesk.directories import make_provisioner
 from edudesk.mailer.analyse import InlineMailAnalyser, ProcessMailAnalyser, headers_only
 from edudesk.mailer.delivery import MailDelivery
 from edudesk.mailer.imap import ImapIntake
+from edudesk.mailer.listener import ListenerProcess
 from edudesk.mailer.oauth import make_token_source
 from edudesk.mailer.outbox import make_mail_sender
 from edudesk.mailer.portal_http import make_records_portal
@@ -99,7 +100,10 @@ class App:
             self.worker.register(part.handlers())
         self.portal = PortalSendJob(settings, self.clock, self.queue, make_records_portal(settings))
         self.worker.register(self.portal.handlers())  # portal_send: issued records to the receiving portal
-        self.smtp = SmtpIntake(self.ledger, settings.smtpd, settings.intake) if settings.smtpd.enabled else None
+        self.smtp: SmtpIntake | ListenerProcess | None = None
+        if settings.smtpd.enabled:
+            self.smtp = (ListenerProcess(settings, self.queue) if settings.smtpd.own_process
+                         else SmtpIntake(self.ledger, settings.smtpd, settings.intake))
         self.web = WebConsole(settings, self.clock, self.services, self.records) if settings.web.enabled else None
         if self.web is not None:
             watch_worker(self.web.app, self.worker)  # /readyz: the worker's loop still turns
