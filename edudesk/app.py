@@ -309,7 +309,7 @@ async def cmd_mail_inspect(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_mail_reprocess(settings: Settings, args: argparse.Namespace) -> int:
     """Re-run intake on a stored mail."""
-    from edudesk.core.intake.pipeline import reprocess_mail
+    from edudesk.core.intake.reprocess import reprocess_mail
 
     app = App(settings, inline_analysis=True)
     await app.open()

@@ -9,7 +9,7 @@ import pytest
 
 from edudesk.core.errors import EdudeskError
 from edudesk.core.intake.models import InboundMail
-from edudesk.core.intake.pipeline import reprocess_mail
+from edudesk.core.intake.reprocess import reprocess_mail
 from edudesk.core.intake.retention import purge_raw_mail
 from edudesk.core.models import AuditEvent
 from edudesk.core.requests.models import Request

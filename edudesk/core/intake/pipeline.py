@@ -237,7 +237,7 @@ class IntakePipeline:
         try:
             async with in_transaction() as conn:
                 if not await Request.filter(id=request.id, version=request.version).using_db(conn).update(**changes):
-                    raise _Raced
+                    raise Raced
                 if checked is not None:
                     await RequestPerson.filter(request_id=request.id).using_db(conn).delete()
                     await self._save_persons(conn, request.id, checked)
@@ -259,7 +259,7 @@ class IntakePipeline:
                     # The card is edited in place, far up the chat by now: say so where people look.
                     await enqueue_notice(conn, self.queue, f"reply:{request.id}:{version}", "office", notice,
                                          request.id)
-        except _Raced:
+        except Raced:
             return False
         return True
 
@@ -295,7 +295,7 @@ class IntakePipeline:
             await self._save_persons(conn, request.id, checked)
             await self._finish(row, "processed", "request_created", mail, conn, request.id, detail={
                 "kind": request.kind, "population": request.population, "persons": len(checked.persons),
-                "problems": _count_problems(checked), "flags": checked.flags, "from": mail.from_addr,
+                "problems": count_problems(checked), "flags": checked.flags, "from": mail.from_addr,
                 "filter": "create_request"})
             await enqueue_cards(conn, self.queue, request.id, 0, State.REJECTED if refused else State.RECEIVED)
             if refused:
@@ -357,55 +357,10 @@ class IntakePipeline:
         }
 
 
-class _Raced(Exception):
+class Raced(Exception):
     """The request changed between reading and writing it (a staff decision): read it again."""
 
 
-def _count_problems(checked: Checked) -> int:
+def count_problems(checked: Checked) -> int:
+    """The findings of a checked request: its own and its people's."""
     return len(checked.problems) + sum(len(p) for p in checked.person_problems)
-
-
-async def reprocess_mail(pipeline: IntakePipeline, mail_id: int) -> str:
-    """Run a kept raw mail through intake again: a mail with a request has that request re-checked
-    (never a second request); a quarantined or ignored mail is processed as if new."""
-    from edudesk.core.errors import EdudeskError, NotFound
-
-    row = await InboundMail.get_or_none(id=mail_id)
-    if row is None:
-        raise NotFound(f"Không có thư số {mail_id}.")
-    if row.purged_at is not None:
-        raise EdudeskError(f"Thư số {mail_id} đã quá thời hạn lưu ([retention]): chỉ còn phần đầu thư, không xử lý "
-                           f"lại được.", code="mail_purged")
-    now = pipeline.clock.now()
-    if row.request_id is None:  # type: ignore[attr-defined]
-        await InboundMail.filter(id=mail_id).update(state="pending", outcome="")
-        await AuditEvent.create(at=now, actor="cli", action="mail_reprocess", mail_id=mail_id,
-                                detail={"previous": row.outcome})
-        await pipeline.process(mail_id)
-        row = await InboundMail.get(id=mail_id)
-        return row.outcome
-    request = await Request.get(id=row.request_id)  # type: ignore[attr-defined]
-    if State(request.state) not in (State.RECEIVED, State.NEED_INFO):
-        # Once the office has decided, the people a decision was about are not swapped behind its back.
-        return f"unchanged (YC-{request.id} is {request.state})"
-    analysis = await pipeline.analyser.analyse(bytes(row.content))
-    if analysis.extracted is None or not analysis.extracted.persons:
-        return "unchanged"
-    extracted = analysis.extracted
-    extracted = ExtractedRequest(Kind(request.kind), Population(request.population), extracted.persons,
-                                 extracted.source, extracted.problems, extracted.unit)
-    checked = await check_request(extracted, analysis.mail, pipeline.settings, exclude_request=request.id)
-    try:
-        async with in_transaction() as conn:
-            if not await Request.filter(id=request.id, version=request.version).using_db(conn).update(
-                    problems=[p.to_json() for p in checked.problems], flags=checked.flags,
-                    auth_results=checked.auth_results, updated_at=now, version=request.version + 1):
-                raise _Raced
-            await RequestPerson.filter(request_id=request.id).using_db(conn).delete()
-            await pipeline._save_persons(conn, request.id, checked)
-            await AuditEvent.create(at=now, actor="cli", action="request_rechecked", request_id=request.id,
-                                    mail_id=mail_id, detail={"problems": _count_problems(checked)}, using_db=conn)
-            await enqueue_cards(conn, pipeline.queue, request.id, request.version + 1, State(request.state))
-    except _Raced:
-        return "unchanged (the request changed meanwhile; run it again)"
-    return "rechecked"
