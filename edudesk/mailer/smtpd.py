@@ -16,6 +16,7 @@ from edudesk.core.intake.ledger import raw_message_id
 from edudesk.core.intake.sender import own_authserv_id
 from edudesk.core.ports import IntakeSink
 from edudesk.mailer.authverify import temperror_results, verify_in_thread, with_results
+from edudesk.mailer.smtpdata import BlockDataSMTP
 
 log = logging.getLogger(__name__)
 BACKLOG_RECHECK = 0.1  # seconds
@@ -158,8 +159,8 @@ class SmtpIntake:
         self.handler = SmtpIntakeHandler(sink, settings, intake)
         self.server: asyncio.Server | None = None
 
-    def _factory(self) -> SMTP:
-        return SMTP(self.handler, data_size_limit=self.settings.max_message_size, enable_SMTPUTF8=True,
+    def _factory(self) -> BlockDataSMTP:
+        return BlockDataSMTP(self.handler, data_size_limit=self.settings.max_message_size, enable_SMTPUTF8=True,
                     hostname="edudesk", ident="edudesk ESMTP", timeout=300)
 
     async def start(self) -> Any:
