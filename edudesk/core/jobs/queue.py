@@ -18,6 +18,7 @@ from edudesk.core.config import JobSettings
 from edudesk.core.jobs.kinds import AGED_SECONDS, URGENT_KINDS, JobKind, JobState
 from edudesk.core.models import AuditEvent, Job
 from edudesk.core.ports import Clock
+from edudesk.core.prepared import Prepared
 
 log = logging.getLogger(__name__)
 
@@ -71,29 +72,23 @@ class JobQueue:
         jobs this worker finished are marked done in the same transaction."""
         now = self.clock.now()
         lease = now + timedelta(seconds=self.settings.lease_seconds)
-        due = Q(state=JobState.PENDING, run_after__lte=now) | Q(state=JobState.RUNNING, locked_until__lt=now)
         async with in_transaction() as conn:
             await self._complete(conn, done, now)
             if limit <= 0:
                 return []
-            # Mail waiting to become a request goes first: in a burst, the acknowledgements can wait, but
-            # not for long: one due for `AGED_SECONDS` joins the urgent ones in order of arrival, so it
-            # goes out within seconds, and the backpressure on the listener holds senders meanwhile.
-            # One statement: the urgent and the aged first, then the rest, each in order of arrival.
-            first = Q(kind__in=URGENT_KINDS) | Q(run_after__lte=now - timedelta(seconds=AGED_SECONDS))
-            rows = await self._due(conn, due, Case(When(first, then="0"), default="1"), limit)
-            return await self._lease(conn, rows, due, lease)
+            rows = [Job._init_from_db(**row) for row in
+                    await _DUE.rows(conn, (now, now - timedelta(seconds=AGED_SECONDS)), shape=limit)]
+            return await self._lease(conn, rows, now, lease)
 
     @staticmethod
-    async def _lease(conn: BaseDBAsyncClient, rows: list[Job], due: Q, lease: datetime) -> list[Job]:
+    async def _lease(conn: BaseDBAsyncClient, rows: list[Job], now: datetime, lease: datetime) -> list[Job]:
         """Lease the selected jobs with one statement. The due condition is repeated in it, so exactly one
         claimer wins each job even without row locks (SQLite); when fewer rows changed than were selected,
         the winners are read back."""
         if not rows:
             return []
         ids = [job.id for job in rows]
-        won = await Job.filter(due, id__in=ids).using_db(conn).update(
-            state=JobState.RUNNING, locked_until=lease, attempts=F("attempts") + 1)
+        won = await _LEASE.count(conn, (now, lease, *ids))
         if won != len(rows):
             mine = dict(await Job.filter(id__in=ids, state=JobState.RUNNING, locked_until=lease).using_db(conn)
                         .values_list("id", "attempts"))
@@ -110,13 +105,7 @@ class JobQueue:
         for job in jobs:
             by_attempts.setdefault(job.attempts, []).append(job.id)
         for attempts, ids in by_attempts.items():
-            await Job.filter(id__in=ids, state=JobState.RUNNING, attempts=attempts).using_db(conn).update(
-                state=JobState.DONE, finished_at=now, locked_until=None)
-
-    @staticmethod
-    async def _due(conn: BaseDBAsyncClient, where: Q, later: Case, limit: int) -> list[Job]:
-        return list(await Job.filter(where).annotate(later=later).order_by("later", "id").limit(limit)
-                    .select_for_update(skip_locked=True).using_db(conn))
+            await _COMPLETE.count(conn, (now, attempts, *ids))
 
     async def renew(self, job_ids: list[int]) -> None:
         """Extend the lease of jobs still running here, so that only a dead worker's jobs are taken over."""
@@ -181,6 +170,25 @@ class JobQueue:
             state=JobState.PENDING, run_after=self.clock.now() + timedelta(seconds=delay), locked_until=None,
             attempts=max(0, job.attempts - 1), **changes)
 
+
+def _due(now: datetime) -> Q:
+    """Pending and due, or running with an expired lease (its worker died)."""
+    return Q(state=JobState.PENDING, run_after__lte=now) | Q(state=JobState.RUNNING, locked_until__lt=now)
+
+
+# The claim's three statements, built once (see core/prepared.py): each claim sends them.
+# Mail waiting to become a request goes first: in a burst, the acknowledgements can wait, but not for long:
+# one due for `AGED_SECONDS` joins the urgent ones in order of arrival, so it goes out within seconds, and
+# the backpressure on the listener holds senders meanwhile. One statement: the urgent and the aged first,
+# then the rest, each in order of arrival.
+_DUE = Prepared(lambda conn, limit, now, aged: Job.filter(_due(now)).annotate(
+    later=Case(When(Q(kind__in=URGENT_KINDS) | Q(run_after__lte=aged), then="0"), default="1"))
+    .order_by("later", "id").limit(limit).select_for_update(skip_locked=True).using_db(conn))
+_LEASE = Prepared(lambda conn, _shape, now, lease, *ids: Job.filter(_due(now), id__in=ids).using_db(conn).update(
+    state=JobState.RUNNING, locked_until=lease, attempts=F("attempts") + 1))
+_COMPLETE = Prepared(lambda conn, _shape, now, attempts, *ids: Job.filter(
+    id__in=ids, state=JobState.RUNNING, attempts=attempts).using_db(conn).update(
+    state=JobState.DONE, finished_at=now, locked_until=None))
 
 _INSERT: dict[str, tuple[str, list[str]]] = {}  # per SQL dialect: the statement and the fields it takes
 
