@@ -22,9 +22,13 @@ _INT_BASE = -7_310_000_000_000
 def stand_in(value: Any, index: int) -> Any:
     """A value of the same type as `value` that no real query holds, unique to `index`."""
     if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise TypeError("a naive datetime: tortoise would make it aware while building")
         return _EPOCH + timedelta(microseconds=index + 1)
+    if isinstance(value, str):
+        return f"\x1fedudesk stand-in {index}\x1f"
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"no stand-in for {type(value).__name__}: only datetimes and ints")
+        raise TypeError(f"no stand-in for {type(value).__name__}: only datetimes, ints and strings")
     return _INT_BASE - index
 
 
@@ -58,11 +62,19 @@ class Prepared:
         if made is None:
             made = self._cache[key] = self._make(conn, shape, values)
         sql, slots = made
+        for value in values:
+            if isinstance(value, datetime) and value.tzinfo is None:
+                raise TypeError("a naive datetime: tortoise would make it aware while building")
         return sql, [values[p] if is_slot else p for is_slot, p in slots]
 
     async def rows(self, conn: BaseDBAsyncClient, values: Sequence[Any], shape: Any = None) -> list[dict[str, Any]]:
         """Run a select; the rows as dicts."""
         return [dict(row) for row in (await conn.execute_query(*self.statement(conn, values, shape)))[1]]
+
+    async def value(self, conn: BaseDBAsyncClient, values: Sequence[Any], shape: Any = None) -> Any:
+        """Run a select of one value (a count); that value, or None without a row."""
+        rows = (await conn.execute_query(*self.statement(conn, values, shape)))[1]
+        return next(iter(dict(rows[0]).values())) if rows else None
 
     async def count(self, conn: BaseDBAsyncClient, values: Sequence[Any], shape: Any = None) -> int:
         """Run an update or delete; how many rows it changed."""

@@ -20,6 +20,7 @@ from edudesk.core.jobs import Handlers, JobKind, JobQueue, PermanentJobError, Re
 from edudesk.core.models import AuditEvent, Job
 from edudesk.core.people.loginmail import mint_signin_link
 from edudesk.core.ports import Clock, HealthReport, MailSender
+from edudesk.core.prepared import Prepared
 from edudesk.core.reports.models import ReportArchive
 from edudesk.core.requests.mailqueue import NOTICES_PER_MINUTE, STAFF_NOTICES, is_staff_notice, mail_context, queue_mail
 from edudesk.core.requests.models import OutgoingMail
@@ -35,6 +36,16 @@ REPORT_TYPES = {"xlsx": XLSX, "pdf": "application/pdf"}
 _SEALED = {"password_secret": "password", "password_link_secret": "password_link"}
 PACE_WINDOW = timedelta(minutes=1)
 AUTH_RETRY_SECONDS = 300.0  # while the relay refuses our login, each waiting mail tries again this often
+
+
+# The statements every automatic answer sends, built once (core/prepared.py): one acknowledgement a mail.
+_MAIL = Prepared(lambda conn, _shape, mail_id: OutgoingMail.filter(id=mail_id).limit(1).using_db(conn))
+_SLOTS_USED = Prepared(lambda conn, _shape, recipient, since: OutgoingMail.filter(
+    recipient=recipient, automatic=True, state__in=["sent", "sending"], sent_at__gte=since).using_db(conn).count())
+_TAKE_SLOT = Prepared(lambda conn, _shape, mail_id, now: OutgoingMail.filter(id=mail_id, state="pending").using_db(
+    conn).update(state="sending", sent_at=now))
+_SENT = Prepared(lambda conn, _shape, mail_id, sent_at: OutgoingMail.filter(id=mail_id).using_db(conn).update(
+    state="sent", sent_at=sent_at))
 
 
 def _bracket(mid: str) -> str:
@@ -117,8 +128,7 @@ class MailDelivery:
         since = now - timedelta(minutes=out.auto_reply_window_minutes)
         async with in_transaction() as conn:
             await lock_for_transaction(conn, f"edudesk:auto_reply:{mail.recipient}")
-            used = await OutgoingMail.filter(recipient=mail.recipient, automatic=True, state__in=["sent", "sending"],
-                                             sent_at__gte=since).using_db(conn).count()
+            used = await _SLOTS_USED.value(conn, (mail.recipient, since))
             if used >= out.auto_reply_limit:
                 await OutgoingMail.filter(id=mail.id).using_db(conn).update(state="suppressed", detail="rate cap")
                 await AuditEvent.create(at=now, actor="system", action="auto_reply_suppressed",
@@ -126,7 +136,7 @@ class MailDelivery:
                                                                             "recipient": mail.recipient},
                                         using_db=conn)
                 return False
-            await OutgoingMail.filter(id=mail.id, state="pending").using_db(conn).update(state="sending", sent_at=now)
+            await _TAKE_SLOT.count(conn, (mail.id, now))
         return True
 
     async def _pace(self, mail: OutgoingMail) -> float:
@@ -174,9 +184,11 @@ class MailDelivery:
 
     async def __call__(self, job: Job) -> None:
         """Send one queued mail (done once: a sent mail is never sent again by a re-run job)."""
-        mail = await OutgoingMail.get_or_none(id=job.payload.get("outgoing_id"))
-        if mail is None:
+        outgoing_id = job.payload.get("outgoing_id")
+        found = await _MAIL.rows(OutgoingMail._choose_db(), (int(outgoing_id),)) if outgoing_id is not None else []
+        if not found:
             raise PermanentJobError("outgoing mail row is gone")
+        mail = OutgoingMail._init_from_db(**found[0])
         # "sending" is a slot taken by an attempt that crashed or failed before the relay said yes:
         # it is sent again under the same Message-ID, without taking a second slot.
         if mail.state not in ("pending", "sending"):
@@ -228,7 +240,7 @@ class MailDelivery:
         recipient = mask(mail.recipient) if mail.template == CONFIRM_TEMPLATE else mail.recipient
         # The state and its audit entry in one transaction: one commit (one fsync) per mail sent, not two.
         async with in_transaction() as conn:
-            await OutgoingMail.filter(id=mail.id).using_db(conn).update(state="sent", sent_at=mail.sent_at or now)
+            await _SENT.count(conn, (mail.id, mail.sent_at or now))
             if secret_keys:
                 # Delivered: the passwords (or the link) now live only in the requester's mailbox.
                 await PendingSecret.filter(key__in=secret_keys).using_db(conn).delete()

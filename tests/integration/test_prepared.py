@@ -13,6 +13,7 @@ from tortoise.transactions import in_transaction
 from edudesk.core.jobs.queue import _COMPLETE, _DUE, _LEASE
 from edudesk.core.models import Job
 from edudesk.core.prepared import Prepared, stand_in
+from edudesk.mailer.delivery import _MAIL, _SENT, _SLOTS_USED, _TAKE_SLOT
 
 pytestmark = pytest.mark.db
 
@@ -40,6 +41,17 @@ async def test_the_claim_statements_are_the_ones_tortoise_builds(app_factory: An
             assert _COMPLETE.statement(conn, done) == _fresh(_COMPLETE, conn, None, done)
 
 
+async def test_the_acknowledgement_statements_are_the_ones_tortoise_builds(app_factory: Any) -> None:
+    await app_factory()
+    conn = connections.get("default")
+    now = datetime(2026, 12, 7, 8, 30, 15, 123456, tzinfo=UTC)
+    for step in range(2):
+        at = now + timedelta(minutes=step)
+        for prepared, values in ((_MAIL, (41 + step,)), (_SLOTS_USED, (f"phong{step}@truong.edu.vn", at)),
+                                 (_TAKE_SLOT, (41 + step, at)), (_SENT, (41 + step, at))):
+            assert prepared.statement(conn, values) == _fresh(prepared, conn, None, values)
+
+
 async def test_the_claim_statements_run_and_find_their_rows(app_factory: Any) -> None:
     await app_factory()
     now = datetime.now(UTC)
@@ -65,4 +77,7 @@ async def test_a_value_tortoise_changes_while_building_is_refused(app_factory: A
     with pytest.raises(ValueError, match="every value"):
         unused.statement(conn, (datetime.now(UTC), 5))
     with pytest.raises(TypeError):
-        stand_in("text", 0)
+        stand_in(b"bytes", 0)
+    plain = Prepared(lambda c, _s, at: Job.filter(run_after__lte=at).using_db(c))
+    with pytest.raises(TypeError, match="naive"):  # tortoise would have made it aware; no silent difference
+        plain.statement(conn, (datetime(2026, 12, 7, 8, 0),))
