@@ -10,9 +10,11 @@ import pytest
 from tortoise import connections
 from tortoise.transactions import in_transaction
 
+from edudesk.core.intake import flood, pipeline
 from edudesk.core.jobs.queue import _COMPLETE, _DUE, _LEASE
 from edudesk.core.models import Job
 from edudesk.core.prepared import Prepared, stand_in
+from edudesk.core.requests import mailqueue
 from edudesk.mailer.delivery import _MAIL, _SENT, _SLOTS_USED, _TAKE_SLOT
 
 pytestmark = pytest.mark.db
@@ -49,6 +51,18 @@ async def test_the_acknowledgement_statements_are_the_ones_tortoise_builds(app_f
         at = now + timedelta(minutes=step)
         for prepared, values in ((_MAIL, (41 + step,)), (_SLOTS_USED, (f"phong{step}@truong.edu.vn", at)),
                                  (_TAKE_SLOT, (41 + step, at)), (_SENT, (41 + step, at))):
+            assert prepared.statement(conn, values) == _fresh(prepared, conn, None, values)
+
+
+async def test_the_intake_statements_are_the_ones_tortoise_builds(app_factory: Any) -> None:
+    await app_factory()
+    conn = connections.get("default")
+    now = datetime(2026, 12, 7, 8, 30, 15, 123456, tzinfo=UTC)
+    for step in range(2):
+        for prepared, values in ((pipeline._MAIL, (7 + step,)), (flood._RECENT, (f"a{step}@gmail.com", now)),
+                                 (mailqueue._KNOWN, (f"ack:{step}",)),
+                                 (pipeline._FINISH, (7 + step, "done", "request", 12 + step)),
+                                 (pipeline._FINISH, (7 + step, "quarantined", "unreadable", None))):
             assert prepared.statement(conn, values) == _fresh(prepared, conn, None, values)
 
 

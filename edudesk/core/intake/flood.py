@@ -16,6 +16,7 @@ from edudesk.core.intake.domain import IncomingMail
 from edudesk.core.intake.models import InboundMail
 from edudesk.core.intake.sender import sender_verification, trusted_institutional
 from edudesk.core.models import AuditEvent
+from edudesk.core.prepared import Prepared
 from edudesk.core.requests.models import Request
 
 FLOOD_OUTCOME = "flood"
@@ -37,6 +38,11 @@ def proved_institutional(mail: IncomingMail, settings: Settings) -> bool:
     return sender_verification(mail, settings).verified is True  # aligned DMARC/DKIM pass, trusted header
 
 
+# Asked for every mail, so built once (core/prepared.py).
+_RECENT = Prepared(lambda conn, _shape, sender, since: Request.filter(sender=sender, received_at__gte=since).using_db(
+    conn).count())
+
+
 async def over_limit(mail: IncomingMail, settings: Settings, now: datetime) -> bool:
     """True when a sender not proved to be the school's already has `intake.flood_limit` requests in the
     current window."""
@@ -44,7 +50,7 @@ async def over_limit(mail: IncomingMail, settings: Settings, now: datetime) -> b
     if limit <= 0 or not mail.from_addr or proved_institutional(mail, settings):
         return False
     since = _window_start(settings, now)
-    return await Request.filter(sender=mail.from_addr, received_at__gte=since).count() >= limit
+    return int(await _RECENT.value(Request._choose_db(), (mail.from_addr, since))) >= limit
 
 
 async def park(conn: BaseDBAsyncClient, mail_id: int, mail: IncomingMail, settings: Settings,

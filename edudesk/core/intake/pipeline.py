@@ -31,12 +31,17 @@ from edudesk.core.intake.threading import request_number_from_subject, thread_ke
 from edudesk.core.jobs import Handlers, JobKind, JobQueue
 from edudesk.core.models import AuditEvent, Job
 from edudesk.core.ports import Clock, MailAnalyser
+from edudesk.core.prepared import Prepared
 from edudesk.core.requests.mailqueue import mail_context, queue_mail
 from edudesk.core.requests.models import OutgoingMail, Request, RequestPerson
 from edudesk.core.requests.workflow import Event, State, deadline_for, next_deadline, transition
 from edudesk.core.words import words
 
 log = logging.getLogger(__name__)
+# Sent for every mail, so built once (core/prepared.py).
+_MAIL = Prepared(lambda conn, _shape, mail_id: InboundMail.filter(id=mail_id).limit(1).using_db(conn))
+_FINISH = Prepared(lambda conn, _shape, mail_id, state, outcome, request_id: InboundMail.filter(id=mail_id).using_db(
+    conn).update(state=state, outcome=outcome, request_id=request_id))
 DECISION_LOCK = "edudesk:decision"  # the advisory lock of request decisions (PostgreSQL)
 
 
@@ -84,9 +89,10 @@ class IntakePipeline:
     async def process(self, mail_id: int) -> str | None:
         """Process one stored mail (idempotent: a mail already processed is left alone): run the filters in
         order until one finishes it; returns its outcome (None when there was nothing to do)."""
-        row = await InboundMail.get_or_none(id=mail_id)
-        if row is None or row.state != "pending":
+        found = await _MAIL.rows(InboundMail._choose_db(), (mail_id,))
+        if not found or found[0]["state"] != "pending":
             return None
+        row = InboundMail._init_from_db(**found[0])
         ctx = MailContext(self, row, bytes(row.content))
         try:
             return await self._run(ctx, self.filters)
@@ -131,8 +137,7 @@ class IntakePipeline:
                       conn: BaseDBAsyncClient | None = None, request_id: int | None = None,
                       detail: dict[str, Any] | None = None) -> None:
         async def write(c: BaseDBAsyncClient) -> None:
-            await InboundMail.filter(id=row.id).using_db(c).update(state=state, outcome=outcome,
-                                                                   request_id=request_id)
+            await _FINISH.count(c, (row.id, state, outcome, request_id))
             await AuditEvent.create(at=self.clock.now(), actor="system", action=f"mail_{outcome}",
                                     request_id=request_id, mail_id=row.id, detail=detail or {}, using_db=c)
         if conn is not None:

@@ -10,6 +10,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from edudesk.core.config import Settings
 from edudesk.core.jobs import JobKind, JobQueue
 from edudesk.core.ports import Clock
+from edudesk.core.prepared import Prepared
 from edudesk.core.requests.models import OutgoingMail
 
 # Mail to staff, not answers to outside senders: the automatic-reply cap never drops them; they are paced
@@ -42,6 +43,10 @@ def mail_context(settings: Settings, requester_name: str = "") -> dict[str, Any]
             "lang": settings.general.language}
 
 
+# Asked for every mail queued, so built once (core/prepared.py).
+_KNOWN = Prepared(lambda conn, _shape, key: OutgoingMail.filter(key=key).using_db(conn).exists())
+
+
 async def queue_mail(
     conn: BaseDBAsyncClient,
     queue: JobQueue,
@@ -61,7 +66,7 @@ async def queue_mail(
 
     `automatic` (capped per recipient as a loop breaker) defaults to True except for staff notices.
     """
-    if await OutgoingMail.filter(key=key).using_db(conn).exists():
+    if await _KNOWN.value(conn, (key,)):
         return
     if automatic is None:
         automatic = not is_staff_notice(template)
