@@ -111,3 +111,4 @@ _.original  # unused variable (core/signing/models.py: the PDF as imported, kept
 _.revoke  # unused method (core/signing/pki.py: the demo CA revokes a certificate; the tests use it)
 _.decided  # unused attribute (core/intake/decide.py: counted for tests and the bench)
 _.listening  # unused attribute (mailer/listener.py: whether the child listens now; the tests wait on it)
+_.content_hash  # unused variable (core/intake/models.py: a column the ledger reads through raw rows, core/prepared.py)

@@ -10,7 +10,7 @@ import pytest
 from tortoise import connections
 from tortoise.transactions import in_transaction
 
-from edudesk.core.intake import flood, pipeline
+from edudesk.core.intake import flood, ledger, pipeline
 from edudesk.core.jobs.queue import _COMPLETE, _DUE, _LEASE
 from edudesk.core.models import Job
 from edudesk.core.prepared import Prepared, stand_in
@@ -62,7 +62,9 @@ async def test_the_intake_statements_are_the_ones_tortoise_builds(app_factory: A
         for prepared, values in ((pipeline._MAIL, (7 + step,)), (flood._RECENT, (f"a{step}@gmail.com", now)),
                                  (mailqueue._KNOWN, (f"ack:{step}",)),
                                  (pipeline._FINISH, (7 + step, "done", "request", 12 + step)),
-                                 (pipeline._FINISH, (7 + step, "quarantined", "unreadable", None))):
+                                 (pipeline._FINISH, (7 + step, "quarantined", "unreadable", None)),
+                                 (ledger._BACKLOG, (now,)), (ledger._BY_KEYS, (f"mid:{step}@x", f"k{step}")),
+                                 (ledger._BY_KEYS, (f"mid:{step}@x sha256:ab", f"mid:{step}@x", "mid:y"))):
             assert prepared.statement(conn, values) == _fresh(prepared, conn, None, values)
 
 

@@ -22,11 +22,19 @@ from edudesk.core.intake.models import ChannelHealth, InboundMail
 from edudesk.core.jobs import JobKind, JobQueue, JobState
 from edudesk.core.models import AuditEvent, Job
 from edudesk.core.ports import Clock, StoreResult
+from edudesk.core.prepared import Prepared
 from edudesk.core.requests.mailqueue import mail_context, queue_mail
 from edudesk.core.words import words
 
 log = logging.getLogger(__name__)
 
+# Sent for every mail received, so built once (core/prepared.py).
+_BACKLOG = Prepared(lambda conn, _shape, now: Job.filter(
+    Q(kind=JobKind.PROCESS_MAIL, state__in=[JobState.PENDING, JobState.RUNNING])
+    | Q(kind=JobKind.SEND_MAIL, state=JobState.RUNNING)
+    | Q(kind=JobKind.SEND_MAIL, state=JobState.PENDING, run_after__lte=now)).using_db(conn).count())
+_BY_KEYS = Prepared(lambda conn, _shape, *keys: InboundMail.filter(dedupe_key__in=keys).only(
+    "id", "dedupe_key", "content_hash").limit(len(keys)).using_db(conn))
 _MSGID = re.compile(r"<([^<>\s]+)>|(\S+@\S+)")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _HEADER_LIMIT = 256 * 1024  # Message-ID is in the header block; never scan a 30 MB body for it
@@ -217,11 +225,7 @@ class MailLedger:
         """Stored mails not yet processed, and mails due to be sent now (their answers), in this process and any
         other sharing the database: what the listener holds senders back on. A mail waiting for a retry or a
         rate cap (due later) does not count, so an outgoing relay that is down never stops intake."""
-        now = self.clock.now()
-        return await Job.filter(
-            Q(kind=JobKind.PROCESS_MAIL, state__in=[JobState.PENDING, JobState.RUNNING])
-            | Q(kind=JobKind.SEND_MAIL, state=JobState.RUNNING)
-            | Q(kind=JobKind.SEND_MAIL, state=JobState.PENDING, run_after__lte=now)).count()
+        return int(await _BACKLOG.value(Job._choose_db(), (self.clock.now(),)))
 
     async def _find(self, raw: bytes, message_id: str, key: str, digest: str,
                     source_key: str | None) -> tuple[int | None, int | None]:
@@ -239,24 +243,24 @@ class MailLedger:
         # (and a long Message-ID's key of old).
         reused_key = f"{key} sha256:{digest}"
         keys = list(dict.fromkeys([reused_key, key, f"mid:{message_id}"]))
-        found = {row.dedupe_key: row for row in await InboundMail.filter(dedupe_key__in=keys)
-                 .only("id", "dedupe_key", "content_hash").limit(len(keys))}
+        found = {row["dedupe_key"]: row for row in await _BY_KEYS.rows(InboundMail._choose_db(), keys)}
         if reused_key in found:
-            return found[reused_key].id, None
+            return int(found[reused_key]["id"]), None
         first = next((found[k] for k in keys[1:] if k in found), None)
         if first is None:
             return None, None
-        if first.content_hash in (digest, hashlib.sha256(raw).hexdigest()):
-            return first.id, None
+        first_id = int(first["id"])
+        if first["content_hash"] in (digest, hashlib.sha256(raw).hexdigest()):
+            return first_id, None
         # A row stored before the written hash keeps the hash of its raw bytes: compare what was written.
-        content = await InboundMail.filter(id=first.id).values_list("content", flat=True)
+        content = await InboundMail.filter(id=first_id).values_list("content", flat=True)
         if content and written_hash(bytes(content[0])) == digest:
-            return first.id, None
+            return first_id, None
         # The same Message-ID, From and Date: the same mail that a relay changed on one of its ways in.
         stamp = sender_stamp(raw)
         if content and stamp.strip() and sender_stamp(bytes(content[0])) == stamp:
-            return first.id, None
-        return None, first.id
+            return first_id, None
+        return None, first_id
 
     async def report_health(self, channel: str, ok: bool, detail: str = "") -> None:
         """Record a channel's health; after N failures in a row staff are alerted once (audit + mail).
