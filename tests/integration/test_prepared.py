@@ -43,28 +43,22 @@ async def test_the_claim_statements_are_the_ones_tortoise_builds(app_factory: An
             assert _COMPLETE.statement(conn, done) == _fresh(_COMPLETE, conn, None, done)
 
 
-async def test_the_acknowledgement_statements_are_the_ones_tortoise_builds(app_factory: Any) -> None:
+def _one_shape_each(step: int, at: datetime) -> list[tuple[Prepared, tuple[Any, ...]]]:
+    """The acknowledgement's, intake's and the ledger's statements, with values that differ by `step`."""
+    return [(_MAIL, (41 + step,)), (_SLOTS_USED, (f"phong{step}@truong.edu.vn", at)), (_TAKE_SLOT, (41 + step, at)),
+            (_SENT, (41 + step, at)), (pipeline._MAIL, (7 + step,)), (flood._RECENT, (f"a{step}@gmail.com", at)),
+            (mailqueue._KNOWN, (f"ack:{step}",)), (pipeline._FINISH, (7 + step, "done", "request", 12 + step)),
+            (pipeline._FINISH, (7 + step, "quarantined", "unreadable", None)), (ledger._BACKLOG, (at,)),
+            (ledger._BY_KEYS, (f"mid:{step}@x", f"k{step}")),
+            (ledger._BY_KEYS, (f"mid:{step}@x sha256:ab", f"mid:{step}@x", "mid:y"))]
+
+
+async def test_the_other_hot_statements_are_the_ones_tortoise_builds(app_factory: Any) -> None:
     await app_factory()
     conn = connections.get("default")
     now = datetime(2026, 12, 7, 8, 30, 15, 123456, tzinfo=UTC)
     for step in range(2):
-        at = now + timedelta(minutes=step)
-        for prepared, values in ((_MAIL, (41 + step,)), (_SLOTS_USED, (f"phong{step}@truong.edu.vn", at)),
-                                 (_TAKE_SLOT, (41 + step, at)), (_SENT, (41 + step, at))):
-            assert prepared.statement(conn, values) == _fresh(prepared, conn, None, values)
-
-
-async def test_the_intake_statements_are_the_ones_tortoise_builds(app_factory: Any) -> None:
-    await app_factory()
-    conn = connections.get("default")
-    now = datetime(2026, 12, 7, 8, 30, 15, 123456, tzinfo=UTC)
-    for step in range(2):
-        for prepared, values in ((pipeline._MAIL, (7 + step,)), (flood._RECENT, (f"a{step}@gmail.com", now)),
-                                 (mailqueue._KNOWN, (f"ack:{step}",)),
-                                 (pipeline._FINISH, (7 + step, "done", "request", 12 + step)),
-                                 (pipeline._FINISH, (7 + step, "quarantined", "unreadable", None)),
-                                 (ledger._BACKLOG, (now,)), (ledger._BY_KEYS, (f"mid:{step}@x", f"k{step}")),
-                                 (ledger._BY_KEYS, (f"mid:{step}@x sha256:ab", f"mid:{step}@x", "mid:y"))):
+        for prepared, values in _one_shape_each(step, now + timedelta(minutes=step)):
             assert prepared.statement(conn, values) == _fresh(prepared, conn, None, values)
 
 
