@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 from edudesk.core.text import clean, fold
@@ -89,6 +90,13 @@ def field_for_label(text: object) -> str | None:
     """The canonical field a label names ("Mã số SV/HV" -> "student_id"), or None."""
     if not isinstance(text, str) or not text or len(text) > MAX_LABEL_CHARS:
         return None
+    return _field_for_label(text)
+
+
+# A form's labels come again in every copy of it (a burst of the same BM02), and each cell of a table is asked:
+# folding them (NFD, marks, regular expressions) was a fifth of a parser's time a mail.
+@functools.lru_cache(maxsize=2048)
+def _field_for_label(text: str) -> str | None:
     key = label_key(text)
     if key == "khoa":
         lowered = clean(_PARENS.sub(" ", text)).casefold()
