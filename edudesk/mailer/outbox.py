@@ -8,6 +8,7 @@ import binascii
 import hashlib
 import logging
 import os
+import secrets
 import smtplib
 import ssl
 from email.charset import BASE64, QP, Charset
@@ -140,6 +141,11 @@ def _email_message(msg: OutgoingMessage) -> Message:
         mail[key] = _header(value, key)
     if "Date" not in mail:
         mail["Date"] = formatdate(usegmt=True)
+    for part in mail.walk():
+        if part.is_multipart():
+            # "=_" never occurs in quoted-printable or base64 text, so the generator need not search the parts
+            # for a clash (a regular expression compiled for every mail otherwise).
+            part.set_boundary(f"=_edudesk_{secrets.token_hex(12)}")
     return mail
 
 

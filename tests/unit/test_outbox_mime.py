@@ -104,8 +104,24 @@ def test_a_whole_acknowledgement_is_what_compat32_writes() -> None:
         text=BODIES[4], html=BODIES[9], in_reply_to="<q@w.vn>", references=("<q@w.vn>",),
         headers={"Auto-Submitted": "auto-generated", "Content-Language": "vi",
                  "Date": "Mon, 07 Dec 2026 08:00:00 +0700"}, attachments=())
-    boundary = re.compile(rb"={15}\d+==")
+    boundary = re.compile(rb"=_edudesk_[0-9a-f]{24}")
     mail = _email_message(message)
     stock = mail.as_bytes(policy=compat32.clone(linesep="\r\n"))
     assert boundary.sub(b"B", stock) == boundary.sub(b"B", mail.as_bytes(policy=_CRLF))
     assert boundary.sub(b"B", to_mime(message)) == boundary.sub(b"B", stock)
+    assert len(boundary.findall(stock)) == 4  # its parameter, the line before each part, and the closing line
+
+
+def test_a_boundary_never_occurs_in_the_encoded_parts() -> None:
+    """The boundary starts with "=_", which quoted-printable (it writes "=" as "=3D") and base64 never write."""
+    text = "=_edudesk_ looks like a boundary =_ and so does this\n" + VIETNAMESE
+    message = OutgoingMessage(
+        message_id="<a@b.vn>", sender="it@truong.edu.vn", to=("x@y.vn",), subject="s", text=text, html=text,
+        in_reply_to="", references=(), headers={}, attachments=(("a.bin", "application/octet-stream",
+                                                                 bytes(range(256)) * 20),))
+    data = to_mime(message)
+    parsed = email.message_from_bytes(data)
+    parts = [p for p in parsed.walk() if not p.is_multipart()]
+    assert len(parts) == 3
+    assert parts[0].get_payload(decode=True) == text.replace("\n", "\r\n").encode()  # on the wire: CRLF
+    assert parts[2].get_payload(decode=True) == bytes(range(256)) * 20
