@@ -16,11 +16,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from tortoise.expressions import Q
 
 from edudesk.app import App
 from edudesk.core.intake.domain import Population
 from edudesk.core.intake.models import InboundMail
-from edudesk.core.models import AuditEvent
+from edudesk.core.models import AuditEvent, Job
 from edudesk.core.people.models import Staff
 from edudesk.core.people.registry import import_registry
 from edudesk.core.people.webauth import issue_login_link
@@ -91,7 +92,16 @@ class Desk:
         await page.wait_for_function("n => document.querySelectorAll('#queue tr[data-request]').length > n",
                                      arg=len(known), timeout=10_000)
         ids = await rows.evaluate_all("rows => rows.map(r => r.dataset.request)")
+        await self.settled()
         return int(next(i for i in ids if i not in known))
+
+    async def settled(self) -> None:
+        """Wait until no job is due or running. A job that ends (the acknowledgement) moves the pages' stamp, and
+        a live reload that lands between two clicks of a test loses the second click (seen once, under load)."""
+        async def idle() -> bool:
+            due = Q(state="running") | Q(state="pending", run_after__lte=self.app.clock.now())
+            return not await Job.filter(due).exists()
+        await wait_until(idle, timeout=60)
 
 
 @pytest.fixture
