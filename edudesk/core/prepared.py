@@ -23,8 +23,6 @@ _INT_BASE = -7_310_000_000_000
 def stand_in(value: Any, index: int) -> Any:
     """A value of the same type as `value` that no real query holds, unique to `index`."""
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise TypeError("a naive datetime: tortoise would make it aware while building")
         return _EPOCH + timedelta(microseconds=index + 1)
     if isinstance(value, str):
         return f"\x1f{index}\x1f"  # short: an update's value must pass the column's length check while building
@@ -59,14 +57,14 @@ class Prepared:
 
     def statement(self, conn: BaseDBAsyncClient, values: Sequence[Any], shape: Any = None) -> tuple[str, list[Any]]:
         """The SQL and its parameters for these values."""
+        for value in values:
+            if isinstance(value, datetime) and value.tzinfo is None:
+                raise TypeError("a naive datetime: tortoise would make it aware while building")
         key = (conn.capabilities.dialect, shape, tuple(v is None for v in values))
         made = self._cache.get(key)
         if made is None:
             made = self._cache[key] = self._make(conn, shape, values)
         sql, slots = made
-        for value in values:
-            if isinstance(value, datetime) and value.tzinfo is None:
-                raise TypeError("a naive datetime: tortoise would make it aware while building")
         return sql, [values[p] if is_slot else p for is_slot, p in slots]
 
     async def rows(self, conn: BaseDBAsyncClient, values: Sequence[Any], shape: Any = None) -> list[dict[str, Any]]:
