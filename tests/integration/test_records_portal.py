@@ -347,7 +347,7 @@ async def test_only_an_issued_class_by_an_admin_can_be_sent(school: Any, portal:
     teacher = await kit.actor("BGH01")  # the principal signs, but sending is the admin's
     with pytest.raises(NotAllowed):
         await request_send(kit.app.records, teacher, kit.class_id)
-    refused = await AuditEvent.filter(action="records_refused").values_list("detail", flat=True)
+    refused = await AuditEvent.filter(action="records_refused").order_by("id").values_list("detail", flat=True)
     assert [d["reason"] for d in refused if d["action"] == "rec_portal"] == ["not_issued", "not_issued", "not_allowed"]
     assert not portal.requests and not await Job.filter(kind="portal_send").exists()
 
