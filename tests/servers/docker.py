@@ -17,6 +17,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -148,3 +150,51 @@ def host_port(container: str, port: int) -> int:
     """The random loopback port docker published for the container's `port`."""
     out = docker("port", container, f"{port}/tcp").stdout.split()
     return int(next(line for line in out if line.startswith("127.0.0.1:")).rsplit(":", 1)[1])
+
+
+def answers(url: str) -> bool:
+    """Whether `url` answers 200 now."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return bool(resp.status == 200)
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+def exited(name: str) -> bool:
+    """Whether the container has stopped."""
+    return not inspect(name)["State"]["Running"]
+
+
+class Containers:
+    """Containers and volumes of one test, removed after it."""
+
+    def __init__(self, image: BuiltImage) -> None:
+        self.image = image
+        self.names: list[str] = []
+        self.volumes: list[str] = []
+
+    def volume(self) -> str:
+        name = f"edudesk-test-{uuid.uuid4().hex[:12]}"
+        docker("volume", "create", name)
+        self.volumes.append(name)
+        return name
+
+    def run(self, volume: str, *options: str) -> tuple[str, float]:
+        """`docker run -d` with /data on `volume`, ports on random loopback ports; (name, seconds to /healthz)."""
+        name = f"edudesk-test-{uuid.uuid4().hex[:12]}"
+        self.names.append(name)
+        started = time.monotonic()
+        docker("run", "-d", "--name", name, "-v", f"{volume}:/data", "-p", "127.0.0.1::2525",
+               "-p", "127.0.0.1::8080", *options, self.image.tag)
+        url = f"http://127.0.0.1:{host_port(name, 8080)}/healthz"
+        wait_for(lambda: answers(url) or exited(name), 60, f"/healthz of {name}", interval=0.05)
+        took = time.monotonic() - started
+        assert answers(url), f"{name} stopped:\n{docker('logs', name, check=False).stderr[-3000:]}"
+        return name, took
+
+    def cleanup(self) -> None:
+        for name in self.names:
+            docker("rm", "--force", "--volumes", name, check=False)
+        for volume in self.volumes:
+            docker("volume", "rm", "--force", volume, check=False)

@@ -26,7 +26,6 @@ from edudesk.core.reports.bm03 import bm03_figures
 from edudesk.core.reports.charts import bm03_charts, report_words
 from edudesk.core.reports.figures import Bm03Figures, Period
 from edudesk.core.reports.models import ReportArchive
-from edudesk.core.reports.pdf import bm03_pdf
 from edudesk.core.reports.xlsx import bm03_xlsx
 from edudesk.core.requests.models import Request
 from edudesk.core.text import printable, strip_diacritics
@@ -36,7 +35,15 @@ MAX_DAYS = 366  # "this year" fits; a longer span is several reports
 ARCHIVE_SHOWN = 50
 CONTENT_TYPES = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                  "pdf": "application/pdf"}
-WRITERS = {"xlsx": bm03_xlsx, "pdf": bm03_pdf}
+
+
+def _bm03_pdf(fig: Bm03Figures, lang: str) -> bytes:
+    from edudesk.core.reports.pdf import bm03_pdf  # fpdf2 is imported when a PDF is made, not at start
+
+    return bm03_pdf(fig, lang)
+
+
+WRITERS = {"xlsx": bm03_xlsx, "pdf": _bm03_pdf}
 CHARTS = ("by_kind", "steps", "daily")
 COUNTS = ("received", "approved", "rejected", "done", "open")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

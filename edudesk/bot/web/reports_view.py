@@ -10,7 +10,7 @@ from typing import Any
 from markupsafe import Markup
 
 from edudesk.core.reports.figures import Bm03Figures, GroupRow
-from edudesk.core.reports.pdf import shown
+from edudesk.core.reports.values import shown
 from edudesk.core.reports.xlsx import bm03_tables
 from edudesk.core.words import t
 

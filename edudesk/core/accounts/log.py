@@ -7,9 +7,6 @@ import io
 from datetime import datetime
 from typing import Any
 
-from openpyxl import Workbook
-from openpyxl.styles import Font
-
 from edudesk.core.accounts.models import AccountLog
 
 COLUMNS = (
@@ -80,6 +77,9 @@ def export_csv(rows: list[AccountLog], lang: str = "vi", tz: Any = None) -> byte
 
 def export_xlsx(rows: list[AccountLog], lang: str = "vi", tz: Any = None) -> bytes:
     """One sheet, bold header, frozen first row, columns wide enough to read."""
+    from openpyxl import Workbook  # imported when an export is asked for, not at start
+    from openpyxl.styles import Font
+
     book = Workbook()
     sheet = book.active
     sheet.title = "Nhật ký tài khoản" if lang == "vi" else "Account log"

@@ -8,9 +8,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from msoffcrypto.format.ooxml import OOXMLFile
-from openpyxl import Workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-from openpyxl.styles import Alignment, Font
 
 # (key in the row, Vietnamese header, English header, minimum width, maximum width)
 COLUMNS: tuple[tuple[str, str, str, int, int], ...] = (
@@ -30,12 +27,12 @@ RESULT_LABELS: Mapping[str, Mapping[str, str]] = {
     "en": {"created": "Created", "linked": "Existing account linked", "reset": "Password reset",
            "suspended": "Suspended", "deleted": "Deleted", "absent": "No such account", "failed": "Failed"},
 }
-# A monospaced face keeps l/1/I and O/0 apart when someone types the password from the sheet.
-_PASSWORD_FONT = Font(name="Consolas")
 
 
 def _text(value: Any) -> str:
     # NFC: names typed on macOS or pasted from PDFs arrive decomposed and would not match the directory.
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE  # openpyxl is imported when a sheet is made, not at start
+
     text = unicodedata.normalize("NFC", "" if value is None else str(value))
     return ILLEGAL_CHARACTERS_RE.sub("", text)
 
@@ -53,7 +50,12 @@ def _columns(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str, int
 
 
 def _workbook(rows: Sequence[Mapping[str, Any]], lang: str) -> bytes:
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font
+
     columns = _columns(rows)
+    # A monospaced face keeps l/1/I and O/0 apart when someone types the password from the sheet.
+    password_font = Font(name="Consolas")
     book = Workbook()
     sheet = book.active
     assert sheet is not None
@@ -74,7 +76,7 @@ def _workbook(rows: Sequence[Mapping[str, Any]], lang: str) -> bytes:
             cell.data_type = "s"
             cell.number_format = "@"
             if key == "password":
-                cell.font = _PASSWORD_FONT
+                cell.font = password_font
             widths[i - 1] = max(widths[i - 1], len(value) + 2)
     sheet.freeze_panes = "A2"
     sheet.column_dimensions["A"].width = max(5, widths[0])

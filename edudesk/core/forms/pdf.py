@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from pypdf import PdfReader
-
 from edudesk.core.forms.labels import clean_value, field_for_label, find_fields, label_key
 from edudesk.core.forms.records import FormResult, Record
 
@@ -36,6 +34,8 @@ def _field_label(name: str, field: dict[str, Any]) -> str | None:
 
 def read_pdf(payload: bytes) -> FormResult:
     """Fields of a PDF form (AcroForm), else "label: value" lines of its first pages."""
+    from pypdf import PdfReader  # imported at the first PDF read, not at start
+
     reader = PdfReader(io.BytesIO(payload), strict=False)
     if reader.is_encrypted:
         reader.decrypt("")  # forms are often "encrypted" with an empty user password

@@ -11,8 +11,6 @@ import zipfile
 from collections.abc import Iterator
 from typing import Any
 
-import openpyxl
-
 from edudesk.core.forms.records import FormResult
 from edudesk.core.forms.table import read_list, read_pairs
 from edudesk.core.legacy import decode_legacy, detect_legacy, legacy_font_encoding, repair_legacy
@@ -69,6 +67,8 @@ def read_xlsx(payload: bytes, zf: zipfile.ZipFile, max_rows: int) -> tuple[FormR
     state = {"legacy": False}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # openpyxl warns about extensions it does not read
+        import openpyxl  # imported at the first sheet read, not at start
+
         wb = openpyxl.load_workbook(io.BytesIO(payload), read_only=True, data_only=True)
     try:
         titles: list[str] = []

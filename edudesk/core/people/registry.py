@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import openpyxl
 from tortoise.transactions import in_transaction
 
 from edudesk.core.config import Settings
@@ -77,6 +76,8 @@ def _sheet_rows(path: Path) -> Iterator[list[Any]]:
         return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # openpyxl warns about extensions it does not read
+        import openpyxl  # imported at the first sheet read, not at start
+
         wb = openpyxl.load_workbook(io.BytesIO(payload), read_only=True, data_only=True)
     try:
         if wb.worksheets:

@@ -9,16 +9,14 @@ copied and read back (tests extract it with pypdf).
 from __future__ import annotations
 
 import io
-import unicodedata
-from datetime import date, datetime
-from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
-from typing import Any
 
 from fpdf import FPDF, FontFace
 
 from edudesk.core.reports.charts import bm03_charts, bundled_font, report_words
 from edudesk.core.reports.figures import Bm03Figures
+from edudesk.core.reports.values import nfc as _t
+from edudesk.core.reports.values import shown
 from edudesk.core.reports.xlsx import Table, bm03_tables, header_lines
 from edudesk.core.signing import stamp
 from edudesk.core.words import Words
@@ -30,33 +28,6 @@ CHARTS = ("by_kind", "steps", "daily")
 WIDTHS = {"groups": (34, 20, 38, 17.6, 17.6, 17.6, 17.6, 17.6), "by_kind": (55, 25, 25, 25, 25, 25),
           "steps": (60, 26, 22, 24, 22, 26), "slowest": (60, 20, 40, 40, 20), "accounts": (120, 60),
           "problems": (150, 30), "overdue": (16, 30, 34, 26, 26, 26, 22)}
-
-
-def _t(text: str) -> str:
-    # NFC: fpdf2 draws precomposed letters; decomposed input (macOS) would show loose marks.
-    return unicodedata.normalize("NFC", text)
-
-
-def shown(value: Any, kind: str, lang: str) -> str:
-    """A table value as printed: decimal comma in Vietnamese, percent, dd/mm/yyyy [HH:MM], YC-number."""
-    if value is None:
-        return "—"
-    if isinstance(value, str):
-        return _t(value)
-    if kind == "request":
-        return f"YC-{value}"
-    if isinstance(value, datetime):
-        return f"{value:%d/%m/%Y %H:%M}"
-    if isinstance(value, date):
-        return f"{value:%d/%m/%Y}"
-    if kind in ("percent", "hours"):
-        # Half up, as people round (30,25 h -> 30,3), not float formatting's half to even.
-        tenth = Decimal(repr(100 * value if kind == "percent" else value)).quantize(Decimal("0.1"), ROUND_HALF_UP)
-        text = f"{tenth}%" if kind == "percent" else f"{tenth}"
-    else:
-        text = f"{value:,}"
-        return text.replace(",", ".") if lang == "vi" else text
-    return text.replace(".", ",") if lang == "vi" else text
 
 
 class _ReportPage(FPDF):
