@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from tortoise import Tortoise
-from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.backends.base.client import BaseDBAsyncClient, TransactionalDBClient
 from tortoise.connection import get_connection
+from tortoise.transactions import in_transaction
 
 from edudesk.core.config import Settings
 from edudesk.core.db_sqlite import BUSY_TIMEOUT_MS
@@ -68,6 +71,22 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
 def dialect() -> str:
     """"sqlite" or "postgres" for the open default connection."""
     return str(get_connection("default").capabilities.dialect)
+
+
+@asynccontextmanager
+async def within_transaction() -> AsyncIterator[BaseDBAsyncClient]:
+    """The transaction (or savepoint) this task is already in, else a new transaction.
+
+    `in_transaction()` inside a transaction opens a savepoint: two more statements (SAVEPOINT, RELEASE) that buy
+    nothing where the caller's own transaction or savepoint already takes back every write on an error. Only
+    for code whose writes belong wholly to the caller's unit of work: an exception here still goes up to it.
+    """
+    current = get_connection("default")
+    if isinstance(current, TransactionalDBClient):
+        yield current
+        return
+    async with in_transaction() as conn:
+        yield conn
 
 
 async def lock_for_transaction(conn: BaseDBAsyncClient, name: str) -> None:

@@ -91,3 +91,24 @@ async def test_a_value_tortoise_changes_while_building_is_refused(app_factory: A
     plain = Prepared(lambda c, _s, at: Job.filter(run_after__lte=at).using_db(c))
     with pytest.raises(TypeError, match="naive"):  # tortoise would have made it aware; no silent difference
         plain.statement(conn, (datetime(2026, 12, 7, 8, 0),))
+
+
+async def test_within_a_transaction_no_savepoint_is_opened_and_an_error_still_takes_everything_back(
+        app_factory: Any) -> None:
+    from edudesk.core.db import within_transaction
+
+    await app_factory()
+    now = datetime.now(UTC)
+    async with within_transaction() as own:  # outside a transaction: a transaction of its own, committed
+        await Job.create(kind="x", key="within:own", payload={}, run_after=now, created_at=now, using_db=own)
+    assert await Job.filter(key="within:own").exists()
+    with pytest.raises(RuntimeError):
+        async with in_transaction() as outer:
+            async with in_transaction() as nested:
+                assert nested is not outer  # what within_transaction saves: a savepoint of its own
+            async with within_transaction() as inner:
+                assert inner is outer
+                await Job.create(kind="x", key="within:inner", payload={}, run_after=now, created_at=now,
+                                 using_db=inner)
+                raise RuntimeError("the caller's unit of work fails")
+    assert not await Job.filter(key="within:inner").exists()

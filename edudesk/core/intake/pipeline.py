@@ -17,7 +17,7 @@ from tortoise.transactions import in_transaction
 
 from edudesk.core.chats.notify import enqueue_cards, enqueue_notice
 from edudesk.core.config import Settings
-from edudesk.core.db import dialect, lock_for_transaction
+from edudesk.core.db import dialect, lock_for_transaction, within_transaction
 from edudesk.core.errors import EdudeskError, InvalidTransition
 from edudesk.core.intake.checks import FREE_MAIL_OFFICIAL, Checked, check_request
 from edudesk.core.intake.decide import DecisionGroups
@@ -285,7 +285,8 @@ class IntakePipeline:
         # refused here, with a mail naming the rule (the office still sees the request, closed).
         refused = FREE_MAIL_OFFICIAL in checked.flags and self.settings.intake.free_mail_official == "refuse"
         received_at = row.received_at
-        async with in_transaction() as conn:
+        # Inside the decision's savepoint for this mail (decide.py), which takes all of it back on an error.
+        async with within_transaction() as conn:
             request = await Request.create(
                 kind=extracted.kind.value, population=extracted.population.value,
                 state=(State.REJECTED if refused else State.RECEIVED).value, sender_verified=checked.verified,
