@@ -195,3 +195,27 @@ async def test_enqueued_jobs_are_stored_as_bulk_create_stores_them_and_a_known_k
     assert rows["same"]["payload"] == payload and rows["new"]["kind"] == JobKind.SEND_MAIL
     claimed = await queue.claim(5)
     assert {job.key for job in claimed} == {"same", "orm", "new"}
+
+
+async def test_jobs_gathered_in_a_transaction_are_written_together_at_its_end_or_not_at_all(
+        app_factory: Any, clock: Any, settings_factory: Any) -> None:
+    from tortoise.transactions import in_transaction
+
+    queue = await _queue(app_factory, clock, settings_factory)
+    async with in_transaction() as conn:
+        async with queue.gathered(conn):
+            await queue.enqueue(JobKind.REFRESH_CARDS, "g:card", {"n": 1}, connection=conn)
+            await queue.enqueue(JobKind.SEND_MAIL, "g:mail", {"n": 2}, connection=conn)
+            await queue.enqueue(JobKind.SEND_MAIL, "g:mail", {"n": 3}, connection=conn)  # the key exists: ignored
+            assert not await Job.filter(key__startswith="g:").using_db(conn).exists()  # not yet written
+        rows = await Job.filter(key__startswith="g:").using_db(conn).order_by("id").values_list("key", "payload")
+        assert rows == [("g:card", {"n": 1}), ("g:mail", {"n": 2})]
+    with pytest.raises(RuntimeError):
+        async with in_transaction() as conn, queue.gathered(conn):
+            await queue.enqueue(JobKind.SEND_MAIL, "g:lost", connection=conn)
+            raise RuntimeError("the unit of work fails")
+    assert not await Job.filter(key="g:lost").exists()
+    async with in_transaction() as conn, queue.gathered(conn):
+        await queue.enqueue(JobKind.SEND_MAIL, "g:elsewhere")  # another connection: written at once
+        assert await Job.filter(key="g:elsewhere").exists()
+    assert await Job.filter(key__startswith="g:").count() == 3

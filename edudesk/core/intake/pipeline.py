@@ -285,8 +285,9 @@ class IntakePipeline:
         # refused here, with a mail naming the rule (the office still sees the request, closed).
         refused = FREE_MAIL_OFFICIAL in checked.flags and self.settings.intake.free_mail_official == "refuse"
         received_at = row.received_at
-        # Inside the decision's savepoint for this mail (decide.py), which takes all of it back on an error.
-        async with within_transaction() as conn:
+        # Inside the decision's savepoint for this mail (decide.py), which takes all of it back on an error; the
+        # card's and the answer's jobs in one statement.
+        async with within_transaction() as conn, self.queue.gathered(conn):
             request = await Request.create(
                 kind=extracted.kind.value, population=extracted.population.value,
                 state=(State.REJECTED if refused else State.RECEIVED).value, sender_verified=checked.verified,

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +23,8 @@ from edudesk.core.ports import Clock
 from edudesk.core.prepared import Prepared
 
 log = logging.getLogger(__name__)
+# The jobs enqueued on one connection inside `JobQueue.gathered` (this task only), written when it ends.
+_GATHERED: ContextVar[tuple[BaseDBAsyncClient, list[Job]] | None] = ContextVar("edudesk_gathered_jobs", default=None)
 
 
 class JobQueue:
@@ -43,8 +47,27 @@ class JobQueue:
         """Add a job unless one with this idempotency key exists; call inside the caller's transaction."""
         now = self.clock.now()
         job = Job(kind=kind, key=key, payload=payload or {}, run_after=run_after or now, created_at=now)
+        gathered = _GATHERED.get()
+        if gathered is not None and connection is gathered[0]:
+            gathered[1].append(job)
+            return
         await _insert_new(connection, [job])
         self._wake.set()
+
+    @asynccontextmanager
+    async def gathered(self, connection: BaseDBAsyncClient) -> AsyncIterator[None]:
+        """The jobs this task enqueues on `connection` inside the block are written together as it ends, in
+        one statement, still inside the caller's transaction; on an error none is written. Only for a block
+        that reads none of the jobs it enqueues."""
+        jobs: list[Job] = []
+        token = _GATHERED.set((connection, jobs))
+        try:
+            yield
+        finally:
+            _GATHERED.reset(token)
+        if jobs:
+            await _insert_new(connection, jobs)
+            self._wake.set()
 
     async def enqueue_many(self, jobs: Sequence[tuple[JobKind, str, dict[str, Any]]], *,
                            connection: BaseDBAsyncClient | None = None) -> None:
