@@ -69,3 +69,30 @@ async def sign_in_teacher(browser: Browser, app: App, code: str, **options: Any)
     teacher = await Teacher.get(code=code)
     assert teacher.staff_id is not None, f"{code} has no staff identity"
     return await sign_in(browser, app, teacher.staff_id, **options)
+
+
+# The console's live view (live.js) holds its reload while a <details> is open, as it does for a person typing.
+_HOLD_LIVE_RELOAD = "() => { if (document.body) { const d = document.createElement('details'); d.open = true; " \
+                    "d.hidden = true; document.body.appendChild(d); } }"
+
+
+async def open_page(page: Page, url: str) -> None:
+    """Go to `url`. The live view of the page being left would reload it when its stamp moves, and a reload at
+    that moment aborts this navigation ("interrupted by another navigation"): the page being left is told to
+    hold its reload first, as when someone is typing on it, and a navigation aborted anyway goes again, as a
+    person would."""
+    from playwright.async_api import Error as PlaywrightError
+
+    for attempt in range(3):
+        try:
+            await page.evaluate(_HOLD_LIVE_RELOAD)
+        except PlaywrightError:
+            pass  # the page is between documents (a reload under way): the retry below covers it
+        try:
+            await page.goto(url)
+            return
+        except PlaywrightError as exc:
+            if not any(s in str(exc) for s in ("ERR_ABORTED", "interrupted by another navigation")) or attempt == 2:
+                raise
+            await page.wait_for_load_state()
+

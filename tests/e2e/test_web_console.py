@@ -29,6 +29,7 @@ from edudesk.core.requests.models import Request
 from tests.conftest import wait_until
 from tests.mails import registry_xlsx, student_form_mail
 from tests.servers.smtp_sink import SmtpSink
+from tests.webauth import open_page
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [pytest.mark.db, pytest.mark.slow,
@@ -142,19 +143,6 @@ async def _content(page: Page) -> str:
     raise AssertionError("unreachable")
 
 
-async def _open(page: Page, url: str) -> None:
-    """Go to `url`; the live view of the page being left may reload it at that moment, which aborts the
-    navigation (net::ERR_ABORTED, "interrupted by another navigation"): go again, as a person would."""
-    for attempt in range(3):
-        try:
-            await page.goto(url)
-            return
-        except PlaywrightError as exc:
-            if not any(s in str(exc) for s in ("ERR_ABORTED", "interrupted by another navigation")) or attempt == 2:
-                raise
-            await page.wait_for_load_state()
-
-
 async def _post_form(page: Page, selector: str, extra: dict[str, str] | None = None,
                      times: int = 1) -> list[dict[str, Any]]:
     """Submit a form of the page `times` times at once (what a double click without JS would do)."""
@@ -216,7 +204,7 @@ async def test_mail_to_done_through_the_console_in_two_browsers(desk: Desk) -> N
 
     # Technical staff provision it; a double click posts once.
     tech = await desk.login("Lê Văn Kỹ", ["technical"])
-    await _open(tech, f"{desk.url}/requests/{request_id}")
+    await open_page(tech, f"{desk.url}/requests/{request_id}")
     assert await tech.get_by_role("button", name="Hợp lệ").count() == 0
     clicked = time.perf_counter()
     await tech.get_by_role("button", name="Cấp tài khoản").dblclick()
@@ -243,7 +231,8 @@ async def test_mail_to_done_through_the_console_in_two_browsers(desk: Desk) -> N
         return await AuditEvent.filter(request_id=request_id, action="mail_sent").count() == 2
 
     await wait_until(both_mails_sent)
-    await _open(office, f"{desk.url}/requests/{request_id}")
+    await desk.settled()  # the last jobs' stamps have moved: the page opened now stays as it is
+    await open_page(office, f"{desk.url}/requests/{request_id}")
     actions = await office.locator("#audit tr[data-action]").evaluate_all("rows => rows.map(r => r.dataset.action)")
     for step in ("mail_request_created", "request_approve", "request_provision", "request_provisioned", "mail_sent"):
         assert step in actions, (step, actions)
@@ -268,7 +257,7 @@ async def test_mail_to_done_through_the_console_in_two_browsers(desk: Desk) -> N
 async def test_a_user_without_the_role_sees_no_button_and_a_forged_post_is_refused(desk: Desk) -> None:
     tech = await desk.login("Lê Văn Kỹ", ["technical"])
     request_id = await desk.new_request(tech)
-    await _open(tech, f"{desk.url}/requests/{request_id}")
+    await open_page(tech, f"{desk.url}/requests/{request_id}")
     for label in ("Hợp lệ", "Từ chối", "Yêu cầu bổ sung"):
         assert await tech.get_by_text(label, exact=True).count() == 0
     request = await Request.get(id=request_id)
@@ -276,7 +265,7 @@ async def test_a_user_without_the_role_sees_no_button_and_a_forged_post_is_refus
     csrf = await tech.locator('input[name="csrf"]').first.get_attribute("value")
     # Post from a page that does not reload itself: the request page reloads live when the request changes,
     # which would tear down the script mid-fetch on a busy machine.
-    await _open(tech, f"{desk.url}/whoami")
+    await open_page(tech, f"{desk.url}/whoami")
     result = await tech.evaluate("""async ([url, csrf, version]) => {
         const r = await fetch(url, {method: "POST", body: new URLSearchParams({csrf, action: "approve", version})});
         return {status: r.status, text: await r.text()};
@@ -296,7 +285,7 @@ async def test_a_user_without_the_role_sees_no_button_and_a_forged_post_is_refus
 async def test_double_submit_of_the_same_form_is_decided_once(desk: Desk) -> None:
     office = await desk.login("Phạm Thị Lan", ["office"])
     request_id = await desk.new_request(office)
-    await _open(office, f"{desk.url}/requests/{request_id}")
+    await open_page(office, f"{desk.url}/requests/{request_id}")
     approve = await _read_form(office, 'form:has(input[name="action"][value="approve"])')
     answers = await _send_form(office, approve, times=2)
     assert sorted(a["status"] for a in answers) == [200, 409]
@@ -314,7 +303,7 @@ async def test_double_submit_of_the_same_form_is_decided_once(desk: Desk) -> Non
 async def test_reject_with_a_preset_reason_and_ask_info_with_typed_text(desk: Desk) -> None:
     office = await desk.login("Phạm Thị Lan", ["office"])
     first = await desk.new_request(office)
-    await _open(office, f"{desk.url}/requests/{first}")
+    await open_page(office, f"{desk.url}/requests/{first}")
     await office.get_by_text("Yêu cầu bổ sung").click()
     await office.locator("details[open] textarea").fill("Đề nghị gửi ảnh thẻ sinh viên")
     await office.locator("details[open]").get_by_role("button", name="Gửi").click()
@@ -323,11 +312,11 @@ async def test_reject_with_a_preset_reason_and_ask_info_with_typed_text(desk: De
     asked = await AuditEvent.get(request_id=first, action="request_ask_info")
     assert asked.detail["reason"] == "Đề nghị gửi ảnh thẻ sinh viên"
 
-    await _open(office, f"{desk.url}/")
+    await open_page(office, f"{desk.url}/")
     second = await desk.new_request(office, sid="20205678", name="Trần Thị Bình", dob="12/11/2002",
                                     klass="KTMT-02 K65")
     assert second != first
-    await _open(office, f"{desk.url}/requests/{second}")
+    await open_page(office, f"{desk.url}/requests/{second}")
     await office.get_by_text("Từ chối").click()
     reasons = desk.app.settings.chat.reject_reasons
     await office.get_by_label(reasons[1]).check()
@@ -336,7 +325,7 @@ async def test_reject_with_a_preset_reason_and_ask_info_with_typed_text(desk: De
     rejected = await AuditEvent.get(request_id=second, action="request_reject")
     assert rejected.detail["reason"] == reasons[1]
     # Without a reason the service says so, and nothing changes.
-    await _open(office, f"{desk.url}/requests/{first}")
+    await open_page(office, f"{desk.url}/requests/{first}")
     answer = await _post_form(office, 'form:has(input[name="action"][value="reject"])')
     assert answer[0]["status"] == 200 and "lý do" in answer[0]["text"]
     assert (await Request.get(id=first)).state == "need_info"
@@ -347,7 +336,7 @@ async def test_whoami_gives_a_link_code_that_links_telegram_and_sets_the_notice_
     from edudesk.core.people.staff import actor_for_telegram
 
     page = await desk.login("Lê Văn Phòng", ["office"])
-    await _open(page, f"{desk.url}/whoami")
+    await open_page(page, f"{desk.url}/whoami")
     assert "chưa liên kết" in await page.locator("#zalo-link").inner_text()
     await page.get_by_role("button", name="Lấy mã liên kết Telegram").click()
     shown = await page.locator("#link-code").inner_text()

@@ -26,7 +26,7 @@ from edudesk.core.signing.models import (
 from edudesk.core.signing.pki import DemoPki
 from edudesk.core.signing.spec import Stage
 from tests.records_kit import PIN, RecordsKit, records_settings, small_roster
-from tests.webauth import CHROMIUM, NEEDS_CHROMIUM, chromium, sign_in_admin, sign_in_teacher
+from tests.webauth import CHROMIUM, NEEDS_CHROMIUM, chromium, open_page, sign_in_admin, sign_in_teacher
 
 pytestmark = [pytest.mark.db, pytest.mark.slow, NEEDS_CHROMIUM]
 
@@ -86,18 +86,6 @@ async def school(app_factory: Any, settings_factory: Any, tmp_path: Path,
         await app.web.stop()
 
 
-async def _open(page: Page, url: str) -> None:
-    """Go to `url`, again if a navigation of the page being left aborts it (as test_web_console does)."""
-    for attempt in range(3):
-        try:
-            await page.goto(url)
-            return
-        except PlaywrightError as exc:
-            if not any(s in str(exc) for s in ("ERR_ABORTED", "interrupted by another navigation")) or attempt == 2:
-                raise
-            await page.wait_for_load_state()
-
-
 async def _post(page: Page, url: str, fields: dict[str, str]) -> dict[str, Any]:
     """POST a form with the page's session and CSRF token (what a forged or stale form would send)."""
     csrf = await page.locator('input[name="csrf"]').first.get_attribute("value")
@@ -128,7 +116,7 @@ async def test_teacher_sees_the_turn_and_signs_with_the_pin(school: School, capl
     assert "Đã ghi nhận" in await page.locator(".flash.ok").first.inner_text()
     await kit.settle()  # the worker runs the session's signatures
     assert await SignatureStep.filter(field="gvbm_gv01", state="signed").count() == 3
-    await _open(page, page.url)
+    await open_page(page, page.url)
     assert await page.locator("#session").get_attribute("data-state") == "done"
     assert "Không có học bạ nào chờ Thầy/Cô ký" in await page.locator("#my-turns").inner_text()
     assert await page.locator("#nav-records .badge").count() == 0
@@ -138,21 +126,21 @@ async def test_teacher_sees_the_turn_and_signs_with_the_pin(school: School, capl
         assert not [e for e in await AuditEvent.all() if secret in str(e.detail)]
     # The homeroom teacher's turn has not come: no button, and a forged tap is refused by the service.
     homeroom = await school.teacher("GV02")
-    await _open(homeroom, f"{school.url}/records")
+    await open_page(homeroom, f"{school.url}/records")
     later = homeroom.locator(f'#turns tr[data-stage="{int(Stage.HOMEROOM)}"]')
     assert await later.get_by_role("button").count() == 0
     answer = await _post(homeroom, "/records/sign", {"class_id": str(kit.class_id), "stage": str(int(Stage.HOMEROOM))})
     assert answer["status"] == 200 and "Chưa đến lượt" in answer["text"]
     # A teacher without an approved credential is told to register one.
     lacking = await school.teacher("GV03")
-    await _open(lacking, f"{school.url}/records")
+    await open_page(lacking, f"{school.url}/records")
     assert "chưa có chứng thư số được duyệt" in await lacking.locator("#my-turns").inner_text()
 
 
 async def test_teacher_reports_an_error_and_the_admin_approves_the_return(school: School) -> None:
     kit = school.kit
     page = await school.teacher("GV02")
-    await _open(page, f"{school.url}/records/classes/{kit.class_id}?stage=1#bao-sai-sot")
+    await open_page(page, f"{school.url}/records/classes/{kit.class_id}?stage=1#bao-sai-sot")
     first = (await kit.records())[0]
     row = page.locator(f'#bao-sai-sot tr[data-record="{first.id}"]')
     # Without a reason the service says what is missing (the browser's `required` would stop a person).
@@ -170,7 +158,7 @@ async def test_teacher_reports_an_error_and_the_admin_approves_the_return(school
     refused = await _post(page, f"/records/returns/{ret.id}", {"approve": "1"})
     assert "Chỉ quản trị viên" in refused["text"]
     admin = await school.admin()
-    await _open(admin, f"{school.url}/records")
+    await open_page(admin, f"{school.url}/records")
     pending = admin.locator(f'#returns tr[data-return="{ret.id}"]')
     assert "Sai điểm môn Ngữ văn" in await pending.inner_text() and "Học Sinh Số 1" in await pending.inner_text()
     await pending.get_by_role("button", name="Duyệt huỷ, làm lại").click()
@@ -187,7 +175,7 @@ async def test_teacher_registers_a_pkcs12_and_the_admin_approves_it(school: Scho
     teacher = await Teacher.get(code="GV03")
     p12 = kit.pki.issue(teacher.name).pkcs12(b"mat-khau-rat-kin")
     page = await school.teacher("GV03")
-    await _open(page, f"{school.url}/records/credentials")
+    await open_page(page, f"{school.url}/records/credentials")
     form = page.locator("#register-pkcs12")
     await form.locator('input[name="pkcs12"]').set_input_files(
         files=[{"name": "gv03.p12", "mimeType": "application/x-pkcs12", "buffer": p12}])
@@ -207,11 +195,11 @@ async def test_teacher_registers_a_pkcs12_and_the_admin_approves_it(school: Scho
     row = await SignerCredential.get(teacher_id=teacher.id)
     assert row.state == "pending" and row.subject_name == teacher.name
     admin = await school.admin()
-    await _open(admin, f"{school.url}/records")
+    await open_page(admin, f"{school.url}/records")
     await admin.locator(f'#credentials tr[data-credential="{row.id}"]').get_by_role("button", name="Duyệt").click()
     await admin.locator("#credentials", has_text="Không có chứng thư số nào chờ duyệt").wait_for()
     assert (await SignerCredential.get(id=row.id)).state == "approved"
-    await _open(page, f"{school.url}/records/credentials")
+    await open_page(page, f"{school.url}/records/credentials")
     assert "Đã duyệt" in await page.locator("#my-credentials").inner_text()
     # The passphrases never reached a page or a log line.
     school.seen.append(await page.content())
@@ -224,7 +212,7 @@ async def test_leader_reminds_everyone_and_in_quiet_hours_it_waits_for_the_morni
     kit = school.kit
     kit.clock.advance(timedelta(hours=14))  # 22:00 in Hà Nội
     page = await school.teacher("BGH01")
-    await _open(page, f"{school.url}/records")
+    await open_page(page, f"{school.url}/records")
     section = page.locator("#blocking")
     assert "10A1: Giáo viên bộ môn 0/3" in await section.inner_text()
     assert "sẽ gửi lúc 21/05/2026 07:00" in await page.locator("#quiet").inner_text()  # the next morning
@@ -251,7 +239,7 @@ async def test_verify_shows_every_signature_and_a_tampered_copy_fails(school: Sc
     page = await school.teacher("GV01")
 
     async def verify(data: bytes, name: str) -> None:
-        await _open(page, f"{school.url}/records/verify")
+        await open_page(page, f"{school.url}/records/verify")
         await page.locator('input[name="pdf"]').set_input_files(
             files=[{"name": name, "mimeType": "application/pdf", "buffer": data}])
         await page.get_by_role("button", name="Kiểm tra").click()
@@ -300,7 +288,7 @@ async def test_untrusted_credential_is_refused_and_an_old_one_signs_only_after_i
     kit = school.kit
     teacher = await Teacher.get(code="GV03")
     page = await school.teacher("GV03")
-    await _open(page, f"{school.url}/records/credentials")
+    await open_page(page, f"{school.url}/records/credentials")
     form = page.locator("#register-pkcs12")
     stranger = kit.pki.issue_from_stranger(teacher.name).pkcs12(b"pw-la")
     await form.locator('input[name="pkcs12"]').set_input_files(
@@ -319,13 +307,13 @@ async def test_untrusted_credential_is_refused_and_an_old_one_signs_only_after_i
         teacher_id=teacher.id, kind="pkcs12", label="Tệp chứng thư số (PKCS#12)", state="approved",
         config={"pkcs12": box.seal(base64.b64encode(cred.pkcs12(b"cu")).decode()), "passphrase": box.seal("cu")},
         certificate=cred.der, created_at=kit.clock.now(), **certificate_facts(cred.der))
-    await _open(page, f"{school.url}/records")
+    await open_page(page, f"{school.url}/records")
     row = page.locator(f'#turns tr[data-class="{kit.class_id}"][data-stage="{int(Stage.SUBJECT)}"]')
     await row.locator('input[name="pin"]').fill("135792")
     await row.get_by_role("button", name="Ký ngay").click()
     assert "chưa có mã PIN" in await page.locator(".flash.error").inner_text()
     assert not await SignSession.exists()
-    await _open(page, f"{school.url}/records/credentials")
+    await open_page(page, f"{school.url}/records/credentials")
     form = page.locator(f"#set-pin-{old.id}")
     await form.locator('input[name="pin"]').fill("135792")
     await form.locator('input[name="pin_repeat"]').fill("135792")
