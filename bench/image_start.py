@@ -58,8 +58,6 @@ def main() -> int:
                 _second, took = made.run(volume)
                 kept.append(took)
                 made.cleanup()
-                made.names.clear()
-                made.volumes.clear()
         finally:
             made.cleanup()
             docker("rmi", "--force", image.tag, check=False)

@@ -194,7 +194,10 @@ class Containers:
         return name, took
 
     def cleanup(self) -> None:
+        """Remove every container and volume made so far; the object can be used again."""
         for name in self.names:
             docker("rm", "--force", "--volumes", name, check=False)
         for volume in self.volumes:
             docker("volume", "rm", "--force", volume, check=False)
+        self.names.clear()
+        self.volumes.clear()
