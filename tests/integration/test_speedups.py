@@ -158,3 +158,39 @@ async def test_tampering_after_signing_is_found_the_same_way() -> None:
         HistoricalResolver._load_reverse_xref_cache = speedups._load_paths
     assert not fast.ok and fast == slow
     assert [s.modification for s in fast.signatures] == ["OTHER"] * 3
+
+
+def _read_name(reader: Any, data: bytes) -> tuple[Any, ...]:
+    stream = BytesIO(b"<<" + data)
+    stream.seek(2)
+    try:
+        name = reader(stream)
+    except Exception as exc:  # noqa: BLE001 - the error itself is compared
+        return type(exc), str(exc)
+    return type(name), str(name), stream.tell()
+
+
+def test_names_are_read_as_pyhanko_reads_them() -> None:
+    """The name reader gives pyHanko's name and stream position, or pyHanko's error, for plain names, escapes,
+    bytes pyHanko refuses, non-ASCII, the end of the file and names longer than the block it reads."""
+    import random
+
+    fast = generic.NameObject.read_from_stream
+    slow = speedups._ORIGINAL_NAME_READER[0]
+    assert fast is not slow, "the name reader is not installed"
+    cases = [b"/Type /Page", b"/Type", b"/", b"/ ", b"/A#20B ", b"/A#2 ", b"/A#zz ", b"/Caf\xc3\xa9 ", b"/\xe9t\xe9 ",
+             b"/A\x7f ", b"/A\x01 ", b"Type ", b"/" + b"x" * 300 + b" ", b"/" + b"x" * 255 + b"]", b"/ab(c", b"/ab%c",
+             b"/a/b", b"/a\x00", b"/S#2fT "]
+    symbols = [b"/", b"#", b"2", b"0", b"f", b"A", b"z", b" ", b"\n", b"(", b"]", b"\xc3", b"\xa9", b"%", b"~", b"\x7f",
+               b"\x00", b"\x1f", b"<"]
+    rng = random.Random(19)
+    for _ in range(20000):
+        body = b"".join(rng.choice(symbols) if rng.random() < 0.8 else bytes([rng.randrange(256)])
+                        for _ in range(rng.randint(0, 12)))
+        cases.append((b"/" if rng.random() < 0.97 else b"") + body)
+    plain = 0
+    for data in cases:
+        ours, theirs = _read_name(fast, data), _read_name(slow, data)
+        assert ours == theirs, data
+        plain += ours[0] is generic.NameObject
+    assert plain > 1000  # the comparison covers both outcomes

@@ -12,11 +12,17 @@ is only swapped in when pyHanko still has the shape it was written against.
    nothing to the map, so while pyHanko's own walk runs, the objects it resolves are handed to it with such
    values left out (arrays keep their length, so indices in the paths stay the same): the same paths, the
    same page-tree and structure-tree rules (pyHanko's code), a fraction of the steps.
+3. Names read with one pattern match. pyHanko reads a name byte by byte through a generator and rebuilds it
+   byte by byte; a name is read for every dictionary key, so this is the most frequent step of reading any
+   object (signing, the check after it and the full validation all read the record). A plain name (printable
+   ASCII, no `#` escape, followed by a delimiter within the block read) is made at once; anything else (an
+   escape, a byte pyHanko refuses, the end of the file) goes to pyHanko's own reader.
 """
 
 from __future__ import annotations
 
 import binascii
+import re
 from typing import Any
 
 _HEX = bytes.maketrans(b"", b"")
@@ -24,6 +30,11 @@ _WHITESPACE = b" \t\r\n\f\x00"
 _HEX_BLOCK = 65536
 _ORIGINAL_HEX_READER: list[Any] = []
 _ORIGINAL_PATHS: list[Any] = []
+_ORIGINAL_NAME_READER: list[Any] = []
+_NAME_BLOCK = 256
+# a name's bytes that need no decoding: printable ASCII except PDF delimiters and the escape '#'; it must end
+# at PDF whitespace or a delimiter (anything else: pyHanko's reader decides)
+_PLAIN_NAME = re.compile(rb"/([!\"$&'*+,\-.0-9:;=?@A-Z\\^_`a-z|~]*)(?=[ \n\r\t\f\x00()<>\[\]{}/%])")
 
 
 def _fast_hex_string(stream: Any) -> Any:
@@ -45,6 +56,19 @@ def _fast_hex_string(stream: Any) -> Any:
         return _ORIGINAL_HEX_READER[0](stream)
     stream.seek(start + size + end + 1)
     return generic.pdf_string(binascii.unhexlify(digits + b"0" * (len(digits) % 2)))
+
+
+def _fast_name(stream: Any) -> Any:
+    """pyHanko's `NameObject.read_from_stream` for a plain name in one match; the rest is pyHanko's."""
+    from pyhanko.pdf_utils import generic
+
+    start = stream.tell()
+    match = _PLAIN_NAME.match(stream.read(_NAME_BLOCK))
+    if match is None:
+        stream.seek(start)
+        return _ORIGINAL_NAME_READER[0](stream)
+    stream.seek(start + match.end())
+    return generic.NameObject("/" + match.group(1).decode("ascii"))
 
 
 def _pruned(obj: Any) -> Any:
@@ -121,13 +145,16 @@ def _call(resolver: Any, ref: Any) -> Any:
 
 
 def install_fast_pdf_parsing() -> None:
-    """Swap in both speed-ups (once per process; see the module's text)."""
+    """Swap in the speed-ups (once per process; see the module's text)."""
     from pyhanko.pdf_utils import generic
     from pyhanko.pdf_utils.reader import HistoricalResolver
 
     if not _ORIGINAL_HEX_READER:
         _ORIGINAL_HEX_READER.append(generic.read_hex_string_from_stream)
         generic.read_hex_string_from_stream = _fast_hex_string
+    if not _ORIGINAL_NAME_READER and isinstance(generic.NameObject.__dict__.get("read_from_stream"), staticmethod):
+        _ORIGINAL_NAME_READER.append(generic.NameObject.read_from_stream)
+        generic.NameObject.read_from_stream = staticmethod(_fast_name)  # type: ignore[method-assign]
     if not _ORIGINAL_PATHS and hasattr(HistoricalResolver, "_load_reverse_xref_cache"):
         _ORIGINAL_PATHS.append(HistoricalResolver._load_reverse_xref_cache)
         setattr(HistoricalResolver, "_load_reverse_xref_cache", _load_paths)  # noqa: B010 - mypy: a method
