@@ -27,6 +27,7 @@ from edudesk.core.signing.pki import OCSP_NAME, TSA_NAME, Credential, DemoPki
 
 HOST = "127.0.0.1"
 OCSP_VALIDITY = dt.timedelta(hours=12)
+STOP_SECONDS = 30.0  # how long `stop` waits for the serving thread to let go of the port
 
 
 def _asn1(cred: Credential) -> tuple[asn1_x509.Certificate, keys.PrivateKeyInfo]:
@@ -112,21 +113,24 @@ class LocalPkiService:
         return found if found is not None and self.pki.crl_url.encode() in found.der else issue()
 
     def _serve(self, sock: socket.socket, ready: threading.Event) -> None:
-        assert self._loop is not None
-        asyncio.set_event_loop(self._loop)
-        self._runner = web.AppRunner(self._app(), access_log=None)
-        self._loop.run_until_complete(self._runner.setup())
-        self._loop.run_until_complete(web.SockSite(self._runner, sock).start())
+        # Its own references: `stop` clears the service's attributes, and under load it may do so before this
+        # thread has finished cleaning up (found by two CI runs at once: `self._loop` was None at close()).
+        loop = self._loop
+        assert loop is not None
+        asyncio.set_event_loop(loop)
+        runner = self._runner = web.AppRunner(self._app(), access_log=None)
+        loop.run_until_complete(runner.setup())
+        loop.run_until_complete(web.SockSite(runner, sock).start())
         ready.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(self._runner.cleanup())
-        self._loop.close()
+        loop.run_forever()
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
 
     def stop(self) -> None:
         """Stop serving and release the port (the CA keeps its URL: `start` binds the same port again)."""
         if self._loop is not None and self._thread is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
+            self._thread.join(STOP_SECONDS)
         self._loop = self._thread = self._runner = None
 
     def __enter__(self) -> LocalPkiService:
