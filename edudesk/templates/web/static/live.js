@@ -15,6 +15,42 @@
   if (!live || !window.fetch) { return; }
   var scope = live.dataset.scope, stamp = live.dataset.stamp, url = live.dataset.url || location.pathname;
   var controller = null;
+  var KEPT = "edudesk-flash", KEEP_MS = 15000, loadedAt = Date.now();
+
+  // An action's answer ("Đã ghi nhận") is shown once, on the page the action redirects to. The action's own jobs
+  // (the mail to the requester, its audit entry) then move the stamp, often within a second, and the live reload
+  // would take the answer away before it is read. So a reload soon after carries it over, once, in this tab only.
+  function keepFlash() {
+    var shown = document.querySelector("main > .flash.ok[role=status]");
+    var first = shown ? Number(shown.dataset.first || loadedAt) : 0;
+    if (!shown || Date.now() - first > KEEP_MS) { return; }
+    try {
+      sessionStorage.setItem(KEPT, JSON.stringify({url: url, text: shown.textContent, first: first}));
+    } catch (error) { /* storage off: the answer is simply not carried over */ }
+  }
+
+  function restoreFlash() {
+    var kept = null;
+    try {
+      kept = JSON.parse(sessionStorage.getItem(KEPT) || "null");
+      sessionStorage.removeItem(KEPT);
+    } catch (error) { return; }
+    if (!kept || kept.url !== url || !(Date.now() - kept.first <= KEEP_MS)) { return; }
+    if (document.querySelector("main > .flash")) { return; }  // the page has its own answer
+    var box = document.createElement("div");
+    box.className = "flash ok";
+    box.setAttribute("role", "status");
+    box.dataset.first = String(kept.first);
+    box.textContent = String(kept.text);
+    var main = document.querySelector("main"), banner = document.getElementById("changed");
+    if (main) { main.insertBefore(box, banner ? banner.nextSibling : main.firstChild); }
+  }
+  restoreFlash();
+
+  function reload() {
+    keepFlash();
+    location.replace(url);
+  }
 
   function busy() {
     var active = document.activeElement;  // someone typing: a reload would lose it
@@ -55,7 +91,7 @@
         var data = await response.json();
         if (data.stamp !== stamp) {
           stamp = data.stamp;
-          if (!busy()) { location.replace(url); return; }
+          if (!busy()) { reload(); return; }
           document.getElementById("changed").classList.add("show");
         }
       } catch (error) {
