@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,30 @@ from tortoise.exceptions import OperationalError
 
 BUSY_TIMEOUT_MS = 10_000  # how long a SQLite writer waits for another process (the CLI) to commit
 READS = ("SELECT", "PRAGMA", "EXPLAIN")  # statements that change nothing (no fsync after them)
+_CARRIED: ContextVar[bool] = ContextVar("edudesk_sqlite_carried", default=False)
+
+
+@contextmanager
+def carried_by_a_later_commit() -> Iterator[None]:
+    """The writes this task makes inside do not wait for their own fsync; a later durable commit carries them.
+
+    The WAL is written and synced in order, so a commit is on disk once any commit after it is. A crash
+    (kill -9) loses nothing either way: the commit is in the operating system's cache. Only a power cut
+    between this commit and the next durable one can undo it, so this is only for writes whose undoing leaves
+    a state the code already handles, followed by a durable commit of the same work. A job handler's
+    writes are that (the job's completion is committed durably after them, and a job not marked done runs
+    again, idempotently); `mailer/delivery.py` uses it for an acknowledgement's slot and sent state. Each
+    thread hop to wait for an fsync costs more CPU than the statement it follows.
+    """
+    token = _CARRIED.set(True)
+    try:
+        yield
+    finally:
+        _CARRIED.reset(token)
+
+
+def _must_sync() -> bool:
+    return not _CARRIED.get()
 
 
 class WalSync:
@@ -125,7 +151,7 @@ class _ImmediateContext(SqliteTransactionContext):
         except Exception:  # noqa: BLE001 - a connection closed meanwhile: tortoise's exit must still run
             wrote = True
         await super().__aexit__(exc_type, exc_val, exc_tb)
-        if exc_type is None and wrote:
+        if exc_type is None and wrote and _must_sync():
             await conn._parent.wal_sync.barrier()
 
 
@@ -140,19 +166,21 @@ class ImmediateSqliteClient(SqliteClient):
         return _ImmediateContext(_ImmediateTransaction(self), self._lock)
 
     async def _durable(self, query: str) -> None:
-        if not query.lstrip()[:7].upper().startswith(READS):
+        if not query.lstrip()[:7].upper().startswith(READS) and _must_sync():
             await self.wal_sync.barrier()
 
     async def execute_insert(self, query: str, values: list) -> int:
         """tortoise's, durable before it returns."""
         result = await super().execute_insert(query, values)
-        await self.wal_sync.barrier()
+        if _must_sync():
+            await self.wal_sync.barrier()
         return result
 
     async def execute_many(self, query: str, values: list[list]) -> None:
         """tortoise's, durable before it returns."""
         await super().execute_many(query, values)
-        await self.wal_sync.barrier()
+        if _must_sync():
+            await self.wal_sync.barrier()
 
     async def execute_query(self, query: str, values: list | None = None) -> tuple[int, Sequence[dict]]:
         """tortoise's; a statement that may write is durable before it returns."""

@@ -14,6 +14,7 @@ from edudesk.core.accounts.models import PendingSecret
 from edudesk.core.accounts.sheet import build_accounts_xlsx
 from edudesk.core.config import Settings
 from edudesk.core.db import lock_for_transaction
+from edudesk.core.db_sqlite import carried_by_a_later_commit
 from edudesk.core.intake.confirm import TEMPLATE as CONFIRM_TEMPLATE
 from edudesk.core.intake.confirm import mask
 from edudesk.core.jobs import Handlers, JobKind, JobQueue, PermanentJobError, RetryLater
@@ -46,6 +47,21 @@ _TAKE_SLOT = Prepared(lambda conn, _shape, mail_id, now: OutgoingMail.filter(id=
     conn).update(state="sending", sent_at=now))
 _SENT = Prepared(lambda conn, _shape, mail_id, sent_at: OutgoingMail.filter(id=mail_id).using_db(conn).update(
     state="sent", sent_at=sent_at))
+
+
+async def _take_free_slot(conn: Any, mail_id: int, recipient: str, now: datetime, since: datetime,
+                          limit: int) -> bool:
+    """SQLite: take the mail's slot when the recipient has one free, in one statement; False when it did not
+    (no slot free, or the mail is no longer pending: the transaction in `_reserve` then decides).
+
+    One UPDATE holds SQLite's write lock from its start (it is a write statement), so its count and its change
+    are one step for every process, as the transaction with its lock is on PostgreSQL. Four statements (BEGIN,
+    the count, the update, COMMIT) become one on the path every acknowledgement takes.
+    """
+    take, take_values = _TAKE_SLOT.statement(conn, (mail_id, now))
+    used, used_values = _SLOTS_USED.statement(conn, (recipient, since))
+    taken = await conn.execute_query(f"{take} AND ({used})<?", [*take_values, *used_values, limit])
+    return int(taken[0]) == 1
 
 
 def _bracket(mid: str) -> str:
@@ -126,6 +142,11 @@ class MailDelivery:
         out = self.settings.outgoing
         now = self.clock.now()
         since = now - timedelta(minutes=out.auto_reply_window_minutes)
+        conn = OutgoingMail._choose_db(True)
+        if conn.capabilities.dialect == "sqlite":
+            with carried_by_a_later_commit():  # lost in a power cut: the mail is pending again, sent again as is
+                if await _take_free_slot(conn, mail.id, mail.recipient, now, since, out.auto_reply_limit):
+                    return True
         async with in_transaction() as conn:
             await lock_for_transaction(conn, f"edudesk:auto_reply:{mail.recipient}")
             used = await _SLOTS_USED.value(conn, (mail.recipient, since))
@@ -238,7 +259,12 @@ class MailDelivery:
             await self.health.report_health("outgoing", True)
         # A personal address from the registry (a sender confirmation) is personal data: the trail masks it.
         recipient = mask(mail.recipient) if mail.template == CONFIRM_TEMPLATE else mail.recipient
-        # The state and its audit entry in one transaction: one commit (one fsync) per mail sent, not two.
+        # The state and its audit entry in one transaction. Its fsync is the job's completion's: undone by a power
+        # cut before that, the job (not marked done) sends again under the same Message-ID, as after a crash.
+        with carried_by_a_later_commit():
+            await self._mark_sent(mail, now, secret_keys, recipient)
+
+    async def _mark_sent(self, mail: OutgoingMail, now: datetime, secret_keys: list[str], recipient: str) -> None:
         async with in_transaction() as conn:
             await _SENT.count(conn, (mail.id, mail.sent_at or now))
             if secret_keys:

@@ -99,6 +99,30 @@ async def test_reads_wait_for_no_fsync(app_factory: Any, settings_factory: Any,
     assert fsync.files == before
 
 
+async def test_writes_carried_by_a_later_commit_wait_for_no_fsync_and_are_durable_with_the_next_one(
+        app_factory: Any, settings_factory: Any, watched: Callable[..., Watched]) -> None:
+    await app_factory(settings_factory(web={"enabled": False}))
+    fsync = watched()
+    before = fsync.files
+    with db_sqlite.carried_by_a_later_commit():
+        await AuditEvent.create(at=NOW, actor="carried-single", action="test")  # autocommit INSERT
+        await AuditEvent.filter(actor="carried-single").update(action="test2")  # autocommit UPDATE
+        async with in_transaction():
+            await AuditEvent.create(at=NOW, actor="carried-transaction", action="test")
+    assert fsync.files == before, "a carried write waited for an fsync"
+    assert not fsync.holds("carried-single") and not fsync.holds("carried-transaction")
+    # Outside the block the rule is back: the next write waits for an fsync, which carries the earlier ones.
+    await AuditEvent.create(at=NOW, actor="durable-after", action="test")
+    assert fsync.files > before
+    assert fsync.holds("durable-after") and fsync.holds("carried-single") and fsync.holds("carried-transaction")
+    # The block ends even when its body fails.
+    with pytest.raises(RuntimeError), db_sqlite.carried_by_a_later_commit():
+        raise RuntimeError("boom")
+    count = fsync.files
+    await AuditEvent.create(at=NOW, actor="durable-again", action="test")
+    assert fsync.files > count and fsync.holds("durable-again")
+
+
 async def test_a_barrier_waits_for_an_fsync_begun_after_it(tmp_path: Path, watched: Callable[..., Watched]) -> None:
     database = tmp_path / "x.sqlite3"
     wal = Path(f"{database}-wal")
