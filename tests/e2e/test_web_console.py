@@ -300,13 +300,19 @@ async def test_double_submit_of_the_same_form_is_decided_once(desk: Desk) -> Non
     assert (await Request.get(id=request_id)).state == "approved"
 
 
-async def test_reject_with_a_preset_reason_and_ask_info_with_typed_text(desk: Desk) -> None:
+async def _office_asks_for_more(desk: Desk) -> tuple[Page, int]:
+    """An office member, on a new request's page, asks the requester for more with a typed text."""
     office = await desk.login("Phạm Thị Lan", ["office"])
-    first = await desk.new_request(office)
-    await open_page(office, f"{desk.url}/requests/{first}")
+    request_id = await desk.new_request(office)
+    await open_page(office, f"{desk.url}/requests/{request_id}")
     await office.get_by_text("Yêu cầu bổ sung").click()
     await office.locator("details[open] textarea").fill("Đề nghị gửi ảnh thẻ sinh viên")
     await office.locator("details[open]").get_by_role("button", name="Gửi").click()
+    return office, request_id
+
+
+async def test_reject_with_a_preset_reason_and_ask_info_with_typed_text(desk: Desk) -> None:
+    office, first = await _office_asks_for_more(desk)
     assert "Đã ghi nhận" in await office.locator(".flash.ok").inner_text()
     assert await office.locator("#state").inner_text() == "Chờ bổ sung"
     asked = await AuditEvent.get(request_id=first, action="request_ask_info")
@@ -336,12 +342,7 @@ async def test_the_answer_to_an_action_outlives_the_live_reload_its_own_jobs_cau
     itself. "Đã ghi nhận" must still be there (it was lost under load in CI), and only for that one reload."""
     from edudesk.bot.web.live import compute
 
-    office = await desk.login("Phạm Thị Lan", ["office"])
-    request_id = await desk.new_request(office)
-    await open_page(office, f"{desk.url}/requests/{request_id}")
-    await office.get_by_text("Yêu cầu bổ sung").click()
-    await office.locator("details[open] textarea").fill("Đề nghị gửi ảnh thẻ sinh viên")
-    await office.locator("details[open]").get_by_role("button", name="Gửi").click()
+    office, request_id = await _office_asks_for_more(desk)
     await office.locator(".flash.ok").wait_for()
     await office.evaluate("window.__before_reload = true")
     # What the job does when it ends: an audit entry of this request (done here at once, so the test waits for
