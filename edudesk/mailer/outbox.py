@@ -163,6 +163,7 @@ class MaildirMailSender:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._folders_made = False  # tmp/, new/ and cur/: made at the first send, and again if removed
 
     def file_name(self, message_id: str) -> str:
         """The file name a Message-ID is stored under (a hash, so retries land on the same name)."""
@@ -179,14 +180,33 @@ class MaildirMailSender:
             raise MailSendError(f"Không ghi được thư vào thư mục {self.path}: {exc}") from exc
 
     def _delivered(self, name: str) -> bool:
-        # A mail client moves read mail to cur/ and appends ":2,<flags>" to the name.
-        if (self.path / "new" / name).exists():
+        # A mail client moves read mail to cur/ and appends ":2,<flags>" to the name. One pass over cur/ with
+        # plain string tests: a glob pattern per mail (a regular expression compiled for each new name) cost
+        # ~0.2 ms of CPU a send, more than writing and syncing the file.
+        if os.path.lexists(os.path.join(self.path, "new", name)):
             return True
-        return any((self.path / "cur").glob(f"{name}:*")) or (self.path / "cur" / name).exists()
+        prefix = f"{name}:"
+        try:
+            with os.scandir(self.path / "cur") as entries:
+                return any(e.name == name or e.name.startswith(prefix) for e in entries)
+        except FileNotFoundError:
+            return False
 
-    def _deliver(self, name: str, data: bytes) -> None:
+    def _make_folders(self) -> None:
         for sub in ("tmp", "new", "cur"):
             (self.path / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._folders_made = True
+
+    def _deliver(self, name: str, data: bytes) -> None:
+        if not self._folders_made:
+            self._make_folders()
+        try:
+            self._store(name, data)
+        except FileNotFoundError:
+            self._make_folders()  # someone removed the outbox while the service ran
+            self._store(name, data)
+
+    def _store(self, name: str, data: bytes) -> None:
         if self._delivered(name):
             log.info("maildir: %s already delivered, not storing it twice", name)
             return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email
 import os
+import shutil
 import unicodedata
 from dataclasses import replace
 from email import policy
@@ -58,6 +59,30 @@ async def test_maildir_does_not_redeliver_after_a_client_has_read_the_mail(tmp_p
     first.rename(tmp_path / "outbox" / "cur" / f"{first.name}:2,S")
     await sender.send(message())
     assert [p.name for p in stored(tmp_path / "outbox")] == [f"{first.name}:2,S"]
+
+
+async def test_maildir_finds_a_read_mail_whatever_the_client_named_it_in_cur(tmp_path: Path) -> None:
+    sender = MaildirMailSender(tmp_path / "outbox")
+    cur = tmp_path / "outbox" / "cur"
+    name = sender.file_name(message().message_id)
+    await sender.send(message(message_id="<edudesk.other@hust.edu.vn>"))  # makes the folders
+    (cur / f"{name}x:2,S").write_bytes(b"another name that starts the same")  # not this mail
+    (cur / "unrelated:2,").write_bytes(b"x")
+    await sender.send(message())
+    assert (tmp_path / "outbox" / "new" / name).exists()
+    for moved in (name, f"{name}:2,", f"{name}:2,RS"):  # no info part, an empty one, flags
+        (tmp_path / "outbox" / "new" / name).rename(cur / moved)
+        await sender.send(message())
+        assert not (tmp_path / "outbox" / "new" / name).exists(), moved
+        (cur / moved).rename(tmp_path / "outbox" / "new" / name)
+
+
+async def test_maildir_makes_its_folders_again_when_they_were_removed(tmp_path: Path) -> None:
+    sender = MaildirMailSender(tmp_path / "outbox")
+    await sender.send(message(message_id="<edudesk.first@hust.edu.vn>"))
+    shutil.rmtree(tmp_path / "outbox")  # an admin clearing the outbox while the service runs
+    await sender.send(message())
+    assert [p.name for p in stored(tmp_path / "outbox")] == [sender.file_name(message().message_id)]
 
 
 async def test_maildir_keeps_different_message_ids_apart(tmp_path: Path) -> None:
