@@ -149,9 +149,62 @@ def _email_message(msg: OutgoingMessage) -> Message:
     return mail
 
 
+def _alternative_bytes(msg: OutgoingMessage, policy: _Compat32) -> bytes | None:
+    """The bytes `_email_message(msg).as_bytes(policy)` writes, without building the message objects first,
+    for the shape of nearly every mail sent (an acknowledgement): text and HTML, nothing attached, no CR in
+    either body. None for any other shape. The stdlib's generator spends ~0.6 ms of an acknowledgement's ~3 ms
+    walking objects to write these few lines; the headers are folded by the same policy calls it makes.
+    `tests/unit/test_outbox_mime.py` compares the two byte for byte.
+    """
+    if not msg.html or msg.attachments or "\r" in msg.text or "\r" in msg.html:
+        return None
+    headers: list[tuple[str, str]] = []
+    boundary = f"=_edudesk_{secrets.token_hex(12)}"
+    headers.append(("Content-Type", f'multipart/alternative; boundary="{boundary}"'))
+    headers.append(("MIME-Version", "1.0"))
+    name, addr = parseaddr(msg.sender)
+    headers.append(("From", formataddr((name, addr), charset="utf-8") if name else (addr or msg.sender)))
+    headers.append(("To", _header(", ".join(msg.to), "To")))
+    headers.append(("Subject", _header(msg.subject, "Subject")))
+    headers.append(("Message-ID", msg.message_id))
+    if msg.in_reply_to:
+        headers.append(("In-Reply-To", msg.in_reply_to))
+    if msg.references:
+        headers.append(("References", " ".join(msg.references)))
+    for key, value in msg.headers.items():
+        if key.lower() in _STRUCTURAL:
+            continue
+        headers = [(k, v) for k, v in headers if k.lower() != key.lower()]  # as `del mail[key]`
+        headers.append((key, _header(value, key)))
+    if not any(k.lower() == "date" for k, _ in headers):
+        headers.append(("Date", formatdate(usegmt=True)))
+    nl = policy.linesep.encode("ascii")
+    dash = b"--" + boundary.encode("ascii")
+    out = [policy.fold_binary(k, v) for k, v in headers]
+    out.append(nl)
+    for body, subtype in ((msg.text, "plain"), (msg.html, "html")):
+        out += [dash, nl, _PART_HEADERS[subtype].replace(b"\n", nl), nl]
+        out.append(binascii.b2a_qp(body.encode("utf-8"), istext=True).replace(b"\n", nl))
+        out.append(nl)
+    out += [dash, b"--", nl]
+    return b"".join(out)
+
+
+# A text part's own header lines, as `_text_part` sets them (LF; the writer puts the policy's line end).
+_PART_HEADERS = {subtype: (f'Content-Type: text/{subtype}; charset="utf-8"\nMIME-Version: 1.0\n'
+                           "Content-Transfer-Encoding: quoted-printable\n").encode("ascii")
+                 for subtype in ("plain", "html")}
+
+
+def mime_bytes(msg: OutgoingMessage, policy: _Compat32) -> bytes:
+    """The message as MIME bytes with `policy`'s line ends (`_CRLF` on the wire, `_LF` in a maildir)."""
+    fast = _alternative_bytes(msg, policy)
+    return fast if fast is not None else _email_message(msg).as_bytes(policy=policy)
+
+
 def to_mime(msg: OutgoingMessage) -> bytes:
     """Serialise a message as MIME bytes (CRLF, utf-8, multipart/alternative when there is HTML)."""
-    return _email_message(msg).as_bytes(policy=_CRLF)
+    return mime_bytes(msg, _CRLF)
 
 
 def _bare_address(sender: str) -> str:
@@ -173,7 +226,7 @@ class MaildirMailSender:
     async def send(self, message: OutgoingMessage) -> None:
         """Store the message in new/ unless a message with its Message-ID is already there."""
         # Maildir files use the local line ending; mail clients and Dovecot expect LF on Unix.
-        data = _email_message(message).as_bytes(policy=_LF)
+        data = mime_bytes(message, _LF)
         try:
             await asyncio.to_thread(self._deliver, self.file_name(message.message_id), data)
         except OSError as exc:

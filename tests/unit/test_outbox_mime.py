@@ -18,7 +18,16 @@ from email.policy import compat32
 import pytest
 
 from edudesk.core.ports import OutgoingMessage
-from edudesk.mailer.outbox import _CRLF, _LF, _UTF8_QP, _email_message, _text_part, to_mime
+from edudesk.mailer.outbox import (
+    _CRLF,
+    _LF,
+    _UTF8_QP,
+    _alternative_bytes,
+    _email_message,
+    _text_part,
+    mime_bytes,
+    to_mime,
+)
 
 VIETNAMESE = "Kính gửi: Phòng Đào tạo. Yêu cầu cấp tài khoản thư điện tử đã được tiếp nhận, mã YC-123."
 BODIES = [
@@ -125,3 +134,53 @@ def test_a_boundary_never_occurs_in_the_encoded_parts() -> None:
     assert len(parts) == 3
     assert parts[0].get_payload(decode=True) == text.replace("\n", "\r\n").encode()  # on the wire: CRLF
     assert parts[2].get_payload(decode=True) == bytes(range(256)) * 20
+
+
+def _random_messages(count: int) -> list[OutgoingMessage]:
+    rng = random.Random(7)
+    subjects = ["[YC-1] Đã nhận", "ascii subject", "[YC-123] " + VIETNAMESE, "x" * 90, "a  b", " lead", "",
+                unicodedata.normalize("NFD", "Kết quả xử lý yêu cầu"), "trailing "]
+    senders = ["it@truong.edu.vn", "Phòng Công nghệ thông tin <it@truong.edu.vn>", "IT Office <it@t.vn>",
+               '"Phòng, CNTT" <it@t.vn>', "Trường Đại học Bách khoa Hà Nội - Phòng Công nghệ thông tin <it@t.vn>"]
+    recipients = [("a@b.vn",), ("một@b.vn",), tuple(f"user{i}@truong.edu.vn" for i in range(6))]
+    extra = [{}, {"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All"},
+             {"X-Edudesk-Request": "123", "Content-Language": "vi"}, {"X-Note": "Ghi chú tiếng Việt dài " * 5},
+             {"Subject": "a stray structural header", "Content-Type": "text/evil"}, {"date": "lower-case date"},
+             {"X-Long": "v" * 100}]
+    bodies = [b for b in BODIES if "\r" not in b] + _random_bodies(40)
+    out = []
+    for i in range(count):
+        refs = tuple(f"<r{j}@x.vn>" for j in range(rng.randint(0, 25)))
+        out.append(OutgoingMessage(
+            message_id=f"<edudesk.m-{i}@truong.edu.vn>", sender=rng.choice(senders), to=rng.choice(recipients),
+            subject=rng.choice(subjects), text=rng.choice(bodies), html=rng.choice(bodies) or "<p></p>",
+            in_reply_to=rng.choice(["", "<q@w.vn>"]), references=refs,
+            headers={**rng.choice(extra), "Date": "Mon, 07 Dec 2026 08:00:00 +0700"}, attachments=()))
+    return out
+
+
+@pytest.mark.parametrize("policy", [_CRLF, _LF], ids=["crlf", "lf"])
+def test_alternative_mails_are_written_byte_for_byte_as_the_generator_writes_them(policy: object) -> None:
+    boundary = re.compile(rb"=_edudesk_[0-9a-f]{24}")
+    for message in _random_messages(400):
+        fast = _alternative_bytes(message, policy)  # type: ignore[arg-type]
+        assert fast is not None
+        stock = _email_message(message).as_bytes(policy=policy)  # type: ignore[arg-type]
+        assert boundary.sub(b"B", fast) == boundary.sub(b"B", stock), message
+        assert len(set(boundary.findall(fast))) == 1
+    # Without a Date header of its own the mail gets the current one, as before.
+    plain = _random_messages(1)[0]
+    undated = OutgoingMessage(**{**plain.__dict__, "headers": {"Auto-Submitted": "auto-generated"}})
+    date = re.compile(rb"Date: [^\r\n]+")
+    fast, stock = _alternative_bytes(undated, policy), _email_message(undated).as_bytes(policy=policy)  # type: ignore[arg-type]
+    assert fast is not None and len(date.findall(fast)) == 1
+    assert date.sub(b"D", boundary.sub(b"B", fast)) == date.sub(b"D", boundary.sub(b"B", stock))
+
+
+def test_other_shapes_are_left_to_the_generator() -> None:
+    base = _random_messages(1)[0]
+    for change in ({"html": ""}, {"text": "with CR\r\n"}, {"html": "<p>CR\r</p>"},
+                   {"attachments": (("a.txt", "text/plain", b"x"),)}):
+        message = OutgoingMessage(**{**base.__dict__, **change})
+        assert _alternative_bytes(message, _CRLF) is None
+        assert email.message_from_bytes(mime_bytes(message, _CRLF))["Message-ID"] == base.message_id
