@@ -115,6 +115,28 @@ def _header(value: str, name: str) -> str:
     return value if value.isascii() else Header(value, _UTF8_QP, header_name=name).encode()
 
 
+def _header_items(msg: OutgoingMessage) -> list[tuple[str, str]]:
+    """The message's own header lines, in order, after the body's Content-Type and MIME-Version: the sender,
+    recipients, subject (RFC 2047 where not ASCII), threading, the extra headers (a structural one among them
+    is left out, a repeated name keeps the last) and a Date when none was given."""
+    name, addr = parseaddr(msg.sender)
+    items = [("From", formataddr((name, addr), charset="utf-8") if name else (addr or msg.sender)),
+             ("To", _header(", ".join(msg.to), "To")), ("Subject", _header(msg.subject, "Subject")),
+             ("Message-ID", msg.message_id)]
+    if msg.in_reply_to:
+        items.append(("In-Reply-To", msg.in_reply_to))
+    if msg.references:
+        items.append(("References", " ".join(msg.references)))
+    for key, value in msg.headers.items():
+        if key.lower() in _STRUCTURAL:
+            continue
+        items = [(k, v) for k, v in items if k.lower() != key.lower()]
+        items.append((key, _header(value, key)))
+    if not any(k.lower() == "date" for k, _ in items):
+        items.append(("Date", formatdate(usegmt=True)))
+    return items
+
+
 def _email_message(msg: OutgoingMessage) -> Message:
     text = _text_part(msg.text, "plain")
     mail: Message
@@ -125,22 +147,8 @@ def _email_message(msg: OutgoingMessage) -> Message:
     else:
         mail = text
     mail = with_attachments(mail, msg.attachments)
-    name, addr = parseaddr(msg.sender)
-    mail["From"] = formataddr((name, addr), charset="utf-8") if name else (addr or msg.sender)
-    mail["To"] = _header(", ".join(msg.to), "To")
-    mail["Subject"] = _header(msg.subject, "Subject")
-    mail["Message-ID"] = msg.message_id
-    if msg.in_reply_to:
-        mail["In-Reply-To"] = msg.in_reply_to
-    if msg.references:
-        mail["References"] = " ".join(msg.references)
-    for key, value in msg.headers.items():
-        if key.lower() in _STRUCTURAL:
-            continue
-        del mail[key]
-        mail[key] = _header(value, key)
-    if "Date" not in mail:
-        mail["Date"] = formatdate(usegmt=True)
+    for key, value in _header_items(msg):
+        mail[key] = value
     for part in mail.walk():
         if part.is_multipart():
             # "=_" never occurs in quoted-printable or base64 text, so the generator need not search the parts
@@ -158,26 +166,9 @@ def _alternative_bytes(msg: OutgoingMessage, policy: _Compat32) -> bytes | None:
     """
     if not msg.html or msg.attachments or "\r" in msg.text or "\r" in msg.html:
         return None
-    headers: list[tuple[str, str]] = []
     boundary = f"=_edudesk_{secrets.token_hex(12)}"
-    headers.append(("Content-Type", f'multipart/alternative; boundary="{boundary}"'))
-    headers.append(("MIME-Version", "1.0"))
-    name, addr = parseaddr(msg.sender)
-    headers.append(("From", formataddr((name, addr), charset="utf-8") if name else (addr or msg.sender)))
-    headers.append(("To", _header(", ".join(msg.to), "To")))
-    headers.append(("Subject", _header(msg.subject, "Subject")))
-    headers.append(("Message-ID", msg.message_id))
-    if msg.in_reply_to:
-        headers.append(("In-Reply-To", msg.in_reply_to))
-    if msg.references:
-        headers.append(("References", " ".join(msg.references)))
-    for key, value in msg.headers.items():
-        if key.lower() in _STRUCTURAL:
-            continue
-        headers = [(k, v) for k, v in headers if k.lower() != key.lower()]  # as `del mail[key]`
-        headers.append((key, _header(value, key)))
-    if not any(k.lower() == "date" for k, _ in headers):
-        headers.append(("Date", formatdate(usegmt=True)))
+    headers = [("Content-Type", f'multipart/alternative; boundary="{boundary}"'), ("MIME-Version", "1.0"),
+               *_header_items(msg)]
     nl = policy.linesep.encode("ascii")
     dash = b"--" + boundary.encode("ascii")
     out = [policy.fold_binary(k, v) for k, v in headers]
