@@ -41,3 +41,31 @@ async def test_the_ledger_stores_mail_and_records_health_but_keeps_no_checkpoint
     assert not row.ok and row.failures == 1 and "connection refused" in row.detail
     await health.report_health("imap", True)
     assert (await ChannelHealth.get(channel="imap")).ok
+
+
+async def test_a_recovery_is_never_recorded_without_its_audit_entry(app_factory: Any,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The audit insert fails (as a task cancelled between two commits would stop it): the channel must stay
+    failing, so the next good report records the recovery and its entry together."""
+    from edudesk.core.models import AuditEvent
+
+    app = await app_factory(inline_analysis=True)
+    await app.ledger.report_health("imap", False, "OSError: connection refused")
+    real = AuditEvent.create
+
+    async def cut_off(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("action") == "channel_recovered":
+            raise RuntimeError("cancelled between the update and the audit entry")
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(AuditEvent, "create", cut_off)
+    with pytest.raises(RuntimeError):
+        await app.ledger.report_health("imap", True)
+    assert not (await ChannelHealth.get(channel="imap")).ok
+    monkeypatch.undo()
+    await app.ledger.report_health("imap", True)
+    assert (await ChannelHealth.get(channel="imap")).ok
+    recovered = await AuditEvent.filter(action="channel_recovered")
+    assert len(recovered) == 1 and recovered[0].detail == {"channel": "imap", "after_failures": 1}
+    await app.ledger.report_health("imap", True)  # already well: no second entry
+    assert await AuditEvent.filter(action="channel_recovered").count() == 1

@@ -272,12 +272,16 @@ class MailLedger:
         await ChannelHealth.bulk_create([ChannelHealth(channel=channel)], ignore_conflicts=True)
         if ok:
             row = await ChannelHealth.get(channel=channel)
-            if await ChannelHealth.filter(channel=channel, ok=False).update(ok=True, failures=0, alerted=False,
-                                                                              last_ok_at=now):
-                await AuditEvent.create(at=now, actor="system", action="channel_recovered",
-                                        detail={"channel": channel, "after_failures": row.failures})
-            else:
-                await ChannelHealth.filter(channel=channel).update(last_ok_at=now)
+            if not row.ok:
+                # The recovery and its audit entry in one transaction: a task cancelled (or a process killed)
+                # between two commits left the channel recovered with nothing in the trail (seen under load).
+                async with in_transaction() as conn:
+                    if await ChannelHealth.filter(channel=channel, ok=False).using_db(conn).update(
+                            ok=True, failures=0, alerted=False, last_ok_at=now):
+                        await AuditEvent.create(at=now, actor="system", action="channel_recovered", using_db=conn,
+                                                detail={"channel": channel, "after_failures": row.failures})
+                        return
+            await ChannelHealth.filter(channel=channel).update(last_ok_at=now)
             return
         await ChannelHealth.filter(channel=channel).update(ok=False, failures=F("failures") + 1,
                                                            detail=detail[:2000], last_error_at=now)
