@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from edudesk.core.db import lock_for_transaction
 from edudesk.core.db_sqlite import carried_by_a_later_commit
 from edudesk.core.intake.confirm import TEMPLATE as CONFIRM_TEMPLATE
 from edudesk.core.intake.confirm import mask
-from edudesk.core.jobs import Handlers, JobKind, JobQueue, PermanentJobError, RetryLater
+from edudesk.core.jobs import Handlers, JobKind, JobQueue, PermanentJobError, RetryLater, write_when_done
 from edudesk.core.models import AuditEvent, Job
 from edudesk.core.people.loginmail import mint_signin_link
 from edudesk.core.ports import Clock, HealthReport, MailSender
@@ -62,6 +63,31 @@ async def _take_free_slot(conn: Any, mail_id: int, recipient: str, now: datetime
     used, used_values = _SLOTS_USED.statement(conn, (recipient, since))
     taken = await conn.execute_query(f"{take} AND ({used})<?", [*take_values, *used_values, limit])
     return int(taken[0]) == 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """A mail the relay took, to be marked sent with its audit entry (`_write_sent`)."""
+
+    mail_id: int
+    sent_at: datetime | None  # None: not stamped by a slot (the reserve or the pace), stamped `at` now
+    at: datetime
+    request_id: int | None
+    detail: dict[str, str]
+
+
+async def _write_sent(conn: Any, items: list[_Sent]) -> None:
+    """Mark the mails sent and audit each, in the transaction that marks their jobs done: one update for the
+    mails whose slot stamped them, one insert for all the audit entries."""
+    stamped = [item.mail_id for item in items if item.sent_at is not None]
+    if stamped:
+        await OutgoingMail.filter(id__in=stamped).using_db(conn).update(state="sent")
+    for item in items:
+        if item.sent_at is None:
+            await _SENT.count(conn, (item.mail_id, item.at))
+    await AuditEvent.bulk_create([AuditEvent(at=item.at, actor="system", action="mail_sent",
+                                             request_id=item.request_id, detail=item.detail) for item in items],
+                                 using_db=conn)
 
 
 def _bracket(mid: str) -> str:
@@ -146,6 +172,7 @@ class MailDelivery:
         if conn.capabilities.dialect == "sqlite":
             with carried_by_a_later_commit():  # lost in a power cut: the mail is pending again, sent again as is
                 if await _take_free_slot(conn, mail.id, mail.recipient, now, since, out.auto_reply_limit):
+                    mail.sent_at = now
                     return True
         async with in_transaction() as conn:
             await lock_for_transaction(conn, f"edudesk:auto_reply:{mail.recipient}")
@@ -157,7 +184,8 @@ class MailDelivery:
                                                                             "recipient": mail.recipient},
                                         using_db=conn)
                 return False
-            await _TAKE_SLOT.count(conn, (mail.id, now))
+            if await _TAKE_SLOT.count(conn, (mail.id, now)):
+                mail.sent_at = now
         return True
 
     async def _pace(self, mail: OutgoingMail) -> float:
@@ -173,7 +201,9 @@ class MailDelivery:
                 oldest: datetime = recent[len(recent) - NOTICES_PER_MINUTE]  # type: ignore[assignment]
                 oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
                 return max(1.0, (oldest + PACE_WINDOW - now).total_seconds())
-            await OutgoingMail.filter(id=mail.id, state="pending").using_db(conn).update(state="sending", sent_at=now)
+            if await OutgoingMail.filter(id=mail.id, state="pending").using_db(conn).update(state="sending",
+                                                                                          sent_at=now):
+                mail.sent_at = now
         return 0.0
 
     async def _report_failed_notice(self, conn: Any, mail: OutgoingMail, error: str) -> None:
@@ -259,12 +289,19 @@ class MailDelivery:
             await self.health.report_health("outgoing", True)
         # A personal address from the registry (a sender confirmation) is personal data: the trail masks it.
         recipient = mask(mail.recipient) if mail.template == CONFIRM_TEMPLATE else mail.recipient
-        # The state and its audit entry in one transaction. Its fsync is the job's completion's: undone by a power
-        # cut before that, the job (not marked done) sends again under the same Message-ID, as after a crash.
+        detail = {"template": mail.template, "recipient": recipient, "message_id": mail.message_id}
+        # The state and its audit entry go with the job's completion, batched with the other jobs completed then:
+        # until it commits, a crash (or a power cut) re-runs the job, which sends again under the same
+        # Message-ID from the "sending" state. Passwords are dropped at once, not left for later.
+        if not secret_keys and write_when_done(_write_sent, _Sent(mail.id, mail.sent_at, now, mail.request_id,
+                                                                  detail)):
+            return
+        # The same in one transaction of its own, whose fsync is the job's completion's (as above).
         with carried_by_a_later_commit():
-            await self._mark_sent(mail, now, secret_keys, recipient)
+            await self._mark_sent(mail, now, secret_keys, detail)
 
-    async def _mark_sent(self, mail: OutgoingMail, now: datetime, secret_keys: list[str], recipient: str) -> None:
+    async def _mark_sent(self, mail: OutgoingMail, now: datetime, secret_keys: list[str],
+                         detail: dict[str, str]) -> None:
         async with in_transaction() as conn:
             await _SENT.count(conn, (mail.id, mail.sent_at or now))
             if secret_keys:
@@ -276,5 +313,4 @@ class MailDelivery:
                     await PendingSecret.filter(request_id=mail.request_id, key__startswith="pw:").using_db(
                         conn).delete()
             await AuditEvent.create(at=now, actor="system", action="mail_sent", request_id=mail.request_id,
-                                    detail={"template": mail.template, "recipient": recipient,
-                                            "message_id": mail.message_id}, using_db=conn)
+                                    detail=detail, using_db=conn)

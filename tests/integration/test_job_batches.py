@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from edudesk.core.jobs import JobKind, JobQueue, JobState, JobWorker
-from edudesk.core.models import Job
+from edudesk.core.jobs import JobKind, JobQueue, JobState, JobWorker, PermanentJobError, write_when_done
+from edudesk.core.models import AuditEvent, Job
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.db
@@ -99,6 +99,42 @@ async def test_the_worker_marks_each_handled_job_done_once_and_runs_each_once(
         await wait_until(lambda: _done_is(20))
         worker.stop()
     assert await Job.filter(state=JobState.DONE).count() == 20 and len(ran) == 20
+
+
+async def test_the_writes_a_handler_leaves_are_made_with_its_completion_one_call_a_batch_or_not_at_all(
+        app_factory: Any, clock: Any, settings_factory: Any) -> None:
+    queue = await _queue(app_factory, clock, settings_factory, concurrency=4)
+    calls: list[list[str]] = []
+    disk_full = [True]
+
+    async def writer(conn: Any, items: list[str]) -> None:
+        calls.append(sorted(items))
+        await AuditEvent.bulk_create([AuditEvent(at=clock.now(), actor="system", action="left_write",
+                                                 detail={"key": key}) for key in items], using_db=conn)
+        if disk_full.pop() if disk_full else False:
+            raise OSError("No space left on device")
+
+    async def handler(job: Job) -> None:
+        assert write_when_done(writer, job.key)
+        if job.key == "refused":
+            raise PermanentJobError("refused")  # what it left goes with it
+
+    assert not write_when_done(writer, "outside")  # no worker runs this: the caller writes at once
+    worker = JobWorker(queue, {JobKind.SEND_MAIL: handler})
+    for key in ("a", "b", "refused", "c"):
+        await queue.enqueue(JobKind.SEND_MAIL, key)
+    for job in await queue.claim(4):
+        await worker.run_one(job)
+    with pytest.raises(OSError):
+        await worker.flush()  # the write failed: the jobs are not done either, and nothing was written
+    assert await Job.filter(state=JobState.DONE).count() == 0
+    assert not await AuditEvent.filter(action="left_write").exists()
+    await worker.flush()  # the next try
+    assert calls == [["a", "b", "c"], ["a", "b", "c"]]
+    assert sorted(await Job.filter(state=JobState.DONE).values_list("key", flat=True)) == ["a", "b", "c"]
+    assert await Job.filter(key="refused", state=JobState.DEAD).exists()
+    events = await AuditEvent.filter(action="left_write").values_list("detail", flat=True)
+    assert sorted(e["key"] for e in events) == ["a", "b", "c"]  # type: ignore[index]
 
 
 async def _done_is(n: int) -> bool:

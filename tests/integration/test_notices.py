@@ -92,3 +92,32 @@ async def test_a_notice_that_cannot_be_delivered_is_reported_to_the_alert_addres
     event = await AuditEvent.get(action="staff_notice_failed")
     assert event.detail["recipient"] == TEACHER and "550" in event.detail["error"]
     assert await OutgoingMail.filter(recipient=TEACHER, state="dead").count() == 1
+
+
+async def test_answers_are_marked_sent_with_their_jobs_completion_and_a_crash_before_it_resends_each_once(
+        app_factory: Any, settings_factory: Any) -> None:
+    from pathlib import Path
+
+    from edudesk.core.jobs import JobWorker
+    from edudesk.core.requests.mailqueue import mail_context, queue_mail
+
+    clock = FakeClock()
+    app = await app_factory(settings_factory(jobs={"lease_seconds": 60.0}), clock=clock, inline_analysis=True)
+    async with in_transaction() as conn:
+        for i in range(3):
+            await queue_mail(conn, app.queue, app.clock, app.settings, key=f"unreadable:{i}", template="unreadable",
+                             recipient=f"sv{i}@hust.edu.vn", context={**mail_context(app.settings), "number": i})
+    outbox = Path(app.settings.data_dir) / "outbox" / "new"
+    for job in await app.queue.claim(3):  # a worker sends all three, then its process dies before it records it
+        await app.worker.run_one(job)
+    slots = dict(await OutgoingMail.all().values_list("id", "sent_at"))
+    assert {str(s) for s in await OutgoingMail.all().values_list("state", flat=True)} == {"sending"}
+    assert len(list(outbox.iterdir())) == 3 and not await AuditEvent.filter(action="mail_sent").exists()
+    clock.advance(timedelta(seconds=61))  # its leases run out: the next process takes the jobs over
+    assert await JobWorker(app.queue, app.worker.handlers).drain() == 3
+    assert {str(s) for s in await OutgoingMail.all().values_list("state", flat=True)} == {"sent"}
+    assert dict(await OutgoingMail.all().values_list("id", "sent_at")) == slots  # no second slot was taken
+    assert len(list(outbox.iterdir())) == 3  # sent again under the same Message-IDs: one file each
+    sent = await AuditEvent.filter(action="mail_sent").values_list("detail", flat=True)
+    assert sorted(d["recipient"] for d in sent) == [f"sv{i}@hust.edu.vn" for i in range(3)]  # type: ignore[index]
+    assert await Job.filter(state="done").count() == 3

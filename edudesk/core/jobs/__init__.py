@@ -14,6 +14,7 @@ from edudesk.core.jobs.kinds import (
     PermanentJobError,
     RetryLater,
     database_locked,
+    write_when_done,
 )
 from edudesk.core.jobs.queue import JobQueue
 from edudesk.core.jobs.worker import JobWorker
@@ -33,4 +34,5 @@ __all__ = [
     "PermanentJobError",
     "RetryLater",
     "database_locked",
+    "write_when_done",
 ]

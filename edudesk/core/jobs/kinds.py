@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from typing import Any
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import OperationalError
 
 from edudesk.core.models import Job
 
 Handler = Callable[[Job], Awaitable[None]]
+# Writes a finished job leaves to the transaction that marks it done: called once per batch of jobs completed
+# together, with the items of each (JobQueue._complete).
+DoneWriter = Callable[[BaseDBAsyncClient, list[Any]], Awaitable[None]]
+# Set by the worker around each handler call: the writes that handler left (None: no worker will complete it).
+_WHEN_DONE: ContextVar[list[tuple[DoneWriter, Any]] | None] = ContextVar("edudesk_when_done", default=None)
 
 
 class JobKind(enum.StrEnum):
@@ -64,3 +72,18 @@ class RetryLater(Exception):
     def __init__(self, delay: float) -> None:
         super().__init__(f"retry in {delay:.2f} s")
         self.delay = delay
+
+
+def write_when_done(writer: DoneWriter, item: Any) -> bool:
+    """Leave a write to the transaction that marks the running job done, batched with the other jobs completed
+    in it (one `writer` call for all their items); False when the handler was not called by a worker (a test,
+    the CLI): the caller then writes at once.
+
+    Only for a write whose absence is a state the handler already handles when it runs again: a crash before
+    that transaction re-runs the job, and a handler that raises leaves nothing behind.
+    """
+    writes = _WHEN_DONE.get()
+    if writes is None:
+        return False
+    writes.append((writer, item))
+    return True

@@ -17,7 +17,7 @@ from tortoise.expressions import Case, F, Q, When
 from tortoise.transactions import in_transaction
 
 from edudesk.core.config import JobSettings
-from edudesk.core.jobs.kinds import AGED_SECONDS, URGENT_KINDS, JobKind, JobState
+from edudesk.core.jobs.kinds import AGED_SECONDS, URGENT_KINDS, DoneWriter, JobKind, JobState
 from edudesk.core.models import AuditEvent, Job
 from edudesk.core.ports import Clock
 from edudesk.core.prepared import Prepared
@@ -25,6 +25,12 @@ from edudesk.core.prepared import Prepared
 log = logging.getLogger(__name__)
 # The jobs enqueued on one connection inside `JobQueue.gathered` (this task only), written when it ends.
 _GATHERED: ContextVar[tuple[BaseDBAsyncClient, list[Job]] | None] = ContextVar("edudesk_gathered_jobs", default=None)
+_DONE_WRITES = "_edudesk_done_writes"  # a finished job's writes left for its completion (kinds.write_when_done)
+
+
+def set_done_writes(job: Job, writes: list[tuple[DoneWriter, Any]]) -> None:
+    """Keep with a finished job the writes its handler left for the transaction that marks it done."""
+    setattr(job, _DONE_WRITES, writes)
 
 
 class JobQueue:
@@ -129,6 +135,14 @@ class JobQueue:
             by_attempts.setdefault(job.attempts, []).append(job.id)
         for attempts, ids in by_attempts.items():
             await _COMPLETE.count(conn, (now, attempts, *ids))
+        # The writes the handlers left, one call per writer for the whole batch (also for a job another worker
+        # took over meanwhile: what its handler did, it did).
+        batches: dict[DoneWriter, list[Any]] = {}
+        for job in jobs:
+            for writer, item in getattr(job, _DONE_WRITES, ()):
+                batches.setdefault(writer, []).append(item)
+        for writer, items in batches.items():
+            await writer(conn, items)
 
     async def renew(self, job_ids: list[int]) -> None:
         """Extend the lease of jobs still running here, so that only a dead worker's jobs are taken over."""

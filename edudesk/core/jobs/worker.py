@@ -6,10 +6,12 @@ import asyncio
 import logging
 import random
 import time
+from typing import Any
 
 from tortoise.exceptions import OperationalError
 
 from edudesk.core.jobs.kinds import (
+    _WHEN_DONE,
     LOCKED_RETRY_SECONDS,
     Handler,
     Handlers,
@@ -18,7 +20,7 @@ from edudesk.core.jobs.kinds import (
     RetryLater,
     database_locked,
 )
-from edudesk.core.jobs.queue import JobQueue
+from edudesk.core.jobs.queue import JobQueue, set_done_writes
 from edudesk.core.models import Job
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,8 @@ class JobWorker:
         if handler is None:
             await self.queue.fail(job, f"no handler for job kind {job.kind!r}", permanent=True)
             return
+        writes: list[Any] = []
+        token = _WHEN_DONE.set(writes)
         try:
             await handler(job)
         except PermanentJobError as exc:
@@ -86,7 +90,11 @@ class JobWorker:
             log.exception("job %s (%s) raised", job.id, job.kind)
             await self.queue.fail(job, f"{type(exc).__name__}: {exc}")
         else:
+            if writes:
+                set_done_writes(job, writes)
             self._done.append(job)
+        finally:
+            _WHEN_DONE.reset(token)
 
     async def drain(self) -> int:
         """Run every due job until none is left (for the CLI and tests); returns how many ran."""
