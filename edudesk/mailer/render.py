@@ -73,6 +73,13 @@ def _environment(templates_dir: Path) -> jinja2.Environment:
     return env
 
 
+@functools.cache
+def _environment_at(templates_dir: Path) -> jinja2.Environment:
+    """`_environment` for a templates folder as the caller names it: the name is resolved (a walk of every
+    link along it: five system calls) once, not for every mail."""
+    return _environment(templates_dir.resolve())
+
+
 @jinja2.pass_context
 def _vn_time(ctx: jinja2.runtime.Context, value: datetime | str) -> str:
     """The `vn_time` filter: `core.text.local_time` in the display time zone of the mail."""
@@ -96,7 +103,7 @@ def render_mail(
     if template not in TEMPLATES:
         raise ValueError(f"unknown mail template {template!r}")
     lang = lang if lang in LANGUAGES else LANGUAGES[0]
-    env = _environment(Path(templates_dir).resolve())
+    env = _environment_at(Path(templates_dir))
     values: dict[str, Any] = {**_OPTIONAL, **institution_context(settings), **context, "lang": lang,
                               "display_timezone": display_timezone}
     w = words(lang)
