@@ -46,6 +46,8 @@ _SLOTS_USED = Prepared(lambda conn, _shape, recipient, since: OutgoingMail.filte
     recipient=recipient, automatic=True, state__in=["sent", "sending"], sent_at__gte=since).using_db(conn).count())
 _TAKE_SLOT = Prepared(lambda conn, _shape, mail_id, now: OutgoingMail.filter(id=mail_id, state="pending").using_db(
     conn).update(state="sending", sent_at=now))
+_SENT_STAMPED = Prepared(lambda conn, _shape, *ids: OutgoingMail.filter(id__in=ids).using_db(conn).update(
+    state="sent"))
 _SENT = Prepared(lambda conn, _shape, mail_id, sent_at: OutgoingMail.filter(id=mail_id).using_db(conn).update(
     state="sent", sent_at=sent_at))
 
@@ -81,7 +83,7 @@ async def _write_sent(conn: Any, items: list[_Sent]) -> None:
     mails whose slot stamped them, one insert for all the audit entries."""
     stamped = [item.mail_id for item in items if item.sent_at is not None]
     if stamped:
-        await OutgoingMail.filter(id__in=stamped).using_db(conn).update(state="sent")
+        await _SENT_STAMPED.count(conn, stamped)
     for item in items:
         if item.sent_at is None:
             await _SENT.count(conn, (item.mail_id, item.at))

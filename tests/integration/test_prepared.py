@@ -15,7 +15,7 @@ from edudesk.core.jobs.queue import _COMPLETE, _DUE, _LEASE
 from edudesk.core.models import Job
 from edudesk.core.prepared import Prepared, stand_in
 from edudesk.core.requests import mailqueue
-from edudesk.mailer.delivery import _MAIL, _SENT, _SLOTS_USED, _TAKE_SLOT
+from edudesk.mailer.delivery import _MAIL, _SENT, _SENT_STAMPED, _SLOTS_USED, _TAKE_SLOT
 
 pytestmark = pytest.mark.db
 
@@ -46,7 +46,8 @@ async def test_the_claim_statements_are_the_ones_tortoise_builds(app_factory: An
 def _one_shape_each(step: int, at: datetime) -> list[tuple[Prepared, tuple[Any, ...]]]:
     """The acknowledgement's, intake's and the ledger's statements, with values that differ by `step`."""
     return [(_MAIL, (41 + step,)), (_SLOTS_USED, (f"phong{step}@truong.edu.vn", at)), (_TAKE_SLOT, (41 + step, at)),
-            (_SENT, (41 + step, at)), (pipeline._MAIL, (7 + step,)), (flood._RECENT, (f"a{step}@gmail.com", at)),
+            (_SENT, (41 + step, at)), (_SENT_STAMPED, (41 + step,)), (_SENT_STAMPED, (3, 41 + step, 90)),
+            (pipeline._MAIL, (7 + step,)), (flood._RECENT, (f"a{step}@gmail.com", at)),
             (mailqueue._KNOWN, (f"ack:{step}",)), (pipeline._FINISH, (7 + step, "done", "request", 12 + step)),
             (pipeline._FINISH, (7 + step, "quarantined", "unreadable", None)), (ledger._BACKLOG, (at,)),
             (ledger._BY_KEYS, (f"mid:{step}@x", f"k{step}")),
