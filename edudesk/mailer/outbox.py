@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import hashlib
 import logging
 import os
@@ -115,12 +116,19 @@ def _header(value: str, name: str) -> str:
     return value if value.isascii() else Header(value, _UTF8_QP, header_name=name).encode()
 
 
+@functools.lru_cache(maxsize=64)
+def _from_value(sender: str) -> str:
+    """The From header's value, its display name RFC 2047-encoded (one sender for nearly every mail: parsed and
+    encoded once, not per mail)."""
+    name, addr = parseaddr(sender)
+    return formataddr((name, addr), charset="utf-8") if name else (addr or sender)
+
+
 def _header_items(msg: OutgoingMessage) -> list[tuple[str, str]]:
     """The message's own header lines, in order, after the body's Content-Type and MIME-Version: the sender,
     recipients, subject (RFC 2047 where not ASCII), threading, the extra headers (a structural one among them
     is left out, a repeated name keeps the last) and a Date when none was given."""
-    name, addr = parseaddr(msg.sender)
-    items = [("From", formataddr((name, addr), charset="utf-8") if name else (addr or msg.sender)),
+    items = [("From", _from_value(msg.sender)),
              ("To", _header(", ".join(msg.to), "To")), ("Subject", _header(msg.subject, "Subject")),
              ("Message-ID", msg.message_id)]
     if msg.in_reply_to:

@@ -238,7 +238,7 @@ def build_message(
     return OutgoingMessage(
         message_id=message_id or make_msgid(domain=domain),
         # Kept readable here; to_mime() RFC 2047-encodes the Vietnamese display name on the wire.
-        sender=str(Address(display_name=sender_name, addr_spec=sender)) if sender_name else sender,
+        sender=_sender(sender_name, sender) if sender_name else sender,
         to=recipients,
         subject=subject,
         text=text,
@@ -248,6 +248,12 @@ def build_message(
         headers=headers,
         attachments=tuple(_checked(a) for a in attachments),
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _sender(name: str, address: str) -> str:
+    """The From value for a display name and address (the same few for every mail: parsed once, not per mail)."""
+    return str(Address(display_name=name, addr_spec=address))
 
 
 def _checked(attachment: tuple[str, str, bytes]) -> tuple[str, str, bytes]:
