@@ -72,7 +72,7 @@ class _Sent:
     """A mail the relay took, to be marked sent with its audit entry (`_write_sent`)."""
 
     mail_id: int
-    sent_at: datetime | None  # None: not stamped by a slot (the reserve or the pace), stamped `at` now
+    stamped: bool  # its sent_at is the slot's (the reserve or the pace set it); else it is stamped `at`
     at: datetime
     request_id: int | None
     detail: dict[str, str]
@@ -81,11 +81,11 @@ class _Sent:
 async def _write_sent(conn: Any, items: list[_Sent]) -> None:
     """Mark the mails sent and audit each, in the transaction that marks their jobs done: one update for the
     mails whose slot stamped them, one insert for all the audit entries."""
-    stamped = [item.mail_id for item in items if item.sent_at is not None]
+    stamped = [item.mail_id for item in items if item.stamped]
     if stamped:
         await _SENT_STAMPED.count(conn, stamped)
     for item in items:
-        if item.sent_at is None:
+        if not item.stamped:
             await _SENT.count(conn, (item.mail_id, item.at))
     await AuditEvent.bulk_create([AuditEvent(at=item.at, actor="system", action="mail_sent",
                                              request_id=item.request_id, detail=item.detail) for item in items],
@@ -291,28 +291,26 @@ class MailDelivery:
             await self.health.report_health("outgoing", True)
         # A personal address from the registry (a sender confirmation) is personal data: the trail masks it.
         recipient = mask(mail.recipient) if mail.template == CONFIRM_TEMPLATE else mail.recipient
-        detail = {"template": mail.template, "recipient": recipient, "message_id": mail.message_id}
+        sent = _Sent(mail.id, mail.sent_at is not None, now, mail.request_id,
+                     {"template": mail.template, "recipient": recipient, "message_id": mail.message_id})
         # The state and its audit entry go with the job's completion, batched with the other jobs completed then:
         # until it commits, a crash (or a power cut) re-runs the job, which sends again under the same
         # Message-ID from the "sending" state. Passwords are dropped at once, not left for later.
-        if not secret_keys and write_when_done(_write_sent, _Sent(mail.id, mail.sent_at, now, mail.request_id,
-                                                                  detail)):
+        if not secret_keys and write_when_done(_write_sent, sent):
             return
         # The same in one transaction of its own, whose fsync is the job's completion's (as above).
         with carried_by_a_later_commit():
-            await self._mark_sent(mail, now, secret_keys, detail)
+            await self._mark_sent(sent, secret_keys)
 
-    async def _mark_sent(self, mail: OutgoingMail, now: datetime, secret_keys: list[str],
-                         detail: dict[str, str]) -> None:
+    @staticmethod
+    async def _mark_sent(sent: _Sent, secret_keys: list[str]) -> None:
         async with in_transaction() as conn:
-            await _SENT.count(conn, (mail.id, mail.sent_at or now))
+            await _write_sent(conn, [sent])
             if secret_keys:
                 # Delivered: the passwords (or the link) now live only in the requester's mailbox.
                 await PendingSecret.filter(key__in=secret_keys).using_db(conn).delete()
-                if mail.request_id is not None and any(k.startswith("pw:") for k in secret_keys):
+                if sent.request_id is not None and any(k.startswith("pw:") for k in secret_keys):
                     # Passwords left from people a corrected list dropped are of no use any more (with link
                     # delivery the passwords stay sealed until the link is opened: not these).
-                    await PendingSecret.filter(request_id=mail.request_id, key__startswith="pw:").using_db(
+                    await PendingSecret.filter(request_id=sent.request_id, key__startswith="pw:").using_db(
                         conn).delete()
-            await AuditEvent.create(at=now, actor="system", action="mail_sent", request_id=mail.request_id,
-                                    detail=detail, using_db=conn)
