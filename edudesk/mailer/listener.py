@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 START_TIMEOUT = 60.0  # seconds for the child to import, open the database and bind
 STOP_TIMEOUT = 10.0  # seconds for the child to finish after its stdin closes, before it is killed
 BIND_RETRY_SECONDS = 10.0  # a listener just killed may hold the port a moment longer
+# At the service's first start the port is waited for briefly: the child of a service just killed frees it as soon
+# as it reads the end of its stdin; longer, another program holds it, which is said at once.
+FIRST_BIND_RETRY_SECONDS = 3.0
 COMMAND = [sys.executable, "-m", "edudesk.mailer.listener"]  # the child (bench/intake_count.py wraps it)
 
 
@@ -70,7 +73,8 @@ class ListenerProcess:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         # Started again (under the supervisor), it listens where it did: with port 0, senders know that one.
         first = {"settings": self.settings.model_dump(mode="json"), "secrets": dict(self.settings._secrets),
-                 "port": self._port if self._port is not None else self.settings.smtpd.port}
+                 "port": self._port if self._port is not None else self.settings.smtpd.port,
+                 "bind_retry": BIND_RETRY_SECONDS if self._port is not None else FIRST_BIND_RETRY_SECONDS}
         self.proc.stdin.write(json.dumps(first).encode() + b"\n")
         try:
             await self.proc.stdin.drain()
@@ -79,6 +83,11 @@ class ListenerProcess:
             line = b""
         if not line.startswith(b"port "):
             await self.stop()
+            code, _, text = line.decode("utf-8", "replace").removeprefix("oserror ").strip().partition(" ")
+            if line.startswith(b"oserror ") and code.isdigit():
+                # The child could not listen (a port in use): the same error the listener raises in the service,
+                # which `edudesk run` answers in one line naming the port and its setting.
+                raise OSError(int(code), text)
             raise RuntimeError("the SMTP listener process did not start (its log says why)")
         self._port = int(line.split()[1])
         self.listening = True
@@ -144,8 +153,8 @@ class _PipeWakingQueue(JobQueue):
             os.write(self.wake_fd, b".")
 
 
-async def _bind(smtp: Any) -> None:
-    deadline = time.monotonic() + BIND_RETRY_SECONDS
+async def _bind(smtp: Any, retry_seconds: float) -> None:
+    deadline = time.monotonic() + retry_seconds
     while True:
         try:
             await smtp.start()
@@ -156,7 +165,7 @@ async def _bind(smtp: Any) -> None:
             await asyncio.sleep(0.2)
 
 
-async def _serve(settings: Settings, port: int, wake_fd: int) -> int:
+async def _serve(settings: Settings, port: int, wake_fd: int, bind_retry: float) -> int:
     from edudesk.core.db import close_database, open_database
     from edudesk.core.intake.ledger import MailLedger
     from edudesk.mailer.smtpd import SmtpIntake
@@ -166,7 +175,12 @@ async def _serve(settings: Settings, port: int, wake_fd: int) -> int:
         clock = SystemClock()
         ledger = MailLedger(_PipeWakingQueue(clock, settings, wake_fd), clock, settings)
         smtp = SmtpIntake(ledger, settings.smtpd.model_copy(update={"port": port}), settings.intake)
-        await _bind(smtp)
+        try:
+            await _bind(smtp, bind_retry)
+        except OSError as exc:
+            # Told to the parent on the line it waits for, not as a traceback: it raises the same error.
+            print(f"oserror {exc.errno or 0} {exc.strerror or exc}".replace("\n", " "), flush=True)
+            return 1
         print(f"port {smtp.port}", flush=True)
         loop = asyncio.get_running_loop()
         gone = asyncio.Event()
@@ -204,7 +218,8 @@ def main() -> int:
     settings = Settings.model_validate(first["settings"])
     settings._secrets.update(first["secrets"])
     logsetup.install(settings.general)
-    return asyncio.run(_serve(settings, int(first["port"]), wake_fd))
+    return asyncio.run(_serve(settings, int(first["port"]), wake_fd,
+                              float(first.get("bind_retry", BIND_RETRY_SECONDS))))
 
 
 if __name__ == "__main__":
