@@ -83,11 +83,11 @@ class ListenerProcess:
             line = b""
         if not line.startswith(b"port "):
             await self.stop()
-            code, _, text = line.decode("utf-8", "replace").removeprefix("oserror ").strip().partition(" ")
-            if line.startswith(b"oserror ") and code.isdigit():
+            if line.startswith(b"oserror "):
                 # The child could not listen (a port in use): the same error the listener raises in the service,
                 # which `edudesk run` answers in one line naming the port and its setting.
-                raise OSError(int(code), text)
+                code, _, text = line.decode("utf-8", "replace").removeprefix("oserror ").strip().partition(" ")
+                raise OSError(int(code) if code.isdigit() else 0, text)
             raise RuntimeError("the SMTP listener process did not start (its log says why)")
         self._port = int(line.split()[1])
         self.listening = True
@@ -218,8 +218,7 @@ def main() -> int:
     settings = Settings.model_validate(first["settings"])
     settings._secrets.update(first["secrets"])
     logsetup.install(settings.general)
-    return asyncio.run(_serve(settings, int(first["port"]), wake_fd,
-                              float(first.get("bind_retry", BIND_RETRY_SECONDS))))
+    return asyncio.run(_serve(settings, int(first["port"]), wake_fd, float(first["bind_retry"])))
 
 
 if __name__ == "__main__":

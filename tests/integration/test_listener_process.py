@@ -9,9 +9,11 @@ the same port by `run()` under the supervisor.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import signal
 import smtplib
+import socket
 from typing import Any
 
 import pytest
@@ -19,7 +21,7 @@ import pytest
 from edudesk.core.intake.models import InboundMail
 from edudesk.core.models import Job
 from edudesk.core.requests.models import Request
-from edudesk.mailer.listener import ListenerProcess
+from edudesk.mailer.listener import FIRST_BIND_RETRY_SECONDS, ListenerProcess
 from tests.conftest import wait_until
 from tests.mails import student_form_mail
 
@@ -94,3 +96,24 @@ async def test_the_child_stops_with_the_parent_and_a_dead_child_is_started_again
     assert second.returncode is not None and not _alive(second.pid)
     with pytest.raises(OSError):
         await asyncio.to_thread(_send, port, student_form_mail(message_id="<own-3@gmail.com>"))
+
+
+async def test_a_port_another_program_holds_is_the_same_oserror_as_in_the_service_after_a_short_wait(
+        app_factory: Any, settings_factory: Any) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        app = await app_factory(settings_factory(smtpd={"enabled": True, "port": port, "own_process": True}),
+                                inline_analysis=True)
+        listener = app.smtp
+        assert isinstance(listener, ListenerProcess)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        with pytest.raises(OSError) as refused:
+            await listener.start()
+        waited = loop.time() - began
+    assert refused.value.errno == errno.EADDRINUSE
+    assert str(port) in str(refused.value)  # `edudesk run` names the port from this text
+    assert FIRST_BIND_RETRY_SECONDS <= waited < FIRST_BIND_RETRY_SECONDS + 30  # waited briefly, then said so
+    assert listener.proc is not None and listener.proc.returncode is not None  # the child is gone
